@@ -1,0 +1,3 @@
+from arbengine.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""structlog set-up, and nothing else.
+
+JSON lines on stdout (UTC ISO time, level, dotted event name, bound context)
+for machines; a coloured console only for a person at a terminal. Records of
+third-party libraries that use the standard ``logging`` module (aiohttp,
+asyncpg, websockets) go through the same renderer so every line parses.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import orjson
+import structlog
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default or str).decode()
+
+
+def configure_logging(level: str = "info", pretty: bool | None = None) -> None:
+    """Configure structlog and the standard library's root logger.
+
+    ``pretty=None`` means: human console only when stdout is a terminal.
+    """
+    if pretty is None:
+        pretty = sys.stdout.isatty()
+    numeric = _LEVELS[level]
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: Any
+    if pretty:
+        renderer = structlog.dev.ConsoleRenderer()
+    else:
+        shared.append(structlog.processors.dict_tracebacks)
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    # Chatty libraries: their debug output is not ours to show at info level.
+    for name in ("asyncio", "aiohttp.access", "websockets", "pgserver"):
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+
+
+def get_logger(component: str, **context: Any) -> Any:
+    """A logger bound to a component name (and any per-task context)."""
+    return structlog.get_logger(component).bind(component=component, **context)

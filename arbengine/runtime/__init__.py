@@ -1,0 +1,1 @@
+"""Generic runtime: supervision, channels, OS signals, clocks. No domain knowledge."""

@@ -1,0 +1,249 @@
+"""Typed, frozen settings: ``config/arbengine.toml`` overridden by ``ARB_*`` variables.
+
+Every value is validated once, at start-up, so a typo in a key or a port of
+``"80a"`` stops the process with one line naming the key, instead of failing
+an hour later in some task. Secrets are redacted wherever settings are shown.
+
+Environment names are ``ARB_<SECTION>_<KEY>`` (``[http] port`` → ``ARB_HTTP_PORT``);
+a secret may instead be read from a file named by ``ARB_<SECTION>_<KEY>_FILE``.
+``ARB_CONFIG`` names the TOML file (default ``config/arbengine.toml``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+
+from arbengine.domain.durations import parse_duration_ms
+from arbengine.domain.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/arbengine.toml")
+ENV_PREFIX = "ARB_"
+RESERVED_ENV = frozenset({"ARB_CONFIG"})
+REDACTED = "***"
+
+Duration = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^\d+(ms|s|m|h|d)$", description="a duration like '250ms', '20s', '5m'"),
+]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+
+
+def duration_ms(value: str) -> int:
+    return parse_duration_ms(value)
+
+
+def duration_s(value: str) -> float:
+    return parse_duration_ms(value) / 1000.0
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Base of every settings section."""
+
+    SECRETS: ClassVar[frozenset[str]] = frozenset()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={REDACTED if name in self.SECRETS and getattr(self, name) else getattr(self, name)!r}"
+            for name in self.__struct_fields__
+        )
+        return f"{type(self).__name__}({fields})"
+
+
+class DatabaseSettings(_Section, frozen=True):
+    SECRETS: ClassVar[frozenset[str]] = frozenset({"url"})
+
+    url: str = ""
+    """PostgreSQL URL. Empty: start the embedded server in ``data_dir``."""
+    data_dir: str = "./var/pg"
+    pool_min_size: PositiveInt = 2
+    pool_max_size: PositiveInt = 10
+    connect_timeout: Duration = "10s"
+    trade_retention_months: NonNegativeInt = 0
+    """Drop ``agg_trades`` partitions older than this many months; 0 keeps everything."""
+    partition_check_interval: Duration = "1d"
+
+    def __post_init__(self) -> None:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size must not exceed pool_max_size")
+
+
+class HttpSettings(_Section, frozen=True):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    cors_origins: list[str] = msgspec.field(default_factory=list)
+
+
+class RuntimeSettings(_Section, frozen=True):
+    shutdown_deadline: Duration = "20s"
+    """SIGTERM to exit: stop intake, drain channels, flush writes, stop the database."""
+    restart_initial: Duration = "500ms"
+    restart_max: Duration = "30s"
+    healthy_after: Duration = "60s"
+    """A component running this long has its restart backoff reset."""
+    max_restarts: PositiveInt = 5
+    restart_window: Duration = "5m"
+    """More than ``max_restarts`` restarts of one component within this window stop the daemon."""
+    channel_capacity: PositiveInt = 50_000
+
+
+class LogSettings(_Section, frozen=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    pretty: bool = False
+    """Human-readable console output; also on whenever stdout is a terminal."""
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+
+    def redacted(self) -> dict[str, dict[str, Any]]:
+        """Plain data for display, every secret replaced by ``***``."""
+        out: dict[str, dict[str, Any]] = {}
+        for section_name in self.__struct_fields__:
+            section = getattr(self, section_name)
+            values = msgspec.to_builtins(section)
+            for key in section.SECRETS:
+                if values.get(key):
+                    values[key] = REDACTED
+            out[section_name] = values
+        return out
+
+
+def _section_types() -> dict[str, type[_Section]]:
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    types: dict[str, type[_Section]] = {}
+    for field in info.fields:
+        assert isinstance(field.type, msgspec.inspect.StructType)
+        types[field.name] = field.type.cls
+    return types
+
+
+def _field_kinds(section: type[_Section]) -> dict[str, msgspec.inspect.Type]:
+    info = msgspec.inspect.type_info(section)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {f.name: f.type for f in info.fields}
+
+
+def _env_overrides(
+    env: Mapping[str, str], sections: dict[str, type[_Section]]
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], str]]:
+    """Values from ``ARB_*`` variables, and which variable set each (for error messages)."""
+    values: dict[str, dict[str, Any]] = {}
+    origin: dict[tuple[str, str], str] = {}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section_name, _, key = rest.partition("_")
+        if section_name not in sections or not key:
+            known = ", ".join(sorted(sections))
+            raise ConfigError(
+                f"{name}: unknown setting section {section_name!r} (expected one of: {known})"
+            )
+        section = sections[section_name]
+        kinds = _field_kinds(section)
+        raw: Any = env[name]
+        if key.endswith("_file") and key[: -len("_file")] in section.SECRETS:
+            key = key[: -len("_file")]
+            try:
+                raw = Path(raw).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{name}: cannot read secret file {raw!r}: {exc.strerror}") from None
+        if key not in kinds:
+            known = ", ".join(sorted(kinds))
+            raise ConfigError(
+                f"{name}: unknown setting {section_name}.{key} (known keys: {known})"
+            )
+        if isinstance(kinds[key], msgspec.inspect.ListType):
+            raw = [item.strip() for item in raw.split(",") if item.strip()]
+        values.setdefault(section_name, {})[key] = raw
+        origin[(section_name, key)] = name
+    return values, origin
+
+
+def _friendly(message: str, section: type[_Section] | None, key: str | None) -> str:
+    """msgspec's message, reworded for a person editing a settings file."""
+    if "matching regex" in message and "(ms|s|m|h|d)" in message:
+        return "expected a duration like '250ms', '20s' or '5m'"
+    if message.startswith("Invalid enum value") and section is not None and key is not None:
+        kind = _field_kinds(section)[key]
+        if isinstance(kind, msgspec.inspect.LiteralType):
+            return "expected one of " + ", ".join(map(str, kind.values))
+    message = re.sub(r"Expected `int` >= (\d+)", r"expected an integer ≥ \1", message)
+    message = re.sub(r"Expected `int` <= (\d+)", r"expected an integer ≤ \1", message)
+    message = re.sub(r"Expected `(\w+)`, got `\w+`", r"expected \1", message)
+    return message[0].lower() + message[1:] if message else message
+
+
+def load_settings(
+    path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, merge and validate; raise ConfigError with one line naming the key."""
+    env = os.environ if env is None else env
+    explicit = path is not None or "ARB_CONFIG" in env
+    path = path or Path(env.get("ARB_CONFIG", str(DEFAULT_CONFIG_PATH)))
+    file_values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"{path}: settings file not found")
+
+    sections = _section_types()
+    for section_name, section_values in file_values.items():
+        if section_name not in sections:
+            known = ", ".join(sorted(sections))
+            raise ConfigError(f"{path}: unknown section [{section_name}] (expected one of: {known})")
+        if not isinstance(section_values, dict):
+            raise ConfigError(f"{path}: {section_name} must be a [{section_name}] table")
+
+    env_values, origin = _env_overrides(env, sections)
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in file_values.items()}
+    for section_name, section_values in env_values.items():
+        merged.setdefault(section_name, {}).update(section_values)
+
+    try:
+        return msgspec.convert(merged, type=Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_locate(str(exc), path, origin, merged, sections)) from None
+
+
+def _locate(
+    message: str,
+    path: Path,
+    origin: dict[tuple[str, str], str],
+    merged: dict[str, dict[str, Any]],
+    sections: dict[str, type[_Section]],
+) -> str:
+    """Turn msgspec's ``... - at `$.http.port``` into ``ARB_HTTP_PORT (http.port): ...``."""
+    match = re.search(r" - at `\$\.(\w+)(?:\.(\w+))?[^`]*`$", message)
+    text = message[: match.start()] if match else message
+    if match is None:
+        return f"{path}: {_friendly(text, None, None)}"
+    section, key = match.group(1), match.group(2)
+    section_type = sections.get(section)
+    unknown = re.match(r"Object contains unknown field `(\w+)`", text)
+    if unknown and key is None:
+        key = unknown.group(1)
+        return f"{path}: [{section}] {key}: unknown key"
+    if key is None:
+        return f"settings [{section}]: {_friendly(text, None, None)}"
+    where = origin.get((section, key))
+    label = f"{where} ({section}.{key})" if where else f"{path}: [{section}] {key}"
+    got = merged.get(section, {}).get(key)
+    shown = REDACTED if section_type and key in section_type.SECRETS else repr(got)
+    return f"{label}: {_friendly(text, section_type, key)} (got {shown})"
