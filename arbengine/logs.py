@@ -23,6 +23,19 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
 
 
+_FIRST_KEYS = ("timestamp", "level", "event", "component")
+
+
+def _component_and_order(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Every line names its component (a library's logger name when it has none), first keys first."""
+    logger_name = event.pop("logger", None)
+    if "component" not in event and logger_name:
+        event["component"] = logger_name
+    ordered = {key: event.pop(key) for key in _FIRST_KEYS if key in event}
+    ordered.update(event)
+    return ordered
+
+
 def configure_logging(level: str = "info", pretty: bool | None = None) -> None:
     """Configure structlog and the standard library's root logger.
 
@@ -43,6 +56,7 @@ def configure_logging(level: str = "info", pretty: bool | None = None) -> None:
         renderer = structlog.dev.ConsoleRenderer()
     else:
         shared.append(structlog.processors.dict_tracebacks)
+        shared.append(_component_and_order)
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
 
     structlog.configure(

@@ -1,0 +1,154 @@
+"""Command line: ``arbengine run | migrate | config show | bench NAME | sim …``.
+
+Mistakes a user can make (a bad setting, an unknown benchmark) end with one
+line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from arbengine import __version__
+from arbengine.domain.errors import ConfigError
+from arbengine.logs import configure_logging
+from arbengine.settings import Settings, load_settings
+
+EXIT_USAGE = 2
+
+# name -> module exposing add_arguments(parser) and run(args) -> BenchReport
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "channels": ("arbengine.runtime.channels_bench", "bounded channel throughput"),
+    "sim": ("arbengine.sim.bench", "simulated exchange: aggTrade messages/s to one client"),
+    "engine": ("arbengine.signals.bench", "signal engine tick cost and memory per symbol"),
+}
+
+
+def _fail(message: str) -> int:
+    print(f"arbengine: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(Path(args.config) if args.config else None)
+
+
+def _event_loop_run(coro: Any) -> Any:
+    import uvloop
+
+    return uvloop.run(coro)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings.log.level, pretty=True if args.pretty or settings.log.pretty else None)
+    from arbengine.app import run_daemon
+
+    return int(_event_loop_run(run_daemon(settings)))
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings.log.level, pretty=args.pretty or None)
+    from arbengine.logs import get_logger
+    from arbengine.store.database import open_database
+
+    async def migrate() -> list[str]:
+        async with open_database(settings.database) as db:
+            return db.migrations_applied
+
+    applied = _event_loop_run(migrate())
+    get_logger("migrate").info("migrations.applied", applied=applied, pending=0)
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    sys.stdout.write(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    report = args.bench_module.run(args)
+    print(report.to_table())
+    if args.json:
+        Path(args.json).write_bytes(report.to_json())
+    failed = [row.metric for row in report.rows if row.passed is False]
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arbengine",
+        description="Trading engine for Binance USD-M perpetual futures.",
+    )
+    parser.add_argument("--version", action="version", version=f"arbengine {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", help="settings file (default config/arbengine.toml, or $ARB_CONFIG)"
+    )
+    common.add_argument("--pretty", action="store_true", help="human-readable logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, parents=[common])
+
+    run = command("run", "run the daemon")
+    run.set_defaults(handler=cmd_run)
+
+    migrate = command("migrate", "apply pending database migrations and exit")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    config = command("config", "inspect settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_commands.add_parser(
+        "show", help="print the effective settings, secrets redacted", parents=[common]
+    )
+    show.set_defaults(handler=cmd_config_show)
+
+    bench = command("bench", "run a benchmark and print its figures")
+    bench_commands = bench.add_subparsers(dest="bench_name", required=True, metavar="NAME")
+    for name, (module_name, summary) in BENCHMARKS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        sub = bench_commands.add_parser(name, help=summary)
+        sub.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+        module.add_arguments(sub)
+        sub.set_defaults(handler=cmd_bench, bench_module=module)
+
+    try:
+        sim_cli = importlib.import_module("arbengine.sim.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "arbengine.sim.cli":
+            raise
+    else:
+        sim = command("sim", "run the simulated Binance USD-M exchange")
+        sim_cli.add_arguments(sim)
+        sim.set_defaults(handler=lambda a: sim_cli.run(a))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        return _fail(f"config error: {exc}")
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""PostgreSQL: the embedded server, the pool, migrations, partitions, writers and read queries."""

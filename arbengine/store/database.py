@@ -1,0 +1,69 @@
+"""The database resource: embedded server or a given URL, a pool, migrations applied.
+
+One async context manager that the composition root enters once; leaving it
+closes the pool and, when we started it, stops the embedded server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from arbengine.settings import DatabaseSettings, duration_s
+from arbengine.store.embedded import EmbeddedServer, embedded_server
+from arbengine.store.migrations import apply_migrations
+
+
+@dataclass(frozen=True)
+class Database:
+    pool: asyncpg.Pool
+    url: str
+    embedded: EmbeddedServer | None
+    migrations_applied: list[str]
+
+    async def ping(self, timeout_s: float = 2.0) -> None:
+        """Raise unless the server answers a trivial query within ``timeout_s``."""
+        async with self.pool.acquire(timeout=timeout_s) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout_s)
+
+    async def size_bytes(self) -> int:
+        return int(await self.pool.fetchval("SELECT pg_database_size(current_database())"))
+
+
+@contextlib.asynccontextmanager
+async def database_url(settings: DatabaseSettings) -> AsyncIterator[tuple[str, EmbeddedServer | None]]:
+    """The configured URL, or an embedded server's (started here, stopped on exit)."""
+    if settings.url:
+        yield settings.url, None
+        return
+    async with embedded_server(Path(settings.data_dir)) as server:
+        yield server.url, server
+
+
+@contextlib.asynccontextmanager
+async def open_database(settings: DatabaseSettings) -> AsyncIterator[Database]:
+    async with database_url(settings) as (url, embedded):
+        timeout = duration_s(settings.connect_timeout)
+        conn = await asyncpg.connect(url, timeout=timeout)
+        try:
+            applied = await apply_migrations(conn)
+        finally:
+            await conn.close()
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            timeout=timeout,
+        )
+        try:
+            yield Database(pool=pool, url=url, embedded=embedded, migrations_applied=applied)
+        finally:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5.0)
+            except TimeoutError:
+                pool.terminate()

@@ -1,0 +1,74 @@
+"""The embedded PostgreSQL server for deployments that bring none.
+
+``pgserver`` ships the PostgreSQL binaries and knows how to initialise a data
+directory (including running as an unprivileged user when we are root). We
+start it through pgserver but stop it ourselves with ``pg_ctl stop -m fast``:
+pgserver only stops a server when its own list of client pids says we were
+the last user, and a daemon that was once killed leaves a stale pid there,
+which would leave an orphan postmaster behind on every later exit.
+
+The server listens on a Unix socket only (no TCP port to collide with).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    url: str
+    pid: int
+    data_dir: Path
+
+
+def _start(data_dir: Path) -> tuple[EmbeddedServer, Any]:
+    import atexit
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); its fallback is fine.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    atexit.unregister(server._cleanup)
+    pid = server.get_pid()
+    return EmbeddedServer(url=server.get_uri(), pid=int(pid), data_dir=data_dir), server
+
+
+def _stop(server: Any) -> None:
+    from pgserver._commands import pg_ctl
+
+    with contextlib.suppress(subprocess.CalledProcessError):
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+    server.global_process_id_list.get_and_remove(os.getpid())
+    type(server)._instances.pop(server.pgdata, None)
+
+
+def stop_embedded_server(data_dir: Path) -> None:
+    """Stop a server left running in ``data_dir`` (used by tests that simulate an outage)."""
+    from pgserver._commands import pg_ctl
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    with contextlib.suppress(subprocess.CalledProcessError):
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir.resolve(), user=user, timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def embedded_server(data_dir: Path) -> AsyncIterator[EmbeddedServer]:
+    """Start (or adopt an already running) server in ``data_dir``; stop it on exit."""
+    info, handle = await asyncio.to_thread(_start, data_dir)
+    try:
+        yield info
+    finally:
+        await asyncio.shield(asyncio.to_thread(_stop, handle))

@@ -1,0 +1,62 @@
+"""Shared fixtures: a real PostgreSQL (embedded server), fresh databases, daemon processes."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import DaemonProcess
+from tests.support.postgres import TestServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
+    server = TestServer(tmp_path_factory.mktemp("pg") / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def database_url(pg_server: TestServer) -> AsyncIterator[str]:
+    name = await pg_server.create_database()
+    yield pg_server.url_for(name)
+    await pg_server.drop_database(name)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def daemon_env(tmp_path: Path) -> dict[str, str]:
+    """Settings for a daemon under test: its own port and data directory, JSON logs."""
+    return {
+        "ARB_CONFIG": str(REPO / "config" / "arbengine.toml"),
+        "ARB_HTTP_PORT": str(free_port()),
+        "ARB_DATABASE_DATA_DIR": str(tmp_path / "pg"),
+        "ARB_LOG_PRETTY": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+async def spawn_daemon(tmp_path: Path) -> AsyncIterator[object]:
+    """Factory: ``await spawn_daemon(env)`` starts ``arbengine run``; all are killed at the end."""
+    started: list[DaemonProcess] = []
+
+    async def spawn(env: dict[str, str], args: list[str] | None = None) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path, env, args)
+        await daemon.start()
+        started.append(daemon)
+        return daemon
+
+    yield spawn
+    for daemon in started:
+        await daemon.kill()

@@ -1,0 +1,111 @@
+"""Settings: defaults, the documented file, ARB_* overrides, and one-line errors."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from arbengine.domain.errors import ConfigError
+from arbengine.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "config" / "arbengine.toml"
+
+
+def test_documented_file_states_every_default() -> None:
+    documented = tomllib.loads(CONFIG.read_text())
+    defaults = Settings().redacted()
+    assert documented == defaults
+
+
+def test_env_overrides_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text('[http]\nport = 9000\nhost = "0.0.0.0"\n')
+    settings = load_settings(path, {"ARB_HTTP_PORT": "9100", "ARB_RUNTIME_MAX_RESTARTS": "7"})
+    assert settings.http.port == 9100
+    assert settings.http.host == "0.0.0.0"
+    assert settings.runtime.max_restarts == 7
+
+
+def test_database_url_variable_and_list_values() -> None:
+    settings = load_settings(
+        None,
+        {
+            "ARB_DATABASE_URL": "postgresql://u:pw@db/arb",
+            "ARB_HTTP_CORS_ORIGINS": "https://a.example, https://b.example",
+            "ARB_LOG_PRETTY": "true",
+        },
+    )
+    assert settings.database.url == "postgresql://u:pw@db/arb"
+    assert settings.http.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.log.pretty is True
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    secret = tmp_path / "url"
+    secret.write_text("postgresql://u:pw@db/arb\n")
+    settings = load_settings(None, {"ARB_DATABASE_URL_FILE": str(secret)})
+    assert settings.database.url == "postgresql://u:pw@db/arb"
+
+
+def test_secret_file_missing_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^ARB_DATABASE_URL_FILE: cannot read secret file"):
+        load_settings(None, {"ARB_DATABASE_URL_FILE": str(tmp_path / "absent")})
+
+
+def test_secrets_redacted_in_repr_and_display() -> None:
+    settings = load_settings(None, {"ARB_DATABASE_URL": "postgresql://u:hunter2@db/arb"})
+    assert "hunter2" not in repr(settings)
+    assert settings.redacted()["database"]["url"] == "***"
+    assert "hunter2" not in str(settings.redacted())
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ARB_HTTP_PORT": "abc"}, "ARB_HTTP_PORT (http.port): expected int (got 'abc')"),
+        ({"ARB_HTTP_PORT": "0"}, "ARB_HTTP_PORT (http.port): expected an integer ≥ 1 (got '0')"),
+        ({"ARB_HTTP_PORT": "70000"}, "ARB_HTTP_PORT (http.port): expected an integer ≤ 65535"),
+        ({"ARB_HTTP_PROT": "1"}, "ARB_HTTP_PROT: unknown setting http.prot"),
+        ({"ARB_NOPE_X": "1"}, "ARB_NOPE_X: unknown setting section 'nope'"),
+        (
+            {"ARB_RUNTIME_SHUTDOWN_DEADLINE": "20"},
+            "ARB_RUNTIME_SHUTDOWN_DEADLINE (runtime.shutdown_deadline): expected a duration",
+        ),
+        ({"ARB_LOG_LEVEL": "loud"}, "ARB_LOG_LEVEL (log.level): expected one of debug"),
+        (
+            {"ARB_DATABASE_POOL_MIN_SIZE": "20"},
+            "settings [database]: pool_min_size must not exceed pool_max_size",
+        ),
+    ],
+)
+def test_bad_environment_values_name_the_key(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, env)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[http]\nport = 'x'\n", "[http] port: expected int (got 'x')"),
+        ("[http]\nprot = 1\n", "[http] prot: unknown key"),
+        ("[htp]\nport = 1\n", "unknown section [htp]"),
+        ("[runtime]\nrestart_max = '5x'\n", "[runtime] restart_max: expected a duration"),
+        ("[http\n", "not valid TOML"),
+    ],
+)
+def test_bad_file_values_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, {})
+    assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="settings file not found"):
+        load_settings(None, {"ARB_CONFIG": str(tmp_path / "missing.toml")})

@@ -1,0 +1,178 @@
+"""Supervisor: restart with capped jittered backoff, reset after health, escalation, staged stop."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from arbengine.runtime.channels import Channel, OverflowPolicy
+from arbengine.runtime.supervisor import Component, RestartPolicy, Supervisor, TooManyRestarts
+
+
+class FakeTime:
+    """Monotonic time that moves only when the supervisor sleeps or a component 'works'."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def make(policy: RestartPolicy, fake: FakeTime) -> Supervisor:
+    return Supervisor(policy, monotonic=fake.monotonic, sleep=fake.sleep, rng=random.Random(7))
+
+
+async def test_failing_component_restarts_with_growing_capped_jittered_delays() -> None:
+    fake = FakeTime()
+    policy = RestartPolicy(initial_s=1, max_s=5, multiplier=2, jitter=0.5, max_restarts=100)
+    sup = make(policy, fake)
+    calls = 0
+
+    async def flaky() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 6:
+            raise ConnectionError(f"boom {calls}")
+
+    sup.add(Component("flaky", flaky))
+    await sup.run()
+
+    assert calls == 7
+    bases = [1, 2, 4, 5, 5, 5]
+    assert len(fake.sleeps) == 6
+    for delay, base in zip(fake.sleeps, bases, strict=True):
+        assert base * 0.5 <= delay <= base
+    assert len(set(fake.sleeps)) > 1  # jitter actually varies the delays
+    status = sup.status()[0]
+    assert status.restarts == 6
+    assert status.last_error == "ConnectionError: boom 6"
+    assert status.state == "finished"
+
+
+async def test_backoff_resets_after_a_healthy_period() -> None:
+    fake = FakeTime()
+    policy = RestartPolicy(initial_s=1, max_s=60, jitter=0.0, healthy_after_s=30, max_restarts=100)
+    sup = make(policy, fake)
+    calls = 0
+
+    async def component() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            fake.now += 31  # ran healthily for longer than healthy_after before failing
+        if calls <= 4:
+            raise RuntimeError("fail")
+
+    sup.add(Component("c", component))
+    await sup.run()
+    assert fake.sleeps == [1, 2, 4, 1]
+
+
+async def test_too_many_restarts_in_window_escalates_and_stops_siblings() -> None:
+    fake = FakeTime()
+    policy = RestartPolicy(initial_s=1, max_s=1, jitter=0.0, max_restarts=3, window_s=100)
+    sup = make(policy, fake)
+    sibling_cancelled = asyncio.Event()
+
+    async def always_fails() -> None:
+        raise ValueError("broken config upstream")
+
+    async def sibling() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            sibling_cancelled.set()
+            raise
+
+    sup.add(Component("bad", always_fails))
+    sup.add(Component("sibling", sibling))
+    with pytest.raises(TooManyRestarts, match="'bad' failed 4 times within 100s"):
+        await sup.run()
+    assert sibling_cancelled.is_set()
+    assert {s.name: s.state for s in sup.status()} == {"bad": "failed", "sibling": "stopped"}
+
+
+async def test_failures_spread_beyond_the_window_do_not_escalate() -> None:
+    fake = FakeTime()
+    policy = RestartPolicy(initial_s=60, max_s=60, jitter=0.0, max_restarts=2, window_s=100)
+    sup = make(policy, fake)
+    calls = 0
+
+    async def sometimes() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 6:
+            raise OSError("network")
+
+    sup.add(Component("c", sometimes))
+    await sup.run()  # 60 s apart: never more than 2 failures inside any 100 s window
+    assert calls == 7
+
+
+async def test_staged_stop_cancels_intake_then_drains_processing() -> None:
+    sup = Supervisor(RestartPolicy())
+    channel: Channel[int] = Channel("work", 100, OverflowPolicy.BLOCK)
+    processed: list[int] = []
+    order: list[str] = []
+    produced = asyncio.Event()
+
+    async def intake() -> None:
+        try:
+            for i in range(10):
+                await channel.put(i)
+            produced.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            order.append("intake cancelled")
+            raise
+
+    async def processor() -> None:
+        async for item in channel:
+            await asyncio.sleep(0)
+            processed.append(item)
+        order.append("processor drained")
+
+    sup.add(Component("intake", intake, stage=0))
+    sup.add(Component("processor", processor, stage=10, drain=channel.close))
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(sup.run())
+        await produced.wait()
+        late = await sup.stop(deadline_s=5)
+        await running
+    assert late == []
+    assert processed == list(range(10))
+    assert order == ["intake cancelled", "processor drained"]
+    assert {s.name: s.state for s in sup.status()} == {"intake": "stopped", "processor": "stopped"}
+
+
+async def test_stop_cancels_a_drain_that_overruns_the_deadline() -> None:
+    sup = Supervisor(RestartPolicy())
+    never_finishes = asyncio.Event()
+    running_now = asyncio.Event()
+
+    async def stubborn() -> None:
+        running_now.set()
+        await never_finishes.wait()
+
+    sup.add(Component("stubborn", stubborn, drain=lambda: None))
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(sup.run())
+        await running_now.wait()
+        late = await sup.stop(deadline_s=0.05)
+        await running
+    assert late == ["stubborn"]
+
+
+def test_delay_is_capped() -> None:
+    policy = RestartPolicy(initial_s=0.5, max_s=30, jitter=0.0)
+    rng = random.Random(1)
+    assert [policy.delay(n, rng) for n in (1, 2, 3, 10, 50)] == [0.5, 1.0, 2.0, 30.0, 30.0]
