@@ -112,13 +112,16 @@ class Daemon:
         settings = self.settings
         deadline_s = duration_s(settings.runtime.shutdown_deadline)
         self.log.info("daemon.starting", version=__version__)
-        with handle_signals(on_signal=lambda name: self.log.info("daemon.signal", signal=name)) as sig:
+        with handle_signals(
+            on_signal=lambda name: self.log.info("daemon.signal", signal=name)
+        ) as sig:
             async with contextlib.AsyncExitStack() as stack:
                 db = await stack.enter_async_context(open_database(settings.database))
                 self.log.info(
                     "database.ready",
                     embedded=db.embedded is not None,
                     data_dir=str(db.embedded.data_dir) if db.embedded else None,
+                    server_pid=db.embedded.pid if db.embedded else None,
                     migrations_applied=db.migrations_applied,
                 )
                 async with db.pool.acquire() as conn:

@@ -7,7 +7,6 @@ line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import sys
 from collections.abc import Sequence
@@ -48,7 +47,9 @@ def _event_loop_run(coro: Any) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    configure_logging(settings.log.level, pretty=True if args.pretty or settings.log.pretty else None)
+    configure_logging(
+        settings.log.level, pretty=True if args.pretty or settings.log.pretty else None
+    )
     from arbengine.app import run_daemon
 
     return int(_event_loop_run(run_daemon(settings)))

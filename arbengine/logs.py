@@ -15,8 +15,12 @@ from typing import Any
 import orjson
 import structlog
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
@@ -27,7 +31,7 @@ _FIRST_KEYS = ("timestamp", "level", "event", "component")
 
 
 def _component_and_order(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    """Every line names its component (a library's logger name when it has none), first keys first."""
+    """Every line names its component (a library's logger name if none); stable keys first."""
     logger_name = event.pop("logger", None)
     if "component" not in event and logger_name:
         event["component"] = logger_name

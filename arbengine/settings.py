@@ -16,7 +16,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 import msgspec
 
@@ -51,10 +51,11 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     SECRETS: ClassVar[frozenset[str]] = frozenset()
 
     def __repr__(self) -> str:
-        fields = ", ".join(
-            f"{name}={REDACTED if name in self.SECRETS and getattr(self, name) else getattr(self, name)!r}"
-            for name in self.__struct_fields__
-        )
+        def shown(name: str) -> str:
+            value = getattr(self, name)
+            return REDACTED if name in self.SECRETS and value else repr(value)
+
+        fields = ", ".join(f"{name}={shown(name)}" for name in self.__struct_fields__)
         return f"{type(self).__name__}({fields})"
 
 
@@ -126,7 +127,7 @@ def _section_types() -> dict[str, type[_Section]]:
     types: dict[str, type[_Section]] = {}
     for field in info.fields:
         assert isinstance(field.type, msgspec.inspect.StructType)
-        types[field.name] = field.type.cls
+        types[field.name] = cast(type[_Section], field.type.cls)
     return types
 
 
@@ -160,12 +161,12 @@ def _env_overrides(
             try:
                 raw = Path(raw).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(f"{name}: cannot read secret file {raw!r}: {exc.strerror}") from None
+                raise ConfigError(
+                    f"{name}: cannot read secret file {raw!r}: {exc.strerror}"
+                ) from None
         if key not in kinds:
             known = ", ".join(sorted(kinds))
-            raise ConfigError(
-                f"{name}: unknown setting {section_name}.{key} (known keys: {known})"
-            )
+            raise ConfigError(f"{name}: unknown setting {section_name}.{key} (known keys: {known})")
         if isinstance(kinds[key], msgspec.inspect.ListType):
             raw = [item.strip() for item in raw.split(",") if item.strip()]
         values.setdefault(section_name, {})[key] = raw
@@ -187,9 +188,7 @@ def _friendly(message: str, section: type[_Section] | None, key: str | None) -> 
     return message[0].lower() + message[1:] if message else message
 
 
-def load_settings(
-    path: Path | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read, merge and validate; raise ConfigError with one line naming the key."""
     env = os.environ if env is None else env
     explicit = path is not None or "ARB_CONFIG" in env
@@ -207,7 +206,9 @@ def load_settings(
     for section_name, section_values in file_values.items():
         if section_name not in sections:
             known = ", ".join(sorted(sections))
-            raise ConfigError(f"{path}: unknown section [{section_name}] (expected one of: {known})")
+            raise ConfigError(
+                f"{path}: unknown section [{section_name}] (expected one of: {known})"
+            )
         if not isinstance(section_values, dict):
             raise ConfigError(f"{path}: {section_name} must be a [{section_name}] table")
 

@@ -9,20 +9,20 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import DaemonProcess
-from tests.support.postgres import TestServer
+from tests.support.postgres import PgTestServer
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
-    server = TestServer(tmp_path_factory.mktemp("pg") / "data")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgTestServer]:
+    server = PgTestServer(tmp_path_factory.mktemp("pg") / "data")
     yield server
     server.stop()
 
 
 @pytest.fixture
-async def database_url(pg_server: TestServer) -> AsyncIterator[str]:
+async def database_url(pg_server: PgTestServer) -> AsyncIterator[str]:
     name = await pg_server.create_database()
     yield pg_server.url_for(name)
     await pg_server.drop_database(name)

@@ -7,9 +7,7 @@ from aiohttp import web
 from arbengine.api.jsonio import json_response
 
 
-def error_response(
-    status: int, code: str, message: str, field: str | None = None
-) -> web.Response:
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
     return json_response(
         {"error": {"code": code, "message": message, "field": field}}, status=status
     )

@@ -22,7 +22,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -63,7 +63,7 @@ class Channel(Generic[T]):
         self.dropped_total = 0
         self.waits_total = 0
         self.wait_seconds_total = 0.0
-        _COLLECTOR.channels.add(self)
+        _COLLECTOR.channels.add(cast("Channel[object]", self))
 
     def __len__(self) -> int:
         return len(self._items)

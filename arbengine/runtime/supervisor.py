@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
-
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -269,7 +268,9 @@ class _SupervisorCollector(Collector):
             "arb_component_restarts", "Restarts of a supervised component", labels=["component"]
         )
         state = GaugeMetricFamily(
-            "arb_component_state", "1 for the component's current state", labels=["component", "state"]
+            "arb_component_state",
+            "1 for the component's current state",
+            labels=["component", "state"],
         )
         for supervisor in list(self.supervisors):
             for status in supervisor.status():

@@ -36,7 +36,9 @@ class Database:
 
 
 @contextlib.asynccontextmanager
-async def database_url(settings: DatabaseSettings) -> AsyncIterator[tuple[str, EmbeddedServer | None]]:
+async def database_url(
+    settings: DatabaseSettings,
+) -> AsyncIterator[tuple[str, EmbeddedServer | None]]:
     """The configured URL, or an embedded server's (started here, stopped on exit)."""
     if settings.url:
         yield settings.url, None

@@ -50,7 +50,9 @@ def _stop(server: Any) -> None:
     from pgserver._commands import pg_ctl
 
     with contextlib.suppress(subprocess.CalledProcessError):
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30
+        )
     server.global_process_id_list.get_and_remove(os.getpid())
     type(server)._instances.pop(server.pgdata, None)
 

@@ -8,10 +8,22 @@ import pytest
 from arbengine.store.migrations import MigrationError, apply_migrations, available_migrations
 
 TABLES = {
-    "agg_trades", "agg_trades_meta", "rate_snapshots", "market_indicators",
-    "liquidation_events", "liquidation_agg", "signal_indicators", "signal_logs",
-    "paper_trades", "live_trades", "live_config", "live_events", "users",
-    "invite_codes", "refresh_tokens", "schema_migrations",
+    "agg_trades",
+    "agg_trades_meta",
+    "rate_snapshots",
+    "market_indicators",
+    "liquidation_events",
+    "liquidation_agg",
+    "signal_indicators",
+    "signal_logs",
+    "paper_trades",
+    "live_trades",
+    "live_config",
+    "live_events",
+    "users",
+    "invite_codes",
+    "refresh_tokens",
+    "schema_migrations",
 }
 
 
@@ -55,12 +67,11 @@ async def test_agg_trades_is_partitioned_by_range_on_trade_time(database_url: st
     try:
         await apply_migrations(conn)
         strategy = await conn.fetchval(
-            "SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = 'agg_trades'::regclass"
+            "SELECT partstrat::text FROM pg_partitioned_table "
+            "WHERE partrelid = 'agg_trades'::regclass"
         )
         assert strategy == "r"
-        key = await conn.fetchval(
-            "SELECT pg_get_partkeydef('agg_trades'::regclass)"
-        )
+        key = await conn.fetchval("SELECT pg_get_partkeydef('agg_trades'::regclass)")
         assert key == "RANGE (ts)"
     finally:
         await conn.close()

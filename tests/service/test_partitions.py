@@ -25,7 +25,10 @@ def ms(*args: int) -> int:
 def test_month_arithmetic() -> None:
     assert month_start_ms(2026, 1) == ms(2026, 1, 1)
     assert months_between(ms(2025, 11, 30), ms(2026, 2, 1)) == [
-        (2025, 11), (2025, 12), (2026, 1), (2026, 2)
+        (2025, 11),
+        (2025, 12),
+        (2026, 1),
+        (2026, 2),
     ]
 
 
@@ -62,7 +65,9 @@ async def test_rows_land_in_their_month_and_boundaries_are_exact(conn: asyncpg.C
     await conn.executemany(
         "INSERT INTO agg_trades VALUES ($1, $2, $3, 1.0, 1.0, 1, 1, false)", rows
     )
-    placed = await conn.fetch("SELECT tableoid::regclass::text AS part, agg_id FROM agg_trades ORDER BY 2")
+    placed = await conn.fetch(
+        "SELECT tableoid::regclass::text AS part, agg_id FROM agg_trades ORDER BY 2"
+    )
     assert [(r["part"], r["agg_id"]) for r in placed] == [
         ("agg_trades_202611", 1),
         ("agg_trades_202612", 2),

@@ -42,7 +42,8 @@ class DaemonProcess:
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         async for raw in self.process.stdout:
             text = raw.decode(errors="replace").rstrip("\n")
             self.raw.append(text)
@@ -62,7 +63,11 @@ class DaemonProcess:
         self, predicate: Callable[[LogLine], bool] | str, timeout: float = 30.0
     ) -> LogLine:
         """The first log line matching ``predicate`` (an event name or a function)."""
-        test = (lambda line: line.get("event") == predicate) if isinstance(predicate, str) else predicate
+        test = (
+            (lambda line: line.get("event") == predicate)
+            if isinstance(predicate, str)
+            else predicate
+        )
 
         async def find() -> LogLine:
             async with self._changed:
@@ -72,7 +77,8 @@ class DaemonProcess:
                             return line
                     if self._reader is not None and self._reader.done():
                         raise AssertionError(
-                            f"daemon exited before {predicate!r}; output:\n" + "\n".join(self.raw[-40:])
+                            f"daemon exited before {predicate!r}; output:\n"
+                            + "\n".join(self.raw[-40:])
                         )
                     await self._changed.wait()
 

@@ -11,7 +11,7 @@ import asyncpg
 from arbengine.store.embedded import _start, _stop
 
 
-class TestServer:
+class PgTestServer:
     """One embedded server per test session (started once: it takes about a second)."""
 
     def __init__(self, data_dir: Path) -> None:

@@ -7,8 +7,14 @@ from arbengine.domain.durations import DurationError, format_duration_ms, parse_
 
 @pytest.mark.parametrize(
     ("text", "ms"),
-    [("250ms", 250), ("15s", 15_000), ("30m", 1_800_000), ("4h", 14_400_000), ("1d", 86_400_000),
-     ("0s", 0)],
+    [
+        ("250ms", 250),
+        ("15s", 15_000),
+        ("30m", 1_800_000),
+        ("4h", 14_400_000),
+        ("1d", 86_400_000),
+        ("0s", 0),
+    ],
 )
 def test_parse(text: str, ms: int) -> None:
     assert parse_duration_ms(text) == ms

@@ -1,0 +1,38 @@
+# Two commands for a fresh machine with Python 3.11+:
+#   make run    set everything up and run the daemon (embedded PostgreSQL)
+#   make test   set everything up and run every check and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run run-sim test lint typecheck unit install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/arbengine run
+
+run-sim: $(STAMP)
+	$(BIN)/arbengine run --sim
+
+lint: $(STAMP)
+	$(BIN)/ruff check arbengine tests
+	$(BIN)/ruff format --check arbengine tests
+	$(BIN)/lint-imports
+
+# The synchronous cores and the generic runtime are held to mypy --strict.
+typecheck: $(STAMP)
+	$(BIN)/mypy arbengine/domain arbengine/runtime arbengine/settings.py arbengine/logs.py
+
+test: lint typecheck
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

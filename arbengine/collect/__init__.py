@@ -1,0 +1,1 @@
+"""Market data collectors: the trade tape with gap repair, indicators, liquidations."""

@@ -1,0 +1,1 @@
+"""Exchange clients: Binance REST (signing, weights, bans), websocket streams, Coinbase ticker."""

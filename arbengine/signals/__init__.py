@@ -1,0 +1,1 @@
+"""Signal engine: features, strategies and scoring (synchronous cores)."""

@@ -1,0 +1,1 @@
+"""A simulated Binance USD-M exchange speaking the real protocol."""

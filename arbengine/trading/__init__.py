@@ -1,0 +1,1 @@
+"""Paper trader, live executor, risk guard: synchronous cores with thin services."""

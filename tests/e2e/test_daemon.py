@@ -1,0 +1,192 @@
+"""The daemon as a real process: start-up, signals, health, logs, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+import psutil
+
+from tests.conftest import REPO
+from tests.support.daemon import DaemonProcess
+from tests.support.postgres import PgTestServer
+
+
+async def get_json(url: str) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json(content_type=None)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "arbengine", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        cwd=REPO,
+        timeout=60,
+    )
+
+
+def test_bad_setting_exits_2_with_one_line_naming_the_key() -> None:
+    result = run_cli("run", env={"ARB_HTTP_PORT": "eighty"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "arbengine: config error: ARB_HTTP_PORT (http.port): expected int (got 'eighty')"
+    ]
+
+
+def test_unknown_key_in_the_file_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "arb.toml"
+    config.write_text("[runtime]\nshutdown_dedline = '5s'\n")
+    result = run_cli("run", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"arbengine: config error: {config}: [runtime] shutdown_dedline: unknown key"
+    )
+
+
+def test_config_show_redacts_secrets() -> None:
+    result = run_cli("config", "show", env={"ARB_DATABASE_URL": "postgresql://u:hunter2@h/db"})
+    assert result.returncode == 0
+    shown = orjson.loads(result.stdout)
+    assert shown["database"]["url"] == "***"
+    assert "hunter2" not in result.stdout
+    assert shown["http"]["port"] == 8080
+
+
+async def test_daemon_serves_health_server_metrics_and_json_404(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    daemon: DaemonProcess = await spawn_daemon(daemon_env)
+    base = await daemon.started()
+
+    status, body = await get_json(f"{base}/api/health")
+    assert (status, body) == (200, {"status": "ok", "process": "ok", "database": "ok"})
+
+    status, body = await get_json(f"{base}/api/server")
+    assert status == 200
+    assert body["version"]
+    assert body["uptime_s"] >= 0
+    assert body["database_size_bytes"] > 0
+    assert {t["name"] for t in body["tasks"]} >= {"partitions", "reload"}
+    assert all(t["state"] == "running" for t in body["tasks"])
+    assert isinstance(body["channels"], list)
+
+    status, body = await get_json(f"{base}/no/such/path")
+    assert status == 404
+    assert body["error"]["code"] == "not_found"
+
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as response:
+        text = await response.text()
+        assert response.status == 200
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert 'arb_component_state{component="partitions",state="running"} 1.0' in text
+
+
+async def test_sighup_is_logged_and_the_daemon_keeps_running(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    daemon: DaemonProcess = await spawn_daemon(daemon_env)
+    base = await daemon.started()
+    daemon.send(signal.SIGHUP)
+    await daemon.wait_for("daemon.reloaded")
+    assert daemon.events("daemon.signal")[-1]["signal"] == "SIGHUP"
+    status, _ = await get_json(f"{base}/api/health")
+    assert status == 200
+    assert daemon.process is not None
+    assert daemon.process.returncode is None
+
+
+async def test_sigterm_exits_0_within_deadline_and_stops_embedded_postgres(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    env = {**daemon_env, "ARB_RUNTIME_SHUTDOWN_DEADLINE": "10s"}
+    daemon: DaemonProcess = await spawn_daemon(env)
+    await daemon.started()
+    ready = daemon.events("database.ready")[0]
+    assert ready["embedded"] is True
+    server_pid = ready["server_pid"]
+    assert psutil.pid_exists(server_pid)
+    assert daemon.process is not None
+    children = [p.pid for p in psutil.Process(daemon.process.pid).children(recursive=True)]
+
+    began = time.monotonic()
+    daemon.send(signal.SIGTERM)
+    code = await daemon.wait_exit(timeout=15)
+    elapsed = time.monotonic() - began
+
+    assert code == 0
+    assert elapsed < 10
+    assert daemon.events("daemon.stopped")[-1]["exit_code"] == 0
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        await asyncio.to_thread(psutil.Process(server_pid).wait, 10)
+    assert not psutil.pid_exists(server_pid)
+    leftovers = [
+        p
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if env["ARB_DATABASE_DATA_DIR"] in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
+    assert all(
+        not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        for pid in children
+    )
+
+
+async def test_every_log_line_is_json_with_the_standard_keys(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    daemon: DaemonProcess = await spawn_daemon(daemon_env)
+    base = await daemon.started()
+    await get_json(f"{base}/api/health")
+    daemon.send(signal.SIGTERM)
+    assert await daemon.wait_exit(timeout=30) == 0
+    assert daemon.raw, "the daemon logged nothing"
+    for text in daemon.raw:
+        line = orjson.loads(text)
+        assert {"timestamp", "level", "event", "component"} <= line.keys(), text
+        assert line["timestamp"].endswith("Z")
+
+
+async def test_health_turns_503_when_the_database_stops_and_recovers(
+    spawn_daemon, daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "external-pg"
+    server = PgTestServer(data_dir)
+    try:
+        env = {**daemon_env, "ARB_DATABASE_URL": server.url}
+        daemon: DaemonProcess = await spawn_daemon(env)
+        base = await daemon.started()
+        assert daemon.events("database.ready")[0]["embedded"] is False
+        assert (await get_json(f"{base}/api/health"))[0] == 200
+
+        await asyncio.to_thread(server.stop)
+
+        async def health_is(code: int) -> dict:
+            while True:
+                status, body = await get_json(f"{base}/api/health")
+                if status == code:
+                    return body
+                await asyncio.sleep(0.1)
+
+        body = await asyncio.wait_for(health_is(503), 20)
+        assert body["status"] == "unavailable"
+        assert body["process"] == "ok"
+        assert body["database"].startswith("error:")
+
+        server = await asyncio.to_thread(PgTestServer, data_dir)
+        body = await asyncio.wait_for(health_is(200), 30)
+        assert body["database"] == "ok"
+    finally:
+        server.stop()
