@@ -15,10 +15,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
+
 from arbengine import __version__
 from arbengine.api.app import ApiContext, build_app, serve_http
+from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
+from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
+from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
+from arbengine.domain.market import MarketEvent, TapeGap, TradeBatch
+from arbengine.exchange.coinbase import CoinbaseTicker
+from arbengine.exchange.rest import BinanceRest
+from arbengine.exchange.streams import StreamPolicy
 from arbengine.logs import get_logger
-from arbengine.runtime.channels import Channel
+from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.os_signals import handle_signals
 from arbengine.runtime.supervisor import (
@@ -27,9 +36,18 @@ from arbengine.runtime.supervisor import (
     Supervisor,
     TooManyRestarts,
 )
-from arbengine.settings import Settings, duration_s
+from arbengine.settings import Settings, duration_ms, duration_s
+from arbengine.store import continuity as continuity_sql
 from arbengine.store.database import Database, open_database
-from arbengine.store.partitions import maintain_partitions
+from arbengine.store.market_writes import (
+    insert_trades,
+    last_indicator_times,
+    last_stored_trade_ids,
+    record_gaps,
+    update_trade_meta,
+)
+from arbengine.store.partitions import ensure_partitions_covering, maintain_partitions
+from arbengine.store.writer import MarketWriter, WriterPolicy
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -87,6 +105,139 @@ class Daemon:
                 await hook()
             self.log.info("daemon.reloaded")
 
+    async def _add_collection(self, stack: contextlib.AsyncExitStack, db: Database) -> None:
+        """Exchange clients, collectors and the market writer, wired by channels."""
+        cs = self.settings.collect
+        ex = self.settings.exchange
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        rest = BinanceRest(
+            session,
+            ex.rest_url,
+            api_key=ex.api_key,
+            api_secret=ex.api_secret,
+            recv_window_ms=ex.recv_window,
+            weight_safety=ex.weight_safety,
+            timeout_s=duration_s(ex.request_timeout),
+            clock=self.clock,
+        )
+        market: Channel[MarketEvent] = Channel(
+            "market", self.settings.runtime.channel_capacity, OverflowPolicy.BLOCK
+        )
+        self.channels.append(market)
+        async with db.pool.acquire() as conn:
+            last_trades = await last_stored_trade_ids(conn, cs.symbols)
+            last_indicators = await last_indicator_times(conn, cs.symbols)
+        collector = MarketStreamCollector(
+            cs.symbols,
+            rest,
+            ex.ws_url,
+            market,
+            last_stored=last_trades,
+            policy=CollectorPolicy(
+                repair_grace_s=duration_s(cs.repair_grace),
+                max_backfill_ms=duration_ms(cs.max_backfill),
+                initial_backfill_ms=duration_ms(cs.initial_backfill),
+                flush_interval_s=duration_s(cs.stream_flush_interval),
+                streams_per_connection=cs.streams_per_connection,
+                stream=StreamPolicy(
+                    max_age_s=duration_s(cs.max_connection_age),
+                    silence_s=duration_s(cs.silence_timeout),
+                    reconnect_initial_s=duration_s(cs.reconnect_initial),
+                    reconnect_max_s=duration_s(cs.reconnect_max),
+                ),
+            ),
+            clock=self.clock,
+        )
+        pollers = IndicatorPollers(
+            cs.symbols,
+            rest,
+            CoinbaseTicker(session, ex.coinbase_url),
+            market,
+            last_known=last_indicators,
+            policy=PollerPolicy(
+                premium_index_interval_s=duration_s(cs.premium_index_interval),
+                open_interest_interval_s=duration_s(cs.open_interest_interval),
+                ratios_interval_s=duration_s(cs.ratios_interval),
+                ratio_period=cs.ratio_period,
+                funding_history_interval_s=duration_s(cs.funding_history_interval),
+                coinbase_interval_s=duration_s(cs.coinbase_interval),
+                history_backfill_ms=duration_ms(cs.history_backfill),
+            ),
+            clock=self.clock,
+        )
+        writer = MarketWriter(
+            db.pool,
+            market,
+            WriterPolicy(
+                batch_rows=cs.writer_batch_rows,
+                flush_interval_s=duration_s(cs.writer_flush_interval),
+                max_buffer_rows=cs.writer_max_buffer_rows,
+            ),
+            clock=self.clock,
+        )
+
+        async def exchange_limits() -> None:
+            info = await rest.get("/fapi/v1/exchangeInfo", weight=1)
+            rest.apply_exchange_info(info)
+            await rest.sync_time()
+
+        async def market_stream() -> None:
+            await exchange_limits()
+            await collector.run()
+
+        add = self.supervisor.add
+        add(Component("market-stream", market_stream, stage=0, drain=collector.request_stop))
+        for name, loop in (
+            ("poll.premium-index", pollers.premium_index_loop),
+            ("poll.open-interest", pollers.open_interest_loop),
+            ("poll.ratios", pollers.ratios_loop),
+            ("poll.funding", pollers.funding_history_loop),
+            ("poll.coinbase", pollers.coinbase_loop),
+        ):
+            add(Component(name, loop, stage=0, drain=pollers.request_stop))
+        continuity = ContinuityCheck(
+            cs.symbols,
+            rest,
+            self._continuity_store(db),
+            interval_s=duration_s(cs.continuity_check_interval),
+            clock=self.clock,
+        )
+        add(Component("continuity", continuity.run, stage=0, drain=continuity.request_stop))
+        add(Component("writer", writer.run, stage=20, drain=market.close))
+        self.collector = collector
+        self.writer = writer
+
+    @staticmethod
+    def _continuity_store(db: Database) -> ContinuityStore:
+        async def find(symbol: str, from_id: int) -> list[tuple[int, int]]:
+            async with db.pool.acquire() as conn:
+                return await continuity_sql.find_holes(conn, symbol, from_id)
+
+        async def known(symbol: str) -> list[tuple[int, int]]:
+            async with db.pool.acquire() as conn:
+                return await continuity_sql.known_holes(conn, symbol)
+
+        async def first_since(symbol: str, since_ms: int) -> int | None:
+            async with db.pool.acquire() as conn:
+                return await continuity_sql.first_id_since(conn, symbol, since_ms)
+
+        async def save(batches: list[TradeBatch], gaps: list[TapeGap]) -> None:
+            async with db.pool.acquire() as conn, conn.transaction():
+                nonempty = [b for b in batches if len(b)]
+                if nonempty:
+                    await ensure_partitions_covering(
+                        conn, min(b.ts[0] for b in nonempty), max(b.ts[-1] for b in nonempty)
+                    )
+                inserted = await insert_trades(conn, nonempty)
+                await update_trade_meta(conn, nonempty, inserted)
+                await record_gaps(conn, gaps)
+
+        async def daily(symbol: str, from_ms: int, to_ms: int) -> None:
+            async with db.pool.acquire() as conn:
+                await continuity_sql.refresh_daily_completeness(conn, symbol, from_ms, to_ms)
+
+        return ContinuityStore(find, known, first_since, save, daily)
+
     # -- API view -------------------------------------------------------------
 
     def _tasks_view(self) -> list[dict[str, Any]]:
@@ -136,6 +287,8 @@ class Daemon:
 
                 self.supervisor.add(Component("partitions", lambda: self._partitions_loop(db)))
                 self.supervisor.add(Component("reload", lambda: self._reload_loop(sig.reload)))
+                if settings.collect.enabled:
+                    await self._add_collection(stack, db)
 
                 ctx = ApiContext(
                     version=__version__,

@@ -96,6 +96,62 @@ class RuntimeSettings(_Section, frozen=True):
     channel_capacity: PositiveInt = 50_000
 
 
+class ExchangeSettings(_Section, frozen=True):
+    SECRETS: ClassVar[frozenset[str]] = frozenset({"api_key", "api_secret"})
+
+    rest_url: str = "https://fapi.binance.com"
+    ws_url: str = "wss://fstream.binance.com/market"
+    """Market streams base: ``<ws_url>/stream?streams=…``."""
+    private_ws_url: str = "wss://fstream.binance.com/private"
+    coinbase_url: str = "https://api.exchange.coinbase.com"
+    api_key: str = ""
+    api_secret: str = ""
+    recv_window: Annotated[int, msgspec.Meta(ge=1, le=60000)] = 5000
+    request_timeout: Duration = "10s"
+    weight_safety: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    """Use at most this share of the per-minute request weight limit from exchangeInfo."""
+
+
+class CollectSettings(_Section, frozen=True):
+    enabled: bool = True
+    """Collect market data from the exchange (off: the daemon only serves what is stored)."""
+    symbols: list[str] = msgspec.field(
+        default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
+    )
+    streams_per_connection: Annotated[int, msgspec.Meta(ge=3, le=200)] = 200
+    max_backfill: Duration = "24h"
+    """A start-up backfill reaching further back starts here instead and records the hole."""
+    initial_backfill: Duration = "0s"
+    """With no stored trades, backfill this far back at first start (0s: start live)."""
+    repair_grace: Duration = "500ms"
+    """A gap may close by itself (reordered frames) before REST is asked."""
+    max_connection_age: Duration = "23h"
+    silence_timeout: Duration = "30s"
+    reconnect_initial: Duration = "1s"
+    reconnect_max: Duration = "60s"
+    stream_flush_interval: Duration = "20ms"
+    premium_index_interval: Duration = "2s"
+    open_interest_interval: Duration = "30s"
+    ratios_interval: Duration = "5m"
+    ratio_period: Literal["5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"] = "5m"
+    funding_history_interval: Duration = "1h"
+    history_backfill: Duration = "30d"
+    """How far back funding, open-interest and ratio history is fetched at first start
+    (Binance keeps the ratio series for about 30 days only: we store them ourselves)."""
+    coinbase_interval: Duration = "5s"
+    continuity_check_interval: Duration = "10m"
+    writer_batch_rows: PositiveInt = 20000
+    writer_flush_interval: Duration = "250ms"
+    writer_max_buffer_rows: PositiveInt = 1000000
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("symbols must list at least one symbol")
+        for symbol in self.symbols:
+            if not re.fullmatch(r"[A-Z0-9]{2,30}", symbol):
+                raise ValueError(f"symbol {symbol!r} is not an upper-case Binance symbol")
+
+
 class LogSettings(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     pretty: bool = False
@@ -106,6 +162,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
+    exchange: ExchangeSettings = msgspec.field(default_factory=ExchangeSettings)
+    collect: CollectSettings = msgspec.field(default_factory=CollectSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
     def redacted(self) -> dict[str, dict[str, Any]]:

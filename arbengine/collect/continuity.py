@@ -1,0 +1,128 @@
+"""The continuity check: the stored tape, not just the live one, must be complete.
+
+Every ``interval`` it looks for id ranges missing between stored trades (a
+crash between two writes cannot cause one, but an import, a manual delete
+or a hole accepted at start-up can), fetches them over REST, stores them,
+and records the outcome; then it refreshes the per-day completeness ratio.
+It needs the store only through the functions it is given, so the
+collectors stay independent of the storage package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades, rows_to_batch
+from arbengine.domain.market import TapeGap, TradeBatch
+from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.clock import Clock, SystemClock
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class ContinuityStore:
+    find_holes: Callable[[str, int], Awaitable[list[tuple[int, int]]]]
+    known_holes: Callable[[str], Awaitable[list[tuple[int, int]]]]
+    first_id_since: Callable[[str, int], Awaitable[int | None]]
+    save: Callable[[list[TradeBatch], list[TapeGap]], Awaitable[None]]
+    refresh_daily: Callable[[str, int, int], Awaitable[None]]
+
+
+class ContinuityCheck:
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        rest: BinanceRest,
+        store: ContinuityStore,
+        *,
+        interval_s: float = 600.0,
+        lookback_ms: int = 7 * DAY_MS,
+        clock: Clock | None = None,
+    ) -> None:
+        self.symbols = list(symbols)
+        self._rest = rest
+        self._store = store
+        self.interval_s = interval_s
+        self.lookback_ms = lookback_ms
+        self._clock = clock or SystemClock()
+        self._checked_from: dict[str, int] = {}
+        self._log = structlog.get_logger("continuity").bind(component="continuity")
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            for symbol in self.symbols:
+                await self.check(symbol)
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.interval_s)
+            except TimeoutError:
+                pass
+
+    async def check(self, symbol: str) -> list[TapeGap]:
+        """One pass for one symbol; returns the outcomes it recorded."""
+        now = self._clock.time_ms()
+        since = self._checked_from.get(symbol)
+        if since is None:
+            since = await self._store.first_id_since(symbol, now - self.lookback_ms)
+            if since is None:
+                return []
+        known = await self._store.known_holes(symbol)
+        outcomes: list[TapeGap] = []
+        for hole in await self._store.find_holes(symbol, since):
+            if any(k[0] <= hole[0] and hole[1] <= k[1] for k in known):
+                continue
+            outcomes += await self._repair(symbol, hole)
+        day_start = now - now % DAY_MS
+        await self._store.refresh_daily(symbol, day_start - DAY_MS, day_start + DAY_MS)
+        self._checked_from[symbol] = max(since, await self._frontier(symbol, since))
+        return outcomes
+
+    async def _frontier(self, symbol: str, since: int) -> int:
+        """Where the next pass starts: a little before the newest stored trade."""
+        newest = await self._store.first_id_since(symbol, self._clock.time_ms() - 3_600_000)
+        return since if newest is None else newest
+
+    async def _repair(self, symbol: str, hole: tuple[int, int]) -> list[TapeGap]:
+        low, high = hole
+        self._log.info("continuity.hole_found", symbol=symbol, from_id=low, to_id=high)
+        outcomes = [TapeGap(symbol, low, high, "seen")]
+        batches: list[TradeBatch] = []
+        next_id = low
+        missing: list[tuple[int, int]] = []
+        while next_id <= high:
+            rows = await fetch_agg_trades(
+                self._rest, symbol, {"symbol": symbol, "fromId": next_id, "limit": AGG_TRADES_LIMIT}
+            )
+            rows = [r for r in rows if int(r["a"]) <= high]
+            if not rows:
+                missing.append((next_id, high))
+                break
+            first = int(rows[0]["a"])
+            if first > next_id:
+                missing.append((next_id, first - 1))
+            batches.append(rows_to_batch(symbol, rows))
+            next_id = int(rows[-1]["a"]) + 1
+            if len(rows) < AGG_TRADES_LIMIT and next_id <= high:
+                missing.append((next_id, high))
+                break
+        outcomes += [TapeGap(symbol, a, b, "hole") for a, b in missing]
+        if not missing:
+            outcomes.append(TapeGap(symbol, low, high, "repaired"))
+        await self._store.save(batches, outcomes)
+        self._log.info(
+            "continuity.hole_repaired" if not missing else "continuity.hole_left",
+            symbol=symbol,
+            from_id=low,
+            to_id=high,
+            fetched=sum(len(b) for b in batches),
+            missing=missing,
+        )
+        return outcomes

@@ -1,0 +1,344 @@
+"""REST pollers for every market indicator the engine scores, stored for replay.
+
+Each poller is one supervised component. Values are published on the market
+channel (the writer stores them idempotently; the engine consumes them).
+Binance keeps the ratio and open-interest series for only about 30 days, so
+at start each series is backfilled from the last stored value (or
+``history_backfill`` ago) and then followed. Every value carries the time it
+became known: its own timestamp for point values, the end of its period for
+``/futures/data`` period series (SIGNALS.md, Time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from arbengine.collect.parsing import number, optional_number
+from arbengine.domain.durations import parse_duration_ms
+from arbengine.domain.market import Indicator, MarketEvent, RateSnapshot
+from arbengine.exchange.coinbase import CoinbaseTicker, ProductNotFound, parse_time_ms, product_for
+from arbengine.exchange.errors import FatalExchangeError, RetryableExchangeError
+from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.channels import Channel
+from arbengine.runtime.clock import Clock, SystemClock
+
+
+@dataclass(frozen=True)
+class RatioSeries:
+    kind: str
+    path: str
+    value_key: str
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+RATIO_SERIES = (
+    RatioSeries(
+        "open_interest_hist",
+        "/futures/data/openInterestHist",
+        "sumOpenInterest",
+        (("value_usd", "sumOpenInterestValue"),),
+    ),
+    RatioSeries(
+        "ls_global",
+        "/futures/data/globalLongShortAccountRatio",
+        "longShortRatio",
+        (("long", "longAccount"), ("short", "shortAccount")),
+    ),
+    RatioSeries(
+        "ls_top_position",
+        "/futures/data/topLongShortPositionRatio",
+        "longShortRatio",
+        (("long", "longAccount"), ("short", "shortAccount")),
+    ),
+    RatioSeries(
+        "ls_top_account",
+        "/futures/data/topLongShortAccountRatio",
+        "longShortRatio",
+        (("long", "longAccount"), ("short", "shortAccount")),
+    ),
+    RatioSeries(
+        "taker_ratio",
+        "/futures/data/takerlongshortRatio",
+        "buySellRatio",
+        (("buy_vol", "buyVol"), ("sell_vol", "sellVol")),
+    ),
+)
+
+
+class _Stopped(Exception):
+    """Raised inside a poll when the daemon asked the pollers to stop."""
+
+
+RATIO_LIMIT = 500
+FUNDING_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class PollerPolicy:
+    premium_index_interval_s: float = 2.0
+    open_interest_interval_s: float = 30.0
+    ratios_interval_s: float = 300.0
+    ratio_period: str = "5m"
+    funding_history_interval_s: float = 3600.0
+    coinbase_interval_s: float = 5.0
+    history_backfill_ms: int = 30 * 86_400_000
+
+
+@dataclass
+class IndicatorPollers:
+    symbols: Sequence[str]
+    rest: BinanceRest
+    coinbase: CoinbaseTicker | None
+    out: Channel[MarketEvent]
+    last_known: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """Latest stored ``ts`` per (symbol, kind): where each backfill resumes."""
+    policy: PollerPolicy = field(default_factory=PollerPolicy)
+    clock: Clock = field(default_factory=SystemClock)
+
+    def __post_init__(self) -> None:
+        self._last: dict[tuple[str, str], int] = dict(self.last_known)
+        self._log = structlog.get_logger("pollers").bind(component="pollers")
+        self._products = {s: p for s in self.symbols if (p := product_for(s)) is not None}
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep until the next poll; False when asked to stop meanwhile."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            return True
+        return False
+
+    async def _publish(self, events: Sequence[MarketEvent]) -> None:
+        for event in events:
+            await self.out.put(event)
+
+    async def _retrying(self, what: str, call: Any) -> Any:
+        """One REST call, retried on retryable errors (the client waits out limits itself)."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except RetryableExchangeError as exc:
+                attempt += 1
+                delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
+                self._log.warning("poller.retry", what=what, error=str(exc)[:200], retry_in_s=delay)
+                if not await self._pause(delay):
+                    raise _Stopped from None
+
+    async def _every(self, interval_s: float, body: Any) -> None:
+        """Run ``body`` now and then every ``interval_s`` until asked to stop."""
+        try:
+            while True:
+                await body()
+                if not await self._pause(interval_s):
+                    return
+        except _Stopped:
+            return
+
+    # -- premiumIndex (every 2 s) -------------------------------------------
+
+    async def premium_index_loop(self) -> None:
+        async def once() -> None:
+            await self._publish(await self.poll_premium_index())
+
+        await self._every(self.policy.premium_index_interval_s, once)
+
+    async def poll_premium_index(self) -> list[RateSnapshot]:
+        wanted = set(self.symbols)
+        rows: list[dict[str, Any]]
+        if len(wanted) <= 10:
+            rows = []
+            for symbol in self.symbols:
+                row = await self._retrying(
+                    "premiumIndex",
+                    lambda s=symbol: self.rest.get(
+                        "/fapi/v1/premiumIndex", {"symbol": s}, weight=1
+                    ),
+                )
+                rows.append(row)
+        else:
+            every = await self._retrying(
+                "premiumIndex", lambda: self.rest.get("/fapi/v1/premiumIndex", weight=10)
+            )
+            rows = [r for r in every if r.get("symbol") in wanted]
+        return [
+            RateSnapshot(
+                symbol=str(r["symbol"]),
+                ts=int(r["time"]),
+                mark_price=number(r, "markPrice"),
+                index_price=number(r, "indexPrice"),
+                estimated_settle_price=optional_number(r, "estimatedSettlePrice"),
+                funding_rate=number(r, "lastFundingRate"),
+                interest_rate=optional_number(r, "interestRate"),
+                next_funding_time=int(r["nextFundingTime"]) if r.get("nextFundingTime") else None,
+            )
+            for r in rows
+        ]
+
+    # -- open interest (point value) -----------------------------------------
+
+    async def open_interest_loop(self) -> None:
+        await self._every(self.policy.open_interest_interval_s, self.poll_open_interest)
+
+    async def poll_open_interest(self) -> None:
+        values = []
+        for symbol in self.symbols:
+            row = await self._retrying(
+                "openInterest",
+                lambda s=symbol: self.rest.get("/fapi/v1/openInterest", {"symbol": s}, weight=1),
+            )
+            ts = int(row["time"])
+            values.append(Indicator(symbol, "open_interest", ts, ts, number(row, "openInterest")))
+        await self._publish(values)
+
+    # -- /futures/data period series -----------------------------------------
+
+    async def ratios_loop(self) -> None:
+        async def once() -> None:
+            for symbol in self.symbols:
+                for series in RATIO_SERIES:
+                    await self.follow_series(symbol, series)
+
+        await self._every(self.policy.ratios_interval_s, once)
+
+    async def follow_series(self, symbol: str, series: RatioSeries) -> int:
+        """Fetch every period since the last known one; return how many values were new."""
+        period_ms = parse_duration_ms(self.policy.ratio_period)
+        now = self.clock.time_ms()
+        key = (symbol, series.kind)
+        start = self._last.get(key, now - self.policy.history_backfill_ms - 1) + 1
+        start = max(start, now - self.policy.history_backfill_ms)
+        published = 0
+        while start <= now:
+            rows = await self._retrying(
+                series.path,
+                lambda s=start: self.rest.get(
+                    series.path,
+                    {
+                        "symbol": symbol,
+                        "period": self.policy.ratio_period,
+                        "limit": RATIO_LIMIT,
+                        "startTime": s,
+                    },
+                    weight=1,
+                ),
+            )
+            if not rows:
+                break
+            values = []
+            for row in sorted(rows, key=lambda r: int(r["timestamp"])):
+                ts = int(row["timestamp"])  # documented as a string, sent as a number: both work
+                if ts < start:
+                    continue
+                data = {name: optional_number(row, source) for name, source in series.extra}
+                values.append(
+                    Indicator(
+                        symbol, series.kind, ts, ts + period_ms, number(row, series.value_key), data
+                    )
+                )
+                self._last[key] = max(self._last.get(key, 0), ts)
+            await self._publish(values)
+            published += len(values)
+            if len(rows) < RATIO_LIMIT or key not in self._last:
+                break
+            start = self._last[key] + 1
+        return published
+
+    # -- funding history and intervals ---------------------------------------
+
+    async def funding_history_loop(self) -> None:
+        async def once() -> None:
+            await self.poll_funding_info()
+            for symbol in self.symbols:
+                await self.follow_funding(symbol)
+
+        await self._every(self.policy.funding_history_interval_s, once)
+
+    async def poll_funding_info(self) -> None:
+        rows = await self._retrying(
+            "fundingInfo", lambda: self.rest.get("/fapi/v1/fundingInfo", weight=1)
+        )
+        now = self.clock.time_ms()
+        intervals = {str(r["symbol"]): int(r["fundingIntervalHours"]) for r in rows}
+        await self._publish(
+            [
+                Indicator(s, "funding_interval_hours", now, now, float(intervals.get(s, 8)))
+                for s in self.symbols
+            ]
+        )
+
+    async def follow_funding(self, symbol: str) -> None:
+        now = self.clock.time_ms()
+        key = (symbol, "funding_rate")
+        start = max(self._last.get(key, 0) + 1, now - self.policy.history_backfill_ms)
+        while True:
+            rows = await self._retrying(
+                "fundingRate",
+                lambda s=start: self.rest.get(
+                    "/fapi/v1/fundingRate",
+                    {"symbol": symbol, "startTime": s, "limit": FUNDING_LIMIT},
+                    weight=1,
+                ),
+            )
+            values = []
+            for row in rows:
+                ts = int(row["fundingTime"])
+                if ts < start:
+                    continue
+                mark = optional_number(row, "markPrice")
+                values.append(
+                    Indicator(
+                        symbol,
+                        "funding_rate",
+                        ts,
+                        ts,
+                        number(row, "fundingRate"),
+                        {"mark_price": mark},
+                    )
+                )
+                self._last[key] = max(self._last.get(key, 0), ts)
+            await self._publish(values)
+            if len(rows) < FUNDING_LIMIT or not values:
+                return
+            start = self._last[key] + 1
+
+    # -- Coinbase spot ----------------------------------------------------------
+
+    async def coinbase_loop(self) -> None:
+        if self.coinbase is not None:
+            await self._every(self.policy.coinbase_interval_s, self.poll_coinbase)
+
+    async def poll_coinbase(self) -> None:
+        assert self.coinbase is not None
+        values = []
+        for symbol, product in list(self._products.items()):
+            try:
+                data = await self.coinbase.ticker(product)
+            except ProductNotFound:
+                self._log.warning("poller.coinbase_no_product", symbol=symbol, product=product)
+                del self._products[symbol]
+                continue
+            except (RetryableExchangeError, FatalExchangeError) as exc:
+                self._log.warning("poller.coinbase_failed", product=product, error=str(exc)[:200])
+                continue
+            ts = parse_time_ms(data["time"])
+            values.append(
+                Indicator(
+                    symbol,
+                    "coinbase_price",
+                    ts,
+                    ts,
+                    float(data["price"]),
+                    {"bid": optional_number(data, "bid"), "ask": optional_number(data, "ask")},
+                )
+            )
+        await self._publish(values)

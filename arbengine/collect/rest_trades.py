@@ -1,0 +1,55 @@
+"""aggTrades over REST, shared by the tape's repairs and the continuity check."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from arbengine.domain.market import TradeBatch
+from arbengine.exchange.errors import RetryableExchangeError
+from arbengine.exchange.rest import BinanceRest
+
+AGG_TRADES_LIMIT = 1000
+AGG_TRADES_WEIGHT = 20
+
+_log = structlog.get_logger("collector").bind(component="collector")
+
+
+async def fetch_agg_trades(
+    rest: BinanceRest, symbol: str, params: dict[str, object]
+) -> list[dict[str, Any]]:
+    """One aggTrades call, retried while the error is retryable.
+
+    The client itself waits out weight limits, 429 pauses and 418 bans
+    before sending, so this loop only spaces out network-level retries.
+    """
+    attempt = 0
+    while True:
+        try:
+            rows = await rest.get("/fapi/v1/aggTrades", params, weight=AGG_TRADES_WEIGHT)
+        except RetryableExchangeError as exc:
+            attempt += 1
+            delay = min(30.0, 0.25 * 2 ** min(attempt, 8))
+            _log.warning(
+                "collector.rest_retry", symbol=symbol, error=str(exc)[:200], retry_in_s=delay
+            )
+            await asyncio.sleep(delay)
+            continue
+        if not isinstance(rows, list):
+            raise TypeError(f"aggTrades for {symbol}: expected a list, got {type(rows).__name__}")
+        return rows
+
+
+def rows_to_batch(symbol: str, rows: list[dict[str, Any]]) -> TradeBatch:
+    return TradeBatch(
+        symbol,
+        [int(r["a"]) for r in rows],
+        [int(r["T"]) for r in rows],
+        [float(r["p"]) for r in rows],
+        [float(r["q"]) for r in rows],
+        [int(r["f"]) for r in rows],
+        [int(r["l"]) for r in rows],
+        [bool(r["m"]) for r in rows],
+    )

@@ -1,0 +1,206 @@
+"""Binance combined market streams over one websocket, kept alive for good.
+
+- One connection per ≤ 200 streams (``<base>/stream?streams=a/b/c``); each
+  message is ``{"stream": name, "data": payload}``.
+- Reconnects with jittered exponential backoff after any failure.
+- Binance closes a connection after 24 h. Before that (``max_age``) we open
+  a second connection, switch to it once it delivers, then close the first:
+  the overlap means no gap (consumers drop the duplicates by id).
+- A watchdog reconnects a connection that stays silent for ``silence``.
+- A frame that is not valid JSON, or not a combined-stream envelope, is
+  logged, counted and skipped; it never takes the connection down.
+
+The consumer is a plain callback run for every message (no await per
+message), plus ``on_connected`` so the consumer can repair what a
+reconnect may have missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+import websockets
+from prometheus_client import Counter, Gauge
+
+from arbengine.runtime.clock import Clock, SystemClock
+
+MALFORMED = Counter("arb_ws_malformed_frames", "Frames skipped as malformed", ["connection"])
+RECONNECTS = Counter("arb_ws_reconnects", "Websocket reconnections by reason", ["reason"])
+CONNECTED = Gauge("arb_ws_connected", "1 while the connection is open", ["connection"])
+
+MAX_STREAMS_PER_CONNECTION = 200
+
+OnMessage = Callable[[str, dict[str, Any]], None]
+OnConnected = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class StreamPolicy:
+    max_age_s: float = 23 * 3600.0
+    silence_s: float = 30.0
+    reconnect_initial_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    open_timeout_s: float = 10.0
+
+
+def combined_url(base_url: str, streams: Sequence[str]) -> str:
+    return f"{base_url.rstrip('/')}/stream?streams={'/'.join(s.lower() for s in streams)}"
+
+
+def split_streams(
+    streams: Sequence[str], per_connection: int = MAX_STREAMS_PER_CONNECTION
+) -> list[list[str]]:
+    return [list(streams[i : i + per_connection]) for i in range(0, len(streams), per_connection)]
+
+
+class _Silent(Exception):
+    pass
+
+
+class CombinedStream:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        streams: Sequence[str],
+        on_message: OnMessage,
+        *,
+        on_connected: OnConnected | None = None,
+        policy: StreamPolicy | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        may_read: asyncio.Event | None = None,
+    ) -> None:
+        if not streams:
+            raise ValueError("a combined stream needs at least one stream name")
+        if len(streams) > MAX_STREAMS_PER_CONNECTION:
+            raise ValueError(f"at most {MAX_STREAMS_PER_CONNECTION} streams per connection")
+        self.name = name
+        self.url = combined_url(base_url, streams)
+        self._on_message = on_message
+        self._on_connected = on_connected
+        self.policy = policy or StreamPolicy()
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._log = structlog.get_logger("stream").bind(component="stream", connection=name)
+        self.connections = 0
+        self.malformed = 0
+        self.messages = 0
+        self._stop = asyncio.Event()
+        # Cleared by the consumer when it cannot keep up: reading pauses (TCP backpressure).
+        self._may_read = may_read
+
+    def request_stop(self) -> None:
+        """Finish the current read and return from ``run`` (graceful shutdown)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Stay connected until ``request_stop``; reconnect after every failure."""
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                async with self._connect() as ws:
+                    attempt = 0
+                    await self._serve(ws)
+            except (OSError, websockets.WebSocketException, TimeoutError, _Silent) as exc:
+                if self._stop.is_set():
+                    return
+                attempt += 1
+                reason = "silent" if isinstance(exc, _Silent) else type(exc).__name__
+                RECONNECTS.labels(reason).inc()
+                delay = min(
+                    self.policy.reconnect_max_s,
+                    self.policy.reconnect_initial_s * 2 ** min(attempt - 1, 16),
+                ) * (0.5 + 0.5 * self._rng.random())
+                self._log.warning(
+                    "stream.reconnecting",
+                    reason=reason,
+                    error=str(exc)[:200],
+                    delay_s=round(delay, 3),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+
+    def _connect(self) -> Any:
+        return websockets.connect(
+            self.url,
+            open_timeout=self.policy.open_timeout_s,
+            ping_interval=None,  # the server pings; the watchdog covers silence
+            max_size=2**22,
+            max_queue=4096,
+            compression=None,
+        )
+
+    async def _serve(self, ws: Any) -> None:
+        """Read one connection until it ages out (hand over), falls silent, or we stop."""
+        self.connections += 1
+        CONNECTED.labels(self.name).set(1)
+        self._log.info("stream.connected", streams_url=self.url.split("?")[0], n=self.connections)
+        opened = time.monotonic()
+        try:
+            if self._on_connected is not None:
+                await self._on_connected(self.connections)
+            while not self._stop.is_set():
+                if time.monotonic() - opened >= self.policy.max_age_s:
+                    await self._hand_over(ws)
+                    return
+                if self._may_read is not None and not self._may_read.is_set():
+                    await self._may_read.wait()
+                try:
+                    frame = await asyncio.wait_for(ws.recv(decode=False), self.policy.silence_s)
+                except TimeoutError:
+                    raise _Silent(f"no message for {self.policy.silence_s:g}s") from None
+                self._handle(frame)
+        finally:
+            CONNECTED.labels(self.name).set(0)
+
+    async def _hand_over(self, old: Any) -> None:
+        """Open the next connection before closing this one, so nothing falls between."""
+        self._log.info("stream.rotating", age_limit_s=self.policy.max_age_s)
+        RECONNECTS.labels("max_age").inc()
+        async with self._connect() as new:
+            first = await asyncio.wait_for(new.recv(decode=False), self.policy.silence_s)
+            # Drain what the old connection still holds, then switch.
+            with contextlib.suppress(Exception):
+                while True:
+                    frame = await asyncio.wait_for(old.recv(decode=False), 0.05)
+                    self._handle(frame)
+            await old.close()
+            self._handle(first)
+            await self._serve(new)
+
+    def _handle(self, frame: bytes | str) -> None:
+        self.messages += 1
+        try:
+            envelope = orjson.loads(frame)
+            stream = envelope["stream"]
+            data = envelope["data"]
+            if not isinstance(stream, str) or not isinstance(data, dict):
+                raise TypeError("not a combined-stream envelope")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            self._malformed(frame, exc)
+            return
+        try:
+            self._on_message(stream, data)
+        except (KeyError, TypeError, ValueError) as exc:
+            self._malformed(frame, exc)
+
+    def _malformed(self, frame: bytes | str, exc: Exception) -> None:
+        self.malformed += 1
+        MALFORMED.labels(self.name).inc()
+        # One line per bad frame is fine: they are rare, and each one is worth seeing.
+        self._log.warning(
+            "stream.malformed_frame",
+            error=f"{type(exc).__name__}: {exc}"[:200],
+            frame=(
+                frame[:200].decode(errors="replace") if isinstance(frame, bytes) else frame[:200]
+            ),
+        )

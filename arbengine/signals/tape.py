@@ -1,0 +1,561 @@
+"""Per-symbol trade storage for the feature engine.
+
+Why this shape:
+
+- Memory must not grow with the trade rate beyond a few bytes per trade:
+  24 h of BTCUSDT (about 3 million aggTrades) has to fit in well under 64 MB.
+  So trades live in numpy columns, never as Python objects: one float64 per
+  trade (signed notional, for the large-order percentile) plus one row of
+  aggregates per *non-empty second*.
+- Windows are closed-open on whole-second tick boundaries, so per-second
+  aggregates are exact: ``[t − w, t)`` is a whole number of seconds.
+- Results must not depend on how the stream is cut into batches: every
+  per-second sum is accumulated with ``np.add.at`` (sequential adds in
+  stream order), so a second split over two batches sums exactly like one
+  batch. Window sums are numpy reductions over the rows in the window,
+  whose value depends only on those rows, never on where the process started.
+- Trades are ordered by ``(T, agg_id)``; a repeated ``agg_id`` counts once.
+  Seen ids are kept as merged id intervals: Binance ids are consecutive, so
+  this costs O(gaps), not O(trades).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from arbengine.domain.events import AggTrade
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+B8 = NDArray[np.bool_]
+
+# Integer columns of the per-second rows.
+_SEC, _END, _LAST_T, _LAST_ID = 0, 1, 2, 3
+# Float columns of the per-second rows.
+_VOL, _CVD, _PQ, _LAST_P = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class TradeBatch:
+    """Columnar aggTrades: the unit the feature engine ingests.
+
+    Build with :meth:`of` (coerces dtypes) or :meth:`from_trades`.
+    """
+
+    agg_id: I64
+    time_ms: I64
+    price: F64
+    qty: F64
+    is_buyer_maker: B8
+
+    def __post_init__(self) -> None:
+        n = len(self.agg_id)
+        for name, arr, dtype in (
+            ("agg_id", self.agg_id, np.int64),
+            ("time_ms", self.time_ms, np.int64),
+            ("price", self.price, np.float64),
+            ("qty", self.qty, np.float64),
+            ("is_buyer_maker", self.is_buyer_maker, np.bool_),
+        ):
+            if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype != dtype:
+                raise TypeError(f"TradeBatch.{name} must be a 1-D {np.dtype(dtype)} array")
+            if len(arr) != n:
+                raise ValueError("TradeBatch columns must all have the same length")
+
+    @classmethod
+    def of(
+        cls,
+        agg_id: Iterable[int] | NDArray[np.integer],
+        time_ms: Iterable[int] | NDArray[np.integer],
+        price: Iterable[float] | NDArray[np.floating],
+        qty: Iterable[float] | NDArray[np.floating],
+        is_buyer_maker: Iterable[bool] | NDArray[np.bool_],
+    ) -> TradeBatch:
+        return cls(
+            _column(agg_id, np.int64),
+            _column(time_ms, np.int64),
+            _column(price, np.float64),
+            _column(qty, np.float64),
+            _column(is_buyer_maker, np.bool_),
+        )
+
+    @classmethod
+    def from_trades(cls, trades: Iterable[AggTrade]) -> TradeBatch:
+        rows = list(trades)
+        return cls.of(
+            [t.agg_id for t in rows],
+            [t.time_ms for t in rows],
+            [t.price for t in rows],
+            [t.qty for t in rows],
+            [t.is_buyer_maker for t in rows],
+        )
+
+    @classmethod
+    def empty(cls) -> TradeBatch:
+        return cls.of([], [], [], [], [])
+
+    def __len__(self) -> int:
+        return len(self.agg_id)
+
+    def take(self, index: NDArray[np.intp] | slice) -> TradeBatch:
+        return TradeBatch(
+            np.ascontiguousarray(self.agg_id[index]),
+            np.ascontiguousarray(self.time_ms[index]),
+            np.ascontiguousarray(self.price[index]),
+            np.ascontiguousarray(self.qty[index]),
+            np.ascontiguousarray(self.is_buyer_maker[index]),
+        )
+
+
+def _column(values: object, dtype: type[np.generic]) -> NDArray[Any]:
+    if not isinstance(values, np.ndarray | list | tuple):
+        values = list(values)  # type: ignore[call-overload]
+    return np.ascontiguousarray(np.asarray(values, dtype=dtype))
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What happened to one ``add_trades`` call, for logs and metrics."""
+
+    accepted: int
+    duplicates: int
+    late: int
+    """Accepted trades with ``T`` before the last evaluated tick (``engine.late_trade``)."""
+    too_old: int
+    """Trades older than anything a future tick can see; dropped."""
+
+
+class IdSet:
+    """The agg_ids already counted, as sorted, merged, closed intervals.
+
+    Each interval also remembers the latest trade time in it, so intervals
+    that only hold trades older than the history horizon can be forgotten.
+    """
+
+    def __init__(self) -> None:
+        self._lo: I64 = np.empty(0, np.int64)
+        self._hi: I64 = np.empty(0, np.int64)
+        self._t: I64 = np.empty(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self._lo)
+
+    def unseen(self, ids: I64) -> B8:
+        if not len(self._lo):
+            return np.ones(len(ids), np.bool_)
+        j = np.searchsorted(self._lo, ids, side="right") - 1
+        inside = (j >= 0) & (ids <= self._hi[np.maximum(j, 0)])
+        return ~inside
+
+    def add(self, ids: I64, times: I64) -> None:
+        """Record ``ids`` (sorted ascending, unique, none already present)."""
+        n = len(ids)
+        if n == 0:
+            return
+        brk = np.flatnonzero(np.diff(ids) != 1) + 1
+        starts = np.concatenate((np.zeros(1, np.intp), brk))
+        ends = np.concatenate((brk, np.array([n], np.intp))) - 1
+        run_lo, run_hi = ids[starts], ids[ends]
+        run_t = np.maximum.reduceat(times, starts)
+        if len(self._lo) and len(run_lo) == 1 and run_lo[0] == self._hi[-1] + 1:
+            self._hi[-1] = run_hi[0]
+            self._t[-1] = max(int(self._t[-1]), int(run_t[0]))
+            return
+        lo = np.concatenate((self._lo, run_lo))
+        hi = np.concatenate((self._hi, run_hi))
+        t = np.concatenate((self._t, run_t))
+        order = np.argsort(lo, kind="stable")
+        lo, hi, t = lo[order], hi[order], t[order]
+        reach = np.maximum.accumulate(hi)
+        new_group = np.ones(len(lo), np.bool_)
+        new_group[1:] = lo[1:] > reach[:-1] + 1
+        gs = np.flatnonzero(new_group)
+        self._lo = lo[gs]
+        self._hi = np.maximum.reduceat(hi, gs)
+        self._t = np.maximum.reduceat(t, gs)
+
+    def prune(self, before_ms: int) -> None:
+        keep = self._t >= before_ms
+        if not keep.all():
+            self._lo, self._hi, self._t = self._lo[keep], self._hi[keep], self._t[keep]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._lo.nbytes + self._hi.nbytes + self._t.nbytes)
+
+
+class Ring:
+    """A growable circular float64 buffer addressed by *logical* position.
+
+    Logical positions only ever grow (popping the front raises ``base``), so
+    a position taken before a pop still names the same value after it.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._buf: F64 = np.empty(max(16, capacity), np.float64)
+        self._head = 0
+        self._base = 0
+        self._size = 0
+
+    @property
+    def base(self) -> int:
+        return self._base
+
+    @property
+    def end(self) -> int:
+        return self._base + self._size
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._buf.nbytes)
+
+    def _reserve(self, extra: int) -> None:
+        need = self._size + extra
+        cap = len(self._buf)
+        if need <= cap:
+            return
+        new_cap = max(need, cap + cap // 4, 1024)
+        new = np.empty(new_cap, np.float64)
+        new[: self._size] = self.get(self._base, self.end)
+        self._buf, self._head = new, 0
+
+    def append(self, values: F64) -> None:
+        n = len(values)
+        if n == 0:
+            return
+        self._reserve(n)
+        cap = len(self._buf)
+        start = (self._head + self._size) % cap
+        first = min(n, cap - start)
+        self._buf[start : start + first] = values[:first]
+        if first < n:
+            self._buf[: n - first] = values[first:]
+        self._size += n
+
+    def get(self, lo: int, hi: int) -> F64:
+        """Values at logical positions ``[lo, hi)``; a view when not wrapped."""
+        if not self._base <= lo <= hi <= self.end:
+            raise IndexError(f"ring range [{lo}, {hi}) outside [{self._base}, {self.end})")
+        cap = len(self._buf)
+        start = (self._head + lo - self._base) % cap
+        n = hi - lo
+        if start + n <= cap:
+            return self._buf[start : start + n]
+        return np.concatenate((self._buf[start:], self._buf[: n - (cap - start)]))
+
+    def pop_to(self, pos: int) -> None:
+        """Forget everything before logical position ``pos``."""
+        n = min(max(0, pos - self._base), self._size)
+        self._head = (self._head + n) % len(self._buf)
+        self._base += n
+        self._size -= n
+
+    def insert(self, positions: NDArray[np.int64], values: F64) -> None:
+        """Insert ``values[i]`` before the value now at ``positions[i]`` (non-decreasing)."""
+        if len(values) == 0:
+            return
+        p0 = int(positions[0])
+        tail = self.get(p0, self.end).copy()
+        merged = np.insert(tail, positions - p0, values)
+        self._size = p0 - self._base
+        self.append(merged)
+
+
+class Rows:
+    """One row of aggregates per non-empty second, ascending by second.
+
+    Integer columns: second, end (logical ring position one past the
+    second's last trade), last trade time and id. Float columns: Σq, Σ
+    signed q, Σ p·q, last trade price.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        cap = max(16, capacity)
+        self._i: I64 = np.zeros((4, cap), np.int64)
+        self._f: F64 = np.zeros((4, cap), np.float64)
+        self._lo = 0
+        self._hi = 0
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._i.nbytes + self._f.nbytes)
+
+    @property
+    def secs(self) -> I64:
+        return self._i[_SEC, self._lo : self._hi]
+
+    @property
+    def ends(self) -> I64:
+        return self._i[_END, self._lo : self._hi]
+
+    def int_col(self, col: int) -> I64:
+        return self._i[col, self._lo : self._hi]
+
+    def float_col(self, col: int) -> F64:
+        return self._f[col, self._lo : self._hi]
+
+    def _reserve(self, extra: int) -> None:
+        cap = self._i.shape[1]
+        if self._hi + extra <= cap:
+            return
+        size = self._hi - self._lo
+        new_cap = cap
+        while size + extra > new_cap * 3 // 4:
+            new_cap = new_cap * 3 // 2
+        if new_cap == cap:
+            self._i[:, :size] = self._i[:, self._lo : self._hi]
+            self._f[:, :size] = self._f[:, self._lo : self._hi]
+        else:
+            i_new = np.zeros((4, new_cap), np.int64)
+            f_new = np.zeros((4, new_cap), np.float64)
+            i_new[:, :size] = self._i[:, self._lo : self._hi]
+            f_new[:, :size] = self._f[:, self._lo : self._hi]
+            self._i, self._f = i_new, f_new
+        self._lo, self._hi = 0, size
+
+    def append_blank(self, n: int) -> int:
+        """Append ``n`` empty rows; returns the physical index of the first."""
+        self._reserve(n)
+        start = self._hi
+        self._i[:, start : start + n] = 0
+        self._i[_LAST_T, start : start + n] = -1
+        self._i[_LAST_ID, start : start + n] = -1
+        self._f[:, start : start + n] = 0.0
+        self._hi += n
+        return start
+
+    def physical(self, logical_index: int) -> int:
+        return self._lo + logical_index
+
+    @property
+    def raw_int(self) -> I64:
+        return self._i
+
+    @property
+    def raw_float(self) -> F64:
+        return self._f
+
+    def replace_tail(self, i0: int, ints: I64, floats: F64) -> None:
+        """Replace logical rows ``[i0, len)`` by the given columns."""
+        n = ints.shape[1]
+        self._hi = self._lo + i0
+        self._reserve(n)
+        self._i[:, self._hi : self._hi + n] = ints
+        self._f[:, self._hi : self._hi + n] = floats
+        self._hi += n
+
+    def pop_before(self, sec: int) -> int:
+        """Drop rows with second < ``sec``; returns how many."""
+        k = int(np.searchsorted(self.secs, sec, side="left"))
+        self._lo += k
+        return k
+
+
+@dataclass(frozen=True, slots=True)
+class LastTrade:
+    time_ms: int
+    agg_id: int
+    price: float
+
+
+class TradeTape:
+    """Trades of one symbol, as the feature windows and the large-order tracker read them.
+
+    Retains trades from ``floor`` (the last evaluated tick − 24 h, the
+    longest window a strategy may use) onwards; before the first evaluation
+    it retains everything it is given.
+    """
+
+    def __init__(self) -> None:
+        self.ids = IdSet()
+        self.rows = Rows()
+        self.ring = Ring()
+        self._floor_sec: int | None = None
+        self._carry: LastTrade | None = None
+        """The last trade before the first retained row (feeds ``price``)."""
+
+    @property
+    def floor_sec(self) -> int | None:
+        return self._floor_sec
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.rows.nbytes + self.ring.nbytes
+
+    def __len__(self) -> int:
+        return len(self.ring)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def end_before(self, row: int) -> int:
+        """Logical ring position where (logical) row ``row`` starts."""
+        return int(self.rows.ends[row - 1]) if row > 0 else self.ring.base
+
+    def pos_before(self, sec: int) -> int:
+        """Ring position of the first trade at or after second ``sec``."""
+        return self.end_before(int(np.searchsorted(self.rows.secs, sec, side="left")))
+
+    def window(self, lo_sec: int, hi_sec: int) -> tuple[int, float, float, float]:
+        """Trade count, Σq, Σ signed q and Σ p·q over seconds ``[lo_sec, hi_sec)``."""
+        secs = self.rows.secs
+        i = int(np.searchsorted(secs, lo_sec, side="left"))
+        j = int(np.searchsorted(secs, hi_sec, side="left"))
+        n = self.end_before(j) - self.end_before(i)
+        if j <= i:
+            return n, 0.0, 0.0, 0.0
+        a, b = self.rows.physical(i), self.rows.physical(j)
+        sums = self.rows.raw_float[_VOL : _PQ + 1, a:b].sum(axis=1)
+        return n, float(sums[0]), float(sums[1]), float(sums[2])
+
+    def last_before(self, sec: int) -> LastTrade | None:
+        """The last trade (by ``(T, agg_id)``) in a second before ``sec``."""
+        j = int(np.searchsorted(self.rows.secs, sec, side="left")) - 1
+        if j < 0:
+            return self._carry
+        p = self.rows.physical(j)
+        ri, rf = self.rows.raw_int, self.rows.raw_float
+        return LastTrade(int(ri[_LAST_T, p]), int(ri[_LAST_ID, p]), float(rf[_LAST_P, p]))
+
+    def secs_of(self, positions: I64) -> I64:
+        """Second of each trade at the given logical ring positions."""
+        row = np.searchsorted(self.rows.ends, positions, side="right")
+        return self.rows.secs[row]
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def set_floor(self, sec: int) -> None:
+        """Forget trades in seconds before ``sec`` (monotone)."""
+        if self._floor_sec is not None and sec <= self._floor_sec:
+            return
+        self._floor_sec = sec
+        secs = self.rows.secs
+        k = int(np.searchsorted(secs, sec, side="left"))
+        if k == 0:
+            return
+        last = self.last_before(int(secs[k - 1]) + 1)
+        assert last is not None
+        self._note_carry(last)
+        new_base = self.end_before(k)
+        self.rows.pop_before(sec)
+        self.ring.pop_to(new_base)
+
+    def _note_carry(self, trade: LastTrade) -> None:
+        c = self._carry
+        if c is None or (trade.time_ms, trade.agg_id) > (c.time_ms, c.agg_id):
+            self._carry = trade
+
+    def note_old_trade(self, time_ms: int, agg_id: int, price: float) -> None:
+        """A trade before the floor can still be the latest trade before the floor."""
+        self._note_carry(LastTrade(time_ms, agg_id, price))
+
+    def store(self, t: I64, ids: I64, p: F64, q: F64, sq: F64, x: F64) -> None:
+        """Store trades sorted by ``(T, agg_id)``, all new and at or after the floor.
+
+        ``sq`` is the signed quantity and ``x`` the signed notional (+p·q for a
+        taker buy, −p·q for a taker sell).
+        """
+        if len(t) == 0:
+            return
+        secs = t // 1000
+        rows = self.rows
+        in_order = True
+        if len(rows):
+            lp = rows.physical(len(rows) - 1)
+            last_key = (int(rows.raw_int[_LAST_T, lp]), int(rows.raw_int[_LAST_ID, lp]))
+            in_order = (int(t[0]), int(ids[0])) > last_key
+        if in_order:
+            self._append(secs, t, ids, p, q, sq, x)
+        else:
+            self._insert(secs, t, ids, p, q, sq, x)
+
+    @staticmethod
+    def _groups(secs: I64) -> tuple[I64, I64, I64]:
+        n = len(secs)
+        brk = np.flatnonzero(secs[1:] != secs[:-1]) + 1
+        starts = np.concatenate((np.zeros(1, np.int64), brk))
+        lasts = np.concatenate((brk, np.array([n], np.int64))) - 1
+        return starts, lasts, lasts - starts + 1
+
+    @staticmethod
+    def _accumulate(floats: F64, rix: NDArray[np.intp] | I64, q: F64, sq: F64, x: F64) -> None:
+        # np.add.at adds one value at a time in stream order: a second split over
+        # two batches sums to exactly the same float as in one batch.
+        np.add.at(floats[_VOL], rix, q)
+        np.add.at(floats[_CVD], rix, sq)
+        np.add.at(floats[_PQ], rix, np.abs(x))
+
+    def _append(self, secs: I64, t: I64, ids: I64, p: F64, q: F64, sq: F64, x: F64) -> None:
+        rows = self.rows
+        starts, lasts, counts = self._groups(secs)
+        gsec = secs[starts]
+        merge = len(rows) > 0 and int(rows.secs[-1]) == int(gsec[0])
+        n_new = len(gsec) - (1 if merge else 0)
+        counts_all = counts.copy()
+        if merge:
+            prev_end = self.end_before(len(rows) - 1)
+            counts_all[0] += int(rows.ends[-1]) - prev_end
+        else:
+            prev_end = self.ring.end
+        rows.append_blank(n_new)
+        first_row = rows.physical(len(rows) - len(gsec))
+        ri, rf = rows.raw_int, rows.raw_float
+        phys = first_row + np.arange(len(gsec))
+        ri[_SEC, phys] = gsec
+        ri[_END, phys] = prev_end + np.cumsum(counts_all)
+        ri[_LAST_T, phys] = t[lasts]
+        ri[_LAST_ID, phys] = ids[lasts]
+        rf[_LAST_P, phys] = p[lasts]
+        self._accumulate(rf, np.repeat(phys, counts), q, sq, x)
+        self.ring.append(x)
+
+    def _insert(self, secs: I64, t: I64, ids: I64, p: F64, q: F64, sq: F64, x: F64) -> None:
+        rows = self.rows
+        starts, lasts, counts = self._groups(secs)
+        gsec = secs[starts]
+        old_secs = rows.secs
+        i0 = int(np.searchsorted(old_secs, gsec[0], side="left"))
+        base_end = self.end_before(i0)
+        reg_secs = old_secs[i0:].copy()
+        reg_ends = rows.ends[i0:].copy()
+        merged = np.union1d(reg_secs, gsec)
+        m = len(merged)
+        pos_old = np.searchsorted(merged, reg_secs)
+        pos_new = np.searchsorted(merged, gsec)
+        a = rows.physical(i0)
+        ints = np.zeros((4, m), np.int64)
+        floats = np.zeros((4, m), np.float64)
+        ints[_LAST_T], ints[_LAST_ID] = -1, -1
+        ints[:, pos_old] = rows.raw_int[:, a : a + len(reg_secs)]
+        floats[:, pos_old] = rows.raw_float[:, a : a + len(reg_secs)]
+        ints[_SEC] = merged
+        # Ring positions: after the trades already stored in the same or earlier seconds.
+        old_counts = np.diff(np.concatenate((np.array([base_end], np.int64), reg_ends)))
+        k = np.searchsorted(reg_secs, gsec, side="right")
+        at = np.where(k > 0, reg_ends[np.maximum(k - 1, 0)], base_end)
+        self.ring.insert(np.repeat(at, counts), x)
+        cnt = np.zeros(m, np.int64)
+        cnt[pos_old] = old_counts
+        cnt[pos_new] += counts
+        ints[_END] = base_end + np.cumsum(cnt)
+        self._accumulate(floats, np.repeat(pos_new, counts), q, sq, x)
+        # Last trade of each second by (T, agg_id).
+        st, sid = ints[_LAST_T, pos_new], ints[_LAST_ID, pos_new]
+        ct, cid = t[lasts], ids[lasts]
+        later = (ct > st) | ((ct == st) & (cid > sid))
+        upd = pos_new[later]
+        ints[_LAST_T, upd] = ct[later]
+        ints[_LAST_ID, upd] = cid[later]
+        floats[_LAST_P, upd] = p[lasts][later]
+        rows.replace_tail(i0, ints, floats)

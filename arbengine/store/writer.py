@@ -1,0 +1,232 @@
+"""The market writer: the one consumer that turns market events into rows.
+
+Batches events from the market channel and writes them in one transaction
+per flush: when ``batch_rows`` trades are waiting, when the oldest waiting
+event is ``flush_interval`` old, or as soon as the channel runs dry (so a
+quiet market is written within milliseconds, a busy one in large COPYs).
+
+Database outage: the flush is retried with capped backoff while events keep
+being buffered, up to ``max_buffer_rows``; past that the writer stops taking
+from the channel, so the channel fills and producers wait (backpressure),
+which is logged (``writer.backpressure``) and visible in metrics. Nothing is
+dropped. At shutdown the channel is closed and everything left is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+from arbengine.domain.market import (
+    Indicator,
+    Liquidation,
+    MarketEvent,
+    RateSnapshot,
+    TapeGap,
+    TradeBatch,
+)
+from arbengine.runtime.channels import Channel, ChannelClosed
+from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.store.market_writes import (
+    insert_indicators,
+    insert_liquidations,
+    insert_rate_snapshots,
+    insert_trades,
+    record_gaps,
+    update_trade_meta,
+)
+from arbengine.store.partitions import ensure_partitions_covering, month_of_ms
+
+ROWS_WRITTEN = Counter("arb_writer_trades_written", "Trades committed to agg_trades")
+FLUSHES = Counter("arb_writer_flushes", "Committed flushes")
+FLUSH_FAILURES = Counter("arb_writer_flush_failures", "Flushes that failed and will be retried")
+BUFFERED = Gauge("arb_writer_buffered_rows", "Trades waiting to be written")
+BACKPRESSURE = Gauge("arb_writer_backpressure", "1 while the writer refuses new events")
+COMMIT_LATENCY = Histogram(
+    "arb_writer_trade_commit_latency_seconds",
+    "Trade time to commit, for the newest trade of each flush",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+
+DB_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InternalClientError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class WriterPolicy:
+    batch_rows: int = 20_000
+    flush_interval_s: float = 0.25
+    max_buffer_rows: int = 1_000_000
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 5.0
+
+
+@dataclass
+class _Pending:
+    trades: list[TradeBatch] = field(default_factory=list)
+    rates: list[RateSnapshot] = field(default_factory=list)
+    indicators: list[Indicator] = field(default_factory=list)
+    liquidations: list[Liquidation] = field(default_factory=list)
+    gaps: list[TapeGap] = field(default_factory=list)
+    trade_rows: int = 0
+    events: int = 0
+    oldest: float = 0.0
+
+    def add(self, event: MarketEvent) -> None:
+        if not self.events:
+            self.oldest = time.monotonic()
+        self.events += 1
+        if isinstance(event, TradeBatch):
+            self.trades.append(event)
+            self.trade_rows += len(event)
+        elif isinstance(event, RateSnapshot):
+            self.rates.append(event)
+        elif isinstance(event, Indicator):
+            self.indicators.append(event)
+        elif isinstance(event, Liquidation):
+            self.liquidations.append(event)
+        elif isinstance(event, TapeGap):
+            self.gaps.append(event)
+        # MarkPrice updates are live-only (the engine uses stored premiumIndex snapshots).
+
+
+class MarketWriter:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channel: Channel[MarketEvent],
+        policy: WriterPolicy | None = None,
+        *,
+        clock: Clock | None = None,
+        on_committed: Callable[[list[TradeBatch]], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._channel = channel
+        self.policy = policy or WriterPolicy()
+        self._clock = clock or SystemClock()
+        self._pending = _Pending()
+        self._months: set[tuple[int, int]] = set()
+        self._on_committed = on_committed
+        self._log = structlog.get_logger("writer").bind(component="writer")
+        self.trades_written = 0
+        self.latencies_ms: list[float] = []
+        self.record_latency = False
+        self.backpressured = False
+
+    async def run(self) -> None:
+        """Consume until the channel is closed and empty, then flush and return."""
+        failures = 0
+        closed = False
+        while True:
+            if not closed and self._pending.trade_rows < self.policy.max_buffer_rows:
+                closed = await self._collect()
+            elif not closed:
+                if not self.backpressured:
+                    self.backpressured = True
+                    self._log.warning(
+                        "writer.backpressure",
+                        buffered_rows=self._pending.trade_rows,
+                        limit=self.policy.max_buffer_rows,
+                    )
+                BACKPRESSURE.set(1)
+            if not self._pending.events:
+                if closed:
+                    return
+                continue
+            try:
+                await self._flush()
+            except DB_DOWN_ERRORS as exc:
+                failures += 1
+                FLUSH_FAILURES.inc()
+                delay = min(
+                    self.policy.retry_max_s, self.policy.retry_initial_s * 2 ** min(failures, 10)
+                )
+                delay *= 0.5 + random.random() / 2
+                self._log.warning(
+                    "writer.db_unavailable",
+                    error=f"{type(exc).__name__}: {exc}"[:200],
+                    buffered_rows=self._pending.trade_rows,
+                    retry_in_s=round(delay, 3),
+                    attempt=failures,
+                )
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                self._log.info("writer.db_recovered", attempts=failures)
+                failures = 0
+            if self.backpressured:
+                self.backpressured = False
+                self._log.info("writer.backpressure_released")
+                BACKPRESSURE.set(0)
+
+    async def _collect(self) -> bool:
+        """Gather events until a flush is due; True once the channel is closed and empty."""
+        pending = self._pending
+        try:
+            if not pending.events:
+                pending.add(await self._channel.get())
+            deadline = pending.oldest + self.policy.flush_interval_s
+            while pending.trade_rows < self.policy.batch_rows and time.monotonic() < deadline:
+                items = self._channel.get_nowait_many(1024)
+                if not items:
+                    break
+                for item in items:
+                    pending.add(item)
+        except ChannelClosed:
+            return True
+        BUFFERED.set(pending.trade_rows)
+        return False
+
+    async def _flush(self) -> None:
+        pending = self._pending
+        async with self._pool.acquire(timeout=5.0) as conn, conn.transaction():
+            await self._ensure_partitions(conn, pending.trades)
+            inserted = await insert_trades(conn, pending.trades)
+            await update_trade_meta(conn, pending.trades, inserted)
+            await insert_rate_snapshots(conn, pending.rates)
+            await insert_indicators(conn, pending.indicators)
+            await insert_liquidations(conn, pending.liquidations)
+            await record_gaps(conn, pending.gaps)
+        written = sum(inserted.values())
+        self.trades_written += written
+        ROWS_WRITTEN.inc(written)
+        FLUSHES.inc()
+        if pending.trades:
+            now_ms = self._clock.time_ms()
+            newest = max(b.ts[-1] for b in pending.trades if len(b))
+            COMMIT_LATENCY.observe(max(0.0, (now_ms - newest) / 1000))
+            if self.record_latency:
+                for b in pending.trades:
+                    self.latencies_ms.extend(now_ms - t for t in b.ts)
+        committed = pending.trades
+        self._pending = _Pending()
+        BUFFERED.set(0)
+        if self._on_committed is not None and committed:
+            result = self._on_committed(committed)
+            if result is not None:
+                await result
+
+    async def _ensure_partitions(self, conn: asyncpg.Connection, batches: list[TradeBatch]) -> None:
+        months = {month_of_ms(t) for b in batches for t in (b.ts[0], b.ts[-1]) if len(b)}
+        missing = months - self._months
+        if not missing:
+            return
+        lo = min(min(b.ts) for b in batches if len(b))
+        hi = max(max(b.ts) for b in batches if len(b))
+        await ensure_partitions_covering(conn, lo, hi)
+        self._months |= missing

@@ -1,0 +1,82 @@
+"""The trade tape: contiguous output, duplicates dropped, gaps held and reported, holes skipped."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from arbengine.collect.tape import TradeTape
+
+
+def add(tape: TradeTape, *ids: int) -> None:
+    for i in ids:
+        tape.add(i, 1_000 + i, 100.0 + i, 1.0, i * 10, i * 10 + 1, i % 2 == 0)
+
+
+def taken_ids(tape: TradeTape) -> list[int]:
+    batch = tape.take()
+    return [] if batch is None else batch.agg_id
+
+
+def test_first_trade_fixes_the_start_and_runs_are_emitted_in_order() -> None:
+    tape = TradeTape("BTCUSDT")
+    add(tape, 5, 6, 7)
+    batch = tape.take()
+    assert batch is not None
+    assert batch.agg_id == [5, 6, 7]
+    assert batch.ts == [1005, 1006, 1007]
+    assert batch.price == [105.0, 106.0, 107.0]
+    assert batch.is_buyer_maker == [False, True, False]
+    assert tape.take() is None
+
+
+def test_duplicates_are_dropped_once_emitted_or_held() -> None:
+    tape = TradeTape("BTCUSDT", last_id=9)
+    add(tape, 10, 10, 9, 12, 12)
+    assert taken_ids(tape) == [10]
+    assert tape.counters.duplicates == 3
+
+
+def test_a_gap_holds_later_trades_until_it_is_filled() -> None:
+    tape = TradeTape("BTCUSDT", last_id=0)
+    add(tape, 1, 2, 5, 6)
+    assert taken_ids(tape) == [1, 2]
+    assert tape.gap() == (3, 4)
+    assert tape.held_count == 2
+    add(tape, 4)
+    assert tape.gap() == (3, 3)
+    add(tape, 3)
+    assert tape.gap() is None
+    assert taken_ids(tape) == [3, 4, 5, 6]
+
+
+def test_resuming_after_a_stored_id_detects_the_gap_to_the_stream() -> None:
+    tape = TradeTape("BTCUSDT", last_id=100)
+    add(tape, 150)
+    assert tape.gap() == (101, 149)
+    assert tape.take() is None
+
+
+def test_skip_to_records_a_hole_and_releases_held_trades() -> None:
+    tape = TradeTape("BTCUSDT", last_id=10)
+    add(tape, 20, 21)
+    assert tape.skip_to(15) == (11, 14)
+    assert tape.gap() == (15, 19)
+    add(tape, 15, 16, 17, 18, 19)
+    assert taken_ids(tape) == [15, 16, 17, 18, 19, 20, 21]
+    assert tape.skip_to(10) is None
+
+
+@given(st.permutations(list(range(1, 60))), st.integers(0, 3))
+def test_any_arrival_order_with_repeats_gives_each_id_once_in_order(
+    order: list[int], repeat_every: int
+) -> None:
+    tape = TradeTape("X", last_id=0)
+    out: list[int] = []
+    for n, i in enumerate(order):
+        add(tape, i)
+        if repeat_every and n % (repeat_every + 1) == 0:
+            add(tape, i)
+        out += taken_ids(tape)
+    assert out == list(range(1, 60))
+    assert tape.gap() is None
