@@ -298,6 +298,8 @@ class Daemon:
                     db_size=db.size_bytes,
                     tasks=self._tasks_view,
                     channels=self._channels_view,
+                    pool=db.pool,
+                    settings=settings,
                 )
                 port = await stack.enter_async_context(
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)

@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "channels": ("arbengine.runtime.channels_bench", "bounded channel throughput"),
     "sim": ("arbengine.sim.bench", "simulated exchange: aggTrade messages/s to one client"),
     "engine": ("arbengine.signals.bench", "signal engine tick cost and memory per symbol"),
+    "api": ("arbengine.api.bench", "API requests/s and latency on cached endpoints"),
 }
 
 
@@ -127,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", metavar="FILE", help="also write the report as JSON")
         module.add_arguments(sub)
         sub.set_defaults(handler=cmd_bench, bench_module=module)
+
+    try:
+        admin_cli = importlib.import_module("arbengine.api.admin_cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "arbengine.api.admin_cli":
+            raise
+    else:
+        admin = command("admin", "manage users and invite codes")
+        admin_cli.add_arguments(admin)
+        admin.set_defaults(handler=lambda a: admin_cli.run(a, _settings(a)))
 
     try:
         sim_cli = importlib.import_module("arbengine.sim.cli")

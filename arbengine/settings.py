@@ -152,6 +152,24 @@ class CollectSettings(_Section, frozen=True):
                 raise ValueError(f"symbol {symbol!r} is not an upper-case Binance symbol")
 
 
+class AuthSettings(_Section, frozen=True):
+    SECRETS: ClassVar[frozenset[str]] = frozenset({"jwt_secret"})
+
+    jwt_secret: str = ""
+    """HS256 key. Empty: generated once and kept in ``secret_file`` (mode 0600)."""
+    secret_file: str = "./var/jwt.secret"
+    access_ttl: Duration = "15m"
+    refresh_ttl: Duration = "30d"
+    login_attempts_per_ip: PositiveInt = 20
+    login_attempts_per_account: PositiveInt = 5
+    login_window: Duration = "15m"
+    register_attempts_per_ip: PositiveInt = 10
+
+    def __post_init__(self) -> None:
+        if self.jwt_secret and len(self.jwt_secret) < 32:
+            raise ValueError("jwt_secret must be at least 32 characters (or empty to generate one)")
+
+
 class LogSettings(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     pretty: bool = False
@@ -164,6 +182,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
     exchange: ExchangeSettings = msgspec.field(default_factory=ExchangeSettings)
     collect: CollectSettings = msgspec.field(default_factory=CollectSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
     def redacted(self) -> dict[str, dict[str, Any]]:

@@ -14,15 +14,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from arbengine.api.jsonio import json_response
+from arbengine.settings import Settings
 from arbengine.api.middleware import errors_middleware
 
 
 @dataclass(frozen=True)
 class ApiContext:
+    """What the API may see of the daemon; built by the composition root."""
+
     version: str
     started_monotonic: float
     started_at: float
@@ -30,6 +34,9 @@ class ApiContext:
     db_size: Callable[[], Awaitable[int]]
     tasks: Callable[[], list[dict[str, Any]]]
     channels: Callable[[], list[dict[str, Any]]]
+    pool: asyncpg.Pool | None = None
+    """Database pool for the read routes (None only in tests of the bare app)."""
+    settings: Settings | None = None
     health_timeout_s: float = 2.0
 
 

@@ -11,6 +11,7 @@ collectors stay independent of the storage package.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -61,10 +62,8 @@ class ContinuityCheck:
         while not self._stop.is_set():
             for symbol in self.symbols:
                 await self.check(symbol)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval_s)
-            except TimeoutError:
-                pass
 
     async def check(self, symbol: str) -> list[TapeGap]:
         """One pass for one symbol; returns the outcomes it recorded."""

@@ -559,3 +559,8 @@ class TradeTape:
         ints[_LAST_ID, upd] = cid[later]
         floats[_LAST_P, upd] = p[lasts][later]
         rows.replace_tail(i0, ints, floats)
+
+
+class TickOrderError(ValueError):
+    """Ticks went backwards, or trades ran so far ahead of the evaluated tick
+    that history a later tick needs was already overwritten."""
