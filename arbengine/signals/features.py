@@ -1,0 +1,385 @@
+"""Per-symbol features at a tick, exactly as docs SIGNALS.md defines them.
+
+One :class:`SymbolFeatures` per symbol serves every strategy: the data it
+keeps does not depend on any strategy (24 h of trades, 26 h of candles,
+indicator values), and each strategy's window lengths, staleness and
+percentile minimum are a :class:`FeatureSpec` passed at evaluation, so a
+reloaded strategy with other windows is served from the next tick on.
+
+Pure and synchronous: no clock, no I/O. Time is the tick ``t`` (epoch ms,
+whole seconds) and the event times of the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from arbengine.domain.events import AggTrade, Indicator, IndicatorKind, Liquidation, MarkPrice
+from arbengine.signals.candles import HORIZON_MS, AtrState, Candles
+from arbengine.signals.large import LargeTracker
+from arbengine.signals.series import AsOfSeries, LiquidationSeries
+from arbengine.signals.tape import AddResult, TickOrderError, TradeBatch, TradeTape
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+MAX_WINDOW_MS = DAY_MS
+MAX_STALENESS_MS = HORIZON_MS
+DEFAULT_FUNDING_INTERVAL_HOURS = 8.0
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "price",
+    "cvd_fast",
+    "cvd_mid",
+    "cvd_day",
+    "flow_fast",
+    "flow_mid",
+    "vwap_fast",
+    "vwap_mid",
+    "vwap_day",
+    "vwap_dev_fast",
+    "vwap_dev_mid",
+    "atr",
+    "atr_pct",
+    "atr_percentile",
+    "large_threshold",
+    "large_imbalance_fast",
+    "funding_rate",
+    "funding_annualised",
+    "oi_change_1h",
+    "ls_global",
+    "ls_top",
+    "taker_ratio",
+    "coinbase_premium_bps",
+    "liq_imbalance_fast",
+    "trades_fast",
+)
+_FEATURE_SET = frozenset(FEATURE_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    """The strategy keys that change how features are computed."""
+
+    fast_ms: int = 30 * MINUTE_MS
+    mid_ms: int = 4 * HOUR_MS
+    day_ms: int = DAY_MS
+    max_staleness_ms: int = 5 * MINUTE_MS
+    atr_percentile_min_values: int = 288
+
+    def __post_init__(self) -> None:
+        for name in ("fast_ms", "mid_ms", "day_ms"):
+            value = getattr(self, name)
+            if value <= 0 or value % SECOND_MS or value > MAX_WINDOW_MS:
+                raise ValueError(f"{name} must be whole seconds in (0, 24h], got {value}")
+        if not self.fast_ms <= self.day_ms:
+            raise ValueError("the fast window must not be longer than the day window")
+        s = self.max_staleness_ms
+        if s <= 0 or s % SECOND_MS or s > MAX_STALENESS_MS:
+            raise ValueError(f"max_staleness_ms must be whole seconds in (0, 26h], got {s}")
+        if not 12 <= self.atr_percentile_min_values <= 288:
+            raise ValueError("atr_percentile_min_values must be within 12..288")
+
+
+DEFAULT_SPEC = FeatureSpec()
+
+
+class Features(Mapping[str, float]):
+    """Feature name → value at one tick for one symbol; an absent feature is missing."""
+
+    __slots__ = ("_values", "symbol", "t_ms")
+
+    def __init__(self, symbol: str, t_ms: int, values: Mapping[str, float]) -> None:
+        self.symbol = symbol
+        self.t_ms = t_ms
+        self._values = {k: float(values[k]) for k in FEATURE_NAMES if k in values}
+        unknown = set(values) - _FEATURE_SET
+        if unknown:
+            raise KeyError(f"unknown features: {sorted(unknown)}")
+
+    def __getitem__(self, key: str) -> float:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Features({self.symbol!r}, {self.t_ms}, {self._values!r})"
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self._values)
+
+
+class SymbolFeatures:
+    """All the state the features of one symbol need, fed by events, read at ticks.
+
+    Ticks must be evaluated in non-decreasing order. Trades may run ahead of
+    the evaluated tick (live, the trade that makes a tick due is itself
+    later than the tick) by up to about two days.
+    """
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self._tape = TradeTape()
+        self._candles = Candles()
+        self._trackers: dict[int, LargeTracker] = {}
+        self._series: dict[IndicatorKind, AsOfSeries] = {k: AsOfSeries() for k in IndicatorKind}
+        self._liq = LiquidationSeries()
+        self._last_eval_ms: int | None = None
+        self._late_trades = 0
+        self._memo: dict[FeatureSpec, Features] = {}
+        self._win_memo: dict[int, tuple[int, float, float, float]] = {}
+        self._atr_memo: AtrState | None = None
+        self._large_memo: dict[int, float | None] = {}
+
+    # ---- inputs --------------------------------------------------------------------------
+
+    @property
+    def last_evaluated_ms(self) -> int | None:
+        return self._last_eval_ms
+
+    @property
+    def late_trades(self) -> int:
+        """Trades accepted after their tick was evaluated, since start."""
+        return self._late_trades
+
+    def _invalidate(self) -> None:
+        self._memo.clear()
+        self._win_memo.clear()
+        self._atr_memo = None
+        self._large_memo.clear()
+
+    def add_trades(self, trades: TradeBatch | AggTrade | Iterable[AggTrade]) -> AddResult:
+        """Add trades in any order and any batching; repeated agg_ids count once."""
+        if isinstance(trades, AggTrade):
+            batch = TradeBatch.from_trades([trades])
+        elif isinstance(trades, TradeBatch):
+            batch = trades
+        else:
+            batch = TradeBatch.from_trades(trades)
+        n = len(batch)
+        if n == 0:
+            return AddResult(0, 0, 0, 0)
+        if not (np.isfinite(batch.price).all() and np.isfinite(batch.qty).all()):
+            raise ValueError("trade price and quantity must be finite")
+        if (batch.price <= 0).any() or (batch.qty < 0).any():
+            raise ValueError("trade price must be > 0 and quantity >= 0")
+        order = np.argsort(batch.agg_id, kind="stable")
+        sid = batch.agg_id[order]
+        first = np.ones(n, np.bool_)
+        first[1:] = sid[1:] != sid[:-1]
+        keep = first & self._tape.ids.unseen(sid)
+        duplicates = n - int(np.count_nonzero(keep))
+        idx = order[keep]
+        t_all = batch.time_ms[idx]
+        too_old = 0
+        if self._last_eval_ms is not None:
+            fresh = t_all >= self._last_eval_ms - HORIZON_MS
+            too_old = len(idx) - int(np.count_nonzero(fresh))
+            idx, t_all = idx[fresh], t_all[fresh]
+        if len(idx) == 0:
+            return AddResult(0, duplicates, 0, too_old)
+        self._tape.ids.add(batch.agg_id[idx], t_all)  # idx is ascending by agg_id
+        o = np.lexsort((batch.agg_id[idx], t_all))
+        idx = idx[o]
+        t = batch.time_ms[idx]
+        ids = batch.agg_id[idx]
+        p = batch.price[idx]
+        q = batch.qty[idx]
+        m = batch.is_buyer_maker[idx]
+        pq = p * q
+        sq = np.where(m, -q, q)
+        x = np.where(m, -pq, pq)
+        self._candles.add(t, ids, p)
+        late = 0
+        if self._last_eval_ms is not None:
+            late = int(np.count_nonzero(t < self._last_eval_ms))
+        floor = self._tape.floor_sec
+        start = 0
+        if floor is not None:
+            start = int(np.searchsorted(t, floor * SECOND_MS, side="left"))
+            if start:
+                self._tape.note_old_trade(int(t[start - 1]), int(ids[start - 1]), float(p[start - 1]))
+        if start < len(t):
+            s = slice(start, None)
+            self._tape.store(t[s], ids[s], p[s], q[s], sq[s], x[s])
+            if late and self._trackers:
+                lt = t[s] < self._last_eval_ms
+                secs, xs = t[s][lt] // SECOND_MS, x[s][lt]
+                for tracker in self._trackers.values():
+                    tracker.on_insert(secs, xs)
+        self._late_trades += late
+        self._invalidate()
+        return AddResult(len(idx), duplicates, late, too_old)
+
+    def add_indicator(self, indicator: Indicator) -> None:
+        self._series[indicator.kind].add(indicator.known_ms, indicator.value)
+        self._invalidate()
+
+    def add_mark_price(self, mark: MarkPrice) -> None:
+        """A markPrice update or premiumIndex answer: funding rate and index price."""
+        self._series[IndicatorKind.FUNDING_RATE].add(mark.time_ms, mark.funding_rate)
+        self._series[IndicatorKind.INDEX_PRICE].add(mark.time_ms, mark.index_price)
+        self._invalidate()
+
+    def add_liquidation(self, liq: Liquidation) -> None:
+        notional = liq.avg_price * liq.filled_qty
+        self._liq.add(liq.order_time_ms, notional if liq.side == "BUY" else -notional)
+        self._invalidate()
+
+    # ---- evaluation ----------------------------------------------------------------------
+
+    def _advance(self, t_ms: int) -> None:
+        if t_ms % SECOND_MS:
+            raise ValueError(f"ticks are whole seconds, got t={t_ms}")
+        last = self._last_eval_ms
+        if last is not None and t_ms < last:
+            raise TickOrderError(f"tick {t_ms} is before the last evaluated tick {last}")
+        if last == t_ms:
+            return
+        self._last_eval_ms = t_ms
+        self._tape.set_floor((t_ms - MAX_WINDOW_MS) // SECOND_MS)
+        self._tape.ids.prune(t_ms - HORIZON_MS)
+        self._liq.prune(t_ms - MAX_WINDOW_MS)
+        for series in self._series.values():
+            series.prune(t_ms - HOUR_MS)
+        self._invalidate()
+
+    def forget_windows(self, day_windows_ms: Iterable[int]) -> None:
+        """Drop large-order trackers for day windows no strategy uses any more."""
+        keep = set(day_windows_ms)
+        for day in list(self._trackers):
+            if day not in keep:
+                del self._trackers[day]
+
+    def evaluate(self, t_ms: int, spec: FeatureSpec = DEFAULT_SPEC) -> Features:
+        """Features at tick ``t_ms``: trades with T < t, indicator values known before t."""
+        self._advance(t_ms)
+        cached = self._memo.get(spec)
+        if cached is not None:
+            return cached
+        t_sec = t_ms // SECOND_MS
+        v: dict[str, float] = {}
+
+        last = self._tape.last_before(t_sec)
+        price: float | None = None
+        if last is not None and last.time_ms >= t_ms - spec.max_staleness_ms:
+            price = last.price
+            v["price"] = price
+
+        n_fast = 0
+        for name, w in (("fast", spec.fast_ms), ("mid", spec.mid_ms), ("day", spec.day_ms)):
+            n, vol, cvd, pq = self._window(t_sec, w // SECOND_MS)
+            if name == "fast":
+                n_fast = n
+            v[f"cvd_{name}"] = cvd
+            if name != "day":
+                v[f"flow_{name}"] = cvd / vol if vol > 0 else 0.0
+            if vol > 0:
+                vwap = pq / vol
+                v[f"vwap_{name}"] = vwap
+                if name != "day" and price is not None and vwap > 0:
+                    v[f"vwap_dev_{name}"] = (price - vwap) / vwap
+        v["trades_fast"] = float(n_fast)
+
+        atr_state = self._atr(t_ms)
+        if atr_state.atr is not None:
+            v["atr"] = atr_state.atr
+            if price is not None:
+                v["atr_pct"] = atr_state.atr / price
+            pct = atr_state.percentile(spec.atr_percentile_min_values)
+            if pct is not None:
+                v["atr_percentile"] = pct
+
+        tracker, threshold = self._large(t_sec, spec.day_ms)
+        if threshold is not None:
+            v["large_threshold"] = threshold
+            v["large_imbalance_fast"] = tracker.imbalance(spec.fast_ms // SECOND_MS, threshold)
+
+        self._indicator_features(t_ms, spec, v)
+        v["liq_imbalance_fast"] = self._liq.imbalance(t_ms - spec.fast_ms, t_ms)
+
+        features = Features(self.symbol, t_ms, v)
+        self._memo[spec] = features
+        return features
+
+    def _window(self, t_sec: int, w_sec: int) -> tuple[int, float, float, float]:
+        got = self._win_memo.get(w_sec)
+        if got is None:
+            got = self._tape.window(t_sec - w_sec, t_sec)
+            self._win_memo[w_sec] = got
+        return got
+
+    def _atr(self, t_ms: int) -> AtrState:
+        if self._atr_memo is None:
+            self._atr_memo = self._candles.state(t_ms)
+        return self._atr_memo
+
+    def _large(self, t_sec: int, day_ms: int) -> tuple[LargeTracker, float | None]:
+        tracker = self._trackers.get(day_ms)
+        if tracker is None:
+            tracker = self._trackers[day_ms] = LargeTracker(day_ms)
+        if day_ms not in self._large_memo:
+            tracker.advance(self._tape, t_sec)
+            self._large_memo[day_ms] = tracker.threshold()
+        return tracker, self._large_memo[day_ms]
+
+    def _asof(self, kind: IndicatorKind, at_ms: int, t_ms: int, staleness_ms: int) -> float | None:
+        """As-of value at ``at_ms``, absent when stale at ``at_ms`` or outside t's horizon."""
+        got = self._series[kind].asof(at_ms)
+        if got is None:
+            return None
+        known, value = got
+        if known < at_ms - staleness_ms or known < t_ms - HORIZON_MS:
+            return None
+        return value
+
+    def _indicator_features(self, t_ms: int, spec: FeatureSpec, v: dict[str, float]) -> None:
+        stale = spec.max_staleness_ms
+        funding = self._asof(IndicatorKind.FUNDING_RATE, t_ms, t_ms, stale)
+        if funding is not None:
+            v["funding_rate"] = funding
+            interval = self._asof(IndicatorKind.FUNDING_INTERVAL_HOURS, t_ms, t_ms, HORIZON_MS)
+            hours = DEFAULT_FUNDING_INTERVAL_HOURS if interval is None else interval
+            if hours > 0:
+                v["funding_annualised"] = funding * (24.0 / hours) * 365.0
+        oi_now = self._asof(IndicatorKind.OPEN_INTEREST, t_ms, t_ms, stale)
+        oi_then = self._asof(IndicatorKind.OPEN_INTEREST, t_ms - HOUR_MS, t_ms, stale)
+        if oi_now is not None and oi_then is not None and oi_now > 0 and oi_then > 0:
+            v["oi_change_1h"] = oi_now / oi_then - 1.0
+        for name, kind in (
+            ("ls_global", IndicatorKind.LS_GLOBAL_RATIO),
+            ("ls_top", IndicatorKind.LS_TOP_RATIO),
+            ("taker_ratio", IndicatorKind.TAKER_RATIO),
+        ):
+            ratio = self._asof(kind, t_ms, t_ms, stale)
+            if ratio is not None and ratio > 0:
+                v[name] = math.log(ratio)
+        coinbase = self._asof(IndicatorKind.COINBASE_PRICE, t_ms, t_ms, stale)
+        index = self._asof(IndicatorKind.INDEX_PRICE, t_ms, t_ms, stale)
+        if coinbase is not None and index is not None and index > 0:
+            v["coinbase_premium_bps"] = (coinbase - index) / index * 1e4
+
+    # ---- introspection -------------------------------------------------------------------
+
+    @property
+    def trade_count(self) -> int:
+        """Trades retained (the last 24 h, plus any ahead of the last tick)."""
+        return len(self._tape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the per-symbol structures (numpy buffers and the large-order tails)."""
+        return (
+            self._tape.nbytes
+            + self._candles.nbytes
+            + sum(t.nbytes for t in self._trackers.values())
+        )

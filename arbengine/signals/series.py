@@ -1,0 +1,96 @@
+"""Sparse inputs of the feature engine: indicator values by known time, liquidations.
+
+Both are small (at most a few values per second, pruned to what a future
+tick can still read), so plain sorted Python lists are the simplest exact
+structure.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+
+
+class AsOfSeries:
+    """Values of one indicator, ordered by the time each became known.
+
+    Two values known at the same millisecond: the one added last wins (a
+    re-poll replacing an earlier answer).
+    """
+
+    def __init__(self) -> None:
+        self._known: list[int] = []
+        self._values: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def add(self, known_ms: int, value: float) -> None:
+        if not self._known or known_ms > self._known[-1]:
+            self._known.append(known_ms)
+            self._values.append(value)
+            return
+        i = bisect_left(self._known, known_ms)
+        if i < len(self._known) and self._known[i] == known_ms:
+            self._values[i] = value
+        else:
+            self._known.insert(i, known_ms)
+            self._values.insert(i, value)
+
+    def asof(self, t_ms: int) -> tuple[int, float] | None:
+        """The latest value known strictly before ``t_ms``, with its known time."""
+        i = bisect_left(self._known, t_ms) - 1
+        if i < 0:
+            return None
+        return self._known[i], self._values[i]
+
+    def prune(self, before_ms: int) -> None:
+        """Forget values no query at or after ``before_ms`` can return."""
+        i = bisect_left(self._known, before_ms) - 1
+        if i > 0:
+            del self._known[:i]
+            del self._values[:i]
+
+
+class LiquidationSeries:
+    """Liquidation notionals by order time: + a short liquidated (BUY), − a long (SELL).
+
+    An event repeated exactly (same time, side, price and quantity) counts
+    once: a live stream and a warm start from the store can overlap.
+    """
+
+    def __init__(self) -> None:
+        self._t: list[int] = []
+        self._v: list[float] = []
+        self._seen: set[tuple[int, float]] = set()
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def add(self, time_ms: int, signed_notional: float) -> bool:
+        key = (time_ms, signed_notional)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        i = bisect_right(self._t, time_ms)
+        self._t.insert(i, time_ms)
+        self._v.insert(i, signed_notional)
+        return True
+
+    def imbalance(self, lo_ms: int, hi_ms: int) -> float:
+        """(short − long liquidation notional) / their sum over ``[lo_ms, hi_ms)``; 0 when none."""
+        i = bisect_left(self._t, lo_ms)
+        j = bisect_left(self._t, hi_ms)
+        seg = self._v[i:j]
+        short = math.fsum(v for v in seg if v > 0)
+        long = math.fsum(-v for v in seg if v < 0)
+        total = short + long
+        return 0.0 if total == 0 else (short - long) / total
+
+    def prune(self, before_ms: int) -> None:
+        i = bisect_left(self._t, before_ms)
+        if i:
+            for t, v in zip(self._t[:i], self._v[:i], strict=True):
+                self._seen.discard((t, v))
+            del self._t[:i]
+            del self._v[:i]

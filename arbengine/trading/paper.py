@@ -1,0 +1,304 @@
+"""Paper trading core (SIGNALS.md, "Paper trades"): synchronous, event-time only.
+
+A position is opened at a firing tick and then walks every later trade of its
+symbol in ``(T, agg_id)`` order. On each trade, in this order: stop loss,
+first take-profit (partial; optionally moves the stop to breakeven), second
+take-profit, maximum hold. Every exit fills at that trade's price moved
+against the position by the slippage. Funding is charged at each funding
+time after the entry tick up to the close, on the fraction still open.
+
+The same object runs live and in backtests; nothing in it reads a clock.
+
+Choices where SIGNALS.md is silent (documented in the README):
+- ``funding_usd_per_unit`` is the P&L effect of funding per unit of quantity
+  (negative when the position pays); the R result adds it.
+- A funding record that is not yet known when the position closes leaves the
+  trade "closed, funding pending" until it arrives; results are final once
+  every funding time in (entry tick, close] has a rate.
+- Exit reasons: ``sl``, ``breakeven`` (the stop after it moved to the entry),
+  ``tp1``, ``tp2``, ``max_hold``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+ExitReason = Literal["sl", "breakeven", "tp1", "tp2", "max_hold"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRule:
+    sl_atr: float
+    tp1_atr: float | None = None
+    tp1_fraction: float | None = None
+    tp2_atr: float | None = None
+    breakeven_after_tp1: bool = False
+    max_hold_ms: int | None = None
+    fee_bps: float = 0.0
+    slippage_bps: float = 0.0
+    risk_usd: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    ts: int
+    agg_id: int
+    price: float
+    fraction: float
+    reason: ExitReason
+
+
+@dataclass(frozen=True, slots=True)
+class FundingCharge:
+    time: int
+    rate: float
+    mark: float
+    fraction: float
+    usd_per_unit: float
+    """P&L per unit of quantity: −d · rate · mark · fraction."""
+
+
+@dataclass
+class PaperPosition:
+    strategy: str
+    strategy_hash: str
+    symbol: str
+    direction: int
+    entry_tick: int
+    entry_price: float
+    r_distance: float
+    stop_loss: float
+    take_profit_1: float | None
+    take_profit_2: float | None
+    rule: ExitRule
+    fills: list[Fill] = field(default_factory=list)
+    funding: list[FundingCharge] = field(default_factory=list)
+    remaining: float = 1.0
+    tp1_done: bool = False
+    at_breakeven: bool = False
+    last_agg_id: int | None = None
+    last_ts: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.remaining > 1e-12
+
+    @property
+    def closed_at(self) -> int | None:
+        return None if self.is_open or not self.fills else self.fills[-1].ts
+
+    @property
+    def quantity(self) -> float:
+        return self.rule.risk_usd / self.r_distance
+
+    @property
+    def exit_reason(self) -> ExitReason | None:
+        return None if self.is_open or not self.fills else self.fills[-1].reason
+
+    @property
+    def fees_per_unit(self) -> float:
+        fee = self.rule.fee_bps * 1e-4
+        return fee * (self.entry_price + sum(f.fraction * f.price for f in self.fills))
+
+    @property
+    def funding_per_unit(self) -> float:
+        return sum(c.usd_per_unit for c in self.funding)
+
+    def result_r(self) -> float:
+        """[Σ fᵢ·d·(xᵢ − e) − fee·(e + Σ fᵢ·xᵢ) + funding] / R, over the parts closed so far."""
+        d, e = self.direction, self.entry_price
+        gross = sum(f.fraction * d * (f.price - e) for f in self.fills)
+        return (gross - self.fees_per_unit + self.funding_per_unit) / self.r_distance
+
+    def result_usd(self) -> float:
+        return self.result_r() * self.rule.risk_usd
+
+
+def open_position(
+    *,
+    strategy: str,
+    strategy_hash: str,
+    symbol: str,
+    direction: int,
+    tick: int,
+    price: float,
+    atr: float,
+    rule: ExitRule,
+) -> PaperPosition:
+    if direction not in (1, -1):
+        raise ValueError("direction must be 1 or -1")
+    if atr <= 0 or price <= 0:
+        raise ValueError("a position needs a positive price and atr")
+    slip = rule.slippage_bps * 1e-4
+    e = price * (1 + direction * slip)
+    r = rule.sl_atr * atr
+    return PaperPosition(
+        strategy=strategy,
+        strategy_hash=strategy_hash,
+        symbol=symbol,
+        direction=direction,
+        entry_tick=tick,
+        entry_price=e,
+        r_distance=r,
+        stop_loss=e - direction * r,
+        take_profit_1=None if rule.tp1_atr is None else e + direction * rule.tp1_atr * atr,
+        take_profit_2=None if rule.tp2_atr is None else e + direction * rule.tp2_atr * atr,
+        rule=rule,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FundingEvent:
+    symbol: str
+    time: int
+    rate: float
+    mark: float | None
+
+
+class PaperBook:
+    """Every paper position of every strategy, fed trades and funding in event time."""
+
+    def __init__(self) -> None:
+        self.open: list[PaperPosition] = []
+        self.closed: list[PaperPosition] = []
+        self._funding: dict[str, dict[int, FundingEvent]] = {}
+        # Last trade of each minute per symbol (24 h): funding times are minute-aligned,
+        # so "the last trade before τ" is the last entry before τ, exactly.
+        self._minute_last: dict[str, dict[int, tuple[int, float]]] = {}
+
+    def add(self, position: PaperPosition) -> None:
+        self.open.append(position)
+
+    def open_count(self, strategy: str, symbol: str) -> int:
+        return sum(1 for p in self.open if p.strategy == strategy and p.symbol == symbol)
+
+    def restore(self, positions: Iterable[PaperPosition]) -> None:
+        """Take back positions from storage after a restart (open ones resume walking)."""
+        for position in positions:
+            (self.open if position.is_open else self.closed).append(position)
+
+    def on_funding(self, event: FundingEvent) -> list[PaperPosition]:
+        """Record a funding rate and charge the positions the walk has already carried past
+        its time (a record can arrive after the trades that followed it). Returns them."""
+        self._funding.setdefault(event.symbol, {})[event.time] = event
+        touched = []
+        for position in [*self.open, *self.closed]:
+            if position.symbol != event.symbol:
+                continue
+            reached = position.closed_at if not position.is_open else position.last_ts
+            if self._charge(position, event, reached):
+                touched.append(position)
+        return touched
+
+    def on_trades(
+        self,
+        symbol: str,
+        agg_ids: Sequence[int],
+        times: Sequence[int],
+        prices: Sequence[float],
+    ) -> list[PaperPosition]:
+        """Walk one symbol's trades, ordered by (T, agg_id); return positions that filled."""
+        minute_last = self._minute_last.setdefault(symbol, {})
+        positions = [p for p in self.open if p.symbol == symbol]
+        changed: dict[int, PaperPosition] = {}
+        funding = self._funding.get(symbol, {})
+        for agg_id, ts, price in zip(agg_ids, times, prices, strict=True):
+            for position in positions:
+                if not position.is_open or ts < position.entry_tick:
+                    continue
+                if position.last_agg_id is not None and agg_id <= position.last_agg_id:
+                    continue
+                for event in funding.values():
+                    self._charge(position, event, ts)
+                if _step(position, agg_id, ts, price):
+                    changed[id(position)] = position
+                position.last_agg_id = agg_id
+                position.last_ts = ts
+            minute_last[ts // 60_000] = (ts, price)
+        if len(minute_last) > 1500:
+            newest = max(minute_last)
+            for minute in [m for m in minute_last if m < newest - 1440]:
+                del minute_last[minute]
+        if changed:
+            self.closed += [p for p in self.open if not p.is_open]
+            self.open = [p for p in self.open if p.is_open]
+        return list(changed.values())
+
+    def last_trade_before(self, symbol: str, time: int) -> float | None:
+        minutes = self._minute_last.get(symbol, {})
+        best: tuple[int, float] | None = None
+        for ts, price in minutes.values():
+            if ts < time and (best is None or ts > best[0]):
+                best = (ts, price)
+        return None if best is None else best[1]
+
+    def _charge(self, position: PaperPosition, event: FundingEvent, reached: int | None) -> bool:
+        """Charge ``event`` if entry tick < τ ≤ how far the position has been walked (and, once
+        closed, τ ≤ its close), once. The fraction is what was open just before τ."""
+        if event.time <= position.entry_tick or reached is None or event.time > reached:
+            return False
+        closed_at = position.closed_at
+        if closed_at is not None and event.time > closed_at:
+            return False
+        if any(c.time == event.time for c in position.funding):
+            return False
+        fraction = max(0.0, 1.0 - sum(f.fraction for f in position.fills if f.ts < event.time))
+        if fraction <= 0:
+            return False
+        mark = event.mark
+        if mark is None:
+            mark = self.last_trade_before(position.symbol, event.time)
+        if mark is None:
+            mark = position.entry_price
+        usd = -position.direction * event.rate * mark * fraction
+        position.funding.append(FundingCharge(event.time, event.rate, mark, fraction, usd))
+        position.funding.sort(key=lambda c: c.time)
+        return True
+
+
+def _fill(
+    position: PaperPosition,
+    agg_id: int,
+    ts: int,
+    price: float,
+    fraction: float,
+    reason: ExitReason,
+) -> None:
+    slip = position.rule.slippage_bps * 1e-4
+    x = price * (1 - position.direction * slip)
+    fraction = min(fraction, position.remaining)
+    position.fills.append(Fill(ts, agg_id, x, fraction, reason))
+    position.remaining = position.remaining - fraction
+    if position.remaining <= 1e-12:
+        position.remaining = 0.0
+
+
+def _step(position: PaperPosition, agg_id: int, ts: int, price: float) -> bool:
+    """Apply one trade: SL, then TP1, then TP2, then max hold. True when it filled."""
+    d = position.direction
+    if d * (price - position.stop_loss) <= 0:
+        reason: ExitReason = "breakeven" if position.at_breakeven else "sl"
+        _fill(position, agg_id, ts, price, position.remaining, reason)
+        return True
+    filled = False
+    tp1 = position.take_profit_1
+    if tp1 is not None and not position.tp1_done and d * (price - tp1) >= 0:
+        position.tp1_done = True
+        _fill(position, agg_id, ts, price, position.rule.tp1_fraction or 1.0, "tp1")
+        filled = True
+        if position.rule.breakeven_after_tp1:
+            position.stop_loss = position.entry_price
+            position.at_breakeven = True
+        if not position.is_open:
+            return True
+    tp2 = position.take_profit_2
+    if tp2 is not None and d * (price - tp2) >= 0:
+        _fill(position, agg_id, ts, price, position.remaining, "tp2")
+        return True
+    max_hold = position.rule.max_hold_ms
+    if max_hold is not None and ts >= position.entry_tick + max_hold:
+        _fill(position, agg_id, ts, price, position.remaining, "max_hold")
+        return True
+    return filled
