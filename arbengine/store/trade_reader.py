@@ -1,0 +1,131 @@
+"""Reading stored trades fast: binary COPY parsed straight into numpy columns.
+
+Backtests and the engine's warm start read millions of trades. Building a
+Python record per row (what ``fetch`` does) costs about a microsecond each;
+PostgreSQL's binary COPY of fixed-width columns, however, is a sequence of
+identical 55-byte rows, which numpy reads as a structured big-endian array
+without a Python loop. That is what makes "a month of trades in seconds"
+possible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import numpy as np
+from numpy.typing import NDArray
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_HEADER = len(_SIGNATURE) + 8  # flags (4) + header extension length (4), extension empty
+
+# agg_id, ts, price, qty, is_buyer_maker; each field is preceded by its int32 length.
+ROW_DTYPE = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("l_id", ">i4"),
+        ("agg_id", ">i8"),
+        ("l_ts", ">i4"),
+        ("ts", ">i8"),
+        ("l_price", ">i4"),
+        ("price", ">f8"),
+        ("l_qty", ">i4"),
+        ("qty", ">f8"),
+        ("l_maker", ">i4"),
+        ("is_buyer_maker", "?"),
+    ]
+)
+ROW_SIZE = ROW_DTYPE.itemsize
+
+
+@dataclass(frozen=True, slots=True)
+class TradeColumns:
+    """Trades of one symbol in (ts, agg_id) order, as native-endian numpy columns."""
+
+    symbol: str
+    agg_id: NDArray[np.int64]
+    ts: NDArray[np.int64]
+    price: NDArray[np.float64]
+    qty: NDArray[np.float64]
+    is_buyer_maker: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.agg_id)
+
+
+def _columns(symbol: str, rows: NDArray[np.void]) -> TradeColumns:
+    return TradeColumns(
+        symbol,
+        rows["agg_id"].astype(np.int64),
+        rows["ts"].astype(np.int64),
+        rows["price"].astype(np.float64),
+        rows["qty"].astype(np.float64),
+        rows["is_buyer_maker"].astype(np.bool_),
+    )
+
+
+def _parse(stream: bytes) -> NDArray[np.void]:
+    if not stream.startswith(_SIGNATURE):
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    ext = int.from_bytes(stream[_HEADER - 4 : _HEADER], "big")
+    body = memoryview(stream)[_HEADER + ext :]
+    if len(body) < 2 or bytes(body[-2:]) != b"\xff\xff":
+        raise ValueError("binary COPY stream without its trailer")
+    body = body[:-2]
+    if len(body) % ROW_SIZE:
+        raise ValueError("binary COPY stream ended inside a row")
+    rows = np.frombuffer(body, dtype=ROW_DTYPE)
+    if rows.size and (rows["nfields"] != 5).any():
+        raise ValueError("unexpected row layout in binary COPY stream")
+    return rows
+
+
+async def read_trades(
+    conn: asyncpg.Connection, symbol: str, from_ms: int, to_ms: int
+) -> TradeColumns:
+    """Every stored trade of ``symbol`` with ``from_ms ≤ ts < to_ms``, ordered by (ts, agg_id).
+
+    Reads in storage order and sorts in numpy only when needed."""
+    parts: list[bytes] = []
+
+    async def sink(data: bytes) -> None:
+        parts.append(data)
+
+    await conn.copy_from_query(
+        "SELECT agg_id, ts, price, qty, is_buyer_maker FROM agg_trades "
+        "WHERE symbol = $1 AND ts >= $2 AND ts < $3",
+        symbol,
+        from_ms,
+        to_ms,
+        output=sink,
+        format="binary",
+    )
+    columns = _columns(symbol, _parse(b"".join(parts)))
+    # Rows come in storage order (a sequential scan is twice as fast as the index), which is
+    # id order unless a repair filled a hole later: sort only when it is not (T, agg_id) order.
+    ordered = bool((np.diff(columns.ts) >= 0).all()) and bool((np.diff(columns.agg_id) > 0).all())
+    if len(columns) > 1 and not ordered:
+        order = np.lexsort((columns.agg_id, columns.ts))
+        columns = TradeColumns(
+            symbol,
+            columns.agg_id[order],
+            columns.ts[order],
+            columns.price[order],
+            columns.qty[order],
+            columns.is_buyer_maker[order],
+        )
+    return columns
+
+
+async def iter_trade_chunks(
+    conn: asyncpg.Connection, symbol: str, from_ms: int, to_ms: int, chunk_ms: int = 86_400_000
+) -> AsyncIterator[TradeColumns]:
+    """The same, a time chunk at a time (a day by default), to bound memory on long ranges."""
+    start = from_ms
+    while start < to_ms:
+        end = min(to_ms, start + chunk_ms)
+        columns = await read_trades(conn, symbol, start, end)
+        if len(columns):
+            yield columns
+        start = end
