@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from arbengine.store.embedded import stop_embedded_server
 from tests.support.daemon import DaemonProcess
 from tests.support.postgres import PgTestServer
 
@@ -61,4 +62,7 @@ async def spawn_daemon(tmp_path: Path) -> AsyncIterator[object]:
 
     yield spawn
     for daemon in started:
-        await daemon.kill()
+        await daemon.stop()
+        data_dir = Path(daemon.env.get("ARB_DATABASE_DATA_DIR", ""))
+        if (data_dir / "postmaster.pid").exists():  # killed before it could stop its server
+            stop_embedded_server(data_dir)

@@ -19,8 +19,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from arbengine.api.jsonio import json_response
-from arbengine.settings import Settings
 from arbengine.api.middleware import errors_middleware
+from arbengine.settings import Settings
 
 
 @dataclass(frozen=True)

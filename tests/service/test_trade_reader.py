@@ -1,4 +1,4 @@
-"""Binary COPY reader: exact values, range bounds, (T, agg_id) order even when stored out of order."""
+"""Binary COPY reader: exact values, range bounds, (T, agg_id) order even if stored out of order."""
 
 from __future__ import annotations
 

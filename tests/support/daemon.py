@@ -105,6 +105,15 @@ class DaemonProcess:
             await self._reader
         return code
 
+    async def stop(self) -> None:
+        """Graceful stop if still running (SIGTERM), SIGKILL if it does not exit in time."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 30)
+        await self.kill()
+
     async def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
