@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from arbengine import __version__
-from arbengine.domain.errors import ConfigError
+from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.logs import configure_logging
 from arbengine.settings import Settings, load_settings
 
@@ -63,7 +63,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from arbengine.store.database import open_database
 
     async def migrate() -> list[str]:
-        async with open_database(settings.database) as db:
+        async with open_database(settings.database, owner=False) as db:
             return db.migrations_applied
 
     applied = _event_loop_run(migrate())
@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except ConfigError as exc:
         return _fail(f"config error: {exc}")
+    except FatalError as exc:
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
 

@@ -32,7 +32,7 @@ Duration = Annotated[
     str,
     msgspec.Meta(pattern=r"^\d+(ms|s|m|h|d)$", description="a duration like '250ms', '20s', '5m'"),
 ]
-Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535, description="0 picks a free port")]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 

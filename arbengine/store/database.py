@@ -37,19 +37,22 @@ class Database:
 
 @contextlib.asynccontextmanager
 async def database_url(
-    settings: DatabaseSettings,
+    settings: DatabaseSettings, *, owner: bool = True
 ) -> AsyncIterator[tuple[str, EmbeddedServer | None]]:
-    """The configured URL, or an embedded server's (started here, stopped on exit)."""
+    """The configured URL, or an embedded server's (see ``embedded_server`` for ``owner``)."""
     if settings.url:
         yield settings.url, None
         return
-    async with embedded_server(Path(settings.data_dir)) as server:
+    async with embedded_server(Path(settings.data_dir), owner=owner) as server:
         yield server.url, server
 
 
 @contextlib.asynccontextmanager
-async def open_database(settings: DatabaseSettings) -> AsyncIterator[Database]:
-    async with database_url(settings) as (url, embedded):
+async def open_database(
+    settings: DatabaseSettings, *, owner: bool = True
+) -> AsyncIterator[Database]:
+    """Database for the daemon (``owner``) or for a one-off command (not owner)."""
+    async with database_url(settings, owner=owner) as (url, embedded):
         timeout = duration_s(settings.connect_timeout)
         conn = await asyncpg.connect(url, timeout=timeout)
         try:

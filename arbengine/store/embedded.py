@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from arbengine.domain.errors import FatalError
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,14 @@ class EmbeddedServer:
     url: str
     pid: int
     data_dir: Path
+
+
+def _running_pid(data_dir: Path) -> int | None:
+    """The postmaster pid if a server is running in ``data_dir``."""
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir.expanduser().resolve())
+    return info.pid if info is not None and info.is_running() else None
 
 
 def _start(data_dir: Path) -> tuple[EmbeddedServer, Any]:
@@ -66,11 +77,45 @@ def stop_embedded_server(data_dir: Path) -> None:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir.resolve(), user=user, timeout=30)
 
 
+class DataDirInUse(FatalError):
+    """Another daemon already runs the embedded server of this data directory."""
+
+
+@contextlib.contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    """Hold a lock beside the data directory for the life of the daemon."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = data_dir.parent / f".{data_dir.name}.daemon.lock"
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataDirInUse(
+                f"another arbengine daemon is using the database in {data_dir}"
+            ) from None
+        yield
+
+
 @contextlib.asynccontextmanager
-async def embedded_server(data_dir: Path) -> AsyncIterator[EmbeddedServer]:
-    """Start (or adopt an already running) server in ``data_dir``; stop it on exit."""
-    info, handle = await asyncio.to_thread(_start, data_dir)
-    try:
-        yield info
-    finally:
-        await asyncio.shield(asyncio.to_thread(_stop, handle))
+async def embedded_server(data_dir: Path, *, owner: bool = True) -> AsyncIterator[EmbeddedServer]:
+    """Start (or adopt) the server in ``data_dir``.
+
+    The daemon is the ``owner``: one daemon per data directory, and it stops
+    the server on exit, even one a crashed predecessor left running. A
+    command such as ``migrate`` or ``import`` is not: it stops the server
+    only if it started it, so it never pulls the database from under a
+    running daemon.
+    """
+    data_dir = await asyncio.to_thread(lambda: data_dir.expanduser().resolve())
+    with contextlib.ExitStack() as locks:
+        if owner:
+            locks.enter_context(_exclusive(data_dir))
+        was_running = await asyncio.to_thread(
+            lambda: (data_dir / "PG_VERSION").exists() and _running_pid(data_dir) is not None
+        )
+        info, handle = await asyncio.to_thread(_start, data_dir)
+        try:
+            yield info
+        finally:
+            if owner or not was_running:
+                await asyncio.shield(asyncio.to_thread(_stop, handle))

@@ -190,3 +190,29 @@ async def test_health_turns_503_when_the_database_stops_and_recovers(
         assert body["database"] == "ok"
     finally:
         server.stop()
+
+
+async def test_a_second_daemon_on_the_same_data_dir_is_refused(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    first: DaemonProcess = await spawn_daemon(daemon_env)
+    base = await first.started()
+    second: DaemonProcess = await spawn_daemon({**daemon_env, "ARB_HTTP_PORT": "0"})
+    assert await second.wait_exit(timeout=30) == 2
+    assert second.raw[-1] == (
+        "arbengine: another arbengine daemon is using the database in "
+        f"{Path(daemon_env['ARB_DATABASE_DATA_DIR']).resolve()}"
+    )
+    assert (await get_json(f"{base}/api/health"))[0] == 200
+
+
+async def test_migrate_beside_a_running_daemon_leaves_its_database_running(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    daemon: DaemonProcess = await spawn_daemon(daemon_env)
+    base = await daemon.started()
+    migrate: DaemonProcess = await spawn_daemon(daemon_env, ["migrate"])
+    assert await migrate.wait_exit(timeout=60) == 0
+    applied = migrate.events("migrations.applied")[0]
+    assert applied["applied"] == []
+    assert (await get_json(f"{base}/api/health"))[0] == 200

@@ -66,7 +66,7 @@ def test_secrets_redacted_in_repr_and_display() -> None:
     ("env", "message"),
     [
         ({"ARB_HTTP_PORT": "abc"}, "ARB_HTTP_PORT (http.port): expected int (got 'abc')"),
-        ({"ARB_HTTP_PORT": "0"}, "ARB_HTTP_PORT (http.port): expected an integer ≥ 1 (got '0')"),
+        ({"ARB_HTTP_PORT": "-1"}, "ARB_HTTP_PORT (http.port): expected an integer ≥ 0 (got '-1')"),
         ({"ARB_HTTP_PORT": "70000"}, "ARB_HTTP_PORT (http.port): expected an integer ≤ 65535"),
         ({"ARB_HTTP_PROT": "1"}, "ARB_HTTP_PROT: unknown setting http.prot"),
         ({"ARB_NOPE_X": "1"}, "ARB_NOPE_X: unknown setting section 'nope'"),
