@@ -71,6 +71,45 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_aggtrades(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings.log.level, pretty=args.pretty or None)
+    from tqdm import tqdm
+
+    from arbengine.store.database import open_database
+    from arbengine.store.import_aggtrades import import_file
+
+    from arbengine.store.import_aggtrades import symbol_from_name
+
+    paths = [Path(p) for p in args.files]
+    for path in paths:
+        if not path.is_file():
+            return _fail(f"{path}: no such file")
+        if args.symbol is None and symbol_from_name(path) is None:
+            return _fail(
+                f"{path}: cannot tell the symbol from the file name; pass --symbol (e.g. BTCUSDT)"
+            )
+
+    async def run_import() -> list[Any]:
+        done = []
+        async with open_database(settings.database, owner=False) as db:
+            for path in paths:
+                with tqdm(
+                    desc=path.name, unit=" rows", disable=not sys.stderr.isatty(), leave=False
+                ) as bar:
+                    async with db.pool.acquire() as conn:
+                        result = await import_file(conn, path, args.symbol, progress=bar.update)
+                done.append(result)
+                print(
+                    f"{path}: {result.symbol} {result.rows} rows "
+                    f"(ids {result.first_id}..{result.last_id}), {result.inserted} new"
+                )
+        return done
+
+    _event_loop_run(run_import())
+    return 0
+
+
 def cmd_config_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     sys.stdout.write(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -114,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
         "show", help="print the effective settings, secrets redacted", parents=[common]
     )
     show.set_defaults(handler=cmd_config_show)
+
+    importer = command("import", "load downloaded market data")
+    import_kinds = importer.add_subparsers(dest="import_kind", required=True, metavar="KIND")
+    aggtrades = import_kinds.add_parser(
+        "aggtrades", help="Binance public aggTrades CSV files (plain or zipped)", parents=[common]
+    )
+    aggtrades.add_argument("files", nargs="+", metavar="FILE")
+    aggtrades.add_argument("--symbol", help="symbol, when the file name does not tell it")
+    aggtrades.set_defaults(handler=cmd_import_aggtrades)
 
     bench = command("bench", "run a benchmark and print its figures")
     bench_commands = bench.add_subparsers(dest="bench_name", required=True, metavar="NAME")

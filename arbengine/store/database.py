@@ -14,9 +14,14 @@ from pathlib import Path
 
 import asyncpg
 
+from arbengine.domain.errors import FatalError
 from arbengine.settings import DatabaseSettings, duration_s
 from arbengine.store.embedded import EmbeddedServer, embedded_server
 from arbengine.store.migrations import apply_migrations
+
+
+class DatabaseUnavailable(FatalError):
+    """The database did not accept a connection at start-up."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,13 @@ async def open_database(
     """Database for the daemon (``owner``) or for a one-off command (not owner)."""
     async with database_url(settings, owner=owner) as (url, embedded):
         timeout = duration_s(settings.connect_timeout)
-        conn = await asyncpg.connect(url, timeout=timeout)
+        try:
+            conn = await asyncpg.connect(url, timeout=timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            where = "the embedded server" if embedded else "ARB_DATABASE_URL"
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL ({where}): {type(exc).__name__}: {exc}"
+            ) from None
         try:
             applied = await apply_migrations(conn)
         finally:
