@@ -133,17 +133,14 @@ class MarketWriter:
         failures = 0
         closed = False
         while True:
-            if not closed and self._pending.trade_rows < self.policy.max_buffer_rows:
-                closed = await self._collect()
-            elif not closed:
-                if not self.backpressured:
-                    self.backpressured = True
-                    self._log.warning(
-                        "writer.backpressure",
-                        buffered_rows=self._pending.trade_rows,
-                        limit=self.policy.max_buffer_rows,
-                    )
-                BACKPRESSURE.set(1)
+            if not closed:
+                if failures:
+                    # The database is down: keep taking what is queued, up to the bound.
+                    closed = self._take_queued(self.policy.max_buffer_rows)
+                    if self._pending.trade_rows >= self.policy.max_buffer_rows:
+                        self._set_backpressure(True)
+                else:
+                    closed = await self._collect()
             if not self._pending.events:
                 if closed:
                     return
@@ -169,10 +166,33 @@ class MarketWriter:
             if failures:
                 self._log.info("writer.db_recovered", attempts=failures)
                 failures = 0
-            if self.backpressured:
-                self.backpressured = False
-                self._log.info("writer.backpressure_released")
-                BACKPRESSURE.set(0)
+            self._set_backpressure(False)
+
+    def _set_backpressure(self, on: bool) -> None:
+        if on == self.backpressured:
+            return
+        self.backpressured = on
+        BACKPRESSURE.set(1 if on else 0)
+        if on:
+            self._log.warning(
+                "writer.backpressure",
+                buffered_rows=self._pending.trade_rows,
+                limit=self.policy.max_buffer_rows,
+            )
+        else:
+            self._log.info("writer.backpressure_released")
+
+    def _take_queued(self, limit_rows: int) -> bool:
+        """Take queued events without waiting, up to ``limit_rows`` trades buffered."""
+        pending = self._pending
+        while pending.trade_rows < limit_rows:
+            items = self._channel.get_nowait_many(64)
+            if not items:
+                break
+            for item in items:
+                pending.add(item)
+        BUFFERED.set(pending.trade_rows)
+        return self._channel.closed and not len(self._channel)
 
     async def _collect(self) -> bool:
         """Gather events until a flush is due; True once the channel is closed and empty."""
@@ -180,17 +200,17 @@ class MarketWriter:
         try:
             if not pending.events:
                 pending.add(await self._channel.get())
-            deadline = pending.oldest + self.policy.flush_interval_s
-            while pending.trade_rows < self.policy.batch_rows and time.monotonic() < deadline:
-                items = self._channel.get_nowait_many(1024)
-                if not items:
-                    break
-                for item in items:
-                    pending.add(item)
         except ChannelClosed:
             return True
+        deadline = pending.oldest + self.policy.flush_interval_s
+        while pending.trade_rows < self.policy.batch_rows and time.monotonic() < deadline:
+            items = self._channel.get_nowait_many(1024)
+            if not items:
+                break
+            for item in items:
+                pending.add(item)
         BUFFERED.set(pending.trade_rows)
-        return False
+        return self._channel.closed and not len(self._channel)
 
     async def _flush(self) -> None:
         pending = self._pending
