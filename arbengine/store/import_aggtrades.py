@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import csv
 import io
-from array import array
 import re
 import zipfile
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path

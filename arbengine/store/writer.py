@@ -127,6 +127,17 @@ class MarketWriter:
         self.latencies_ms: list[float] = []
         self.record_latency = False
         self.backpressured = False
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        """Wake everyone waiting in ``wait_until`` (after a flush or a backpressure change)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds, re-checking after every change of state."""
+        while not predicate():
+            await self._changed.wait()
 
     async def run(self) -> None:
         """Consume until the channel is closed and empty, then flush and return."""
@@ -173,6 +184,7 @@ class MarketWriter:
             return
         self.backpressured = on
         BACKPRESSURE.set(1 if on else 0)
+        self._notify()
         if on:
             self._log.warning(
                 "writer.backpressure",
@@ -236,6 +248,7 @@ class MarketWriter:
         committed = pending.trades
         self._pending = _Pending()
         BUFFERED.set(0)
+        self._notify()
         if self._on_committed is not None and committed:
             result = self._on_committed(committed)
             if result is not None:

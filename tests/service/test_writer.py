@@ -66,11 +66,7 @@ async def test_rows_survive_a_database_outage_exactly_once(tmp_path: Path) -> No
             await channel.put(batch(next_id, 100))
             next_id += 100
 
-        async def written(count: int) -> None:
-            while writer.trades_written < count:
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(written(1000), 10)
+        await asyncio.wait_for(writer.wait_until(lambda: writer.trades_written >= 1000), 10)
         await asyncio.to_thread(server.stop)
 
         producer_done = asyncio.Event()
@@ -85,11 +81,7 @@ async def test_rows_survive_a_database_outage_exactly_once(tmp_path: Path) -> No
         producing = asyncio.create_task(produce_during_outage())
 
         # The writer buffers up to its bound, then stops taking: the producer must wait.
-        async def backpressured() -> None:
-            while not writer.backpressured:
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(backpressured(), 10)
+        await asyncio.wait_for(writer.wait_until(lambda: writer.backpressured), 10)
         assert not producer_done.is_set()
         assert channel.waits_total > 0
 
