@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,10 +18,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgTestServer]:
-    server = PgTestServer(tmp_path_factory.mktemp("pg") / "data")
+def pg_server() -> Iterator[PgTestServer]:
+    # Its own directory, outside pytest's rotating temporary trees.
+    root = Path(tempfile.mkdtemp(prefix="arbengine-test-pg-"))
+    server = PgTestServer(root / "data")
     yield server
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

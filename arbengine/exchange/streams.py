@@ -97,10 +97,14 @@ class CombinedStream:
         self._stop = asyncio.Event()
         # Cleared by the consumer when it cannot keep up: reading pauses (TCP backpressure).
         self._may_read = may_read
+        self._ws: Any = None
 
     def request_stop(self) -> None:
-        """Finish the current read and return from ``run`` (graceful shutdown)."""
+        """Return from ``run`` promptly (graceful shutdown), even from a quiet connection."""
         self._stop.set()
+        if self._ws is not None:
+            # Interrupt a pending recv(); the reader sees the stop flag and returns.
+            self._ws.transport.abort()
 
     async def run(self) -> None:
         """Stay connected until ``request_stop``; reconnect after every failure."""
@@ -142,6 +146,7 @@ class CombinedStream:
     async def _serve(self, ws: Any) -> None:
         """Read one connection until it ages out (hand over), falls silent, or we stop."""
         self.connections += 1
+        self._ws = ws
         CONNECTED.labels(self.name).set(1)
         self._log.info("stream.connected", streams_url=self.url.split("?")[0], n=self.connections)
         opened = time.monotonic()
@@ -160,6 +165,7 @@ class CombinedStream:
                     raise _Silent(f"no message for {self.policy.silence_s:g}s") from None
                 self._handle(frame)
         finally:
+            self._ws = None
             CONNECTED.labels(self.name).set(0)
 
     async def _hand_over(self, old: Any) -> None:

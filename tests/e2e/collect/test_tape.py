@@ -1,0 +1,147 @@
+"""The stored tape equals the exchange's tape after every kind of trouble."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.collect.conftest import (
+    SYMBOLS,
+    Run,
+    caught_up,
+    collect_env,
+    fault,
+    meta,
+    sim_tape,
+    stored_tape,
+)
+from tests.support.postgres import PgTestServer
+
+
+async def assert_tape_equal(run: Run, from_ids: dict[str, int] | None = None) -> None:
+    await caught_up(run.sim, run.url)
+    for symbol in SYMBOLS:
+        stored = await stored_tape(run.url, symbol)
+        assert stored, f"nothing stored for {symbol}"
+        expected = sim_tape(run.sim, symbol, stored[0][0])
+        assert stored == expected, f"{symbol}: stored tape differs from the exchange's"
+
+
+async def test_clean_run_stores_the_exact_tape(run: Run) -> None:
+    await run.advance(10)
+    await assert_tape_equal(run)
+    row = await meta(run.url, "BTCUSDT")
+    assert row["rows"] == len(await stored_tape(run.url, "BTCUSDT"))
+    assert row["last_id"] == run.sim.tape("BTCUSDT").last_id
+    assert (row["gaps_seen"], row["holes_left"]) == (0, 0)
+
+
+async def test_withheld_ids_are_repaired_over_rest(run: Run) -> None:
+    await run.advance(3)
+    last = run.sim.tape("BTCUSDT").last_id
+    await fault(
+        run.sim, {"withhold": {"symbol": "BTCUSDT", "from_id": last + 20, "to_id": last + 40}}
+    )
+    await run.advance(6)
+    await assert_tape_equal(run)
+    await run.daemon.wait_for("collector.gap_repaired")
+    row = await meta(run.url, "BTCUSDT")
+    assert row["gaps_seen"] >= 1
+    assert row["gaps_repaired"] == row["gaps_seen"]
+    assert row["holes_left"] == 0
+
+
+async def test_dropped_connections_lose_nothing(run: Run) -> None:
+    await run.advance(3)
+    await fault(run.sim, {"drop_ws": {"which": "market", "mode": "abort"}})
+    await run.advance(3)  # trades published while the collector reconnects
+    await run.daemon.wait_for(lambda l: l.get("event") == "stream.connected" and l.get("n") == 2)
+    await run.advance(3)
+    await assert_tape_equal(run)
+    assert run.daemon.events("stream.reconnecting")
+
+
+async def test_duplicated_and_reordered_frames_are_stored_once_in_order(run: Run) -> None:
+    await run.advance(2)
+    await fault(run.sim, {"duplicate": {"count": 40}, "reorder": {"count": 40}})
+    await run.advance(6)
+    await assert_tape_equal(run)
+
+
+async def test_malformed_frames_are_skipped_and_counted(run: Run) -> None:
+    await run.advance(2)
+    await fault(run.sim, {"malformed": {"count": 3, "kind": "json"}})
+    await run.advance(4)
+    await run.daemon.wait_for("stream.malformed_frame")
+    await fault(run.sim, {"malformed": {"count": 1, "kind": "frame"}})  # a protocol error
+    await run.advance(4)
+    await assert_tape_equal(run)
+    assert len(run.daemon.events("stream.malformed_frame")) >= 3
+
+
+# Coinbase is another exchange with its own limits: keep its poller out of this exchange's ban.
+@pytest.mark.settings({"ARB_COLLECT_COINBASE_INTERVAL": "1h"})
+async def test_429_then_418_are_waited_out(run: Run) -> None:
+    await run.advance(2)
+    last = run.sim.tape("ETHUSDT").last_id
+    await fault(
+        run.sim,
+        {
+            "rest_429": {"count": 2, "retry_after": 1},
+            "rest_418": {"count": 1, "retry_after": 2},
+            "withhold": {"symbol": "ETHUSDT", "from_id": last + 5, "to_id": last + 15},
+        },
+    )
+    await run.advance(6)
+    await assert_tape_equal(run)
+    await run.daemon.wait_for("rest.ip_banned")
+    assert run.daemon.events("rest.rate_limited")
+
+
+async def test_sigterm_then_restart_resumes_without_gap_or_duplicate(run: Run) -> None:
+    await run.advance(4)
+    await caught_up(run.sim, run.url)
+    run.daemon.send(signal.SIGTERM)
+    assert await run.daemon.wait_exit(timeout=30) == 0
+    await run.advance(5)  # the market goes on while the daemon is down
+    daemon = await run.spawn(run.env)
+    await daemon.started()
+    run.daemon = daemon
+    await daemon.wait_for("stream.connected")
+    await run.advance(3)
+    await assert_tape_equal(run)
+    row = await meta(run.url, "BTCUSDT")
+    assert row["rows"] == len(await stored_tape(run.url, "BTCUSDT"))
+    assert row["holes_left"] == 0
+
+
+async def test_postgres_stopped_for_5_seconds_mid_stream(
+    sim, daemon_env: dict, spawn_daemon, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "own-pg"
+    server = await asyncio.to_thread(PgTestServer, data_dir)
+    env = collect_env(sim, daemon_env, server.url)
+    daemon = await spawn_daemon(env)
+    try:
+        await daemon.started()
+        await daemon.wait_for("stream.connected")
+        run = Run(sim, server.url, daemon, spawn_daemon, env)
+        await run.advance(3)
+        await caught_up(sim, server.url)
+
+        await asyncio.to_thread(server.stop)
+        outage = asyncio.create_task(asyncio.sleep(5))  # the outage lasts five seconds
+        while not outage.done():  # the market does not wait for the database
+            await run.advance(0.5)
+            await asyncio.sleep(0.1)
+        await daemon.wait_for("writer.db_unavailable")
+        server = await asyncio.to_thread(PgTestServer, data_dir)
+        await run.advance(3)
+        await assert_tape_equal(run)
+        await daemon.wait_for("writer.db_recovered")
+    finally:
+        await daemon.stop()  # before its database goes
+        server.stop()
