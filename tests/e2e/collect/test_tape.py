@@ -58,7 +58,9 @@ async def test_dropped_connections_lose_nothing(run: Run) -> None:
     await run.advance(3)
     await fault(run.sim, {"drop_ws": {"which": "market", "mode": "abort"}})
     await run.advance(3)  # trades published while the collector reconnects
-    await run.daemon.wait_for(lambda l: l.get("event") == "stream.connected" and l.get("n") == 2)
+    await run.daemon.wait_for(
+        lambda line: line.get("event") == "stream.connected" and line.get("n") == 2
+    )
     await run.advance(3)
     await assert_tape_equal(run)
     assert run.daemon.events("stream.reconnecting")
