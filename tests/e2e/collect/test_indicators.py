@@ -123,7 +123,7 @@ async def test_premium_index_open_interest_and_coinbase_snapshots(run: Run) -> N
         ):
             ticker = await response.json()
 
-        async def coinbase_row(symbol: str = symbol):
+        async def coinbase_row(symbol: str = symbol, ticker: dict = ticker):
             rows = await fetch(
                 run.url,
                 "SELECT value FROM market_indicators WHERE symbol = $1 "
