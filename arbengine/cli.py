@@ -26,6 +26,7 @@ EXIT_USAGE = 2
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "channels": ("arbengine.runtime.channels_bench", "bounded channel throughput"),
     "sim": ("arbengine.sim.bench", "simulated exchange: aggTrade messages/s to one client"),
+    "ingest": ("arbengine.benchmarks.ingest", "sim at full speed -> collectors -> PostgreSQL"),
     "engine": ("arbengine.signals.bench", "signal engine tick cost and memory per symbol"),
     "api": ("arbengine.api.bench", "API requests/s and latency on cached endpoints"),
 }
@@ -77,9 +78,7 @@ def cmd_import_aggtrades(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from arbengine.store.database import open_database
-    from arbengine.store.import_aggtrades import import_file
-
-    from arbengine.store.import_aggtrades import symbol_from_name
+    from arbengine.store.import_aggtrades import import_file, symbol_from_name
 
     paths = [Path(p) for p in args.files]
     for path in paths:
@@ -123,6 +122,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.json).write_bytes(report.to_json())
     failed = [row.metric for row in report.rows if row.passed is False]
     return 1 if failed else 0
+
+
+def _run_sim(sim_cli: Any, args: argparse.Namespace) -> int:
+    configure_logging("info", pretty=True if args.pretty else None)
+    return int(sim_cli.run(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         sim = command("sim", "run the simulated Binance USD-M exchange")
         sim_cli.add_arguments(sim)
-        sim.set_defaults(handler=lambda a: sim_cli.run(a))
+        sim.set_defaults(handler=lambda a: _run_sim(sim_cli, a))
     return parser
 
 

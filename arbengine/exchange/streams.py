@@ -98,6 +98,8 @@ class CombinedStream:
         # Cleared by the consumer when it cannot keep up: reading pauses (TCP backpressure).
         self._may_read = may_read
         self._ws: Any = None
+        self._last_message = 0.0
+        self._went_silent = False
 
     def request_stop(self) -> None:
         """Return from ``run`` promptly (graceful shutdown), even from a quiet connection."""
@@ -150,23 +152,45 @@ class CombinedStream:
         CONNECTED.labels(self.name).set(1)
         self._log.info("stream.connected", streams_url=self.url.split("?")[0], n=self.connections)
         opened = time.monotonic()
+        self._last_message = opened
+        # A watchdog beside the reader, rather than a timeout on every recv: at tens of
+        # thousands of messages a second a per-message timer costs more than the parsing.
+        watchdog = asyncio.create_task(self._watch(ws), name=f"{self.name}:watchdog")
         try:
             if self._on_connected is not None:
                 await self._on_connected(self.connections)
+            recv = ws.recv
+            handle = self._handle
+            may_read = self._may_read
             while not self._stop.is_set():
                 if time.monotonic() - opened >= self.policy.max_age_s:
                     await self._hand_over(ws)
                     return
-                if self._may_read is not None and not self._may_read.is_set():
-                    await self._may_read.wait()
-                try:
-                    frame = await asyncio.wait_for(ws.recv(decode=False), self.policy.silence_s)
-                except TimeoutError:
-                    raise _Silent(f"no message for {self.policy.silence_s:g}s") from None
-                self._handle(frame)
+                if may_read is not None and not may_read.is_set():
+                    await may_read.wait()
+                frame = await recv(decode=False)
+                self._last_message = time.monotonic()
+                handle(frame)
+        except websockets.ConnectionClosed:
+            if self._went_silent:
+                raise _Silent(f"no message for {self.policy.silence_s:g}s") from None
+            raise
         finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
             self._ws = None
             CONNECTED.labels(self.name).set(0)
+
+    async def _watch(self, ws: Any) -> None:
+        self._went_silent = False
+        period = max(0.05, self.policy.silence_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            if time.monotonic() - self._last_message > self.policy.silence_s:
+                self._went_silent = True
+                ws.transport.abort()
+                return
 
     async def _hand_over(self, old: Any) -> None:
         """Open the next connection before closing this one, so nothing falls between."""

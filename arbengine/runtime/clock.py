@@ -45,3 +45,17 @@ class ManualClock:
 
     def set_ms(self, now_ms: int) -> None:
         self.advance(now_ms - self._now_ms)
+
+
+class OffsetClock:
+    """Another clock shifted by a fixed offset: the exchange's time, seen from here."""
+
+    def __init__(self, base: Clock, offset_ms: int) -> None:
+        self._base = base
+        self.offset_ms = offset_ms
+
+    def time_ms(self) -> int:
+        return self._base.time_ms() + self.offset_ms
+
+    def monotonic(self) -> float:
+        return self._base.monotonic()

@@ -1,0 +1,1 @@
+"""Benchmarks that run several packages together (the others live beside their package)."""
