@@ -32,6 +32,12 @@ from prometheus_client import Counter, Gauge
 from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades
 from arbengine.collect.tape import TradeTape
 from arbengine.domain.market import Liquidation, MarketEvent, MarkPrice, TapeGap
+from arbengine.exchange.payloads import (
+    AggTradeEvent,
+    ForceOrderEvent,
+    MarkPriceEvent,
+    decode_combined,
+)
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import CombinedStream, StreamPolicy, split_streams
 from arbengine.runtime.channels import Channel
@@ -95,7 +101,7 @@ class MarketStreamCollector:
                 f"market-{i}",
                 ws_url,
                 group,
-                self._on_message,
+                self._on_frame,
                 on_connected=self._on_connected,
                 policy=self.policy.stream,
                 clock=self._clock,
@@ -161,62 +167,51 @@ class MarketStreamCollector:
 
     # -- stream side (synchronous, per message) -------------------------------
 
-    def _on_message(self, stream: str, data: dict[str, Any]) -> None:
-        kind = data.get("e")
-        if kind == "aggTrade":
-            symbol = str(data["s"])
-            tape = self.tapes.get(symbol)
+    def _on_frame(self, frame: bytes) -> None:
+        data = decode_combined(frame).data
+        if type(data) is AggTradeEvent:
+            tape = self.tapes.get(data.s)
             if tape is None:
                 return
-            before = tape.counters.duplicates
+            duplicates = tape.counters.duplicates
             had_gap = tape.held_count > 0
-            tape.add(
-                int(data["a"]),
-                int(data["T"]),
-                float(data["p"]),
-                float(data["q"]),
-                int(data["f"]),
-                int(data["l"]),
-                bool(data["m"]),
-            )
-            if tape.counters.duplicates != before:
+            tape.add(data.a, data.T, float(data.p), float(data.q), data.f, data.l, data.m)
+            if tape.counters.duplicates != duplicates:
                 DUPLICATES.inc()
             if tape.held_count and not had_gap:
-                self._wake[symbol].set()
+                self._wake[data.s].set()
             if tape.pending() >= self.policy.max_pending_rows:
                 self._may_read.clear()
-        elif kind == "markPriceUpdate":
+        elif type(data) is MarkPriceEvent:
             self._events.append(
                 MarkPrice(
-                    symbol=str(data["s"]),
-                    ts=int(data["E"]),
-                    mark_price=float(data["p"]),
-                    index_price=float(data["i"]),
-                    estimated_settle_price=float(data["P"]) if data.get("P") else None,
-                    funding_rate=float(data["r"]) if data.get("r") not in (None, "") else 0.0,
-                    next_funding_time=int(data.get("T") or 0),
+                    symbol=data.s,
+                    ts=data.E,
+                    mark_price=float(data.p),
+                    index_price=float(data.i),
+                    estimated_settle_price=float(data.P) if data.P else None,
+                    funding_rate=float(data.r) if data.r else 0.0,
+                    next_funding_time=data.T,
                 )
             )
-        elif kind == "forceOrder":
+        elif type(data) is ForceOrderEvent:
             self._on_liquidation(data)
 
-    def _on_liquidation(self, data: Mapping[str, Any]) -> None:
-        order = data["o"]
-        if not isinstance(order, dict):
-            raise TypeError("forceOrder without an order object")
+    def _on_liquidation(self, data: ForceOrderEvent) -> None:
+        order = data.o
         event = Liquidation(
-            symbol=str(order["s"]),
-            ts=int(order["T"]),
-            event_time=int(data["E"]),
-            side="BUY" if order["S"] == "BUY" else "SELL",
-            order_type=str(order.get("o", "")),
-            time_in_force=str(order.get("f", "")),
-            qty=float(order["q"]),
-            price=float(order["p"]),
-            avg_price=float(order["ap"]),
-            status=str(order.get("X", "")),
-            last_qty=float(order.get("l", 0)),
-            filled_qty=float(order["z"]),
+            symbol=order.s,
+            ts=order.T,
+            event_time=data.E,
+            side="BUY" if order.S == "BUY" else "SELL",
+            order_type=order.o,
+            time_in_force=order.f,
+            qty=float(order.q),
+            price=float(order.p),
+            avg_price=float(order.ap),
+            status=order.X,
+            last_qty=float(order.l),
+            filled_qty=float(order.z),
         )
         key = (event.symbol, event.ts, event.side, event.avg_price, event.filled_qty)
         if key in self._seen_liquidations:  # the same push on two connections (rotation)

@@ -7,12 +7,12 @@
   a second connection, switch to it once it delivers, then close the first:
   the overlap means no gap (consumers drop the duplicates by id).
 - A watchdog reconnects a connection that stays silent for ``silence``.
-- A frame that is not valid JSON, or not a combined-stream envelope, is
-  logged, counted and skipped; it never takes the connection down.
+- A frame the consumer cannot decode is logged, counted and skipped; it
+  never takes the connection down.
 
-The consumer is a plain callback run for every message (no await per
-message), plus ``on_connected`` so the consumer can repair what a
-reconnect may have missed.
+The consumer is a plain callback run for every frame (no await per frame),
+plus ``on_connected`` so the consumer can repair what a reconnect may have
+missed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+import msgspec
 import structlog
 import websockets
 from prometheus_client import Counter, Gauge
@@ -38,7 +38,9 @@ CONNECTED = Gauge("arb_ws_connected", "1 while the connection is open", ["connec
 
 MAX_STREAMS_PER_CONNECTION = 200
 
-OnMessage = Callable[[str, dict[str, Any]], None]
+OnFrame = Callable[[bytes], None]
+"""Decodes and handles one frame; raising ValueError/TypeError/KeyError or a msgspec
+error marks the frame malformed (logged, counted, skipped)."""
 OnConnected = Callable[[int], Awaitable[None]]
 
 
@@ -71,7 +73,7 @@ class CombinedStream:
         name: str,
         base_url: str,
         streams: Sequence[str],
-        on_message: OnMessage,
+        on_frame: OnFrame,
         *,
         on_connected: OnConnected | None = None,
         policy: StreamPolicy | None = None,
@@ -85,7 +87,7 @@ class CombinedStream:
             raise ValueError(f"at most {MAX_STREAMS_PER_CONNECTION} streams per connection")
         self.name = name
         self.url = combined_url(base_url, streams)
-        self._on_message = on_message
+        self._on_frame = on_frame
         self._on_connected = on_connected
         self.policy = policy or StreamPolicy()
         self._clock = clock or SystemClock()
@@ -207,20 +209,11 @@ class CombinedStream:
             self._handle(first)
             await self._serve(new)
 
-    def _handle(self, frame: bytes | str) -> None:
+    def _handle(self, frame: bytes) -> None:
         self.messages += 1
         try:
-            envelope = orjson.loads(frame)
-            stream = envelope["stream"]
-            data = envelope["data"]
-            if not isinstance(stream, str) or not isinstance(data, dict):
-                raise TypeError("not a combined-stream envelope")
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            self._malformed(frame, exc)
-            return
-        try:
-            self._on_message(stream, data)
-        except (KeyError, TypeError, ValueError) as exc:
+            self._on_frame(frame)
+        except (ValueError, TypeError, KeyError, msgspec.MsgspecError) as exc:
             self._malformed(frame, exc)
 
     def _malformed(self, frame: bytes | str, exc: Exception) -> None:
