@@ -1,0 +1,133 @@
+"""The REST client against the simulated exchange: weights, limits, bans, error categories."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import pytest
+
+from arbengine.exchange.errors import (
+    BadSignature,
+    FatalExchangeError,
+    IpBanned,
+    OrderOutcomeUnknown,
+    RateLimited,
+    TimestampOutsideWindow,
+)
+from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.clock import ManualClock
+from arbengine.sim.auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from arbengine.sim.server import SimConfig, SimServer
+
+
+@pytest.fixture
+async def sim():
+    async with SimServer(SimConfig(port=0, manual=True, symbols=("BTCUSDT",))) as server:
+        await server.advance_by(2_000)
+        yield server
+
+
+@pytest.fixture
+async def session():
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def fault(session: aiohttp.ClientSession, sim: SimServer, body: dict) -> None:
+    async with session.post(f"{sim.control_url}/faults", json=body) as response:
+        assert response.status == 200
+
+
+async def test_weight_is_tracked_from_headers_and_limits_from_exchange_info(sim, session) -> None:
+    rest = BinanceRest(session, sim.rest_url)
+    info = await rest.get("/fapi/v1/exchangeInfo", weight=1)
+    rest.apply_exchange_info(info)
+    assert rest.weight_limit == 2400
+    await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 10}, weight=20)
+    assert rest.used_weight >= 21
+
+
+async def test_the_client_waits_for_the_next_minute_instead_of_exceeding(sim, session) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        rest.used_weight = 0  # as if the minute rolled over while we waited
+        rest._weight_minute = -1
+
+    rest = BinanceRest(session, sim.rest_url, weight_limit=50, weight_safety=1.0, sleep=sleep)
+    await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20)
+    await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20)
+    assert slept == []
+    await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20)
+    assert len(slept) == 1
+    assert 0 < slept[0] <= 60.1
+
+
+async def test_429_pauses_and_418_bans_every_later_call(sim, session) -> None:
+    rest = BinanceRest(session, sim.rest_url)
+    await fault(session, sim, {"rest_429": {"count": 1, "retry_after": 3},
+                               "rest_418": {"count": 1, "retry_after": 7}})  # fmt: skip
+    with pytest.raises(RateLimited) as limited:
+        await rest.get("/fapi/v1/time")
+    assert limited.value.retry_after_s == 3
+    assert rest.paused_until_ms >= int(time.time() * 1000) + 2_000
+    rest.paused_until_ms = 0  # (skip the wait in this test)
+    with pytest.raises(IpBanned) as banned:
+        await rest.get("/fapi/v1/time")
+    assert banned.value.retry_after_s == 7
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        rest.banned_until_ms = 0
+
+    rest._sleep = sleep
+    await rest.get("/fapi/v1/time")  # waits out the ban before sending
+    assert 5 < slept[0] <= 7
+
+
+async def test_signed_calls_and_their_errors(sim, session) -> None:
+    rest = BinanceRest(
+        session, sim.rest_url, api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET
+    )
+    await rest.sync_time()
+    balances = await rest.get("/fapi/v3/balance", signed=True, weight=5)
+    assert any(b["asset"] == "USDT" for b in balances)
+
+    wrong = BinanceRest(session, sim.rest_url, api_key=DEFAULT_API_KEY, api_secret="x" * 64)
+    with pytest.raises(BadSignature) as bad:
+        await wrong.get("/fapi/v3/balance", signed=True)
+    assert bad.value.code == -1022
+
+    clock = ManualClock(start_ms=int(time.time() * 1000) - 60_000)  # a minute slow
+    stale = BinanceRest(session, sim.rest_url, api_key=DEFAULT_API_KEY,
+                        api_secret=DEFAULT_API_SECRET, clock=clock)  # fmt: skip
+    with pytest.raises(TimestampOutsideWindow):
+        await stale.get("/fapi/v3/balance", signed=True)
+
+    with pytest.raises(FatalExchangeError) as invalid:
+        await rest.get("/fapi/v1/premiumIndex", {"symbol": "NOPEUSDT"})
+    assert invalid.value.code == -1121
+
+
+async def test_a_5xx_on_an_order_is_an_unknown_outcome(sim, session) -> None:
+    rest = BinanceRest(
+        session, sim.rest_url, api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET
+    )
+    await rest.sync_time()
+    await fault(session, sim, {"order_5xx": {"count": 1, "status": 503, "execute": True}})
+    with pytest.raises(OrderOutcomeUnknown) as unknown:
+        await rest.post(
+            "/fapi/v1/order",
+            {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002",
+             "newClientOrderId": "t-1"},
+            signed=True,
+            order_client_id="t-1",
+        )  # fmt: skip
+    assert unknown.value.client_order_id == "t-1"
+    order = await rest.get("/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": "t-1"},
+                           signed=True)  # fmt: skip
+    assert order["status"] == "FILLED"
