@@ -29,7 +29,8 @@ lint: $(STAMP)
 
 # The synchronous cores and the generic runtime are held to mypy --strict.
 typecheck: $(STAMP)
-	$(BIN)/mypy arbengine/domain arbengine/runtime arbengine/settings.py arbengine/logs.py
+	$(BIN)/mypy arbengine/domain arbengine/runtime arbengine/settings.py arbengine/logs.py \
+		arbengine/sim arbengine/signals arbengine/collect/tape.py arbengine/trading
 
 test: lint typecheck
 	$(BIN)/pytest

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from arbengine import __version__
 from arbengine.api.app import ApiContext, build_app, serve_http
@@ -67,8 +68,11 @@ def restart_policy(settings: Settings) -> RestartPolicy:
 class Daemon:
     """The running process: its resources, components and reload hooks."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, sim: Any | None = None
+    ) -> None:
         self.settings = settings
+        self.sim_config = sim
         self.clock = clock or SystemClock()
         self.log = get_logger("daemon")
         self.supervisor = Supervisor(restart_policy(settings))
@@ -104,6 +108,28 @@ class Daemon:
             for hook in self.reload_hooks:
                 await hook()
             self.log.info("daemon.reloaded")
+
+    async def _start_sim(self, stack: contextlib.AsyncExitStack) -> Settings:
+        """``run --sim``: the simulated exchange in this process, every client pointed at it."""
+        from arbengine.sim.server import SimServer
+
+        sim = await stack.enter_async_context(SimServer(self.sim_config))
+        self.supervisor.add(Component("sim", sim.wait, stage=30))
+        self.log.info("daemon.sim_started", **sim.urls())
+        config = self.sim_config
+        exchange = msgspec.structs.replace(
+            self.settings.exchange,
+            rest_url=sim.rest_url,
+            ws_url=sim.market_ws_url,
+            private_ws_url=sim.private_ws_url,
+            coinbase_url=sim.coinbase_url,
+            api_key=config.api_key,
+            api_secret=config.api_secret,
+        )
+        collect = msgspec.structs.replace(
+            self.settings.collect, enabled=True, symbols=list(config.symbols)
+        )
+        return msgspec.structs.replace(self.settings, exchange=exchange, collect=collect)
 
     async def _add_collection(self, stack: contextlib.AsyncExitStack, db: Database) -> None:
         """Exchange clients, collectors and the market writer, wired by channels."""
@@ -267,6 +293,8 @@ class Daemon:
             on_signal=lambda name: self.log.info("daemon.signal", signal=name)
         ) as sig:
             async with contextlib.AsyncExitStack() as stack:
+                if self.sim_config is not None:
+                    settings = self.settings = await self._start_sim(stack)
                 db = await stack.enter_async_context(open_database(settings.database))
                 self.log.info(
                     "database.ready",
@@ -342,8 +370,9 @@ def _pid() -> int:
     return os.getpid()
 
 
-async def run_daemon(settings: Settings) -> int:
-    daemon = Daemon(settings)
+async def run_daemon(settings: Settings, sim: Any | None = None) -> int:
+    """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside."""
+    daemon = Daemon(settings, sim=sim)
     try:
         code = await daemon.run()
     except TooManyRestarts as exc:

@@ -54,7 +54,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     from arbengine.app import run_daemon
 
-    return int(_event_loop_run(run_daemon(settings)))
+    sim = None
+    if args.sim:
+        from arbengine.sim.cli import parse_speed
+        from arbengine.sim.server import SimConfig
+
+        try:
+            speed, manual = parse_speed(args.sim_speed)
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            return _fail(f"--sim-speed: {exc}")
+        sim = SimConfig(
+            port=args.sim_port,
+            seed=args.sim_seed,
+            speed=speed,
+            manual=manual,
+            symbols=tuple(settings.collect.symbols),
+            trade_rate=args.sim_trade_rate,
+        )
+    return int(_event_loop_run(run_daemon(settings, sim=sim)))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -146,6 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help_text, parents=[common])
 
     run = command("run", "run the daemon")
+    run.add_argument(
+        "--sim",
+        action="store_true",
+        help="run the simulated exchange inside the daemon and point every client at it",
+    )
+    run.add_argument("--sim-speed", default="1", help="simulated speed: 1, 10, max (with --sim)")
+    run.add_argument("--sim-seed", type=int, default=1, help="market seed (with --sim)")
+    run.add_argument("--sim-port", type=int, default=0, help="port of the sim (0: any free one)")
+    run.add_argument(
+        "--sim-trade-rate", type=float, default=20.0, help="trades/s per symbol (with --sim)"
+    )
     run.set_defaults(handler=cmd_run)
 
     migrate = command("migrate", "apply pending database migrations and exit")

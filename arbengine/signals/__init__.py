@@ -1,1 +1,76 @@
-"""Signal engine: features, strategies and scoring (synchronous cores)."""
+"""Signal engine: features, strategies and scoring as synchronous cores.
+
+See SIGNALS.md for the contract these modules implement.
+"""
+
+from arbengine.signals.core import (
+    DEFAULT_GRACE_MS,
+    OpenPositions,
+    SignalCore,
+    due_ticks,
+    tick_at_or_after,
+)
+from arbengine.signals.features import (
+    DEFAULT_SPEC,
+    FEATURE_NAMES,
+    Features,
+    FeatureSpec,
+    SymbolFeatures,
+)
+from arbengine.signals.scoring import (
+    Evaluation,
+    FactorResult,
+    GateResult,
+    NoFire,
+    direction_of,
+    evaluate_strategy,
+    factor_score,
+)
+from arbengine.signals.series import InputSeries
+from arbengine.signals.strategy import (
+    Strategy,
+    StrategyError,
+    StrategySet,
+    canonical_json,
+    check_files,
+    content_hash,
+    load_strategy_set,
+    parse_strategy,
+    strategy_schema,
+    validate_document,
+)
+from arbengine.signals.tape import AddResult, TickOrderError, TradeColumns
+
+__all__ = [
+    "DEFAULT_GRACE_MS",
+    "DEFAULT_SPEC",
+    "FEATURE_NAMES",
+    "AddResult",
+    "Evaluation",
+    "FactorResult",
+    "FeatureSpec",
+    "Features",
+    "GateResult",
+    "InputSeries",
+    "NoFire",
+    "OpenPositions",
+    "SignalCore",
+    "Strategy",
+    "StrategyError",
+    "StrategySet",
+    "SymbolFeatures",
+    "TickOrderError",
+    "TradeColumns",
+    "canonical_json",
+    "check_files",
+    "content_hash",
+    "direction_of",
+    "due_ticks",
+    "evaluate_strategy",
+    "factor_score",
+    "load_strategy_set",
+    "parse_strategy",
+    "strategy_schema",
+    "tick_at_or_after",
+    "validate_document",
+]

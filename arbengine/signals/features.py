@@ -1,4 +1,4 @@
-"""Per-symbol features at a tick, exactly as docs SIGNALS.md defines them.
+"""Per-symbol features at a tick, exactly as SIGNALS.md defines them.
 
 One :class:`SymbolFeatures` per symbol serves every strategy: the data it
 keeps does not depend on any strategy (24 h of trades, 26 h of candles,
@@ -13,16 +13,19 @@ whole seconds) and the event times of the inputs.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from arbengine.domain.events import AggTrade, Indicator, IndicatorKind, Liquidation, MarkPrice
+from arbengine.domain.events import AggTrade
+from arbengine.domain.market import Indicator, Liquidation, MarkPrice, RateSnapshot
+from arbengine.domain.market import TradeBatch as MarketTradeBatch
 from arbengine.signals.candles import HORIZON_MS, AtrState, Candles
 from arbengine.signals.large import LargeTracker
-from arbengine.signals.series import AsOfSeries, LiquidationSeries
-from arbengine.signals.tape import AddResult, TickOrderError, TradeBatch, TradeTape
+from arbengine.signals.series import MARKET_KINDS, AsOfSeries, InputSeries, LiquidationSeries
+from arbengine.signals.tape import AddResult, LastTrade, TickOrderError, TradeColumns, TradeTape
 
 SECOND_MS = 1_000
 MINUTE_MS = 60_000
@@ -31,6 +34,7 @@ DAY_MS = 86_400_000
 MAX_WINDOW_MS = DAY_MS
 MAX_STALENESS_MS = HORIZON_MS
 DEFAULT_FUNDING_INTERVAL_HOURS = 8.0
+_HOUSEKEEPING_MS = 5 * 60_000
 
 FEATURE_NAMES: tuple[str, ...] = (
     "price",
@@ -102,8 +106,21 @@ class Features(Mapping[str, float]):
         if unknown:
             raise KeyError(f"unknown features: {sorted(unknown)}")
 
+    @classmethod
+    def _trusted(cls, symbol: str, t_ms: int, values: dict[str, float]) -> Features:
+        """Adopt ``values`` (known names, canonical order) without copying."""
+        out = cls.__new__(cls)
+        out.symbol, out.t_ms, out._values = symbol, t_ms, values
+        return out
+
     def __getitem__(self, key: str) -> float:
         return self._values[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def get(self, key: str, default: float | None = None) -> float | None:  # type: ignore[override]
+        return self._values.get(key, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -116,6 +133,26 @@ class Features(Mapping[str, float]):
 
     def as_dict(self) -> dict[str, float]:
         return dict(self._values)
+
+    @property
+    def mapping(self) -> Mapping[str, float]:
+        """The values without a copy (read-only by contract), for hot loops."""
+        return self._values
+
+
+_LOG_RATIOS = (
+    ("ls_global", InputSeries.LS_GLOBAL),
+    ("ls_top", InputSeries.LS_TOP),
+    ("taker_ratio", InputSeries.TAKER_RATIO),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _TickBase:
+    last: LastTrade | None
+    atr: AtrState
+    asof: dict[InputSeries, tuple[int, float] | None]
+    oi_then: tuple[int, float] | None
 
 
 class SymbolFeatures:
@@ -131,13 +168,14 @@ class SymbolFeatures:
         self._tape = TradeTape()
         self._candles = Candles()
         self._trackers: dict[int, LargeTracker] = {}
-        self._series: dict[IndicatorKind, AsOfSeries] = {k: AsOfSeries() for k in IndicatorKind}
+        self._series: dict[InputSeries, AsOfSeries] = {k: AsOfSeries() for k in InputSeries}
         self._liq = LiquidationSeries()
         self._last_eval_ms: int | None = None
+        self._housekeep_at = zlib.crc32(symbol.encode()) % _HOUSEKEEPING_MS
         self._late_trades = 0
         self._memo: dict[FeatureSpec, Features] = {}
         self._win_memo: dict[int, tuple[int, float, float, float]] = {}
-        self._atr_memo: AtrState | None = None
+        self._base: _TickBase | None = None
         self._large_memo: dict[int, float | None] = {}
 
     # ---- inputs --------------------------------------------------------------------------
@@ -154,17 +192,21 @@ class SymbolFeatures:
     def _invalidate(self) -> None:
         self._memo.clear()
         self._win_memo.clear()
-        self._atr_memo = None
+        self._base = None
         self._large_memo.clear()
 
-    def add_trades(self, trades: TradeBatch | AggTrade | Iterable[AggTrade]) -> AddResult:
+    def add_trades(
+        self, trades: TradeColumns | MarketTradeBatch | AggTrade | Iterable[AggTrade]
+    ) -> AddResult:
         """Add trades in any order and any batching; repeated agg_ids count once."""
-        if isinstance(trades, AggTrade):
-            batch = TradeBatch.from_trades([trades])
-        elif isinstance(trades, TradeBatch):
+        if isinstance(trades, TradeColumns):
             batch = trades
+        elif isinstance(trades, MarketTradeBatch):
+            batch = TradeColumns.from_market(trades)
+        elif isinstance(trades, AggTrade):
+            batch = TradeColumns.from_trades([trades])
         else:
-            batch = TradeBatch.from_trades(trades)
+            batch = TradeColumns.from_trades(trades)
         n = len(batch)
         if n == 0:
             return AddResult(0, 0, 0, 0)
@@ -200,19 +242,22 @@ class SymbolFeatures:
         x = np.where(m, -pq, pq)
         self._candles.add(t, ids, p)
         late = 0
-        if self._last_eval_ms is not None:
-            late = int(np.count_nonzero(t < self._last_eval_ms))
+        last_eval = self._last_eval_ms
+        if last_eval is not None:
+            late = int(np.count_nonzero(t < last_eval))
         floor = self._tape.floor_sec
         start = 0
         if floor is not None:
             start = int(np.searchsorted(t, floor * SECOND_MS, side="left"))
             if start:
-                self._tape.note_old_trade(int(t[start - 1]), int(ids[start - 1]), float(p[start - 1]))
+                self._tape.note_old_trade(
+                    int(t[start - 1]), int(ids[start - 1]), float(p[start - 1])
+                )
         if start < len(t):
             s = slice(start, None)
             self._tape.store(t[s], ids[s], p[s], q[s], sq[s], x[s])
-            if late and self._trackers:
-                lt = t[s] < self._last_eval_ms
+            if late and last_eval is not None and self._trackers:
+                lt = t[s] < last_eval
                 secs, xs = t[s][lt] // SECOND_MS, x[s][lt]
                 for tracker in self._trackers.values():
                     tracker.on_insert(secs, xs)
@@ -220,20 +265,31 @@ class SymbolFeatures:
         self._invalidate()
         return AddResult(len(idx), duplicates, late, too_old)
 
-    def add_indicator(self, indicator: Indicator) -> None:
-        self._series[indicator.kind].add(indicator.known_ms, indicator.value)
-        self._invalidate()
+    def add_value(self, series: InputSeries, known_ms: int, value: float) -> None:
+        """One indicator value and the time it became known; a NaN or ∞ is no value."""
+        if math.isfinite(value):
+            self._series[series].add(known_ms, value)
+            self._invalidate()
 
-    def add_mark_price(self, mark: MarkPrice) -> None:
-        """A markPrice update or premiumIndex answer: funding rate and index price."""
-        self._series[IndicatorKind.FUNDING_RATE].add(mark.time_ms, mark.funding_rate)
-        self._series[IndicatorKind.INDEX_PRICE].add(mark.time_ms, mark.index_price)
-        self._invalidate()
+    def add_indicator(self, indicator: Indicator) -> bool:
+        """A collector indicator; False when it is of a kind no feature reads."""
+        series = MARKET_KINDS.get(indicator.kind)
+        if series is None or indicator.value is None:
+            return False
+        self.add_value(series, indicator.known_at, indicator.value)
+        return True
+
+    def add_mark_price(self, mark: MarkPrice | RateSnapshot) -> None:
+        """A markPrice update or premiumIndex reading: funding rate and index price."""
+        self.add_value(InputSeries.FUNDING_RATE, mark.ts, mark.funding_rate)
+        self.add_value(InputSeries.INDEX_PRICE, mark.ts, mark.index_price)
 
     def add_liquidation(self, liq: Liquidation) -> None:
+        """A forceOrder: BUY liquidates a short, SELL a long; its time is the order time."""
         notional = liq.avg_price * liq.filled_qty
-        self._liq.add(liq.order_time_ms, notional if liq.side == "BUY" else -notional)
-        self._invalidate()
+        if math.isfinite(notional):
+            self._liq.add(liq.ts, notional if liq.side == "BUY" else -notional)
+            self._invalidate()
 
     # ---- evaluation ----------------------------------------------------------------------
 
@@ -246,11 +302,16 @@ class SymbolFeatures:
         if last == t_ms:
             return
         self._last_eval_ms = t_ms
-        self._tape.set_floor((t_ms - MAX_WINDOW_MS) // SECOND_MS)
-        self._tape.ids.prune(t_ms - HORIZON_MS)
-        self._liq.prune(t_ms - MAX_WINDOW_MS)
-        for series in self._series.values():
-            series.prune(t_ms - HOUR_MS)
+        if t_ms >= self._housekeep_at:
+            # Forgetting is only about memory (every read is bounded by the tick), so it
+            # runs once per period, at a per-symbol phase: not all symbols in one tick.
+            phase = self._housekeep_at % _HOUSEKEEPING_MS
+            self._housekeep_at = t_ms - (t_ms - phase) % _HOUSEKEEPING_MS + _HOUSEKEEPING_MS
+            self._tape.set_floor((t_ms - MAX_WINDOW_MS) // SECOND_MS)
+            self._tape.ids.prune(t_ms - HORIZON_MS)
+            self._liq.prune(t_ms - MAX_WINDOW_MS)
+            for series in self._series.values():
+                series.prune(t_ms - HOUR_MS)
         self._invalidate()
 
     def forget_windows(self, day_windows_ms: Iterable[int]) -> None:
@@ -267,30 +328,40 @@ class SymbolFeatures:
         if cached is not None:
             return cached
         t_sec = t_ms // SECOND_MS
+        base = self._tick_base(t_ms)
         v: dict[str, float] = {}
 
-        last = self._tape.last_before(t_sec)
+        last = base.last
         price: float | None = None
         if last is not None and last.time_ms >= t_ms - spec.max_staleness_ms:
             price = last.price
             v["price"] = price
+        fast, mid, day = self._windows(
+            t_sec, (spec.fast_ms // SECOND_MS, spec.mid_ms // SECOND_MS, spec.day_ms // SECOND_MS)
+        )
+        n_fast, vol_f, cvd_f, pq_f = fast
+        _, vol_m, cvd_m, pq_m = mid
+        _, vol_d, cvd_d, pq_d = day
+        v["cvd_fast"] = cvd_f
+        v["cvd_mid"] = cvd_m
+        v["cvd_day"] = cvd_d
+        v["flow_fast"] = cvd_f / vol_f if vol_f > 0 else 0.0
+        v["flow_mid"] = cvd_m / vol_m if vol_m > 0 else 0.0
+        vwap_f = pq_f / vol_f if vol_f > 0 else None
+        vwap_m = pq_m / vol_m if vol_m > 0 else None
+        if vwap_f is not None:
+            v["vwap_fast"] = vwap_f
+        if vwap_m is not None:
+            v["vwap_mid"] = vwap_m
+        if vol_d > 0:
+            v["vwap_day"] = pq_d / vol_d
+        if price is not None:
+            if vwap_f is not None and vwap_f > 0:
+                v["vwap_dev_fast"] = (price - vwap_f) / vwap_f
+            if vwap_m is not None and vwap_m > 0:
+                v["vwap_dev_mid"] = (price - vwap_m) / vwap_m
 
-        n_fast = 0
-        for name, w in (("fast", spec.fast_ms), ("mid", spec.mid_ms), ("day", spec.day_ms)):
-            n, vol, cvd, pq = self._window(t_sec, w // SECOND_MS)
-            if name == "fast":
-                n_fast = n
-            v[f"cvd_{name}"] = cvd
-            if name != "day":
-                v[f"flow_{name}"] = cvd / vol if vol > 0 else 0.0
-            if vol > 0:
-                vwap = pq / vol
-                v[f"vwap_{name}"] = vwap
-                if name != "day" and price is not None and vwap > 0:
-                    v[f"vwap_dev_{name}"] = (price - vwap) / vwap
-        v["trades_fast"] = float(n_fast)
-
-        atr_state = self._atr(t_ms)
+        atr_state = base.atr
         if atr_state.atr is not None:
             v["atr"] = atr_state.atr
             if price is not None:
@@ -304,24 +375,38 @@ class SymbolFeatures:
             v["large_threshold"] = threshold
             v["large_imbalance_fast"] = tracker.imbalance(spec.fast_ms // SECOND_MS, threshold)
 
-        self._indicator_features(t_ms, spec, v)
+        self._indicator_features(t_ms, spec, base, v)
         v["liq_imbalance_fast"] = self._liq.imbalance(t_ms - spec.fast_ms, t_ms)
+        v["trades_fast"] = float(n_fast)
 
-        features = Features(self.symbol, t_ms, v)
+        features = Features._trusted(self.symbol, t_ms, v)
         self._memo[spec] = features
         return features
 
-    def _window(self, t_sec: int, w_sec: int) -> tuple[int, float, float, float]:
-        got = self._win_memo.get(w_sec)
-        if got is None:
-            got = self._tape.window(t_sec - w_sec, t_sec)
-            self._win_memo[w_sec] = got
-        return got
+    def _tick_base(self, t_ms: int) -> _TickBase:
+        """What every spec reads the same way at this tick, computed once."""
+        base = self._base
+        if base is None:
+            asof = {kind: series.asof(t_ms) for kind, series in self._series.items()}
+            oi_then = self._series[InputSeries.OPEN_INTEREST].asof(t_ms - HOUR_MS)
+            base = _TickBase(
+                self._tape.last_before(t_ms // SECOND_MS),
+                self._candles.state(t_ms),
+                asof,
+                oi_then,
+            )
+            self._base = base
+        return base
 
-    def _atr(self, t_ms: int) -> AtrState:
-        if self._atr_memo is None:
-            self._atr_memo = self._candles.state(t_ms)
-        return self._atr_memo
+    def _windows(
+        self, t_sec: int, lengths: tuple[int, ...]
+    ) -> list[tuple[int, float, float, float]]:
+        memo = self._win_memo
+        missing = [w for w in dict.fromkeys(lengths) if w not in memo]
+        if missing:
+            for w, got in zip(missing, self._tape.windows(t_sec, missing), strict=True):
+                memo[w] = got
+        return [memo[w] for w in lengths]
 
     def _large(self, t_sec: int, day_ms: int) -> tuple[LargeTracker, float | None]:
         tracker = self._trackers.get(day_ms)
@@ -332,9 +417,11 @@ class SymbolFeatures:
             self._large_memo[day_ms] = tracker.threshold()
         return tracker, self._large_memo[day_ms]
 
-    def _asof(self, kind: IndicatorKind, at_ms: int, t_ms: int, staleness_ms: int) -> float | None:
-        """As-of value at ``at_ms``, absent when stale at ``at_ms`` or outside t's horizon."""
-        got = self._series[kind].asof(at_ms)
+    @staticmethod
+    def _fresh(
+        got: tuple[int, float] | None, at_ms: int, t_ms: int, staleness_ms: int
+    ) -> float | None:
+        """The as-of value, unless stale at ``at_ms`` or known before t's history horizon."""
         if got is None:
             return None
         known, value = got
@@ -342,33 +429,38 @@ class SymbolFeatures:
             return None
         return value
 
-    def _indicator_features(self, t_ms: int, spec: FeatureSpec, v: dict[str, float]) -> None:
+    def _indicator_features(
+        self, t_ms: int, spec: FeatureSpec, base: _TickBase, v: dict[str, float]
+    ) -> None:
         stale = spec.max_staleness_ms
-        funding = self._asof(IndicatorKind.FUNDING_RATE, t_ms, t_ms, stale)
+        asof = base.asof
+        fresh = self._fresh
+        funding = fresh(asof[InputSeries.FUNDING_RATE], t_ms, t_ms, stale)
         if funding is not None:
             v["funding_rate"] = funding
-            interval = self._asof(IndicatorKind.FUNDING_INTERVAL_HOURS, t_ms, t_ms, HORIZON_MS)
+            interval = fresh(asof[InputSeries.FUNDING_INTERVAL_HOURS], t_ms, t_ms, HORIZON_MS)
             hours = DEFAULT_FUNDING_INTERVAL_HOURS if interval is None else interval
             if hours > 0:
                 v["funding_annualised"] = funding * (24.0 / hours) * 365.0
-        oi_now = self._asof(IndicatorKind.OPEN_INTEREST, t_ms, t_ms, stale)
-        oi_then = self._asof(IndicatorKind.OPEN_INTEREST, t_ms - HOUR_MS, t_ms, stale)
+        oi_now = fresh(asof[InputSeries.OPEN_INTEREST], t_ms, t_ms, stale)
+        oi_then = fresh(base.oi_then, t_ms - HOUR_MS, t_ms, stale)
         if oi_now is not None and oi_then is not None and oi_now > 0 and oi_then > 0:
             v["oi_change_1h"] = oi_now / oi_then - 1.0
-        for name, kind in (
-            ("ls_global", IndicatorKind.LS_GLOBAL_RATIO),
-            ("ls_top", IndicatorKind.LS_TOP_RATIO),
-            ("taker_ratio", IndicatorKind.TAKER_RATIO),
-        ):
-            ratio = self._asof(kind, t_ms, t_ms, stale)
+        for name, kind in _LOG_RATIOS:
+            ratio = fresh(asof[kind], t_ms, t_ms, stale)
             if ratio is not None and ratio > 0:
                 v[name] = math.log(ratio)
-        coinbase = self._asof(IndicatorKind.COINBASE_PRICE, t_ms, t_ms, stale)
-        index = self._asof(IndicatorKind.INDEX_PRICE, t_ms, t_ms, stale)
+        coinbase = fresh(asof[InputSeries.COINBASE_PRICE], t_ms, t_ms, stale)
+        index = fresh(asof[InputSeries.INDEX_PRICE], t_ms, t_ms, stale)
         if coinbase is not None and index is not None and index > 0:
             v["coinbase_premium_bps"] = (coinbase - index) / index * 1e4
 
     # ---- introspection -------------------------------------------------------------------
+
+    def large_tail(self, day_ms: int) -> tuple[float, int] | None:
+        """(floor, size) of the large-order tail for a day window, for diagnostics."""
+        tracker = self._trackers.get(day_ms)
+        return None if tracker is None else (tracker.floor, tracker.tail_size)
 
     @property
     def trade_count(self) -> int:

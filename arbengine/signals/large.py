@@ -32,6 +32,8 @@ I64 = NDArray[np.int64]
 
 MIN_TRADES = 1000
 _CHUNK = 1 << 20
+_SMALL = 48
+"""Below this many values a Python loop beats numpy's per-call overhead."""
 
 
 def nearest_rank_from_top(n: int) -> int:
@@ -201,31 +203,52 @@ class LargeTracker:
         return len(self._tail)
 
     @property
+    def floor(self) -> float:
+        """Notionals at or above this are kept in the tail."""
+        return self._floor
+
+    @property
     def nbytes(self) -> int:
         return self._tail.approx_nbytes + self._members.nbytes
 
     def advance(self, tape: TradeTape, t_sec: int) -> None:
         lo = t_sec - self.window_sec
-        new_start = tape.pos_before(lo)
-        new_end = tape.pos_before(t_sec)
+        new_start, new_end = tape.positions_before((lo, t_sec))
         if self._t_sec is None or t_sec < self._t_sec or new_start >= self._end:
             self._start, self._end, self._t_sec = new_start, new_end, t_sec
             self._refloor(tape)
             return
         if t_sec > self._t_sec:
-            secs = self._members.secs()
-            k = int(np.searchsorted(secs, lo, side="left"))
+            k = int(self._members.secs().searchsorted(lo))
             if k:
-                for v in np.abs(self._members.values()[:k]).tolist():
-                    self._tail.remove(v)
+                remove = self._tail.remove
+                for v in self._members.values()[:k].tolist():
+                    remove(abs(v))
                 self._members.pop_front(k)
-            xs = tape.ring.get(self._end, new_end)
-            sel = np.flatnonzero(np.abs(xs) >= self._floor)
-            if len(sel):
-                chosen = xs[sel]
-                self._members.append(tape.secs_of(self._end + sel), chosen)
-                for v in np.abs(chosen).tolist():
-                    self._tail.add(v)
+            if 0 < new_end - self._end <= _SMALL:
+                # Few trades entered (most symbols, most ticks): plain Python is cheaper.
+                floor = self._floor
+                picked = [
+                    (i, x)
+                    for i, x in enumerate(tape.ring.get(self._end, new_end).tolist())
+                    if abs(x) >= floor
+                ]
+                if picked:
+                    pos = np.array([self._end + i for i, _ in picked], np.int64)
+                    vals = np.array([x for _, x in picked], np.float64)
+                    self._members.append(tape.secs_of(pos), vals)
+                    add = self._tail.add
+                    for _, x in picked:
+                        add(abs(x))
+            elif new_end > self._end:
+                xs = tape.ring.get(self._end, new_end)
+                sel = np.flatnonzero(np.abs(xs) >= self._floor)
+                if len(sel):
+                    chosen = xs[sel]
+                    self._members.append(tape.secs_of(self._end + sel), chosen)
+                    add = self._tail.add
+                    for v in chosen.tolist():
+                        add(abs(v))
             self._start, self._end, self._t_sec = new_start, new_end, t_sec
         self._rebalance(tape)
 
@@ -296,18 +319,25 @@ class LargeTracker:
     def imbalance(self, fast_sec: int, threshold: float) -> float:
         """(large buy − large sell notional) / their sum over the last ``fast_sec`` seconds."""
         assert self._t_sec is not None
-        k = int(np.searchsorted(self._members.secs(), self._t_sec - fast_sec, side="left"))
+        k = int(self._members.secs().searchsorted(self._t_sec - fast_sec))
         seg = self._members.values()[k:]
-        big = seg[np.abs(seg) >= threshold]
-        buy = math.fsum(big[big > 0].tolist())
-        sell = math.fsum((-big[big < 0]).tolist())
+        # The sign carries the side and notionals are ≥ 0, so x ≥ thr is a large buy and
+        # x ≤ −thr a large sell (a zero notional on the wrong side adds nothing).
+        if len(seg) <= _SMALL:
+            values = seg.tolist()
+            buy = math.fsum(v for v in values if v >= threshold)
+            sell = -math.fsum(v for v in values if v <= -threshold)
+        else:
+            buy = math.fsum(seg[seg >= threshold].tolist())
+            sell = -math.fsum(seg[seg <= -threshold].tolist())
         total = buy + sell
         return 0.0 if total == 0 else (buy - sell) / total
 
 
 def _count_at_least(xs: F64, floor: float) -> int:
     return sum(
-        int(np.count_nonzero(np.abs(xs[i : i + _CHUNK]) >= floor)) for i in range(0, len(xs), _CHUNK)
+        int(np.count_nonzero(np.abs(xs[i : i + _CHUNK]) >= floor))
+        for i in range(0, len(xs), _CHUNK)
     )
 
 

@@ -7,8 +7,43 @@ structure.
 
 from __future__ import annotations
 
+import enum
 import math
 from bisect import bisect_left, bisect_right
+
+
+class InputSeries(enum.StrEnum):
+    """The indicator series the features read (SIGNALS.md, features table)."""
+
+    FUNDING_RATE = "funding_rate"
+    """premiumIndex ``lastFundingRate`` or markPrice ``r`` (the current rate)."""
+    FUNDING_INTERVAL_HOURS = "funding_interval_hours"
+    OPEN_INTEREST = "open_interest"
+    INDEX_PRICE = "index_price"
+    COINBASE_PRICE = "coinbase_price"
+    LS_GLOBAL = "ls_global"
+    """Global long/short account ratio."""
+    LS_TOP = "ls_top"
+    """Top-trader long/short position ratio."""
+    TAKER_RATIO = "taker_ratio"
+    """Taker buy/sell volume ratio."""
+
+
+MARKET_KINDS: dict[str, InputSeries] = {
+    "funding_interval_hours": InputSeries.FUNDING_INTERVAL_HOURS,
+    "open_interest": InputSeries.OPEN_INTEREST,
+    "index_price": InputSeries.INDEX_PRICE,
+    "coinbase_price": InputSeries.COINBASE_PRICE,
+    "ls_global": InputSeries.LS_GLOBAL,
+    "ls_top_position": InputSeries.LS_TOP,
+    "taker_ratio": InputSeries.TAKER_RATIO,
+}
+"""Collector indicator kinds (:data:`arbengine.domain.market.IndicatorKind`) the features read.
+
+Not read: ``funding_rate`` (the *settled* fundingRate history; the feature is
+the current rate from premiumIndex/markPrice), ``open_interest_hist``,
+``ls_top_account`` and ``mark_price``.
+"""
 
 
 class AsOfSeries:

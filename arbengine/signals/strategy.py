@@ -29,7 +29,7 @@ from arbengine.domain.durations import DurationError, parse_duration_ms
 from arbengine.domain.errors import ConfigError
 from arbengine.signals.features import (
     FEATURE_NAMES,
-    HORIZON_MS,
+    MAX_STALENESS_MS,
     MAX_WINDOW_MS,
     FeatureSpec,
 )
@@ -260,7 +260,8 @@ def _validate(value: Any, schema: Mapping[str, Any], path: str, errors: list[str
     if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
         if schema["pattern"] == _DURATION_PATTERN:
             errors.append(
-                f"{path}: must be a duration like '15s', '30m', '4h' or '1d', got {json.dumps(value)}"
+                f"{path}: must be a duration like '15s', '30m', '4h' or '1d', "
+                f"got {json.dumps(value)}"
             )
         else:
             errors.append(f"{path}: must match {schema['pattern']}, got {json.dumps(value)}")
@@ -277,7 +278,9 @@ def _validate(value: Any, schema: Mapping[str, Any], path: str, errors: list[str
         _validate_object(value, schema, path, errors)
 
 
-def _validate_array(value: list[Any], schema: Mapping[str, Any], path: str, errors: list[str]) -> None:
+def _validate_array(
+    value: list[Any], schema: Mapping[str, Any], path: str, errors: list[str]
+) -> None:
     if "minItems" in schema and len(value) < schema["minItems"]:
         n = schema["minItems"]
         errors.append(f"{path}: must have at least {n} item{'s' if n != 1 else ''}")
@@ -428,6 +431,9 @@ class Strategy:
     """sha256 hex of :attr:`canonical_json`."""
     canonical_json: str
     """The hash input: the document with defaults, sorted keys, no whitespace."""
+    reads: tuple[str, ...] = ()
+    """Every feature the strategy reads, in first-use order (direction, confirm,
+    factors, gates, then price and atr, which firing needs)."""
     source: str | None = None
 
     @property
@@ -444,12 +450,6 @@ class Strategy:
         """The strategy as plain JSON data, defaults included."""
         doc: dict[str, Any] = json.loads(self.canonical_json)
         return doc
-
-    def referenced_features(self) -> tuple[str, ...]:
-        """Every feature the strategy reads, in first-use order."""
-        names = [self.direction.feature, *self.direction.confirm]
-        names += [f.feature for f in self.factors] + [g.feature for g in self.gates]
-        return tuple(dict.fromkeys([*names, "price", "atr"]))
 
 
 class StrategyError(ConfigError):
@@ -470,17 +470,35 @@ def content_hash(doc_with_defaults: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(doc_with_defaults).encode("utf-8")).hexdigest()
 
 
+def _get(doc: Any, *keys: str) -> Any:
+    """``doc[k1][k2]…``, or None where the structure is not there (already reported)."""
+    for key in keys:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return doc
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def _semantic_errors(doc: Mapping[str, Any]) -> list[str]:
-    """Rules beyond the schema; ``doc`` is structurally valid and has its defaults."""
+    """Rules beyond the schema, on the document with its defaults.
+
+    Runs even when the structure has errors, so one pass reports everything;
+    each rule only looks at values whose structure is valid.
+    """
     errors: list[str] = []
 
-    def duration(path: str, text: str | None, *, low_ms: int, high_ms: int | None) -> int | None:
-        if text is None:
-            return None
+    def duration(path: str, text: Any, *, low_ms: int, high_ms: int | None) -> int | None:
+        if not isinstance(text, str) or not re.match(_DURATION_PATTERN, text):
+            return None  # absent, null, or already reported by the schema
         try:
             ms = parse_duration_ms(text)
-        except DurationError as exc:  # pragma: no cover - the schema pattern caught it
-            errors.append(f"{path}: {exc}")
+        except DurationError:  # pragma: no cover - the pattern above is the parser's
             return None
         if ms % 1000:
             errors.append(f"{path}: must be whole seconds, got {json.dumps(text)}")
@@ -493,9 +511,11 @@ def _semantic_errors(doc: Mapping[str, Any]) -> list[str]:
             return ms
         return None
 
-    duration("$.tick", doc["tick"], low_ms=1000, high_ms=MAX_WINDOW_MS)
+    duration("$.tick", _get(doc, "tick"), low_ms=1000, high_ms=MAX_WINDOW_MS)
     win = {
-        key: duration(f"$.windows.{key}", doc["windows"][key], low_ms=1000, high_ms=MAX_WINDOW_MS)
+        key: duration(
+            f"$.windows.{key}", _get(doc, "windows", key), low_ms=1000, high_ms=MAX_WINDOW_MS
+        )
         for key in ("fast", "mid", "day")
     }
     fast, mid, day = win["fast"], win["mid"], win["day"]
@@ -503,15 +523,21 @@ def _semantic_errors(doc: Mapping[str, Any]) -> list[str]:
         errors.append("$.windows.fast: must not be longer than windows.mid")
     if mid is not None and day is not None and mid > day:
         errors.append("$.windows.mid: must not be longer than windows.day")
-    duration("$.max_staleness", doc["max_staleness"], low_ms=1000, high_ms=HORIZON_MS)
-    duration("$.entry.cooldown", doc["entry"]["cooldown"], low_ms=0, high_ms=None)
-    duration("$.exit.max_hold", doc["exit"]["max_hold"], low_ms=1000, high_ms=None)
+    stale = _get(doc, "max_staleness")
+    duration("$.max_staleness", stale, low_ms=1000, high_ms=MAX_STALENESS_MS)
+    duration("$.entry.cooldown", _get(doc, "entry", "cooldown"), low_ms=0, high_ms=None)
+    duration("$.exit.max_hold", _get(doc, "exit", "max_hold"), low_ms=1000, high_ms=None)
 
+    factors = _get(doc, "factors")
     first_use: dict[str, int] = {}
-    for i, factor in enumerate(doc["factors"]):
-        if factor["unsigned"] and factor["contrarian"]:
+    for i, factor in enumerate(factors if isinstance(factors, list) else []):
+        if not isinstance(factor, dict):
+            continue
+        if factor.get("unsigned") is True and factor.get("contrarian") is True:
             errors.append(f"$.factors[{i}]: unsigned and contrarian cannot both be true")
-        feature = factor["feature"]
+        feature = factor.get("feature")
+        if not isinstance(feature, str):
+            continue
         if feature in first_use:
             errors.append(
                 f"$.factors[{i}].feature: {json.dumps(feature)} is already a factor "
@@ -520,19 +546,27 @@ def _semantic_errors(doc: Mapping[str, Any]) -> list[str]:
         else:
             first_use[feature] = i
 
-    for feature, (low, high) in doc["gates"].items():
-        if low is not None and high is not None and low > high:
-            errors.append(f"{_path_key('$.gates', feature)}: low {low} is above high {high}")
+    gates = _get(doc, "gates")
+    for feature, bounds in (gates if isinstance(gates, dict) else {}).items():
+        if isinstance(bounds, list) and len(bounds) == 2:
+            low, high = _number(bounds[0]), _number(bounds[1])
+            if low is not None and high is not None and low > high:
+                errors.append(
+                    f"{_path_key('$.gates', feature)}: low {bounds[0]} is above high {bounds[1]}"
+                )
 
-    ex = doc["exit"]
-    if ex["tp1_atr"] is not None and ex["tp1_fraction"] is None:
-        errors.append("$.exit.tp1_fraction: is required when exit.tp1_atr is set")
-    if ex["tp1_atr"] is None and ex["tp1_fraction"] is not None:
-        errors.append("$.exit.tp1_fraction: needs exit.tp1_atr")
-    if ex["tp1_atr"] is None and ex["breakeven_after_tp1"]:
-        errors.append("$.exit.breakeven_after_tp1: needs exit.tp1_atr")
-    if ex["tp1_atr"] is not None and ex["tp2_atr"] is not None and ex["tp2_atr"] <= ex["tp1_atr"]:
-        errors.append("$.exit.tp2_atr: must be greater than exit.tp1_atr")
+    ex = _get(doc, "exit")
+    if isinstance(ex, dict):
+        tp1, tp2 = _number(ex.get("tp1_atr")), _number(ex.get("tp2_atr"))
+        has_fraction = ex.get("tp1_fraction") is not None
+        if tp1 is not None and not has_fraction:
+            errors.append("$.exit.tp1_fraction: is required when exit.tp1_atr is set")
+        if ex.get("tp1_atr") is None and has_fraction:
+            errors.append("$.exit.tp1_fraction: needs exit.tp1_atr")
+        if ex.get("tp1_atr") is None and ex.get("breakeven_after_tp1") is True:
+            errors.append("$.exit.breakeven_after_tp1: needs exit.tp1_atr")
+        if tp1 is not None and tp2 is not None and tp2 <= tp1:
+            errors.append("$.exit.tp2_atr: must be greater than exit.tp1_atr")
     return errors
 
 
@@ -541,11 +575,11 @@ def validate_document(doc: Any) -> tuple[dict[str, Any] | None, list[str]]:
     schema = strategy_schema()
     errors: list[str] = []
     _validate(doc, schema, "$", errors)
-    if errors:
-        return None, errors
-    full: dict[str, Any] = _fill_defaults(doc, schema)
-    errors = _semantic_errors(full)
-    if errors:
+    full: dict[str, Any] | None = None
+    if isinstance(doc, dict):
+        full = _fill_defaults(doc, schema)
+        errors += _semantic_errors(full)
+    if errors or full is None:
         return None, errors
     return full, []
 
@@ -563,7 +597,9 @@ def _build(full: Mapping[str, Any], source: str | None) -> Strategy:
         atr_percentile_min_values=full["atr_percentile_min_values"],
         direction=Direction(d["feature"], float(d["min"]), tuple(d["confirm"])),
         factors=tuple(
-            Factor(f["feature"], float(f["weight"]), float(f["full"]), f["unsigned"], f["contrarian"])
+            Factor(
+                f["feature"], float(f["weight"]), float(f["full"]), f["unsigned"], f["contrarian"]
+            )
             for f in full["factors"]
         ),
         gates=tuple(
@@ -592,8 +628,15 @@ def _build(full: Mapping[str, Any], source: str | None) -> Strategy:
         paper=Paper(full["paper"]["enabled"], float(full["paper"]["risk_usd"])),
         hash=content_hash(full),
         canonical_json=canonical_json(full),
+        reads=_reads(full),
         source=source,
     )
+
+
+def _reads(full: Mapping[str, Any]) -> tuple[str, ...]:
+    names = [full["direction"]["feature"], *full["direction"]["confirm"]]
+    names += [f["feature"] for f in full["factors"]] + list(full["gates"])
+    return tuple(dict.fromkeys([*names, "price", "atr"]))
 
 
 def parse_strategy(doc: Any, source: str | None = None) -> Strategy:
@@ -659,7 +702,8 @@ def _check(paths: Iterable[Path | str]) -> tuple[list[Strategy], list[str]]:
         name = full["name"]
         if name in names:
             errors.append(
-                f"{label}: $.name: duplicate strategy name {json.dumps(name)} (also in {names[name]})"
+                f"{label}: $.name: duplicate strategy name {json.dumps(name)} "
+                f"(also in {names[name]})"
             )
             continue
         names[name] = label
@@ -707,15 +751,16 @@ class StrategySet:
         """Symbols of the enabled strategies."""
         return frozenset(sym for s in self.enabled for sym in s.symbols)
 
-    @classmethod
-    def of(cls, strategies: Iterable[Strategy]) -> StrategySet:
-        items = tuple(strategies)
+    def __post_init__(self) -> None:
         seen: set[str] = set()
-        for s in items:
+        for s in self.strategies:
             if s.name in seen:
                 raise StrategyError([f"duplicate strategy name {json.dumps(s.name)}"])
             seen.add(s.name)
-        return cls(items)
+
+    @classmethod
+    def of(cls, strategies: Iterable[Strategy]) -> StrategySet:
+        return cls(tuple(strategies))
 
 
 def load_strategy_set(directory: Path | str) -> StrategySet:

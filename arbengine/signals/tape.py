@@ -12,8 +12,11 @@ Why this shape:
 - Results must not depend on how the stream is cut into batches: every
   per-second sum is accumulated with ``np.add.at`` (sequential adds in
   stream order), so a second split over two batches sums exactly like one
-  batch. Window sums are numpy reductions over the rows in the window,
-  whose value depends only on those rows, never on where the process started.
+  batch. A window sum is a fixed reduction over the rows in the window (or,
+  for long windows, over whole-minute blocks plus the two partial minutes
+  at its edges), split only by the window's own bounds: its value depends
+  on those rows alone, never on batching, on which ticks were evaluated
+  before, or on when the process started.
 - Trades are ordered by ``(T, agg_id)``; a repeated ``agg_id`` counts once.
   Seen ids are kept as merged id intervals: Binance ids are consecutive, so
   this costs O(gaps), not O(trades).
@@ -30,6 +33,7 @@ from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from arbengine.domain.events import AggTrade
+    from arbengine.domain.market import TradeBatch as MarketTradeBatch
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -42,10 +46,11 @@ _VOL, _CVD, _PQ, _LAST_P = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
-class TradeBatch:
-    """Columnar aggTrades: the unit the feature engine ingests.
+class TradeColumns:
+    """Columnar aggTrades as numpy arrays: the unit the feature engine ingests.
 
-    Build with :meth:`of` (coerces dtypes) or :meth:`from_trades`.
+    Build with :meth:`of` (coerces dtypes), :meth:`from_market` (a collector
+    batch) or :meth:`from_trades` (AggTrade events).
     """
 
     agg_id: I64
@@ -64,9 +69,9 @@ class TradeBatch:
             ("is_buyer_maker", self.is_buyer_maker, np.bool_),
         ):
             if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype != dtype:
-                raise TypeError(f"TradeBatch.{name} must be a 1-D {np.dtype(dtype)} array")
+                raise TypeError(f"TradeColumns.{name} must be a 1-D {np.dtype(dtype)} array")
             if len(arr) != n:
-                raise ValueError("TradeBatch columns must all have the same length")
+                raise ValueError("TradeColumns columns must all have the same length")
 
     @classmethod
     def of(
@@ -76,7 +81,7 @@ class TradeBatch:
         price: Iterable[float] | NDArray[np.floating],
         qty: Iterable[float] | NDArray[np.floating],
         is_buyer_maker: Iterable[bool] | NDArray[np.bool_],
-    ) -> TradeBatch:
+    ) -> TradeColumns:
         return cls(
             _column(agg_id, np.int64),
             _column(time_ms, np.int64),
@@ -86,7 +91,12 @@ class TradeBatch:
         )
 
     @classmethod
-    def from_trades(cls, trades: Iterable[AggTrade]) -> TradeBatch:
+    def from_market(cls, batch: MarketTradeBatch) -> TradeColumns:
+        """Columns of a collector batch (:class:`arbengine.domain.market.TradeBatch`)."""
+        return cls.of(batch.agg_id, batch.ts, batch.price, batch.qty, batch.is_buyer_maker)
+
+    @classmethod
+    def from_trades(cls, trades: Iterable[AggTrade]) -> TradeColumns:
         rows = list(trades)
         return cls.of(
             [t.agg_id for t in rows],
@@ -96,15 +106,11 @@ class TradeBatch:
             [t.is_buyer_maker for t in rows],
         )
 
-    @classmethod
-    def empty(cls) -> TradeBatch:
-        return cls.of([], [], [], [], [])
-
     def __len__(self) -> int:
         return len(self.agg_id)
 
-    def take(self, index: NDArray[np.intp] | slice) -> TradeBatch:
-        return TradeBatch(
+    def take(self, index: NDArray[np.intp] | slice) -> TradeColumns:
+        return TradeColumns(
             np.ascontiguousarray(self.agg_id[index]),
             np.ascontiguousarray(self.time_ms[index]),
             np.ascontiguousarray(self.price[index]),
@@ -300,12 +306,6 @@ class Rows:
     def ends(self) -> I64:
         return self._i[_END, self._lo : self._hi]
 
-    def int_col(self, col: int) -> I64:
-        return self._i[col, self._lo : self._hi]
-
-    def float_col(self, col: int) -> F64:
-        return self._f[col, self._lo : self._hi]
-
     def _reserve(self, extra: int) -> None:
         cap = self._i.shape[1]
         if self._hi + extra <= cap:
@@ -363,6 +363,90 @@ class Rows:
         return k
 
 
+class MinuteBlocks:
+    """Σq, Σ signed q and Σ p·q per non-empty minute, summarised once the minute is past.
+
+    A day window then sums ~1 440 block rows plus two partial minutes
+    instead of up to 86 400 second rows. Each block is always the same
+    reduction over the same second rows, and a window is always split the
+    same way (by its bounds), so the result still depends only on the data
+    in the window.
+    """
+
+    def __init__(self) -> None:
+        self._min: I64 = np.zeros(256, np.int64)
+        self._sums: F64 = np.zeros((3, 256), np.float64)
+        self._lo = 0
+        self._hi = 0
+        self._built: int | None = None
+        """Minutes before this one are summarised."""
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._min.nbytes + self._sums.nbytes)
+
+    def _minutes(self) -> I64:
+        return self._min[self._lo : self._hi]
+
+    def invalidate_from(self, minute: int) -> None:
+        if self._built is not None and minute < self._built:
+            self._hi = self._lo + int(self._minutes().searchsorted(minute))
+            self._built = minute
+
+    def pop_before(self, minute: int) -> None:
+        self._lo += int(self._minutes().searchsorted(minute))
+
+    def _append(self, minutes: I64, sums: F64) -> None:
+        n = len(minutes)
+        if self._hi + n > len(self._min):
+            size = self._hi - self._lo
+            cap = max(256, (size + n) * 2)
+            new_min = np.zeros(cap, np.int64)
+            new_sums = np.zeros((3, cap), np.float64)
+            new_min[:size] = self._min[self._lo : self._hi]
+            new_sums[:, :size] = self._sums[:, self._lo : self._hi]
+            self._min, self._sums, self._lo, self._hi = new_min, new_sums, 0, size
+        self._min[self._hi : self._hi + n] = minutes
+        self._sums[:, self._hi : self._hi + n] = sums
+        self._hi += n
+
+    def ensure(self, rows: Rows, upto: int) -> None:
+        """Summarise every minute before ``upto``."""
+        start = self._built
+        if start is not None and start >= upto:
+            return
+        secs = rows.secs
+        if start is None:
+            if not len(secs):
+                return
+            start = int(secs[0]) // 60
+        a, b = secs.searchsorted((start * 60, upto * 60)).tolist()
+        if b > a:
+            minutes = secs[a:b] // 60
+            if minutes[0] == minutes[-1]:
+                starts = np.zeros(1, np.int64)
+            else:
+                starts = np.concatenate(
+                    (np.zeros(1, np.int64), np.flatnonzero(np.diff(minutes)) + 1)
+                )
+            pa = rows.physical(a)
+            block = rows.raw_float[_VOL : _PQ + 1, pa : pa + b - a]
+            self._append(minutes[starts], np.add.reduceat(block, starts, axis=1))
+        self._built = max(upto, start)
+
+    def sum(self, m_lo: int, m_hi: int) -> F64:
+        i, j = self._minutes().searchsorted((m_lo, m_hi)).tolist()
+        out: F64 = self._sums[:, self._lo + i : self._lo + j].sum(axis=1)
+        return out
+
+
+_DIRECT_ROWS = 12_000
+"""Windows over at most this many second rows are summed directly."""
+
+
 @dataclass(frozen=True, slots=True)
 class LastTrade:
     time_ms: int
@@ -382,6 +466,7 @@ class TradeTape:
         self.ids = IdSet()
         self.rows = Rows()
         self.ring = Ring()
+        self.blocks = MinuteBlocks()
         self._floor_sec: int | None = None
         self._carry: LastTrade | None = None
         """The last trade before the first retained row (feeds ``price``)."""
@@ -392,7 +477,7 @@ class TradeTape:
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.rows.nbytes + self.ring.nbytes
+        return self.ids.nbytes + self.rows.nbytes + self.ring.nbytes + self.blocks.nbytes
 
     def __len__(self) -> int:
         return len(self.ring)
@@ -403,25 +488,54 @@ class TradeTape:
         """Logical ring position where (logical) row ``row`` starts."""
         return int(self.rows.ends[row - 1]) if row > 0 else self.ring.base
 
-    def pos_before(self, sec: int) -> int:
-        """Ring position of the first trade at or after second ``sec``."""
-        return self.end_before(int(np.searchsorted(self.rows.secs, sec, side="left")))
+    def positions_before(self, secs: tuple[int, ...]) -> list[int]:
+        """Ring position of the first trade at or after each of the given seconds."""
+        ends = self.rows.ends
+        base = self.ring.base
+        return [int(ends[i - 1]) if i else base for i in self.rows.secs.searchsorted(secs).tolist()]
 
     def window(self, lo_sec: int, hi_sec: int) -> tuple[int, float, float, float]:
         """Trade count, Σq, Σ signed q and Σ p·q over seconds ``[lo_sec, hi_sec)``."""
-        secs = self.rows.secs
-        i = int(np.searchsorted(secs, lo_sec, side="left"))
-        j = int(np.searchsorted(secs, hi_sec, side="left"))
-        n = self.end_before(j) - self.end_before(i)
-        if j <= i:
-            return n, 0.0, 0.0, 0.0
-        a, b = self.rows.physical(i), self.rows.physical(j)
-        sums = self.rows.raw_float[_VOL : _PQ + 1, a:b].sum(axis=1)
-        return n, float(sums[0]), float(sums[1]), float(sums[2])
+        return self.windows(hi_sec, (hi_sec - lo_sec,))[0]
+
+    def windows(self, hi_sec: int, lengths: Iterable[int]) -> list[tuple[int, float, float, float]]:
+        """:meth:`window` over ``[hi_sec − w, hi_sec)`` for each length ``w``, in one pass.
+
+        Each window is summed on its own (never from another window's sum), so
+        its value depends on its own rows only, whatever else is asked for.
+        """
+        rows = self.rows
+        secs = rows.secs
+        ws = list(lengths)
+        idx = secs.searchsorted([*(hi_sec - w for w in ws), hi_sec]).tolist()
+        j = idx[-1]
+        ends = rows.ends
+        base = self.ring.base
+        end_j = int(ends[j - 1]) if j else base
+        raw = rows.raw_float
+        start = rows.physical(0)
+        out: list[tuple[int, float, float, float]] = []
+        for w, i in zip(ws, idx, strict=False):
+            if j <= i:
+                out.append((0, 0.0, 0.0, 0.0))
+                continue
+            n = end_j - (int(ends[i - 1]) if i else base)
+            lo_sec = hi_sec - w
+            m_lo, m_hi = -(-lo_sec // 60), hi_sec // 60
+            if j - i <= _DIRECT_ROWS or m_lo >= m_hi:
+                vol, cvd, pq = raw[_VOL : _PQ + 1, start + i : start + j].sum(axis=1).tolist()
+            else:
+                self.blocks.ensure(rows, m_hi)
+                i2, j2 = secs.searchsorted((m_lo * 60, m_hi * 60)).tolist()
+                left = raw[_VOL : _PQ + 1, start + i : start + i2].sum(axis=1)
+                right = raw[_VOL : _PQ + 1, start + j2 : start + j].sum(axis=1)
+                vol, cvd, pq = ((left + self.blocks.sum(m_lo, m_hi)) + right).tolist()
+            out.append((n, vol, cvd, pq))
+        return out
 
     def last_before(self, sec: int) -> LastTrade | None:
         """The last trade (by ``(T, agg_id)``) in a second before ``sec``."""
-        j = int(np.searchsorted(self.rows.secs, sec, side="left")) - 1
+        j = int(self.rows.secs.searchsorted(sec)) - 1
         if j < 0:
             return self._carry
         p = self.rows.physical(j)
@@ -450,6 +564,7 @@ class TradeTape:
         new_base = self.end_before(k)
         self.rows.pop_before(sec)
         self.ring.pop_to(new_base)
+        self.blocks.pop_before(sec // 60)
 
     def _note_carry(self, trade: LastTrade) -> None:
         c = self._carry
@@ -469,6 +584,7 @@ class TradeTape:
         if len(t) == 0:
             return
         secs = t // 1000
+        self.blocks.invalidate_from(int(secs[0]) // 60)
         rows = self.rows
         in_order = True
         if len(rows):
@@ -479,6 +595,9 @@ class TradeTape:
             self._append(secs, t, ids, p, q, sq, x)
         else:
             self._insert(secs, t, ids, p, q, sq, x)
+        # Minutes before the newest trade's are (barring late trades) complete:
+        # summarise them now, at ingestion, rather than inside a tick.
+        self.blocks.ensure(rows, int(secs[-1]) // 60)
 
     @staticmethod
     def _groups(secs: I64) -> tuple[I64, I64, I64]:

@@ -168,7 +168,7 @@ def _equity_svg(positions: Sequence[PaperPosition]) -> str:
     bottom.fill_between(times, drawdown, step="post", color="#d1242f", alpha=0.4)
     bottom.set_ylabel("drawdown R")
     bottom.grid(alpha=0.3)
-    bottom.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+    bottom.xaxis.set_major_formatter(DateFormatter("%m-%d"))  # type: ignore[no-untyped-call]
     fig.tight_layout()
     buffer = io.StringIO()
     fig.savefig(

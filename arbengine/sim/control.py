@@ -1,0 +1,166 @@
+"""The control endpoint tests use to drive the sim over HTTP (no auth, no weights).
+
+``GET  /_sim/state``
+    Mode, simulated and server time, per-symbol first/last aggTrade id, bid/ask,
+    mark, funding, connections, the fault state and the account.
+
+``POST /_sim/faults``
+    A fault request, see ``faults.py`` for the schema; replies the fault state.
+
+``POST /_sim/clock``
+    ``{"advance_to": T}`` or ``{"advance_by": ms}`` (manual clock, or a paused
+    realtime clock: everything up to T is generated and published before the
+    reply), ``{"pause": true}``, ``{"resume": true}``, ``{"speed": 20}``
+    (realtime only). Replies ``{"sim_time_ms", "mode", "paused", "speed"}``.
+
+``POST /_sim/market``
+    ``{"symbol": "BTCUSDT", "shock_bps": -300}`` jumps the mid from the next
+    simulated second (to trip stops); ``"regime": "volatile" | "calm" | "auto"``
+    forces or frees the regime.
+
+``POST /_sim/account``
+    ``{"balance": "5000"}`` sets the wallet balance (an ADJUSTMENT update follows).
+
+``POST /_sim/reset_limits``
+    Forget request weights, order counts and bans.
+
+``GET  /_sim/tape?symbol=BTCUSDT&from_id=…&to_id=…&limit=…``
+    The released tape as REST rows (up to 100 000 per call): the ground truth a
+    collector's stored trades must equal.
+
+Errors are ``{"error": "..."}`` with status 400.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from arbengine.sim.faults import decode_request
+
+if TYPE_CHECKING:
+    from arbengine.sim.server import SimServer
+
+
+def _reply(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _bad(message: str) -> web.Response:
+    return _reply({"error": message}, 400)
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    body = orjson.loads(raw or b"{}")
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    return body
+
+
+def add_control_routes(app: web.Application, sim: SimServer) -> None:
+    async def state(request: web.Request) -> web.Response:
+        return _reply(sim.state())
+
+    async def faults(request: web.Request) -> web.Response:
+        try:
+            req = decode_request(await request.read())
+            return _reply(sim.apply_faults(req))
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+            return _bad(f"faults: {exc}")
+
+    async def clock(request: web.Request) -> web.Response:
+        try:
+            body = await _json(request)
+            unknown = set(body) - {"advance_to", "advance_by", "pause", "resume", "speed"}
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}")
+            if body.get("pause"):
+                sim.clock.pause()
+            if "speed" in body:
+                sim.clock.set_speed(float(body["speed"]))
+            if "advance_to" in body:
+                await sim.advance_to(int(body["advance_to"]))
+            if "advance_by" in body:
+                await sim.advance_by(int(body["advance_by"]))
+            if body.get("resume"):
+                sim.clock.set_ms(sim.market.now_ms)
+                sim.clock.resume()
+        except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+            return _bad(f"clock: {exc}")
+        return _reply(
+            {
+                "sim_time_ms": sim.market.now_ms,
+                "mode": str(sim.clock.mode),
+                "paused": sim.clock.paused,
+                "speed": sim.clock.speed,
+            }
+        )
+
+    async def market(request: web.Request) -> web.Response:
+        try:
+            body = await _json(request)
+            unknown = set(body) - {"symbol", "shock_bps", "regime"}
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}")
+            symbol = str(body.get("symbol", "")).upper()
+            if symbol not in sim.market.books:
+                raise ValueError(f"unknown symbol {symbol!r}")
+            if "shock_bps" in body:
+                sim.market.shock(symbol, float(body["shock_bps"]))
+            if "regime" in body:
+                regime = body["regime"]
+                if regime not in ("calm", "volatile", "auto"):
+                    raise ValueError("regime must be calm, volatile or auto")
+                sim.market.force_regime(symbol, None if regime == "auto" else regime)
+        except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+            return _bad(f"market: {exc}")
+        return _reply(sim.state()["symbols"][symbol])
+
+    async def account(request: web.Request) -> web.Response:
+        try:
+            body = await _json(request)
+            unknown = set(body) - {"balance"}
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}")
+            if "balance" in body:
+                sim.account.set_balance(Decimal(str(body["balance"])))
+                sim.hub.publish_user(sim.account.drain())
+                sim.hub.flush()
+        except (ValueError, TypeError, InvalidOperation, orjson.JSONDecodeError) as exc:
+            return _bad(f"account: {exc}")
+        return _reply(sim.account.account(3))
+
+    async def reset_limits(request: web.Request) -> web.Response:
+        sim.limiter.reset()
+        return _reply({"ok": True})
+
+    async def tape(request: web.Request) -> web.Response:
+        q = request.query
+        symbol = q.get("symbol", "").upper()
+        if symbol not in sim.market.books:
+            return _bad(f"tape: unknown symbol {symbol!r}")
+        try:
+            limit = min(int(q.get("limit", "100000")), 100_000)
+            t = sim.market.books[symbol].tape
+            lo = t.index_of_id(int(q["from_id"])) if "from_id" in q else 0
+            hi = t.index_of_id(int(q["to_id"]) + 1) if "to_id" in q else t.released
+        except ValueError as exc:
+            return _bad(f"tape: {exc}")
+        return _reply(t.rows(lo, min(hi, lo + limit)))
+
+    app.router.add_get("/_sim/state", state)
+    app.router.add_post("/_sim/faults", faults)
+    app.router.add_post("/_sim/clock", clock)
+    app.router.add_post("/_sim/market", market)
+    app.router.add_post("/_sim/account", account)
+    app.router.add_post("/_sim/reset_limits", reset_limits)
+    app.router.add_get("/_sim/tape", tape)

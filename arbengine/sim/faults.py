@@ -1,0 +1,258 @@
+"""Faults on demand: the control-message schema, the fault state, and the stream mangling.
+
+``POST /_sim/faults`` takes one JSON object; every key is optional and several
+may be combined (``clear`` is applied first). The same object can be given at
+start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
+
+    {
+      "clear": true,                                   # forget every fault set before
+      "drop_ws": {"which": "all|market|private", "mode": "abort|close"},
+      "withhold": {"symbol": "BTCUSDT", "from_id": 1000, "to_id": 1010},
+                                                       # or a list of those; the stream
+                                                       # never sends these aggTrade ids,
+                                                       # REST history keeps them
+      "duplicate": {"count": 5, "symbol": null},       # next N aggTrade messages sent twice
+      "reorder": {"count": 6, "symbol": null},         # next N aggTrade messages swapped pairwise
+      "malformed": {"count": 2, "kind": "json|frame"}, # N bad frames to every market client:
+                                                       # truncated JSON text, or a frame with a
+                                                       # reserved opcode (a protocol error)
+      "rest_429": {"count": 2, "retry_after": 1},      # next N REST calls answer 429 -1003 …
+      "rest_418": {"count": 1, "retry_after": 2},      # … then the next M answer 418 -1003
+      "http_5xx": {"count": 1, "status": 503, "path": "/fapi/v1/premiumIndex"},
+                                                       # next N calls (to a path prefix) fail
+                                                       # with a 5xx, 408 (backend timeout) or
+                                                       # 403 (WAF)
+      "order_5xx": {"count": 1, "status": 503, "execute": true},
+                                                       # next N orders (order or algoOrder)
+                                                       # answer 5xx (or 408); with execute the
+                                                       # order was nevertheless carried out
+      "latency": {"rest_ms": 200, "ws_ms": 0},         # added delay (0 removes it)
+      "hang": {"seconds": 3, "scope": "all|rest|ws"},  # stop answering: REST calls are held,
+                                                       # websockets get no data and no pongs
+      "expire_listen_key": true,                       # listenKeyExpired now
+      "slippage": {"symbol": "BTCUSDT", "bps": 600},   # thin book: market fills move (-4131)
+      "ban": {"seconds": 5}                            # ban 127.0.0.1 now (418 until it ends)
+    }
+
+The reply is the resulting fault state (also in ``GET /_sim/state``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+
+class DropSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    which: Literal["all", "market", "private"] = "all"
+    mode: Literal["abort", "close"] = "abort"
+
+
+class WithholdSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    symbol: str
+    from_id: int
+    to_id: int
+
+
+class CountSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    count: int
+    symbol: str | None = None
+
+
+class MalformedSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    count: int = 1
+    kind: Literal["json", "frame"] = "json"
+
+
+class RestLimitSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    count: int = 1
+    retry_after: int = 2
+
+
+class Http5xxSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    count: int = 1
+    status: int = 503
+    path: str = "/"
+
+
+class Order5xxSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    count: int = 1
+    status: int = 503
+    execute: bool = True
+
+
+class LatencySpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    rest_ms: int = 0
+    ws_ms: int = 0
+
+
+class HangSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    seconds: float
+    scope: Literal["all", "rest", "ws"] = "all"
+
+
+class SlippageSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    symbol: str
+    bps: float
+
+
+class BanSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    seconds: float = 120.0
+
+
+class FaultRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    clear: bool = False
+    drop_ws: DropSpec | None = None
+    withhold: WithholdSpec | list[WithholdSpec] | None = None
+    duplicate: CountSpec | None = None
+    reorder: CountSpec | None = None
+    malformed: MalformedSpec | None = None
+    rest_429: RestLimitSpec | None = None
+    rest_418: RestLimitSpec | None = None
+    http_5xx: Http5xxSpec | None = None
+    order_5xx: Order5xxSpec | None = None
+    latency: LatencySpec | None = None
+    hang: HangSpec | None = None
+    expire_listen_key: bool = False
+    slippage: SlippageSpec | None = None
+    ban: BanSpec | None = None
+
+
+def decode_request(body: bytes) -> FaultRequest:
+    """Parse a control body; ``msgspec.ValidationError`` / ``DecodeError`` name what is wrong."""
+    return msgspec.json.decode(body or b"{}", type=FaultRequest)
+
+
+def _error_status(status: int, allow_403: bool) -> bool:
+    return 500 <= status <= 599 or status == 408 or (allow_403 and status == 403)
+
+
+@dataclass(slots=True)
+class FaultState:
+    """Faults in force. Counters count down as the faults are served."""
+
+    withheld: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    duplicate: int = 0
+    duplicate_symbol: str | None = None
+    reorder: int = 0
+    reorder_symbol: str | None = None
+    malformed: int = 0
+    malformed_kind: str = "json"
+    rest_429: int = 0
+    rest_429_retry: int = 2
+    rest_418: int = 0
+    rest_418_retry: int = 2
+    http_5xx: int = 0
+    http_5xx_status: int = 503
+    http_5xx_path: str = "/"
+    order_5xx: int = 0
+    order_5xx_status: int = 503
+    order_5xx_execute: bool = True
+    rest_latency_ms: int = 0
+    ws_latency_ms: int = 0
+    hang_until: float = 0.0
+    hang_scope: str = "all"
+
+    def clear(self) -> None:
+        fresh = FaultState()
+        for name in self.__slots__:
+            setattr(self, name, getattr(fresh, name))
+
+    def apply(self, req: FaultRequest, now: float) -> None:
+        """Record the lasting faults of ``req`` (actions such as drops are the server's)."""
+        if req.clear:
+            self.clear()
+        if req.withhold is not None:
+            specs = req.withhold if isinstance(req.withhold, list) else [req.withhold]
+            for w in specs:
+                if w.to_id < w.from_id:
+                    raise ValueError("withhold: to_id must not be below from_id")
+                self.withheld.setdefault(w.symbol.upper(), []).append((w.from_id, w.to_id))
+        if req.duplicate is not None:
+            self.duplicate = max(0, req.duplicate.count)
+            self.duplicate_symbol = req.duplicate.symbol
+        if req.reorder is not None:
+            self.reorder = max(0, req.reorder.count)
+            self.reorder_symbol = req.reorder.symbol
+        if req.malformed is not None:
+            self.malformed = max(0, req.malformed.count)
+            self.malformed_kind = req.malformed.kind
+        if req.rest_429 is not None:
+            self.rest_429 = max(0, req.rest_429.count)
+            self.rest_429_retry = req.rest_429.retry_after
+        if req.rest_418 is not None:
+            self.rest_418 = max(0, req.rest_418.count)
+            self.rest_418_retry = req.rest_418.retry_after
+        if req.http_5xx is not None:
+            if not _error_status(req.http_5xx.status, allow_403=True):
+                raise ValueError("http_5xx: status must be 5xx, 408 or 403")
+            self.http_5xx = max(0, req.http_5xx.count)
+            self.http_5xx_status = req.http_5xx.status
+            self.http_5xx_path = req.http_5xx.path
+        if req.order_5xx is not None:
+            if not _error_status(req.order_5xx.status, allow_403=False):
+                raise ValueError("order_5xx: status must be 5xx or 408")
+            self.order_5xx = max(0, req.order_5xx.count)
+            self.order_5xx_status = req.order_5xx.status
+            self.order_5xx_execute = req.order_5xx.execute
+        if req.latency is not None:
+            self.rest_latency_ms = max(0, req.latency.rest_ms)
+            self.ws_latency_ms = max(0, req.latency.ws_ms)
+        if req.hang is not None:
+            self.hang_until = now + max(0.0, req.hang.seconds)
+            self.hang_scope = req.hang.scope
+
+    def hanging(self, scope: str, now: float) -> float:
+        """Seconds the ``scope`` ("rest"/"ws") must still stay silent (0 when answering)."""
+        if now >= self.hang_until or self.hang_scope not in ("all", scope):
+            return 0.0
+        return self.hang_until - now
+
+    def stream_faults_active(self, symbol: str) -> bool:
+        return bool(self.duplicate or self.reorder or symbol in self.withheld)
+
+    def mangle(self, symbol: str, payloads: list[bytes], ids: list[int]) -> list[bytes]:
+        """Apply withholding, duplication and reordering to one symbol's aggTrade messages."""
+        ranges = self.withheld.get(symbol)
+        if ranges:
+            keep = [i for i, a in enumerate(ids) if not any(lo <= a <= hi for lo, hi in ranges)]
+            if len(keep) != len(ids):
+                payloads = [payloads[i] for i in keep]
+            last = ids[-1] if ids else None
+            if last is not None:
+                remaining = [(lo, hi) for lo, hi in ranges if hi > last]
+                if remaining:
+                    self.withheld[symbol] = remaining
+                else:
+                    del self.withheld[symbol]
+        if self.duplicate and self.duplicate_symbol in (None, symbol) and payloads:
+            k = min(self.duplicate, len(payloads))
+            doubled = [p for p in payloads[:k] for _ in range(2)]
+            payloads = doubled + payloads[k:]
+            self.duplicate -= k
+        if self.reorder and self.reorder_symbol in (None, symbol) and len(payloads) > 1:
+            k = min(self.reorder, len(payloads))
+            head = payloads[:k]
+            for i in range(0, k - 1, 2):
+                head[i], head[i + 1] = head[i + 1], head[i]
+            payloads = head + payloads[k:]
+            self.reorder -= k
+        return payloads
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        return {
+            "withheld": {s: [list(r) for r in rs] for s, rs in self.withheld.items()},
+            "duplicate": self.duplicate,
+            "reorder": self.reorder,
+            "malformed": self.malformed,
+            "rest_429": self.rest_429,
+            "rest_418": self.rest_418,
+            "http_5xx": self.http_5xx,
+            "order_5xx": self.order_5xx,
+            "order_5xx_execute": self.order_5xx_execute,
+            "latency": {"rest_ms": self.rest_latency_ms, "ws_ms": self.ws_latency_ms},
+            "hang_seconds_left": round(max(0.0, self.hang_until - now), 3),
+            "hang_scope": self.hang_scope,
+        }
