@@ -4,9 +4,15 @@ Each poller is one supervised component. Values are published on the market
 channel (the writer stores them idempotently; the engine consumes them).
 Binance keeps the ratio and open-interest series for only about 30 days, so
 at start each series is backfilled from the last stored value (or
-``history_backfill`` ago) and then followed. Every value carries the time it
-became known: its own timestamp for point values, the end of its period for
-``/futures/data`` period series (SIGNALS.md, Time).
+``history_backfill`` ago) and then followed.
+
+Every value carries the time it became known (``known_at``): its own timestamp
+for point values, the end of its period for ``/futures/data`` period series
+(SIGNALS.md, Time) — and never before it reached us: a value that arrives while
+we follow the series live counts from its arrival (on the exchange's clock).
+Only values fetched as history, long after their time, keep their own known
+time. So the live engine and a backtest over the stored values see the same
+inputs at every tick.
 """
 
 from __future__ import annotations
@@ -68,6 +74,17 @@ RATIO_SERIES = (
         (("buy_vol", "buyVol"), ("sell_vol", "sellVol")),
     ),
 )
+
+
+def known_time(own: int, received: int, live_within_ms: int) -> int:
+    """When a value became usable: ``own`` known time, or its arrival if it came live later.
+
+    A value received more than ``live_within_ms`` after its own known time was fetched as
+    history (a backfill): live never waited for it, so it keeps its own time.
+    """
+    if received - own > live_within_ms:
+        return own
+    return max(own, received)
 
 
 class _Stopped(Exception):
@@ -170,6 +187,7 @@ class IndicatorPollers:
                 "premiumIndex", lambda: self.rest.get("/fapi/v1/premiumIndex", weight=10)
             )
             rows = [r for r in every if r.get("symbol") in wanted]
+        received = self._received()
         return [
             RateSnapshot(
                 symbol=str(r["symbol"]),
@@ -180,9 +198,14 @@ class IndicatorPollers:
                 funding_rate=number(r, "lastFundingRate"),
                 interest_rate=optional_number(r, "interestRate"),
                 next_funding_time=int(r["nextFundingTime"]) if r.get("nextFundingTime") else None,
+                known_at=max(int(r["time"]), received),
             )
             for r in rows
         ]
+
+    def _received(self) -> int:
+        """Now, on the exchange's clock (the REST client keeps the offset)."""
+        return self.clock.time_ms() + self.rest.time_offset_ms
 
     # -- open interest (point value) -----------------------------------------
 
@@ -197,7 +220,10 @@ class IndicatorPollers:
                 lambda s=symbol: self.rest.get("/fapi/v1/openInterest", {"symbol": s}, weight=1),
             )
             ts = int(row["time"])
-            values.append(Indicator(symbol, "open_interest", ts, ts, number(row, "openInterest")))
+            known = max(ts, self._received())
+            values.append(
+                Indicator(symbol, "open_interest", ts, known, number(row, "openInterest"))
+            )
         await self._publish(values)
 
     # -- /futures/data period series -----------------------------------------
@@ -235,15 +261,16 @@ class IndicatorPollers:
             if not rows:
                 break
             values = []
+            received = self._received()
+            live_within = int(2 * self.policy.ratios_interval_s * 1000) + 60_000
             for row in sorted(rows, key=lambda r: int(r["timestamp"])):
                 ts = int(row["timestamp"])  # documented as a string, sent as a number: both work
                 if ts < start:
                     continue
                 data = {name: optional_number(row, source) for name, source in series.extra}
+                known = known_time(ts + period_ms, received, live_within)
                 values.append(
-                    Indicator(
-                        symbol, series.kind, ts, ts + period_ms, number(row, series.value_key), data
-                    )
+                    Indicator(symbol, series.kind, ts, known, number(row, series.value_key), data)
                 )
                 self._last[key] = max(self._last.get(key, 0), ts)
             await self._publish(values)
@@ -290,6 +317,8 @@ class IndicatorPollers:
                 ),
             )
             values = []
+            received = self._received()
+            live_within = int(2 * self.policy.funding_history_interval_s * 1000) + 60_000
             for row in rows:
                 ts = int(row["fundingTime"])
                 if ts < start:
@@ -300,7 +329,7 @@ class IndicatorPollers:
                         symbol,
                         "funding_rate",
                         ts,
-                        ts,
+                        known_time(ts, received, live_within),
                         number(row, "fundingRate"),
                         {"mark_price": mark},
                     )

@@ -77,6 +77,12 @@ class RateSnapshot:
     funding_rate: float
     interest_rate: float | None
     next_funding_time: int | None
+    known_at: int = 0
+    """When the reading became visible here (exchange clock); 0 means ``ts``."""
+
+    @property
+    def visible_at(self) -> int:
+        return self.known_at or self.ts
 
 
 @dataclass(frozen=True, slots=True)

@@ -280,9 +280,14 @@ class SymbolFeatures:
         return True
 
     def add_mark_price(self, mark: MarkPrice | RateSnapshot) -> None:
-        """A markPrice update or premiumIndex reading: funding rate and index price."""
-        self.add_value(InputSeries.FUNDING_RATE, mark.ts, mark.funding_rate)
-        self.add_value(InputSeries.INDEX_PRICE, mark.ts, mark.index_price)
+        """A markPrice update or premiumIndex reading: funding rate and index price.
+
+        A premiumIndex reading counts from when it became visible (``visible_at``: its
+        own time, or its arrival when later), so live and backtest see the same values.
+        """
+        known = mark.visible_at if isinstance(mark, RateSnapshot) else mark.ts
+        self.add_value(InputSeries.FUNDING_RATE, known, mark.funding_rate)
+        self.add_value(InputSeries.INDEX_PRICE, known, mark.index_price)
 
     def add_liquidation(self, liq: Liquidation) -> None:
         """A forceOrder: BUY liquidates a short, SELL a long; its time is the order time."""

@@ -148,8 +148,8 @@ async def insert_rate_snapshots(conn: asyncpg.Connection, snaps: Sequence[RateSn
     await conn.executemany(
         """
         INSERT INTO rate_snapshots (symbol, ts, mark_price, index_price, estimated_settle_price,
-                                    funding_rate, interest_rate, next_funding_time)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING
+                                    funding_rate, interest_rate, next_funding_time, known_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
         """,
         [
             (
@@ -161,6 +161,7 @@ async def insert_rate_snapshots(conn: asyncpg.Connection, snaps: Sequence[RateSn
                 s.funding_rate,
                 s.interest_rate,
                 s.next_funding_time,
+                s.visible_at,
             )
             for s in snaps
         ],
