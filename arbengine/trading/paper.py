@@ -25,6 +25,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 ExitReason = Literal["sl", "breakeven", "tp1", "tp2", "max_hold"]
 
 
@@ -195,36 +198,97 @@ class PaperBook:
     def on_trades(
         self,
         symbol: str,
-        agg_ids: Sequence[int],
-        times: Sequence[int],
-        prices: Sequence[float],
+        agg_ids: Sequence[int] | NDArray[np.int64],
+        times: Sequence[int] | NDArray[np.int64],
+        prices: Sequence[float] | NDArray[np.float64],
     ) -> list[PaperPosition]:
-        """Walk one symbol's trades, ordered by (T, agg_id); return positions that filled."""
-        minute_last = self._minute_last.setdefault(symbol, {})
-        positions = [p for p in self.open if p.symbol == symbol]
+        """Walk one symbol's trades, ordered by (T, agg_id); return positions that changed.
+
+        Vectorised: for each open position numpy finds the next trade that can matter
+        (a level touched, the hold limit, a funding time reached) and only that trade is
+        stepped in Python, so a day of trades costs a few array scans, not a loop.
+        """
+        ids = np.asarray(agg_ids, dtype=np.int64)
+        ts = np.asarray(times, dtype=np.int64)
+        px = np.asarray(prices, dtype=np.float64)
+        if not len(ids):
+            return []
+        self._note_minutes(symbol, ts, px)
         changed: dict[int, PaperPosition] = {}
-        funding = self._funding.get(symbol, {})
-        for agg_id, ts, price in zip(agg_ids, times, prices, strict=True):
-            for position in positions:
-                if not position.is_open or ts < position.entry_tick:
-                    continue
-                if position.last_agg_id is not None and agg_id <= position.last_agg_id:
-                    continue
-                for event in funding.values():
-                    self._charge(position, event, ts)
-                if _step(position, agg_id, ts, price):
-                    changed[id(position)] = position
-                position.last_agg_id = agg_id
-                position.last_ts = ts
-            minute_last[ts // 60_000] = (ts, price)
-        if len(minute_last) > 1500:
-            newest = max(minute_last)
-            for minute in [m for m in minute_last if m < newest - 1440]:
-                del minute_last[minute]
+        for position in [p for p in self.open if p.symbol == symbol]:
+            if self._walk(position, ids, ts, px):
+                changed[id(position)] = position
         if changed:
             self.closed += [p for p in self.open if not p.is_open]
             self.open = [p for p in self.open if p.is_open]
         return list(changed.values())
+
+    def _note_minutes(self, symbol: str, ts: NDArray[np.int64], px: NDArray[np.float64]) -> None:
+        minutes = ts // 60_000
+        last_of_minute = np.flatnonzero(np.diff(minutes) != 0)
+        minute_last = self._minute_last.setdefault(symbol, {})
+        for i in (*last_of_minute.tolist(), len(ts) - 1):
+            minute_last[int(minutes[i])] = (int(ts[i]), float(px[i]))
+        if len(minute_last) > 1500:
+            newest = max(minute_last)
+            for minute in [m for m in minute_last if m < newest - 1440]:
+                del minute_last[minute]
+
+    def _walk(
+        self,
+        position: PaperPosition,
+        ids: NDArray[np.int64],
+        ts: NDArray[np.int64],
+        px: NDArray[np.float64],
+    ) -> bool:
+        """Advance one position through the batch; True when it filled or was charged."""
+        start = int(np.searchsorted(ts, position.entry_tick, side="left"))
+        if position.last_agg_id is not None:
+            start = max(start, int(np.searchsorted(ids, position.last_agg_id, side="right")))
+        n = len(ids)
+        if start >= n:
+            return False
+        funding_times = sorted(
+            t
+            for t in self._funding.get(position.symbol, {})
+            if t > position.entry_tick and not any(c.time == t for c in position.funding)
+        )
+        changed = False
+        i = start
+        d = position.direction
+        while position.is_open and i < n:
+            rest_px = px[i:]
+            hit = d * (rest_px - position.stop_loss) <= 0
+            if position.take_profit_1 is not None and not position.tp1_done:
+                hit |= d * (rest_px - position.take_profit_1) >= 0
+            if position.take_profit_2 is not None:
+                hit |= d * (rest_px - position.take_profit_2) >= 0
+            if position.rule.max_hold_ms is not None:
+                hit |= ts[i:] >= position.entry_tick + position.rule.max_hold_ms
+            pending = [t for t in funding_times if t > (position.last_ts or -1)]
+            if pending:
+                hit |= ts[i:] >= pending[0]
+            k = int(np.argmax(hit))
+            if not hit[k]:
+                break
+            j = i + k
+            if pending and ts[j] >= pending[0]:
+                # Funding at τ is charged before the trade at or after τ is applied.
+                changed |= self._charge(position, self._funding[position.symbol][pending[0]],
+                                        int(ts[j]))  # fmt: skip
+                funding_times.remove(pending[0])
+                position.last_ts = max(position.last_ts or 0, pending[0] - 1)
+                if not (d * (px[j] - position.stop_loss) <= 0 or _level_touched(position, px[j])
+                        or _hold_over(position, int(ts[j]))):  # fmt: skip
+                    continue
+            changed |= _step(position, int(ids[j]), int(ts[j]), float(px[j]))
+            position.last_agg_id = int(ids[j])
+            position.last_ts = int(ts[j])
+            i = j + 1
+        if position.is_open:
+            position.last_agg_id = int(ids[-1])
+            position.last_ts = int(ts[-1])
+        return changed
 
     def last_trade_before(self, symbol: str, time: int) -> float | None:
         minutes = self._minute_last.get(symbol, {})
@@ -256,6 +320,19 @@ class PaperBook:
         position.funding.append(FundingCharge(event.time, event.rate, mark, fraction, usd))
         position.funding.sort(key=lambda c: c.time)
         return True
+
+
+def _level_touched(position: PaperPosition, price: float) -> bool:
+    d = position.direction
+    tp1, tp2 = position.take_profit_1, position.take_profit_2
+    return (tp1 is not None and not position.tp1_done and d * (price - tp1) >= 0) or (
+        tp2 is not None and d * (price - tp2) >= 0
+    )
+
+
+def _hold_over(position: PaperPosition, ts: int) -> bool:
+    hold = position.rule.max_hold_ms
+    return hold is not None and ts >= position.entry_tick + hold
 
 
 def _fill(

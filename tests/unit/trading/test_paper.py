@@ -7,7 +7,7 @@ import pytest
 
 from arbengine.trading.paper import ExitRule, FundingEvent, PaperBook, open_position
 
-T0 = 1_700_000_000_000 - 1_700_000_000_000 % 15_000
+T0 = 1_700_002_800_000  # on the hour, as funding times are
 MIN = 60_000
 
 
