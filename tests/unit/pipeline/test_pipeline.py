@@ -3,6 +3,7 @@ results that do not depend on how events are batched or interleaved across symbo
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -102,7 +103,7 @@ def test_signals_fire_and_open_paper_positions() -> None:
     # max_open_per_symbol 1: a symbol never holds two positions at once
     for symbol in ("AAAUSDT", "BBBUSDT"):
         spans = sorted((p[1], p[4][-1][0] if p[4] else 10**15) for p in positions if p[0] == symbol)
-        assert all(b[0] >= a[1] for a, b in zip(spans, spans[1:], strict=False))
+        assert all(b[0] >= a[1] for a, b in itertools.pairwise(spans))
 
 
 @settings(max_examples=15, deadline=None)
@@ -142,7 +143,7 @@ def test_quiet_symbols_are_evaluated_by_the_wall_clock_as_a_replay_would() -> No
     # before the end's grace, so the tick at the end itself is not due, as in a replay).
     for minute in range(int(HOURS * 60)):
         lo_t, hi_t = T0 + minute * 60_000, T0 + (minute + 1) * 60_000
-        for symbol, batch in batches.items():
+        for batch in batches.values():
             idx = [i for i, t in enumerate(batch.ts) if lo_t <= t < hi_t]
             if idx:
                 pipe.on_event(batch.slice(idx[0], idx[-1] + 1))

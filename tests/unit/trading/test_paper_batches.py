@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbengine.trading.paper import ExitRule, FundingEvent, PaperBook, open_position
 
 T0 = 1_700_002_800_000
-RULE = ExitRule(sl_atr=1.0, tp1_atr=1.0, tp1_fraction=0.5, tp2_atr=2.0,
-                breakeven_after_tp1=True, max_hold_ms=3_600_000, fee_bps=4, slippage_bps=1)  # fmt: skip
+RULE = ExitRule(
+    sl_atr=1.0,
+    tp1_atr=1.0,
+    tp1_fraction=0.5,
+    tp2_atr=2.0,
+    breakeven_after_tp1=True,
+    max_hold_ms=3_600_000,
+    fee_bps=4,
+    slippage_bps=1,
+)
 
 
 def run(prices: list[float], cuts: list[int], direction: int) -> list[tuple]:
@@ -21,7 +31,7 @@ def run(prices: list[float], cuts: list[int], direction: int) -> list[tuple]:
     ids = list(range(1, len(prices) + 1))
     times = [T0 + i * 40_000 for i in range(len(prices))]
     bounds = sorted({0, len(prices), *[c % (len(prices) + 1) for c in cuts]})
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         book.on_trades("X", ids[lo:hi], times[lo:hi], prices[lo:hi])
     return [
         *[(f.ts, f.price, f.fraction, f.reason) for f in position.fills],
