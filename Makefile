@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run run-sim test lint typecheck unit install clean
+.PHONY: run run-sim test lint typecheck unit install clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy arbengine/domain arbengine/runtime arbengine/settings.py arbengine/logs.py \
 		arbengine/sim arbengine/signals arbengine/collect/tape.py arbengine/trading
 
-test: lint typecheck
+# Debian's Chromium for the browser test of the page (installed when missing and we are root;
+# otherwise that one test is skipped and says why).
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+
+test: system-deps lint typecheck
 	$(BIN)/pytest
 
 clean:

@@ -3,92 +3,103 @@
 The API reads the daemon's state through ``ApiContext`` callables that the
 composition root provides, so this package needs no knowledge of how tasks,
 channels or the database are built.
+
+Each route of ``routes.py`` is wrapped once here: the wrapper validates the
+query string (and the JSON body), authenticates when the route asks for it,
+calls the handler with a ``Call``, and encodes what it returns. Handlers
+therefore hold no plumbing, and no route can skip validation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
+import msgspec
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from arbengine.api.jsonio import json_response
-from arbengine.api.middleware import errors_middleware
-from arbengine.settings import Settings
+from arbengine import __version__
+from arbengine.api.context import CONTEXT, OPENAPI, ApiContext
+from arbengine.api.errors import ApiError
+from arbengine.api.jsonio import bytes_response, encode
+from arbengine.api.middleware import make_middleware
+from arbengine.api.openapi import build_document
+from arbengine.api.params import Window, parse_body, parse_query, resolve_range
+from arbengine.api.routes import Route, api_routes, page_routes
+from arbengine.api.services import Call, Services
+from arbengine.api.system_routes import static_files
 
+__all__ = ["CONTEXT", "SERVICES", "ApiContext", "all_routes", "build_app", "serve_http"]
 
-@dataclass(frozen=True)
-class ApiContext:
-    """What the API may see of the daemon; built by the composition root."""
-
-    version: str
-    started_monotonic: float
-    started_at: float
-    db_ping: Callable[[], Awaitable[None]]
-    db_size: Callable[[], Awaitable[int]]
-    tasks: Callable[[], list[dict[str, Any]]]
-    channels: Callable[[], list[dict[str, Any]]]
-    pool: asyncpg.Pool | None = None
-    """Database pool for the read routes (None only in tests of the bare app)."""
-    settings: Settings | None = None
-    health_timeout_s: float = 2.0
+SERVICES = web.AppKey("services", Services)
+MAX_BODY_BYTES = 64 * 1024
 
 
-CONTEXT = web.AppKey("context", ApiContext)
+def all_routes() -> list[Route]:
+    return api_routes() + page_routes(static_files())
 
 
-async def health(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+def _wrap(route: Route, services: Services) -> Callable[[web.Request], Awaitable[web.Response]]:
+    ranged = "to" in route.query.__struct_fields__
+    check_query = route.validate_query
+
+    async def handler(request: web.Request) -> web.Response:
+        # Who is asking comes first: an anonymous caller learns nothing from validation.
+        user = await services.authenticate(request) if route.auth else None
+        query: Any = None
+        window: Window | None = None
+        if check_query:
+            # Routes without parameters still refuse unknown ones (NoQuery has no fields).
+            query = parse_query(request.query, route.query, services.symbols)
+            if ranged:
+                window = resolve_range(query, services.wall_ms())
+        body: Any = None
+        if route.body is not None:
+            if request.content_type != "application/json":
+                raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+            body = parse_body(await request.read(), route.body)
+        result = await route.handler(Call(request, services, query, body, user, window))
+        if isinstance(result, web.StreamResponse):
+            return result  # type: ignore[return-value]
+        status = route.status_of(result) if route.status_of else route.status
+        if result is None:
+            return web.Response(status=status)
+        payload = result if isinstance(result, bytes) else encode(result)
+        return bytes_response(payload, status=status)
+
+    handler.__name__ = route.operation_id
+    return handler
+
+
+async def _user_listener(app: web.Application) -> AsyncIterator[None]:
+    """Run the ban/role change listener for as long as the app serves (then cancel it)."""
+    users = app[SERVICES].users
+    task = asyncio.create_task(users.run(), name="api.users") if users else None
     try:
-        await asyncio.wait_for(ctx.db_ping(), timeout=ctx.health_timeout_s)
-        database = "ok"
-    except Exception as exc:  # any failure to answer means "not healthy", with the reason
-        database = f"error: {type(exc).__name__}: {exc}".strip()[:300]
-    healthy = database == "ok"
-    return json_response(
-        {"status": "ok" if healthy else "unavailable", "process": "ok", "database": database},
-        status=200 if healthy else 503,
-    )
-
-
-async def server(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    try:
-        size: int | None = await asyncio.wait_for(ctx.db_size(), timeout=ctx.health_timeout_s)
-    except Exception:
-        size = None
-    return json_response(
-        {
-            "version": ctx.version,
-            "started_at": ctx.started_at,
-            "uptime_s": round(time.monotonic() - ctx.started_monotonic, 3),
-            "tasks": ctx.tasks(),
-            "channels": ctx.channels(),
-            "database_size_bytes": size,
-        }
-    )
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(REGISTRY)
-    response = web.Response(body=body)
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    response.charset = "utf-8"
-    return response
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def build_app(ctx: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024)
+    services = Services.build(ctx.settings, ctx.pool)
+    cors = services.settings.http.cors_origins if ctx.settings is not None else []
+    app = web.Application(middlewares=[make_middleware(cors)], client_max_size=MAX_BODY_BYTES)
     app[CONTEXT] = ctx
-    app.router.add_get("/api/health", health)
-    app.router.add_get("/api/server", server)
-    app.router.add_get("/metrics", metrics)
+    app[SERVICES] = services
+    routes = all_routes()
+    for route in routes:
+        app.router.add_route(
+            route.method, route.path, _wrap(route, services), name=route.operation_id
+        )
+    document = build_document(routes, version=ctx.version or __version__, symbols=services.symbols)
+    app[OPENAPI] = msgspec.json.encode(document)
+    app.cleanup_ctx.append(_user_listener)
     return app
 
 

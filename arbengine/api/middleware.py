@@ -1,10 +1,12 @@
-"""Request id, JSON errors, security headers: applied to every response."""
+"""Request id, CORS, JSON errors and security headers: applied to every response."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
+import asyncpg
 import structlog
 from aiohttp import web
 
@@ -21,8 +23,15 @@ SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
     "Cache-Control": "no-store",
 }
+
+CORS_METHODS = "GET, POST"
+CORS_HEADERS = "Authorization, Content-Type, X-Request-Id"
+CORS_EXPOSE = "X-Request-Id, Retry-After, WWW-Authenticate"
+CORS_MAX_AGE = "600"
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -36,34 +45,102 @@ _STATUS_CODES = {
     429: "too_many_requests",
 }
 
+# The database is down or too slow: the client should retry, not report a bug.
+UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    log = structlog.get_logger("api").bind(component="api")
-    try:
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def make_middleware(cors_origins: Iterable[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    allowed = frozenset(cors_origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("X-Request-Id")
+        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        origin = request.headers.get("Origin")
         try:
-            response = await handler(request)
-        except ApiError as err:
-            response = err.response()
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            code = _STATUS_CODES.get(exc.status, "http_error")
-            message = exc.reason if exc.status != 404 else f"no route for {request.path}"
-            response = error_response(exc.status, code, message)
-            for name in ("Allow", "Retry-After"):
-                if name in exc.headers:
-                    response.headers[name] = exc.headers[name]
-        except Exception:
-            log.exception("api.unhandled_error", path=request.path, method=request.method)
-            response = error_response(
-                500, "internal_error", f"internal error; quote request id {request_id}"
-            )
-        response.headers["X-Request-Id"] = request_id
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+            if (
+                request.method == "OPTIONS"
+                and origin
+                and "Access-Control-Request-Method" in request.headers
+            ):
+                response: web.StreamResponse = _preflight(request, origin, allowed)
+            else:
+                response = await _handle(request, handler, request_id)
+            if origin and origin in allowed:
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
+            if allowed:
+                response.headers["Vary"] = "Origin"
+            response.headers["X-Request-Id"] = request_id
+            response.headers["Server"] = "arbengine"  # no library versions to fingerprint
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    return middleware
+
+
+def _preflight(request: web.Request, origin: str, allowed: frozenset[str]) -> web.StreamResponse:
+    if origin not in allowed:
+        return error_response(403, "cors_origin_not_allowed", f"origin {origin!r} is not allowed")
+    method = request.headers["Access-Control-Request-Method"]
+    if method not in ("GET", "POST"):
+        return error_response(403, "cors_method_not_allowed", f"method {method!r} is not allowed")
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": CORS_METHODS,
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": CORS_MAX_AGE,
+        },
+    )
+
+
+async def _handle(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return err.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _STATUS_CODES.get(exc.status, "http_error")
+        message = exc.reason if exc.status != 404 else f"no route for {request.path}"
+        response = error_response(exc.status, code, message)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
         return response
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id")
+    except UNAVAILABLE as exc:
+        structlog.get_logger("api").warning(
+            "api.database_unavailable",
+            component="api",
+            path=request.path,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable or too slow; try again shortly",
+            headers={"Retry-After": "5"},
+        )
+    except Exception:
+        structlog.get_logger("api").exception(
+            "api.unhandled_error", component="api", path=request.path, method=request.method
+        )
+        return error_response(
+            500, "internal_error", f"internal error; quote request id {request_id}"
+        )

@@ -1,0 +1,35 @@
+"""What the API may see of the daemon: callables and handles the composition root provides."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from arbengine.settings import Settings
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the API may see of the daemon; built by the composition root."""
+
+    version: str
+    started_monotonic: float
+    started_at: float
+    db_ping: Callable[[], Awaitable[None]]
+    db_size: Callable[[], Awaitable[int]]
+    tasks: Callable[[], list[dict[str, Any]]]
+    channels: Callable[[], list[dict[str, Any]]]
+    pool: asyncpg.Pool | None = None
+    """Database pool for the read routes (None only in tests of the bare app)."""
+    settings: Settings | None = None
+    """None only in tests of the bare app: defaults, and a signing key that is never stored."""
+    health_timeout_s: float = 2.0
+
+
+CONTEXT = web.AppKey("context", ApiContext)
+OPENAPI = web.AppKey("openapi", bytes)
+"""The encoded OpenAPI document, built once with the app."""

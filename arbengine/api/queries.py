@@ -1,0 +1,611 @@
+"""Every SQL statement of the API and the admin command line, and nothing else.
+
+Each function takes a pool or a connection and returns asyncpg records (or
+plain values); shaping them into responses is the handlers' business. Every
+value arrives as a bind parameter; the only text chosen at run time is picked
+from fixed alternatives (``_KLINE_SQL``), never built from input.
+
+Reads carry a timeout: a request must not hold a connection for ever, and a
+slow query is answered with 503 rather than a hung client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import asyncpg
+
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+Rows: TypeAlias = list[asyncpg.Record]
+TIMEOUT_S = 10.0
+USERS_CHANNEL = "arbengine_users"
+"""NOTIFY channel of migration 0010: a user's role, ban or name changed (payload: id)."""
+
+# -- users ----------------------------------------------------------------------------
+
+_USER_COLUMNS = "id, username, role, banned, created_at, last_login_at"
+
+
+async def user_by_id(db: Db, user_id: int) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id, timeout=TIMEOUT_S
+    )
+
+
+async def user_by_name(db: Db, username: str) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE username = $1",
+        username,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def record_login(db: Db, user_id: int, new_hash: str | None) -> asyncpg.Record:
+    """Stamp the login (and store an upgraded hash); drop long-expired refresh tokens."""
+    await db.execute(
+        "DELETE FROM refresh_tokens WHERE user_id = $1 AND expires_at < now() - interval '1 day'",
+        user_id,
+        timeout=TIMEOUT_S,
+    )
+    row = await db.fetchrow(
+        f"""
+        UPDATE users SET last_login_at = now(), password_hash = coalesce($2, password_hash)
+        WHERE id = $1 RETURNING {_USER_COLUMNS}
+        """,
+        user_id,
+        new_hash,
+        timeout=TIMEOUT_S,
+    )
+    assert row is not None
+    return row
+
+
+class RegisterOutcome(enum.Enum):
+    OK = "ok"
+    INVALID_INVITE = "invalid_invite"
+    USERNAME_TAKEN = "username_taken"
+
+
+class _UsernameTaken(Exception):
+    pass
+
+
+async def register(
+    pool: asyncpg.Pool, code: str, username: str, password_hash: str
+) -> tuple[RegisterOutcome, asyncpg.Record | None]:
+    try:
+        return await _register(pool, code, username, password_hash)
+    except _UsernameTaken:
+        return RegisterOutcome.USERNAME_TAKEN, None
+
+
+async def _register(
+    pool: asyncpg.Pool, code: str, username: str, password_hash: str
+) -> tuple[RegisterOutcome, asyncpg.Record | None]:
+    """Consume the invite and create the user in one transaction.
+
+    The conditional UPDATE claims the code: of two registrations racing for it,
+    exactly one sees a row come back. A taken username rolls the claim back, so
+    the code stays usable.
+    """
+    async with pool.acquire(timeout=TIMEOUT_S) as conn, conn.transaction():
+        claimed = await conn.fetchval(
+            """
+            UPDATE invite_codes SET used_at = now()
+            WHERE code = $1 AND used_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+            RETURNING code
+            """,
+            code,
+            timeout=TIMEOUT_S,
+        )
+        if claimed is None:
+            return RegisterOutcome.INVALID_INVITE, None
+        user = await conn.fetchrow(
+            f"""
+            INSERT INTO users (username, password_hash, last_login_at) VALUES ($1, $2, now())
+            ON CONFLICT DO NOTHING RETURNING {_USER_COLUMNS}
+            """,
+            username,
+            password_hash,
+            timeout=TIMEOUT_S,
+        )
+        if user is None:
+            # Undo the claim: raising inside the transaction block rolls it back.
+            raise _UsernameTaken
+        await conn.execute(
+            "UPDATE invite_codes SET used_by = $2 WHERE code = $1",
+            code,
+            user["id"],
+            timeout=TIMEOUT_S,
+        )
+        return RegisterOutcome.OK, user
+
+
+# -- refresh tokens ----------------------------------------------------------------------
+
+
+async def store_refresh(
+    db: Db, user_id: int, family: str, token_hash: str, expires_at: int
+) -> None:
+    await db.execute(
+        """
+        INSERT INTO refresh_tokens (user_id, family, token_hash, expires_at)
+        VALUES ($1, $2, $3, to_timestamp($4))
+        """,
+        user_id,
+        uuid.UUID(family),
+        token_hash,
+        expires_at,
+        timeout=TIMEOUT_S,
+    )
+
+
+class RotateOutcome(enum.Enum):
+    OK = "ok"
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    REUSED = "reused"
+    BANNED = "banned"
+
+
+@dataclass(frozen=True)
+class Rotation:
+    outcome: RotateOutcome
+    user: asyncpg.Record | None = None
+
+
+async def rotate_refresh(
+    pool: asyncpg.Pool,
+    old_hash: str,
+    family: str,
+    new_hash: str,
+    new_expires_at: int,
+) -> Rotation:
+    """Spend a refresh token and record its successor, atomically.
+
+    The row lock makes two concurrent uses of one token take turns: the first
+    rotates, the second finds it used and revokes the family. Revocation is
+    committed even though the caller answers 401.
+    """
+    async with pool.acquire(timeout=TIMEOUT_S) as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """
+            SELECT t.id, t.user_id, t.family, t.used_at, t.revoked_at,
+                   t.expires_at < now() AS expired, u.banned
+            FROM refresh_tokens t JOIN users u ON u.id = t.user_id
+            WHERE t.token_hash = $1 FOR UPDATE OF t
+            """,
+            old_hash,
+            timeout=TIMEOUT_S,
+        )
+        if row is None or str(row["family"]) != family:
+            return Rotation(RotateOutcome.UNKNOWN)
+        if row["banned"]:
+            return Rotation(RotateOutcome.BANNED)
+        if row["revoked_at"] is not None:
+            return Rotation(RotateOutcome.REVOKED)
+        if row["used_at"] is not None:
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now() "
+                "WHERE family = $1 AND revoked_at IS NULL",
+                row["family"],
+                timeout=TIMEOUT_S,
+            )
+            return Rotation(RotateOutcome.REUSED)
+        if row["expired"]:
+            return Rotation(RotateOutcome.EXPIRED)
+        await conn.execute(
+            "UPDATE refresh_tokens SET used_at = now() WHERE id = $1", row["id"], timeout=TIMEOUT_S
+        )
+        await conn.execute(
+            """
+            INSERT INTO refresh_tokens (user_id, family, token_hash, expires_at)
+            VALUES ($1, $2, $3, to_timestamp($4))
+            """,
+            row["user_id"],
+            row["family"],
+            new_hash,
+            new_expires_at,
+            timeout=TIMEOUT_S,
+        )
+        user = await conn.fetchrow(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", row["user_id"], timeout=TIMEOUT_S
+        )
+        return Rotation(RotateOutcome.OK, user)
+
+
+async def revoke_family_of(db: Db, token_hash: str) -> bool:
+    """Log out: revoke the family of this refresh token. False when the token is unknown."""
+    family = await db.fetchval(
+        """
+        WITH t AS (SELECT family FROM refresh_tokens WHERE token_hash = $1)
+        UPDATE refresh_tokens r SET revoked_at = coalesce(r.revoked_at, now())
+        FROM t WHERE r.family = t.family RETURNING r.family
+        """,
+        token_hash,
+        timeout=TIMEOUT_S,
+    )
+    return family is not None
+
+
+# -- admin ----------------------------------------------------------------------------------
+
+
+async def create_user(
+    db: Db, username: str, password_hash: str, role: str
+) -> asyncpg.Record | None:
+    """None when the name is taken."""
+    return await db.fetchrow(
+        f"""
+        INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
+        ON CONFLICT DO NOTHING RETURNING {_USER_COLUMNS}
+        """,
+        username,
+        password_hash,
+        role,
+    )
+
+
+async def set_banned(conn: asyncpg.Connection, username: str, banned: bool) -> int | None:
+    """Ban or unban; a ban also revokes every refresh token. Returns tokens revoked, or None."""
+    async with conn.transaction():
+        user_id = await conn.fetchval(
+            "UPDATE users SET banned = $2 WHERE username = $1 RETURNING id", username, banned
+        )
+        if user_id is None:
+            return None
+        if not banned:
+            return 0
+        revoked = await conn.fetch(
+            "UPDATE refresh_tokens SET revoked_at = now() "
+            "WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+            user_id,
+        )
+        return len(revoked)
+
+
+async def set_role(db: Db, username: str, role: str) -> bool:
+    result = await db.fetchval(
+        "UPDATE users SET role = $2 WHERE username = $1 RETURNING id", username, role
+    )
+    return result is not None
+
+
+async def list_users(db: Db) -> Rows:
+    return await db.fetch(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")
+
+
+async def create_invites(db: Db, codes: Sequence[str], expires_at: dt.datetime | None) -> None:
+    await db.executemany(
+        "INSERT INTO invite_codes (code, expires_at) VALUES ($1, $2)",
+        [(code, expires_at) for code in codes],
+    )
+
+
+async def list_invites(db: Db, include_spent: bool) -> Rows:
+    return await db.fetch(
+        """
+        SELECT i.code, i.created_at, i.expires_at, i.used_at, u.username AS used_by
+        FROM invite_codes i LEFT JOIN users u ON u.id = i.used_by
+        WHERE $1 OR (i.used_at IS NULL AND (i.expires_at IS NULL OR i.expires_at > now()))
+        ORDER BY i.created_at, i.code
+        """,
+        include_spent,
+    )
+
+
+# -- funding ---------------------------------------------------------------------------------
+
+_INTERVAL_LATERAL = """
+LEFT JOIN LATERAL (
+    SELECT value FROM market_indicators
+    WHERE symbol = s.symbol AND kind = 'funding_interval_hours' AND value > 0
+    ORDER BY ts DESC LIMIT 1
+) i ON true
+"""
+
+
+async def latest_rates(db: Db, symbols: Sequence[str]) -> Rows:
+    """The newest premiumIndex sample and funding interval per symbol (index lookups only)."""
+    return await db.fetch(
+        f"""
+        SELECT s.symbol, r.ts, r.mark_price, r.index_price, r.funding_rate,
+               r.next_funding_time, i.value AS interval_hours
+        FROM unnest($1::text[]) WITH ORDINALITY AS s(symbol, ord)
+        LEFT JOIN LATERAL (
+            SELECT ts, mark_price, index_price, funding_rate, next_funding_time
+            FROM rate_snapshots WHERE symbol = s.symbol ORDER BY ts DESC LIMIT 1
+        ) r ON true
+        {_INTERVAL_LATERAL}
+        ORDER BY s.ord
+        """,
+        list(symbols),
+        timeout=TIMEOUT_S,
+    )
+
+
+async def funding_stats(db: Db, symbols: Sequence[str], start: int, end: int) -> Rows:
+    """Settled funding rates (``market_indicators`` kind ``funding_rate``) per symbol."""
+    return await db.fetch(
+        f"""
+        SELECT s.symbol, count(f.value) AS samples, avg(f.value) AS mean, min(f.value) AS min,
+               max(f.value) AS max, sum(f.value) AS total, min(f.ts) AS first_ts,
+               max(f.ts) AS last_ts, i.value AS interval_hours
+        FROM unnest($1::text[]) WITH ORDINALITY AS s(symbol, ord)
+        {_INTERVAL_LATERAL}
+        LEFT JOIN market_indicators f
+          ON f.symbol = s.symbol AND f.kind = 'funding_rate' AND f.ts >= $2 AND f.ts < $3
+             AND f.value IS NOT NULL
+        GROUP BY s.symbol, s.ord, i.value
+        ORDER BY s.ord
+        """,
+        list(symbols),
+        start,
+        end,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def funding_history(db: Db, symbols: Sequence[str], start: int, end: int) -> Rows:
+    return await db.fetch(
+        """
+        SELECT symbol, ts, value AS funding_rate,
+               CASE WHEN jsonb_typeof(data -> 'mark_price') = 'number'
+                    THEN (data ->> 'mark_price')::double precision END AS mark_price
+        FROM market_indicators
+        WHERE symbol = ANY($1::text[]) AND kind = 'funding_rate' AND ts >= $2 AND ts < $3
+          AND value IS NOT NULL
+        ORDER BY symbol, ts
+        """,
+        list(symbols),
+        start,
+        end,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def snapshots(db: Db, symbol: str, start: int, end: int, limit: int) -> Rows:
+    return await db.fetch(
+        """
+        SELECT ts, mark_price, index_price, estimated_settle_price, funding_rate,
+               interest_rate, next_funding_time
+        FROM rate_snapshots WHERE symbol = $1 AND ts >= $2 AND ts < $3
+        ORDER BY ts LIMIT $4
+        """,
+        symbol,
+        start,
+        end,
+        limit,
+        timeout=TIMEOUT_S,
+    )
+
+
+# Open and close come from min/max of [time, value] arrays: one pass, constant memory,
+# where array_agg(… ORDER BY) would hold a whole bucket.
+_KLINE_SQL = {
+    column: f"""
+        SELECT (ts / $2) * $2 AS ts,
+               (min(ARRAY[ts::double precision, {column}]))[2] AS open,
+               max({column}) AS high, min({column}) AS low,
+               (max(ARRAY[ts::double precision, {column}]))[2] AS close,
+               count(*) AS samples
+        FROM rate_snapshots WHERE symbol = $1 AND ts >= $3 AND ts < $4
+        GROUP BY 1 ORDER BY 1
+    """
+    for column in ("funding_rate", "mark_price")
+}
+
+
+async def rate_bars(db: Db, symbol: str, series: str, bar_ms: int, start: int, end: int) -> Rows:
+    return await db.fetch(_KLINE_SQL[series], symbol, bar_ms, start, end, timeout=TIMEOUT_S)
+
+
+# -- trades ------------------------------------------------------------------------------------
+
+
+async def trade_bars(db: Db, symbol: str, bar_ms: int, start: int, end: int) -> Rows:
+    return await db.fetch(
+        """
+        SELECT (ts / $2) * $2 AS ts,
+               (min(ARRAY[agg_id::double precision, price]))[2] AS open,
+               max(price) AS high, min(price) AS low,
+               (max(ARRAY[agg_id::double precision, price]))[2] AS close,
+               sum(qty) AS volume, sum(price * qty) AS quote_volume,
+               coalesce(sum(qty) FILTER (WHERE NOT is_buyer_maker), 0) AS buy_volume,
+               sum(last_trade_id - first_trade_id + 1)::bigint AS trades
+        FROM agg_trades WHERE symbol = $1 AND ts >= $3 AND ts < $4
+        GROUP BY 1 ORDER BY 1
+        """,
+        symbol,
+        bar_ms,
+        start,
+        end,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def trade_meta(db: Db, symbols: Sequence[str]) -> Rows:
+    return await db.fetch(
+        """
+        SELECT s.symbol, m.first_id, m.last_id, m.first_ts, m.last_ts,
+               coalesce(m.rows, 0) AS rows, coalesce(m.gaps_seen, 0) AS gaps_seen,
+               coalesce(m.gaps_repaired, 0) AS gaps_repaired,
+               coalesce(m.holes_left, 0) AS holes_left,
+               coalesce(m.holes, '[]'::jsonb)::text AS holes, m.updated_at
+        FROM unnest($1::text[]) WITH ORDINALITY AS s(symbol, ord)
+        LEFT JOIN agg_trades_meta m ON m.symbol = s.symbol
+        ORDER BY s.ord
+        """,
+        list(symbols),
+        timeout=TIMEOUT_S,
+    )
+
+
+async def daily_completeness(db: Db, symbols: Sequence[str], since: dt.date) -> Rows:
+    return await db.fetch(
+        """
+        SELECT symbol, day, first_id, last_id, rows, completeness FROM agg_trades_daily
+        WHERE symbol = ANY($1::text[]) AND day >= $2 ORDER BY symbol, day
+        """,
+        list(symbols),
+        since,
+        timeout=TIMEOUT_S,
+    )
+
+
+# -- liquidations ----------------------------------------------------------------------------
+
+
+async def liquidation_bars(
+    db: Db, symbols: Sequence[str], bar_ms: int, start: int, end: int
+) -> Rows:
+    return await db.fetch(
+        """
+        SELECT (minute / $2) * $2 AS ts, symbol, side, sum(count)::bigint AS count,
+               sum(qty) AS qty, sum(notional) AS notional
+        FROM liquidation_agg
+        WHERE symbol = ANY($1::text[]) AND minute >= $3 AND minute < $4
+        GROUP BY 1, symbol, side ORDER BY 1, symbol, side
+        """,
+        list(symbols),
+        bar_ms,
+        start,
+        end,
+        timeout=TIMEOUT_S,
+    )
+
+
+# -- signals ------------------------------------------------------------------------------------
+
+
+async def signal_history(
+    db: Db,
+    strategy: str | None,
+    symbol: str | None,
+    start: int,
+    end: int,
+    limit: int,
+) -> Rows:
+    return await db.fetch(
+        """
+        SELECT id, strategy, strategy_hash, symbol, tick, direction, score, coverage, price, atr,
+               features::text AS features, contributions::text AS contributions, created_at
+        FROM signal_logs
+        WHERE ($1::text IS NULL OR strategy = $1) AND ($2::text IS NULL OR symbol = $2)
+          AND tick >= $3 AND tick < $4
+        ORDER BY tick DESC, id DESC LIMIT $5
+        """,
+        strategy,
+        symbol,
+        start,
+        end,
+        limit,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def latest_evaluations(db: Db, strategy: str | None, symbol: str | None) -> Rows:
+    """Newest row per (strategy, symbol) of a table that grows every tick.
+
+    A skip scan over the primary key finds the pairs (one index probe each)
+    instead of reading the whole table as DISTINCT ON would.
+    """
+    return await db.fetch(
+        """
+        WITH RECURSIVE pairs AS (
+            (SELECT strategy, symbol FROM signal_indicators ORDER BY strategy, symbol LIMIT 1)
+            UNION ALL
+            SELECT n.strategy, n.symbol FROM pairs p, LATERAL (
+                SELECT strategy, symbol FROM signal_indicators
+                WHERE (strategy, symbol) > (p.strategy, p.symbol)
+                ORDER BY strategy, symbol LIMIT 1
+            ) n
+        )
+        SELECT e.strategy, e.strategy_hash, e.symbol, e.tick, e.direction, e.score, e.coverage,
+               e.fired, e.reason, e.features::text AS features,
+               e.contributions::text AS contributions, e.gates::text AS gates, e.created_at
+        FROM pairs p, LATERAL (
+            SELECT * FROM signal_indicators
+            WHERE strategy = p.strategy AND symbol = p.symbol ORDER BY tick DESC LIMIT 1
+        ) e
+        WHERE ($1::text IS NULL OR p.strategy = $1) AND ($2::text IS NULL OR p.symbol = $2)
+        ORDER BY e.strategy, e.symbol
+        """,
+        strategy,
+        symbol,
+        timeout=TIMEOUT_S,
+    )
+
+
+# -- paper trading -------------------------------------------------------------------------------
+
+
+async def paper_trades(
+    db: Db,
+    strategy: str | None,
+    symbol: str | None,
+    status: str | None,
+    start: int,
+    end: int,
+    limit: int,
+) -> Rows:
+    return await db.fetch(
+        """
+        SELECT id, strategy, strategy_hash, symbol, direction, entry_tick, entry_price,
+               r_distance, stop_loss, take_profit_1, take_profit_2, quantity, risk_usd, status,
+               exits::text AS exits, exit_reason, closed_at, result_r, result_usd, fees, funding,
+               updated_at
+        FROM paper_trades
+        WHERE ($1::text IS NULL OR strategy = $1) AND ($2::text IS NULL OR symbol = $2)
+          AND ($3::text IS NULL OR status = $3) AND entry_tick >= $4 AND entry_tick < $5
+        ORDER BY entry_tick DESC, id DESC LIMIT $6
+        """,
+        strategy,
+        symbol,
+        status,
+        start,
+        end,
+        limit,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def paper_summary(db: Db, strategy: str | None, symbol: str | None) -> Rows:
+    return await db.fetch(
+        """
+        SELECT strategy, count(*) AS trades,
+               count(*) FILTER (WHERE status = 'open') AS open,
+               count(*) FILTER (WHERE status = 'closed') AS closed,
+               count(*) FILTER (WHERE status = 'closed' AND result_r > 0) AS wins,
+               count(*) FILTER (WHERE status = 'closed' AND result_r < 0) AS losses,
+               coalesce(sum(result_r) FILTER (WHERE status = 'closed'), 0) AS total_r,
+               coalesce(sum(result_usd) FILTER (WHERE status = 'closed'), 0) AS total_usd
+        FROM paper_trades
+        WHERE ($1::text IS NULL OR strategy = $1) AND ($2::text IS NULL OR symbol = $2)
+        GROUP BY strategy ORDER BY strategy
+        """,
+        strategy,
+        symbol,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def paper_closes(db: Db, strategy: str | None, symbol: str | None) -> Rows:
+    """Closed trades in close order: the steps of each strategy's equity curve."""
+    return await db.fetch(
+        """
+        SELECT strategy, id, closed_at, result_r FROM paper_trades
+        WHERE status = 'closed' AND closed_at IS NOT NULL AND result_r IS NOT NULL
+          AND ($1::text IS NULL OR strategy = $1) AND ($2::text IS NULL OR symbol = $2)
+        ORDER BY strategy, closed_at, id
+        """,
+        strategy,
+        symbol,
+        timeout=TIMEOUT_S,
+    )

@@ -1,0 +1,349 @@
+"""The route table: each route's handler, inputs, output and possible errors, in one place.
+
+``build_app`` registers these and ``openapi.build_document`` describes them, so
+a route cannot exist without being documented, nor be documented differently
+from how it behaves (the query and body types that validate a request are the
+ones the document's schemas come from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from arbengine.api import auth_routes, data_routes, system_routes
+from arbengine.api import schemas as s
+from arbengine.api.services import Call
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: Literal["GET", "POST"]
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    response: Any
+    """The 2xx body's type (a Struct), ``None`` for no body, or a content type string."""
+    auth: bool = False
+    query: type[s._Query] = s.NoQuery
+    body: type[s._Input] | None = None
+    status: int = 200
+    status_of: Callable[[Any], int] | None = None
+    """Status chosen by the result (health: 200 or 503)."""
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    validate_query: bool = True
+    """False for the page's files, whose URLs browsers may decorate."""
+
+    @property
+    def operation_id(self) -> str:
+        if self.path == "/":
+            return "page"
+        name = self.path.strip("/").removeprefix("api/")
+        for ch in "/.-{}":
+            name = name.replace(ch, "_")
+        return f"{self.method.lower()}_{name}"
+
+
+AUTH_ERRORS = (401, 403)
+QUERY_ERRORS = (400,)
+BODY_ERRORS = (400, 413, 415)
+
+
+def api_routes() -> list[Route]:
+    return [
+        # -- public -----------------------------------------------------------------
+        Route(
+            "GET",
+            "/api/health",
+            system_routes.health,
+            "Liveness and database reachability",
+            "system",
+            s.Health,
+            status_of=system_routes.health_status,
+            errors=(400, 503),
+            description="503 with the database error when the database does not answer.",
+        ),
+        Route(
+            "GET",
+            "/api/rates",
+            data_routes.rates,
+            "Latest premiumIndex per tracked symbol, with annualised funding",
+            "funding",
+            s.Rates,
+            errors=(400, 503),
+            description=(
+                "Mark and index price, current funding rate, its annualised value "
+                "(rate × 24 / funding interval hours × 365, interval from the latest "
+                "funding_interval_hours indicator, default 8) and the next funding time. "
+                "Cached for 3 s."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/openapi.json",
+            system_routes.openapi_document,
+            "This document",
+            "system",
+            "application/json",
+            errors=(400,),
+        ),
+        Route(
+            "GET",
+            "/metrics",
+            system_routes.metrics,
+            "Prometheus metrics",
+            "system",
+            "text/plain",
+            validate_query=False,
+        ),
+        # -- auth --------------------------------------------------------------------
+        Route(
+            "POST",
+            "/api/register",
+            auth_routes.register,
+            "Create an account with a single-use invite code",
+            "auth",
+            s.Tokens,
+            body=s.RegisterBody,
+            status=201,
+            errors=(*BODY_ERRORS, 409, 429, 503),
+            description=(
+                "The code is consumed atomically: of concurrent registrations with one code, "
+                "one succeeds. Limited per client address (register_attempts_per_ip per "
+                "login_window)."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/login",
+            auth_routes.login,
+            "Exchange a username and password for an access and a refresh token",
+            "auth",
+            s.Tokens,
+            body=s.LoginBody,
+            errors=(*BODY_ERRORS, 401, 403, 429, 503),
+            description=(
+                "Failed attempts are limited per client address and per account "
+                "(429 with Retry-After)."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/refresh",
+            auth_routes.refresh,
+            "Rotate a refresh token: spend it, get a new pair",
+            "auth",
+            s.Tokens,
+            body=s.RefreshBody,
+            errors=(*BODY_ERRORS, 401, 403, 503),
+            description=(
+                "Each refresh token works once. Presenting a spent one revokes every token "
+                "of its login (401 refresh_reused)."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/logout",
+            auth_routes.logout,
+            "Revoke the refresh token's login",
+            "auth",
+            None,
+            body=s.RefreshBody,
+            status=204,
+            errors=(*BODY_ERRORS, 401, 503),
+        ),
+        Route(
+            "GET",
+            "/api/me",
+            auth_routes.me,
+            "The authenticated user",
+            "auth",
+            s.User,
+            auth=True,
+            errors=(400, *AUTH_ERRORS, 503),
+        ),
+        # -- authenticated reads ------------------------------------------------------
+        Route(
+            "GET",
+            "/api/server",
+            system_routes.server,
+            "Version, uptime, task states, channel depths, database size",
+            "system",
+            s.ServerInfo,
+            auth=True,
+            errors=(400, *AUTH_ERRORS, 503),
+        ),
+        Route(
+            "GET",
+            "/api/snapshots",
+            data_routes.snapshots,
+            "Stored premiumIndex samples of one symbol",
+            "funding",
+            s.Snapshots,
+            auth=True,
+            query=s.SnapshotsQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description="Oldest first. Default range: the last hour; at most 7 days.",
+        ),
+        Route(
+            "GET",
+            "/api/kline",
+            data_routes.kline,
+            "OHLC bars of the funding rate or the mark price",
+            "funding",
+            s.Kline,
+            auth=True,
+            query=s.KlineQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description="Built from rate_snapshots. Default: the last 500 bars; at most 1500.",
+        ),
+        Route(
+            "GET",
+            "/api/stats",
+            data_routes.stats,
+            "7-day funding mean, min, max and annualised mean per symbol",
+            "funding",
+            s.Stats,
+            auth=True,
+            errors=(400, *AUTH_ERRORS, 503),
+            description="From settled funding rates. Cached for 60 s.",
+        ),
+        Route(
+            "GET",
+            "/api/stats/ytd",
+            data_routes.stats_ytd,
+            "Year-to-date funding per symbol, annualised",
+            "funding",
+            s.Ytd,
+            auth=True,
+            errors=(400, *AUTH_ERRORS, 503),
+            description="From settled funding rates since 1 January UTC. Cached for 1 h.",
+        ),
+        Route(
+            "GET",
+            "/api/history",
+            data_routes.history,
+            "Settled funding rates of the last 7 days",
+            "funding",
+            s.History,
+            auth=True,
+            query=s.HistoryQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+        ),
+        Route(
+            "GET",
+            "/api/signals/history",
+            data_routes.signals_history,
+            "Fired signals with their feature values and score breakdown",
+            "signals",
+            s.SignalHistory,
+            auth=True,
+            query=s.SignalsHistoryQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description="Newest first, by tick. Default range: 7 days; at most 366.",
+        ),
+        Route(
+            "GET",
+            "/api/signals/latest",
+            data_routes.signals_latest,
+            "The latest evaluation per strategy and symbol",
+            "signals",
+            s.SignalLatest,
+            auth=True,
+            query=s.SignalsLatestQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+        ),
+        Route(
+            "GET",
+            "/api/trades/meta",
+            data_routes.trades_meta,
+            "Trade tape extent, gaps, holes and completeness per symbol",
+            "trades",
+            s.TradesMeta,
+            auth=True,
+            errors=(400, *AUTH_ERRORS, 503),
+        ),
+        Route(
+            "GET",
+            "/api/trades/summary",
+            data_routes.trades_summary,
+            "OHLCV bars from the stored trade tape",
+            "trades",
+            s.TradesSummary,
+            auth=True,
+            query=s.TradesSummaryQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description="Default: the last 500 bars; at most 1500 bars and 7 days.",
+        ),
+        Route(
+            "GET",
+            "/api/liquidations",
+            data_routes.liquidations,
+            "Liquidations per bar and side (a lower bound)",
+            "liquidations",
+            s.Liquidations,
+            auth=True,
+            query=s.LiquidationsQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description=s.LIQUIDATION_NOTE,
+        ),
+        Route(
+            "GET",
+            "/api/paper/trades",
+            data_routes.paper_trades,
+            "Paper trades, newest entry first",
+            "paper",
+            s.PaperTrades,
+            auth=True,
+            query=s.PaperTradesQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+        ),
+        Route(
+            "GET",
+            "/api/paper/summary",
+            data_routes.paper_summary,
+            "Per strategy: counts, win rate, total R and the equity curve",
+            "paper",
+            s.PaperSummary,
+            auth=True,
+            query=s.PaperSummaryQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+        ),
+    ]
+
+
+def page_routes(files: dict[str, tuple[bytes, str]]) -> list[Route]:
+    routes = []
+    if "index.html" in files:
+        content, kind = files["index.html"]
+        routes.append(
+            Route(
+                "GET",
+                "/",
+                system_routes.static_handler(content, kind),
+                "The funding-rate page",
+                "page",
+                kind,
+                validate_query=False,
+            )
+        )
+    for name, (content, kind) in sorted(files.items()):
+        if name == "index.html":
+            continue
+        routes.append(
+            Route(
+                "GET",
+                f"/static/{name}",
+                system_routes.static_handler(content, kind),
+                f"The page's {name}",
+                "page",
+                kind,
+                validate_query=False,
+            )
+        )
+    return routes

@@ -1,0 +1,548 @@
+"""Request and response shapes as msgspec Structs.
+
+One declaration serves three purposes: it validates what arrives (bodies and
+query strings are converted into these types, so a bad value is a 400 naming
+the field), it fixes the shape of what leaves (responses are encoded from
+them), and it is the JSON Schema of the OpenAPI document. The document can
+therefore not drift from the code it describes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, ClassVar, Literal
+
+from msgspec import Meta, Struct, field
+
+# A trade or funding time far beyond any real one; keeps bigint arithmetic in SQL safe.
+MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01
+
+Symbol = Annotated[
+    str, Meta(pattern=r"^[A-Z0-9]{2,30}$", description="a tracked symbol, e.g. BTCUSDT")
+]
+EpochMs = Annotated[int, Meta(ge=0, le=MAX_EPOCH_MS, description="epoch milliseconds, UTC")]
+Interval = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
+INTERVAL_MS: dict[str, int] = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+StrategyName = Annotated[
+    str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="strategy name, as in its file")
+]
+Username = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9_.-]{3,32}$",
+        description="3 to 32 letters, digits, '_', '.', '-'; stored lower-case",
+    ),
+]
+NewPassword = Annotated[str, Meta(min_length=10, max_length=256)]
+Password = Annotated[str, Meta(min_length=1, max_length=256)]
+InviteCode = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+JwtString = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+        max_length=4096,
+        description="a refresh token as returned by /api/login or /api/refresh",
+    ),
+]
+Role = Literal["user", "admin"]
+
+
+class _Shape(Struct, kw_only=True):
+    """Base of response shapes."""
+
+
+class _Input(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of request shapes: unknown fields are refused, not ignored."""
+
+
+# -- errors ---------------------------------------------------------------------
+
+
+class ErrorDetail(_Shape):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(_Shape):
+    error: ErrorDetail
+
+
+# -- auth -------------------------------------------------------------------------
+
+
+class RegisterBody(_Input):
+    invite_code: InviteCode
+    username: Username
+    password: NewPassword
+
+
+class LoginBody(_Input):
+    username: Username
+    password: Password
+
+
+class RefreshBody(_Input):
+    refresh_token: JwtString
+
+
+class User(_Shape):
+    id: int
+    username: str
+    role: Role
+    created_at: dt.datetime
+    last_login_at: dt.datetime | None
+
+
+class Tokens(_Shape):
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    """Seconds the access token is valid."""
+    refresh_expires_in: int
+    user: User
+    token_type: Literal["Bearer"] = "Bearer"
+
+
+# -- queries ----------------------------------------------------------------------
+
+
+class _Query(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of query strings. Ranges are half-open: ``from`` ≤ t < ``to``.
+
+    ``DEFAULT_SPAN_MS``/``MAX_SPAN_MS`` bound a range in time; ``DEFAULT_BARS``/
+    ``MAX_BARS`` bound it in bars of ``interval``. When ``to`` is absent it is now;
+    when ``from`` is absent it is ``to`` minus the default span.
+    """
+
+    DEFAULT_SPAN_MS: ClassVar[int | None] = None
+    MAX_SPAN_MS: ClassVar[int | None] = None
+    DEFAULT_BARS: ClassVar[int | None] = None
+    MAX_BARS: ClassVar[int | None] = None
+
+
+class NoQuery(_Query):
+    pass
+
+
+FromMs = Annotated[int, Meta(ge=0, le=MAX_EPOCH_MS, description="start, epoch ms UTC (inclusive)")]
+ToMs = Annotated[int, Meta(ge=1, le=MAX_EPOCH_MS, description="end, epoch ms UTC (exclusive)")]
+
+
+class SnapshotsQuery(_Query):
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 3_600_000
+    MAX_SPAN_MS: ClassVar[int | None] = 7 * 86_400_000
+
+    symbol: Symbol
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+    limit: Annotated[int, Meta(ge=1, le=5000, description="at most 5000 rows")] = 1000
+
+
+class KlineQuery(_Query):
+    DEFAULT_BARS: ClassVar[int | None] = 500
+    MAX_BARS: ClassVar[int | None] = 1500
+
+    symbol: Symbol
+    series: Literal["funding_rate", "mark_price"] = "funding_rate"
+    interval: Interval = "1h"
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+
+
+class TradesSummaryQuery(_Query):
+    DEFAULT_BARS: ClassVar[int | None] = 500
+    MAX_BARS: ClassVar[int | None] = 1500
+    MAX_SPAN_MS: ClassVar[int | None] = 7 * 86_400_000
+
+    symbol: Symbol
+    interval: Interval = "1h"
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+
+
+class LiquidationsQuery(_Query):
+    DEFAULT_BARS: ClassVar[int | None] = 24
+    MAX_BARS: ClassVar[int | None] = 1500
+
+    symbol: Symbol | None = None
+    interval: Interval = "1h"
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+
+
+class HistoryQuery(_Query):
+    symbol: Symbol | None = None
+
+
+class SignalsHistoryQuery(_Query):
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 7 * 86_400_000
+    MAX_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+
+    strategy: StrategyName | None = None
+    symbol: Symbol | None = None
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000, description="at most 1000 rows")] = 100
+
+
+class SignalsLatestQuery(_Query):
+    strategy: StrategyName | None = None
+    symbol: Symbol | None = None
+
+
+class PaperTradesQuery(_Query):
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+    MAX_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+
+    strategy: StrategyName | None = None
+    symbol: Symbol | None = None
+    status: Literal["open", "closed"] | None = None
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000, description="at most 1000 rows")] = 100
+
+
+class PaperSummaryQuery(_Query):
+    strategy: StrategyName | None = None
+    symbol: Symbol | None = None
+
+
+# -- system -------------------------------------------------------------------------
+
+
+class Health(_Shape):
+    status: Literal["ok", "unavailable"]
+    process: Literal["ok"]
+    database: str
+
+
+class ServerInfo(_Shape):
+    version: str
+    started_at: float
+    uptime_s: float
+    tasks: list[dict[str, Any]]
+    channels: list[dict[str, Any]]
+    database_size_bytes: int | None
+
+
+# -- funding ------------------------------------------------------------------------
+
+
+class Rate(_Shape):
+    symbol: str
+    ts: int | None
+    """Time of the latest premiumIndex sample; null when none is stored yet."""
+    mark_price: float | None
+    index_price: float | None
+    funding_rate: float | None
+    funding_interval_hours: float
+    annualised_rate: float | None
+    """funding_rate × (24 / funding_interval_hours) × 365."""
+    next_funding_time: int | None
+
+
+class Rates(_Shape):
+    as_of: int
+    rates: list[Rate]
+
+
+class Snapshot(_Shape):
+    ts: int
+    mark_price: float
+    index_price: float
+    estimated_settle_price: float | None
+    funding_rate: float
+    interest_rate: float | None
+    next_funding_time: int | None
+
+
+class Snapshots(_Shape):
+    symbol: str
+    from_: int = field(name="from")
+    to: int
+    rows: list[Snapshot]
+    next_from: int | None
+    """When ``limit`` cut the answer short: ask again with this ``from``."""
+
+
+class Bar(_Shape):
+    ts: int
+    """Bar start, epoch ms UTC (aligned to the interval)."""
+    open: float
+    high: float
+    low: float
+    close: float
+    samples: int
+
+
+class Kline(_Shape):
+    symbol: str
+    series: Literal["funding_rate", "mark_price"]
+    interval: Interval
+    from_: int = field(name="from")
+    to: int
+    bars: list[Bar]
+
+
+class FundingStats(_Shape):
+    symbol: str
+    samples: int
+    """Settled funding rates in the window."""
+    mean: float | None
+    min: float | None
+    max: float | None
+    annualised: float | None
+    """mean × (24 / funding_interval_hours) × 365."""
+    funding_interval_hours: float
+    first_ts: int | None
+    last_ts: int | None
+
+
+class Stats(_Shape):
+    as_of: int
+    from_: int = field(name="from")
+    to: int
+    stats: list[FundingStats]
+
+
+class YtdStats(_Shape):
+    symbol: str
+    samples: int
+    mean: float | None
+    cumulative: float | None
+    """Sum of the settled rates since 1 January (what a position held all year received)."""
+    annualised: float | None
+    funding_interval_hours: float
+    first_ts: int | None
+    last_ts: int | None
+
+
+class Ytd(_Shape):
+    as_of: int
+    year: int
+    from_: int = field(name="from")
+    to: int
+    stats: list[YtdStats]
+
+
+class FundingPoint(_Shape):
+    symbol: str
+    ts: int
+    """Funding time."""
+    funding_rate: float
+    mark_price: float | None
+
+
+class History(_Shape):
+    from_: int = field(name="from")
+    to: int
+    rows: list[FundingPoint]
+
+
+# -- signals --------------------------------------------------------------------------
+
+
+class SignalLog(_Shape):
+    id: int
+    strategy: str
+    strategy_hash: str
+    symbol: str
+    tick: int
+    direction: int
+    score: float
+    coverage: float
+    price: float
+    atr: float
+    features: Any
+    """Feature values at the tick."""
+    contributions: Any
+    """Each rule's contribution to the score: the breakdown of why it fired."""
+    created_at: dt.datetime
+
+
+class SignalHistory(_Shape):
+    from_: int = field(name="from")
+    to: int
+    rows: list[SignalLog]
+    truncated: bool
+
+
+class Evaluation(_Shape):
+    strategy: str
+    strategy_hash: str
+    symbol: str
+    tick: int
+    direction: int | None
+    score: float | None
+    coverage: float | None
+    fired: bool
+    reason: str | None
+    """Why it did not fire."""
+    features: Any
+    contributions: Any
+    gates: Any
+    created_at: dt.datetime
+
+
+class SignalLatest(_Shape):
+    rows: list[Evaluation]
+
+
+# -- trades ---------------------------------------------------------------------------
+
+
+class DailyCompleteness(_Shape):
+    day: dt.date
+    first_id: int
+    last_id: int
+    rows: int
+    completeness: float
+
+
+class TradeMeta(_Shape):
+    symbol: str
+    first_id: int | None
+    last_id: int | None
+    first_ts: int | None
+    last_ts: int | None
+    rows: int
+    gaps_seen: int
+    gaps_repaired: int
+    holes_left: int
+    holes: list[list[int]]
+    """Trade id ranges [from_id, to_id] that could not be repaired."""
+    completeness: float | None
+    """Stored ids / (last_id − first_id + 1) over the whole tape."""
+    daily: list[DailyCompleteness]
+    """The last 7 UTC days checked by the continuity task."""
+    updated_at: dt.datetime | None
+
+
+class TradesMeta(_Shape):
+    symbols: list[TradeMeta]
+
+
+class TradeBar(_Shape):
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    buy_volume: float
+    """Taker-buy volume (the buyer was not the maker)."""
+    trades: int
+
+
+class TradesSummary(_Shape):
+    symbol: str
+    interval: Interval
+    from_: int = field(name="from")
+    to: int
+    bars: list[TradeBar]
+
+
+# -- liquidations ---------------------------------------------------------------------
+
+LIQUIDATION_NOTE = (
+    "Lower bound: Binance pushes at most one liquidation per symbol per second on the "
+    "forceOrder stream, so counts and volumes can only be under-stated."
+)
+
+
+class LiquidationBar(_Shape):
+    ts: int
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    """SELL liquidates a long, BUY a short."""
+    count: int
+    qty: float
+    notional: float
+
+
+class LiquidationTotal(_Shape):
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    count: int
+    qty: float
+    notional: float
+
+
+class Liquidations(_Shape):
+    note: str
+    interval: Interval
+    from_: int = field(name="from")
+    to: int
+    bars: list[LiquidationBar]
+    totals: list[LiquidationTotal]
+
+
+# -- paper trading ----------------------------------------------------------------------
+
+
+class PaperTrade(_Shape):
+    id: int
+    strategy: str
+    strategy_hash: str
+    symbol: str
+    direction: int
+    entry_tick: int
+    entry_price: float
+    r_distance: float
+    stop_loss: float
+    take_profit_1: float | None
+    take_profit_2: float | None
+    quantity: float
+    risk_usd: float
+    status: Literal["open", "closed"]
+    exits: Any
+    exit_reason: str | None
+    closed_at: int | None
+    result_r: float | None
+    result_usd: float | None
+    fees: float
+    funding: float
+    updated_at: dt.datetime
+
+
+class PaperTrades(_Shape):
+    from_: int = field(name="from")
+    to: int
+    rows: list[PaperTrade]
+    truncated: bool
+
+
+class EquityPoint(_Shape):
+    ts: int
+    """Close time of the trade."""
+    trade_id: int
+    r: float
+    """Cumulative R after this trade."""
+
+
+class StrategySummary(_Shape):
+    strategy: str
+    trades: int
+    open: int
+    closed: int
+    wins: int
+    losses: int
+    win_rate: float | None
+    """wins / closed; null before the first close."""
+    total_r: float
+    total_usd: float
+    equity: list[EquityPoint]
+
+
+class PaperSummary(_Shape):
+    strategies: list[StrategySummary]

@@ -1,0 +1,115 @@
+"""What handlers work with: settings-derived parts built once per app, and one call's inputs."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from arbengine.api.auth import Passwords, TokenError, TokenService, load_or_create_secret
+from arbengine.api.cache import ResponseCache
+from arbengine.api.errors import ApiError, unauthorized
+from arbengine.api.params import Window
+from arbengine.api.ratelimit import SlidingWindowLimiter
+from arbengine.api.users import UserDirectory, UserState
+from arbengine.settings import Settings, duration_s
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool | None
+    symbols: tuple[str, ...]
+    tokens: TokenService
+    passwords: Passwords
+    users: UserDirectory | None
+    login_per_ip: SlidingWindowLimiter
+    login_per_account: SlidingWindowLimiter
+    register_per_ip: SlidingWindowLimiter
+    cache: ResponseCache = field(default_factory=ResponseCache)
+    wall_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+
+    @classmethod
+    def build(cls, settings: Settings | None, pool: asyncpg.Pool | None) -> Services:
+        log = structlog.get_logger("api").bind(component="api")
+        if settings is None:
+            # The bare app of unit tests: an ephemeral key, nothing written to disk.
+            settings = Settings()
+            secret = secrets.token_urlsafe(48)
+        else:
+            auth = settings.auth
+            secret, generated = load_or_create_secret(auth.jwt_secret, auth.secret_file)
+            if generated:
+                log.info("auth.secret_generated", path=auth.secret_file)
+        auth = settings.auth
+        window = duration_s(auth.login_window)
+        return cls(
+            settings=settings,
+            pool=pool,
+            symbols=tuple(settings.collect.symbols),
+            tokens=TokenService(
+                secret, int(duration_s(auth.access_ttl)), int(duration_s(auth.refresh_ttl))
+            ),
+            passwords=Passwords(),
+            users=UserDirectory(pool) if pool is not None else None,
+            login_per_ip=SlidingWindowLimiter(auth.login_attempts_per_ip, window),
+            login_per_account=SlidingWindowLimiter(auth.login_attempts_per_account, window),
+            register_per_ip=SlidingWindowLimiter(auth.register_attempts_per_ip, window),
+        )
+
+    def db(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise ApiError(503, "database_unavailable", "this server has no database")
+        return self.pool
+
+    async def authenticate(self, request: web.Request) -> UserState:
+        """The caller's current state from a Bearer access token, or 401/403."""
+        header = request.headers.get("Authorization")
+        if not header:
+            raise unauthorized("unauthorized", "an Authorization: Bearer token is required")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("invalid_token", "the Authorization header must be 'Bearer <token>'")
+        try:
+            claims = self.tokens.decode(token.strip(), "access")
+        except TokenError as err:
+            raise unauthorized(err.code, err.message) from None
+        if self.users is None:
+            raise ApiError(503, "database_unavailable", "this server has no database")
+        user = await self.users.get(claims.user_id)
+        if user is None:
+            raise unauthorized("invalid_token", "the token's user no longer exists")
+        if user.banned:
+            raise ApiError(403, "banned", "this account is banned")
+        return user
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request as a handler sees it: validated inputs and, when required, the user."""
+
+    request: web.Request
+    services: Services
+    query: Any
+    body: Any
+    user: UserState | None
+    window: Window | None = None
+
+    @property
+    def range(self) -> Window:
+        """The resolved ``from``/``to`` of a route whose query has them."""
+        assert self.window is not None, "this route takes no time range"
+        return self.window
+
+    @property
+    def remote(self) -> str:
+        return self.request.remote or "unknown"
+
+    def now_ms(self) -> int:
+        return self.services.wall_ms()

@@ -1,0 +1,20 @@
+"""One daemon per test module (each on a fresh database), shared by that module's tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from tests.e2e.api.harness import ApiUnderTest, start_api, stop_api
+from tests.support.postgres import PgTestServer
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def api(
+    pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ApiUnderTest]:
+    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("api"))
+    yield under_test
+    await stop_api(under_test, pg_server, name)

@@ -1,0 +1,94 @@
+"""The OpenAPI document: valid 3.1, one operation per route, parameters as the server reads them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+import schemathesis
+from multidict import MultiDict
+
+from arbengine.api.app import all_routes, build_app
+from arbengine.api.context import OPENAPI, ApiContext
+from arbengine.api.params import parse_query
+
+
+async def _nothing() -> None:
+    return None
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    app = build_app(
+        ApiContext(
+            version="9.9.9",
+            started_monotonic=0.0,
+            started_at=0.0,
+            db_ping=_nothing,
+            db_size=_nothing,  # type: ignore[arg-type]
+            tasks=list,
+            channels=list,
+        )
+    )
+    return msgspec.json.decode(app[OPENAPI])
+
+
+def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"] == "3.1.0"
+    assert document["info"]["version"] == "9.9.9"
+    schemathesis.openapi.from_dict(document).validate()  # the official 3.1 meta-schema
+
+
+def test_every_route_is_one_operation_and_nothing_else_is(document: dict[str, Any]) -> None:
+    documented = [
+        (method.upper(), path) for path, ops in document["paths"].items() for method in ops
+    ]
+    routes = [(r.method, r.path) for r in all_routes()]
+    assert sorted(documented) == sorted(routes)
+    assert len(set(routes)) == len(routes)
+    ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
+    assert len(set(ids)) == len(ids)
+
+
+def test_authenticated_operations_declare_bearer_and_401(document: dict[str, Any]) -> None:
+    for route in all_routes():
+        operation = document["paths"][route.path][route.method.lower()]
+        if route.auth:
+            assert operation["security"] == [{"bearerAuth": []}]
+            assert {"401", "403"} <= operation["responses"].keys()
+        else:
+            assert operation["security"] == []
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_query_parameters_are_the_ones_the_server_accepts(document: dict[str, Any]) -> None:
+    kline = document["paths"]["/api/kline"]["get"]
+    params = {p["name"]: p for p in kline["parameters"]}
+    assert list(params) == ["symbol", "series", "interval", "from", "to"]
+    assert params["symbol"]["required"] is True
+    assert params["symbol"]["schema"]["enum"] == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
+    assert params["from"]["required"] is False
+    assert params["from"]["schema"]["type"] == "integer"  # no null: a query cannot say null
+    assert params["interval"]["schema"]["enum"] == ["15m", "1d", "1h", "1m", "30m", "4h", "5m"]
+    for route in all_routes():
+        if not route.validate_query:
+            continue
+        operation = document["paths"][route.path][route.method.lower()]
+        required = [
+            (p["name"], "BTCUSDT") for p in operation.get("parameters", []) if p["required"]
+        ]
+        parse_query(
+            MultiDict(required), route.query, ["BTCUSDT"]
+        )  # what the doc requires is enough
+
+
+def test_errors_are_documented_with_the_error_shape(document: dict[str, Any]) -> None:
+    error = document["components"]["schemas"]["ErrorDetail"]
+    assert set(error["required"]) == {"code", "message", "field"}
+    snapshots = document["paths"]["/api/snapshots"]["get"]["responses"]
+    assert snapshots["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
+    health = document["paths"]["/api/health"]["get"]["responses"]
+    assert health["503"]["content"] == health["200"]["content"]  # same shape, unhealthy
