@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,7 +29,10 @@ from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import StreamPolicy
 from arbengine.logs import get_logger
-from arbengine.runtime.channels import Channel, OverflowPolicy
+from arbengine.pipeline.core import SignalPipeline
+from arbengine.pipeline.replay import ReplayStats, replay_history
+from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
+from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.os_signals import handle_signals
 from arbengine.runtime.supervisor import (
@@ -38,7 +42,9 @@ from arbengine.runtime.supervisor import (
     TooManyRestarts,
 )
 from arbengine.settings import Settings, duration_ms, duration_s
+from arbengine.signals import load_strategy_set
 from arbengine.store import continuity as continuity_sql
+from arbengine.store import signal_writes as signal_sql
 from arbengine.store.database import Database, open_database
 from arbengine.store.market_writes import (
     insert_trades,
@@ -48,6 +54,7 @@ from arbengine.store.market_writes import (
     update_trade_meta,
 )
 from arbengine.store.partitions import ensure_partitions_covering, maintain_partitions
+from arbengine.store.signal_writer import SignalWriter
 from arbengine.store.writer import MarketWriter, WriterPolicy
 
 EXIT_OK = 0
@@ -78,6 +85,8 @@ class Daemon:
         self.supervisor = Supervisor(restart_policy(settings))
         self.channels: list[Channel[Any]] = []
         self.reload_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.engine_inbox: Channel[MarketEvent] | None = None
+        self.engine: EngineService | None = None
         self.started_monotonic = time.monotonic()
         self.started_at = time.time()
 
@@ -108,6 +117,57 @@ class Daemon:
             for hook in self.reload_hooks:
                 await hook()
             self.log.info("daemon.reloaded")
+
+    def _add_engine(self, db: Database) -> None:
+        """The signal engine and paper trader, fed by the collectors, stored by a writer."""
+        es = self.settings.engine
+        capacity = self.settings.runtime.channel_capacity
+        inbox: Channel[MarketEvent] = Channel("engine", capacity, OverflowPolicy.BLOCK)
+        outbox: Channel[EngineOutput] = Channel("engine-out", capacity, OverflowPolicy.BLOCK)
+        self.channels += [inbox, outbox]
+        self.engine_inbox = inbox
+        self.engine = engine = EngineService(
+            Path(es.strategies_dir),
+            inbox,
+            outbox,
+            self._engine_store(db),
+            grace_ms=duration_ms(es.grace),
+            max_catch_up_ms=duration_ms(es.max_catch_up),
+            clock=self.clock,
+        )
+        missing = sorted(engine.load_strategies().symbols - set(self.settings.collect.symbols))
+        if missing and self.settings.collect.enabled:
+            self.log.warning("engine.symbols_not_collected", symbols=missing)
+
+        async def reload() -> None:
+            engine.reload()
+
+        self.reload_hooks.append(reload)
+        self.supervisor.add(Component("engine", engine.run, stage=10, drain=inbox.close))
+        writer = SignalWriter(db.pool, outbox)
+        self.supervisor.add(Component("signal-writer", writer.run, stage=20, drain=outbox.close))
+
+    @staticmethod
+    def _engine_store(db: Database) -> EngineStore:
+        async def last_evaluated() -> dict[tuple[str, str], int]:
+            async with db.pool.acquire() as conn:
+                return await signal_sql.last_evaluated_ticks(conn)
+
+        async def last_fired() -> dict[tuple[str, str], int]:
+            async with db.pool.acquire() as conn:
+                return await signal_sql.last_fired_ticks(conn)
+
+        async def open_paper() -> list[dict[str, Any]]:
+            async with db.pool.acquire() as conn:
+                return await signal_sql.open_paper_trades(conn)
+
+        async def replay(
+            pipeline: SignalPipeline, symbols: Sequence[str], from_ms: int, to_ms: int
+        ) -> ReplayStats:
+            async with db.pool.acquire() as conn:
+                return await replay_history(pipeline, conn, symbols, from_ms, to_ms)
+
+        return EngineStore(last_evaluated, last_fired, open_paper, replay)
 
     async def _start_sim(self, stack: contextlib.AsyncExitStack) -> Settings:
         """``run --sim``: the simulated exchange in this process, every client pointed at it."""
@@ -150,6 +210,9 @@ class Daemon:
             "market", self.settings.runtime.channel_capacity, OverflowPolicy.BLOCK
         )
         self.channels.append(market)
+        sink: Sink[MarketEvent] = market
+        if self.engine_inbox is not None:
+            sink = Fanout([market, self.engine_inbox])
         async with db.pool.acquire() as conn:
             last_trades = await last_stored_trade_ids(conn, cs.symbols)
             last_indicators = await last_indicator_times(conn, cs.symbols)
@@ -157,7 +220,7 @@ class Daemon:
             cs.symbols,
             rest,
             ex.ws_url,
-            market,
+            sink,
             last_stored=last_trades,
             policy=CollectorPolicy(
                 repair_grace_s=duration_s(cs.repair_grace),
@@ -178,7 +241,7 @@ class Daemon:
             cs.symbols,
             rest,
             CoinbaseTicker(session, ex.coinbase_url),
-            market,
+            sink,
             last_known=last_indicators,
             policy=PollerPolicy(
                 premium_index_interval_s=duration_s(cs.premium_index_interval),
@@ -289,6 +352,10 @@ class Daemon:
         settings = self.settings
         deadline_s = duration_s(settings.runtime.shutdown_deadline)
         self.log.info("daemon.starting", version=__version__)
+        if settings.engine.enabled:
+            # Fail fast, before anything starts: an invalid strategy set at start-up has no
+            # previous set to fall back to. (StrategyError is a ConfigError: exit 2, one line.)
+            load_strategy_set(Path(settings.engine.strategies_dir))
         with handle_signals(
             on_signal=lambda name: self.log.info("daemon.signal", signal=name)
         ) as sig:
@@ -315,6 +382,8 @@ class Daemon:
 
                 self.supervisor.add(Component("partitions", lambda: self._partitions_loop(db)))
                 self.supervisor.add(Component("reload", lambda: self._reload_loop(sig.reload)))
+                if settings.engine.enabled:
+                    self._add_engine(db)
                 if settings.collect.enabled:
                     await self._add_collection(stack, db)
 

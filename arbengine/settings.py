@@ -152,6 +152,16 @@ class CollectSettings(_Section, frozen=True):
                 raise ValueError(f"symbol {symbol!r} is not an upper-case Binance symbol")
 
 
+class EngineSettings(_Section, frozen=True):
+    enabled: bool = True
+    """Run the signal engine and paper trading on the collected data."""
+    strategies_dir: str = "strategies"
+    grace: Duration = "2s"
+    """A tick with no later trade yet is evaluated once the clock passes it by this much."""
+    max_catch_up: Duration = "24h"
+    """Ticks missed while the daemon was down are evaluated at start, this far back at most."""
+
+
 class AuthSettings(_Section, frozen=True):
     SECRETS: ClassVar[frozenset[str]] = frozenset({"jwt_secret"})
 
@@ -182,6 +192,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
     exchange: ExchangeSettings = msgspec.field(default_factory=ExchangeSettings)
     collect: CollectSettings = msgspec.field(default_factory=CollectSettings)
+    engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 

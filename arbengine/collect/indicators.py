@@ -30,7 +30,7 @@ from arbengine.domain.market import Indicator, MarketEvent, RateSnapshot
 from arbengine.exchange.coinbase import CoinbaseTicker, ProductNotFound, parse_time_ms, product_for
 from arbengine.exchange.errors import FatalExchangeError, RetryableExchangeError
 from arbengine.exchange.rest import BinanceRest
-from arbengine.runtime.channels import Channel
+from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, SystemClock
 
 
@@ -111,7 +111,7 @@ class IndicatorPollers:
     symbols: Sequence[str]
     rest: BinanceRest
     coinbase: CoinbaseTicker | None
-    out: Channel[MarketEvent]
+    out: Sink[MarketEvent]
     last_known: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """Latest stored ``ts`` per (symbol, kind): where each backfill resumes."""
     policy: PollerPolicy = field(default_factory=PollerPolicy)

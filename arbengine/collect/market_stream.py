@@ -40,7 +40,7 @@ from arbengine.exchange.payloads import (
 )
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import CombinedStream, StreamPolicy, split_streams
-from arbengine.runtime.channels import Channel
+from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, SystemClock
 
 HOUR_MS = 3_600_000
@@ -68,7 +68,7 @@ class MarketStreamCollector:
         symbols: Sequence[str],
         rest: BinanceRest,
         ws_url: str,
-        out: Channel[MarketEvent],
+        out: Sink[MarketEvent],
         *,
         last_stored: Mapping[str, tuple[int, int]] | None = None,
         policy: CollectorPolicy | None = None,

@@ -22,13 +22,14 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from typing import Generic, TypeVar, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 PUT_WAIT = Histogram(
     "arb_channel_put_wait_seconds",
@@ -143,6 +144,12 @@ class Channel(Generic[T]):
                 yield await self.get()
             except ChannelClosed:
                 return
+
+
+class Sink(Protocol[T_contra]):
+    """Anything events can be put into: a channel, or a fan-out to several."""
+
+    async def put(self, item: T_contra) -> None: ...
 
 
 class Fanout(Generic[T]):

@@ -1,0 +1,237 @@
+"""The engine service: the thin async shell around the signal pipeline in the daemon.
+
+Start-up (warm start): load the strategy set; restore each strategy's cooldown
+and the open paper positions from the store; then replay stored history from
+26 h before the first tick to evaluate — which is the tick after the last one
+stored (so ticks missed while the daemon was down are evaluated now, exactly as
+a backtest would) — through the very pipeline that then runs live.
+
+Live: take market events from the engine's channel as they come, drain all
+that is queued before applying the wall-clock rule (a queued trade has
+arrived), and hand evaluations, signals and paper-trade changes to the output
+channel for the signal writer.
+
+Reload (SIGHUP): the strategy directory is validated as a whole; an invalid
+set is rejected and the old one kept (``strategies.reload_failed``), an
+unchanged one changes nothing, a changed one applies from the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+from arbengine.domain.market import MarketEvent
+from arbengine.pipeline.core import PipelineOutput, SignalPipeline
+from arbengine.pipeline.records import (
+    evaluation_row,
+    paper_row,
+    position_from_row,
+    signal_row,
+)
+from arbengine.runtime.channels import Channel, ChannelClosed
+from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.signals import StrategyError, StrategySet, load_strategy_set
+
+HORIZON_MS = 26 * 3_600_000
+
+EVALUATIONS = Counter("arb_engine_evaluations", "Strategy evaluations", ["strategy"])
+SIGNALS = Counter("arb_engine_signals", "Signals fired", ["strategy", "symbol"])
+LATE_TRADES = Counter("arb_engine_late_trades", "Trades that arrived after their tick")
+TICK_SECONDS = Histogram(
+    "arb_engine_batch_seconds", "Time to apply one batch of market events",
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+)  # fmt: skip
+OPEN_POSITIONS = Gauge("arb_paper_open_positions", "Open paper positions")
+
+
+@dataclass(frozen=True)
+class EngineOutput:
+    """One batch of rows for the signal writer."""
+
+    evaluations: list[tuple[Any, ...]] = field(default_factory=list)
+    signals: list[tuple[Any, ...]] = field(default_factory=list)
+    paper: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EngineStore:
+    """What the engine needs of the database, as functions (the app binds them)."""
+
+    last_evaluated: Callable[[], Awaitable[dict[tuple[str, str], int]]]
+    last_fired: Callable[[], Awaitable[dict[tuple[str, str], int]]]
+    open_paper: Callable[[], Awaitable[list[dict[str, Any]]]]
+    replay: Callable[[SignalPipeline, Sequence[str], int, int], Awaitable[Any]]
+
+
+def to_output(out: PipelineOutput) -> EngineOutput:
+    return EngineOutput(
+        evaluations=[evaluation_row(e) for e in out.evaluations],
+        signals=[signal_row(e) for e in out.evaluations if e.fired],
+        paper=[paper_row(p) for p in out.positions.values()],
+    )
+
+
+class EngineService:
+    def __init__(
+        self,
+        strategies_dir: Path,
+        inbox: Channel[MarketEvent],
+        outbox: Channel[EngineOutput],
+        store: EngineStore,
+        *,
+        grace_ms: int = 2_000,
+        max_catch_up_ms: int = 24 * 3_600_000,
+        clock: Clock | None = None,
+    ) -> None:
+        self.strategies_dir = strategies_dir
+        self._inbox = inbox
+        self._outbox = outbox
+        self._store = store
+        self.grace_ms = grace_ms
+        self.max_catch_up_ms = max_catch_up_ms
+        self._clock = clock or SystemClock()
+        self._log = structlog.get_logger("engine").bind(component="engine")
+        self.pipeline: SignalPipeline | None = None
+        self._pending_set: StrategySet | None = None
+        self.ready = asyncio.Event()
+
+    # -- strategies ----------------------------------------------------------------
+
+    def load_strategies(self) -> StrategySet:
+        """The validated set in the directory (raises StrategyError listing every problem)."""
+        return load_strategy_set(self.strategies_dir)
+
+    def reload(self) -> bool:
+        """SIGHUP: validate the whole directory; apply it from the next tick if it changed."""
+        try:
+            new = self.load_strategies()
+        except StrategyError as exc:
+            self._log.error(
+                "strategies.reload_failed", problems=list(exc.problems), kept="previous set"
+            )
+            return False
+        current = self._pending_set or (self.pipeline.core.strategies if self.pipeline else None)
+        if current is not None and _hashes(current) == _hashes(new):
+            self._log.info("strategies.unchanged", strategies=sorted(_hashes(new)))
+            return True
+        self._pending_set = new
+        self._log.info("strategies.reloaded", strategies=_hashes(new), applies="next tick")
+        return True
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if self.pipeline is None:
+            await self._warm_start()
+        assert self.pipeline is not None
+        self.ready.set()
+        while True:
+            try:
+                events = await asyncio.wait_for(self._inbox.get_many(4096), timeout=0.25)
+            except TimeoutError:
+                events = []
+            except ChannelClosed:
+                await self._emit()
+                return
+            started = time.perf_counter()
+            self._apply_pending_strategies()
+            pipeline = self.pipeline
+            while events:
+                for event in events:
+                    pipeline.on_event(event)
+                events = self._inbox.get_nowait_many(4096)
+            pipeline.on_wall_clock(self._clock.time_ms())
+            TICK_SECONDS.observe(time.perf_counter() - started)
+            await self._emit()
+
+    def _apply_pending_strategies(self) -> None:
+        if self._pending_set is None or self.pipeline is None:
+            return
+        new, self._pending_set = self._pending_set, None
+        added = self.pipeline.replace_strategies(new)
+        if added:
+            # New symbols start at the next tick; their history fills in from the tape.
+            self.pipeline.start_ticks_at(self._clock.time_ms(), added)
+            self._log.warning(
+                "strategies.new_symbols",
+                symbols=sorted(added),
+                note="evaluated from the next tick; features fill as history accumulates",
+            )
+
+    async def _emit(self, out: PipelineOutput | None = None) -> None:
+        assert self.pipeline is not None
+        if out is None:
+            out = self.pipeline.drain()
+        if not out:
+            return
+        for e in out.evaluations:
+            EVALUATIONS.labels(e.strategy).inc()
+            if e.fired:
+                SIGNALS.labels(e.strategy, e.symbol).inc()
+                self._log.info(
+                    "engine.signal",
+                    strategy=e.strategy,
+                    symbol=e.symbol,
+                    tick=e.tick_ms,
+                    direction=e.direction,
+                    score=round(e.score or 0.0, 3),
+                    coverage=round(e.coverage, 3),
+                    contributions={k: round(v, 4) for k, v in e.contributions.items()},
+                )
+        if out.late_trades:
+            LATE_TRADES.inc(out.late_trades)
+            self._log.warning("engine.late_trade", trades=out.late_trades)
+        OPEN_POSITIONS.set(len(self.pipeline.book.open))
+        await self._outbox.put(to_output(out))
+
+    async def _warm_start(self) -> None:
+        strategies = self.load_strategies()
+        pipeline = SignalPipeline(strategies, grace_ms=self.grace_ms)
+        now = self._clock.time_ms()
+        last_evaluated = await self._store.last_evaluated()
+        for (strategy, symbol), tick in (await self._store.last_fired()).items():
+            pipeline.core.restore_last_fired(strategy, symbol, tick)
+        positions = [position_from_row(r) for r in await self._store.open_paper()]
+        pipeline.book.restore(positions)
+        symbols = sorted(pipeline.core.symbols)
+        starts: dict[str, int] = {}
+        for symbol in symbols:
+            done = [
+                tick
+                for (strategy, sym), tick in last_evaluated.items()
+                if sym == symbol and strategy in strategies.names
+            ]
+            # After the last stored tick (ticks missed while down are evaluated now), but
+            # never reaching back further than max_catch_up.
+            start = max(done) + 1 if done else now
+            starts[symbol] = max(start, now - self.max_catch_up_ms)
+            pipeline.start_ticks_at(starts[symbol], [symbol])
+        began = time.perf_counter()
+        first = min(starts.values(), default=now)
+        stats = await self._store.replay(pipeline, symbols, first - HORIZON_MS, now)
+        self.pipeline = pipeline
+        caught_up = pipeline.drain()
+        self._log.info(
+            "engine.warm_start",
+            strategies=sorted(_hashes(strategies)),
+            symbols=symbols,
+            from_ms=first - HORIZON_MS,
+            to_ms=now,
+            trades=getattr(stats, "trades", None),
+            catch_up_evaluations=len(caught_up.evaluations),
+            open_positions=len(pipeline.book.open),
+            seconds=round(time.perf_counter() - began, 3),
+        )
+        await self._emit(caught_up)
+
+
+def _hashes(strategies: StrategySet) -> dict[str, str]:
+    return {s.name: s.hash for s in strategies}
