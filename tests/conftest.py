@@ -48,6 +48,7 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
         "ARB_HTTP_PORT": str(free_port()),
         "ARB_DATABASE_DATA_DIR": str(tmp_path / "pg"),
         "ARB_LOG_PRETTY": "false",
+        "ARB_ENGINE_STRATEGIES_DIR": str(REPO / "strategies"),
         # Never reach for the real exchange from a test: tests that collect point at the sim.
         "ARB_COLLECT_ENABLED": "false",
         "PYTHONUNBUFFERED": "1",

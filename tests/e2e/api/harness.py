@@ -178,6 +178,7 @@ async def start_api(
         "ARB_DATABASE_DATA_DIR": str(workdir / "pg"),
         "ARB_LOG_PRETTY": "false",
         "ARB_COLLECT_ENABLED": "false",
+        "ARB_ENGINE_STRATEGIES_DIR": str(REPO / "strategies"),
         "ARB_AUTH_JWT_SECRET": secret,
         # Tests log in often from one address; the limits have their own daemon and test.
         "ARB_AUTH_LOGIN_ATTEMPTS_PER_IP": "10000",
