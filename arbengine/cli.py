@@ -126,6 +126,31 @@ def cmd_import_aggtrades(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_strategies_check(args: argparse.Namespace) -> int:
+    from arbengine.signals import check_files, load_strategy_set
+
+    paths = args.files or ["strategies"]
+    problems = check_files(paths)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
+    for path in paths:
+        if Path(path).is_dir():
+            for strategy in load_strategy_set(Path(path)):
+                print(f"{strategy.source or path}: {strategy.name} ok (hash {strategy.hash[:12]})")
+        else:
+            print(f"{path}: ok")
+    return 0
+
+
+def cmd_strategies_schema(args: argparse.Namespace) -> int:
+    from arbengine.signals import strategy_schema
+
+    sys.stdout.write(orjson.dumps(strategy_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
 def cmd_config_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     sys.stdout.write(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -185,6 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
         "show", help="print the effective settings, secrets redacted", parents=[common]
     )
     show.set_defaults(handler=cmd_config_show)
+
+    strategies = command("strategies", "validate strategy files, print their schema")
+    strategy_commands = strategies.add_subparsers(dest="strategies_command", required=True,
+                                                  metavar="ACTION")  # fmt: skip
+    check = strategy_commands.add_parser(
+        "check", help="validate files (or directories); one line per problem", parents=[common]
+    )
+    check.add_argument("files", nargs="*", metavar="FILE", help="default: strategies/")
+    check.set_defaults(handler=cmd_strategies_check)
+    schema = strategy_commands.add_parser(
+        "schema", help="print the JSON schema of a strategy file", parents=[common]
+    )
+    schema.set_defaults(handler=cmd_strategies_schema)
 
     importer = command("import", "load downloaded market data")
     import_kinds = importer.add_subparsers(dest="import_kind", required=True, metavar="KIND")
