@@ -1,0 +1,89 @@
+"""A daemon running the engine on a simulated exchange with 100 minutes of history."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from arbengine.sim.server import SimConfig, SimServer
+from tests.e2e.collect.conftest import collect_env
+from tests.support.daemon import DaemonProcess
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+HISTORY_MS = 100 * 60_000
+
+PROBE = {
+    "name": "probe",
+    "symbols": list(SYMBOLS),
+    "tick": "15s",
+    "windows": {"fast": "5m", "mid": "20m", "day": "1h"},
+    "atr_percentile_min_values": 12,
+    "direction": {"feature": "flow_fast", "min": 0.0},
+    "factors": [
+        {"feature": "flow_fast", "weight": 3, "full": 0.0001},
+        {"feature": "vwap_dev_fast", "weight": 1, "full": 0.01},
+        {"feature": "funding_rate", "weight": 1, "full": 0.001, "contrarian": True},
+    ],
+    "entry": {"threshold": 40, "cooldown": "1m"},
+    "exit": {"sl_atr": 0.5, "tp1_atr": 0.5, "tp1_fraction": 0.5, "tp2_atr": 1.0,
+             "max_hold": "5m"},
+    "costs": {"fee_bps": 4, "slippage_bps": 1},
+}  # fmt: skip
+
+
+def write_strategy(directory: Path, doc: dict, name: str = "probe.json") -> None:
+    (directory / name).write_text(json.dumps(doc, indent=2))
+
+
+@dataclass
+class EngineRun:
+    sim: SimServer
+    daemon: DaemonProcess
+    url: str
+    strategies: Path
+
+    async def advance(self, seconds: float, step_ms: int = 500) -> None:
+        end = self.sim.sim_time_ms + int(seconds * 1000)
+        while self.sim.sim_time_ms < end:
+            await self.sim.advance_to(min(end, self.sim.sim_time_ms + step_ms))
+
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.url)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def engine_sim() -> AsyncIterator[SimServer]:
+    now = int(time.time() * 1000) // 1000 * 1000
+    config = SimConfig(port=0, manual=True, seed=5, symbols=SYMBOLS, trade_rate=4.0,
+                       start_ms=now - HISTORY_MS, history_days=1)  # fmt: skip
+    async with SimServer(config) as sim:
+        await sim.advance_to(now)  # 100 minutes of market before the daemon starts
+        yield sim
+
+
+@pytest.fixture
+async def engine_run(
+    engine_sim: SimServer, database_url: str, daemon_env: dict, spawn_daemon, tmp_path: Path
+) -> EngineRun:
+    strategies = tmp_path / "strategies"
+    strategies.mkdir()
+    write_strategy(strategies, PROBE)
+    env = {
+        **collect_env(engine_sim, daemon_env, database_url),
+        "ARB_ENGINE_STRATEGIES_DIR": str(strategies),
+        "ARB_COLLECT_INITIAL_BACKFILL": "2h",
+    }
+    daemon = await spawn_daemon(env)
+    await daemon.started()
+    await daemon.wait_for("engine.warm_start")
+    return EngineRun(engine_sim, daemon, database_url, strategies)
