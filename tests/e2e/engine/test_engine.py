@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 
@@ -46,7 +47,7 @@ async def test_signals_are_stored_with_their_breakdown(engine_run: EngineRun) ->
 
     evaluations = await run.fetch("SELECT tick, fired, reason FROM signal_indicators")
     ticks = sorted({r["tick"] for r in evaluations})
-    assert all(b - a == 15_000 for a, b in zip(ticks, ticks[1:], strict=False))
+    assert all(b - a == 15_000 for a, b in itertools.pairwise(ticks))
     reasons = {r["reason"] for r in evaluations if not r["fired"]}
     assert reasons, "every evaluation fired: the cooldown was not applied"
     assert None not in reasons
