@@ -293,6 +293,13 @@ class Daemon:
         )
         add(Component("continuity", continuity.run, stage=0, drain=continuity.request_stop))
         add(Component("writer", writer.run, stage=20, drain=market.close))
+
+        async def collectors_ready() -> None:
+            await collector.caught_up.wait()
+            await pollers.ready.wait()
+
+        if self.engine is not None:
+            self.engine.set_collectors_ready(collectors_ready)
         self.collector = collector
         self.writer = writer
 

@@ -91,6 +91,7 @@ class _Stopped(Exception):
     """Raised inside a poll when the daemon asked the pollers to stop."""
 
 
+POLLERS = ("premium_index", "open_interest", "ratios", "funding", "coinbase")
 RATIO_LIMIT = 500
 FUNDING_LIMIT = 1000
 
@@ -122,6 +123,15 @@ class IndicatorPollers:
         self._log = structlog.get_logger("pollers").bind(component="pollers")
         self._products = {s: p for s in self.symbols if (p := product_for(s)) is not None}
         self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        """Set once every poller has completed its first round (history backfilled)."""
+        self._first_rounds: set[str] = set()
+
+    def _round_done(self, name: str) -> None:
+        self._first_rounds.add(name)
+        if len(self._first_rounds) >= len(POLLERS) and not self.ready.is_set():
+            self.ready.set()
+            self._log.info("pollers.ready")
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -151,11 +161,12 @@ class IndicatorPollers:
                 if not await self._pause(delay):
                     raise _Stopped from None
 
-    async def _every(self, interval_s: float, body: Any) -> None:
+    async def _every(self, interval_s: float, body: Any, name: str) -> None:
         """Run ``body`` now and then every ``interval_s`` until asked to stop."""
         try:
             while True:
                 await body()
+                self._round_done(name)
                 if not await self._pause(interval_s):
                     return
         except _Stopped:
@@ -167,7 +178,7 @@ class IndicatorPollers:
         async def once() -> None:
             await self._publish(await self.poll_premium_index())
 
-        await self._every(self.policy.premium_index_interval_s, once)
+        await self._every(self.policy.premium_index_interval_s, once, "premium_index")
 
     async def poll_premium_index(self) -> list[RateSnapshot]:
         wanted = set(self.symbols)
@@ -210,7 +221,9 @@ class IndicatorPollers:
     # -- open interest (point value) -----------------------------------------
 
     async def open_interest_loop(self) -> None:
-        await self._every(self.policy.open_interest_interval_s, self.poll_open_interest)
+        await self._every(
+            self.policy.open_interest_interval_s, self.poll_open_interest, "open_interest"
+        )
 
     async def poll_open_interest(self) -> None:
         values = []
@@ -234,7 +247,7 @@ class IndicatorPollers:
                 for series in RATIO_SERIES:
                     await self.follow_series(symbol, series)
 
-        await self._every(self.policy.ratios_interval_s, once)
+        await self._every(self.policy.ratios_interval_s, once, "ratios")
 
     async def follow_series(self, symbol: str, series: RatioSeries) -> int:
         """Fetch every period since the last known one; return how many values were new."""
@@ -288,7 +301,7 @@ class IndicatorPollers:
             for symbol in self.symbols:
                 await self.follow_funding(symbol)
 
-        await self._every(self.policy.funding_history_interval_s, once)
+        await self._every(self.policy.funding_history_interval_s, once, "funding")
 
     async def poll_funding_info(self) -> None:
         rows = await self._retrying(
@@ -343,8 +356,10 @@ class IndicatorPollers:
     # -- Coinbase spot ----------------------------------------------------------
 
     async def coinbase_loop(self) -> None:
-        if self.coinbase is not None:
-            await self._every(self.policy.coinbase_interval_s, self.poll_coinbase)
+        if self.coinbase is None or not self._products:
+            self._round_done("coinbase")
+            return
+        await self._every(self.policy.coinbase_interval_s, self.poll_coinbase, "coinbase")
 
     async def poll_coinbase(self) -> None:
         assert self.coinbase is not None

@@ -91,6 +91,9 @@ class MarketStreamCollector:
         self._may_read.set()
         self._stopping = asyncio.Event()
         self.holes_recorded = 0
+        self.caught_up = asyncio.Event()
+        """Set once every symbol's tape has caught up over REST after start-up."""
+        self._caught_up_symbols: set[str] = set()
         names = [
             f"{s.lower()}@{kind}"
             for s in self.symbols
@@ -263,6 +266,10 @@ class MarketStreamCollector:
             if self._catch_up[symbol].is_set():
                 self._catch_up[symbol].clear()
                 await self._fetch_forward(symbol, until_id=None)
+                self._caught_up_symbols.add(symbol)
+                if self._caught_up_symbols >= set(self.symbols) and not self.caught_up.is_set():
+                    self.caught_up.set()
+                    self._log.info("collector.caught_up", symbols=self.symbols)
             if tape.gap() is None:
                 continue
             await asyncio.sleep(self.policy.repair_grace_s)

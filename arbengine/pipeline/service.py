@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from arbengine.domain.market import MarketEvent
+from arbengine.domain.market import MarketEvent, TradeBatch
 from arbengine.pipeline.core import PipelineOutput, SignalPipeline
 from arbengine.pipeline.records import (
     evaluation_row,
@@ -90,6 +90,8 @@ class EngineService:
         grace_ms: int = 2_000,
         max_catch_up_ms: int = 24 * 3_600_000,
         clock: Clock | None = None,
+        collectors_ready: Callable[[], Awaitable[None]] | None = None,
+        ready_timeout_s: float = 120.0,
     ) -> None:
         self.strategies_dir = strategies_dir
         self._inbox = inbox
@@ -102,6 +104,12 @@ class EngineService:
         self.pipeline: SignalPipeline | None = None
         self._pending_set: StrategySet | None = None
         self.ready = asyncio.Event()
+        self._collectors_ready = collectors_ready
+        self.ready_timeout_s = ready_timeout_s
+
+    def set_collectors_ready(self, ready: Callable[[], Awaitable[None]]) -> None:
+        """The collectors' readiness (wired after the engine is built)."""
+        self._collectors_ready = ready
 
     # -- strategies ----------------------------------------------------------------
 
@@ -133,24 +141,59 @@ class EngineService:
             await self._warm_start()
         assert self.pipeline is not None
         self.ready.set()
-        while True:
-            try:
-                events = await asyncio.wait_for(self._inbox.get_many(4096), timeout=0.25)
-            except TimeoutError:
-                events = []
-            except ChannelClosed:
+        # Until the collectors have caught up (tape over REST, indicator history), trades are
+        # held back: a tick evaluated before then would lack data a backtest would have.
+        gate = (
+            None
+            if self._collectors_ready is None
+            else asyncio.create_task(self._wait_for_collectors(), name="engine:collectors")
+        )
+        held: list[TradeBatch] = []
+        try:
+            while True:
+                try:
+                    events = await asyncio.wait_for(self._inbox.get_many(4096), timeout=0.25)
+                except TimeoutError:
+                    events = []
+                except ChannelClosed:
+                    for batch in held:
+                        self.pipeline.on_event(batch)
+                    await self._emit()
+                    return
+                started = time.perf_counter()
+                self._apply_pending_strategies()
+                pipeline = self.pipeline
+                while events:
+                    for event in events:
+                        if gate is not None and isinstance(event, TradeBatch):
+                            held.append(event)
+                        else:
+                            pipeline.on_event(event)
+                    events = self._inbox.get_nowait_many(4096)
+                if gate is not None and gate.done():
+                    gate = None
+                    for batch in held:
+                        pipeline.on_event(batch)
+                    held.clear()
+                if gate is None:
+                    pipeline.on_wall_clock(self._clock.time_ms())
+                TICK_SECONDS.observe(time.perf_counter() - started)
                 await self._emit()
-                return
-            started = time.perf_counter()
-            self._apply_pending_strategies()
-            pipeline = self.pipeline
-            while events:
-                for event in events:
-                    pipeline.on_event(event)
-                events = self._inbox.get_nowait_many(4096)
-            pipeline.on_wall_clock(self._clock.time_ms())
-            TICK_SECONDS.observe(time.perf_counter() - started)
-            await self._emit()
+        finally:
+            if gate is not None:
+                gate.cancel()
+
+    async def _wait_for_collectors(self) -> None:
+        assert self._collectors_ready is not None
+        try:
+            await asyncio.wait_for(self._collectors_ready(), self.ready_timeout_s)
+            self._log.info("engine.collectors_ready")
+        except TimeoutError:
+            self._log.warning(
+                "engine.collectors_not_ready",
+                waited_s=self.ready_timeout_s,
+                note="evaluating anyway; early ticks may lack history",
+            )
 
     def _apply_pending_strategies(self) -> None:
         if self._pending_set is None or self.pipeline is None:
