@@ -151,6 +151,83 @@ def cmd_strategies_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_when(text: str, *, end_of_day: bool) -> int:
+    """Epoch ms from ``2026-01-31`` (a whole UTC day), an ISO time (UTC unless it says), or ms."""
+    from datetime import UTC, datetime, timedelta
+
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"{text!r} is not a date (2026-01-31), an ISO time (2026-01-31T12:00) or epoch ms"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if end_of_day and len(text) == 10:
+        moment += timedelta(days=1)
+    return int(moment.timestamp() * 1000)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings.log.level, pretty=args.pretty or None)
+    import orjson as _orjson
+    from tqdm import tqdm
+
+    from arbengine.pipeline.backtest import run_backtest, write_outputs
+    from arbengine.signals import StrategySet, check_files, load_strategy_set, parse_strategy
+    from arbengine.store.database import open_database
+    from arbengine.trading.report import summary_table
+
+    try:
+        from_ms = _parse_when(args.date_from, end_of_day=False)
+        to_ms = _parse_when(args.date_to, end_of_day=True)
+    except ConfigError as exc:
+        return _fail(f"--from/--to: {exc}")
+    if to_ms <= from_ms:
+        return _fail("--to must be after --from")
+    if args.strategy:
+        problems = check_files(args.strategy)
+        if problems:
+            for line in problems:
+                print(line, file=sys.stderr)
+            return EXIT_USAGE
+        strategies = StrategySet.of(
+            parse_strategy(_orjson.loads(Path(f).read_bytes()), source=f) for f in args.strategy
+        )
+    else:
+        strategies = load_strategy_set(Path(settings.engine.strategies_dir))
+    symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
+    names = "+".join(strategies.names) or "none"
+    days = max(1, -(-(to_ms - from_ms) // 86_400_000))
+
+    async def backtest() -> Any:
+        async with open_database(settings.database, owner=False) as db:
+            async with db.pool.acquire() as conn:
+                with tqdm(total=days + 2, unit="day", disable=not sys.stderr.isatty(),
+                          desc=f"backtest {names}") as bar:  # fmt: skip
+                    result = await run_backtest(
+                        conn, strategies, from_ms, to_ms, symbols=symbols,
+                        on_progress=lambda _trades, _end: bar.update(1),
+                    )  # fmt: skip
+            return result
+
+    result = _event_loop_run(backtest())
+    out_dir = Path(args.out) if args.out else Path(f"backtest-{names}")
+    files = write_outputs(result, out_dir, title=f"Backtest {names}")
+    print(summary_table(result.rows) if result.rows else "no trades in this period")
+    print(
+        f"\n{result.trades:,} trades replayed in {result.seconds:.1f} s "
+        f"({result.trades / max(result.seconds, 1e-9):,.0f} trades/s), "
+        f"{result.evaluations:,} evaluations, {len(result.signals)} signals"
+    )
+    for path in files:
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_config_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     sys.stdout.write(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -223,6 +300,29 @@ def build_parser() -> argparse.ArgumentParser:
         "schema", help="print the JSON schema of a strategy file", parents=[common]
     )
     schema.set_defaults(handler=cmd_strategies_schema)
+
+    backtest = command("backtest", "replay stored trades through the live pipeline")
+    backtest.add_argument(
+        "--strategy", action="append", metavar="FILE",
+        help="strategy file (repeatable; default: every file in [engine] strategies_dir)",
+    )  # fmt: skip
+    backtest.add_argument(
+        "--from",
+        dest="date_from",
+        required=True,
+        metavar="WHEN",
+        help="first tick: 2026-01-01, 2026-01-01T08:00 (UTC) or epoch ms",
+    )
+    backtest.add_argument(
+        "--to",
+        dest="date_to",
+        required=True,
+        metavar="WHEN",
+        help="end (exclusive; a bare date means the end of that day)",
+    )
+    backtest.add_argument("--symbols", help="comma-separated subset of the strategies' symbols")
+    backtest.add_argument("--out", metavar="DIR", help="output directory (default backtest-NAME)")
+    backtest.set_defaults(handler=cmd_backtest)
 
     importer = command("import", "load downloaded market data")
     import_kinds = importer.add_subparsers(dest="import_kind", required=True, metavar="KIND")

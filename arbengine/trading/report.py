@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -126,7 +127,13 @@ def write_trades_csv(positions: Sequence[PaperPosition], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for p in sorted(positions, key=lambda p: (p.entry_tick, p.strategy, p.symbol)):
-            exits = ";".join(f"{iso(f.ts)}@{f.price!r}x{f.fraction!r}:{f.reason}" for f in p.fills)
+            exits = json.dumps(
+                [
+                    {"time": iso(f.ts), "ts": f.ts, "agg_id": f.agg_id, "price": f.price,
+                     "fraction": f.fraction, "reason": f.reason}
+                    for f in p.fills
+                ]
+            )  # fmt: skip
             writer.writerow(
                 (
                     p.strategy, p.strategy_hash, p.symbol, p.direction, p.entry_tick,

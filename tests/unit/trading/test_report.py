@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from arbengine.trading.paper import ExitRule, PaperBook, open_position
@@ -56,6 +57,7 @@ def test_csv_and_html(tmp_path: Path) -> None:
         read = list(csv.DictReader(handle))
     assert len(read) == 3
     assert {r["exit_reason"] for r in read} == {"tp2", "sl"}
+    assert all(json.loads(r["exits"])[0]["reason"] == r["exit_reason"] for r in read)
     assert sorted(float(r["result_r"]) for r in read) == [-2.0, -1.0, 2.0]
 
     write_report(trades, rows, tmp_path / "report.html", title="v52", params={"from": "x"})
