@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime

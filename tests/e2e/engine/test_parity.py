@@ -7,11 +7,11 @@ direction, score, contributions) and paper trades are compared field by field.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import math
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -54,15 +54,16 @@ async def test_backtest_reproduces_live_signals_and_paper_trades(
     last_trade = (await run.fetch("SELECT max(ts) AS t FROM agg_trades"))[0]["t"]
 
     out = tmp_path / "bt"
-    result = subprocess.run(
-        [sys.executable, "-m", "arbengine", "backtest",
-         "--strategy", str(run.strategies / "probe.json"),
-         "--from", str(first), "--to", str(last_trade + 1), "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+    backtest = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "arbengine", "backtest",
+        "--strategy", str(run.strategies / "probe.json"),
+        "--from", str(first), "--to", str(last_trade + 1), "--out", str(out),
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={"PATH": "/usr/bin:/bin", "ARB_DATABASE_URL": run.url,
              "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    _, stderr = await asyncio.wait_for(backtest.communicate(), 300)
+    assert backtest.returncode == 0, stderr.decode()
 
     # -- signals ---------------------------------------------------------------------
     live = {
