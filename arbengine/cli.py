@@ -27,6 +27,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "channels": ("arbengine.runtime.channels_bench", "bounded channel throughput"),
     "sim": ("arbengine.sim.bench", "simulated exchange: aggTrade messages/s to one client"),
     "ingest": ("arbengine.benchmarks.ingest", "sim at full speed -> collectors -> PostgreSQL"),
+    "backtest": (
+        "arbengine.benchmarks.backtest",
+        "trades/s through the backtester from PostgreSQL",
+    ),
     "engine": ("arbengine.signals.bench", "signal engine tick cost and memory per symbol"),
     "api": ("arbengine.api.bench", "API requests/s and latency on cached endpoints"),
 }

@@ -142,29 +142,41 @@ class SignalPipeline:
                 self._out.positions[id(position)] = position
 
     def on_trades(self, symbol: str, trades: TradeColumns) -> None:
-        """Trades of one symbol in (T, agg_id) order, split around the ticks they make due."""
+        """Trades of one symbol in (T, agg_id) order.
+
+        The feature state takes the whole batch at once (it only ever reads trades before
+        the tick it evaluates, so trades past a tick do not disturb it). The paper book is
+        walked up to each tick before that tick is evaluated, so ``open_count`` sees the
+        positions open at the tick, and new positions walk only the trades after it.
+        """
         if symbol not in self.core.symbols or not len(trades):
             return
+        result = self.core.add_trades(symbol, trades)
+        if result is not None:
+            self._out.late_trades += result.late
+        self.book.note_trades(symbol, trades.time_ms, trades.price)
         times = trades.time_ms
         n = len(trades)
-        i = 0
-        while i < n:
+        walked = 0
+        while True:
             t = self._next_tick.get(symbol)
-            j = n if t is None else max(i, int(np.searchsorted(times, t, side="left")))
-            if j > i:
-                self._feed(symbol, trades, i, j)
-                i = j
-            if i < n and t is not None:
-                self._evaluate_due(symbol, latest_trade_ms=int(times[i]), wall_ms=None)
+            if t is None:
+                break
+            i = int(np.searchsorted(times, t, side="left"))
+            if i >= n:
+                break  # no trade at or past the next tick yet: it is not due
+            self._walk_paper(symbol, trades, walked, i)
+            walked = i
+            self._evaluate_due(symbol, latest_trade_ms=int(times[i]), wall_ms=None)
+        self._walk_paper(symbol, trades, walked, n)
         last = int(times[-1])
         self._latest_trade[symbol] = max(last, self._latest_trade.get(symbol, last))
 
-    def _feed(self, symbol: str, trades: TradeColumns, lo: int, hi: int) -> None:
-        part = trades if (lo == 0 and hi == len(trades)) else trades.take(slice(lo, hi))
-        result = self.core.add_trades(symbol, part)
-        if result is not None:
-            self._out.late_trades += result.late
-        for position in self.book.on_trades(symbol, part.agg_id, part.time_ms, part.price):
+    def _walk_paper(self, symbol: str, trades: TradeColumns, lo: int, hi: int) -> None:
+        if hi <= lo or not self.book.has_open(symbol):
+            return
+        ids, ts, px = trades.agg_id[lo:hi], trades.time_ms[lo:hi], trades.price[lo:hi]
+        for position in self.book.on_trades(symbol, ids, ts, px, note=False):
             self._out.positions[id(position)] = position
 
     def on_wall_clock(self, wall_ms: int) -> None:

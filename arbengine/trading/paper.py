@@ -201,8 +201,12 @@ class PaperBook:
         agg_ids: Sequence[int] | NDArray[np.int64],
         times: Sequence[int] | NDArray[np.int64],
         prices: Sequence[float] | NDArray[np.float64],
+        *,
+        note: bool = True,
     ) -> list[PaperPosition]:
         """Walk one symbol's trades, ordered by (T, agg_id); return positions that changed.
+
+        ``note=False`` when the caller already passed these trades to ``note_trades``.
 
         Vectorised: for each open position numpy finds the next trade that can matter
         (a level touched, the hold limit, a funding time reached) and only that trade is
@@ -213,7 +217,8 @@ class PaperBook:
         px = np.asarray(prices, dtype=np.float64)
         if not len(ids):
             return []
-        self._note_minutes(symbol, ts, px)
+        if note:
+            self.note_trades(symbol, ts, px)
         changed: dict[int, PaperPosition] = {}
         for position in [p for p in self.open if p.symbol == symbol]:
             if self._walk(position, ids, ts, px):
@@ -222,6 +227,21 @@ class PaperBook:
             self.closed += [p for p in self.open if not p.is_open]
             self.open = [p for p in self.open if p.is_open]
         return list(changed.values())
+
+    def has_open(self, symbol: str) -> bool:
+        return any(p.symbol == symbol for p in self.open)
+
+    def note_trades(
+        self,
+        symbol: str,
+        ts: Sequence[int] | NDArray[np.int64],
+        px: Sequence[float] | NDArray[np.float64],
+    ) -> None:
+        """Remember the last trade of each minute (the funding mark fallback)."""
+        ts = np.asarray(ts, dtype=np.int64)
+        px = np.asarray(px, dtype=np.float64)
+        if len(ts):
+            self._note_minutes(symbol, ts, px)
 
     def _note_minutes(self, symbol: str, ts: NDArray[np.int64], px: NDArray[np.float64]) -> None:
         minutes = ts // 60_000
