@@ -105,6 +105,7 @@ class MarketStreamCollector:
                 ws_url,
                 group,
                 self._on_frame,
+                session=rest.session,
                 on_connected=self._on_connected,
                 policy=self.policy.stream,
                 clock=self._clock,

@@ -59,7 +59,7 @@ class BinanceRest:
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._session = session
+        self.session = self._session = session
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._api_secret = api_secret
