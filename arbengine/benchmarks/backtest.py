@@ -11,20 +11,18 @@ where the time went.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import struct
-import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
 import numpy as np
 
+from arbengine.benchmarks import bench_database
 from arbengine.pipeline.backtest import run_backtest
 from arbengine.runtime.bench import BenchReport, BenchRow
 from arbengine.signals import load_strategy_set
-from arbengine.store.embedded import embedded_server
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
 
@@ -109,13 +107,7 @@ async def _generate(conn: asyncpg.Connection, days: int, per_day: float) -> int:
 
 async def _bench(args: argparse.Namespace) -> BenchReport:
     strategies = load_strategy_set(Path(args.strategies))
-    async with contextlib.AsyncExitStack() as stack:
-        if args.database_url:
-            url = args.database_url
-        else:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="arbengine-bench-"))
-            server = await stack.enter_async_context(embedded_server(Path(tmp) / "pg"))
-            url = server.url
+    async with bench_database(args.database_url) as url:
         conn = await asyncpg.connect(url)
         try:
             await apply_migrations(conn)

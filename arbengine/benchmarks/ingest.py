@@ -19,23 +19,21 @@ import asyncio
 import contextlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import orjson
 
+from arbengine.benchmarks import bench_database
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.bench import BenchReport, BenchRow
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import OffsetClock, SystemClock
-from arbengine.store.embedded import embedded_server
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import maintain_partitions
 from arbengine.store.writer import MarketWriter, WriterPolicy
@@ -198,13 +196,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _bench(args: argparse.Namespace) -> BenchReport:
-    async with contextlib.AsyncExitStack() as stack:
-        if args.database_url:
-            url = args.database_url
-        else:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="arbengine-bench-"))
-            server = await stack.enter_async_context(embedded_server(Path(tmp) / "pg"))
-            url = server.url
+    async with bench_database(args.database_url) as url:
         conn = await asyncpg.connect(url)
         await apply_migrations(conn)
         await maintain_partitions(conn, int(time.time() * 1000))

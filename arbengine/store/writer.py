@@ -194,11 +194,12 @@ class MarketWriter:
         else:
             self._log.info("writer.backpressure_released")
 
-    def _take_queued(self, limit_rows: int) -> bool:
-        """Take queued events without waiting, up to ``limit_rows`` trades buffered."""
+    def _take_queued(self, limit_rows: int, deadline: float = float("inf")) -> bool:
+        """Take queued events without waiting, up to ``limit_rows`` trades buffered (or the
+        deadline); True once the channel is closed and empty."""
         pending = self._pending
-        while pending.trade_rows < limit_rows:
-            items = self._channel.get_nowait_many(64)
+        while pending.trade_rows < limit_rows and time.monotonic() < deadline:
+            items = self._channel.get_nowait_many(1024)
             if not items:
                 break
             for item in items:
@@ -214,15 +215,9 @@ class MarketWriter:
                 pending.add(await self._channel.get())
         except ChannelClosed:
             return True
-        deadline = pending.oldest + self.policy.flush_interval_s
-        while pending.trade_rows < self.policy.batch_rows and time.monotonic() < deadline:
-            items = self._channel.get_nowait_many(1024)
-            if not items:
-                break
-            for item in items:
-                pending.add(item)
-        BUFFERED.set(pending.trade_rows)
-        return self._channel.closed and not len(self._channel)
+        return self._take_queued(
+            self.policy.batch_rows, deadline=pending.oldest + self.policy.flush_interval_s
+        )
 
     async def _flush(self) -> None:
         pending = self._pending
