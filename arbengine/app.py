@@ -82,7 +82,10 @@ class Daemon:
         self.sim_config = sim
         self.clock = clock or SystemClock()
         self.log = get_logger("daemon")
-        self.supervisor = Supervisor(restart_policy(settings))
+        self.supervisor = Supervisor(
+            restart_policy(settings),
+            escalation_deadline_s=duration_s(settings.runtime.shutdown_deadline) * 0.75,
+        )
         self.channels: list[Channel[Any]] = []
         self.reload_hooks: list[Callable[[], Awaitable[None]]] = []
         self.engine_inbox: Channel[MarketEvent] | None = None

@@ -3,9 +3,10 @@
 A component that raises is restarted after a capped, jittered exponential
 backoff, so one flaky websocket does not take the process down and a crashing
 loop does not spin the CPU. A component that keeps failing (more than
-``max_restarts`` within ``window``) is a real fault: the supervisor gives up
-and raises ``TooManyRestarts`` so the process exits non-zero and the
-container orchestrator (or a person) notices.
+``max_restarts`` within ``window``) is a real fault: the supervisor stops the
+other components gracefully (so received data is still flushed), then raises
+``TooManyRestarts`` so the process exits non-zero and the container
+orchestrator (or a person) notices.
 
 Shutdown is staged: components with a lower ``stage`` are stopped first
 (intake before processing before writers). A component with a ``drain``
@@ -112,6 +113,7 @@ class Supervisor:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         log: Any = None,
+        escalation_deadline_s: float = 20.0,
     ) -> None:
         self._policy = policy
         self._monotonic = monotonic
@@ -119,6 +121,7 @@ class Supervisor:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._log = log or structlog.get_logger("supervisor").bind(component="supervisor")
+        self.escalation_deadline_s = escalation_deadline_s
         self._components: dict[str, Component] = {}
         self._status: dict[str, ComponentStatus] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -200,6 +203,11 @@ class Supervisor:
                         error=status.last_error,
                         traceback="".join(traceback.format_exception(exc)),
                     )
+                    # Stop the others the graceful way first (intake, then drains, then
+                    # writers), so what was already received is still stored.
+                    late = await self.stop(self.escalation_deadline_s, skip=component.name)
+                    if late:
+                        self._log.error("supervisor.drain_deadline_exceeded", components=late)
                     raise TooManyRestarts(
                         component.name, len(recent), policy.window_s, status.last_error
                     ) from exc
@@ -220,16 +228,17 @@ class Supervisor:
                 self._log.info("supervisor.finished", task=component.name)
             return
 
-    async def stop(self, deadline_s: float) -> list[str]:
+    async def stop(self, deadline_s: float, skip: str | None = None) -> list[str]:
         """Stop components stage by stage within ``deadline_s``; return those cancelled late.
 
         A draining component that has not finished when the deadline is used
         up is cancelled, and named in the result so the caller can log it.
+        ``skip`` is the component calling this (it is finishing on its own).
         """
         loop_deadline = asyncio.get_running_loop().time() + deadline_s
         late: list[str] = []
         for stage in sorted({c.stage for c in self._components.values()}):
-            members = [c for c in self._components.values() if c.stage == stage]
+            members = [c for c in self._components.values() if c.stage == stage and c.name != skip]
             self._stopping.update(c.name for c in members)
             waiting: list[tuple[Component, asyncio.Task[None]]] = []
             for component in members:

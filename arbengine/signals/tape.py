@@ -380,6 +380,10 @@ class MinuteBlocks:
         self._hi = 0
         self._built: int | None = None
         """Minutes before this one are summarised."""
+        self._memo: dict[tuple[int, int], tuple[float, float, float]] = {}
+        """Block sums already taken, by minute range. With 15 s ticks the minute range of a
+        window changes at one tick in four, so most ticks reuse the same sum (the very
+        same reduction over the very same blocks, hence the same float)."""
 
     def __len__(self) -> int:
         return self._hi - self._lo
@@ -395,9 +399,13 @@ class MinuteBlocks:
         if self._built is not None and minute < self._built:
             self._hi = self._lo + int(self._minutes().searchsorted(minute))
             self._built = minute
+            self._memo.clear()
 
     def pop_before(self, minute: int) -> None:
-        self._lo += int(self._minutes().searchsorted(minute))
+        k = int(self._minutes().searchsorted(minute))
+        if k:
+            self._lo += k
+            self._memo.clear()
 
     def _append(self, minutes: I64, sums: F64) -> None:
         n = len(minutes)
@@ -437,14 +445,33 @@ class MinuteBlocks:
             self._append(minutes[starts], np.add.reduceat(block, starts, axis=1))
         self._built = max(upto, start)
 
-    def sum(self, m_lo: int, m_hi: int) -> F64:
-        i, j = self._minutes().searchsorted((m_lo, m_hi)).tolist()
-        out: F64 = self._sums[:, self._lo + i : self._lo + j].sum(axis=1)
-        return out
+    def sum(self, m_lo: int, m_hi: int) -> tuple[float, float, float]:
+        """Σq, Σ signed q, Σ p·q over the blocks of minutes ``[m_lo, m_hi)``.
+
+        Only valid once :meth:`ensure` summarised every minute before ``m_hi``; blocks
+        before ``built`` change only through :meth:`invalidate_from` and
+        :meth:`pop_before`, which drop the memo.
+        """
+        key = (m_lo, m_hi)
+        got = self._memo.get(key)
+        if got is None:
+            i, j = self._minutes().searchsorted(key).tolist()
+            vol, cvd, pq = _add_reduce(self._sums[:, self._lo + i : self._lo + j], axis=1).tolist()
+            got = (vol, cvd, pq)
+            if len(self._memo) >= 64:
+                self._memo.clear()
+            self._memo[key] = got
+        return got
 
 
 _DIRECT_ROWS = 12_000
 """Windows over at most this many second rows are summed directly."""
+
+_add_reduce = np.add.reduce
+"""``a.sum(axis=1)`` without the Python wrapper: the same ufunc reduction (a pairwise
+sum along each row, started from 0), so the same floats, a microsecond cheaper."""
+_ZERO3 = (0.0, 0.0, 0.0)
+"""The sum over no rows, exactly what the reduction of an empty slice gives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,6 +497,10 @@ class TradeTape:
         self._floor_sec: int | None = None
         self._carry: LastTrade | None = None
         """The last trade before the first retained row (feeds ``price``)."""
+        self._row_at: dict[int, int] = {}
+        """Memo of :meth:`rows_at` (second → row), dropped whenever rows change."""
+        self._right: tuple[int, int, tuple[float, float, float]] | None = None
+        """Memo of the last right-edge partial minute: (first row, end row, sums)."""
 
     @property
     def floor_sec(self) -> int | None:
@@ -488,11 +519,31 @@ class TradeTape:
         """Logical ring position where (logical) row ``row`` starts."""
         return int(self.rows.ends[row - 1]) if row > 0 else self.ring.base
 
+    def rows_at(self, secs: list[int]) -> list[int]:
+        """Index of the first row at or after each of the given seconds.
+
+        A tick asks for the same few bounds several times (each window, the large-order
+        tracker, the last price), so the answers are kept until the rows change, and
+        the missing ones are looked up in one call.
+        """
+        memo = self._row_at
+        missing = [s for s in secs if s not in memo]
+        if missing:
+            if len(memo) > 256:
+                memo.clear()
+            for sec, i in zip(missing, self.rows.secs.searchsorted(missing).tolist(), strict=True):
+                memo[sec] = i
+        return [memo[s] for s in secs]
+
+    def _changed(self) -> None:
+        self._row_at.clear()
+        self._right = None
+
     def positions_before(self, secs: tuple[int, ...]) -> list[int]:
         """Ring position of the first trade at or after each of the given seconds."""
         ends = self.rows.ends
         base = self.ring.base
-        return [int(ends[i - 1]) if i else base for i in self.rows.secs.searchsorted(secs).tolist()]
+        return [int(ends[i - 1]) if i else base for i in self.rows_at(list(secs))]
 
     def window(self, lo_sec: int, hi_sec: int) -> tuple[int, float, float, float]:
         """Trade count, Σq, Σ signed q and Σ p·q over seconds ``[lo_sec, hi_sec)``."""
@@ -502,40 +553,76 @@ class TradeTape:
         """:meth:`window` over ``[hi_sec − w, hi_sec)`` for each length ``w``, in one pass.
 
         Each window is summed on its own (never from another window's sum), so
-        its value depends on its own rows only, whatever else is asked for.
+        its value depends on its own rows only, whatever else is asked for. A
+        window over at most ``_DIRECT_ROWS`` rows is one reduction over them;
+        a longer one is the partial minute at its start, plus the minute blocks,
+        plus the partial minute at its end, added in that order. The partial
+        minute at the end and the block sums are the same reductions whichever
+        window or tick asks, so they are computed once and reused.
         """
         rows = self.rows
-        secs = rows.secs
         ws = list(lengths)
-        idx = secs.searchsorted([*(hi_sec - w for w in ws), hi_sec]).tolist()
-        j = idx[-1]
+        m_hi = hi_sec // 60
+        los = [hi_sec - w for w in ws]
+        m_los = [-(-lo // 60) for lo in los]
+        idx = self.rows_at([hi_sec, m_hi * 60, *los, *(m * 60 for m in m_los)])
+        j, j2 = idx[0], idx[1]
         ends = rows.ends
         base = self.ring.base
         end_j = int(ends[j - 1]) if j else base
         raw = rows.raw_float
         start = rows.physical(0)
+        nw = len(ws)
         out: list[tuple[int, float, float, float]] = []
-        for w, i in zip(ws, idx, strict=False):
+        for k in range(nw):
+            i = idx[2 + k]
             if j <= i:
                 out.append((0, 0.0, 0.0, 0.0))
                 continue
             n = end_j - (int(ends[i - 1]) if i else base)
-            lo_sec = hi_sec - w
-            m_lo, m_hi = -(-lo_sec // 60), hi_sec // 60
+            m_lo = m_los[k]
             if j - i <= _DIRECT_ROWS or m_lo >= m_hi:
-                vol, cvd, pq = raw[_VOL : _PQ + 1, start + i : start + j].sum(axis=1).tolist()
-            else:
-                self.blocks.ensure(rows, m_hi)
-                i2, j2 = secs.searchsorted((m_lo * 60, m_hi * 60)).tolist()
-                left = raw[_VOL : _PQ + 1, start + i : start + i2].sum(axis=1)
-                right = raw[_VOL : _PQ + 1, start + j2 : start + j].sum(axis=1)
-                vol, cvd, pq = ((left + self.blocks.sum(m_lo, m_hi)) + right).tolist()
-            out.append((n, vol, cvd, pq))
+                vol, cvd, pq = _add_reduce(
+                    raw[_VOL : _PQ + 1, start + i : start + j], axis=1
+                ).tolist()
+                out.append((n, vol, cvd, pq))
+                continue
+            self.blocks.ensure(rows, m_hi)
+            i2 = idx[2 + nw + k]
+            left = (
+                _add_reduce(raw[_VOL : _PQ + 1, start + i : start + i2], axis=1).tolist()
+                if i2 > i
+                else _ZERO3
+            )
+            right = self._right_edge(start, j2, j)
+            mid = self.blocks.sum(m_lo, m_hi)
+            out.append(
+                (
+                    n,
+                    (left[0] + mid[0]) + right[0],
+                    (left[1] + mid[1]) + right[1],
+                    (left[2] + mid[2]) + right[2],
+                )
+            )
         return out
+
+    def _right_edge(self, start: int, j2: int, j: int) -> tuple[float, float, float]:
+        """Sums over rows ``[j2, j)``: the partial minute every long window of a tick ends with."""
+        memo = self._right
+        if memo is not None and memo[0] == j2 and memo[1] == j:
+            return memo[2]
+        got = _ZERO3
+        if j > j2:
+            vol, cvd, pq = _add_reduce(
+                self.rows.raw_float[_VOL : _PQ + 1, start + j2 : start + j], axis=1
+            ).tolist()
+            got = (vol, cvd, pq)
+        self._right = (j2, j, got)
+        return got
 
     def last_before(self, sec: int) -> LastTrade | None:
         """The last trade (by ``(T, agg_id)``) in a second before ``sec``."""
-        j = int(self.rows.secs.searchsorted(sec)) - 1
+        j = self.rows_at([sec])[0] - 1
         if j < 0:
             return self._carry
         p = self.rows.physical(j)
@@ -558,6 +645,7 @@ class TradeTape:
         k = int(np.searchsorted(secs, sec, side="left"))
         if k == 0:
             return
+        self._changed()
         last = self.last_before(int(secs[k - 1]) + 1)
         assert last is not None
         self._note_carry(last)
@@ -583,6 +671,7 @@ class TradeTape:
         """
         if len(t) == 0:
             return
+        self._changed()
         secs = t // 1000
         self.blocks.invalidate_from(int(secs[0]) // 60)
         rows = self.rows

@@ -176,3 +176,27 @@ def test_delay_is_capped() -> None:
     policy = RestartPolicy(initial_s=0.5, max_s=30, jitter=0.0)
     rng = random.Random(1)
     assert [policy.delay(n, rng) for n in (1, 2, 3, 10, 50)] == [0.5, 1.0, 2.0, 30.0, 30.0]
+
+
+async def test_giving_up_drains_the_others_before_raising() -> None:
+    fake = FakeTime()
+    policy = RestartPolicy(initial_s=1, max_s=1, jitter=0.0, max_restarts=2, window_s=100)
+    sup = make(policy, fake)
+    channel: Channel[int] = Channel("escalation", 100, OverflowPolicy.BLOCK)
+    for i in range(5):
+        channel.put_nowait(i)
+    written: list[int] = []
+
+    async def broken() -> None:
+        raise RuntimeError("cannot go on")
+
+    async def writer() -> None:
+        async for item in channel:
+            written.append(item)
+
+    sup.add(Component("broken", broken, stage=0))
+    sup.add(Component("writer", writer, stage=20, drain=channel.close))
+    with pytest.raises(TooManyRestarts):
+        await sup.run()
+    assert written == [0, 1, 2, 3, 4]
+    assert {s.name: s.state for s in sup.status()} == {"broken": "failed", "writer": "stopped"}
