@@ -54,4 +54,9 @@ async def test_a_backfill_longer_than_max_backfill_records_the_hole(
         await eventually(caught_up, 60, what="caught up to the exchange")
         row = await meta(database_url, "BTCUSDT")
         assert row["holes_left"] == 1
-        assert row["rows"] == 50 + (tape.last_id - hole["to_id"])
+        resumed = tape.last_id - hole["to_id"]
+        assert row["rows"] == resumed  # the rows the daemon wrote (the 50 old ones came by COPY)
+        conn = await asyncpg.connect(database_url)
+        stored = await conn.fetchval("SELECT count(*) FROM agg_trades")
+        await conn.close()
+        assert stored == 50 + resumed
