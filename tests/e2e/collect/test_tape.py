@@ -147,3 +147,13 @@ async def test_postgres_stopped_for_5_seconds_mid_stream(
     finally:
         await daemon.stop()  # before its database goes
         server.stop()
+
+
+@pytest.mark.settings({"ARB_COLLECT_MAX_CONNECTION_AGE": "2s"})
+async def test_connections_are_rotated_before_their_age_limit_without_a_gap(run: Run) -> None:
+    for _ in range(12):
+        await run.advance(1)
+        await asyncio.sleep(0.25)  # wall time passes: the connection ages
+    await run.daemon.wait_for("stream.rotating")
+    await assert_tape_equal(run)
+    assert not run.daemon.events("collector.gap_detected")
