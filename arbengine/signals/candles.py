@@ -33,6 +33,7 @@ _SPAN = HORIZON_MS // CANDLE_MS  # 312 candles fit in the horizon
 _USED = ATR_CLOSES + ATR_PERIOD - 1  # 301 candles feed the 288 ATR values
 _SLOTS = 1024
 _NO_TIME = np.iinfo(np.int64).min
+_FOREVER = 2**63 - 1
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -49,15 +50,17 @@ class AtrState:
     the current close is included when ``atr`` is not None."""
     at_or_below: int
     """How many of ``values`` are ≤ ``atr``."""
+    count: int
+    """``len(values)``, kept as a plain int for the per-tick percentile."""
 
     @classmethod
     def of(cls, atr: float | None, values: F64) -> AtrState:
         below = 0 if atr is None else int(np.count_nonzero(values <= atr))
-        return cls(atr, values, below)
+        return cls(atr, values, below, len(values))
 
     def percentile(self, min_values: int) -> float | None:
         """Share (0–100) of ``values`` that are ≤ the current ATR."""
-        n = len(self.values)
+        n = self.count
         if self.atr is None or n < min_values:
             return None
         return 100.0 * self.at_or_below / n
@@ -109,6 +112,9 @@ class Candles:
         self._version = 0
         self._state_key: tuple[int, int, int] | None = None
         self._state: AtrState | None = None
+        self._reuse: tuple[int, int, int] = (-1, -1, -1)
+        """(K, version, last t): ``_state`` answers every tick in candle K up to that t
+        while nothing changed (the chain test depends on t only through the horizon)."""
 
     @property
     def nbytes(self) -> int:
@@ -255,6 +261,10 @@ class Candles:
 
     def state(self, t_ms: int) -> AtrState:
         big_k = t_ms // CANDLE_MS
+        reuse_k, reuse_version, reuse_until = self._reuse
+        if big_k == reuse_k and self._version == reuse_version and t_ms <= reuse_until:
+            assert self._state is not None
+            return self._state
         keep = big_k - _SPAN
         self._keep_from = keep if self._keep_from is None else max(self._keep_from, keep)
         if self._chain_start is None:
@@ -288,4 +298,13 @@ class Candles:
         else:
             self._state = self._strict_state(t_ms)
         self._state_key = key
+        # The chain test stays true while prev_t >= t - horizon; the strict state is
+        # only good for its own t (its cutoff moves with t).
+        if not chain_ok:
+            until = t_ms
+        elif oldest < self._chain_start or prev_t == _NO_TIME:
+            until = _FOREVER
+        else:
+            until = prev_t + HORIZON_MS
+        self._reuse = (big_k, self._version, int(until))
         return self._state

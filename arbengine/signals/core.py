@@ -193,25 +193,24 @@ class SignalCore:
         """
         chosen = sorted(self._states if symbols is None else symbols)
         out: list[Evaluation] = []
+        states, specs, last_fired = self._states, self._specs, self._last_fired
         for symbol in chosen:
-            state = self._states.get(symbol)
+            state = states.get(symbol)
             if state is None:
                 continue
             for strategy in self._by_symbol.get(symbol, ()):
                 if t_ms % strategy.tick_ms:
                     continue
-                features = state.evaluate(t_ms, self._specs[strategy.name])
-                key = (strategy.name, symbol)
+                name = strategy.name
+                features = state.evaluate(t_ms, specs[name])
+                key = (name, symbol)
                 open_count: int | Callable[[], int] = 0
                 if open_positions is not None:
-                    open_count = partial(open_positions, strategy.name, symbol, t_ms)
+                    open_count = partial(open_positions, name, symbol, t_ms)
                 evaluation = evaluate_strategy(
-                    strategy,
-                    features,
-                    last_fired_ms=self._last_fired.get(key),
-                    open_count=open_count,
+                    strategy, features, last_fired_ms=last_fired.get(key), open_count=open_count
                 )
                 if evaluation.fired:
-                    self._last_fired[key] = t_ms
+                    last_fired[key] = t_ms
                 out.append(evaluation)
         return out

@@ -16,6 +16,8 @@ import math
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from math import isfinite as _isfinite
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,8 +26,14 @@ from arbengine.domain.market import Indicator, Liquidation, MarkPrice, RateSnaps
 from arbengine.domain.market import TradeBatch as MarketTradeBatch
 from arbengine.signals.candles import HORIZON_MS, AtrState, Candles
 from arbengine.signals.large import LargeTracker
-from arbengine.signals.series import MARKET_KINDS, AsOfSeries, InputSeries, LiquidationSeries
-from arbengine.signals.tape import AddResult, LastTrade, TickOrderError, TradeColumns, TradeTape
+from arbengine.signals.series import (
+    MARKET_KINDS,
+    AsOfSeries,
+    InputSeries,
+    LiquidationSeries,
+    asof_each,
+)
+from arbengine.signals.tape import AddResult, TickOrderError, TradeColumns, TradeTape
 
 SECOND_MS = 1_000
 MINUTE_MS = 60_000
@@ -140,18 +148,35 @@ class Features(Mapping[str, float]):
         return self._values
 
 
-_LOG_RATIOS = (
-    ("ls_global", InputSeries.LS_GLOBAL),
-    ("ls_top", InputSeries.LS_TOP),
-    ("taker_ratio", InputSeries.TAKER_RATIO),
+_SERIES = tuple(InputSeries)
+"""The indicator series in a fixed order: per-tick as-of values are a tuple in this order."""
+_FUNDING, _INTERVAL, _OI, _INDEX, _COINBASE, _LS_GLOBAL, _LS_TOP, _TAKER = (
+    _SERIES.index(k)
+    for k in (
+        InputSeries.FUNDING_RATE,
+        InputSeries.FUNDING_INTERVAL_HOURS,
+        InputSeries.OPEN_INTEREST,
+        InputSeries.INDEX_PRICE,
+        InputSeries.COINBASE_PRICE,
+        InputSeries.LS_GLOBAL,
+        InputSeries.LS_TOP,
+        InputSeries.TAKER_RATIO,
+    )
 )
+_LOG_RATIOS = (("ls_global", _LS_GLOBAL), ("ls_top", _LS_TOP), ("taker_ratio", _TAKER))
+
+Window = tuple[int, float, float, float]
+"""Trade count, Σq, Σ signed q, Σ p·q over one window."""
 
 
-@dataclass(frozen=True, slots=True)
-class _TickBase:
-    last: LastTrade | None
+class _TickBase(NamedTuple):
+    """What every spec reads the same way at one tick, computed once per tick."""
+
+    last: tuple[int, float] | None
+    """(time, price) of the last trade before the tick."""
     atr: AtrState
-    asof: dict[InputSeries, tuple[int, float] | None]
+    asof: tuple[tuple[int, float] | None, ...]
+    """As-of (known time, value) per series, in :data:`_SERIES` order."""
     oi_then: tuple[int, float] | None
 
 
@@ -168,15 +193,23 @@ class SymbolFeatures:
         self._tape = TradeTape()
         self._candles = Candles()
         self._trackers: dict[int, LargeTracker] = {}
-        self._series: dict[InputSeries, AsOfSeries] = {k: AsOfSeries() for k in InputSeries}
+        self._series: dict[InputSeries, AsOfSeries] = {k: AsOfSeries() for k in _SERIES}
+        self._series_list = tuple(self._series[k] for k in _SERIES)
         self._liq = LiquidationSeries()
         self._last_eval_ms: int | None = None
         self._housekeep_at = zlib.crc32(symbol.encode()) % _HOUSEKEEPING_MS
         self._late_trades = 0
-        self._memo: dict[FeatureSpec, Features] = {}
-        self._win_memo: dict[int, tuple[int, float, float, float]] = {}
+        # Per-tick memos, dropped by _invalidate (a new tick or any new input).
+        self._memo: dict[int, tuple[FeatureSpec, Features]] = {}
+        """Features by ``id(spec)`` (the spec is kept to check identity)."""
+        self._win_memo: dict[int, Window] = {}
         self._base: _TickBase | None = None
         self._large_memo: dict[int, float | None] = {}
+        self._lengths_now: dict[int, None] = {}
+        """Window lengths (s) asked for at the current tick."""
+        self._lengths_before: dict[int, None] = {}
+        """Window lengths asked for at the previous tick: all are summed in one pass at the
+        first evaluation of a tick, since every strategy is evaluated at (almost) every tick."""
 
     # ---- inputs --------------------------------------------------------------------------
 
@@ -267,7 +300,7 @@ class SymbolFeatures:
 
     def add_value(self, series: InputSeries, known_ms: int, value: float) -> None:
         """One indicator value and the time it became known; a NaN or ∞ is no value."""
-        if math.isfinite(value):
+        if _isfinite(value):
             self._series[series].add(known_ms, value)
             self._invalidate()
 
@@ -286,8 +319,13 @@ class SymbolFeatures:
         own time, or its arrival when later), so live and backtest see the same values.
         """
         known = mark.visible_at if isinstance(mark, RateSnapshot) else mark.ts
-        self.add_value(InputSeries.FUNDING_RATE, known, mark.funding_rate)
-        self.add_value(InputSeries.INDEX_PRICE, known, mark.index_price)
+        # add_value twice, inlined: a backtest feeds one reading per 2 s per symbol.
+        rate, index = mark.funding_rate, mark.index_price
+        if _isfinite(rate):
+            self._series_list[_FUNDING].add(known, rate)
+        if _isfinite(index):
+            self._series_list[_INDEX].add(known, index)
+        self._invalidate()
 
     def add_liquidation(self, liq: Liquidation) -> None:
         """A forceOrder: BUY liquidates a short, SELL a long; its time is the order time."""
@@ -315,8 +353,10 @@ class SymbolFeatures:
             self._tape.set_floor((t_ms - MAX_WINDOW_MS) // SECOND_MS)
             self._tape.ids.prune(t_ms - HORIZON_MS)
             self._liq.prune(t_ms - MAX_WINDOW_MS)
-            for series in self._series.values():
+            for series in self._series_list:
                 series.prune(t_ms - HOUR_MS)
+        if self._lengths_now:
+            self._lengths_before, self._lengths_now = self._lengths_now, {}
         self._invalidate()
 
     def forget_windows(self, day_windows_ms: Iterable[int]) -> None:
@@ -328,25 +368,39 @@ class SymbolFeatures:
 
     def evaluate(self, t_ms: int, spec: FeatureSpec = DEFAULT_SPEC) -> Features:
         """Features at tick ``t_ms``: trades with T < t, indicator values known before t."""
-        self._advance(t_ms)
-        cached = self._memo.get(spec)
-        if cached is not None:
-            return cached
+        if t_ms != self._last_eval_ms:
+            self._advance(t_ms)
+        hit = self._memo.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        features = self._compute(t_ms, spec)
+        self._memo[id(spec)] = (spec, features)
+        return features
+
+    def _compute(self, t_ms: int, spec: FeatureSpec) -> Features:
         t_sec = t_ms // SECOND_MS
-        base = self._tick_base(t_ms)
+        fast_sec = spec.fast_ms // SECOND_MS
+        mid_sec = spec.mid_ms // SECOND_MS
+        day_sec = spec.day_ms // SECOND_MS
+        wins = self._win_memo
+        # Windows first: their one search for rows also answers the last price's.
+        if fast_sec not in wins or mid_sec not in wins or day_sec not in wins:
+            self._sum_windows(t_sec, (fast_sec, mid_sec, day_sec))
+        else:
+            self._lengths_now.update(((fast_sec, None), (mid_sec, None), (day_sec, None)))
+        base = self._base
+        if base is None:
+            base = self._tick_base(t_ms)
         v: dict[str, float] = {}
 
         last = base.last
         price: float | None = None
-        if last is not None and last.time_ms >= t_ms - spec.max_staleness_ms:
-            price = last.price
+        if last is not None and last[0] >= t_ms - spec.max_staleness_ms:
+            price = last[1]
             v["price"] = price
-        fast, mid, day = self._windows(
-            t_sec, (spec.fast_ms // SECOND_MS, spec.mid_ms // SECOND_MS, spec.day_ms // SECOND_MS)
-        )
-        n_fast, vol_f, cvd_f, pq_f = fast
-        _, vol_m, cvd_m, pq_m = mid
-        _, vol_d, cvd_d, pq_d = day
+        n_fast, vol_f, cvd_f, pq_f = wins[fast_sec]
+        _, vol_m, cvd_m, pq_m = wins[mid_sec]
+        _, vol_d, cvd_d, pq_d = wins[day_sec]
         v["cvd_fast"] = cvd_f
         v["cvd_mid"] = cvd_m
         v["cvd_day"] = cvd_d
@@ -367,60 +421,59 @@ class SymbolFeatures:
                 v["vwap_dev_mid"] = (price - vwap_m) / vwap_m
 
         atr_state = base.atr
-        if atr_state.atr is not None:
-            v["atr"] = atr_state.atr
+        atr = atr_state.atr
+        if atr is not None:
+            v["atr"] = atr
             if price is not None:
-                v["atr_pct"] = atr_state.atr / price
-            pct = atr_state.percentile(spec.atr_percentile_min_values)
-            if pct is not None:
-                v["atr_percentile"] = pct
+                v["atr_pct"] = atr / price
+            n_atr = atr_state.count  # AtrState.percentile, inlined
+            if n_atr >= spec.atr_percentile_min_values:
+                v["atr_percentile"] = 100.0 * atr_state.at_or_below / n_atr
 
         tracker, threshold = self._large(t_sec, spec.day_ms)
         if threshold is not None:
             v["large_threshold"] = threshold
-            v["large_imbalance_fast"] = tracker.imbalance(spec.fast_ms // SECOND_MS, threshold)
+            v["large_imbalance_fast"] = tracker.imbalance(fast_sec, threshold)
 
         self._indicator_features(t_ms, spec, base, v)
         v["liq_imbalance_fast"] = self._liq.imbalance(t_ms - spec.fast_ms, t_ms)
         v["trades_fast"] = float(n_fast)
-
-        features = Features._trusted(self.symbol, t_ms, v)
-        self._memo[spec] = features
-        return features
+        return Features._trusted(self.symbol, t_ms, v)
 
     def _tick_base(self, t_ms: int) -> _TickBase:
         """What every spec reads the same way at this tick, computed once."""
-        base = self._base
-        if base is None:
-            asof = {kind: series.asof(t_ms) for kind, series in self._series.items()}
-            oi_then = self._series[InputSeries.OPEN_INTEREST].asof(t_ms - HOUR_MS)
-            base = _TickBase(
-                self._tape.last_before(t_ms // SECOND_MS),
-                self._candles.state(t_ms),
-                asof,
-                oi_then,
-            )
-            self._base = base
+        base = _TickBase(
+            self._tape.last_time_price(t_ms // SECOND_MS),
+            self._candles.state(t_ms),
+            asof_each(self._series_list, t_ms),
+            self._series_list[_OI].asof(t_ms - HOUR_MS),
+        )
+        self._base = base
         return base
 
-    def _windows(
-        self, t_sec: int, lengths: tuple[int, ...]
-    ) -> list[tuple[int, float, float, float]]:
+    def _sum_windows(self, t_sec: int, lengths: tuple[int, ...]) -> None:
+        """Sum the given windows, and any other asked for at the previous tick, in one pass.
+
+        Each window is summed on its own whatever else is summed with it, so summing one
+        that no spec reads after all changes nothing but the time spent.
+        """
         memo = self._win_memo
-        missing = [w for w in dict.fromkeys(lengths) if w not in memo]
-        if missing:
-            for w, got in zip(missing, self._tape.windows(t_sec, missing), strict=True):
-                memo[w] = got
-        return [memo[w] for w in lengths]
+        asked = self._lengths_now
+        asked.update(dict.fromkeys(lengths))
+        missing = [w for w in dict.fromkeys([*lengths, *self._lengths_before]) if w not in memo]
+        for w, got in zip(missing, self._tape.windows(t_sec, missing), strict=True):
+            memo[w] = got
 
     def _large(self, t_sec: int, day_ms: int) -> tuple[LargeTracker, float | None]:
         tracker = self._trackers.get(day_ms)
         if tracker is None:
             tracker = self._trackers[day_ms] = LargeTracker(day_ms)
-        if day_ms not in self._large_memo:
-            tracker.advance(self._tape, t_sec)
-            self._large_memo[day_ms] = tracker.threshold()
-        return tracker, self._large_memo[day_ms]
+        memo = self._large_memo
+        if day_ms in memo:
+            return tracker, memo[day_ms]
+        tracker.advance(self._tape, t_sec)
+        threshold = memo[day_ms] = tracker.threshold()
+        return tracker, threshold
 
     @staticmethod
     def _fresh(
@@ -439,26 +492,32 @@ class SymbolFeatures:
     ) -> None:
         stale = spec.max_staleness_ms
         asof = base.asof
-        fresh = self._fresh
-        funding = fresh(asof[InputSeries.FUNDING_RATE], t_ms, t_ms, stale)
-        if funding is not None:
+        # A value known at or after this is fresh at t (never before t's horizon: the
+        # staleness is at most the horizon).
+        oldest = max(t_ms - stale, t_ms - HORIZON_MS)
+        got = asof[_FUNDING]
+        if got is not None and got[0] >= oldest:
+            funding = got[1]
             v["funding_rate"] = funding
-            interval = fresh(asof[InputSeries.FUNDING_INTERVAL_HOURS], t_ms, t_ms, HORIZON_MS)
+            interval = self._fresh(asof[_INTERVAL], t_ms, t_ms, HORIZON_MS)
             hours = DEFAULT_FUNDING_INTERVAL_HOURS if interval is None else interval
             if hours > 0:
                 v["funding_annualised"] = funding * (24.0 / hours) * 365.0
-        oi_now = fresh(asof[InputSeries.OPEN_INTEREST], t_ms, t_ms, stale)
-        oi_then = fresh(base.oi_then, t_ms - HOUR_MS, t_ms, stale)
+        got = asof[_OI]
+        oi_now = got[1] if got is not None and got[0] >= oldest else None
+        oi_then = self._fresh(base.oi_then, t_ms - HOUR_MS, t_ms, stale)
         if oi_now is not None and oi_then is not None and oi_now > 0 and oi_then > 0:
             v["oi_change_1h"] = oi_now / oi_then - 1.0
-        for name, kind in _LOG_RATIOS:
-            ratio = fresh(asof[kind], t_ms, t_ms, stale)
-            if ratio is not None and ratio > 0:
-                v[name] = math.log(ratio)
-        coinbase = fresh(asof[InputSeries.COINBASE_PRICE], t_ms, t_ms, stale)
-        index = fresh(asof[InputSeries.INDEX_PRICE], t_ms, t_ms, stale)
-        if coinbase is not None and index is not None and index > 0:
-            v["coinbase_premium_bps"] = (coinbase - index) / index * 1e4
+        for name, k in _LOG_RATIOS:
+            got = asof[k]
+            if got is not None and got[0] >= oldest and got[1] > 0:
+                v[name] = math.log(got[1])
+        got = asof[_COINBASE]
+        idx = asof[_INDEX]
+        if got is not None and idx is not None and got[0] >= oldest and idx[0] >= oldest:
+            coinbase, index = got[1], idx[1]
+            if index > 0:
+                v["coinbase_premium_bps"] = (coinbase - index) / index * 1e4
 
     # ---- introspection -------------------------------------------------------------------
 

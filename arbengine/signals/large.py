@@ -14,12 +14,20 @@ never triggers.
 
 The same tail, kept in time order, serves ``large_imbalance_fast``: every
 large trade (≥ threshold ≥ L) of the fast window is a tail member.
+
+Per tick the work is a few list operations, never a pass over the window:
+candidates entering the tail are found by one numpy scan of up to 65 536
+trades ahead (a backtest stores a day before its ticks), and the members of
+each fast window are also kept sorted, so the large buys and sells at any
+threshold are a suffix and a prefix summed by ``fsum`` (exact, so the same
+float as summing them in time order).
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from array import array
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -32,8 +40,6 @@ I64 = NDArray[np.int64]
 
 MIN_TRADES = 1000
 _CHUNK = 1 << 20
-_SMALL = 48
-"""Below this many values a Python loop beats numpy's per-call overhead."""
 
 
 def nearest_rank_from_top(n: int) -> int:
@@ -129,54 +135,102 @@ class SortedFloats:
 
 
 class _Members:
-    """Time-ordered (second, signed notional) of the tail members."""
+    """Time-ordered (second, signed notional) of the tail members.
+
+    Compact typed arrays (8 bytes a value, like numpy) that plain Python reads
+    without a numpy call: a tick touches only a handful of members, and numpy's
+    per-call overhead would dominate. Members leave at the front by moving
+    ``lo``; ``gen`` changes whenever indices are reorganised, so readers that
+    remember an index know to start over.
+    """
 
     def __init__(self) -> None:
-        self.sec: I64 = np.empty(0, np.int64)
-        self.x: F64 = np.empty(0, np.float64)
-        self._lo = 0
-        self._hi = 0
+        self.sec: array[int] = array("q")
+        self.x: array[float] = array("d")
+        self.lo = 0
+        self.gen = 0
 
     def __len__(self) -> int:
-        return self._hi - self._lo
+        return len(self.sec) - self.lo
 
     @property
     def nbytes(self) -> int:
-        return int(self.sec.nbytes + self.x.nbytes)
+        return 8 * (len(self.sec) + len(self.x))
 
     def secs(self) -> I64:
-        return self.sec[self._lo : self._hi]
+        return np.array(self.sec[self.lo :], np.int64)
 
     def values(self) -> F64:
-        return self.x[self._lo : self._hi]
+        return np.array(self.x[self.lo :], np.float64)
 
     def reset(self, sec: I64, x: F64) -> None:
-        self.sec, self.x = sec.copy(), x.copy()
-        self._lo, self._hi = 0, len(sec)
+        self.sec = array("q", np.ascontiguousarray(sec, np.int64).tobytes())
+        self.x = array("d", np.ascontiguousarray(x, np.float64).tobytes())
+        self.lo = 0
+        self.gen += 1
 
-    def append(self, sec: I64, x: F64) -> None:
-        n = len(sec)
-        if self._hi + n > len(self.sec):
-            size = len(self)
-            cap = max(64, (size + n) * 3 // 2)
-            new_s = np.empty(cap, np.int64)
-            new_x = np.empty(cap, np.float64)
-            new_s[:size] = self.secs()
-            new_x[:size] = self.values()
-            self.sec, self.x, self._lo, self._hi = new_s, new_x, 0, size
-        self.sec[self._hi : self._hi + n] = sec
-        self.x[self._hi : self._hi + n] = x
-        self._hi += n
+    def append(self, sec: array[int], x: array[float]) -> None:
+        self.sec.extend(sec)
+        self.x.extend(x)
 
     def pop_front(self, k: int) -> None:
-        self._lo += k
+        self.lo += k
+        if self.lo > 4096 and 2 * self.lo > len(self.sec):
+            del self.sec[: self.lo]
+            del self.x[: self.lo]
+            self.lo = 0
+            self.gen += 1
 
     def insert(self, sec: I64, x: F64) -> None:
-        at = np.searchsorted(self.secs(), sec, side="right")
-        self.reset(np.insert(self.secs(), at, sec), np.insert(self.values(), at, x))
+        old_s, old_x = self.secs(), self.values()
+        at = np.searchsorted(old_s, sec, side="right")
+        self.reset(np.insert(old_s, at, sec), np.insert(old_x, at, x))
 
     def keep(self, mask: NDArray[np.bool_]) -> None:
         self.reset(self.secs()[mask], self.values()[mask])
+
+
+class _FastWindow:
+    """The tail members of one fast window, sorted by signed notional.
+
+    Large buys (x ≥ threshold) are then a suffix and large sells (x ≤ −threshold) a
+    prefix, whatever the threshold at the tick, so each side is one ``fsum`` over a
+    slice. ``fsum`` is exactly rounded, hence independent of order: the same float as
+    summing the members in time order. Holds the members with index in ``[lo, hi)``.
+    """
+
+    __slots__ = ("gen", "hi", "lo", "sorted", "used_at")
+
+    def __init__(self, members: _Members, lo_sec: int) -> None:
+        self.gen = members.gen
+        self.lo = bisect_left(members.sec, lo_sec, members.lo)
+        self.hi = len(members.sec)
+        self.sorted: list[float] = sorted(members.x[self.lo :])
+        self.used_at = 0
+
+    def update(self, members: _Members, lo_sec: int) -> None:
+        srt = self.sorted
+        xs = members.x
+        for v in xs[self.hi :]:
+            insort(srt, v)
+        self.hi = len(xs)
+        sec = members.sec
+        i = self.lo
+        while i < self.hi and sec[i] < lo_sec:
+            del srt[bisect_left(srt, xs[i])]
+            i += 1
+        self.lo = i
+
+
+_SCAN = 1 << 16
+"""Trades scanned ahead for tail candidates at a time (see ``LargeTracker._entering``)."""
+_PRUNE_FAST_SEC = 300
+"""Every this many seconds, fast windows not read in the last minute are dropped (memory
+only: one read again is rebuilt from the members)."""
+_SMALL = 48
+"""Below this many values a Python loop beats numpy's per-call overhead."""
+_NO_SECS: array[int] = array("q")
+_NO_VALUES: array[float] = array("d")
 
 
 class LargeTracker:
@@ -192,6 +246,11 @@ class LargeTracker:
         self._floor = -math.inf
         self._tail = SortedFloats()
         self._members = _Members()
+        self._fast: dict[int, _FastWindow] = {}
+        self._prune_fast_at = 0
+        self._scan: tuple[int, float, int, int, array[int], array[int], array[float]] | None = None
+        """Tail candidates found ahead of the window: (tape edits, floor, first and end
+        ring position scanned, then position, second and notional of each candidate)."""
 
     @property
     def count(self) -> int:
@@ -209,48 +268,91 @@ class LargeTracker:
 
     @property
     def nbytes(self) -> int:
-        return self._tail.approx_nbytes + self._members.nbytes
+        scan = 0 if self._scan is None else 24 * len(self._scan[4])
+        fast = sum(32 * len(f.sorted) for f in self._fast.values())
+        return self._tail.approx_nbytes + self._members.nbytes + scan + fast
 
     def advance(self, tape: TradeTape, t_sec: int) -> None:
         lo = t_sec - self.window_sec
         new_start, new_end = tape.positions_before((lo, t_sec))
+        if self._fast and t_sec >= self._prune_fast_at:
+            # Memory only: a fast window no strategy read for a while is dropped (one
+            # read again later is simply rebuilt).
+            self._prune_fast_at = t_sec + _PRUNE_FAST_SEC
+            for fast_sec in [f for f, w in self._fast.items() if w.used_at < t_sec - 60]:
+                del self._fast[fast_sec]
         if self._t_sec is None or t_sec < self._t_sec or new_start >= self._end:
             self._start, self._end, self._t_sec = new_start, new_end, t_sec
             self._refloor(tape)
             return
         if t_sec > self._t_sec:
-            k = int(self._members.secs().searchsorted(lo))
+            members = self._members
+            first = members.lo
+            k = bisect_left(members.sec, lo, first) - first
             if k:
                 remove = self._tail.remove
-                for v in self._members.values()[:k].tolist():
+                for v in members.x[first : first + k]:
                     remove(abs(v))
-                self._members.pop_front(k)
-            if 0 < new_end - self._end <= _SMALL:
-                # Few trades entered (most symbols, most ticks): plain Python is cheaper.
-                floor = self._floor
-                picked = [
-                    (i, x)
-                    for i, x in enumerate(tape.ring.get(self._end, new_end).tolist())
-                    if abs(x) >= floor
-                ]
-                if picked:
-                    pos = np.array([self._end + i for i, _ in picked], np.int64)
-                    vals = np.array([x for _, x in picked], np.float64)
-                    self._members.append(tape.secs_of(pos), vals)
+                members.pop_front(k)
+            if new_end > self._end:
+                secs, xs = self._entering(tape, self._end, new_end)
+                if xs:
+                    members.append(secs, xs)
                     add = self._tail.add
-                    for _, x in picked:
-                        add(abs(x))
-            elif new_end > self._end:
-                xs = tape.ring.get(self._end, new_end)
-                sel = np.flatnonzero(np.abs(xs) >= self._floor)
-                if len(sel):
-                    chosen = xs[sel]
-                    self._members.append(tape.secs_of(self._end + sel), chosen)
-                    add = self._tail.add
-                    for v in chosen.tolist():
+                    for v in xs:
                         add(abs(v))
             self._start, self._end, self._t_sec = new_start, new_end, t_sec
         self._rebalance(tape)
+
+    def _entering(self, tape: TradeTape, lo: int, hi: int) -> tuple[array[int], array[float]]:
+        """Second and notional of the trades at ring positions ``[lo, hi)`` with |x| ≥ floor.
+
+        Trades are often stored well ahead of the ticks (a backtest stores a day at a
+        time), so candidates are found for up to ``_SCAN`` trades ahead in one numpy
+        pass and each tick takes its share by bisection. The scan is redone when the
+        floor moves or a late trade shifted the positions after it.
+        """
+        scan = self._scan
+        if (
+            scan is None
+            or scan[0] != tape.edits
+            or scan[1] != self._floor
+            or not scan[2] <= lo <= hi <= scan[3]
+        ):
+            end = min(tape.ring.end, max(hi, lo + _SCAN))
+            if end - hi < hi - lo:
+                # Little stored ahead (live: trades reach just past the tick): scanning
+                # ahead would be redone at the next tick anyway.
+                self._scan = None
+                xs = tape.ring.get(lo, hi)
+                floor = self._floor
+                if hi - lo <= _SMALL:
+                    # A handful of trades (most symbols, most ticks): plain Python is cheaper.
+                    picked = [i for i, x in enumerate(xs.tolist()) if abs(x) >= floor]
+                    sel = np.array(picked, np.int64)
+                else:
+                    sel = np.flatnonzero(np.abs(xs) >= floor)
+                if not len(sel):
+                    return _NO_SECS, _NO_VALUES
+                secs = tape.secs_of(sel + lo).astype(np.int64)
+                return array("q", secs.tobytes()), array("d", xs[sel].tobytes())
+            xs = tape.ring.get(lo, end)
+            sel = np.flatnonzero(np.abs(xs) >= self._floor)
+            pos = sel + lo
+            scan = (
+                tape.edits,
+                self._floor,
+                lo,
+                end,
+                array("q", pos.astype(np.int64).tobytes()),
+                array("q", tape.secs_of(pos).astype(np.int64).tobytes()),
+                array("d", xs[sel].tobytes()),
+            )
+            self._scan = scan
+        pos_a = scan[4]
+        a = bisect_left(pos_a, lo)
+        b = bisect_left(pos_a, hi, a)
+        return scan[5][a:b], scan[6][a:b]
 
     def on_insert(self, secs: I64, xs: F64) -> None:
         """Trades stored into seconds this tracker already passed (late trades)."""
@@ -266,11 +368,14 @@ class LargeTracker:
                 self._tail.add(v)
 
     def _rebalance(self, tape: TradeTape) -> None:
-        n = self.count
+        n = self._end - self._start
         if n < MIN_TRADES:
             return
-        r = nearest_rank_from_top(n)
-        if len(self._tail) < r:
+        r = n - (99 * n + 99) // 100 + 1  # nearest_rank_from_top(n), inlined
+        size = self._tail._len
+        if r <= size <= 4 * r + 64:
+            return
+        if size < r:
             self._refloor(tape)
         elif len(self._tail) > 4 * r + 64:
             floor = self._tail.kth_largest(2 * r + 32)
@@ -311,25 +416,28 @@ class LargeTracker:
         return -math.inf
 
     def threshold(self) -> float | None:
-        n = self.count
+        n = self._end - self._start
         if n < MIN_TRADES:
             return None
-        return self._tail.kth_largest(nearest_rank_from_top(n))
+        return self._tail.kth_largest(n - (99 * n + 99) // 100 + 1)
 
     def imbalance(self, fast_sec: int, threshold: float) -> float:
         """(large buy − large sell notional) / their sum over the last ``fast_sec`` seconds."""
-        assert self._t_sec is not None
-        k = int(self._members.secs().searchsorted(self._t_sec - fast_sec))
-        seg = self._members.values()[k:]
+        t_sec = self._t_sec
+        assert t_sec is not None
+        lo_sec = t_sec - fast_sec
+        members = self._members
+        window = self._fast.get(fast_sec)
+        if window is None or window.gen != members.gen:
+            window = self._fast[fast_sec] = _FastWindow(members, lo_sec)
+        else:
+            window.update(members, lo_sec)
+        window.used_at = t_sec
+        srt = window.sorted
         # The sign carries the side and notionals are ≥ 0, so x ≥ thr is a large buy and
         # x ≤ −thr a large sell (a zero notional on the wrong side adds nothing).
-        if len(seg) <= _SMALL:
-            values = seg.tolist()
-            buy = math.fsum(v for v in values if v >= threshold)
-            sell = -math.fsum(v for v in values if v <= -threshold)
-        else:
-            buy = math.fsum(seg[seg >= threshold].tolist())
-            sell = -math.fsum(seg[seg <= -threshold].tolist())
+        buy = math.fsum(srt[bisect_left(srt, threshold) :])
+        sell = -math.fsum(srt[: bisect_right(srt, -threshold)])
         total = buy + sell
         return 0.0 if total == 0 else (buy - sell) / total
 

@@ -192,6 +192,83 @@ def factor_score(factor: Factor, x: float, d: int) -> float:
     return min(1.0, max(0.0, raw))
 
 
+_PLAIN, _CONTRARIAN, _UNSIGNED = 0, 1, 2
+
+
+class _Plan(NamedTuple):
+    """A strategy's scoring inputs as flat tuples, built once per strategy object."""
+
+    strategy: Strategy
+    factors: tuple[tuple[str, float, int, float], ...]
+    """(feature, weight, kind, full) per factor, in strategy order."""
+    total_w: float
+    gates: tuple[tuple[str, float | None, float | None], ...]
+
+
+_PLANS: dict[int, _Plan] = {}
+"""Plans by ``id(strategy)``; the plan holds the strategy, so the id cannot be reused
+while the entry exists, and the identity check guards against stale entries."""
+
+
+def _plan(strategy: Strategy) -> _Plan:
+    plan = _PLANS.get(id(strategy))
+    if plan is not None and plan.strategy is strategy:
+        return plan
+    total_w = 0.0
+    factors = []
+    for f in strategy.factors:
+        total_w += f.weight  # the same additions, in the same order, as a per-call sum
+        kind = _UNSIGNED if f.unsigned else _CONTRARIAN if f.contrarian else _PLAIN
+        factors.append((f.feature, f.weight, kind, f.full))
+    gates = tuple((g.feature, g.low, g.high) for g in strategy.gates)
+    plan = _Plan(strategy, tuple(factors), total_w, gates)
+    if len(_PLANS) >= 1024:
+        _PLANS.clear()  # reloads create new strategy objects; never let old ones pile up
+    _PLANS[id(strategy)] = plan
+    return plan
+
+
+(
+    _set_tick, _set_symbol, _set_definition, _set_direction, _set_score, _set_coverage,
+    _set_factor_scores, _set_features, _set_fired, _set_reason,
+) = (
+    Evaluation.__dict__[name].__set__
+    for name in (
+        "tick_ms", "symbol", "definition", "direction", "score", "coverage",
+        "factor_scores", "features", "fired", "reason",
+    )
+)  # fmt: skip
+_object_new = object.__new__
+
+
+def _new_evaluation(
+    tick_ms: int,
+    symbol: str,
+    definition: Strategy,
+    direction: int,
+    score: float | None,
+    coverage: float,
+    factor_scores: tuple[float | None, ...],
+    features: Features,
+    fired: bool,
+    reason: NoFire | None,
+) -> Evaluation:
+    """``Evaluation(...)`` through its slots, skipping the frozen dataclass ``__init__``
+    (``object.__setattr__`` once per field: a third of the cost of scoring a strategy)."""
+    out: Evaluation = _object_new(Evaluation)
+    _set_tick(out, tick_ms)
+    _set_symbol(out, symbol)
+    _set_definition(out, definition)
+    _set_direction(out, direction)
+    _set_score(out, score)
+    _set_coverage(out, coverage)
+    _set_factor_scores(out, factor_scores)
+    _set_features(out, features)
+    _set_fired(out, fired)
+    _set_reason(out, reason)
+    return out
+
+
 def evaluate_strategy(
     strategy: Strategy,
     features: Features,
@@ -204,17 +281,18 @@ def evaluate_strategy(
     ``open_count`` (a number or a callable asked only when it matters) is the
     number of this strategy's paper positions on this symbol open at the tick.
     """
+    plan = _plan(strategy)
     t = features.t_ms
     values = features.mapping
+    get = values.get
     d = direction_of(strategy.direction, values)
     scores: list[float | None] = []
-    total_w = 0.0
     present_w = 0.0
     weighted = 0.0
-    for factor in strategy.factors:
-        w = factor.weight
-        total_w += w
-        x = values.get(factor.feature)
+    # factor_score() and the clamp, inlined: max(0.0, raw) is raw only when raw > 0.0,
+    # and min(1.0, s) is s only when s < 1.0 (so a NaN gives 0.0, as with max/min).
+    for feature, w, kind, full in plan.factors:
+        x = get(feature)
         if x is None:
             scores.append(None)
             continue
@@ -222,17 +300,25 @@ def evaluate_strategy(
         if d == 0:
             scores.append(None)
             continue
-        s = factor_score(factor, x, d)
-        weighted += w * s
-        scores.append(s)
-    coverage = 100.0 * present_w / total_w
+        if kind == _UNSIGNED:
+            raw = x / full
+        elif kind == _CONTRARIAN:
+            raw = -d * x / full
+        else:
+            raw = d * x / full
+        sc = raw if raw > 0.0 else 0.0
+        if not sc < 1.0:
+            sc = 1.0
+        weighted += w * sc
+        scores.append(sc)
+    coverage = 100.0 * present_w / plan.total_w
     score = 100.0 * weighted / present_w if d != 0 and present_w > 0 else None
 
     entry = strategy.entry
     reason: NoFire | None = None
-    if "price" not in features:
+    if "price" not in values:
         reason = NoFire.NO_PRICE
-    elif "atr" not in features:
+    elif "atr" not in values:
         reason = NoFire.NO_ATR
     elif d == 0:
         reason = NoFire.NO_DIRECTION
@@ -242,7 +328,7 @@ def evaluate_strategy(
         reason = NoFire.BELOW_THRESHOLD
     elif coverage < entry.min_coverage:
         reason = NoFire.LOW_COVERAGE
-    elif not all(_passes(g, values) for g in strategy.gates):
+    elif not all(_gate_passes(g, values) for g in plan.gates):
         reason = NoFire.GATE_FAILED
     elif last_fired_ms is not None and t - last_fired_ms < entry.cooldown_ms:
         reason = NoFire.COOLDOWN
@@ -251,15 +337,13 @@ def evaluate_strategy(
         if n_open >= entry.max_open_per_symbol:
             reason = NoFire.MAX_OPEN
 
-    return Evaluation(
-        tick_ms=t,
-        symbol=features.symbol,
-        definition=strategy,
-        direction=d,
-        score=score,
-        coverage=coverage,
-        factor_scores=tuple(scores),
-        features=features,
-        fired=reason is None,
-        reason=reason,
-    )
+    return _new_evaluation(
+        t, features.symbol, strategy, d, score, coverage, tuple(scores), features,
+        reason is None, reason,
+    )  # fmt: skip
+
+
+def _gate_passes(gate: tuple[str, float | None, float | None], values: Mapping[str, float]) -> bool:
+    feature, low, high = gate
+    v = values.get(feature)
+    return v is not None and (low is None or v >= low) and (high is None or v <= high)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 
 
 class InputSeries(enum.StrEnum):
@@ -87,6 +88,16 @@ class AsOfSeries:
             del self._values[:i]
 
 
+def asof_each(series: Iterable[AsOfSeries], t_ms: int) -> tuple[tuple[int, float] | None, ...]:
+    """``s.asof(t_ms)`` for each series, without a method call per series (once per tick)."""
+    out: list[tuple[int, float] | None] = []
+    for s in series:
+        known = s._known
+        i = bisect_left(known, t_ms) if known else 0
+        out.append((known[i - 1], s._values[i - 1]) if i else None)
+    return tuple(out)
+
+
 class LiquidationSeries:
     """Liquidation notionals by order time: + a short liquidated (BUY), − a long (SELL).
 
@@ -115,7 +126,9 @@ class LiquidationSeries:
     def imbalance(self, lo_ms: int, hi_ms: int) -> float:
         """(short − long liquidation notional) / their sum over ``[lo_ms, hi_ms)``; 0 when none."""
         i = bisect_left(self._t, lo_ms)
-        j = bisect_left(self._t, hi_ms)
+        j = bisect_left(self._t, hi_ms, i)
+        if i == j:
+            return 0.0  # what the sums below give for no liquidations
         seg = self._v[i:j]
         short = math.fsum(v for v in seg if v > 0)
         long = math.fsum(-v for v in seg if v < 0)

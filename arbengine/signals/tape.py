@@ -17,6 +17,12 @@ Why this shape:
   at its edges), split only by the window's own bounds: its value depends
   on those rows alone, never on batching, on which ticks were evaluated
   before, or on when the process started.
+- A tick is cheap because it reuses, never re-derives: window bounds are read
+  from a second → row index instead of binary searches, and the minute-block
+  sums and the partial minute at a window's end are kept while their rows are
+  unchanged (the very same reductions over the very same rows, so the very
+  same floats). Running or prefix sums would be cheaper still but are not
+  used: they would change the floats (and lose Σ signed q to cancellation).
 - Trades are ordered by ``(T, agg_id)``; a repeated ``agg_id`` counts once.
   Seen ids are kept as merged id intervals: Binance ids are consecutive, so
   this costs O(gaps), not O(trades).
@@ -24,6 +30,7 @@ Why this shape:
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -405,7 +412,9 @@ class MinuteBlocks:
         k = int(self._minutes().searchsorted(minute))
         if k:
             self._lo += k
-            self._memo.clear()
+            # Sums over minutes still held stay valid (they are keyed by minutes, not rows).
+            for key in [key for key in self._memo if key[0] < minute]:
+                del self._memo[key]
 
     def _append(self, minutes: I64, sums: F64) -> None:
         n = len(minutes)
@@ -464,6 +473,91 @@ class MinuteBlocks:
         return got
 
 
+class SecondIndex:
+    """Row index of the first non-empty second at or after any second, by direct lookup.
+
+    Every tick looks up a handful of window bounds among up to ~86 400 rows. A binary
+    search there costs a few microseconds, mostly in cache misses; one array read per
+    bound does not. 4 bytes per second of the retained span (a day: ~350 kB).
+
+    Entries hold row ordinals counted from the last rebuild, so dropping rows at the
+    front (``pop``) is one subtraction at lookup; rows appended at the end extend the
+    index (``extend``); rows inserted before others (late trades) make it stale, and it
+    is rebuilt at the next lookup.
+    """
+
+    def __init__(self) -> None:
+        self._first = 0
+        """Second of entry 0."""
+        self._rows: array[int] = array("i")
+        self._popped = 0
+        """Rows dropped at the front since the last rebuild."""
+        self.stale = True
+
+    @property
+    def nbytes(self) -> int:
+        return self._rows.itemsize * len(self._rows)
+
+    def invalidate(self) -> None:
+        self.stale = True
+        self._rows = array("i")
+
+    def rebuild(self, secs: I64) -> None:
+        self.stale = False
+        self._popped = 0
+        if not len(secs):
+            self._first, self._rows = 0, array("i")
+            return
+        first, last = int(secs[0]), int(secs[-1])
+        found = np.searchsorted(secs, np.arange(first, last + 1, dtype=np.int64))
+        self._first, self._rows = first, array("i", found.astype(np.int32).tobytes())
+
+    def extend(self, secs: I64) -> None:
+        """Cover the seconds up to the last row, after rows were appended at the end."""
+        if self.stale:
+            return
+        covered = len(self._rows)
+        if not covered:
+            self.rebuild(secs)
+            return
+        nxt = self._first + covered
+        last = int(secs[-1])
+        if last < nxt:
+            return
+        a = int(secs.searchsorted(nxt))
+        found = secs[a:].searchsorted(np.arange(nxt, last + 1, dtype=np.int64)) + (a + self._popped)
+        self._rows.frombytes(found.astype(np.int32).tobytes())
+
+    def pop(self, rows_dropped: int, first_sec: int | None) -> None:
+        """``rows_dropped`` rows left the front; ``first_sec`` is the first one left."""
+        if self.stale:
+            return
+        self._popped += rows_dropped
+        drop = (
+            len(self._rows) if first_sec is None else min(len(self._rows), first_sec - self._first)
+        )
+        # Entries before the first row left read as row 0 anyway (their ordinals are below
+        # ``_popped``): trim them only once they are a quarter of the index, not every time.
+        if drop > 0 and 4 * drop >= len(self._rows):
+            del self._rows[:drop]
+            self._first += drop
+
+    def rows_at(self, secs: list[int], n_rows: int) -> list[int]:
+        first, rows, popped = self._first, self._rows, self._popped
+        size = len(rows)
+        out = []
+        for sec in secs:
+            k = sec - first
+            if k < 0:
+                out.append(0)
+            elif k >= size:
+                out.append(n_rows)
+            else:
+                i = rows[k] - popped
+                out.append(i if i > 0 else 0)
+        return out
+
+
 _DIRECT_ROWS = 12_000
 """Windows over at most this many second rows are summed directly."""
 
@@ -497,8 +591,10 @@ class TradeTape:
         self._floor_sec: int | None = None
         self._carry: LastTrade | None = None
         """The last trade before the first retained row (feeds ``price``)."""
-        self._row_at: dict[int, int] = {}
-        """Memo of :meth:`rows_at` (second → row), dropped whenever rows change."""
+        self.edits = 0
+        """Counts stores that moved trades already held (late trades inserted before
+        others), which shifts ring positions: a reader that remembers positions checks it."""
+        self.index = SecondIndex()
         self._right: tuple[int, int, tuple[float, float, float]] | None = None
         """Memo of the last right-edge partial minute: (first row, end row, sums)."""
 
@@ -508,7 +604,13 @@ class TradeTape:
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.rows.nbytes + self.ring.nbytes + self.blocks.nbytes
+        return (
+            self.ids.nbytes
+            + self.rows.nbytes
+            + self.ring.nbytes
+            + self.blocks.nbytes
+            + self.index.nbytes
+        )
 
     def __len__(self) -> int:
         return len(self.ring)
@@ -520,23 +622,13 @@ class TradeTape:
         return int(self.rows.ends[row - 1]) if row > 0 else self.ring.base
 
     def rows_at(self, secs: list[int]) -> list[int]:
-        """Index of the first row at or after each of the given seconds.
-
-        A tick asks for the same few bounds several times (each window, the large-order
-        tracker, the last price), so the answers are kept until the rows change, and
-        the missing ones are looked up in one call.
-        """
-        memo = self._row_at
-        missing = [s for s in secs if s not in memo]
-        if missing:
-            if len(memo) > 256:
-                memo.clear()
-            for sec, i in zip(missing, self.rows.secs.searchsorted(missing).tolist(), strict=True):
-                memo[sec] = i
-        return [memo[s] for s in secs]
+        """Index of the first row at or after each of the given seconds."""
+        index = self.index
+        if index.stale:
+            index.rebuild(self.rows.secs)
+        return index.rows_at(secs, len(self.rows))
 
     def _changed(self) -> None:
-        self._row_at.clear()
         self._right = None
 
     def positions_before(self, secs: tuple[int, ...]) -> list[int]:
@@ -629,6 +721,15 @@ class TradeTape:
         ri, rf = self.rows.raw_int, self.rows.raw_float
         return LastTrade(int(ri[_LAST_T, p]), int(ri[_LAST_ID, p]), float(rf[_LAST_P, p]))
 
+    def last_time_price(self, sec: int) -> tuple[int, float] | None:
+        """(time, price) of :meth:`last_before`, without building a LastTrade."""
+        j = self.rows_at([sec])[0] - 1
+        if j < 0:
+            c = self._carry
+            return None if c is None else (c.time_ms, c.price)
+        p = self.rows.physical(j)
+        return int(self.rows.raw_int[_LAST_T, p]), float(self.rows.raw_float[_LAST_P, p])
+
     def secs_of(self, positions: I64) -> I64:
         """Second of each trade at the given logical ring positions."""
         row = np.searchsorted(self.rows.ends, positions, side="right")
@@ -645,14 +746,15 @@ class TradeTape:
         k = int(np.searchsorted(secs, sec, side="left"))
         if k == 0:
             return
-        self._changed()
         last = self.last_before(int(secs[k - 1]) + 1)
         assert last is not None
         self._note_carry(last)
         new_base = self.end_before(k)
-        self.rows.pop_before(sec)
+        dropped = self.rows.pop_before(sec)
+        self.index.pop(dropped, int(self.rows.secs[0]) if len(self.rows) else None)
         self.ring.pop_to(new_base)
         self.blocks.pop_before(sec // 60)
+        self._changed()  # row indices moved
 
     def _note_carry(self, trade: LastTrade) -> None:
         c = self._carry
@@ -682,8 +784,10 @@ class TradeTape:
             in_order = (int(t[0]), int(ids[0])) > last_key
         if in_order:
             self._append(secs, t, ids, p, q, sq, x)
+            self.index.extend(rows.secs)
         else:
             self._insert(secs, t, ids, p, q, sq, x)
+            self.index.invalidate()
         # Minutes before the newest trade's are (barring late trades) complete:
         # summarise them now, at ingestion, rather than inside a tick.
         self.blocks.ensure(rows, int(secs[-1]) // 60)
@@ -729,6 +833,7 @@ class TradeTape:
         self.ring.append(x)
 
     def _insert(self, secs: I64, t: I64, ids: I64, p: F64, q: F64, sq: F64, x: F64) -> None:
+        self.edits += 1
         rows = self.rows
         starts, lasts, counts = self._groups(secs)
         gsec = secs[starts]
