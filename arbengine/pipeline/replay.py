@@ -18,8 +18,8 @@ import asyncpg
 from arbengine.domain.market import Indicator, Liquidation, RateSnapshot
 from arbengine.pipeline.core import SignalPipeline
 from arbengine.signals import TradeColumns
-from arbengine.store.market_reads import read_indicators, read_liquidations, read_rate_snapshots
-from arbengine.store.trade_reader import read_trades
+from arbengine.store.market_reads import read_indicators, read_liquidations
+from arbengine.store.trade_reader import read_fixed_columns, read_trades
 
 DAY_MS = 86_400_000
 
@@ -58,9 +58,24 @@ async def replay_history(
         end = min(to_ms, start + chunk_ms)
         events: list[Indicator | RateSnapshot | Liquidation] = [
             *await read_indicators(conn, symbols, start, end),
-            *await read_rate_snapshots(conn, symbols, start, end),
             *await read_liquidations(conn, symbols, start, end),
         ]
+        for symbol in symbols:
+            # premiumIndex readings come every 2 s: read and add them as columns.
+            rates = await read_fixed_columns(
+                conn,
+                "SELECT known_at, funding_rate, index_price FROM rate_snapshots "
+                "WHERE symbol = $1 AND known_at >= $2 AND known_at < $3 ORDER BY known_at, ts",
+                (symbol, start, end),
+                (("known_at", "i8"), ("funding_rate", "f8"), ("index_price", "f8")),
+            )
+            pipeline.core.add_rate_columns(
+                symbol,
+                rates["known_at"].tolist(),
+                rates["funding_rate"].tolist(),
+                rates["index_price"].tolist(),
+            )
+            stats.events += len(rates["known_at"])
         events.sort(key=_visible)
         for event in events:
             pipeline.on_event(event)

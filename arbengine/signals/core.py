@@ -8,7 +8,7 @@ the same stored trades give the same signals live and in a backtest.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
 from arbengine.domain.events import AggTrade
@@ -156,6 +156,18 @@ class SignalCore:
         state = self._states.get(mark.symbol)
         if state is not None:
             state.add_mark_price(mark)
+
+    def add_rate_columns(
+        self,
+        symbol: str,
+        known_ms: Sequence[int],
+        funding_rate: Sequence[float],
+        index_price: Sequence[float],
+    ) -> None:
+        """Many premiumIndex readings of one symbol at once (replays)."""
+        state = self._states.get(symbol)
+        if state is not None:
+            state.add_rate_columns(known_ms, funding_rate, index_price)
 
     def add_liquidation(self, liq: Liquidation) -> None:
         state = self._states.get(liq.symbol)

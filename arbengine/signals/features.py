@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from math import isfinite as _isfinite
 from typing import NamedTuple
@@ -325,6 +325,20 @@ class SymbolFeatures:
             self._series_list[_FUNDING].add(known, rate)
         if _isfinite(index):
             self._series_list[_INDEX].add(known, index)
+        self._invalidate()
+
+    def add_rate_columns(
+        self, known_ms: Sequence[int], funding_rate: Sequence[float], index_price: Sequence[float]
+    ) -> None:
+        """Many premiumIndex readings at once (a backtest or warm start reads them by the
+        hundred thousand): the same values ``add_mark_price`` would add, one by one."""
+        funding = self._series_list[_FUNDING]
+        index = self._series_list[_INDEX]
+        for known, rate, idx in zip(known_ms, funding_rate, index_price, strict=True):
+            if _isfinite(rate):
+                funding.add(known, rate)
+            if _isfinite(idx):
+                index.add(known, idx)
         self._invalidate()
 
     def add_liquidation(self, liq: Liquidation) -> None:

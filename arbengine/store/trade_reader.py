@@ -10,8 +10,9 @@ possible.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -129,3 +130,32 @@ async def iter_trade_chunks(
         if len(columns):
             yield columns
         start = end
+
+
+_WIDTH = {"i8": 8, "f8": 8}
+
+
+async def read_fixed_columns(
+    conn: asyncpg.Connection, query: str, args: Sequence[object], columns: Sequence[tuple[str, str]]
+) -> dict[str, NDArray[Any]]:
+    """Columns of a query whose outputs are all NOT NULL bigint (``i8``) or double (``f8``),
+    through binary COPY and one numpy view, as native arrays keyed by name."""
+    fields: list[tuple[str, str]] = [("nfields", ">i2")]
+    for name, kind in columns:
+        fields += [(f"len_{name}", ">i4"), (name, f">{kind}")]
+    dtype = np.dtype(fields)
+    parts: list[bytes] = []
+
+    async def sink(data: bytes) -> None:
+        parts.append(data)
+
+    await conn.copy_from_query(query, *args, output=sink, format="binary")
+    stream = b"".join(parts)
+    if not stream.startswith(_SIGNATURE):
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    ext = int.from_bytes(stream[_HEADER - 4 : _HEADER], "big")
+    body = memoryview(stream)[_HEADER + ext : len(stream) - 2]
+    if len(body) % dtype.itemsize:
+        raise ValueError("binary COPY stream does not match the expected columns (a NULL?)")
+    rows = np.frombuffer(body, dtype=dtype)
+    return {name: rows[name].astype(kind) for name, kind in columns}
