@@ -215,6 +215,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                     result = await run_backtest(
                         conn, strategies, from_ms, to_ms, symbols=symbols,
                         on_progress=lambda _trades, _end: bar.update(1),
+                        database_url=db.url,
                     )  # fmt: skip
             return result
 

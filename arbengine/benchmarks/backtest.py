@@ -116,7 +116,7 @@ async def _bench(args: argparse.Namespace) -> BenchReport:
             generation_s = time.perf_counter() - began
             from_ms = START_MS + DAY_MS  # the first day is the history horizon
             to_ms = START_MS + args.days * DAY_MS
-            result = await run_backtest(conn, strategies, from_ms, to_ms)
+            result = await run_backtest(conn, strategies, from_ms, to_ms, database_url=url)
         finally:
             await conn.close()
     rate = result.trades / result.seconds

@@ -62,7 +62,9 @@ async def run_backtest(
     *,
     symbols: Sequence[str] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    database_url: str | None = None,
 ) -> BacktestResult:
+    """With ``database_url`` the next day is read on a second connection while one is replayed."""
     pipeline = SignalPipeline(strategies)
     chosen = sorted(pipeline.core.symbols if symbols is None else
                     set(symbols) & pipeline.core.symbols)  # fmt: skip
@@ -79,7 +81,13 @@ async def run_backtest(
             on_progress(trades, chunk_end)
 
     stats = await replay_history(
-        pipeline, conn, chosen, from_ms - HORIZON_MS, to_ms, on_chunk=chunk_done
+        pipeline,
+        conn,
+        chosen,
+        from_ms - HORIZON_MS,
+        to_ms,
+        on_chunk=chunk_done,
+        prefetch_url=database_url,
     )
     pipeline.finish(to_ms)
     chunk_done(0, to_ms)

@@ -1,25 +1,33 @@
 """Feeding stored history into a pipeline: the one way both warm start and backtest read.
 
 History is read a chunk (a day by default) at a time. Within a chunk, the
-indicator values, premiumIndex readings and liquidations are fed first, in
-visible-time order, then each symbol's trades in (T, agg_id) order. That is
-exactly equivalent to a strict time merge, because the feature state only
-ever uses values known before the tick it evaluates, and each symbol's ticks
-depend on that symbol's events alone.
+indicator values, premiumIndex readings and liquidations are fed first, then
+each symbol's trades in (T, agg_id) order. That is exactly equivalent to a
+strict time merge, because the feature state only ever uses values known
+before the tick it evaluates, and each symbol's ticks depend on that
+symbol's events alone.
+
+With a database URL, a reader process with its own connection fetches the
+next chunks while this one is processed: reading and replaying then overlap
+on the two cores instead of taking turns.
 """
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import queue
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
-from arbengine.domain.market import Indicator, Liquidation, RateSnapshot
+from arbengine.domain.market import Indicator, Liquidation
 from arbengine.pipeline.core import SignalPipeline
 from arbengine.signals import TradeColumns
 from arbengine.store.market_reads import read_indicators, read_liquidations
-from arbengine.store.trade_reader import read_fixed_columns, read_trades
+from arbengine.store.trade_reader import read_fixed_columns, read_trades_of
 
 DAY_MS = 86_400_000
 
@@ -30,12 +38,90 @@ class ReplayStats:
     events: int = 0
 
 
-def _visible(event: Indicator | RateSnapshot | Liquidation) -> int:
-    if isinstance(event, Indicator):
-        return event.known_at
-    if isinstance(event, RateSnapshot):
-        return event.visible_at
-    return event.ts
+@dataclass
+class _Chunk:
+    end: int
+    events: list[Indicator | Liquidation] = field(default_factory=list)
+    rates: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict)
+    trades: dict[str, TradeColumns] = field(default_factory=dict)
+
+
+def _visible(event: Indicator | Liquidation) -> int:
+    return event.known_at if isinstance(event, Indicator) else event.ts
+
+
+async def _read_chunk(
+    conn: asyncpg.Connection, symbols: Sequence[str], start: int, end: int
+) -> _Chunk:
+    chunk = _Chunk(end)
+    chunk.events = [
+        *await read_indicators(conn, symbols, start, end),
+        *await read_liquidations(conn, symbols, start, end),
+    ]
+    chunk.events.sort(key=_visible)
+    for symbol in symbols:
+        # premiumIndex readings come every 2 s: they are read and added as columns.
+        rates = await read_fixed_columns(
+            conn,
+            "SELECT known_at, funding_rate, index_price FROM rate_snapshots "
+            "WHERE symbol = $1 AND known_at >= $2 AND known_at < $3 ORDER BY known_at, ts",
+            (symbol, start, end),
+            (("known_at", "i8"), ("funding_rate", "f8"), ("index_price", "f8")),
+        )
+        chunk.rates[symbol] = (rates["known_at"], rates["funding_rate"], rates["index_price"])
+    for symbol, cols in (await read_trades_of(conn, symbols, start, end)).items():
+        chunk.trades[symbol] = TradeColumns(
+            cols.agg_id, cols.ts, cols.price, cols.qty, cols.is_buyer_maker
+        )
+    return chunk
+
+
+def _feed(pipeline: SignalPipeline, chunk: _Chunk, stats: ReplayStats) -> int:
+    for event in chunk.events:
+        pipeline.on_event(event)
+    for symbol, (known, rate, index) in chunk.rates.items():
+        pipeline.core.add_rate_columns(symbol, known.tolist(), rate.tolist(), index.tolist())
+        stats.events += len(known)
+    stats.events += len(chunk.events)
+    trades = 0
+    for symbol, cols in chunk.trades.items():
+        pipeline.on_trades(symbol, cols)
+        trades += len(cols)
+    stats.trades += trades
+    return trades
+
+
+def _reader_process(
+    url: str, symbols: list[str], spans: list[tuple[int, int]], ahead: Any, stop: Any
+) -> None:
+    """Read every chunk in order into ``ahead``; ``None`` at the end, a message on failure."""
+
+    async def read_all() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            for start, end in spans:
+                if stop.is_set():
+                    return
+                chunk = await _read_chunk(conn, symbols, start, end)
+                while not stop.is_set():
+                    try:
+                        ahead.put(chunk, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(read_all())
+        ahead.put(None)
+    except Exception as exc:  # reported to the consumer, which raises it
+        ahead.put(f"{type(exc).__name__}: {exc}")
+
+
+def _chunks(from_ms: int, to_ms: int, chunk_ms: int) -> list[tuple[int, int]]:
+    bounds = list(range(from_ms, to_ms, chunk_ms))
+    return [(start, min(to_ms, start + chunk_ms)) for start in bounds]
 
 
 async def replay_history(
@@ -47,50 +133,48 @@ async def replay_history(
     *,
     chunk_ms: int = DAY_MS,
     on_chunk: Callable[[int, int], None] | None = None,
+    prefetch_url: str | None = None,
 ) -> ReplayStats:
     """Feed everything stored for ``symbols`` in ``[from_ms, to_ms)``.
 
-    ``on_chunk(trades, chunk_end_ms)`` reports progress after each chunk.
+    ``on_chunk(trades, chunk_end_ms)`` reports progress after each chunk. With
+    ``prefetch_url`` the next chunk is read by a thread while this one is fed.
     """
     stats = ReplayStats()
-    start = from_ms
-    while start < to_ms:
-        end = min(to_ms, start + chunk_ms)
-        events: list[Indicator | RateSnapshot | Liquidation] = [
-            *await read_indicators(conn, symbols, start, end),
-            *await read_liquidations(conn, symbols, start, end),
-        ]
-        for symbol in symbols:
-            # premiumIndex readings come every 2 s: read and add them as columns.
-            rates = await read_fixed_columns(
-                conn,
-                "SELECT known_at, funding_rate, index_price FROM rate_snapshots "
-                "WHERE symbol = $1 AND known_at >= $2 AND known_at < $3 ORDER BY known_at, ts",
-                (symbol, start, end),
-                (("known_at", "i8"), ("funding_rate", "f8"), ("index_price", "f8")),
-            )
-            pipeline.core.add_rate_columns(
-                symbol,
-                rates["known_at"].tolist(),
-                rates["funding_rate"].tolist(),
-                rates["index_price"].tolist(),
-            )
-            stats.events += len(rates["known_at"])
-        events.sort(key=_visible)
-        for event in events:
-            pipeline.on_event(event)
-        stats.events += len(events)
-        chunk_trades = 0
-        for symbol in symbols:
-            cols = await read_trades(conn, symbol, start, end)
-            if len(cols):
-                pipeline.on_trades(
-                    symbol,
-                    TradeColumns(cols.agg_id, cols.ts, cols.price, cols.qty, cols.is_buyer_maker),
-                )
-                chunk_trades += len(cols)
-        stats.trades += chunk_trades
-        if on_chunk is not None:
-            on_chunk(chunk_trades, end)
-        start = end
+    spans = _chunks(from_ms, to_ms, chunk_ms)
+    if prefetch_url is None:
+        for start, end in spans:
+            chunk = await _read_chunk(conn, symbols, start, end)
+            done = _feed(pipeline, chunk, stats)
+            if on_chunk is not None:
+                on_chunk(done, end)
+        return stats
+
+    # A reader *process*: it has its own interpreter, so reading (mostly Python work in the
+    # driver's COPY loop) runs on the other core instead of competing for this one's lock.
+    context = multiprocessing.get_context("spawn")
+    ahead: Any = context.Queue(maxsize=2)
+    stop = context.Event()
+    process = context.Process(
+        target=_reader_process,
+        args=(prefetch_url, list(symbols), spans, ahead, stop),
+        name="replay-reader",
+        daemon=True,
+    )
+    process.start()
+    try:
+        while True:
+            item = await asyncio.to_thread(ahead.get)
+            if item is None:
+                break
+            if isinstance(item, str):
+                raise RuntimeError(f"replay reader failed: {item}")
+            done = _feed(pipeline, item, stats)
+            if on_chunk is not None:
+                on_chunk(done, item.end)
+    finally:
+        stop.set()
+        await asyncio.to_thread(process.join, 10)
+        if process.is_alive():
+            process.terminate()
     return stats

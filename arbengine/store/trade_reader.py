@@ -119,6 +119,79 @@ async def read_trades(
     return columns
 
 
+MULTI_DTYPE = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("l_sym", ">i4"),
+        ("sym", ">i4"),
+        ("l_id", ">i4"),
+        ("agg_id", ">i8"),
+        ("l_ts", ">i4"),
+        ("ts", ">i8"),
+        ("l_price", ">i4"),
+        ("price", ">f8"),
+        ("l_qty", ">i4"),
+        ("qty", ">f8"),
+        ("l_maker", ">i4"),
+        ("is_buyer_maker", "?"),
+    ]
+)
+
+
+async def read_trades_of(
+    conn: asyncpg.Connection, symbols: Sequence[str], from_ms: int, to_ms: int
+) -> dict[str, TradeColumns]:
+    """Trades of several symbols in one pass over the time range (one scan, not one each)."""
+    parts: list[bytes] = []
+
+    async def sink(data: bytes) -> None:
+        parts.append(data)
+
+    await conn.copy_from_query(
+        "SELECT array_position($1::text[], symbol), agg_id, ts, price, qty, is_buyer_maker "
+        "FROM agg_trades WHERE symbol = ANY($1::text[]) AND ts >= $2 AND ts < $3",
+        list(symbols),
+        from_ms,
+        to_ms,
+        output=sink,
+        format="binary",
+    )
+    stream = b"".join(parts)
+    if not stream.startswith(_SIGNATURE):
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    ext = int.from_bytes(stream[_HEADER - 4 : _HEADER], "big")
+    body = memoryview(stream)[_HEADER + ext : len(stream) - 2]
+    if len(body) % MULTI_DTYPE.itemsize:
+        raise ValueError("binary COPY stream ended inside a row")
+    rows = np.frombuffer(body, dtype=MULTI_DTYPE)
+    # Group by symbol with one stable sort of the codes, then gather each column once
+    # (boolean masks over the 63-byte rows would copy every row once per symbol).
+    codes = rows["sym"].astype(np.int32)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(symbols) + 1)
+    ids = rows["agg_id"][order].astype(np.int64)
+    ts = rows["ts"][order].astype(np.int64)
+    price = rows["price"][order].astype(np.float64)
+    qty = rows["qty"][order].astype(np.float64)
+    maker = rows["is_buyer_maker"][order].astype(np.bool_)
+    out: dict[str, TradeColumns] = {}
+    start = int(counts[0])
+    for position, symbol in enumerate(symbols, start=1):
+        stop = start + int(counts[position])
+        if stop > start:
+            cols = TradeColumns(symbol, ids[start:stop], ts[start:stop], price[start:stop],
+                                qty[start:stop], maker[start:stop])  # fmt: skip
+            ordered = bool((np.diff(cols.ts) >= 0).all()) and bool((np.diff(cols.agg_id) > 0).all())
+            if not ordered:
+                again = np.lexsort((cols.agg_id, cols.ts))
+                cols = TradeColumns(symbol, cols.agg_id[again], cols.ts[again],
+                                    cols.price[again], cols.qty[again],
+                                    cols.is_buyer_maker[again])  # fmt: skip
+            out[symbol] = cols
+        start = stop
+    return out
+
+
 async def iter_trade_chunks(
     conn: asyncpg.Connection, symbol: str, from_ms: int, to_ms: int, chunk_ms: int = 86_400_000
 ) -> AsyncIterator[TradeColumns]:
