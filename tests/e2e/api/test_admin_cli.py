@@ -12,6 +12,7 @@ import psutil
 import pytest
 from pgserver.utils import PostmasterInfo
 
+from arbengine.store.embedded import stop_embedded_server
 from tests.e2e.api.harness import PASSWORD, ApiUnderTest
 from tests.support.daemon import DaemonProcess
 
@@ -174,4 +175,6 @@ async def test_with_the_embedded_server_the_command_never_stops_the_daemons_data
         ):
             assert response.status == 201
     finally:
-        await daemon.kill()
+        await daemon.stop()  # graceful: the daemon stops its embedded server
+        if (data_dir / "postmaster.pid").exists():
+            stop_embedded_server(data_dir)
