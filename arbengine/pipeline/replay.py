@@ -30,6 +30,7 @@ from arbengine.store.market_reads import read_indicators, read_liquidations
 from arbengine.store.trade_reader import read_fixed_columns, read_trades_of
 
 DAY_MS = 86_400_000
+READERS = 2
 
 
 @dataclass
@@ -150,23 +151,29 @@ async def replay_history(
                 on_chunk(done, end)
         return stats
 
-    # A reader *process*: it has its own interpreter, so reading (mostly Python work in the
-    # driver's COPY loop) runs on the other core instead of competing for this one's lock.
+    # Reader *processes*: each has its own interpreter and connection, reading every
+    # READERS-th chunk, so reading (mostly Python work in the driver's COPY loop) runs beside
+    # the replay instead of taking turns with it. Chunks are taken back in order.
     context = multiprocessing.get_context("spawn")
-    ahead: Any = context.Queue(maxsize=2)
+    readers = min(READERS, len(spans))
+    queues: list[Any] = [context.Queue(maxsize=1) for _ in range(readers)]
     stop = context.Event()
-    process = context.Process(
-        target=_reader_process,
-        args=(prefetch_url, list(symbols), spans, ahead, stop),
-        name="replay-reader",
-        daemon=True,
-    )
-    process.start()
+    processes = [
+        context.Process(
+            target=_reader_process,
+            args=(prefetch_url, list(symbols), spans[i::readers], queues[i], stop),
+            name=f"replay-reader-{i}",
+            daemon=True,
+        )
+        for i in range(readers)
+    ]
+    for process in processes:
+        process.start()
     try:
-        while True:
-            item = await asyncio.to_thread(ahead.get)
+        for index in range(len(spans)):
+            item = await asyncio.to_thread(queues[index % readers].get)
             if item is None:
-                break
+                raise RuntimeError("replay reader ended early")
             if isinstance(item, str):
                 raise RuntimeError(f"replay reader failed: {item}")
             done = _feed(pipeline, item, stats)
@@ -174,7 +181,8 @@ async def replay_history(
                 on_chunk(done, item.end)
     finally:
         stop.set()
-        await asyncio.to_thread(process.join, 10)
-        if process.is_alive():
-            process.terminate()
+        for process in processes:
+            await asyncio.to_thread(process.join, 10)
+            if process.is_alive():
+                process.terminate()
     return stats
