@@ -21,23 +21,46 @@ from numpy.typing import NDArray
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _HEADER = len(_SIGNATURE) + 8  # flags (4) + header extension length (4), extension empty
 
-# agg_id, ts, price, qty, is_buyer_maker; each field is preceded by its int32 length.
-ROW_DTYPE = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("l_id", ">i4"),
-        ("agg_id", ">i8"),
-        ("l_ts", ">i4"),
-        ("ts", ">i8"),
-        ("l_price", ">i4"),
-        ("price", ">f8"),
-        ("l_qty", ">i4"),
-        ("qty", ">f8"),
-        ("l_maker", ">i4"),
-        ("is_buyer_maker", "?"),
-    ]
-)
-ROW_SIZE = ROW_DTYPE.itemsize
+
+def row_dtype(columns: Sequence[tuple[str, str]]) -> np.dtype[np.void]:
+    """A binary COPY row of fixed-width NOT NULL columns: a field count, then per column
+    its int32 length and its big-endian value."""
+    fields: list[tuple[str, str]] = [("nfields", ">i2")]
+    for name, kind in columns:
+        fields += [(f"len_{name}", ">i4"), (name, kind if kind == "?" else f">{kind}")]
+    return np.dtype(fields)
+
+
+_TRADE_FIELDS = (("agg_id", "i8"), ("ts", "i8"), ("price", "f8"), ("qty", "f8"),
+                 ("is_buyer_maker", "?"))  # fmt: skip
+ROW_DTYPE = row_dtype(_TRADE_FIELDS)
+MULTI_DTYPE = row_dtype((("sym", "i4"), *_TRADE_FIELDS))
+
+
+async def copy_rows(
+    conn: asyncpg.Connection, query: str, args: Sequence[object], dtype: np.dtype[np.void]
+) -> NDArray[np.void]:
+    """Run ``query`` as a binary COPY and view the result as rows of ``dtype`` (no copy)."""
+    parts: list[bytes] = []
+
+    async def sink(data: bytes) -> None:
+        parts.append(data)
+
+    await conn.copy_from_query(query, *args, output=sink, format="binary")
+    stream = b"".join(parts)
+    if not stream.startswith(_SIGNATURE):
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    ext = int.from_bytes(stream[_HEADER - 4 : _HEADER], "big")
+    body = memoryview(stream)[_HEADER + ext :]
+    if len(body) < 2 or bytes(body[-2:]) != b"\xff\xff":
+        raise ValueError("binary COPY stream without its trailer")
+    body = body[:-2]
+    if len(body) % dtype.itemsize:
+        raise ValueError("binary COPY rows do not match the expected columns (a NULL?)")
+    rows = np.frombuffer(body, dtype=dtype)
+    if rows.size and (rows["nfields"] != len(dtype.names or ()) // 2).any():
+        raise ValueError("unexpected row layout in binary COPY stream")
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,43 +89,20 @@ def _columns(symbol: str, rows: NDArray[np.void]) -> TradeColumns:
     )
 
 
-def _parse(stream: bytes) -> NDArray[np.void]:
-    if not stream.startswith(_SIGNATURE):
-        raise ValueError("not a PostgreSQL binary COPY stream")
-    ext = int.from_bytes(stream[_HEADER - 4 : _HEADER], "big")
-    body = memoryview(stream)[_HEADER + ext :]
-    if len(body) < 2 or bytes(body[-2:]) != b"\xff\xff":
-        raise ValueError("binary COPY stream without its trailer")
-    body = body[:-2]
-    if len(body) % ROW_SIZE:
-        raise ValueError("binary COPY stream ended inside a row")
-    rows = np.frombuffer(body, dtype=ROW_DTYPE)
-    if rows.size and (rows["nfields"] != 5).any():
-        raise ValueError("unexpected row layout in binary COPY stream")
-    return rows
-
-
 async def read_trades(
     conn: asyncpg.Connection, symbol: str, from_ms: int, to_ms: int
 ) -> TradeColumns:
     """Every stored trade of ``symbol`` with ``from_ms ≤ ts < to_ms``, ordered by (ts, agg_id).
 
     Reads in storage order and sorts in numpy only when needed."""
-    parts: list[bytes] = []
-
-    async def sink(data: bytes) -> None:
-        parts.append(data)
-
-    await conn.copy_from_query(
+    rows = await copy_rows(
+        conn,
         "SELECT agg_id, ts, price, qty, is_buyer_maker FROM agg_trades "
         "WHERE symbol = $1 AND ts >= $2 AND ts < $3",
-        symbol,
-        from_ms,
-        to_ms,
-        output=sink,
-        format="binary",
+        (symbol, from_ms, to_ms),
+        ROW_DTYPE,
     )
-    columns = _columns(symbol, _parse(b"".join(parts)))
+    columns = _columns(symbol, rows)
     # Rows come in storage order (a sequential scan is twice as fast as the index), which is
     # id order unless a repair filled a hole later: sort only when it is not (T, agg_id) order.
     ordered = bool((np.diff(columns.ts) >= 0).all()) and bool((np.diff(columns.agg_id) > 0).all())
@@ -119,51 +119,17 @@ async def read_trades(
     return columns
 
 
-MULTI_DTYPE = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("l_sym", ">i4"),
-        ("sym", ">i4"),
-        ("l_id", ">i4"),
-        ("agg_id", ">i8"),
-        ("l_ts", ">i4"),
-        ("ts", ">i8"),
-        ("l_price", ">i4"),
-        ("price", ">f8"),
-        ("l_qty", ">i4"),
-        ("qty", ">f8"),
-        ("l_maker", ">i4"),
-        ("is_buyer_maker", "?"),
-    ]
-)
-
-
 async def read_trades_of(
     conn: asyncpg.Connection, symbols: Sequence[str], from_ms: int, to_ms: int
 ) -> dict[str, TradeColumns]:
     """Trades of several symbols in one pass over the time range (one scan, not one each)."""
-    parts: list[bytes] = []
-
-    async def sink(data: bytes) -> None:
-        parts.append(data)
-
-    await conn.copy_from_query(
+    rows = await copy_rows(
+        conn,
         "SELECT array_position($1::text[], symbol), agg_id, ts, price, qty, is_buyer_maker "
         "FROM agg_trades WHERE symbol = ANY($1::text[]) AND ts >= $2 AND ts < $3",
-        list(symbols),
-        from_ms,
-        to_ms,
-        output=sink,
-        format="binary",
+        (list(symbols), from_ms, to_ms),
+        MULTI_DTYPE,
     )
-    stream = b"".join(parts)
-    if not stream.startswith(_SIGNATURE):
-        raise ValueError("not a PostgreSQL binary COPY stream")
-    ext = int.from_bytes(stream[_HEADER - 4 : _HEADER], "big")
-    body = memoryview(stream)[_HEADER + ext : len(stream) - 2]
-    if len(body) % MULTI_DTYPE.itemsize:
-        raise ValueError("binary COPY stream ended inside a row")
-    rows = np.frombuffer(body, dtype=MULTI_DTYPE)
     # Group by symbol with one stable sort of the codes, then gather each column once
     # (boolean masks over the 63-byte rows would copy every row once per symbol).
     codes = rows["sym"].astype(np.int32)
@@ -212,23 +178,6 @@ async def read_fixed_columns(
     conn: asyncpg.Connection, query: str, args: Sequence[object], columns: Sequence[tuple[str, str]]
 ) -> dict[str, NDArray[Any]]:
     """Columns of a query whose outputs are all NOT NULL bigint (``i8``) or double (``f8``),
-    through binary COPY and one numpy view, as native arrays keyed by name."""
-    fields: list[tuple[str, str]] = [("nfields", ">i2")]
-    for name, kind in columns:
-        fields += [(f"len_{name}", ">i4"), (name, f">{kind}")]
-    dtype = np.dtype(fields)
-    parts: list[bytes] = []
-
-    async def sink(data: bytes) -> None:
-        parts.append(data)
-
-    await conn.copy_from_query(query, *args, output=sink, format="binary")
-    stream = b"".join(parts)
-    if not stream.startswith(_SIGNATURE):
-        raise ValueError("not a PostgreSQL binary COPY stream")
-    ext = int.from_bytes(stream[_HEADER - 4 : _HEADER], "big")
-    body = memoryview(stream)[_HEADER + ext : len(stream) - 2]
-    if len(body) % dtype.itemsize:
-        raise ValueError("binary COPY stream does not match the expected columns (a NULL?)")
-    rows = np.frombuffer(body, dtype=dtype)
+    as native arrays keyed by name."""
+    rows = await copy_rows(conn, query, args, row_dtype(columns))
     return {name: rows[name].astype(kind) for name, kind in columns}
