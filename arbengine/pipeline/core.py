@@ -79,7 +79,6 @@ class SignalPipeline:
         self.book = PaperBook()
         self.grace_ms = grace_ms
         self._next_tick: dict[str, int] = {}
-        self._latest_trade: dict[str, int] = {}
         self._out = PipelineOutput()
 
     # -- set-up -------------------------------------------------------------------
@@ -96,9 +95,6 @@ class SignalPipeline:
         first = tick_at_or_after(t_ms, tick)
         for symbol in self.core.symbols if symbols is None else symbols:
             self._next_tick[symbol] = first
-
-    def next_tick(self, symbol: str) -> int | None:
-        return self._next_tick.get(symbol)
 
     def replace_strategies(self, strategies: StrategySet) -> frozenset[str]:
         """A validated new set, applied from the next tick; returns symbols needing history."""
@@ -169,8 +165,6 @@ class SignalPipeline:
             walked = i
             self._evaluate_due(symbol, latest_trade_ms=int(times[i]), wall_ms=None)
         self._walk_paper(symbol, trades, walked, n)
-        last = int(times[-1])
-        self._latest_trade[symbol] = max(last, self._latest_trade.get(symbol, last))
 
     def _walk_paper(self, symbol: str, trades: TradeColumns, lo: int, hi: int) -> None:
         if hi <= lo or not self.book.has_open(symbol):

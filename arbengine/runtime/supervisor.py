@@ -260,9 +260,6 @@ class Supervisor:
                         await task
         return late
 
-    def tasks(self) -> Iterable[asyncio.Task[None]]:
-        return self._tasks.values()
-
 
 class _SupervisorCollector(Collector):
     """Exposes component states and restart counts at scrape time (no per-event cost)."""

@@ -1,8 +1,8 @@
 """Reading stored market inputs back, in the order the engine consumes them.
 
 Each reader returns the events whose visible time lies in ``[from_ms, to_ms)``:
-trades by trade time (see ``trade_reader``), indicator values and premiumIndex
-readings by ``known_at``, liquidations by order time.
+indicator values by ``known_at``, liquidations by order time (trades and the
+premiumIndex readings are read as columns, see ``trade_reader``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 import orjson
 
-from arbengine.domain.market import Indicator, Liquidation, RateSnapshot
+from arbengine.domain.market import Indicator, Liquidation
 
 
 async def read_indicators(
@@ -31,32 +31,6 @@ async def read_indicators(
                   orjson.loads(r["data"]))
         for r in rows
     ]  # fmt: skip
-
-
-async def read_rate_snapshots(
-    conn: asyncpg.Connection, symbols: Sequence[str], from_ms: int, to_ms: int
-) -> list[RateSnapshot]:
-    rows = await conn.fetch(
-        "SELECT * FROM rate_snapshots WHERE symbol = ANY($1::text[]) "
-        "AND known_at >= $2 AND known_at < $3 ORDER BY known_at, symbol, ts",
-        list(symbols),
-        from_ms,
-        to_ms,
-    )
-    return [
-        RateSnapshot(
-            symbol=r["symbol"],
-            ts=int(r["ts"]),
-            mark_price=r["mark_price"],
-            index_price=r["index_price"],
-            estimated_settle_price=r["estimated_settle_price"],
-            funding_rate=r["funding_rate"],
-            interest_rate=r["interest_rate"],
-            next_funding_time=r["next_funding_time"],
-            known_at=int(r["known_at"]),
-        )
-        for r in rows
-    ]
 
 
 async def read_liquidations(
