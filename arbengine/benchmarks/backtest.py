@@ -25,6 +25,7 @@ from arbengine.runtime.bench import BenchReport, BenchRow
 from arbengine.signals import load_strategy_set
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
+from arbengine.store.trade_reader import row_dtype
 
 DAY_MS = 86_400_000
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00Z
@@ -45,27 +46,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _copy_payload(symbol: str, ids: np.ndarray, ts: np.ndarray, price: np.ndarray,
                   qty: np.ndarray, maker: np.ndarray) -> bytes:  # fmt: skip
-    """Rows of agg_trades in PostgreSQL's binary COPY format, built without a Python loop."""
+    """Rows of agg_trades in PostgreSQL's binary COPY format, built without a Python loop
+    (the same row layout the trade reader parses)."""
     name = symbol.encode()
-    dtype = np.dtype(
-        [("n", ">i2"), ("l0", ">i4"), ("sym", f"S{len(name)}"),
-         ("l1", ">i4"), ("id", ">i8"), ("l2", ">i4"), ("ts", ">i8"),
-         ("l3", ">i4"), ("p", ">f8"), ("l4", ">i4"), ("q", ">f8"),
-         ("l5", ">i4"), ("f", ">i8"), ("l6", ">i4"), ("lt", ">i8"),
-         ("l7", ">i4"), ("m", "?")]
-    )  # fmt: skip
-    rows = np.empty(len(ids), dtype=dtype)
-    rows["n"] = 8
-    rows["l0"] = len(name)
-    rows["sym"] = name
-    for length, field, values in (
-        ("l1", "id", ids), ("l2", "ts", ts), ("l3", "p", price), ("l4", "q", qty),
-        ("l5", "f", ids), ("l6", "lt", ids),
-    ):  # fmt: skip
-        rows[length] = 8
-        rows[field] = values
-    rows["l7"] = 1
-    rows["m"] = maker
+    columns = (("symbol", f"S{len(name)}"), ("agg_id", "i8"), ("ts", "i8"), ("price", "f8"),
+               ("qty", "f8"), ("first_trade_id", "i8"), ("last_trade_id", "i8"),
+               ("is_buyer_maker", "?"))  # fmt: skip
+    rows = np.empty(len(ids), dtype=row_dtype(columns))
+    rows["nfields"] = len(columns)
+    values = {"symbol": name, "agg_id": ids, "ts": ts, "price": price, "qty": qty,
+              "first_trade_id": ids, "last_trade_id": ids, "is_buyer_maker": maker}  # fmt: skip
+    for column, kind in columns:
+        rows[f"len_{column}"] = len(name) if column == "symbol" else (1 if kind == "?" else 8)
+        rows[column] = values[column]
     return _SIGNATURE + rows.tobytes() + b"\xff\xff"
 
 
