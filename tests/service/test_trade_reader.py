@@ -1,4 +1,4 @@
-"""Binary COPY reader: exact values, range bounds, (T, agg_id) order even if stored out of order."""
+"""Column reader: exact values, range bounds, (T, agg_id) order even if stored out of order."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from arbengine.store.market_writes import TRADE_COLUMNS
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
-from arbengine.store.trade_reader import iter_trade_chunks, read_trades
+from arbengine.store.trade_reader import read_columns_by_symbol, read_trades_of
 
 T0 = 1_790_000_000_000
 
@@ -37,21 +37,24 @@ async def test_reads_exact_columns_in_order(database_url: str) -> None:
         shuffled += [("BTCUSDT", 9, T0 - 1, 1.0, 1.0, 1, 1, False)]
         await conn.copy_records_to_table("agg_trades", records=shuffled, columns=TRADE_COLUMNS)
 
-        cols = await read_trades(conn, "BTCUSDT", T0, T0 + 9_000)
+        found = await read_trades_of(conn, ["BTCUSDT", "SOLUSDT", "ETHUSDT"], T0, T0 + 9_000)
+        assert list(found) == ["BTCUSDT", "ETHUSDT"]  # asked order; SOLUSDT has none
+        cols = found["BTCUSDT"]
         assert cols.agg_id.tolist() == list(range(10, 19))
         assert cols.ts.tolist() == [T0 + i * 1000 for i in range(9)]
         assert cols.price.tolist() == [r[3] for r in rows[:9]]
         assert cols.qty.tolist() == [r[4] for r in rows[:9]]
         assert cols.is_buyer_maker.tolist() == [r[7] for r in rows[:9]]
         assert cols.agg_id.dtype == np.int64
+        assert cols.price.dtype == np.float64
+        assert found["ETHUSDT"].price.tolist() == [3000.0]
+        assert await read_trades_of(conn, ["BTCUSDT"], T0 + 10_000, T0 + 20_000) == {}
 
-        chunks = [c async for c in iter_trade_chunks(conn, "BTCUSDT", T0, T0 + 10_000, 3_000)]
-        assert [c.agg_id.tolist() for c in chunks] == [
-            [10, 11, 12],
-            [13, 14, 15],
-            [16, 17, 18],
-            [19],
-        ]
-        assert len(await read_trades(conn, "SOLUSDT", T0, T0 + 10_000)) == 0
+        # Ordered aggregation: every column follows the same order.
+        ordered = await read_columns_by_symbol(
+            conn, "agg_trades", (("ts", "i8"), ("agg_id", "i8")), ["BTCUSDT"],
+            "ts >= $2", (T0,), order_by="ts DESC",
+        )  # fmt: skip
+        assert ordered["BTCUSDT"]["agg_id"].tolist() == list(range(19, 9, -1))
     finally:
         await conn.close()
