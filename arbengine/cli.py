@@ -99,7 +99,11 @@ def cmd_import_aggtrades(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from arbengine.store.database import open_database
-    from arbengine.store.import_aggtrades import import_file, symbol_from_name
+    from arbengine.store.import_aggtrades import (
+        import_file,
+        settle_imported_trades,
+        symbol_from_name,
+    )
 
     paths = [Path(p) for p in args.files]
     for path in paths:
@@ -124,6 +128,10 @@ def cmd_import_aggtrades(args: argparse.Namespace) -> int:
                     f"{path}: {result.symbol} {result.rows} rows "
                     f"(ids {result.first_id}..{result.last_id}), {result.inserted} new"
                 )
+            if any(result.inserted for result in done):
+                print("vacuuming agg_trades so backtests read the new rows at full speed")
+                async with db.pool.acquire() as conn:
+                    await settle_imported_trades(conn)
         return done
 
     _event_loop_run(run_import())

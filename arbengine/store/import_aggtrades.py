@@ -181,3 +181,14 @@ async def import_file(
         batch.agg_id[0] if len(batch) else 0,
         batch.agg_id[-1] if len(batch) else 0,
     )
+
+
+async def settle_imported_trades(conn: asyncpg.Connection) -> None:
+    """VACUUM (ANALYZE) the trade table after a bulk import.
+
+    Freshly copied rows have no hint bits and the table no visibility map yet: the first
+    backtest over them would set every row's hint bits and race autovacuum for the disk,
+    about three times slower on a month of trades. Partitions already vacuumed are skipped
+    quickly, so this costs about what the new rows cost.
+    """
+    await conn.execute("VACUUM (ANALYZE) agg_trades")

@@ -47,6 +47,17 @@ async def stored(database_url: str) -> list[tuple]:
         await conn.close()
 
 
+async def vacuums(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        count = await conn.fetchval(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'agg_trades_202601'"
+        )
+        return int(count)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 async def migrated(database_url: str) -> str:
     from arbengine.store.migrations import apply_migrations
@@ -75,6 +86,9 @@ async def test_header_plain_and_zipped_files_import_exactly_and_idempotently(
 
     first = await stored(migrated)
     assert len(first) == 100
+    # New rows are vacuumed at once, so the first backtest does not pay for it.
+    assert "vacuuming agg_trades" in result.stdout
+    assert await vacuums(migrated) == 1
     btc = [r for r in first if r[0] == "BTCUSDT"]
     assert btc[0] == ("BTCUSDT", 100, T0, 90000.0, 0.001, 0, 2, True)
     assert btc[49] == ("BTCUSDT", 149, T0 + 49 * 250, 90004.9, 0.05, 490, 492, False)
@@ -83,6 +97,8 @@ async def test_header_plain_and_zipped_files_import_exactly_and_idempotently(
     assert again.returncode == 0
     assert "BTCUSDT 50 rows (ids 100..149), 0 new" in again.stdout
     assert await stored(migrated) == first
+    assert "vacuuming" not in again.stdout
+    assert await vacuums(migrated) == 1
 
 
 async def test_a_malformed_row_names_file_and_line_and_writes_nothing_of_that_file(
