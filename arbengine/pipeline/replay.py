@@ -77,7 +77,7 @@ async def _read_chunk(
             chunk.rates[symbol] = (cols["known_at"], cols["funding_rate"], cols["index_price"])
     for symbol, cols in (await read_trades_of(conn, symbols, start, end)).items():
         chunk.trades[symbol] = TradeColumns(
-            cols.agg_id, cols.ts, cols.price, cols.qty, cols.is_buyer_maker
+            cols["agg_id"], cols["ts"], cols["price"], cols["qty"], cols["is_buyer_maker"]
         )
     return chunk
 

@@ -13,7 +13,6 @@ about 0.6 µs to 0.05 µs per trade.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -78,44 +77,30 @@ async def read_columns_by_symbol(
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class TradeColumns:
-    """Trades of one symbol in (ts, agg_id) order, as native-endian numpy columns."""
-
-    symbol: str
-    agg_id: NDArray[np.int64]
-    ts: NDArray[np.int64]
-    price: NDArray[np.float64]
-    qty: NDArray[np.float64]
-    is_buyer_maker: NDArray[np.bool_]
-
-    def __len__(self) -> int:
-        return len(self.agg_id)
-
-
 _TRADE_COLUMNS = (("agg_id", "i8"), ("ts", "i8"), ("price", "f8"), ("qty", "f8"),
                   ("is_buyer_maker", "?"))  # fmt: skip
 
 
 async def read_trades_of(
     conn: asyncpg.Connection, symbols: Sequence[str], from_ms: int, to_ms: int
-) -> dict[str, TradeColumns]:
-    """Every stored trade of ``symbols`` with ``from_ms ≤ ts < to_ms``, ordered by (ts, agg_id).
+) -> dict[str, dict[str, NDArray[Any]]]:
+    """Every stored trade of ``symbols`` with ``from_ms ≤ ts < to_ms``, ordered by (ts, agg_id):
+    columns ``agg_id``, ``ts``, ``price``, ``qty`` and ``is_buyer_maker`` per symbol, in the
+    order of ``symbols`` (those without trades left out).
 
     One scan for all symbols; rows come in storage order, which is (ts, agg_id) order unless a
     repair filled a hole later, so numpy sorts only when it is not."""
     found = await read_columns_by_symbol(
         conn, "agg_trades", _TRADE_COLUMNS, symbols, "ts >= $2 AND ts < $3", (from_ms, to_ms)
     )
-    out: dict[str, TradeColumns] = {}
+    out: dict[str, dict[str, NDArray[Any]]] = {}
     for symbol in symbols:
         if symbol not in found:
             continue
-        cols = TradeColumns(symbol, **found[symbol])
-        ordered = bool((np.diff(cols.ts) >= 0).all()) and bool((np.diff(cols.agg_id) > 0).all())
-        if not ordered:
-            order = np.lexsort((cols.agg_id, cols.ts))
-            cols = TradeColumns(symbol, cols.agg_id[order], cols.ts[order], cols.price[order],
-                                cols.qty[order], cols.is_buyer_maker[order])  # fmt: skip
+        cols = found[symbol]
+        ts, ids = cols["ts"], cols["agg_id"]
+        if not ((np.diff(ts) >= 0).all() and (np.diff(ids) > 0).all()):
+            order = np.lexsort((ids, ts))
+            cols = {name: values[order] for name, values in cols.items()}
         out[symbol] = cols
     return out

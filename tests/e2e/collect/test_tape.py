@@ -135,11 +135,13 @@ async def test_postgres_stopped_for_5_seconds_mid_stream(
         await caught_up(sim, server.url)
 
         await asyncio.to_thread(server.stop)
-        outage = asyncio.create_task(asyncio.sleep(5))  # the outage lasts five seconds
-        while not outage.done():  # the market does not wait for the database
+        # The outage lasts five seconds, and at least until the daemon has noticed it; the
+        # market does not wait for the database.
+        clock = asyncio.get_running_loop()
+        back_at = clock.time() + 5
+        while clock.time() < back_at or not daemon.events("writer.db_unavailable"):
             await run.advance(0.5)
             await asyncio.sleep(0.1)
-        await daemon.wait_for("writer.db_unavailable")
         server = await asyncio.to_thread(PgTestServer, data_dir)
         await run.advance(3)
         await assert_tape_equal(run)
