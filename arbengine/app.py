@@ -33,7 +33,7 @@ from arbengine.pipeline.core import SignalPipeline
 from arbengine.pipeline.replay import ReplayStats, replay_history
 from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
 from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
-from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
 from arbengine.runtime.os_signals import handle_signals
 from arbengine.runtime.supervisor import (
     Component,
@@ -81,6 +81,8 @@ class Daemon:
         self.settings = settings
         self.sim_config = sim
         self.clock = clock or SystemClock()
+        self.exchange_clock = RemoteClock(self.clock)
+        """The exchange's time: our clock, its measured offset, the newest stream event time."""
         self.log = get_logger("daemon")
         self.supervisor = Supervisor(
             restart_policy(settings),
@@ -135,8 +137,9 @@ class Daemon:
             outbox,
             self._engine_store(db),
             grace_ms=duration_ms(es.grace),
+            settle_ms=duration_ms(es.settle),
             max_catch_up_ms=duration_ms(es.max_catch_up),
-            clock=self.clock,
+            clock=self.exchange_clock,
         )
         missing = sorted(engine.load_strategies().symbols - set(self.settings.collect.symbols))
         if missing and self.settings.collect.enabled:
@@ -239,6 +242,7 @@ class Daemon:
                 ),
             ),
             clock=self.clock,
+            exchange_clock=self.exchange_clock,
         )
         pollers = IndicatorPollers(
             cs.symbols,
@@ -255,7 +259,7 @@ class Daemon:
                 coinbase_interval_s=duration_s(cs.coinbase_interval),
                 history_backfill_ms=duration_ms(cs.history_backfill),
             ),
-            clock=self.clock,
+            clock=self.exchange_clock,
         )
         writer = MarketWriter(
             db.pool,
@@ -271,7 +275,7 @@ class Daemon:
         async def exchange_limits() -> None:
             info = await rest.get("/fapi/v1/exchangeInfo", weight=1)
             rest.apply_exchange_info(info)
-            await rest.sync_time()
+            self.exchange_clock.offset_ms = await rest.sync_time()
 
         async def market_stream() -> None:
             await exchange_limits()

@@ -188,7 +188,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     import orjson as _orjson
     from tqdm import tqdm
 
-    from arbengine.pipeline.backtest import run_backtest, write_outputs
+    from arbengine.pipeline.backtest import EvaluationsCsv, run_backtest, write_outputs
     from arbengine.signals import StrategySet, check_files, load_strategy_set, parse_strategy
     from arbengine.store.database import open_database
     from arbengine.trading.report import summary_table
@@ -214,6 +214,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
     names = "+".join(strategies.names) or "none"
     days = max(1, -(-(to_ms - from_ms) // 86_400_000))
+    out_dir = Path(args.out) if args.out else Path(f"backtest-{names}")
+    evaluations = None
+    if args.evaluations:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        evaluations = EvaluationsCsv(out_dir / "evaluations.csv")
 
     async def backtest() -> Any:
         async with open_database(settings.database, owner=False) as db:
@@ -223,13 +228,18 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                     result = await run_backtest(
                         conn, strategies, from_ms, to_ms, symbols=symbols,
                         on_progress=lambda _trades, _end: bar.update(1),
-                        database_url=db.url,
+                        database_url=db.url, evaluations=evaluations,
                     )  # fmt: skip
             return result
 
-    result = _event_loop_run(backtest())
-    out_dir = Path(args.out) if args.out else Path(f"backtest-{names}")
+    try:
+        result = _event_loop_run(backtest())
+    finally:
+        if evaluations is not None:
+            evaluations.close()
     files = write_outputs(result, out_dir, title=f"Backtest {names}")
+    if evaluations is not None:
+        files.append(evaluations.path)
     print(summary_table(result.rows) if result.rows else "no trades in this period")
     print(
         f"\n{result.trades:,} trades replayed in {result.seconds:.1f} s "
@@ -335,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--symbols", help="comma-separated subset of the strategies' symbols")
     backtest.add_argument("--out", metavar="DIR", help="output directory (default backtest-NAME)")
+    backtest.add_argument(
+        "--evaluations", action="store_true",
+        help="also write every evaluation (features, factors, gates) to evaluations.csv",
+    )  # fmt: skip
     backtest.set_defaults(handler=cmd_backtest)
 
     importer = command("import", "load downloaded market data")

@@ -158,8 +158,18 @@ class EngineSettings(_Section, frozen=True):
     strategies_dir: str = "strategies"
     grace: Duration = "2s"
     """A tick with no later trade yet is evaluated once the clock passes it by this much."""
+    settle: Duration = "1500ms"
+    """Each trade is applied once the exchange clock has passed its time by this much, so
+    the events before it (liquidations, pushed up to ~1 s late) are applied first."""
     max_catch_up: Duration = "24h"
     """Ticks missed while the daemon was down are evaluated at start, this far back at most."""
+
+    def __post_init__(self) -> None:
+        if parse_duration_ms(self.settle) > parse_duration_ms(self.grace):
+            raise ValueError(
+                f"settle ({self.settle}) must not exceed grace ({self.grace}): a tick made due "
+                "by the clock would miss trades still settling"
+            )
 
 
 class AuthSettings(_Section, frozen=True):

@@ -33,7 +33,7 @@ from arbengine.domain.market import MarketEvent
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.bench import BenchReport, BenchRow
 from arbengine.runtime.channels import Channel, OverflowPolicy
-from arbengine.runtime.clock import OffsetClock, SystemClock
+from arbengine.runtime.clock import RemoteClock, SystemClock
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import maintain_partitions
 from arbengine.store.writer import MarketWriter, WriterPolicy
@@ -117,7 +117,7 @@ class _Pipeline:
             policy=CollectorPolicy(repair_grace_s=0.5),
         )  # fmt: skip
         # Trade time is exchange time: latency is measured on the exchange's clock.
-        self.exchange_clock = OffsetClock(SystemClock(), 0)
+        self.exchange_clock = RemoteClock(SystemClock(), 0)
         self.writer = MarketWriter(pool, self.channel, WriterPolicy(), clock=self.exchange_clock)
         self.writer.record_latency = record_latency
         self._tasks: list[asyncio.Task[None]] = []

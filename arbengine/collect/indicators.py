@@ -9,10 +9,13 @@ at start each series is backfilled from the last stored value (or
 Every value carries the time it became known (``known_at``): its own timestamp
 for point values, the end of its period for ``/futures/data`` period series
 (SIGNALS.md, Time) — and never before it reached us: a value that arrives while
-we follow the series live counts from its arrival (on the exchange's clock).
-Only values fetched as history, long after their time, keep their own known
-time. So the live engine and a backtest over the stored values see the same
-inputs at every tick.
+we follow the series live counts from its arrival, on the exchange's clock (the
+pollers' ``clock``). Only values fetched as history, long after their time,
+keep their own known time. The rule holds for every series, Coinbase's ticker
+included (its ``time`` is that of the last spot trade, often seconds old). A
+re-polled value that has not changed (the same Coinbase trade) is not published
+again, so its known time stays that of its first arrival, as stored. So the live
+engine and a backtest over the stored values see the same inputs at every tick.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class IndicatorPollers:
     """Latest stored ``ts`` per (symbol, kind): where each backfill resumes."""
     policy: PollerPolicy = field(default_factory=PollerPolicy)
     clock: Clock = field(default_factory=SystemClock)
+    """The exchange's clock (a ``RemoteClock`` in the daemon): arrivals are stamped on it."""
 
     def __post_init__(self) -> None:
         self._last: dict[tuple[str, str], int] = dict(self.last_known)
@@ -215,8 +219,8 @@ class IndicatorPollers:
         ]
 
     def _received(self) -> int:
-        """Now, on the exchange's clock (the REST client keeps the offset)."""
-        return self.clock.time_ms() + self.rest.time_offset_ms
+        """Now, on the exchange's clock."""
+        return self.clock.time_ms()
 
     # -- open interest (point value) -----------------------------------------
 
@@ -375,12 +379,16 @@ class IndicatorPollers:
                 self._log.warning("poller.coinbase_failed", product=product, error=str(exc)[:200])
                 continue
             ts = parse_time_ms(data["time"])
+            key = (symbol, "coinbase_price")
+            if ts <= self._last.get(key, -1):
+                continue  # no spot trade since the last poll: nothing new is known
+            self._last[key] = ts
             values.append(
                 Indicator(
                     symbol,
                     "coinbase_price",
                     ts,
-                    ts,
+                    max(ts, self._received()),  # a ticker is never history: always live
                     float(data["price"]),
                     {"bid": optional_number(data, "bid"), "ask": optional_number(data, "ask")},
                 )

@@ -13,8 +13,14 @@ Owns one ``TradeTape`` per symbol and keeps it complete:
 - ids that REST no longer has (older than its history) become a recorded hole.
 
 Everything that leaves the tape, plus mark prices and liquidations, is put
-on the market channel by a flusher every ``flush_interval``; when the channel
-is full the websocket reads pause (backpressure), they are never dropped.
+on the market channel by a flusher every ``flush_interval``, the other events
+of a window before its trades; when the channel is full the websocket reads
+pause (backpressure), they are never dropped. The event times ``E`` of the
+frames a flush delivered (and the times of the trades it delivered, some
+fetched over REST) then advance the exchange clock (``RemoteClock``), on
+which the engine decides when events have had time to arrive: only after the
+delivery, so the clock never runs ahead of what the channel has been given
+(which matters where the market runs faster than the wall clock, in the sim).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from arbengine.exchange.payloads import (
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import CombinedStream, StreamPolicy, split_streams
 from arbengine.runtime.channels import Sink
-from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
 
 HOUR_MS = 3_600_000
 
@@ -73,12 +79,15 @@ class MarketStreamCollector:
         last_stored: Mapping[str, tuple[int, int]] | None = None,
         policy: CollectorPolicy | None = None,
         clock: Clock | None = None,
+        exchange_clock: RemoteClock | None = None,
     ) -> None:
         self.symbols = [s.upper() for s in symbols]
         self._rest = rest
         self._out = out
         self.policy = policy or CollectorPolicy()
         self._clock = clock or SystemClock()
+        self.exchange_clock = exchange_clock or RemoteClock(self._clock)
+        self._newest_event_ms = 0
         self._log = structlog.get_logger("collector").bind(component="collector")
         self.tapes = {s: TradeTape(s) for s in self.symbols}
         self._last_stored = dict(last_stored or {})
@@ -173,6 +182,8 @@ class MarketStreamCollector:
 
     def _on_frame(self, frame: bytes) -> None:
         data = decode_combined(frame).data
+        if self._newest_event_ms < data.E:
+            self._newest_event_ms = data.E
         if type(data) is AggTradeEvent:
             tape = self.tapes.get(data.s)
             if tape is None:
@@ -244,14 +255,17 @@ class MarketStreamCollector:
 
     async def flush(self) -> None:
         received = self._clock.time_ms()
+        delivered = self._newest_event_ms
+        events, self._events = self._events, []
+        for event in events:
+            await self._out.put(event)
         for symbol, tape in self.tapes.items():
             batch = tape.take(received)
             if batch is not None:
                 await self._out.put(batch)
+                delivered = max(delivered, batch.ts[-1])  # trades fetched over REST too
             HELD.labels(symbol).set(tape.held_count)
-        events, self._events = self._events, []
-        for event in events:
-            await self._out.put(event)
+        self.exchange_clock.observe(delivered)
         self._may_read.set()
 
     # -- repair ---------------------------------------------------------------

@@ -3,8 +3,11 @@
 Reads from 26 h before ``from`` (the history horizon) so the first tick is as
 valid as any, evaluates every tick in ``[from, to)``, and reports the paper
 trades: a summary table per strategy and symbol, ``trades.csv``,
-``signals.csv``, ``summary.json`` and a self-contained ``report.html``.
-Positions still open at ``to`` are reported open, with their funding so far.
+``signals.csv``, ``summary.json`` and a self-contained ``report.html``; on
+request every evaluation too (``evaluations.csv``: what the daemon stores in
+``signal_indicators``, written as the replay goes, so a long period does not
+have to fit in memory). Positions still open at ``to`` are reported open,
+with their funding so far.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 import asyncpg
 
 from arbengine.pipeline.core import SignalPipeline
+from arbengine.pipeline.records import evaluation_row
 from arbengine.pipeline.replay import replay_history
 from arbengine.signals import StrategySet
 from arbengine.signals.scoring import Evaluation
@@ -39,6 +43,32 @@ SIGNAL_COLUMNS = (
     "tick", "time", "symbol", "strategy", "strategy_hash", "direction", "score", "coverage",
     "price", "atr", "contributions",
 )  # fmt: skip
+EVALUATION_COLUMNS = (
+    "strategy", "strategy_hash", "symbol", "tick", "direction", "score", "coverage", "fired",
+    "reason", "features", "contributions", "gates",
+)  # fmt: skip
+"""``signal_indicators`` columns, in its order; JSON columns as JSON, floats exact."""
+
+
+class EvaluationsCsv:
+    """Every evaluation as a CSV row in ``signal_indicators`` form, written as they come."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._handle)
+        self._writer.writerow(EVALUATION_COLUMNS)
+
+    def write(self, evaluations: Sequence[Evaluation]) -> None:
+        for e in sorted(evaluations, key=lambda e: (e.tick_ms, e.symbol, e.strategy)):
+            row = evaluation_row(e)
+            self._writer.writerow(
+                [*(repr(v) if isinstance(v, float) else v for v in row[:9]),
+                 *(json.dumps(v, sort_keys=True) for v in row[9:])]
+            )  # fmt: skip
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 @dataclass
@@ -63,8 +93,10 @@ async def run_backtest(
     symbols: Sequence[str] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     database_url: str | None = None,
+    evaluations: EvaluationsCsv | None = None,
 ) -> BacktestResult:
-    """With ``database_url`` the next day is read on a second connection while one is replayed."""
+    """With ``database_url`` the next day is read on a second connection while one is replayed;
+    with ``evaluations`` every evaluation is written there as the replay goes."""
     pipeline = SignalPipeline(strategies)
     chosen = sorted(pipeline.core.symbols if symbols is None else
                     set(symbols) & pipeline.core.symbols)  # fmt: skip
@@ -76,6 +108,8 @@ async def run_backtest(
         # Keep the fired evaluations only: a month of every evaluation would not fit.
         out = pipeline.drain()
         result.evaluations += len(out.evaluations)
+        if evaluations is not None:
+            evaluations.write(out.evaluations)
         result.signals += [e for e in out.evaluations if e.fired]
         if on_progress is not None:
             on_progress(trades, chunk_end)

@@ -173,6 +173,12 @@ class SignalPipeline:
         for position in self.book.on_trades(symbol, ids, ts, px, note=False):
             self._out.positions[id(position)] = position
 
+    def evaluated_after(self, symbol: str, time_ms: int) -> bool:
+        """Whether a tick later than ``time_ms`` has been evaluated (or passed) for ``symbol``:
+        a value visible from ``time_ms`` arriving now comes late for that tick."""
+        t, tick = self._next_tick.get(symbol), self.tick_ms
+        return t is not None and tick is not None and t - tick > time_ms
+
     def on_wall_clock(self, wall_ms: int) -> None:
         """Live only: evaluate ticks of quiet symbols once ``t + grace`` has passed."""
         for symbol in sorted(self._next_tick):

@@ -7,9 +7,13 @@ stored (so ticks missed while the daemon was down are evaluated now, exactly as
 a backtest would) — through the very pipeline that then runs live.
 
 Live: take market events from the engine's channel as they come, drain all
-that is queued before applying the wall-clock rule (a queued trade has
-arrived), and hand evaluations, signals and paper-trade changes to the output
-channel for the signal writer.
+that is queued, apply every non-trade event at once and each trade once it is
+``settle`` old on the exchange clock (``settle.py``: so every event before a
+tick is applied before the tick is evaluated, as in a backtest), then apply
+the wall-clock rule, and hand evaluations, signals and paper-trade changes to
+the output channel for the signal writer. Events that still come after a tick
+they belong to was evaluated are counted and logged (``engine.late_trade``,
+``engine.late_event``).
 
 Reload (SIGHUP): the strategy directory is validated as a whole; an invalid
 set is rejected and the old one kept (``strategies.reload_failed``), an
@@ -28,7 +32,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from arbengine.domain.market import MarketEvent, TradeBatch
+from arbengine.domain.market import Indicator, Liquidation, MarketEvent, RateSnapshot, TradeBatch
 from arbengine.pipeline.core import PipelineOutput, SignalPipeline
 from arbengine.pipeline.records import (
     evaluation_row,
@@ -36,6 +40,7 @@ from arbengine.pipeline.records import (
     position_from_row,
     signal_row,
 )
+from arbengine.pipeline.settle import TradeHold
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.signals import StrategyError, StrategySet, load_strategy_set
@@ -45,6 +50,12 @@ HORIZON_MS = 26 * 3_600_000
 EVALUATIONS = Counter("arb_engine_evaluations", "Strategy evaluations", ["strategy"])
 SIGNALS = Counter("arb_engine_signals", "Signals fired", ["strategy", "symbol"])
 LATE_TRADES = Counter("arb_engine_late_trades", "Trades that arrived after their tick")
+LATE_EVENTS = Counter(
+    "arb_engine_late_events",
+    "Liquidations and indicator values that arrived after a tick they belong to",
+    ["kind"],
+)
+HELD_TRADES = Gauge("arb_engine_held_trades", "Trades waiting to be settle old")
 TICK_SECONDS = Histogram(
     "arb_engine_batch_seconds", "Time to apply one batch of market events",
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
@@ -88,6 +99,7 @@ class EngineService:
         store: EngineStore,
         *,
         grace_ms: int = 2_000,
+        settle_ms: int = 1_500,
         max_catch_up_ms: int = 24 * 3_600_000,
         clock: Clock | None = None,
         collectors_ready: Callable[[], Awaitable[None]] | None = None,
@@ -97,15 +109,28 @@ class EngineService:
         self._inbox = inbox
         self._outbox = outbox
         self._store = store
+        if settle_ms > grace_ms:
+            raise ValueError(
+                "settle must not exceed grace (a tick due by the clock would "
+                "miss trades still settling)"
+            )
         self.grace_ms = grace_ms
         self.max_catch_up_ms = max_catch_up_ms
+        self._hold = TradeHold(settle_ms)
         self._clock = clock or SystemClock()
+        """The exchange's clock: ticks and settling are judged on it."""
         self._log = structlog.get_logger("engine").bind(component="engine")
         self.pipeline: SignalPipeline | None = None
         self._pending_set: StrategySet | None = None
+        self._late_events: dict[str, int] = {}
         self.ready = asyncio.Event()
         self._collectors_ready = collectors_ready
         self.ready_timeout_s = ready_timeout_s
+
+    @property
+    def held_trades(self) -> int:
+        """Trades received but not yet applied (settling, or waiting for the collectors)."""
+        return self._hold.count
 
     def set_collectors_ready(self, ready: Callable[[], Awaitable[None]]) -> None:
         """The collectors' readiness (wired after the engine is built)."""
@@ -148,7 +173,7 @@ class EngineService:
             if self._collectors_ready is None
             else asyncio.create_task(self._wait_for_collectors(), name="engine:collectors")
         )
-        held: list[TradeBatch] = []
+        hold = self._hold
         try:
             while True:
                 try:
@@ -156,7 +181,7 @@ class EngineService:
                 except TimeoutError:
                     events = []
                 except ChannelClosed:
-                    for batch in held:
+                    for batch in hold.release(None):
                         self.pipeline.on_event(batch)
                     await self._emit()
                     return
@@ -165,23 +190,41 @@ class EngineService:
                 pipeline = self.pipeline
                 while events:
                     for event in events:
-                        if gate is not None and isinstance(event, TradeBatch):
-                            held.append(event)
-                        else:
-                            pipeline.on_event(event)
+                        if isinstance(event, TradeBatch):
+                            hold.add(event)
+                            continue
+                        if gate is None:
+                            self._note_if_late(event)
+                        pipeline.on_event(event)
                     events = self._inbox.get_nowait_many(4096)
                 if gate is not None and gate.done():
                     gate = None
-                    for batch in held:
-                        pipeline.on_event(batch)
-                    held.clear()
                 if gate is None:
-                    pipeline.on_wall_clock(self._clock.time_ms())
+                    now = self._clock.time_ms()
+                    for batch in hold.release(now):
+                        pipeline.on_event(batch)
+                    pipeline.on_wall_clock(now)
+                HELD_TRADES.set(hold.count)
                 TICK_SECONDS.observe(time.perf_counter() - started)
                 await self._emit()
         finally:
             if gate is not None:
                 gate.cancel()
+
+    def _note_if_late(self, event: MarketEvent) -> None:
+        """Count a value that comes after a tick it belongs to was evaluated (live only)."""
+        assert self.pipeline is not None
+        if isinstance(event, Liquidation):
+            kind, visible = "liquidation", event.ts
+        elif isinstance(event, Indicator):
+            kind, visible = event.kind, event.known_at
+        elif isinstance(event, RateSnapshot):
+            kind, visible = "premium_index", event.visible_at
+        else:
+            return
+        if self.pipeline.evaluated_after(event.symbol, visible):
+            LATE_EVENTS.labels(kind).inc()
+            self._late_events[kind] = self._late_events.get(kind, 0) + 1
 
     async def _wait_for_collectors(self) -> None:
         assert self._collectors_ready is not None
@@ -213,6 +256,9 @@ class EngineService:
         assert self.pipeline is not None
         if out is None:
             out = self.pipeline.drain()
+        if self._late_events:
+            late, self._late_events = self._late_events, {}
+            self._log.warning("engine.late_event", **late)
         if not out:
             return
         for e in out.evaluations:

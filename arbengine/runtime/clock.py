@@ -47,15 +47,29 @@ class ManualClock:
         self.advance(now_ms - self._now_ms)
 
 
-class OffsetClock:
-    """Another clock shifted by a fixed offset: the exchange's time, seen from here."""
+class RemoteClock:
+    """Another party's clock seen from here: ours plus a measured offset, and never behind
+    the newest time that party has stamped on a message we received.
 
-    def __init__(self, base: Clock, offset_ms: int) -> None:
+    The stamps keep it right where an offset cannot: a clock that runs at another pace
+    (a simulated market at 60x, or paused) is followed as its messages arrive. So "when
+    did this value arrive" and "which ticks are due" are answered on the clock that event
+    times are written in, the exchange's.
+    """
+
+    def __init__(self, base: Clock, offset_ms: int = 0) -> None:
         self._base = base
         self.offset_ms = offset_ms
+        self._seen_ms = 0
+
+    def observe(self, remote_ms: int) -> None:
+        """A message stamped ``remote_ms`` by the other party has arrived."""
+        if remote_ms > self._seen_ms:
+            self._seen_ms = remote_ms
 
     def time_ms(self) -> int:
-        return self._base.time_ms() + self.offset_ms
+        now = self._base.time_ms() + self.offset_ms
+        return now if now > self._seen_ms else self._seen_ms
 
     def monotonic(self) -> float:
         return self._base.monotonic()

@@ -100,6 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--balance", default="10000", help="starting USDT wallet balance")
     parser.add_argument("--leverage", type=int, default=20)
     parser.add_argument("--volatility", type=float, default=1.0, help="volatility multiplier")
+    parser.add_argument(
+        "--liquidations", type=float, default=1.0,
+        help="multiplier of the chance of a liquidation each second",
+    )  # fmt: skip
     parser.add_argument("--weight-limit", type=int, default=2400, help="REQUEST_WEIGHT per minute")
     parser.add_argument(
         "--no-timestamp-check", action="store_true", help="accept any signed timestamp"
@@ -154,6 +158,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         balance=str(args.balance),
         leverage=args.leverage,
         volatility=args.volatility,
+        liquidations=args.liquidations,
         limits=LimitConfig(weight_per_minute=args.weight_limit),
         check_timestamps=not args.no_timestamp_check,
         ws=WsRules(),

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -80,11 +80,15 @@ class MarkPoint:
 class LiquidationEvent:
     symbol: str
     t: int
+    """Order time ``o.T``."""
     side: str
     price: int
     """Order (bankruptcy) price, in price units."""
     avg_price: int
     qty: int
+    pushed: int
+    """When the stream pushes it (event time ``E``): Binance sends at most the latest
+    liquidation per symbol per 1000 ms, as a snapshot after its order time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +180,7 @@ class SymbolBook:
             self.funding_released += 1
         while (
             self.liq_released < len(self.liquidations)
-            and self.liquidations[self.liq_released].t <= t_ms
+            and self.liquidations[self.liq_released].pushed <= t_ms
         ):
             rel.liquidations.append(self.liquidations[self.liq_released])
             self.liq_released += 1
@@ -316,7 +320,11 @@ class SymbolBook:
         return out
 
     def coinbase_ticker(self, t_ms: int, trade_rate: float) -> dict[str, Any]:
-        i = self.marks.released - 1
+        """Coinbase's ticker: its ``time`` and price are those of the last spot trade, which
+        is often seconds old (a client must not take ``time`` for when it learnt the price)."""
+        last_ms = coinbase_last_trade_ms(self.spec.symbol, t_ms)
+        seconds_back = t_ms // 1000 - last_ms // 1000
+        i = max(0, self.marks.released - 1 - seconds_back)
         index = float(self.marks.value("index", i))
         bps = float(self.marks.value("cb_bps", i))
         tick = self.spec.coinbase_tick
@@ -334,11 +342,30 @@ class SymbolBook:
             "ask": f"{price + tick:f}",
             "bid": f"{price:f}",
             "volume": fmt_float(volume, 8),
-            "trade_id": t_ms // 50,
+            "trade_id": last_ms // 10,
             "price": f"{price:f}",
             "size": fmt_decimal(size, 8),
-            "time": iso_ms(t_ms),
+            "time": iso_ms(last_ms),
         }
+
+
+COINBASE_TRADE_ODDS = 0.4
+"""The chance that a second holds a spot trade on Coinbase (so its last trade is usually
+0–3 s old): deterministic per symbol and second, the same for every client and run."""
+
+
+def coinbase_last_trade_ms(symbol: str, t_ms: int) -> int:
+    """Time of the last Coinbase spot trade at or before ``t_ms``."""
+    seed = zlib.crc32(symbol.encode())
+    second = t_ms // 1000
+    for back in range(60):
+        s = second - back
+        h = ((s * 2_654_435_761) ^ seed) * 2_246_822_519 & 0xFFFF_FFFF
+        if h % 1000 < COINBASE_TRADE_ODDS * 1000:
+            at = s * 1000 + (h >> 12) % 1000
+            if at <= t_ms:
+                return at
+    return (second - 60) * 1000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,6 +560,14 @@ class ModelParams:
     liq_prob: float = 0.003
     liq_prob_volatile: float = 0.15
     liq_median_usd: float = 15_000.0
+
+    def with_liquidations(self, multiplier: float) -> ModelParams:
+        """The same model with liquidations ``multiplier`` times as likely (≤ 1 a second)."""
+        return replace(
+            self,
+            liq_prob=min(1.0, self.liq_prob * multiplier),
+            liq_prob_volatile=min(1.0, self.liq_prob_volatile * multiplier),
+        )
 
 
 @dataclass(slots=True)
@@ -753,8 +788,11 @@ class SyntheticMarket(Market):
         qty = max(
             spec.step, round(notional / math.exp(g.logmid) * spec.qty_scale / spec.step) * spec.step
         )
+        # Pushed as the second's snapshot when the second ends: up to a second after it.
         book.liquidations.append(
-            LiquidationEvent(spec.symbol, t0 + off, side, max(price, tick), max(avg, tick), qty)
+            LiquidationEvent(
+                spec.symbol, t0 + off, side, max(price, tick), max(avg, tick), qty, t0 + BLOCK_MS
+            )
         )
         return qty / spec.qty_scale
 
@@ -780,7 +818,7 @@ def liquidation_payload(spec: SymbolSpec, liq: LiquidationEvent) -> dict[str, An
     q = fmt_units(liq.qty, spec.qty_precision)
     return {
         "e": "forceOrder",
-        "E": liq.t,
+        "E": liq.pushed,
         "o": {
             "s": liq.symbol,
             "S": liq.side,

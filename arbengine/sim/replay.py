@@ -337,6 +337,7 @@ class ReplayMarket(Market):
                 units(o["p"], spec.price_precision),
                 units(o.get("ap") or o["p"], spec.price_precision),
                 units(o["q"], spec.qty_precision),
+                int(d.get("E") or o.get("T")),
             )
         )
 

@@ -62,6 +62,7 @@ from arbengine.sim.listenkeys import ListenKeys
 from arbengine.sim.market import (
     BLOCK_MS,
     Market,
+    ModelParams,
     Release,
     SyntheticMarket,
     agg_trade_payloads,
@@ -102,6 +103,8 @@ class SimConfig:
     maker_fee: str = "0.0002"
     volatility: float = 1.0
     """Multiplier of every symbol's volatility."""
+    liquidations: float = 1.0
+    """Multiplier of the chance of a liquidation in any second (capped at one a second)."""
     history_days: int = 30
     funding_interval_hours: Mapping[str, int] = field(default_factory=dict)
     limits: LimitConfig = field(default_factory=LimitConfig)
@@ -171,6 +174,7 @@ class SimServer:
                 config.volatility,
                 config.history_days,
                 config.max_tape,
+                ModelParams().with_liquidations(config.liquidations),
             )
         self.start_ms = start
         self._time_offset = start - wall_ms()

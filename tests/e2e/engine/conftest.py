@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
@@ -61,29 +61,66 @@ class EngineRun:
             await conn.close()
 
 
-@pytest.fixture
-async def engine_sim() -> AsyncIterator[SimServer]:
+def engine_sim_config(history_ms: int = HISTORY_MS, **overrides: object) -> SimConfig:
+    """A manual sim ``history_ms`` of market before now."""
     now = int(time.time() * 1000) // 1000 * 1000
     config = SimConfig(port=0, manual=True, seed=5, symbols=SYMBOLS, trade_rate=4.0,
-                       start_ms=now - HISTORY_MS, history_days=1)  # fmt: skip
+                       start_ms=now - history_ms, history_days=1)  # fmt: skip
+    return replace(config, **overrides)
+
+
+@pytest.fixture
+def engine_sim_overrides() -> dict[str, object]:
+    """SimConfig fields (and ``history_ms``) a test module changes (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def engine_strategies() -> list[dict]:
+    """The strategy files the daemon runs (override this fixture)."""
+    return [PROBE]
+
+
+BeforeStart = Callable[[SimServer, str], Awaitable[None]]
+
+
+@pytest.fixture
+def engine_before_start() -> BeforeStart | None:
+    """Run with the sim and the database URL before the daemon starts (override this fixture)."""
+    return None
+
+
+@pytest.fixture
+async def engine_sim(engine_sim_overrides: dict[str, object]) -> AsyncIterator[SimServer]:
+    config = engine_sim_config(**engine_sim_overrides)
+    now = int(time.time() * 1000) // 1000 * 1000
     async with SimServer(config) as sim:
         # 100 minutes of market before the daemon starts, and a little ahead of the wall
-        # clock, so ticks are made due by trades rather than by the clock (see parity test).
+        # clock: the daemon must follow the exchange's clock (its event times), not its own.
         await sim.advance_to(now + 120_000)
         yield sim
 
 
 @pytest.fixture
 async def engine_run(
-    engine_sim: SimServer, database_url: str, daemon_env: dict, spawn_daemon, tmp_path: Path
+    engine_sim: SimServer,
+    engine_strategies: list[dict],
+    engine_before_start: BeforeStart | None,
+    database_url: str,
+    daemon_env: dict,
+    spawn_daemon,
+    tmp_path: Path,
 ) -> EngineRun:
     strategies = tmp_path / "strategies"
     strategies.mkdir()
-    write_strategy(strategies, PROBE)
+    for doc in engine_strategies:
+        write_strategy(strategies, doc, f"{doc['name']}.json")
+    if engine_before_start is not None:
+        await engine_before_start(engine_sim, database_url)
     env = {
         **collect_env(engine_sim, daemon_env, database_url),
         "ARB_ENGINE_STRATEGIES_DIR": str(strategies),
-        "ARB_COLLECT_INITIAL_BACKFILL": "2h",
+        "ARB_COLLECT_INITIAL_BACKFILL": "3h",
     }
     daemon = await spawn_daemon(env)
     await daemon.started()

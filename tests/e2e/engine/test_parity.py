@@ -1,8 +1,11 @@
-"""Parity: the backtester over the stored trades reproduces what the live daemon decided.
+"""Parity: the backtester over the stored data reproduces what the live daemon decided.
 
-The daemon runs against the simulated exchange with paper trading on; then
-``arbengine backtest`` replays the stored period; signals (tick, symbol,
-direction, score, contributions) and paper trades are compared field by field.
+The daemon runs against the simulated exchange with paper trading on, two strategies
+between them reading every feature of SIGNALS.md (so trades, liquidations in bursts,
+premiumIndex readings, open interest, the ratio series and Coinbase prices are all in
+play); then ``arbengine backtest`` replays the stored period. Every evaluation (features,
+factors, gates, score, why it did not fire), every signal and every paper trade is
+compared field by field.
 """
 
 from __future__ import annotations
@@ -15,13 +18,102 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
+import asyncpg
 import pytest
 
+from arbengine.domain.market import Indicator
+from arbengine.signals.features import FEATURE_NAMES
+from arbengine.sim.server import SimServer
+from arbengine.store.market_writes import insert_indicators
+from arbengine.store.migrations import apply_migrations
 from tests.conftest import REPO
-from tests.e2e.engine.conftest import EngineRun
+from tests.e2e.engine.conftest import PROBE, SYMBOLS, EngineRun
 from tests.support.waiting import eventually
 
 REL = 1e-9
+
+# Every feature as a factor, with gates and a confirmation: nothing of SIGNALS.md unread.
+UNSIGNED = {"price", "vwap_fast", "vwap_mid", "vwap_day", "atr", "atr_pct", "atr_percentile",
+            "large_threshold", "trades_fast", "oi_change_1h"}  # fmt: skip
+CONTRARIAN = {"funding_rate", "funding_annualised", "ls_global"}
+FULL = {"price": 1e6, "vwap_fast": 1e6, "vwap_mid": 1e6, "vwap_day": 1e6, "atr": 1e4,
+        "atr_pct": 0.01, "atr_percentile": 100, "large_threshold": 1e6, "trades_fast": 5000,
+        "oi_change_1h": 0.01, "cvd_fast": 50, "cvd_mid": 100, "cvd_day": 200,
+        "flow_fast": 0.2, "flow_mid": 0.2, "vwap_dev_fast": 0.002, "vwap_dev_mid": 0.004,
+        "large_imbalance_fast": 0.5, "funding_rate": 0.0005, "funding_annualised": 0.5,
+        "ls_global": 0.3, "ls_top": 0.3, "taker_ratio": 0.3, "coinbase_premium_bps": 5,
+        "liq_imbalance_fast": 0.5}  # fmt: skip
+EVERY = {
+    "name": "every",
+    "symbols": list(SYMBOLS),
+    "tick": "15s",
+    "windows": {"fast": "5m", "mid": "20m", "day": "1h"},
+    "max_staleness": "3m",
+    "atr_percentile_min_values": 12,
+    "direction": {"feature": "flow_fast", "min": 0.0, "confirm": ["cvd_mid"]},
+    "factors": [
+        {"feature": f, "weight": 1 + i % 3, "full": FULL[f], "unsigned": f in UNSIGNED,
+         "contrarian": f in CONTRARIAN}
+        for i, f in enumerate(FEATURE_NAMES)
+    ],
+    "gates": {"atr_percentile": [0, 100], "trades_fast": [10, None],
+              "coinbase_premium_bps": [-500, 500], "liq_imbalance_fast": [-1, 1]},
+    "entry": {"threshold": 30, "min_coverage": 50, "cooldown": "2m", "max_open_per_symbol": 1},
+    "exit": {"sl_atr": 0.5, "tp1_atr": 0.5, "tp1_fraction": 0.5, "tp2_atr": 1.0,
+             "breakeven_after_tp1": True, "max_hold": "5m"},
+    "costs": {"fee_bps": 4, "slippage_bps": 1},
+}  # fmt: skip
+
+
+@pytest.fixture
+def engine_strategies() -> list[dict]:
+    return [PROBE, EVERY]
+
+
+@pytest.fixture
+def engine_sim_overrides() -> dict[str, object]:
+    # Liquidation bursts (about one every 10 s, every second when volatile), and enough
+    # history for atr_percentile (14 candles for the ATR, then 12 of its values).
+    return {"liquidations": 30.0, "history_ms": 150 * 60_000}
+
+
+@pytest.fixture
+def engine_before_start():
+    """Two hours of open interest before the daemon starts, so ``oi_change_1h`` is in play
+    (the daemon polls the point value from its start only)."""
+
+    async def seed(sim: SimServer, url: str) -> None:
+        values = []
+        async with aiohttp.ClientSession() as http:
+            for symbol in SYMBOLS:
+                params = {"symbol": symbol, "period": "5m", "limit": 30}
+                async with http.get(f"{sim.rest_url}/futures/data/openInterestHist",
+                                    params=params) as response:  # fmt: skip
+                    assert response.status == 200
+                    for row in await response.json():
+                        ts = int(row["timestamp"])
+                        values.append(Indicator(symbol, "open_interest", ts, ts,
+                                                float(row["sumOpenInterest"])))  # fmt: skip
+        conn = await asyncpg.connect(url)
+        try:
+            await apply_migrations(conn)
+            await insert_indicators(conn, values)
+        finally:
+            await conn.close()
+
+    return seed
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, floats to 1e-9 relative, through nested JSON values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return close(float(a), float(b))
+    return a == b
 
 
 def close(a: float | None, b: float | None) -> bool:
@@ -39,12 +131,17 @@ async def test_backtest_reproduces_live_signals_and_paper_trades(
         await run.advance(10, step_ms=250)
         signals = await run.fetch("SELECT count(*) AS n FROM signal_logs")
         closed = await run.fetch("SELECT count(*) AS n FROM paper_trades WHERE status = 'closed'")
-        return signals[0]["n"] >= 6 and closed[0]["n"] >= 3
+        liquidated = await run.fetch(
+            "SELECT count(*) AS n FROM signal_indicators WHERE strategy = 'every' "
+            "AND (features->>'liq_imbalance_fast')::float8 <> 0"
+        )
+        return signals[0]["n"] >= 6 and closed[0]["n"] >= 3 and liquidated[0]["n"] >= 20
 
-    await eventually(enough, 180, interval=0.1, what="signals and closed paper trades")
+    await eventually(enough, 240, interval=0.1, what="signals, closed trades, liquidations")
     run.daemon.send(signal.SIGTERM)
     assert await run.daemon.wait_exit(60) == 0
     assert not run.daemon.events("engine.late_trade")
+    assert not run.daemon.events("engine.late_event")
 
     ticks = await run.fetch(
         "SELECT symbol, min(tick) AS first, max(tick) AS last FROM signal_indicators GROUP BY 1"
@@ -57,13 +154,43 @@ async def test_backtest_reproduces_live_signals_and_paper_trades(
     backtest = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "arbengine", "backtest",
         "--strategy", str(run.strategies / "probe.json"),
-        "--from", str(first), "--to", str(last_trade + 1), "--out", str(out),
+        "--strategy", str(run.strategies / "every.json"),
+        "--from", str(first), "--to", str(last_trade + 1), "--out", str(out), "--evaluations",
         cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={"PATH": "/usr/bin:/bin", "ARB_DATABASE_URL": run.url,
              "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
     )  # fmt: skip
     _, stderr = await asyncio.wait_for(backtest.communicate(), 300)
     assert backtest.returncode == 0, stderr.decode()
+
+    # -- evaluations: every one, fired or not -------------------------------------------
+    live_evaluations = {
+        (r["strategy"], r["symbol"], r["tick"]): r
+        for r in await run.fetch("SELECT * FROM signal_indicators WHERE tick <= $1", last_common)
+    }
+    with (out / "evaluations.csv").open() as handle:
+        replayed_evaluations = {
+            (r["strategy"], r["symbol"], int(r["tick"])): r
+            for r in csv.DictReader(handle)
+            if int(r["tick"]) <= last_common
+        }
+    assert set(replayed_evaluations) == set(live_evaluations)
+    in_play: set[str] = set()
+    for key, row in live_evaluations.items():
+        other = replayed_evaluations[key]
+        assert other["strategy_hash"] == row["strategy_hash"], key
+        assert (other["direction"] or None) == (None if row["direction"] is None
+                                                else str(row["direction"])), key  # fmt: skip
+        assert other["fired"] == str(row["fired"]), key
+        assert (other["reason"] or None) == row["reason"], key
+        for name in ("score", "coverage"):
+            value = None if other[name] == "" else float(other[name])
+            assert (value is None and row[name] is None) or close(value, row[name]), (key, name)
+        for name in ("features", "contributions", "gates"):
+            assert same(json.loads(other[name]), json.loads(row[name])), (key, name)
+        if row["strategy"] == "every":
+            in_play |= {f for f, v in json.loads(row["features"]).items() if v != 0}
+    assert in_play == set(FEATURE_NAMES), set(FEATURE_NAMES) - in_play
 
     # -- signals ---------------------------------------------------------------------
     live = {
