@@ -23,7 +23,7 @@ async def limited(
         tmp_path_factory.mktemp("limited"),
         {
             "ARB_AUTH_LOGIN_ATTEMPTS_PER_IP": "3",
-            "ARB_AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT": "2",
+            "ARB_AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT_IP": "2",
             "ARB_AUTH_REGISTER_ATTEMPTS_PER_IP": "2",
             "ARB_AUTH_LOGIN_WINDOW": "10m",
         },
