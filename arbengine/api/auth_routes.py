@@ -11,7 +11,7 @@ from prometheus_client import Counter
 from arbengine.api import queries
 from arbengine.api.auth import TokenError, token_hash
 from arbengine.api.client_address import throttle_key
-from arbengine.api.errors import ApiError, bad_request, too_many_requests, unauthorized
+from arbengine.api.errors import ApiError, too_many_requests, unauthorized
 from arbengine.api.queries import RegisterOutcome, RotateOutcome
 from arbengine.api.ratelimit import Refused
 from arbengine.api.schemas import LoginBody, RefreshBody, RegisterBody, Tokens, User
@@ -69,8 +69,9 @@ async def register(call: Call) -> Tokens:
     username = body.username.lower()
     outcome, user = await queries.register(services.db(), body.invite_code, username, password_hash)
     if outcome is RegisterOutcome.INVALID_INVITE:
-        raise bad_request(
-            "invalid_invite", "the invite code is unknown, used or expired", "invite_code"
+        # Well-formed but not honoured: a refusal (403), not a malformed request (400).
+        raise ApiError(
+            403, "invalid_invite", "the invite code is unknown, used or expired", "invite_code"
         )
     if outcome is RegisterOutcome.USERNAME_TAKEN:
         raise ApiError(409, "username_taken", f"the username {username!r} is taken", "username")
