@@ -24,6 +24,7 @@ from aiohttp import web
 from arbengine import __version__
 from arbengine.api.connections import (
     LINGER_S,
+    TIMED_OUT,
     Connections,
     GuardedSite,
     descriptor_budget,
@@ -73,6 +74,7 @@ def _wrap(route: Route, services: Services) -> Callable[[web.Request], Awaitable
                 async with asyncio.timeout(body_timeout_s):
                     raw = await request.read()
             except TimeoutError:
+                TIMED_OUT.labels("body").inc()
                 raise ApiError(
                     408,
                     "request_timeout",

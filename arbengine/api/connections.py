@@ -255,8 +255,10 @@ class ConnectionGuard(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
-        loop = asyncio.get_running_loop()
-        self._send_timer = loop.call_later(self._connections.limits.send_s, self._expire, "send")
+        if self._send_timer is None:
+            loop = asyncio.get_running_loop()
+            limit = self._connections.limits.send_s
+            self._send_timer = loop.call_later(limit, self._expire, "send")
         if self._inner is not None:
             self._inner.pause_writing()
 
@@ -310,8 +312,12 @@ class ConnectionGuard(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(seconds, self.abort)
 
     def abort(self) -> None:
-        """Close now, dropping anything unsent: the descriptor is what matters."""
-        if self._transport is not None and not self._transport.is_closing():
+        """Close now, dropping anything unsent: the descriptor is what matters.
+
+        Also when the transport is already closing: a close waits for unsent data to
+        leave, which a client that reads nothing never lets happen.
+        """
+        if self._transport is not None:
             self._transport.abort()
 
 

@@ -184,6 +184,7 @@ async def test_headers_trickling_in_are_cut_off_at_the_header_timeout(
 async def test_a_body_that_never_arrives_is_answered_408_and_the_connection_closed(
     strict: ApiUnderTest,
 ) -> None:
+    before = await metric(strict, timed_out("body"))
     slow = await Connection.open(strict)
     await slow.send(
         b"POST /api/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
@@ -198,6 +199,7 @@ async def test_a_body_that_never_arrives_is_answered_408_and_the_connection_clos
     }
     assert reply.headers["connection"] == "close"
     await slow.closed_by_server()
+    assert await metric(strict, timed_out("body")) == before + 1
 
 
 async def test_a_client_that_reads_none_of_its_answers_is_dropped(strict: ApiUnderTest) -> None:
