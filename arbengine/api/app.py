@@ -153,6 +153,7 @@ async def serve_http(app: web.Application, host: str, port: int) -> AsyncIterato
             keepalive_timeout_s=limits.keepalive_s,
             header_timeout_s=limits.header_s,
             body_timeout_s=limits.body_s,
+            send_timeout_s=limits.send_s,
         )
         yield site.bound_port
     finally:
