@@ -10,7 +10,7 @@ each connection's aiohttp protocol is wrapped, at the transport seam, in a
 - refuses a connection beyond the cap at once: ``503`` with a JSON error and
   ``Connection: close``, then closes it (``Connections``);
 - closes a connection with no request under way after ``keepalive_timeout``
-  (a fresh one included, which aiohttp before 3.14 never closes);
+  (a fresh one included, which older aiohttp releases never close);
 - closes one whose request line and headers are not complete within
   ``header_timeout`` of their first byte;
 - drops one that takes none of a response for ``send_timeout``.
