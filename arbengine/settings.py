@@ -11,6 +11,7 @@ a secret may instead be read from a file named by ``ARB_<SECTION>_<KEY>_FILE``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -81,6 +82,33 @@ class HttpSettings(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 8080
     cors_origins: list[str] = msgspec.field(default_factory=list)
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """Addresses or CIDR networks of reverse proxies whose ``X-Forwarded-For`` is believed."""
+    keepalive_timeout: Duration = "75s"
+    """A connection with no request under way is closed after this long."""
+    header_timeout: Duration = "10s"
+    """A request's line and headers must arrive within this long of its first byte."""
+    body_timeout: Duration = "10s"
+    """A request's body must arrive within this long of its headers."""
+    send_timeout: Duration = "60s"
+    """A client that takes none of a response for this long is disconnected."""
+    max_connections: PositiveInt = 4096
+    """Connections served at once; more are refused with 503 (see ``descriptor_reserve``)."""
+    descriptor_reserve: PositiveInt = 1024
+    """File descriptors kept for everything but API connections (collectors, database pool,
+    trading): connections are capped so that this many always remain."""
+
+    def __post_init__(self) -> None:
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {proxy!r} is not an IP address or CIDR network"
+                ) from None
+        for name in ("keepalive_timeout", "header_timeout", "body_timeout", "send_timeout"):
+            if parse_duration_ms(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be longer than 0s")
 
 
 class RuntimeSettings(_Section, frozen=True):
@@ -181,13 +209,24 @@ class AuthSettings(_Section, frozen=True):
     access_ttl: Duration = "15m"
     refresh_ttl: Duration = "30d"
     login_attempts_per_ip: PositiveInt = 20
-    login_attempts_per_account: PositiveInt = 5
+    """Failed logins from one address (any account) per ``login_window``; then 429."""
+    login_attempts_per_account_ip: PositiveInt = 5
+    """Failed logins to one account from one address per ``login_window``; then 429."""
+    login_delay_after: PositiveInt = 5
+    """Failed logins to one account (from any address) per ``login_window`` answered at once;
+    each further attempt waits first, so an attack slows the account down but never locks
+    out its owner."""
+    login_delay_initial: Duration = "1s"
+    login_delay_max: Duration = "10s"
+    """The wait doubles from ``login_delay_initial`` with each further failure, up to this."""
     login_window: Duration = "15m"
     register_attempts_per_ip: PositiveInt = 10
 
     def __post_init__(self) -> None:
         if self.jwt_secret and len(self.jwt_secret) < 32:
             raise ValueError("jwt_secret must be at least 32 characters (or empty to generate one)")
+        if parse_duration_ms(self.login_delay_initial) > parse_duration_ms(self.login_delay_max):
+            raise ValueError("login_delay_initial must not exceed login_delay_max")
 
 
 class LogSettings(_Section, frozen=True):

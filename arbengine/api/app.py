@@ -18,9 +18,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
+import structlog
 from aiohttp import web
 
 from arbengine import __version__
+from arbengine.api.connections import (
+    LINGER_S,
+    TIMED_OUT,
+    Connections,
+    GuardedSite,
+    descriptor_budget,
+    raise_descriptor_limit,
+)
 from arbengine.api.context import CONTEXT, OPENAPI, ApiContext
 from arbengine.api.errors import ApiError
 from arbengine.api.jsonio import bytes_response, encode
@@ -30,6 +39,7 @@ from arbengine.api.params import Window, parse_body, parse_query, resolve_range
 from arbengine.api.routes import Route, api_routes, page_routes
 from arbengine.api.services import Call, Services
 from arbengine.api.system_routes import static_files
+from arbengine.settings import duration_s
 
 __all__ = ["CONTEXT", "SERVICES", "ApiContext", "all_routes", "build_app", "serve_http"]
 
@@ -44,6 +54,7 @@ def all_routes() -> list[Route]:
 def _wrap(route: Route, services: Services) -> Callable[[web.Request], Awaitable[web.Response]]:
     ranged = "to" in route.query.__struct_fields__
     check_query = route.validate_query
+    body_timeout_s = duration_s(services.settings.http.body_timeout)
 
     async def handler(request: web.Request) -> web.Response:
         # Who is asking comes first: an anonymous caller learns nothing from validation.
@@ -59,7 +70,18 @@ def _wrap(route: Route, services: Services) -> Callable[[web.Request], Awaitable
         if route.body is not None:
             if request.content_type != "application/json":
                 raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-            body = parse_body(await request.read(), route.body)
+            try:
+                async with asyncio.timeout(body_timeout_s):
+                    raw = await request.read()
+            except TimeoutError:
+                TIMED_OUT.labels("body").inc()
+                raise ApiError(
+                    408,
+                    "request_timeout",
+                    f"the request body did not arrive within {body_timeout_s:g} s",
+                    close=True,
+                ) from None
+            body = parse_body(raw, route.body)
         result = await route.handler(Call(request, services, query, body, user, window))
         if isinstance(result, web.StreamResponse):
             return result  # type: ignore[return-value]
@@ -105,16 +127,34 @@ def build_app(ctx: ApiContext) -> web.Application:
 
 @contextlib.asynccontextmanager
 async def serve_http(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
-    """Serve ``app`` until the context exits; yields the bound port (``port=0`` picks one)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    """Serve ``app`` until the context exits; yields the bound port (``port=0`` picks one).
+
+    Connections are capped and held to deadlines (connections.py); the cap leaves
+    ``[http] descriptor_reserve`` file descriptors to the rest of the process.
+    """
+    limits = descriptor_budget(app[SERVICES].settings.http, raise_descriptor_limit())
+    connections = Connections(limits)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+        keepalive_timeout=limits.keepalive_s,
+        lingering_time=LINGER_S,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
-    bound = port
-    server = getattr(site, "_server", None)
-    if server is not None and server.sockets:
-        bound = server.sockets[0].getsockname()[1]
+    site = GuardedSite(runner, host, port, connections)
     try:
-        yield bound
+        await site.start()
+        structlog.get_logger("api").info(
+            "api.listening",
+            component="api",
+            max_connections=limits.max_connections,
+            keepalive_timeout_s=limits.keepalive_s,
+            header_timeout_s=limits.header_s,
+            body_timeout_s=limits.body_s,
+            send_timeout_s=limits.send_s,
+        )
+        yield site.bound_port
     finally:
         await runner.cleanup()

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import structlog
+from prometheus_client import Counter
 
 from arbengine.api import queries
 from arbengine.api.auth import TokenError, token_hash
-from arbengine.api.errors import ApiError, bad_request, too_many_requests, unauthorized
+from arbengine.api.client_address import throttle_key
+from arbengine.api.errors import ApiError, too_many_requests, unauthorized
 from arbengine.api.queries import RegisterOutcome, RotateOutcome
+from arbengine.api.ratelimit import Refused
 from arbengine.api.schemas import LoginBody, RefreshBody, RegisterBody, Tokens, User
 from arbengine.api.services import Call, Services
 
 log = structlog.get_logger("api").bind(component="api.auth")
+
+LOGINS = Counter(
+    "arb_api_logins_total",
+    "Login attempts by outcome (ok, failed, or refused by the address / account-address limit)",
+    ["outcome"],
+)
+LOGINS_DELAYED = Counter(
+    "arb_api_logins_delayed_total", "Login attempts made to wait: their account is under attack"
+)
+_REFUSAL_TEXT = {
+    "address": "too many failed logins from this address",
+    "account_address": "too many failed logins to this account from this address",
+}
 
 
 def user_shape(row: asyncpg.Record) -> User:
@@ -42,16 +60,18 @@ async def _issue(services: Services, user: asyncpg.Record) -> Tokens:
 async def register(call: Call) -> Tokens:
     body: RegisterBody = call.body
     services = call.services
-    wait = services.register_per_ip.retry_after(call.remote)
+    key = throttle_key(call.remote)
+    wait = services.register_per_ip.retry_after(key)
     if wait is not None:
         raise too_many_requests("too many registration attempts from this address", wait)
-    services.register_per_ip.hit(call.remote)
+    services.register_per_ip.hit(key)
     password_hash = await services.passwords.hash(body.password)
     username = body.username.lower()
     outcome, user = await queries.register(services.db(), body.invite_code, username, password_hash)
     if outcome is RegisterOutcome.INVALID_INVITE:
-        raise bad_request(
-            "invalid_invite", "the invite code is unknown, used or expired", "invite_code"
+        # Well-formed but not honoured: a refusal (403), not a malformed request (400).
+        raise ApiError(
+            403, "invalid_invite", "the invite code is unknown, used or expired", "invite_code"
         )
     if outcome is RegisterOutcome.USERNAME_TAKEN:
         raise ApiError(409, "username_taken", f"the username {username!r} is taken", "username")
@@ -63,29 +83,41 @@ async def register(call: Call) -> Tokens:
 async def login(call: Call) -> Tokens:
     body: LoginBody = call.body
     services = call.services
+    throttle = services.login_throttle
     username = body.username.lower()
-    for limiter, key, what in (
-        (services.login_per_ip, call.remote, "from this address"),
-        (services.login_per_account, username, "for this account"),
-    ):
-        wait = limiter.retry_after(key)
-        if wait is not None:
-            log.warning("auth.login_throttled", username=username, remote=call.remote)
-            raise too_many_requests(f"too many failed logins {what}", wait)
-    row = await queries.user_by_name(services.db(), username)
-    ok, new_hash = await services.passwords.verify(
-        row["password_hash"] if row else None, body.password
-    )
+    remote = call.remote
+    # Checked and counted in one step, before the first await: concurrent guesses queue up
+    # behind the limit instead of all passing a check that none of them has counted yet.
+    attempt = throttle.admit(username, throttle_key(remote))
+    if isinstance(attempt, Refused):
+        LOGINS.labels(f"throttled_{attempt.scope}").inc()
+        log.warning("auth.login_throttled", username=username, remote=remote, limit=attempt.scope)
+        raise too_many_requests(_REFUSAL_TEXT[attempt.scope], attempt.retry_after_s)
+    try:
+        if attempt.delay_s > 0:
+            LOGINS_DELAYED.inc()
+            log.info(
+                "auth.login_delayed", username=username, remote=remote, delay_s=attempt.delay_s
+            )
+            await asyncio.sleep(attempt.delay_s)
+        row = await queries.user_by_name(services.db(), username)
+        ok, new_hash = await services.passwords.verify(
+            row["password_hash"] if row else None, body.password
+        )
+    except BaseException:
+        throttle.abandoned(attempt)
+        raise
     if not ok or row is None:
-        services.login_per_ip.hit(call.remote)
-        services.login_per_account.hit(username)
-        log.info("auth.login_failed", username=username, remote=call.remote)
+        throttle.failed(attempt)
+        LOGINS.labels("failed").inc()
+        log.info("auth.login_failed", username=username, remote=remote)
         raise ApiError(401, "invalid_credentials", "wrong username or password")
+    throttle.succeeded(attempt)
+    LOGINS.labels("ok").inc()
     if row["banned"]:
         raise ApiError(403, "banned", "this account is banned")
-    services.login_per_account.reset(username)
     user = await queries.record_login(services.db(), row["id"], new_hash)
-    log.info("auth.logged_in", user_id=row["id"])
+    log.info("auth.logged_in", user_id=row["id"], remote=remote)
     return await _issue(services, user)
 
 

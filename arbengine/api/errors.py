@@ -31,6 +31,8 @@ class ApiError(Exception):
         message: str,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -38,9 +40,14 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers
+        self.close = close
+        """Close the connection after answering (the request was not read to its end)."""
 
     def response(self) -> web.Response:
-        return error_response(self.status, self.code, self.message, self.field, self.headers)
+        response = error_response(self.status, self.code, self.message, self.field, self.headers)
+        if self.close:
+            response.force_close()
+        return response
 
 
 def bad_request(code: str, message: str, field: str | None = None) -> ApiError:

@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from arbengine.api.connections import serving
 from arbengine.api.errors import ApiError, error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -64,33 +65,41 @@ def make_middleware(cors_origins: Iterable[str]) -> Callable[..., Awaitable[web.
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("X-Request-Id")
-        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        origin = request.headers.get("Origin")
-        try:
-            if (
-                request.method == "OPTIONS"
-                and origin
-                and "Access-Control-Request-Method" in request.headers
-            ):
-                response: web.StreamResponse = _preflight(request, origin, allowed)
-            else:
-                response = await _handle(request, handler, request_id)
-            if origin and origin in allowed:
-                response.headers["Access-Control-Allow-Origin"] = origin
-                response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
-            if allowed:
-                response.headers["Vary"] = "Origin"
-            response.headers["X-Request-Id"] = request_id
-            response.headers["Server"] = "arbengine"  # no library versions to fingerprint
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
-            return response
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
+        # From here until the answer the connection is busy, not idle (connections.py).
+        with serving(request):
+            return await _respond(request, handler, allowed)
 
     return middleware
+
+
+async def _respond(
+    request: web.Request, handler: Handler, allowed: frozenset[str]
+) -> web.StreamResponse:
+    given = request.headers.get("X-Request-Id")
+    request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    origin = request.headers.get("Origin")
+    try:
+        if (
+            request.method == "OPTIONS"
+            and origin
+            and "Access-Control-Request-Method" in request.headers
+        ):
+            response: web.StreamResponse = _preflight(request, origin, allowed)
+        else:
+            response = await _handle(request, handler, request_id)
+        if origin and origin in allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
+        if allowed:
+            response.headers["Vary"] = "Origin"
+        response.headers["X-Request-Id"] = request_id
+        response.headers["Server"] = "arbengine"  # no library versions to fingerprint
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
 
 
 def _preflight(request: web.Request, origin: str, allowed: frozenset[str]) -> web.StreamResponse:

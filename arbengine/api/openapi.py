@@ -6,6 +6,12 @@ properties (an optional parameter is simply not required; the ``null`` that
 msgspec allows for ``X | None`` is dropped, since a query string cannot say
 null). The ``symbol`` parameter is an enum of the configured symbols, as that
 is what the server accepts.
+
+A rule JSON Schema cannot state, because it relates two parameters, is stated
+in prose and in an ``x-range`` extension on the operation: how long a
+``from``/``to`` range may be (in milliseconds and in bars of ``interval``), and
+what is assumed when either is left out. Clients (and the contract test's
+fuzzer) read the caps from there rather than from a copy.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ REF = "#/components/schemas/{name}"
 _ERROR_TEXT = {
     400: "Invalid parameter or body (the field is named)",
     401: "Missing, invalid or expired token",
-    403: "Banned account or not allowed",
+    403: "Banned account, invalid invite code, or not allowed",
     409: "Conflict",
     413: "Body too large",
     415: "The body must be application/json",
@@ -65,6 +71,53 @@ def _parameters(query: type[msgspec.Struct], symbols: Sequence[str]) -> list[dic
             parameter["description"] = description
         out.append(parameter)
     return out
+
+
+def _span_text(ms: int) -> str:
+    for unit, size in (("days", 86_400_000), ("hours", 3_600_000), ("minutes", 60_000)):
+        if ms % size == 0:
+            count = ms // size
+            return f"{count} {unit[:-1] if count == 1 else unit}"
+    return f"{ms} ms"
+
+
+def range_rule(query: type[s._Query]) -> dict[str, Any] | None:
+    """A ranged route's ``x-range``: its caps and defaults, as ``resolve_range`` applies them."""
+    if "to" not in query.__struct_fields__:
+        return None
+    rule: dict[str, Any] = {}
+    for key, value in (
+        ("default_span_ms", query.DEFAULT_SPAN_MS),
+        ("max_span_ms", query.MAX_SPAN_MS),
+        ("default_bars", query.DEFAULT_BARS),
+        ("max_bars", query.MAX_BARS),
+    ):
+        if value is not None:
+            rule[key] = value
+    if "interval" in query.__struct_fields__:
+        rule["interval_ms"] = dict(s.INTERVAL_MS)
+    return rule
+
+
+def _range_text(rule: dict[str, Any]) -> str:
+    caps = []
+    if "max_span_ms" in rule:
+        caps.append(f"at most {_span_text(rule['max_span_ms'])}")
+    if "max_bars" in rule:
+        caps.append(f"at most {rule['max_bars']} bars of interval")
+    if "default_bars" in rule:
+        default = f"{rule['default_bars']} bars of interval"
+    elif "default_span_ms" in rule:
+        default = _span_text(rule["default_span_ms"])
+    else:
+        default = None
+    text = "The range must have from < to" + (f" and span {' and '.join(caps)}" if caps else "")
+    text += " (else 400 invalid_range, field from). Without to: now."
+    if default is not None:
+        text += f" Without from: {default} before to (never beyond the caps)."
+    else:
+        text += " Without from: everything before to."
+    return text + " Caps in x-range."
 
 
 def _content(response: Any) -> dict[str, Any] | None:
@@ -112,8 +165,13 @@ def build_document(
             "security": [{"bearerAuth": []}] if route.auth else [],
             "responses": responses,
         }
-        if route.description:
-            operation["description"] = route.description
+        description = route.description
+        rule = range_rule(route.query) if route.validate_query else None
+        if rule is not None:
+            operation["x-range"] = rule
+            description = f"{description} {_range_text(rule)}".strip()
+        if description:
+            operation["description"] = description
         if route.validate_query:
             parameters = _parameters(route.query, symbols)
             if parameters:

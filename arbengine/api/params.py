@@ -3,12 +3,16 @@
 Conversion is strict: an integer parameter must be written as one (``"1.0"``,
 ``"null"`` or ``" 5"`` are refused rather than guessed at), unknown or repeated
 parameters are refused (a typo like ``symbl=`` must not silently return
-everything), and text containing control characters never reaches SQL.
+everything), a key given twice in a JSON body is refused (parsers disagree on
+which one wins, so a proxy or a log may read another value than we do), and
+text containing control characters never reaches SQL.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
+import json
 import re
 import typing
 from collections.abc import Iterable
@@ -124,7 +128,27 @@ def parse_query(query: MultiMapping[str], shape: type[Q], symbols: Iterable[str]
     return parsed
 
 
+def _duplicate_key(body: bytes) -> tuple[str, int] | None:
+    """The first key some object of ``body`` holds more than once, and how often."""
+    found: list[tuple[str, int]] = []
+
+    def check(pairs: list[tuple[str, Any]]) -> None:
+        if not found:
+            counts = collections.Counter(key for key, _ in pairs)
+            found.extend((key, n) for key, n in counts.items() if n > 1)
+
+    try:
+        json.loads(body, object_pairs_hook=check)
+    except (ValueError, RecursionError):
+        return None  # not JSON at all: msgspec says why
+    return found[0] if found else None
+
+
 def parse_body(body: bytes, shape: type[B]) -> B:
+    duplicate = _duplicate_key(body)
+    if duplicate is not None:
+        key, times = duplicate
+        raise bad_request("invalid_body", f"{key} is given {times} times", key)
     try:
         parsed = msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as exc:

@@ -111,11 +111,13 @@ def api_routes() -> list[Route]:
             s.Tokens,
             body=s.RegisterBody,
             status=201,
-            errors=(*BODY_ERRORS, 409, 429, 503),
+            errors=(*BODY_ERRORS, 403, 409, 429, 503),
             description=(
-                "The code is consumed atomically: of concurrent registrations with one code, "
-                "one succeeds. Limited per client address (register_attempts_per_ip per "
-                "login_window)."
+                "Each invite code works once (and may expire): an unknown, used or expired "
+                "code is 403 invalid_invite, a taken username 409 username_taken (the code "
+                "stays usable). The code is consumed atomically: of concurrent registrations "
+                "with one code, one succeeds. Limited per client address "
+                "(register_attempts_per_ip per login_window; 429 with Retry-After)."
             ),
         ),
         Route(
@@ -128,8 +130,9 @@ def api_routes() -> list[Route]:
             body=s.LoginBody,
             errors=(*BODY_ERRORS, 401, 403, 429, 503),
             description=(
-                "Failed attempts are limited per client address and per account "
-                "(429 with Retry-After)."
+                "Failed attempts are limited per client address and per account from one "
+                "address (429 with Retry-After); an account that many addresses fail on is "
+                "answered more slowly, never locked."
             ),
         ),
         Route(
@@ -188,7 +191,7 @@ def api_routes() -> list[Route]:
             auth=True,
             query=s.SnapshotsQuery,
             errors=(400, *AUTH_ERRORS, 503),
-            description="Oldest first. Default range: the last hour; at most 7 days.",
+            description="Oldest first.",
         ),
         Route(
             "GET",
@@ -200,7 +203,7 @@ def api_routes() -> list[Route]:
             auth=True,
             query=s.KlineQuery,
             errors=(400, *AUTH_ERRORS, 503),
-            description="Built from rate_snapshots. Default: the last 500 bars; at most 1500.",
+            description="Built from rate_snapshots.",
         ),
         Route(
             "GET",
@@ -245,7 +248,7 @@ def api_routes() -> list[Route]:
             auth=True,
             query=s.SignalsHistoryQuery,
             errors=(400, *AUTH_ERRORS, 503),
-            description="Newest first, by tick. Default range: 7 days; at most 366.",
+            description="Newest first, by tick.",
         ),
         Route(
             "GET",
@@ -278,7 +281,6 @@ def api_routes() -> list[Route]:
             auth=True,
             query=s.TradesSummaryQuery,
             errors=(400, *AUTH_ERRORS, 503),
-            description="Default: the last 500 bars; at most 1500 bars and 7 days.",
         ),
         Route(
             "GET",

@@ -43,7 +43,16 @@ Username = Annotated[
 ]
 NewPassword = Annotated[str, Meta(min_length=10, max_length=256)]
 Password = Annotated[str, Meta(min_length=1, max_length=256)]
-InviteCode = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+InviteCode = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        description=(
+            "a code from `arbengine admin gen-invite`: single-use, and it may expire; an "
+            "unknown, used or expired code is refused with 403 invalid_invite"
+        ),
+    ),
+]
 JwtString = Annotated[
     str,
     Meta(

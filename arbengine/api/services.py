@@ -14,9 +14,10 @@ from aiohttp import web
 
 from arbengine.api.auth import Passwords, TokenError, TokenService, load_or_create_secret
 from arbengine.api.cache import ResponseCache
+from arbengine.api.client_address import ClientAddresses
 from arbengine.api.errors import ApiError, unauthorized
 from arbengine.api.params import Window
-from arbengine.api.ratelimit import SlidingWindowLimiter
+from arbengine.api.ratelimit import LoginThrottle, SlidingWindowLimiter
 from arbengine.api.users import UserDirectory, UserState
 from arbengine.settings import Settings, duration_s
 
@@ -29,8 +30,8 @@ class Services:
     tokens: TokenService
     passwords: Passwords
     users: UserDirectory | None
-    login_per_ip: SlidingWindowLimiter
-    login_per_account: SlidingWindowLimiter
+    addresses: ClientAddresses
+    login_throttle: LoginThrottle
     register_per_ip: SlidingWindowLimiter
     cache: ResponseCache = field(default_factory=ResponseCache)
     wall_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
@@ -58,8 +59,15 @@ class Services:
             ),
             passwords=Passwords(),
             users=UserDirectory(pool) if pool is not None else None,
-            login_per_ip=SlidingWindowLimiter(auth.login_attempts_per_ip, window),
-            login_per_account=SlidingWindowLimiter(auth.login_attempts_per_account, window),
+            addresses=ClientAddresses(settings.http.trusted_proxies),
+            login_throttle=LoginThrottle(
+                per_address=auth.login_attempts_per_ip,
+                per_account_address=auth.login_attempts_per_account_ip,
+                delay_after=auth.login_delay_after,
+                delay_initial_s=duration_s(auth.login_delay_initial),
+                delay_max_s=duration_s(auth.login_delay_max),
+                window_s=window,
+            ),
             register_per_ip=SlidingWindowLimiter(auth.register_attempts_per_ip, window),
         )
 
@@ -109,7 +117,8 @@ class Call:
 
     @property
     def remote(self) -> str:
-        return self.request.remote or "unknown"
+        """The client's address: the peer, or what a trusted proxy says (see client_address)."""
+        return self.services.addresses.of(self.request)
 
     def now_ms(self) -> int:
         return self.services.wall_ms()

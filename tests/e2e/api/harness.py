@@ -8,6 +8,7 @@ each other's state.
 from __future__ import annotations
 
 import asyncio
+import resource
 import secrets
 import sys
 import time
@@ -163,15 +164,35 @@ class ApiUnderTest:
         return jwt.encode(full, key or self.secret, algorithm=alg)
 
 
-async def start_api(
-    pg_server: PgTestServer, workdir: Path, extra_env: dict[str, str] | None = None
-) -> tuple[ApiUnderTest, str]:
-    """A daemon on a fresh database; returns it and the database name (to drop later)."""
-    name = await pg_server.create_database()
-    db_url = pg_server.url_for(name)
-    secret = secrets.token_urlsafe(48)
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {
+class DaemonWithFileLimit(DaemonProcess):
+    """A daemon started with its own RLIMIT_NOFILE (soft, hard), as a service manager sets it."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], nofile: tuple[int, int]) -> None:
+        super().__init__(cwd, env)
+        self.nofile = nofile
+
+    async def start(self) -> None:
+        nofile = self.nofile
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "arbengine",
+            *self.args,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile),
+        )
+        self._reader = asyncio.create_task(self._read())
+
+
+def api_env(
+    db_url: str, workdir: Path, secret: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The settings of a daemon under test: its own port, database and key; no collection."""
+    return {
         "ARB_CONFIG": str(REPO / "config" / "arbengine.toml"),
         "ARB_HTTP_PORT": str(free_port()),
         "ARB_DATABASE_URL": db_url,
@@ -184,12 +205,31 @@ async def start_api(
         "ARB_AUTH_LOGIN_ATTEMPTS_PER_IP": "10000",
         "ARB_AUTH_REGISTER_ATTEMPTS_PER_IP": "10000",
         "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
+        **(extra or {}),
     }
-    daemon = DaemonProcess(workdir, env)
+
+
+async def start_api(
+    pg_server: PgTestServer,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    nofile: tuple[int, int] | None = None,
+) -> tuple[ApiUnderTest, str]:
+    """A daemon on a fresh database; returns it and the database name (to drop later)."""
+    name = await pg_server.create_database()
+    db_url = pg_server.url_for(name)
+    secret = secrets.token_urlsafe(48)
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = api_env(db_url, workdir, secret, extra_env)
+    daemon = DaemonWithFileLimit(workdir, env, nofile) if nofile else DaemonProcess(workdir, env)
     await daemon.start()
-    base = await daemon.started()
-    await daemon.wait_for("api.user_listener_ready")
+    try:
+        base = await daemon.started()
+        await daemon.wait_for("api.user_listener_ready")
+    except BaseException:
+        await daemon.kill()
+        await pg_server.drop_database(name)
+        raise
     http = aiohttp.ClientSession()
     return ApiUnderTest(base, db_url, env, secret, daemon, http, workdir), name
 

@@ -35,7 +35,7 @@ async def test_register_returns_working_tokens_and_the_invite_is_single_use(
     again = await api.post(
         "/api/register", {"invite_code": code, "username": "rita_2", "password": PASSWORD}
     )
-    assert again.status == 400
+    assert again.status == 403
     assert again.error["code"] == "invalid_invite"
     assert again.error["field"] == "invite_code"
     (used,) = await api.sql("SELECT used_by, used_at FROM invite_codes WHERE code = $1", code)
@@ -56,7 +56,7 @@ async def test_concurrent_registrations_with_one_invite_create_one_user(
             for n in names
         )
     )
-    assert sorted(r.status for r in replies) == [201, 400, 400, 400]
+    assert sorted(r.status for r in replies) == [201, 403, 403, 403]
     created = await api.sql("SELECT count(*) AS n FROM users WHERE username = ANY($1)", names)
     assert created[0]["n"] == 1
 
@@ -72,7 +72,7 @@ async def test_an_expired_or_unknown_invite_is_refused(api: ApiUnderTest) -> Non
             "/api/register",
             {"invite_code": code, "username": api.unique_name(), "password": PASSWORD},
         )
-        assert reply.status == 400
+        assert reply.status == 403
         assert reply.error == {
             "code": "invalid_invite",
             "message": "the invite code is unknown, used or expired",

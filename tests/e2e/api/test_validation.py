@@ -128,6 +128,18 @@ async def test_body_errors_name_the_problem(api: ApiUnderTest) -> None:
     extra = await api.post("/api/login", {"username": "abc", "password": "x", "admin": True})
     assert (extra.status, extra.error["field"]) == (400, "admin")
 
+    twice = await api.post(
+        "/api/login",
+        data=b'{"username": "abc", "password": "x", "username": "root"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert (twice.status, twice.error["code"], twice.error["field"]) == (
+        400,
+        "invalid_body",
+        "username",
+    )
+    assert twice.error["message"] == "username is given 2 times"
+
     wrong_type = await api.post("/api/login", {"username": "abc", "password": 12345})
     assert (wrong_type.status, wrong_type.error["field"]) == (400, "password")
 

@@ -11,7 +11,8 @@ from multidict import MultiDict
 
 from arbengine.api.app import all_routes, build_app
 from arbengine.api.context import OPENAPI, ApiContext
-from arbengine.api.params import parse_query
+from arbengine.api.errors import ApiError
+from arbengine.api.params import parse_query, resolve_range
 
 
 async def _nothing() -> None:
@@ -92,3 +93,63 @@ def test_errors_are_documented_with_the_error_shape(document: dict[str, Any]) ->
     }
     health = document["paths"]["/api/health"]["get"]["responses"]
     assert health["503"]["content"] == health["200"]["content"]  # same shape, unhealthy
+
+
+def test_ranged_operations_state_their_caps(document: dict[str, Any]) -> None:
+    snapshots = document["paths"]["/api/snapshots"]["get"]
+    assert snapshots["x-range"] == {"default_span_ms": 3_600_000, "max_span_ms": 604_800_000}
+    assert "span at most 7 days" in snapshots["description"]
+    summary = document["paths"]["/api/trades/summary"]["get"]["x-range"]
+    assert (summary["max_bars"], summary["max_span_ms"]) == (1500, 604_800_000)
+    assert summary["interval_ms"]["1h"] == 3_600_000
+    ranged = [
+        (path, method)
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        if "x-range" in op
+    ]
+    assert sorted(ranged) == sorted(
+        (r.path, r.method.lower())
+        for r in all_routes()
+        if r.validate_query and "to" in r.query.__struct_fields__
+    )
+
+
+@pytest.mark.parametrize(
+    "route",
+    [r for r in all_routes() if "to" in r.query.__struct_fields__],
+    ids=lambda r: r.path,
+)
+def test_the_stated_caps_are_exactly_what_the_server_enforces(
+    document: dict[str, Any], route: Any
+) -> None:
+    rule = document["paths"][route.path][route.method.lower()]["x-range"]
+    end = 10 * 366 * 86_400_000
+    pairs = [("symbol", "BTCUSDT")]
+    caps = [rule["max_span_ms"]] if "max_span_ms" in rule else []
+    if "max_bars" in rule:
+        pairs.append(("interval", "1m"))
+        caps.append(rule["max_bars"] * rule["interval_ms"]["1m"])
+    cap = min(caps)
+
+    def window(span: int) -> Any:
+        query = parse_query(
+            MultiDict([*pairs, ("from", str(end - span)), ("to", str(end))]),
+            route.query,
+            ["BTCUSDT"],
+        )
+        return resolve_range(query, end)
+
+    assert window(cap).end - window(cap).start == cap
+    with pytest.raises(ApiError) as caught:
+        window(cap + 1)
+    assert (caught.value.code, caught.value.field) == ("invalid_range", "from")
+
+
+def test_register_states_the_invite_rules(document: dict[str, Any]) -> None:
+    register = document["paths"]["/api/register"]["post"]
+    assert "403" in register["responses"]
+    assert "403 invalid_invite" in register["description"]
+    invite = document["components"]["schemas"]["RegisterBody"]["properties"]["invite_code"]
+    assert invite["pattern"] == "^[A-Za-z0-9_-]{8,64}$"
+    assert "single-use" in invite["description"]

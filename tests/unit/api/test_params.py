@@ -190,6 +190,17 @@ def test_the_largest_allowed_range_is_accepted() -> None:
             "username",
             "username contains control characters",
         ),
+        # Parsers disagree on which of two equal keys wins: neither is taken.
+        (
+            b'{"username": "abc", "password": "x", "username": "admin"}',
+            "username",
+            "username is given 2 times",
+        ),
+        (
+            b'{"password": "x", "username": "abc", "password": "y", "password": "z"}',
+            "password",
+            "password is given 3 times",
+        ),
     ],
 )
 def test_body_mistakes_are_named(body: bytes, field: str | None, message: str) -> None:

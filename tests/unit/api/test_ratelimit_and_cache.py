@@ -1,4 +1,4 @@
-"""The attempt limiter and the response cache, on a clock the test moves."""
+"""The attempt limiters and the response cache, on a clock the test moves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from arbengine.api.cache import ResponseCache
-from arbengine.api.ratelimit import SlidingWindowLimiter
+from arbengine.api.ratelimit import Attempt, LoginThrottle, Refused, SlidingWindowLimiter
 
 
 class Clock:
@@ -47,6 +47,85 @@ def test_the_number_of_keys_is_bounded_oldest_first() -> None:
     assert limiter.retry_after("a") is None
     assert limiter.retry_after("b") is not None
     assert limiter.retry_after("c") is not None
+
+
+def test_a_released_hit_no_longer_counts() -> None:
+    limiter = SlidingWindowLimiter(2, 60.0, clock=Clock())
+    first = limiter.hit("ip")
+    limiter.hit("ip")
+    assert limiter.retry_after("ip") is not None
+    limiter.release("ip", first)
+    assert limiter.retry_after("ip") is None
+    assert limiter.count("ip") == 1
+
+
+def throttle(clock: Clock) -> LoginThrottle:
+    return LoginThrottle(
+        per_address=5,
+        per_account_address=3,
+        delay_after=2,
+        delay_initial_s=1.0,
+        delay_max_s=5.0,
+        window_s=60.0,
+        clock=clock,
+    )
+
+
+def admitted(result: Attempt | Refused) -> Attempt:
+    assert isinstance(result, Attempt), result
+    return result
+
+
+def test_attempts_are_reserved_when_admitted_not_when_they_fail() -> None:
+    limits = throttle(Clock())
+    # Three attempts in flight at once (none has failed yet): the fourth is refused.
+    in_flight = [admitted(limits.admit("alice", "1.2.3.4")) for _ in range(3)]
+    refused = limits.admit("alice", "1.2.3.4")
+    assert isinstance(refused, Refused)
+    assert refused.scope == "account_address"
+    assert refused.retry_after_s == pytest.approx(60.0)
+    # One of them could not be evaluated (say the database was down): its slot comes back.
+    limits.abandoned(in_flight[0])
+    admitted(limits.admit("alice", "1.2.3.4"))
+
+
+def test_the_address_limit_spans_accounts() -> None:
+    limits = throttle(Clock())
+    for n in range(5):
+        limits.failed(admitted(limits.admit(f"user{n}", "1.2.3.4")))
+    refused = limits.admit("someone", "1.2.3.4")
+    assert isinstance(refused, Refused)
+    assert refused.scope == "address"
+    admitted(limits.admit("someone", "5.6.7.8"))
+
+
+def test_a_success_clears_its_address_for_the_account_and_counts_nothing() -> None:
+    limits = throttle(Clock())
+    for _ in range(2):
+        limits.failed(admitted(limits.admit("alice", "1.2.3.4")))
+    limits.succeeded(admitted(limits.admit("alice", "1.2.3.4")))
+    for _ in range(3):
+        admitted(limits.admit("alice", "1.2.3.4"))
+
+
+def test_an_attacked_account_waits_longer_per_failure_up_to_the_cap_and_recovers() -> None:
+    clock = Clock()
+    limits = throttle(clock)
+    delays = []
+    for n in range(8):
+        attempt = admitted(limits.admit("alice", f"10.0.0.{n}"))
+        delays.append(attempt.delay_s)
+        limits.failed(attempt)
+    assert delays == [0.0, 0.0, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+    clock.now += 61
+    assert admitted(limits.admit("alice", "10.0.1.1")).delay_s == 0.0
+
+
+def test_concurrent_attempts_on_an_account_each_wait_longer() -> None:
+    limits = throttle(Clock())
+    # None has failed yet, but each admitted attempt counts against the next.
+    in_flight = [admitted(limits.admit("bob", f"10.0.0.{n}")) for n in range(5)]
+    assert [a.delay_s for a in in_flight] == [0.0, 0.0, 1.0, 2.0, 4.0]
 
 
 async def test_the_cache_serves_until_expiry_and_computes_once_for_many() -> None:
