@@ -71,7 +71,10 @@ async def test_daemon_serves_health_server_metrics_and_json_404(
     base = await daemon.started()
 
     status, body = await get_json(f"{base}/api/health")
-    assert (status, body) == (200, {"status": "ok", "process": "ok", "database": "ok"})
+    assert (status, body) == (
+        200,
+        {"status": "ok", "process": "ok", "database": "ok", "reasons": []},
+    )
 
     # /api/server needs a Bearer token; what it reports is tested in tests/e2e/api/test_routes.py.
     status, body = await get_json(f"{base}/api/server")
