@@ -6,8 +6,10 @@ counted outages as faults give up within a second or two, so each test would see
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +32,7 @@ from tests.e2e.collect.conftest import (
     stored_tape,
 )
 from tests.support.daemon import DaemonProcess
+from tests.support.postgres import PgTestServer
 from tests.support.waiting import eventually
 
 STRICT = {
@@ -320,3 +323,57 @@ async def test_trade_ids_going_backwards_are_reported_and_never_stored(
     await eventually(eth_collected, 30, what="ETHUSDT collected")
     assert await stored_tape(database_url, "BTCUSDT") == [r[1:] for r in foreign]
     assert len(daemon.events("collector.trade_ids_backwards")) == 1  # once, not per trade
+
+
+async def test_a_long_database_outage_is_waited_out_by_every_component(
+    sim: SimServer, daemon_env: dict, spawn_daemon, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "own-pg"
+    server = await asyncio.to_thread(PgTestServer, data_dir)
+    env = {
+        **collect_env(sim, daemon_env, server.url),
+        # The continuity check and the partition upkeep go to the database every 200 ms.
+        "ARB_COLLECT_CONTINUITY_CHECK_INTERVAL": "200ms",
+        "ARB_DATABASE_PARTITION_CHECK_INTERVAL": "200ms",
+        **STRICT,
+    }
+    daemon = await spawn_daemon(env)
+    try:
+        await daemon.started()
+        await daemon.wait_for("stream.connected")
+        run = Run(sim, server.url, daemon, spawn_daemon, env)
+        await run.advance(2)
+        await caught_up(sim, server.url)
+
+        await asyncio.to_thread(server.stop)
+
+        def retried(line: dict[str, Any]) -> bool:
+            return (
+                line.get("event") == "supervisor.retrying"
+                and line["task"] == "continuity"
+                and line["attempt"] >= 4
+                and line["error"].startswith("DatabaseUnavailable: PostgreSQL unavailable")
+            )
+
+        await run.advance(2)  # the market goes on meanwhile
+        await daemon.wait_for(retried)
+        assert alive(daemon)
+        body = await health(daemon)
+        assert body["status"] == "unavailable"
+        assert any(r["component"] == "continuity" for r in body["reasons"])
+
+        server = await asyncio.to_thread(PgTestServer, data_dir)
+        await run.advance(2)
+        await caught_up(sim, server.url)
+        for symbol in SYMBOLS:
+            stored = await stored_tape(server.url, symbol)
+            assert stored == sim_tape(sim, symbol, stored[0][0])
+
+        async def healthy() -> bool:
+            return (await health(daemon))["status"] in ("ok", "degraded")
+
+        await eventually(healthy, 30, what="serving again")
+        assert not daemon.events("supervisor.gave_up")
+    finally:
+        await daemon.stop()  # before its database goes
+        server.stop()
