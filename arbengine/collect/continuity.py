@@ -73,14 +73,8 @@ class ContinuityCheck:
 
     async def run(self) -> None:
         listing = self._listing
-        if listing is not None:
-            ready = asyncio.ensure_future(listing.ready.wait())
-            stopping = asyncio.ensure_future(self._stop.wait())
-            try:
-                await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ready.cancel()
-                stopping.cancel()
+        if listing is not None and not await listing.wait_checked(self._stop):
+            return
         while not self._stop.is_set():
             for symbol in self.symbols:
                 if listing is not None and not listing.is_active(symbol):

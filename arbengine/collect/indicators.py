@@ -147,19 +147,6 @@ class IndicatorPollers:
             return list(self.symbols)
         return [s for s in self.symbols if self.listing.is_active(s)]
 
-    async def _listing_checked(self) -> bool:
-        """Wait for the exchange's symbol list; False when asked to stop meanwhile."""
-        if self.listing is None or self.listing.ready.is_set():
-            return True
-        ready = asyncio.ensure_future(self.listing.ready.wait())
-        stopping = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            stopping.cancel()
-        return self.listing.ready.is_set()
-
     async def _each_symbol(
         self, poller: str, poll: Callable[[str], Awaitable[None]], symbols: Sequence[str]
     ) -> None:
@@ -229,7 +216,8 @@ class IndicatorPollers:
         self, interval_s: float, body: Any, name: str, *, listed_only: bool = True
     ) -> None:
         """Run ``body`` now and then every ``interval_s`` until asked to stop."""
-        if listed_only and not await self._listing_checked():
+        listing = self.listing if listed_only else None
+        if listing is not None and not await listing.wait_checked(self._stop):
             return
         try:
             while True:

@@ -109,6 +109,18 @@ class SymbolListing:
             "skipped": [s.as_dict() for s in self._skipped.values()],
         }
 
+    async def wait_checked(self, stop: asyncio.Event) -> bool:
+        """Wait until the symbol list is known (True) or ``stop`` is set (False)."""
+        if not self.ready.is_set():
+            ready = asyncio.ensure_future(self.ready.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+                stopping.cancel()
+        return self.ready.is_set()
+
     def on_stop(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(symbol)`` whenever a symbol stops being followed."""
         self._listeners.append(listener)

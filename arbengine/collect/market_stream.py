@@ -93,7 +93,6 @@ class MarketStreamCollector:
     ) -> None:
         self.symbols = [s.upper() for s in symbols]
         self._rest = rest
-        self._ws_url = ws_url
         self._out = out
         self._listing = listing
         self._health = health
@@ -118,28 +117,24 @@ class MarketStreamCollector:
         self.caught_up = asyncio.Event()
         """Set once every symbol's tape has caught up over REST after start-up."""
         self._caught_up_symbols: set[str] = set()
-        self.streams: list[CombinedStream] = []
-        """Built at the first run, for the symbols followed then."""
-        if listing is not None:
-            listing.on_stop(self.drop_symbol)
-
-    def _build_streams(self) -> list[CombinedStream]:
-        names = [f"{s.lower()}@{kind}" for s in self._receiving for kind in STREAM_KINDS]
-        return [
+        names = [f"{s.lower()}@{kind}" for s in self.symbols for kind in STREAM_KINDS]
+        self.streams = [
             CombinedStream(
                 f"market-{i}",
-                self._ws_url,
+                ws_url,
                 group,
                 self._on_frame,
-                session=self._rest.session,
+                session=rest.session,
                 on_connected=self._on_connected,
                 policy=self.policy.stream,
                 clock=self._clock,
                 may_read=self._may_read,
-                health=self._health,
+                health=health,
             )
             for i, group in enumerate(split_streams(names, self.policy.streams_per_connection))
         ]
+        if listing is not None:
+            listing.on_stop(self.drop_symbol)
 
     def drop_symbol(self, symbol: str) -> None:
         """Stop following ``symbol``: what it already delivered is still flushed."""
@@ -164,8 +159,12 @@ class MarketStreamCollector:
             event.set()
 
     async def run(self) -> None:
-        if self._listing is not None and not await self._listing_checked(self._listing):
-            return
+        if self._listing is not None:
+            if not await self._listing.wait_checked(self._stopping):
+                return
+            for symbol in self.symbols:  # before any connection asks for its streams
+                if not self._listing.is_active(symbol):
+                    self.drop_symbol(symbol)
         for symbol in list(self._receiving):
             if symbol not in self._prepared:
                 try:
@@ -174,31 +173,12 @@ class MarketStreamCollector:
                     self._symbol_lost(symbol, exc)
                     continue
                 self._prepared.add(symbol)
-        if not self.streams and self._receiving:
-            self.streams = self._build_streams()
         async with asyncio.TaskGroup() as group:
             for stream in self.streams:
                 group.create_task(stream.run(), name=stream.name)
             for symbol in list(self._receiving):
                 group.create_task(self._repair_loop(symbol), name=f"repair:{symbol}")
             group.create_task(self._flush_loop(), name="flush")
-
-    async def _listing_checked(self, listing: SymbolListing) -> bool:
-        """Wait for the exchange's symbol list; follow only what it lists (False: stopping)."""
-        if not listing.ready.is_set():
-            ready = asyncio.ensure_future(listing.ready.wait())
-            stopping = asyncio.ensure_future(self._stopping.wait())
-            try:
-                await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ready.cancel()
-                stopping.cancel()
-            if not listing.ready.is_set():
-                return False
-        for symbol in self.symbols:
-            if not listing.is_active(symbol):
-                self.drop_symbol(symbol)
-        return True
 
     def _symbol_lost(self, symbol: str, exc: InvalidSymbol) -> None:
         """The exchange does not know ``symbol`` (any more): it stops, the others go on."""

@@ -18,8 +18,9 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
                                                        # reserved opcode (a protocol error)
       "rest_429": {"count": 2, "retry_after": 1},      # next N REST calls answer 429 -1003 …
       "rest_418": {"count": 1, "retry_after": 2},      # … then the next M answer 418 -1003
-      "http_5xx": {"count": 1, "status": 503, "path": "/fapi/v1/premiumIndex"},
-                                                       # next N calls (to a path prefix) fail
+      "http_5xx": {"count": 1, "status": 503, "path": "/fapi/v1/premiumIndex",
+                   "symbol": null},                    # next N calls (to a path prefix, for
+                                                       # one symbol if given) fail
                                                        # with a 5xx, 408 (backend timeout),
                                                        # 403 (a WAF's HTML page) or any other
                                                        # 4xx (404, 451 …: a plain-text body)
@@ -76,6 +77,7 @@ class Http5xxSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     count: int = 1
     status: int = 503
     path: str = "/"
+    symbol: str | None = None
 
 
 class Order5xxSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -150,6 +152,7 @@ class FaultState:
     http_5xx: int = 0
     http_5xx_status: int = 503
     http_5xx_path: str = "/"
+    http_5xx_symbol: str | None = None
     order_5xx: int = 0
     order_5xx_status: int = 503
     order_5xx_execute: bool = True
@@ -194,6 +197,7 @@ class FaultState:
             self.http_5xx = max(0, req.http_5xx.count)
             self.http_5xx_status = req.http_5xx.status
             self.http_5xx_path = req.http_5xx.path
+            self.http_5xx_symbol = req.http_5xx.symbol
         if req.order_5xx is not None:
             if not _error_status(req.order_5xx.status, any_4xx=False):
                 raise ValueError("order_5xx: status must be 5xx or 408")

@@ -211,7 +211,11 @@ class RestApi:
             await asyncio.sleep(hang)
         if faults.rest_latency_ms:
             await asyncio.sleep(faults.rest_latency_ms / 1000.0)
-        if faults.http_5xx and request.path.startswith(faults.http_5xx_path):
+        if (
+            faults.http_5xx
+            and request.path.startswith(faults.http_5xx_path)
+            and faults.http_5xx_symbol in (None, request.query.get("symbol"))
+        ):
             faults.http_5xx -= 1
             status = faults.http_5xx_status
             if status == 403:
