@@ -6,6 +6,7 @@ import asyncio
 import random
 
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.health import HealthBoard
@@ -311,3 +312,30 @@ async def test_a_restarting_component_is_reported_until_it_has_run_healthily() -
     assert recovered.result() is None
     assert sup.status()[0].reason is None
     assert not board
+
+
+async def test_a_component_waiting_to_restart_shows_why_in_its_status_and_metrics() -> None:
+    seen: list[tuple[str, str | None, bytes]] = []
+
+    async def sleep(seconds: float) -> None:  # the supervisor sleeps while in backoff
+        status = sup.status()[0]
+        seen.append((status.state, status.reason, generate_latest(REGISTRY)))
+
+    sup = Supervisor(RestartPolicy(), sleep=sleep, retryable=is_outage)
+    calls = 0
+
+    async def component() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ExceptionGroup("in a task group", [Outage("PostgreSQL unavailable")])
+
+    sup.add(Component("continuity-test", component))
+    await sup.run()
+    [(state, reason, metrics)] = seen
+    assert (state, reason) == ("backoff", "retrying after Outage: PostgreSQL unavailable")
+    assert sup.status()[0].as_dict()["last_error_retryable"] is True
+    assert (
+        b'arb_component_backoff{component="continuity-test",error="Outage",retryable="true"} 1.0'
+        in metrics
+    )

@@ -109,6 +109,13 @@ async def test_the_daemon_starts_during_an_exchange_outage_and_outlasts_another(
     [waiting] = reasons_of(body, "collect")
     assert waiting["reason"].startswith("not collecting yet")
     assert not daemon.events("supervisor.gave_up")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{await daemon.started()}/metrics") as response,
+    ):
+        metrics = await response.text()
+    assert 'arb_degraded{component="rest",subject=""} 1.0' in metrics
+    assert 'arb_degraded{component="collect",subject=""} 1.0' in metrics
 
     # The exchange comes back: collection starts by itself, and health is ok again.
     await sim.start()
