@@ -37,7 +37,7 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -303,7 +303,7 @@ class Supervisor:
 
     async def _give_up(
         self, component: Component, status: ComponentStatus, exc: Exception, restarts: int
-    ) -> None:
+    ) -> NoReturn:
         status.state = "failed"
         cause = status.last_error or describe_error(exc)
         self._log.error(
