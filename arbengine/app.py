@@ -23,7 +23,9 @@ from arbengine import __version__
 from arbengine.api.app import ApiContext, build_app, serve_http
 from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
 from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
+from arbengine.collect.listing import ExchangeInfoRefresher, SymbolListing
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
+from arbengine.domain.errors import is_retryable
 from arbengine.domain.market import MarketEvent, TapeGap, TradeBatch
 from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest
@@ -32,8 +34,10 @@ from arbengine.logs import get_logger
 from arbengine.pipeline.core import SignalPipeline
 from arbengine.pipeline.replay import ReplayStats, replay_history
 from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
+from arbengine.runtime.backoff import backoff_delay
 from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
+from arbengine.runtime.health import HealthBoard
 from arbengine.runtime.os_signals import handle_signals
 from arbengine.runtime.supervisor import (
     Component,
@@ -45,7 +49,7 @@ from arbengine.settings import Settings, duration_ms, duration_s
 from arbengine.signals import load_strategy_set
 from arbengine.store import continuity as continuity_sql
 from arbengine.store import signal_writes as signal_sql
-from arbengine.store.database import Database, open_database
+from arbengine.store.database import Database, DatabaseUnavailable, open_database
 from arbengine.store.market_writes import (
     insert_trades,
     last_indicator_times,
@@ -84,10 +88,14 @@ class Daemon:
         self.exchange_clock = RemoteClock(self.clock)
         """The exchange's time: our clock, its measured offset, the newest stream event time."""
         self.log = get_logger("daemon")
+        self.health = HealthBoard()
         self.supervisor = Supervisor(
             restart_policy(settings),
             escalation_deadline_s=duration_s(settings.runtime.shutdown_deadline) * 0.75,
+            retryable=is_retryable,
+            health=self.health,
         )
+        self.listing: SymbolListing | None = None
         self.channels: list[Channel[Any]] = []
         self.reload_hooks: list[Callable[[], Awaitable[None]]] = []
         self.engine_inbox: Channel[MarketEvent] | None = None
@@ -102,7 +110,7 @@ class Daemon:
         interval = duration_s(self.settings.database.partition_check_interval)
         log = get_logger("partitions")
         while True:
-            async with db.pool.acquire() as conn:
+            async with db.acquire() as conn:
                 created, dropped = await maintain_partitions(
                     conn,
                     self.clock.time_ms(),
@@ -156,21 +164,21 @@ class Daemon:
     @staticmethod
     def _engine_store(db: Database) -> EngineStore:
         async def last_evaluated() -> dict[tuple[str, str], int]:
-            async with db.pool.acquire() as conn:
+            async with db.acquire() as conn:
                 return await signal_sql.last_evaluated_ticks(conn)
 
         async def last_fired() -> dict[tuple[str, str], int]:
-            async with db.pool.acquire() as conn:
+            async with db.acquire() as conn:
                 return await signal_sql.last_fired_ticks(conn)
 
         async def open_paper() -> list[dict[str, Any]]:
-            async with db.pool.acquire() as conn:
+            async with db.acquire() as conn:
                 return await signal_sql.open_paper_trades(conn)
 
         async def replay(
             pipeline: SignalPipeline, symbols: Sequence[str], from_ms: int, to_ms: int
         ) -> ReplayStats:
-            async with db.pool.acquire() as conn:
+            async with db.acquire() as conn:
                 return await replay_history(pipeline, conn, symbols, from_ms, to_ms)
 
         return EngineStore(last_evaluated, last_fired, open_paper, replay)
@@ -210,7 +218,18 @@ class Daemon:
             recv_window_ms=ex.recv_window,
             weight_safety=ex.weight_safety,
             timeout_s=duration_s(ex.request_timeout),
+            forbidden_backoff_s=duration_s(ex.forbidden_backoff),
             clock=self.clock,
+            health=self.health,
+        )
+        self.listing = listing = SymbolListing(cs.symbols, health=self.health)
+        refresher = ExchangeInfoRefresher(
+            rest,
+            listing,
+            interval_s=duration_s(cs.symbols_refresh_interval),
+            retry_initial_s=duration_s(cs.reconnect_initial),
+            retry_max_s=duration_s(cs.reconnect_max),
+            on_time_synced=self.exchange_clock.set_offset,
         )
         market: Channel[MarketEvent] = Channel(
             "market", self.settings.runtime.channel_capacity, OverflowPolicy.BLOCK
@@ -243,6 +262,8 @@ class Daemon:
             ),
             clock=self.clock,
             exchange_clock=self.exchange_clock,
+            listing=listing,
+            health=self.health,
         )
         pollers = IndicatorPollers(
             cs.symbols,
@@ -260,6 +281,8 @@ class Daemon:
                 history_backfill_ms=duration_ms(cs.history_backfill),
             ),
             clock=self.exchange_clock,
+            listing=listing,
+            health=self.health,
         )
         writer = MarketWriter(
             db.pool,
@@ -272,17 +295,10 @@ class Daemon:
             clock=self.clock,
         )
 
-        async def exchange_limits() -> None:
-            info = await rest.get("/fapi/v1/exchangeInfo", weight=1)
-            rest.apply_exchange_info(info)
-            self.exchange_clock.offset_ms = await rest.sync_time()
-
-        async def market_stream() -> None:
-            await exchange_limits()
-            await collector.run()
-
         add = self.supervisor.add
-        add(Component("market-stream", market_stream, stage=0, drain=collector.request_stop))
+        # exchangeInfo (limits, time, listed symbols) first; the collectors wait for it.
+        add(Component("exchange-info", refresher.run, stage=0, drain=refresher.request_stop))
+        add(Component("market-stream", collector.run, stage=0, drain=collector.request_stop))
         for name, loop in (
             ("poll.premium-index", pollers.premium_index_loop),
             ("poll.open-interest", pollers.open_interest_loop),
@@ -297,6 +313,7 @@ class Daemon:
             self._continuity_store(db),
             interval_s=duration_s(cs.continuity_check_interval),
             clock=self.clock,
+            listing=listing,
         )
         add(Component("continuity", continuity.run, stage=0, drain=continuity.request_stop))
         add(Component("writer", writer.run, stage=20, drain=market.close))
@@ -313,19 +330,19 @@ class Daemon:
     @staticmethod
     def _continuity_store(db: Database) -> ContinuityStore:
         async def find(symbol: str, from_id: int) -> list[tuple[int, int]]:
-            async with db.pool.acquire() as conn:
+            async with db.acquire() as conn:
                 return await continuity_sql.find_holes(conn, symbol, from_id)
 
         async def known(symbol: str) -> list[tuple[int, int]]:
-            async with db.pool.acquire() as conn:
+            async with db.acquire() as conn:
                 return await continuity_sql.known_holes(conn, symbol)
 
         async def first_since(symbol: str, since_ms: int) -> int | None:
-            async with db.pool.acquire() as conn:
+            async with db.acquire() as conn:
                 return await continuity_sql.first_id_since(conn, symbol, since_ms)
 
         async def save(batches: list[TradeBatch], gaps: list[TapeGap]) -> None:
-            async with db.pool.acquire() as conn, conn.transaction():
+            async with db.acquire() as conn, conn.transaction():
                 nonempty = [b for b in batches if len(b)]
                 if nonempty:
                     await ensure_partitions_covering(
@@ -336,15 +353,29 @@ class Daemon:
                 await record_gaps(conn, gaps)
 
         async def daily(symbol: str, from_ms: int, to_ms: int) -> None:
-            async with db.pool.acquire() as conn:
+            async with db.acquire() as conn:
                 await continuity_sql.refresh_daily_completeness(conn, symbol, from_ms, to_ms)
 
-        return ContinuityStore(find, known, first_since, save, daily)
+        async def settle(symbol: str) -> list[tuple[int, int]]:
+            async with db.acquire() as conn, conn.transaction():
+                return await continuity_sql.settle_open_gaps(conn, symbol)
+
+        async def recount(symbol: str) -> int:
+            async with db.acquire() as conn:
+                return await continuity_sql.recount_trade_rows(conn, symbol)
+
+        return ContinuityStore(find, known, first_since, save, daily, settle, recount)
 
     # -- API view -------------------------------------------------------------
 
     def _tasks_view(self) -> list[dict[str, Any]]:
         return [s.as_dict() for s in self.supervisor.status()]
+
+    def _degradations_view(self) -> list[dict[str, Any]]:
+        return [d.as_dict() for d in self.health.current()]
+
+    def _symbols_view(self) -> dict[str, Any] | None:
+        return self.listing.view() if self.listing is not None else None
 
     def _channels_view(self) -> list[dict[str, Any]]:
         return [
@@ -376,7 +407,15 @@ class Daemon:
             async with contextlib.AsyncExitStack() as stack:
                 if self.sim_config is not None:
                     settings = self.settings = await self._start_sim(stack)
-                db = await stack.enter_async_context(open_database(settings.database))
+                try:
+                    db = await stack.enter_async_context(
+                        open_database(settings.database, wait=self._database_waiter(sig.stop))
+                    )
+                except DatabaseUnavailable:
+                    if not sig.stop.is_set():
+                        raise
+                    self.log.info("daemon.stopped_waiting_for_database")
+                    return EXIT_OK
                 self.log.info(
                     "database.ready",
                     embedded=db.embedded is not None,
@@ -409,6 +448,8 @@ class Daemon:
                     db_size=db.size_bytes,
                     tasks=self._tasks_view,
                     channels=self._channels_view,
+                    degradations=self._degradations_view,
+                    symbols=self._symbols_view,
                     pool=db.pool,
                     settings=settings,
                 )
@@ -419,6 +460,25 @@ class Daemon:
                     "daemon.started", http=f"http://{settings.http.host}:{port}", pid=_pid()
                 )
                 return await self._run_until_stopped(sig.stop, deadline_s)
+
+    def _database_waiter(
+        self, stop: asyncio.Event
+    ) -> Callable[[DatabaseUnavailable, int], Awaitable[bool]]:
+        """At start-up, PostgreSQL being away is waited out (a line per attempt) until a stop."""
+        rt = self.settings.runtime
+
+        async def wait(exc: DatabaseUnavailable, attempt: int) -> bool:
+            delay = backoff_delay(
+                attempt, duration_s(rt.restart_initial), duration_s(rt.restart_max)
+            )
+            self.log.warning(
+                "database.unavailable", attempt=attempt, error=str(exc), retry_in_s=round(delay, 3)
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            return not stop.is_set()
+
+        return wait
 
     async def _run_until_stopped(self, stop: asyncio.Event, deadline_s: float) -> int:
         supervised = asyncio.create_task(self.supervisor.run(), name="supervisor")
@@ -459,7 +519,10 @@ async def run_daemon(settings: Settings, sim: Any | None = None) -> int:
     try:
         code = await daemon.run()
     except TooManyRestarts as exc:
-        daemon.log.error("daemon.giving_up", reason=str(exc))
+        # One line naming the component and the real cause (never "ExceptionGroup …").
+        daemon.log.error(
+            "daemon.giving_up", reason=str(exc), task=exc.component, error=exc.last_error
+        )
         code = EXIT_FAILED
     daemon.log.info("daemon.stopped", exit_code=code)
     return code

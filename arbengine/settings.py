@@ -138,6 +138,9 @@ class ExchangeSettings(_Section, frozen=True):
     request_timeout: Duration = "10s"
     weight_safety: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     """Use at most this share of the per-minute request weight limit from exchangeInfo."""
+    forbidden_backoff: Duration = "5m"
+    """After an HTTP 403 (the exchange's firewall) every REST call waits this long (or the
+    Retry-After it sent)."""
 
 
 class CollectSettings(_Section, frozen=True):
@@ -168,6 +171,9 @@ class CollectSettings(_Section, frozen=True):
     (Binance keeps the ratio series for about 30 days only: we store them ourselves)."""
     coinbase_interval: Duration = "5s"
     continuity_check_interval: Duration = "10m"
+    symbols_refresh_interval: Duration = "1h"
+    """How often exchangeInfo is read again: rate limits, server time, and which configured
+    symbols the exchange still lists (an unlisted one stops, the others go on)."""
     writer_batch_rows: PositiveInt = 20000
     writer_flush_interval: Duration = "250ms"
     writer_max_buffer_rows: PositiveInt = 1000000

@@ -28,6 +28,10 @@ class ApiContext:
     settings: Settings | None = None
     """None only in tests of the bare app: defaults, and a signing key that is never stored."""
     health_timeout_s: float = 2.0
+    degradations: Callable[[], list[dict[str, Any]]] = list
+    """What the health board reports now (component, subject, reason, since)."""
+    symbols: Callable[[], dict[str, Any] | None] = lambda: None
+    """Configured, collected and skipped symbols (None when the daemon does not collect)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

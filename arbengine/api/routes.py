@@ -61,12 +61,17 @@ def api_routes() -> list[Route]:
             "GET",
             "/api/health",
             system_routes.health,
-            "Liveness and database reachability",
+            "Liveness, database reachability and what is degraded",
             "system",
             s.Health,
             status_of=system_routes.health_status,
             errors=(400, 503),
-            description="503 with the database error when the database does not answer.",
+            description=(
+                "200 `ok`, or 200 `degraded` with `reasons` while the daemon serves but "
+                "something is wrong (the exchange unreachable, a stream down, a symbol "
+                "skipped, trade ids going backwards, a component restarting); 503 "
+                "`unavailable` with the database error only when the database does not answer."
+            ),
         ),
         Route(
             "GET",
@@ -175,7 +180,7 @@ def api_routes() -> list[Route]:
             "GET",
             "/api/server",
             system_routes.server,
-            "Version, uptime, task states, channel depths, database size",
+            "Version, uptime, task states, channel depths, database size, symbols, degradations",
             "system",
             s.ServerInfo,
             auth=True,

@@ -228,10 +228,41 @@ class PaperSummaryQuery(_Query):
 # -- system -------------------------------------------------------------------------
 
 
+class Degradation(_Shape):
+    component: str
+    """Who reports it: ``stream``, ``rest``, ``collect``, ``collector``, ``pollers``, or a
+    supervised component's name (restarting)."""
+    subject: str | None
+    """What inside it is affected (a symbol, a connection), or null for all of it."""
+    reason: str
+    """One line, for a person."""
+    since: float
+    """When it began, epoch seconds."""
+
+
 class Health(_Shape):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"]
+    """``ok``; ``degraded`` (200: serving, but something is wrong, see ``reasons``);
+    ``unavailable`` (503: the database does not answer)."""
     process: Literal["ok"]
     database: str
+    reasons: list[Degradation] = field(default_factory=list)
+
+
+class SkippedSymbol(_Shape):
+    symbol: str
+    reason: str
+    since: float
+
+
+class SymbolsInfo(_Shape):
+    configured: list[str]
+    collecting: list[str]
+    """The configured symbols the exchange lists (empty until exchangeInfo was read)."""
+    checked: bool
+    """False until the exchange's symbol list has been read once."""
+    skipped: list[SkippedSymbol]
+    """Unknown at start, or stopped while running (delisted): not collected."""
 
 
 class ServerInfo(_Shape):
@@ -239,8 +270,12 @@ class ServerInfo(_Shape):
     started_at: float
     uptime_s: float
     tasks: list[dict[str, Any]]
+    """Supervised components: state, ``reason`` while restarting, restarts, last error."""
     channels: list[dict[str, Any]]
     database_size_bytes: int | None
+    symbols: SymbolsInfo | None = None
+    """Null when the daemon does not collect."""
+    degraded: list[Degradation] = field(default_factory=list)
 
 
 # -- funding ------------------------------------------------------------------------

@@ -6,12 +6,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from typing import Literal
 
+import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from arbengine.api.context import CONTEXT, OPENAPI
-from arbengine.api.schemas import Health, ServerInfo
+from arbengine.api.schemas import Degradation, Health, ServerInfo, SymbolsInfo
 from arbengine.api.services import Call
 
 STATIC_TYPES = {
@@ -25,18 +27,28 @@ STATIC_TYPES = {
 
 
 async def health(call: Call) -> Health:
+    """``unavailable`` (503) only when we cannot serve: the database does not answer.
+    Anything else that is wrong (the exchange away, a stream down, a symbol skipped, a
+    component restarting) is ``degraded`` (200), with the reasons."""
     ctx = call.request.app[CONTEXT]
     try:
         await asyncio.wait_for(ctx.db_ping(), timeout=ctx.health_timeout_s)
         database = "ok"
     except Exception as exc:  # any failure to answer means "not healthy", with the reason
         database = f"error: {type(exc).__name__}: {exc}".strip()[:300]
-    healthy = database == "ok"
-    return Health(status="ok" if healthy else "unavailable", process="ok", database=database)
+    reasons = _degradations(ctx.degradations())
+    status: Literal["ok", "degraded", "unavailable"] = (
+        "unavailable" if database != "ok" else "degraded" if reasons else "ok"
+    )
+    return Health(status=status, process="ok", database=database, reasons=reasons)
 
 
 def health_status(value: Health) -> int:
-    return 200 if value.status == "ok" else 503
+    return 503 if value.status == "unavailable" else 200
+
+
+def _degradations(entries: list[dict[str, object]]) -> list[Degradation]:
+    return [msgspec.convert(e, Degradation) for e in entries]
 
 
 async def server(call: Call) -> ServerInfo:
@@ -45,6 +57,7 @@ async def server(call: Call) -> ServerInfo:
         size: int | None = await asyncio.wait_for(ctx.db_size(), timeout=ctx.health_timeout_s)
     except Exception:  # the size is decoration; an unreachable database shows as null
         size = None
+    symbols = ctx.symbols()
     return ServerInfo(
         version=ctx.version,
         started_at=ctx.started_at,
@@ -52,6 +65,8 @@ async def server(call: Call) -> ServerInfo:
         tasks=ctx.tasks(),
         channels=ctx.channels(),
         database_size_bytes=size,
+        symbols=msgspec.convert(symbols, SymbolsInfo) if symbols is not None else None,
+        degraded=_degradations(ctx.degradations()),
     )
 
 

@@ -4,8 +4,13 @@ Every ``interval`` it looks for id ranges missing between stored trades (a
 crash between two writes cannot cause one, but an import, a manual delete
 or a hole accepted at start-up can), fetches them over REST, stores them,
 and records the outcome; then it refreshes the per-day completeness ratio.
-It needs the store only through the functions it is given, so the
-collectors stay independent of the storage package.
+It also keeps the bookkeeping true to the table: gaps seen but never given
+an outcome (the daemon stopped mid-repair) are settled once their ids are
+all stored, and finding rows missing makes it recount ``agg_trades_meta.rows``
+(rows deleted behind the counter's back would otherwise be counted twice once
+repaired). It needs the store only through the functions it is given, so the
+collectors stay independent of the storage package. It checks only the
+symbols the exchange lists; ``-1121`` stops a symbol, not the check.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from dataclasses import dataclass
 
 import structlog
 
+from arbengine.collect.listing import SymbolListing
 from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades, rows_to_batch
 from arbengine.domain.market import TapeGap, TradeBatch
+from arbengine.exchange.errors import InvalidSymbol
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.clock import Clock, SystemClock
 
@@ -32,6 +39,10 @@ class ContinuityStore:
     first_id_since: Callable[[str, int], Awaitable[int | None]]
     save: Callable[[list[TradeBatch], list[TapeGap]], Awaitable[None]]
     refresh_daily: Callable[[str, int, int], Awaitable[None]]
+    settle_gaps: Callable[[str], Awaitable[list[tuple[int, int]]]]
+    """Record ``repaired`` for open gaps whose ids are all stored; return them."""
+    recount_rows: Callable[[str], Awaitable[int]]
+    """Make the meta row count equal the table's; return the correction."""
 
 
 class ContinuityCheck:
@@ -44,8 +55,10 @@ class ContinuityCheck:
         interval_s: float = 600.0,
         lookback_ms: int = 7 * DAY_MS,
         clock: Clock | None = None,
+        listing: SymbolListing | None = None,
     ) -> None:
         self.symbols = list(symbols)
+        self._listing = listing
         self._rest = rest
         self._store = store
         self.interval_s = interval_s
@@ -59,9 +72,19 @@ class ContinuityCheck:
         self._stop.set()
 
     async def run(self) -> None:
+        listing = self._listing
+        if listing is not None and not await listing.wait_checked(self._stop):
+            return
         while not self._stop.is_set():
             for symbol in self.symbols:
-                await self.check(symbol)
+                if listing is not None and not listing.is_active(symbol):
+                    continue
+                try:
+                    await self.check(symbol)
+                except InvalidSymbol as exc:
+                    if listing is None:
+                        raise
+                    listing.stop(symbol, f"the exchange answered {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval_s)
 
@@ -73,12 +96,20 @@ class ContinuityCheck:
             since = await self._store.first_id_since(symbol, now - self.lookback_ms)
             if since is None:
                 return []
+        settled = await self._store.settle_gaps(symbol)
+        if settled:
+            self._log.info("continuity.gaps_settled", symbol=symbol, gaps=settled)
         known = await self._store.known_holes(symbol)
         outcomes: list[TapeGap] = []
         for hole in await self._store.find_holes(symbol, since):
             if any(k[0] <= hole[0] and hole[1] <= k[1] for k in known):
                 continue
             outcomes += await self._repair(symbol, hole)
+        if outcomes:
+            # Rows were missing: maybe never written, maybe deleted after being counted.
+            corrected = await self._store.recount_rows(symbol)
+            if corrected:
+                self._log.warning("continuity.rows_recounted", symbol=symbol, correction=corrected)
         day_start = now - now % DAY_MS
         await self._store.refresh_daily(symbol, day_start - DAY_MS, day_start + DAY_MS)
         self._checked_from[symbol] = max(since, await self._frontier(symbol, since))

@@ -16,25 +16,35 @@ included (its ``time`` is that of the last spot trade, often seconds old). A
 re-polled value that has not changed (the same Coinbase trade) is not published
 again, so its known time stays that of its first arrival, as stored. So the live
 engine and a backtest over the stored values see the same inputs at every tick.
+
+The Binance pollers start once the exchange's symbol list is known and poll
+only the symbols it lists. Per symbol, a failure is that symbol's: ``-1121``
+stops the symbol everywhere (``SymbolListing``), any other rejection is
+logged (``poller.symbol_failed``), reported on the health board and tried
+again next round, while the other symbols' polls go on. Only a failure of
+every symbol is the poller's own (the supervisor's business).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from arbengine.collect.listing import SymbolListing
 from arbengine.collect.parsing import number, optional_number
 from arbengine.domain.durations import parse_duration_ms
 from arbengine.domain.market import Indicator, MarketEvent, RateSnapshot
 from arbengine.exchange.coinbase import CoinbaseTicker, ProductNotFound, parse_time_ms, product_for
-from arbengine.exchange.errors import FatalExchangeError, RetryableExchangeError
+from arbengine.exchange.errors import FatalExchangeError, InvalidSymbol, RetryableExchangeError
 from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.backoff import backoff_delay
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.runtime.health import HealthBoard
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,9 @@ class IndicatorPollers:
     policy: PollerPolicy = field(default_factory=PollerPolicy)
     clock: Clock = field(default_factory=SystemClock)
     """The exchange's clock (a ``RemoteClock`` in the daemon): arrivals are stamped on it."""
+    listing: SymbolListing | None = None
+    """The symbols the exchange lists (None: every configured symbol is polled)."""
+    health: HealthBoard | None = None
 
     def __post_init__(self) -> None:
         self._last: dict[tuple[str, str], int] = dict(self.last_known)
@@ -130,6 +143,44 @@ class IndicatorPollers:
         self.ready = asyncio.Event()
         """Set once every poller has completed its first round (history backfilled)."""
         self._first_rounds: set[str] = set()
+        self._failing: set[tuple[str, str]] = set()
+
+    def _symbols(self) -> list[str]:
+        """The symbols to poll now."""
+        if self.listing is None:
+            return list(self.symbols)
+        return [s for s in self.symbols if self.listing.is_active(s)]
+
+    async def _each_symbol(
+        self, poller: str, poll: Callable[[str], Awaitable[None]], symbols: Sequence[str]
+    ) -> None:
+        """``poll(symbol)`` for each symbol; one symbol's failure never stops the others."""
+        failures: list[FatalExchangeError] = []
+        for symbol in symbols:
+            key = (poller, symbol)
+            try:
+                await poll(symbol)
+            except InvalidSymbol as exc:
+                if self.listing is None:
+                    raise
+                self.listing.stop(symbol, f"the exchange answered {exc}")
+                continue
+            except FatalExchangeError as exc:
+                failures.append(exc)
+                self._failing.add(key)
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                self._log.error("poller.symbol_failed", poller=poller, symbol=symbol, error=error)
+                if self.health is not None:
+                    self.health.report(
+                        "pollers", f"{poller} failed: {error}", subject=f"{poller}:{symbol}"
+                    )
+                continue
+            if key in self._failing:
+                self._failing.discard(key)
+                if self.health is not None:
+                    self.health.clear("pollers", subject=f"{poller}:{symbol}")
+        if failures and len(failures) == len(symbols):
+            raise failures[0]  # the same for every symbol: the poller's failure, not a symbol's
 
     def _round_done(self, name: str) -> None:
         self._first_rounds.add(name)
@@ -160,13 +211,18 @@ class IndicatorPollers:
                 return await call()
             except RetryableExchangeError as exc:
                 attempt += 1
-                delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
+                delay = backoff_delay(attempt + 1, 0.5, 30.0)
                 self._log.warning("poller.retry", what=what, error=str(exc)[:200], retry_in_s=delay)
                 if not await self._pause(delay):
                     raise _Stopped from None
 
-    async def _every(self, interval_s: float, body: Any, name: str) -> None:
+    async def _every(
+        self, interval_s: float, body: Any, name: str, *, listed_only: bool = True
+    ) -> None:
         """Run ``body`` now and then every ``interval_s`` until asked to stop."""
+        listing = self.listing if listed_only else None
+        if listing is not None and not await listing.wait_checked(self._stop):
+            return
         try:
             while True:
                 await body()
@@ -185,18 +241,20 @@ class IndicatorPollers:
         await self._every(self.policy.premium_index_interval_s, once, "premium_index")
 
     async def poll_premium_index(self) -> list[RateSnapshot]:
-        wanted = set(self.symbols)
+        symbols = self._symbols()
+        wanted = set(symbols)
         rows: list[dict[str, Any]]
         if len(wanted) <= 10:
             rows = []
-            for symbol in self.symbols:
+
+            async def one(symbol: str) -> None:
                 row = await self._retrying(
                     "premiumIndex",
-                    lambda s=symbol: self.rest.get(
-                        "/fapi/v1/premiumIndex", {"symbol": s}, weight=1
-                    ),
+                    lambda: self.rest.get("/fapi/v1/premiumIndex", {"symbol": symbol}, weight=1),
                 )
                 rows.append(row)
+
+            await self._each_symbol("premium_index", one, symbols)
         else:
             every = await self._retrying(
                 "premiumIndex", lambda: self.rest.get("/fapi/v1/premiumIndex", weight=10)
@@ -231,25 +289,30 @@ class IndicatorPollers:
 
     async def poll_open_interest(self) -> None:
         values = []
-        for symbol in self.symbols:
+
+        async def one(symbol: str) -> None:
             row = await self._retrying(
                 "openInterest",
-                lambda s=symbol: self.rest.get("/fapi/v1/openInterest", {"symbol": s}, weight=1),
+                lambda: self.rest.get("/fapi/v1/openInterest", {"symbol": symbol}, weight=1),
             )
             ts = int(row["time"])
             known = max(ts, self._received())
             values.append(
                 Indicator(symbol, "open_interest", ts, known, number(row, "openInterest"))
             )
+
+        await self._each_symbol("open_interest", one, self._symbols())
         await self._publish(values)
 
     # -- /futures/data period series -----------------------------------------
 
     async def ratios_loop(self) -> None:
+        async def one(symbol: str) -> None:
+            for series in RATIO_SERIES:
+                await self.follow_series(symbol, series)
+
         async def once() -> None:
-            for symbol in self.symbols:
-                for series in RATIO_SERIES:
-                    await self.follow_series(symbol, series)
+            await self._each_symbol("ratios", one, self._symbols())
 
         await self._every(self.policy.ratios_interval_s, once, "ratios")
 
@@ -302,8 +365,7 @@ class IndicatorPollers:
     async def funding_history_loop(self) -> None:
         async def once() -> None:
             await self.poll_funding_info()
-            for symbol in self.symbols:
-                await self.follow_funding(symbol)
+            await self._each_symbol("funding", self.follow_funding, self._symbols())
 
         await self._every(self.policy.funding_history_interval_s, once, "funding")
 
@@ -316,7 +378,7 @@ class IndicatorPollers:
         await self._publish(
             [
                 Indicator(s, "funding_interval_hours", now, now, float(intervals.get(s, 8)))
-                for s in self.symbols
+                for s in self._symbols()
             ]
         )
 
@@ -363,12 +425,16 @@ class IndicatorPollers:
         if self.coinbase is None or not self._products:
             self._round_done("coinbase")
             return
-        await self._every(self.policy.coinbase_interval_s, self.poll_coinbase, "coinbase")
+        await self._every(
+            self.policy.coinbase_interval_s, self.poll_coinbase, "coinbase", listed_only=False
+        )
 
     async def poll_coinbase(self) -> None:
         assert self.coinbase is not None
         values = []
         for symbol, product in list(self._products.items()):
+            if self.listing is not None and not self.listing.is_active(symbol):
+                continue
             try:
                 data = await self.coinbase.ticker(product)
             except ProductNotFound:

@@ -10,7 +10,15 @@ Owns one ``TradeTape`` per symbol and keeps it complete:
   its last id, so trades missed while disconnected (or while the daemon was
   down) are fetched even if the market is quiet; a catch-up reaching back
   further than ``max_backfill`` starts there instead and records the hole;
-- ids that REST no longer has (older than its history) become a recorded hole.
+- ids that REST no longer has (older than its history) become a recorded hole;
+- ids going backwards (an exchange reset, a tape from another venue) are
+  dropped, never stored over the tape we have: logged as the error
+  ``collector.trade_ids_backwards`` and reported on the health board for as
+  long as it lasts.
+
+Only the symbols the exchange lists are followed (``SymbolListing``): one
+that turns out unlisted (``-1121``) stops alone, its streams left out from
+the next connection on, and the other symbols carry on.
 
 Everything that leaves the tape, plus mark prices and liquidations, is put
 on the market channel by a flusher every ``flush_interval``, the other events
@@ -35,9 +43,11 @@ from typing import Any, Literal
 import structlog
 from prometheus_client import Counter, Gauge
 
+from arbengine.collect.listing import SymbolListing
 from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades
 from arbengine.collect.tape import TradeTape
 from arbengine.domain.market import Liquidation, MarketEvent, MarkPrice, TapeGap
+from arbengine.exchange.errors import InvalidSymbol
 from arbengine.exchange.payloads import (
     AggTradeEvent,
     ForceOrderEvent,
@@ -48,6 +58,7 @@ from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import CombinedStream, StreamPolicy, split_streams
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
+from arbengine.runtime.health import HealthBoard
 
 HOUR_MS = 3_600_000
 
@@ -55,6 +66,10 @@ TRADES_IN = Counter("arb_tape_rest_trades", "Trades fetched over REST into a tap
 DUPLICATES = Counter("arb_tape_duplicates", "Trades dropped as already on the tape")
 GAPS = Counter("arb_tape_gaps", "Gaps by outcome", ["outcome"])
 HELD = Gauge("arb_tape_held", "Trades held behind a gap", ["symbol"])
+BACKWARDS = Counter(
+    "arb_tape_backwards", "Trades dropped because their ids went backwards", ["symbol"]
+)
+STREAM_KINDS = ("aggTrade", "markPrice@1s", "forceOrder")
 
 
 @dataclass(frozen=True)
@@ -80,16 +95,23 @@ class MarketStreamCollector:
         policy: CollectorPolicy | None = None,
         clock: Clock | None = None,
         exchange_clock: RemoteClock | None = None,
+        listing: SymbolListing | None = None,
+        health: HealthBoard | None = None,
     ) -> None:
         self.symbols = [s.upper() for s in symbols]
         self._rest = rest
         self._out = out
+        self._listing = listing
+        self._health = health
         self.policy = policy or CollectorPolicy()
         self._clock = clock or SystemClock()
         self.exchange_clock = exchange_clock or RemoteClock(self._clock)
         self._newest_event_ms = 0
         self._log = structlog.get_logger("collector").bind(component="collector")
         self.tapes = {s: TradeTape(s) for s in self.symbols}
+        self._receiving = dict(self.tapes)
+        """Tapes of the symbols followed: frames of any other symbol are ignored."""
+        self._backwards: set[str] = set()
         self._last_stored = dict(last_stored or {})
         self._prepared: set[str] = set()
         self._wake = {s: asyncio.Event() for s in self.symbols}
@@ -100,14 +122,11 @@ class MarketStreamCollector:
         self._may_read.set()
         self._stopping = asyncio.Event()
         self.holes_recorded = 0
+        self._holes_by_symbol: dict[str, int] = dict.fromkeys(self.symbols, 0)
         self.caught_up = asyncio.Event()
         """Set once every symbol's tape has caught up over REST after start-up."""
         self._caught_up_symbols: set[str] = set()
-        names = [
-            f"{s.lower()}@{kind}"
-            for s in self.symbols
-            for kind in ("aggTrade", "markPrice@1s", "forceOrder")
-        ]
+        names = [f"{s.lower()}@{kind}" for s in self.symbols for kind in STREAM_KINDS]
         self.streams = [
             CombinedStream(
                 f"market-{i}",
@@ -119,9 +138,24 @@ class MarketStreamCollector:
                 policy=self.policy.stream,
                 clock=self._clock,
                 may_read=self._may_read,
+                health=health,
             )
             for i, group in enumerate(split_streams(names, self.policy.streams_per_connection))
         ]
+        if listing is not None:
+            listing.on_stop(self.drop_symbol)
+
+    def drop_symbol(self, symbol: str) -> None:
+        """Stop following ``symbol``: what it already delivered is still flushed."""
+        if self._receiving.pop(symbol, None) is None:
+            return
+        names = [f"{symbol.lower()}@{kind}" for kind in STREAM_KINDS]
+        for stream in self.streams:
+            stream.remove(names)
+        self._wake[symbol].set()  # its repair loop sees it is no longer followed and returns
+        self._check_caught_up()
+        if not self._receiving:
+            self._log.error("collector.no_symbol_left", symbols=self.symbols)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -134,16 +168,35 @@ class MarketStreamCollector:
             event.set()
 
     async def run(self) -> None:
-        for symbol in self.symbols:
+        if self._listing is not None:
+            if not await self._listing.wait_checked(self._stopping):
+                return
+            for symbol in self.symbols:  # before any connection asks for its streams
+                if not self._listing.is_active(symbol):
+                    self.drop_symbol(symbol)
+        for symbol in list(self._receiving):
             if symbol not in self._prepared:
-                await self._prepare(symbol)
+                try:
+                    await self._prepare(symbol)
+                except InvalidSymbol as exc:
+                    self._symbol_lost(symbol, exc)
+                    continue
                 self._prepared.add(symbol)
         async with asyncio.TaskGroup() as group:
             for stream in self.streams:
                 group.create_task(stream.run(), name=stream.name)
-            for symbol in self.symbols:
+            for symbol in list(self._receiving):
                 group.create_task(self._repair_loop(symbol), name=f"repair:{symbol}")
             group.create_task(self._flush_loop(), name="flush")
+
+    def _symbol_lost(self, symbol: str, exc: InvalidSymbol) -> None:
+        """The exchange does not know ``symbol`` (any more): it stops, the others go on."""
+        reason = f"the exchange answered {exc}"
+        if self._listing is not None:
+            self._listing.stop(symbol, reason)  # tells every collector, this one included
+        else:
+            self._log.warning("collect.symbol_stopped", symbol=symbol, reason=reason)
+        self.drop_symbol(symbol)
 
     async def _prepare(self, symbol: str) -> None:
         """Fix where the tape starts: after the last stored id, bounded by max_backfill."""
@@ -153,6 +206,7 @@ class MarketStreamCollector:
         if stored is not None:
             last_id, last_ts = stored
             tape.last_id = last_id
+            tape.last_ts = last_ts
             if now - last_ts > self.policy.max_backfill_ms:
                 start_id = await self._first_id_since(symbol, now - self.policy.max_backfill_ms)
                 if start_id is not None:
@@ -185,19 +239,24 @@ class MarketStreamCollector:
         if self._newest_event_ms < data.E:
             self._newest_event_ms = data.E
         if type(data) is AggTradeEvent:
-            tape = self.tapes.get(data.s)
+            tape = self._receiving.get(data.s)
             if tape is None:
                 return
             duplicates = tape.counters.duplicates
+            backwards = tape.counters.backwards
             had_gap = tape.held_count > 0
             tape.add(data.a, data.T, float(data.p), float(data.q), data.f, data.l, data.m)
             if tape.counters.duplicates != duplicates:
                 DUPLICATES.inc()
+            elif tape.counters.backwards != backwards:
+                self._on_backwards(tape)
             if tape.held_count and not had_gap:
                 self._wake[data.s].set()
             if tape.pending() >= self.policy.max_pending_rows:
                 self._may_read.clear()
         elif type(data) is MarkPriceEvent:
+            if data.s not in self._receiving:
+                return
             self._events.append(
                 MarkPrice(
                     symbol=data.s,
@@ -211,6 +270,48 @@ class MarketStreamCollector:
             )
         elif type(data) is ForceOrderEvent:
             self._on_liquidation(data)
+
+    def _on_backwards(self, tape: TradeTape) -> None:
+        BACKWARDS.labels(tape.symbol).inc()
+        seen = tape.backwards_seen
+        if tape.symbol in self._backwards or seen is None:
+            return
+        self._backwards.add(tape.symbol)
+        self._log.error(
+            "collector.trade_ids_backwards",
+            symbol=tape.symbol,
+            received_id=seen.agg_id,
+            received_ts=seen.ts,
+            last_id=seen.last_id,
+            last_ts=seen.last_ts,
+            action="dropped: the stored tape is never overwritten",
+            hint="the exchange reset its ids, or the database holds another venue's tape",
+        )
+        self._report_backwards(tape)
+
+    def _report_backwards(self, tape: TradeTape) -> None:
+        seen = tape.backwards_seen
+        if self._health is None or seen is None:
+            return
+        self._health.report(
+            "collector",
+            f"trade ids went backwards: received id {seen.agg_id} (time {seen.ts}) after "
+            f"id {seen.last_id} (time {seen.last_ts}); {tape.counters.backwards} trades "
+            "dropped so far",
+            subject=tape.symbol,
+        )
+
+    def _check_backwards(self) -> None:
+        """Once per flush: refresh the count on the board, or end the episode."""
+        for symbol in list(self._backwards):
+            tape = self.tapes[symbol]
+            if tape.backwards_seen is not None and symbol in self._receiving:
+                self._report_backwards(tape)
+                continue
+            self._backwards.discard(symbol)
+            if self._health is not None:
+                self._health.clear("collector", subject=symbol)
+            self._log.info("collector.trade_ids_forward_again", symbol=symbol, last_id=tape.last_id)
 
     def _on_liquidation(self, data: ForceOrderEvent) -> None:
         order = data.o
@@ -238,7 +339,7 @@ class MarketStreamCollector:
 
     async def _on_connected(self, connection_number: int) -> None:
         if connection_number > 1:  # a reconnect: fetch whatever passed while we were away
-            for symbol in self.symbols:
+            for symbol in self._receiving:
                 self._catch_up[symbol].set()
                 self._wake[symbol].set()
 
@@ -267,24 +368,35 @@ class MarketStreamCollector:
             HELD.labels(symbol).set(tape.held_count)
         self.exchange_clock.observe(delivered)
         self._may_read.set()
+        if self._backwards:
+            self._check_backwards()
 
     # -- repair ---------------------------------------------------------------
 
+    def _check_caught_up(self) -> None:
+        if self._caught_up_symbols >= set(self._receiving) and not self.caught_up.is_set():
+            self.caught_up.set()
+            self._log.info("collector.caught_up", symbols=list(self._receiving))
+
     async def _repair_loop(self, symbol: str) -> None:
+        try:
+            await self._repairing(symbol)
+        except InvalidSymbol as exc:
+            self._symbol_lost(symbol, exc)
+
+    async def _repairing(self, symbol: str) -> None:
         tape = self.tapes[symbol]
         wake = self._wake[symbol]
         while not self._stopping.is_set():
             await wake.wait()
             wake.clear()
-            if self._stopping.is_set():
+            if self._stopping.is_set() or symbol not in self._receiving:
                 return
             if self._catch_up[symbol].is_set():
                 self._catch_up[symbol].clear()
                 await self._fetch_forward(symbol, until_id=None)
                 self._caught_up_symbols.add(symbol)
-                if self._caught_up_symbols >= set(self.symbols) and not self.caught_up.is_set():
-                    self.caught_up.set()
-                    self._log.info("collector.caught_up", symbols=self.symbols)
+                self._check_caught_up()
             if tape.gap() is None:
                 continue
             await asyncio.sleep(self.policy.repair_grace_s)
@@ -293,10 +405,10 @@ class MarketStreamCollector:
                 continue
             self._record_gap(symbol, gap, "seen")
             self._log.info("collector.gap_detected", symbol=symbol, from_id=gap[0], to_id=gap[1])
-            holes_before = self.holes_recorded
+            holes_before = self._holes_by_symbol[symbol]
             await self._fetch_forward(symbol, until_id=gap[1])
             closed = tape.last_id is not None and tape.last_id >= gap[1]
-            if closed and self.holes_recorded == holes_before:
+            if closed and self._holes_by_symbol[symbol] == holes_before:
                 self._record_gap(symbol, gap, "repaired")
                 self._log.info(
                     "collector.gap_repaired", symbol=symbol, from_id=gap[0], to_id=gap[1]
@@ -357,6 +469,7 @@ class MarketStreamCollector:
         if hole is None:
             return
         self.holes_recorded += 1
+        self._holes_by_symbol[symbol] += 1
         self._record_gap(symbol, hole, "hole")
         self._log.warning(
             "collector.hole_recorded", symbol=symbol, from_id=hole[0], to_id=hole[1], reason=reason

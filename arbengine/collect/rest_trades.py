@@ -10,6 +10,7 @@ import structlog
 from arbengine.domain.market import TradeBatch
 from arbengine.exchange.errors import RetryableExchangeError
 from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.backoff import backoff_delay
 
 AGG_TRADES_LIMIT = 1000
 AGG_TRADES_WEIGHT = 20
@@ -22,8 +23,9 @@ async def fetch_agg_trades(
 ) -> list[dict[str, Any]]:
     """One aggTrades call, retried while the error is retryable.
 
-    The client itself waits out weight limits, 429 pauses and 418 bans
-    before sending, so this loop only spaces out network-level retries.
+    The client itself waits out weight limits, 429 pauses, 418 bans and 403
+    blocks before sending, so this loop only spaces out network-level retries
+    (capped and jittered). ``InvalidSymbol`` and other rejections are raised.
     """
     attempt = 0
     while True:
@@ -31,7 +33,7 @@ async def fetch_agg_trades(
             rows = await rest.get("/fapi/v1/aggTrades", params, weight=AGG_TRADES_WEIGHT)
         except RetryableExchangeError as exc:
             attempt += 1
-            delay = min(30.0, 0.25 * 2 ** min(attempt, 8))
+            delay = backoff_delay(attempt + 1, 0.25, 30.0)
             _log.warning(
                 "collector.rest_retry", symbol=symbol, error=str(exc)[:200], retry_in_s=delay
             )

@@ -7,6 +7,15 @@ held until the ids between arrive (a reordered frame, or a REST repair);
 a trade at or below ``last_id`` is a duplicate and dropped. What leaves the
 tape (``take``) is therefore always the next contiguous run, which is what
 makes "resume from the last stored id" exact after any restart.
+
+Ids going backwards are not duplicates. Trade times never decrease along the
+ids, so a trade at or below ``last_id`` but *later* than the last emitted
+trade cannot be one we already have: the exchange reset its ids, or the
+stored tape came from another venue (testnet, a data directory pointed at the
+wrong place). Such trades are counted apart (``backwards``) and the first of
+an episode is kept in ``backwards_seen`` for the operator; they are dropped
+all the same, so the stored tape is never overwritten or mixed. The episode
+ends when the next contiguous trade arrives.
 """
 
 from __future__ import annotations
@@ -24,6 +33,17 @@ class TapeCounters:
     accepted: int = 0
     duplicates: int = 0
     held: int = 0
+    backwards: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Backwards:
+    """The first trade of an episode of ids going backwards, and where the tape stood."""
+
+    agg_id: int
+    ts: int
+    last_id: int
+    last_ts: int
 
 
 @dataclass
@@ -31,7 +51,11 @@ class TradeTape:
     symbol: str
     last_id: int | None = None
     """Highest id emitted so far (None until the first trade fixes the start)."""
+    last_ts: int | None = None
+    """Time of the trade ``last_id`` (None while unknown)."""
     counters: TapeCounters = field(default_factory=TapeCounters)
+    backwards_seen: Backwards | None = None
+    """Set while ids go backwards (see the module docstring); None otherwise."""
 
     def __post_init__(self) -> None:
         self._held: dict[int, Row] = {}
@@ -50,6 +74,11 @@ class TradeTape:
         if self.last_id is None:
             self.last_id = agg_id - 1
         if agg_id <= self.last_id or agg_id in self._held:
+            if agg_id <= self.last_id and self.last_ts is not None and ts > self.last_ts:
+                self.counters.backwards += 1
+                if self.backwards_seen is None:
+                    self.backwards_seen = Backwards(agg_id, ts, self.last_id, self.last_ts)
+                return
             self.counters.duplicates += 1
             return
         if agg_id != self.last_id + 1:
@@ -59,6 +88,8 @@ class TradeTape:
             return
         self._emit(agg_id, ts, price, qty, first, last, maker)
         self._release_held()
+        if self.backwards_seen is not None:
+            self.backwards_seen = None
 
     def _emit(
         self, agg_id: int, ts: int, price: float, qty: float, first: int, last: int, maker: bool
@@ -71,6 +102,7 @@ class TradeTape:
         self._last.append(last)
         self._maker.append(maker)
         self.last_id = agg_id
+        self.last_ts = ts
         self.counters.accepted += 1
 
     def _release_held(self) -> None:

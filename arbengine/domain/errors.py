@@ -16,6 +16,11 @@ class RetryableError(ArbError):
     """Trying again later may succeed."""
 
 
+def is_retryable(exc: BaseException) -> bool:
+    """The supervisor's classifier: an outage to wait out, or a fault to count."""
+    return isinstance(exc, RetryableError)
+
+
 class FatalError(ArbError):
     """Trying again will not help; a person must change something."""
 

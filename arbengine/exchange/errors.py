@@ -1,10 +1,12 @@
 """Errors of exchange calls, by what the caller should do about them.
 
-- ``RetryableExchangeError`` (network, 5xx, 408, 429, 418, -1021 timestamp):
-  try again later; the REST client already waits out rate limits and bans
-  before its next call.
-- ``FatalExchangeError`` (bad signature -1022, auth 401/403, invalid
-  parameters): retrying cannot help; stop and tell a person.
+- ``RetryableExchangeError`` (network, 5xx, 408, 429, 418, 403 WAF block,
+  -1021 timestamp): try again later; the REST client already waits out rate
+  limits, bans and blocks before its next call.
+- ``FatalExchangeError`` (bad signature -1022, auth 401, invalid parameters,
+  an unexpected HTTP status): retrying cannot help; stop and tell a person.
+  ``InvalidSymbol`` (-1121) is the one a caller handles per symbol: the
+  exchange does not list that symbol (a typo, a delisting), the others are fine.
 - ``OrderOutcomeUnknown``: an order call that failed in a way that does not
   tell whether the order was executed (5xx, timeout, dropped connection).
   Neither retry nor give up: query the order by its client id first.
@@ -42,6 +44,18 @@ class IpBanned(RetryableExchangeError):
         self.retry_after_s = retry_after_s
 
 
+class WafBlocked(RetryableExchangeError):
+    """HTTP 403: the exchange's web application firewall refuses us (often with an HTML page).
+
+    Usually an IP-wide block that lifts by itself: no call is sent until ``retry_after_s``
+    has passed, and hammering it would only make it last longer.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float):
+        super().__init__(message, status=403)
+        self.retry_after_s = retry_after_s
+
+
 class TimestampOutsideWindow(RetryableExchangeError):
     """-1021: our clock drifted from the server's; the client resyncs before retrying."""
 
@@ -52,6 +66,19 @@ class FatalExchangeError(ExchangeError, FatalError):
 
 class BadSignature(FatalExchangeError):
     """-1022: the API secret is wrong (or the request was altered)."""
+
+
+class InvalidSymbol(FatalExchangeError):
+    """-1121: the exchange does not list ``symbol``; calls for other symbols are unaffected."""
+
+    def __init__(self, message: str, *, symbol: str | None, status: int | None = 400):
+        super().__init__(message, status=status, code=-1121)
+        self.symbol = symbol
+
+
+class UnexpectedStatus(FatalExchangeError):
+    """An HTTP status the exchange's API does not use for this call (404, 451, a 3xx …):
+    a wrong ``rest_url``, a proxy in between, or a region the exchange refuses."""
 
 
 class InvalidResponse(RetryableExchangeError):

@@ -12,6 +12,7 @@ waits. Secrets and signatures never reach a log line.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -25,23 +26,42 @@ from arbengine.exchange.errors import (
     BadSignature,
     FatalExchangeError,
     InvalidResponse,
+    InvalidSymbol,
     IpBanned,
     OrderOutcomeUnknown,
     RateLimited,
     RetryableExchangeError,
     TimestampOutsideWindow,
+    UnexpectedStatus,
+    WafBlocked,
 )
 from arbengine.exchange.signing import encode_params, signed_query
 from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.runtime.health import HealthBoard
 
 REQUESTS = Counter(
     "arb_rest_requests", "REST calls to the exchange by path and HTTP status", ["path", "status"]
 )
 USED_WEIGHT = Gauge("arb_rest_used_weight", "Request weight used in the current minute")
 WEIGHT_WAITS = Counter("arb_rest_weight_waits", "Calls delayed to stay under the weight limit")
-LIMITED = Counter("arb_rest_rate_limited", "429 and 418 answers received", ["status"])
+LIMITED = Counter("arb_rest_rate_limited", "429, 418 and 403 (WAF) answers received", ["status"])
 
 DEFAULT_BAN_S = 120.0
+DEFAULT_FORBIDDEN_BACKOFF_S = 300.0
+HEALTH_COMPONENT = "rest"
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(rb"<[^>]*>")
+
+
+def summarize_body(body: bytes, limit: int = 160) -> str:
+    """One line about an error body that is not Binance JSON (a WAF or proxy HTML page)."""
+    if body.lstrip()[:1] == b"<":
+        title = _TITLE.search(body)
+        text = title.group(1) if title else _TAGS.sub(b" ", body)
+        summary = " ".join(text.decode(errors="replace").split())
+        return f"HTML page {summary[:limit]!r}" if summary else "an HTML page"
+    summary = " ".join(body.decode(errors="replace").split())
+    return repr(summary[:limit]) if summary else "an empty body"
 
 
 class BinanceRest:
@@ -56,8 +76,10 @@ class BinanceRest:
         weight_limit: int = 2400,
         weight_safety: float = 0.9,
         timeout_s: float = 10.0,
+        forbidden_backoff_s: float = DEFAULT_FORBIDDEN_BACKOFF_S,
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        health: HealthBoard | None = None,
     ) -> None:
         self.session = self._session = session
         self.base_url = base_url.rstrip("/")
@@ -74,8 +96,12 @@ class BinanceRest:
         self.used_weight = 0
         self._weight_minute = 0
         self._reserved = 0
+        self.forbidden_backoff_s = forbidden_backoff_s
         self.paused_until_ms = 0
         self.banned_until_ms = 0
+        self.blocked_until_ms = 0
+        self._health = health
+        self._troubled = False
         self._log = structlog.get_logger("rest").bind(component="rest")
 
     # -- time and limits ------------------------------------------------------
@@ -110,7 +136,9 @@ class BinanceRest:
         while True:
             async with self._lock:
                 now = self._clock.time_ms()
-                blocked_until = max(self.banned_until_ms, self.paused_until_ms)
+                blocked_until = max(
+                    self.banned_until_ms, self.paused_until_ms, self.blocked_until_ms
+                )
                 if blocked_until <= now:
                     minute = self.server_time_ms() // 60_000
                     if minute != self._weight_minute:
@@ -182,6 +210,7 @@ class BinanceRest:
             self._release(weight)
             REQUESTS.labels(path, "error").inc()
             reason = f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": ")
+            self._report(f"exchange REST unreachable: {reason}")
             if order_client_id is not None:
                 raise OrderOutcomeUnknown(reason, client_order_id=order_client_id) from exc
             raise RetryableExchangeError(reason) from exc
@@ -189,13 +218,32 @@ class BinanceRest:
         REQUESTS.labels(path, str(status)).inc()
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         if status == 200:
+            if self._troubled:
+                self._troubled = False
+                if self._health is not None:
+                    self._health.clear(HEALTH_COMPONENT)
             try:
                 return orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise InvalidResponse(
-                    f"{method} {path}: reply is not JSON: {body[:200]!r}"
+                    f"{method} {path}: reply is not JSON: {summarize_body(body)}"
                 ) from None
-        self._raise_for(method, path, status, body, response_headers, order_client_id, elapsed_ms)
+        self._raise_for(
+            method,
+            path,
+            status,
+            body,
+            response_headers,
+            order_client_id,
+            elapsed_ms,
+            params.get("symbol"),
+        )
+
+    def _report(self, reason: str) -> None:
+        """Put the exchange's trouble on the health board (cleared by the next success)."""
+        self._troubled = True
+        if self._health is not None:
+            self._health.report(HEALTH_COMPONENT, reason)
 
     def _release(self, weight: int) -> None:
         self._reserved = max(0, self._reserved - weight)
@@ -226,16 +274,19 @@ class BinanceRest:
         headers: Mapping[str, str],
         order_client_id: str | None,
         elapsed_ms: float,
+        symbol: Any = None,
     ) -> None:
         code: int | None = None
-        msg = body[:300].decode(errors="replace")
+        msg: str | None = None
         try:
             parsed = orjson.loads(body)
-            if isinstance(parsed, dict):
-                code = int(parsed["code"]) if "code" in parsed else None
-                msg = str(parsed.get("msg", msg))
+            if isinstance(parsed, dict) and "code" in parsed:
+                code = int(parsed["code"])
+                msg = " ".join(str(parsed.get("msg", "")).split())[:300]
         except (orjson.JSONDecodeError, ValueError, TypeError):
             pass
+        if msg is None:
+            msg = summarize_body(body)
         where = f"{method} {path}: HTTP {status}" + (f" code {code}" if code is not None else "")
         text = f"{where}: {msg}"
         now = self._clock.time_ms()
@@ -244,6 +295,7 @@ class BinanceRest:
             self.banned_until_ms = max(self.banned_until_ms, now + int(retry_after * 1000))
             LIMITED.labels("418").inc()
             self._log.error("rest.ip_banned", path=path, retry_after_s=retry_after)
+            self._report(f"IP banned by the exchange (HTTP 418) for {retry_after:g}s: {text}")
             raise IpBanned(text, retry_after_s=retry_after)
         if status == 429 or code == -1003:
             seconds_to_minute = 60 - (self.server_time_ms() // 1000) % 60
@@ -251,8 +303,26 @@ class BinanceRest:
             self.paused_until_ms = max(self.paused_until_ms, now + int(retry_after * 1000))
             LIMITED.labels("429").inc()
             self._log.warning("rest.rate_limited", path=path, retry_after_s=retry_after)
+            self._report(f"rate limited (HTTP {status}) for {retry_after:g}s: {text}")
             raise RateLimited(text, retry_after_s=retry_after, status=status)
+        if status == 403:
+            retry_after = self._retry_after_s(headers, self.forbidden_backoff_s)
+            self.blocked_until_ms = max(self.blocked_until_ms, now + int(retry_after * 1000))
+            LIMITED.labels("403").inc()
+            self._log.error(
+                "rest.waf_blocked",
+                path=path,
+                retry_after_s=retry_after,
+                body=msg,
+                hint="the exchange's firewall refuses this address; every call waits",
+            )
+            self._report(
+                f"blocked by the exchange's firewall (HTTP 403), every call paused for "
+                f"{retry_after:g}s: {text}"
+            )
+            raise WafBlocked(text, retry_after_s=retry_after)
         if status >= 500 or status == 408:
+            self._report(f"exchange error: {text}")
             if order_client_id is not None:
                 raise OrderOutcomeUnknown(text, client_order_id=order_client_id, status=status)
             raise RetryableExchangeError(text, status=status, code=code)
@@ -260,4 +330,16 @@ class BinanceRest:
             raise TimestampOutsideWindow(text, status=status, code=code)
         if code == -1022:
             raise BadSignature(text, status=status, code=code)
-        raise FatalExchangeError(text, status=status, code=code)
+        if code == -1121:
+            name = symbol if isinstance(symbol, str) else None
+            raise InvalidSymbol(
+                f"{text} (symbol {name})" if name else text, symbol=name, status=status
+            )
+        if status in (400, 401) and code is not None:
+            raise FatalExchangeError(text, status=status, code=code)
+        raise UnexpectedStatus(
+            f"{where}: unexpected answer ({msg}); check exchange.rest_url and what lies "
+            "between us and the exchange",
+            status=status,
+            code=code,
+        )

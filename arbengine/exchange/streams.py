@@ -9,6 +9,8 @@
 - A watchdog reconnects a connection that stays silent for ``silence``.
 - A frame the consumer cannot decode is logged, counted and skipped; it
   never takes the connection down.
+- While a connection is down it is reported on the health board (``stream``,
+  subject the connection's name), from the first failure until it is back.
 
 The consumer is a plain callback run for every frame (no await per frame),
 plus ``on_connected`` so the consumer can repair what a reconnect may have
@@ -31,6 +33,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.runtime.health import HealthBoard
 
 MALFORMED = Counter("arb_ws_malformed_frames", "Frames skipped as malformed", ["connection"])
 RECONNECTS = Counter("arb_ws_reconnects", "Websocket reconnections by reason", ["reason"])
@@ -88,13 +91,17 @@ class CombinedStream:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         may_read: asyncio.Event | None = None,
+        health: HealthBoard | None = None,
     ) -> None:
         if not streams:
             raise ValueError("a combined stream needs at least one stream name")
         if len(streams) > MAX_STREAMS_PER_CONNECTION:
             raise ValueError(f"at most {MAX_STREAMS_PER_CONNECTION} streams per connection")
         self.name = name
+        self.base_url = base_url
+        self.streams = list(streams)
         self.url = combined_url(base_url, streams)
+        self._health = health
         self._session = session
         self._on_frame = on_frame
         self._on_connected = on_connected
@@ -115,8 +122,28 @@ class CombinedStream:
         """Return from ``run`` promptly (graceful shutdown), even from a quiet connection."""
         self._stop.set()
 
+    def remove(self, names: Sequence[str]) -> None:
+        """Leave ``names`` out from the next connection on (their data is ignored until then);
+        a connection left with no stream stops."""
+        gone = {n.lower() for n in names}
+        kept = [s for s in self.streams if s.lower() not in gone]
+        if len(kept) == len(self.streams):
+            return
+        self.streams = kept
+        if kept:
+            self.url = combined_url(self.base_url, kept)
+        else:
+            self.request_stop()
+
     async def run(self) -> None:
         """Stay connected until ``request_stop``; reconnect after every failure."""
+        try:
+            await self._reconnecting()
+        finally:
+            if self._health is not None:
+                self._health.clear("stream", subject=self.name)
+
+    async def _reconnecting(self) -> None:
         attempt = 0
         while not self._stop.is_set():
             try:
@@ -139,6 +166,12 @@ class CombinedStream:
                     error=str(exc)[:200],
                     delay_s=round(delay, 3),
                 )
+                if self._health is not None:
+                    self._health.report(
+                        "stream",
+                        f"disconnected ({reason}: {str(exc)[:200]}), reconnecting",
+                        subject=self.name,
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
 
@@ -158,6 +191,8 @@ class CombinedStream:
         """Read one connection until it ages out (hand over), falls silent, or we stop."""
         self.connections += 1
         CONNECTED.labels(self.name).set(1)
+        if self._health is not None:
+            self._health.clear("stream", subject=self.name)
         self._log.info("stream.connected", streams_url=self.url.split("?")[0], n=self.connections)
         opened = time.monotonic()
         self._last_message = opened

@@ -62,6 +62,10 @@ class RemoteClock:
         self.offset_ms = offset_ms
         self._seen_ms = 0
 
+    def set_offset(self, offset_ms: int) -> None:
+        """A new measurement of the other clock minus ours."""
+        self.offset_ms = offset_ms
+
     def observe(self, remote_ms: int) -> None:
         """A message stamped ``remote_ms`` by the other party has arrived."""
         if remote_ms > self._seen_ms:

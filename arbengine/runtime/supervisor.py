@@ -2,11 +2,24 @@
 
 A component that raises is restarted after a capped, jittered exponential
 backoff, so one flaky websocket does not take the process down and a crashing
-loop does not spin the CPU. A component that keeps failing (more than
-``max_restarts`` within ``window``) is a real fault: the supervisor stops the
-other components gracefully (so received data is still flushed), then raises
-``TooManyRestarts`` so the process exits non-zero and the container
-orchestrator (or a person) notices.
+loop does not spin the CPU. Errors are told apart by a classifier the
+composition root injects (the supervisor knows no error types of its own):
+
+- a *retryable* error (the network, the exchange, the database being away) is
+  restarted for as long as it takes and never counts toward giving up: an
+  outage is not a bug, and a daemon that exits during one turns every
+  redeploy into a crash loop;
+- any other error is a fault: a component that fails so more than
+  ``max_restarts`` times within ``window`` makes the supervisor stop the
+  other components gracefully (so received data is still flushed), then
+  raise ``TooManyRestarts`` so the process exits non-zero and the container
+  orchestrator (or a person) notices.
+
+Errors inside a component's own task group arrive as exception groups; the
+supervisor looks at the errors inside (retryable only when all of them are)
+and names them, never "ExceptionGroup (1 sub-exception)". A restarting
+component is reported on the health board until it has run for
+``healthy_after`` again.
 
 Shutdown is staged: components with a lower ``stage`` are stopped first
 (intake before processing before writers). A component with a ``drain``
@@ -24,11 +37,14 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
+
+from arbengine.runtime.backoff import backoff_delay
+from arbengine.runtime.health import HealthBoard
 
 ComponentState = Literal["pending", "running", "backoff", "finished", "stopped", "failed"]
 _STATES: tuple[ComponentState, ...] = (
@@ -50,6 +66,30 @@ class TooManyRestarts(RuntimeError):
             f"{last_error}"
         )
         self.component = name
+        self.last_error = last_error
+
+
+def leaf_errors(exc: BaseException) -> list[BaseException]:
+    """The errors inside ``exc``: itself, or every error nested in its exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaf_errors(inner)]
+    return [exc]
+
+
+def describe_error(exc: BaseException, limit: int = 500) -> str:
+    """One line naming the real cause: ``Type: message`` of the errors inside ``exc``."""
+    parts: list[str] = []
+    for leaf in leaf_errors(exc):
+        text = f"{type(leaf).__name__}: {leaf}".rstrip(": ")
+        if text not in parts:
+            parts.append(text)
+    shown = "; ".join(parts[:3]) + (f" (and {len(parts) - 3} more)" if len(parts) > 3 else "")
+    line = " ".join(shown.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def never_retryable(exc: BaseException) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -65,8 +105,14 @@ class RestartPolicy:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Delay before restart number ``attempt`` (1-based), capped then jittered."""
-        base: float = min(self.max_s, self.initial_s * self.multiplier ** (attempt - 1))
-        return base * (1.0 - self.jitter * rng.random())
+        return backoff_delay(
+            attempt,
+            self.initial_s,
+            self.max_s,
+            rng,
+            multiplier=self.multiplier,
+            jitter=self.jitter,
+        )
 
 
 @dataclass(frozen=True)
@@ -87,16 +133,23 @@ class ComponentStatus:
     restarts: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
+    last_error_retryable: bool | None = None
+    last_error_type: str | None = None
     started_at: float | None = None
+    reason: str | None = None
+    """Why the component is not (yet) healthy: set at a failure, cleared after a healthy run."""
     _recent: deque[float] = field(default_factory=deque, repr=False)
+    _recovery_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
             "state": self.state,
+            "reason": self.reason,
             "restarts": self.restarts,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
+            "last_error_retryable": self.last_error_retryable,
             "started_at": self.started_at,
         }
 
@@ -114,8 +167,14 @@ class Supervisor:
         rng: random.Random | None = None,
         log: Any = None,
         escalation_deadline_s: float = 20.0,
+        retryable: Callable[[BaseException], bool] = never_retryable,
+        health: HealthBoard | None = None,
     ) -> None:
+        """``retryable`` tells an outage from a fault (see the module docstring); ``health``
+        receives a report for every component that is restarting."""
         self._policy = policy
+        self._retryable = retryable
+        self._health = health
         self._monotonic = monotonic
         self._wall = wall
         self._sleep = sleep
@@ -172,61 +231,112 @@ class Supervisor:
         while True:
             status.state = "running"
             status.started_at = self._wall()
+            if status.reason is not None:
+                self._arm_recovery(component.name, status)
             began = self._monotonic()
             try:
                 await component.run()
             except asyncio.CancelledError:
                 status.state = "stopped"
+                self._recovered(component.name, status)
                 raise
             except Exception as exc:
                 if component.name in self._stopping:
                     status.state = "stopped"
+                    self._recovered(component.name, status)
                     return
+                if status._recovery_timer is not None:
+                    status._recovery_timer.cancel()
+                    status._recovery_timer = None
                 now = self._monotonic()
                 if now - began >= policy.healthy_after_s:
                     attempt = 0
                 attempt += 1
                 status.restarts += 1
-                status.last_error = f"{type(exc).__name__}: {exc}"
+                cause = describe_error(exc)
+                retryable = all(self._retryable(leaf) for leaf in leaf_errors(exc))
+                status.last_error = cause
                 status.last_error_at = self._wall()
-                recent = status._recent
-                recent.append(now)
-                while recent and now - recent[0] > policy.window_s:
-                    recent.popleft()
-                if len(recent) > policy.max_restarts:
-                    status.state = "failed"
-                    self._log.error(
-                        "supervisor.gave_up",
-                        task=component.name,
-                        restarts=len(recent),
-                        window_s=policy.window_s,
-                        error=status.last_error,
-                        traceback="".join(traceback.format_exception(exc)),
-                    )
-                    # Stop the others the graceful way first (intake, then drains, then
-                    # writers), so what was already received is still stored.
-                    late = await self.stop(self.escalation_deadline_s, skip=component.name)
-                    if late:
-                        self._log.error("supervisor.drain_deadline_exceeded", components=late)
-                    raise TooManyRestarts(
-                        component.name, len(recent), policy.window_s, status.last_error
-                    ) from exc
+                status.last_error_retryable = retryable
+                status.last_error_type = ",".join(
+                    sorted({type(leaf).__name__ for leaf in leaf_errors(exc)})
+                )
+                if not retryable:
+                    recent = status._recent
+                    recent.append(now)
+                    while recent and now - recent[0] > policy.window_s:
+                        recent.popleft()
+                    if len(recent) > policy.max_restarts:
+                        await self._give_up(component, status, exc, len(recent))
                 delay = policy.delay(attempt, self._rng)
                 status.state = "backoff"
-                self._log.warning(
-                    "supervisor.restarting",
-                    task=component.name,
-                    attempt=attempt,
-                    delay_s=round(delay, 3),
-                    error=status.last_error,
-                    traceback="".join(traceback.format_exception(exc)),
+                status.reason = (
+                    f"retrying after {cause}" if retryable else f"restarting after {cause}"
                 )
+                if self._health is not None:
+                    self._health.report(component.name, status.reason)
+                if retryable:
+                    # An outage, not a bug: the cause is the whole story, no traceback.
+                    self._log.warning(
+                        "supervisor.retrying",
+                        task=component.name,
+                        attempt=attempt,
+                        delay_s=round(delay, 3),
+                        error=cause,
+                    )
+                else:
+                    self._log.warning(
+                        "supervisor.restarting",
+                        task=component.name,
+                        attempt=attempt,
+                        delay_s=round(delay, 3),
+                        error=cause,
+                        traceback="".join(traceback.format_exception(exc)),
+                    )
                 await self._sleep(delay)
                 continue
             status.state = "stopped" if component.name in self._stopping else "finished"
+            self._recovered(component.name, status)
             if status.state == "finished":
                 self._log.info("supervisor.finished", task=component.name)
             return
+
+    async def _give_up(
+        self, component: Component, status: ComponentStatus, exc: Exception, restarts: int
+    ) -> NoReturn:
+        status.state = "failed"
+        cause = status.last_error or describe_error(exc)
+        self._log.error(
+            "supervisor.gave_up",
+            task=component.name,
+            restarts=restarts,
+            window_s=self._policy.window_s,
+            error=cause,
+            traceback="".join(traceback.format_exception(exc)),
+        )
+        # Stop the others the graceful way first (intake, then drains, then
+        # writers), so what was already received is still stored.
+        late = await self.stop(self.escalation_deadline_s, skip=component.name)
+        if late:
+            self._log.error("supervisor.drain_deadline_exceeded", components=late)
+        raise TooManyRestarts(component.name, restarts, self._policy.window_s, cause) from exc
+
+    def _arm_recovery(self, name: str, status: ComponentStatus) -> None:
+        """Take the report back once the restarted component has run for ``healthy_after``."""
+        if status._recovery_timer is not None:
+            status._recovery_timer.cancel()
+        status._recovery_timer = asyncio.get_running_loop().call_later(
+            self._policy.healthy_after_s, self._recovered, name, status
+        )
+
+    def _recovered(self, name: str, status: ComponentStatus) -> None:
+        if status._recovery_timer is not None:
+            status._recovery_timer.cancel()
+            status._recovery_timer = None
+        if status.reason is not None:
+            status.reason = None
+            if self._health is not None:
+                self._health.clear(name)
 
     async def stop(self, deadline_s: float, skip: str | None = None) -> list[str]:
         """Stop components stage by stage within ``deadline_s``; return those cancelled late.
@@ -278,13 +388,22 @@ class _SupervisorCollector(Collector):
             "1 for the component's current state",
             labels=["component", "state"],
         )
+        backoff = GaugeMetricFamily(
+            "arb_component_backoff",
+            "1 while the component waits to restart, labelled with the error that stopped it",
+            labels=["component", "error", "retryable"],
+        )
         for supervisor in list(self.supervisors):
             for status in supervisor.status():
                 restarts.add_metric([status.name], status.restarts)
                 for name in _STATES:
                     state.add_metric([status.name, name], 1.0 if status.state == name else 0.0)
+                if status.state == "backoff":
+                    retryable = "true" if status.last_error_retryable else "false"
+                    backoff.add_metric([status.name, status.last_error_type or "", retryable], 1.0)
         yield restarts
         yield state
+        yield backoff
 
 
 _COLLECTOR = _SupervisorCollector()

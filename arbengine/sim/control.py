@@ -16,7 +16,9 @@
 ``POST /_sim/market``
     ``{"symbol": "BTCUSDT", "shock_bps": -300}`` jumps the mid from the next
     simulated second (to trip stops); ``"regime": "volatile" | "calm" | "auto"``
-    forces or frees the regime.
+    forces or frees the regime; ``"delist": true`` takes the symbol off the
+    exchange (gone from exchangeInfo, -1121 on market-data calls, its streams
+    fall silent).
 
 ``POST /_sim/account``
     ``{"balance": "5000"}`` sets the wallet balance (an ADJUSTMENT update follows).
@@ -108,7 +110,7 @@ def add_control_routes(app: web.Application, sim: SimServer) -> None:
     async def market(request: web.Request) -> web.Response:
         try:
             body = await _json(request)
-            unknown = set(body) - {"symbol", "shock_bps", "regime"}
+            unknown = set(body) - {"symbol", "shock_bps", "regime", "delist"}
             if unknown:
                 raise ValueError(f"unknown keys {sorted(unknown)}")
             symbol = str(body.get("symbol", "")).upper()
@@ -121,6 +123,10 @@ def add_control_routes(app: web.Application, sim: SimServer) -> None:
                 if regime not in ("calm", "volatile", "auto"):
                     raise ValueError("regime must be calm, volatile or auto")
                 sim.market.force_regime(symbol, None if regime == "auto" else regime)
+            if body.get("delist") is True:
+                sim.delist(symbol)
+            elif "delist" in body:
+                raise ValueError("delist must be true (a delisting cannot be undone)")
         except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
             return _bad(f"market: {exc}")
         return _reply(sim.state()["symbols"][symbol])

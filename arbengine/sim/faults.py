@@ -18,10 +18,12 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
                                                        # reserved opcode (a protocol error)
       "rest_429": {"count": 2, "retry_after": 1},      # next N REST calls answer 429 -1003 …
       "rest_418": {"count": 1, "retry_after": 2},      # … then the next M answer 418 -1003
-      "http_5xx": {"count": 1, "status": 503, "path": "/fapi/v1/premiumIndex"},
-                                                       # next N calls (to a path prefix) fail
-                                                       # with a 5xx, 408 (backend timeout) or
-                                                       # 403 (WAF)
+      "http_5xx": {"count": 1, "status": 503, "path": "/fapi/v1/premiumIndex",
+                   "symbol": null},                    # next N calls (to a path prefix, for
+                                                       # one symbol if given) fail
+                                                       # with a 5xx, 408 (backend timeout),
+                                                       # 403 (a WAF's HTML page) or any other
+                                                       # 4xx (404, 451 …: a plain-text body)
       "order_5xx": {"count": 1, "status": 503, "execute": true},
                                                        # next N orders (order or algoOrder)
                                                        # answer 5xx (or 408); with execute the
@@ -75,6 +77,7 @@ class Http5xxSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     count: int = 1
     status: int = 503
     path: str = "/"
+    symbol: str | None = None
 
 
 class Order5xxSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -125,8 +128,10 @@ def decode_request(body: bytes) -> FaultRequest:
     return msgspec.json.decode(body or b"{}", type=FaultRequest)
 
 
-def _error_status(status: int, allow_403: bool) -> bool:
-    return 500 <= status <= 599 or status == 408 or (allow_403 and status == 403)
+def _error_status(status: int, any_4xx: bool) -> bool:
+    if any_4xx:  # 418 and 429 have faults of their own, with their headers
+        return 400 <= status <= 599 and status not in (418, 429)
+    return 500 <= status <= 599 or status == 408
 
 
 @dataclass(slots=True)
@@ -147,6 +152,7 @@ class FaultState:
     http_5xx: int = 0
     http_5xx_status: int = 503
     http_5xx_path: str = "/"
+    http_5xx_symbol: str | None = None
     order_5xx: int = 0
     order_5xx_status: int = 503
     order_5xx_execute: bool = True
@@ -186,13 +192,14 @@ class FaultState:
             self.rest_418 = max(0, req.rest_418.count)
             self.rest_418_retry = req.rest_418.retry_after
         if req.http_5xx is not None:
-            if not _error_status(req.http_5xx.status, allow_403=True):
-                raise ValueError("http_5xx: status must be 5xx, 408 or 403")
+            if not _error_status(req.http_5xx.status, any_4xx=True):
+                raise ValueError("http_5xx: status must be 4xx (not 418 or 429) or 5xx")
             self.http_5xx = max(0, req.http_5xx.count)
             self.http_5xx_status = req.http_5xx.status
             self.http_5xx_path = req.http_5xx.path
+            self.http_5xx_symbol = req.http_5xx.symbol
         if req.order_5xx is not None:
-            if not _error_status(req.order_5xx.status, allow_403=False):
+            if not _error_status(req.order_5xx.status, any_4xx=False):
                 raise ValueError("order_5xx: status must be 5xx or 408")
             self.order_5xx = max(0, req.order_5xx.count)
             self.order_5xx_status = req.order_5xx.status

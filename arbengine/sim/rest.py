@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -34,7 +35,13 @@ UNKNOWN_OUTCOME = {
     "execution status unknown.",
 }
 SERVER_ERROR = {"code": -1001, "msg": "Internal error; unable to process your request."}
-FORBIDDEN = {"code": -1000, "msg": "Forbidden by the web application firewall (simulated)."}
+# A web application firewall answers with its own HTML page, not Binance JSON.
+FORBIDDEN_PAGE = (
+    b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n'
+    b"<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD>\n"
+    b"<BODY><H1>403 ERROR</H1><H2>The request could not be satisfied.</H2>\n"
+    b"Request blocked (simulated web application firewall).</BODY></HTML>\n"
+)
 
 
 def json_response(
@@ -204,13 +211,22 @@ class RestApi:
             await asyncio.sleep(hang)
         if faults.rest_latency_ms:
             await asyncio.sleep(faults.rest_latency_ms / 1000.0)
-        if faults.http_5xx and request.path.startswith(faults.http_5xx_path):
+        if (
+            faults.http_5xx
+            and request.path.startswith(faults.http_5xx_path)
+            and faults.http_5xx_symbol in (None, request.query.get("symbol"))
+        ):
             faults.http_5xx -= 1
             status = faults.http_5xx_status
-            body = (
-                FORBIDDEN if status == 403 else UNKNOWN_OUTCOME if status == 408 else SERVER_ERROR
-            )
-            return json_response(body, status)
+            if status == 403:
+                return web.Response(body=FORBIDDEN_PAGE, status=403, content_type="text/html")
+            if 400 <= status < 500 and status != 408:
+                return web.Response(
+                    text=f"{status} {_reason(status)} (simulated)",
+                    status=status,
+                    content_type="text/plain",
+                )
+            return json_response(UNKNOWN_OUTCOME if status == 408 else SERVER_ERROR, status)
         if faults.rest_429:
             faults.rest_429 -= 1
             return self._limit_reply(429, faults.rest_429_retry, "Too many requests (simulated).")
@@ -316,9 +332,12 @@ class RestApi:
             if required:
                 raise mandatory("symbol")
             return None
-        if symbol not in self.sim.market.books:
+        if symbol not in self.sim.market.books or symbol in self.sim.delisted:
             raise ApiError(-1121, "Invalid symbol.")
         return symbol
+
+    def _listed_books(self) -> list[Any]:
+        return [b for s, b in self.sim.market.books.items() if s not in self.sim.delisted]
 
     def time(self, params: dict[str, str]) -> dict[str, Any]:
         return {"serverTime": self.sim.server_time_ms()}
@@ -329,9 +348,8 @@ class RestApi:
         rate_limits[0]["limit"] = limits.weight_per_minute
         rate_limits[1]["limit"] = limits.orders_per_minute
         rate_limits[2]["limit"] = limits.orders_per_10s
-        return exchange_info(
-            list(self.sim.market.specs.values()), self.sim.server_time_ms(), rate_limits
-        )
+        listed = [s for s in self.sim.market.specs.values() if s.symbol not in self.sim.delisted]
+        return exchange_info(listed, self.sim.server_time_ms(), rate_limits)
 
     def agg_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
         symbol = self._symbol(params)
@@ -362,13 +380,13 @@ class RestApi:
         now = market.now_ms
         if symbol is not None:
             return market.books[symbol].premium_index(now)
-        return [book.premium_index(now) for book in market.books.values()]
+        return [book.premium_index(now) for book in self._listed_books()]
 
     def funding_rate(self, params: dict[str, str]) -> list[dict[str, Any]]:
         symbol = self._symbol(params, required=False)
         limit = _limit(params, 100, 1000)
         start, end = _int(params, "startTime"), _int(params, "endTime")
-        books = [self.sim.market.books[symbol]] if symbol else list(self.sim.market.books.values())
+        books = [self.sim.market.books[symbol]] if symbol else self._listed_books()
         rows: list[dict[str, Any]] = []
         for book in books:
             rows += book.funding_rows(start, end, limit)
@@ -385,7 +403,7 @@ class RestApi:
                 "disclaimer": False,
             }
             for spec in self.sim.market.specs.values()
-            if spec.funding_interval_hours != 8
+            if spec.funding_interval_hours != 8 and spec.symbol not in self.sim.delisted
         ]
 
     def open_interest(self, params: dict[str, str]) -> dict[str, Any]:
@@ -414,7 +432,7 @@ class RestApi:
                 "time": market.now_ms,
             }
 
-        return one(symbol) if symbol else [one(s) for s in market.books]
+        return one(symbol) if symbol else [one(b.spec.symbol) for b in self._listed_books()]
 
     def book_ticker(self, params: dict[str, str]) -> Any:
         symbol = self._symbol(params, required=False)
@@ -435,7 +453,7 @@ class RestApi:
                 "lastUpdateId": market.now_ms,
             }
 
-        return one(symbol) if symbol else [one(s) for s in market.books]
+        return one(symbol) if symbol else [one(b.spec.symbol) for b in self._listed_books()]
 
     def _hist(self, kind: str) -> Handler:
         def handler(params: dict[str, str]) -> list[dict[str, Any]]:
@@ -538,7 +556,8 @@ class RestApi:
         if name.startswith("!"):
             return True
         sym, _, _ = name.partition("@")
-        return sym.upper() in self.sim.market.books and sym == sym.lower()
+        listed = sym.upper() in self.sim.market.books and sym.upper() not in self.sim.delisted
+        return listed and sym == sym.lower()
 
     async def private_ws(self, request: web.Request) -> web.StreamResponse:
         combined = request.path.endswith("/stream")
@@ -555,6 +574,13 @@ class RestApi:
         conn.events = set(events) if events else None
         self.sim.hub.subscribe(conn, valid)
         return await serve_connection(self.sim.hub, conn)
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _ip(request: web.Request) -> str:

@@ -180,6 +180,8 @@ class SimServer:
         self._time_offset = start - wall_ms()
         self.clock = SimClock(start, config.clock_mode, config.speed)
         self.faults = FaultState()
+        self.delisted: set[str] = set()
+        """Symbols taken off the exchange at run time: -1121 on REST, silence on streams."""
         self.limiter = RateLimiter(config.limits)
         self.account = Account(
             self.market.specs,
@@ -353,6 +355,7 @@ class SimServer:
                 "next_funding_time": mark.next_funding,
                 "volatile": self.market.volatile(sym),
                 "liquidations": book.liq_released,
+                "listed": sym not in self.delisted,
             }
         return {
             "mode": str(self.clock.mode),
@@ -374,6 +377,12 @@ class SimServer:
             "account": self.account.account(version=3),
             "urls": self.urls(),
         }
+
+    def delist(self, symbol: str) -> None:
+        """Take ``symbol`` off the exchange: gone from exchangeInfo, -1121 on every market-data
+        call, nothing more on its streams (its market keeps moving, unseen)."""
+        self.delisted.add(symbol)
+        self.log.info("sim.symbol_delisted", symbol=symbol)
 
     def apply_faults(self, req: FaultRequest) -> dict[str, Any]:
         """Apply a control message (see faults.py); the resulting state."""
@@ -539,6 +548,8 @@ class SimServer:
         arr: list[bytes] = []
         arr_3s: list[bytes] = []
         for sr in release.symbols:
+            if sr.symbol in self.delisted:
+                continue
             agg, mark3, mark1, force = self._streams[sr.symbol]
             book = self.market.books[sr.symbol]
             if sr.hi > sr.lo and hub.has_subscribers(agg):

@@ -2,26 +2,57 @@
 
 One async context manager that the composition root enters once; leaving it
 closes the pool and, when we started it, stops the embedded server.
+
+PostgreSQL being away is an outage (``DatabaseUnavailable``, retryable): the
+daemon waits for it at start and its components back off through it at run
+time. PostgreSQL refusing us (a wrong password, no such database) is a
+configuration error (``DatabaseRejected``): waiting would not fix it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
-from arbengine.domain.errors import FatalError
+from arbengine.domain.errors import ConfigError, FatalError, RetryableError
 from arbengine.settings import DatabaseSettings, duration_s
 from arbengine.store.embedded import EmbeddedServer, embedded_server
 from arbengine.store.migrations import apply_migrations
 
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable, a name that does not resolve (yet)
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,  # a connection closed under us
+)
+"""What PostgreSQL being away looks like: worth waiting out, never a reason to exit."""
 
-class DatabaseUnavailable(FatalError):
-    """The database did not accept a connection at start-up."""
+REJECTED_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.InvalidAuthorizationSpecificationError,  # no such role, wrong password
+    asyncpg.InvalidCatalogNameError,  # no such database
+    asyncpg.ClientConfigurationError,  # a URL asyncpg cannot use
+)
+"""What a wrong URL or wrong credentials look like: waiting will not fix them."""
+
+
+class DatabaseUnavailable(RetryableError):
+    """PostgreSQL cannot be reached (refused, reset, shut down, timed out): try again later."""
+
+
+class DatabaseRejected(ConfigError):
+    """PostgreSQL answered but refused us: a wrong URL, user, password or database name."""
+
+
+def outage_error(exc: BaseException, where: str) -> DatabaseUnavailable:
+    return DatabaseUnavailable(f"PostgreSQL unavailable ({where}): {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +62,19 @@ class Database:
     embedded: EmbeddedServer | None
     migrations_applied: list[str]
 
+    @contextlib.asynccontextmanager
+    async def acquire(self, timeout_s: float = 5.0) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; PostgreSQL going away inside becomes ``DatabaseUnavailable``.
+
+        Components use this rather than the pool, so an outage reaches the
+        supervisor as the retryable error it is, not as a fault.
+        """
+        try:
+            async with self.pool.acquire(timeout=timeout_s) as conn:
+                yield conn
+        except OUTAGE_ERRORS as exc:
+            raise outage_error(exc, "pool") from exc
+
     async def ping(self, timeout_s: float = 2.0) -> None:
         """Raise unless the server answers a trivial query within ``timeout_s``."""
         async with self.pool.acquire(timeout=timeout_s) as conn:
@@ -38,6 +82,10 @@ class Database:
 
     async def size_bytes(self) -> int:
         return int(await self.pool.fetchval("SELECT pg_database_size(current_database())"))
+
+
+WaitForDatabase = Callable[[DatabaseUnavailable, int], Awaitable[bool]]
+"""Called after failed attempt ``n``: waits, then True to try again or False to give up."""
 
 
 @contextlib.asynccontextmanager
@@ -52,20 +100,13 @@ async def database_url(
         yield server.url, server
 
 
-@contextlib.asynccontextmanager
-async def open_database(
-    settings: DatabaseSettings, *, owner: bool = True
-) -> AsyncIterator[Database]:
-    """Database for the daemon (``owner``) or for a one-off command (not owner)."""
-    async with database_url(settings, owner=owner) as (url, embedded):
-        timeout = duration_s(settings.connect_timeout)
-        try:
-            conn = await asyncpg.connect(url, timeout=timeout)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            where = "the embedded server" if embedded else "ARB_DATABASE_URL"
-            raise DatabaseUnavailable(
-                f"cannot connect to PostgreSQL ({where}): {type(exc).__name__}: {exc}"
-            ) from None
+async def _prepare(
+    url: str, settings: DatabaseSettings, where: str
+) -> tuple[asyncpg.Pool, list[str]]:
+    """Connect, apply migrations, open the pool; outage and rejection told apart."""
+    timeout = duration_s(settings.connect_timeout)
+    try:
+        conn = await asyncpg.connect(url, timeout=timeout)
         try:
             applied = await apply_migrations(conn)
         finally:
@@ -76,6 +117,42 @@ async def open_database(
             max_size=settings.pool_max_size,
             timeout=timeout,
         )
+    except REJECTED_ERRORS as exc:
+        raise DatabaseRejected(
+            f"PostgreSQL refused the connection ({where}): {type(exc).__name__}: {exc}"
+        ) from None
+    except OUTAGE_ERRORS as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL ({where}): {type(exc).__name__}: {exc}"
+        ) from None
+    return pool, applied
+
+
+@contextlib.asynccontextmanager
+async def open_database(
+    settings: DatabaseSettings, *, owner: bool = True, wait: WaitForDatabase | None = None
+) -> AsyncIterator[Database]:
+    """Database for the daemon (``owner``) or for a one-off command (not owner).
+
+    While PostgreSQL cannot be reached, ``wait`` (the daemon's) decides: wait
+    and try again, or give up (``DatabaseUnavailable`` is raised). Without it
+    (a one-off command) the first failure stops with one line. A rejection
+    (wrong URL, credentials, database name) is a ``DatabaseRejected``
+    configuration error either way: waiting would not fix it.
+    """
+    async with database_url(settings, owner=owner) as (url, embedded):
+        where = "the embedded server" if embedded else "ARB_DATABASE_URL"
+        attempt = 0
+        while True:
+            try:
+                pool, applied = await _prepare(url, settings, where)
+                break
+            except DatabaseUnavailable as exc:
+                attempt += 1
+                if wait is None:
+                    raise FatalError(str(exc)) from None
+                if not await wait(exc, attempt):
+                    raise
         try:
             yield Database(pool=pool, url=url, embedded=embedded, migrations_applied=applied)
         finally:

@@ -71,7 +71,10 @@ async def test_daemon_serves_health_server_metrics_and_json_404(
     base = await daemon.started()
 
     status, body = await get_json(f"{base}/api/health")
-    assert (status, body) == (200, {"status": "ok", "process": "ok", "database": "ok"})
+    assert (status, body) == (
+        200,
+        {"status": "ok", "process": "ok", "database": "ok", "reasons": []},
+    )
 
     # /api/server needs a Bearer token; what it reports is tested in tests/e2e/api/test_routes.py.
     status, body = await get_json(f"{base}/api/server")
@@ -212,3 +215,63 @@ async def test_migrate_beside_a_running_daemon_leaves_its_database_running(
     applied = migrate.events("migrations.applied")[0]
     assert applied["applied"] == []
     assert (await get_json(f"{base}/api/health"))[0] == 200
+
+
+def late_database(tmp_path: Path) -> tuple[Path, str]:
+    """A data directory with no server yet, and the URL its server will have."""
+    data_dir = tmp_path / "late-pg"
+    return data_dir, f"postgresql://postgres:@/postgres?host={data_dir}"
+
+
+async def test_start_waits_for_postgres_and_goes_on_when_it_comes(
+    spawn_daemon, daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    data_dir, url = late_database(tmp_path)
+    env = {
+        **daemon_env,
+        "ARB_DATABASE_URL": url,
+        "ARB_RUNTIME_RESTART_INITIAL": "100ms",
+        "ARB_RUNTIME_RESTART_MAX": "300ms",
+    }
+    daemon: DaemonProcess = await spawn_daemon(env)
+    line = await daemon.wait_for(
+        lambda line: line.get("event") == "database.unavailable" and line["attempt"] >= 3
+    )
+    assert line["level"] == "warning"
+    assert line["error"].startswith("cannot connect to PostgreSQL (ARB_DATABASE_URL): ")
+    assert line["retry_in_s"] <= 0.3
+    server = await asyncio.to_thread(PgTestServer, data_dir)
+    try:
+        assert server.url == url
+        base = await daemon.started()
+        assert (await get_json(f"{base}/api/health"))[0] == 200
+    finally:
+        await daemon.stop()  # before its database goes
+        server.stop()
+
+
+async def test_sigterm_while_waiting_for_postgres_exits_0(
+    spawn_daemon, daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    _, url = late_database(tmp_path)
+    daemon: DaemonProcess = await spawn_daemon({**daemon_env, "ARB_DATABASE_URL": url})
+    await daemon.wait_for("database.unavailable")
+    daemon.send(signal.SIGTERM)
+    assert await daemon.wait_exit(timeout=15) == 0
+    assert daemon.events("daemon.stopped_waiting_for_database")
+    assert not daemon.events("daemon.started")
+
+
+def test_a_database_that_refuses_us_is_a_config_error(pg_server: PgTestServer) -> None:
+    env = {
+        "ARB_DATABASE_URL": pg_server.url_for("no_such_database"),
+        "ARB_COLLECT_ENABLED": "false",
+        "ARB_HTTP_PORT": "0",
+        "ARB_LOG_PRETTY": "false",
+    }
+    result = run_cli("run", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "arbengine: config error: PostgreSQL refused the connection (ARB_DATABASE_URL): "
+        'InvalidCatalogNameError: database "no_such_database" does not exist'
+    ]

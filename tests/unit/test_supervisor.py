@@ -6,8 +6,10 @@ import asyncio
 import random
 
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from arbengine.runtime.channels import Channel, OverflowPolicy
+from arbengine.runtime.health import HealthBoard
 from arbengine.runtime.supervisor import Component, RestartPolicy, Supervisor, TooManyRestarts
 
 
@@ -200,3 +202,140 @@ async def test_giving_up_drains_the_others_before_raising() -> None:
         await sup.run()
     assert written == [0, 1, 2, 3, 4]
     assert {s.name: s.state for s in sup.status()} == {"broken": "failed", "writer": "stopped"}
+
+
+class Outage(Exception):
+    """Stands for the engine's retryable errors (the supervisor is told which those are)."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    return isinstance(exc, Outage)
+
+
+async def test_retryable_failures_never_count_toward_giving_up() -> None:
+    fake = FakeTime()
+    policy = RestartPolicy(initial_s=1, max_s=4, jitter=0.0, max_restarts=2, window_s=1000)
+    sup = Supervisor(policy, monotonic=fake.monotonic, sleep=fake.sleep, retryable=is_outage)
+    calls = 0
+
+    async def during_an_outage() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 20:  # ten times the restart budget, all within one window
+            raise Outage("exchange unreachable")
+
+    sup.add(Component("market-stream", during_an_outage))
+    await sup.run()
+    assert calls == 21
+    assert max(fake.sleeps) == 4  # still capped: backing off, not giving up
+    status = sup.status()[0]
+    assert status.state == "finished"
+    assert status.last_error == "Outage: exchange unreachable"
+    assert status.last_error_retryable is True
+
+
+async def test_a_fault_between_retryable_failures_still_counts() -> None:
+    fake = FakeTime()
+    policy = RestartPolicy(initial_s=1, max_s=1, jitter=0.0, max_restarts=2, window_s=1000)
+    sup = Supervisor(policy, monotonic=fake.monotonic, sleep=fake.sleep, retryable=is_outage)
+    calls = 0
+
+    async def mixed() -> None:
+        nonlocal calls
+        calls += 1
+        raise Outage("away") if calls % 2 else KeyError("bug")
+
+    sup.add(Component("mixed", mixed))
+    with pytest.raises(TooManyRestarts, match="'mixed' failed 3 times"):
+        await sup.run()
+    assert calls == 6  # three outages (not counted) between the three faults
+
+
+async def test_errors_in_a_task_group_are_classified_and_named_one_by_one() -> None:
+    fake = FakeTime()
+    policy = RestartPolicy(initial_s=1, max_s=1, jitter=0.0, max_restarts=1, window_s=1000)
+    sup = Supervisor(policy, monotonic=fake.monotonic, sleep=fake.sleep, retryable=is_outage)
+    calls = 0
+
+    async def grouped() -> None:
+        nonlocal calls
+        calls += 1
+
+        async def fail(exc: Exception) -> None:
+            raise exc
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(fail(Outage("network down")))
+            if calls > 3:  # then a fault beside the outage: not all retryable any more
+                group.create_task(fail(ValueError("HTTP 404 on\n/fapi/v1/aggTrades")))
+
+    sup.add(Component("market-stream", grouped))
+    with pytest.raises(TooManyRestarts) as gave_up:
+        await sup.run()
+    assert calls == 5  # three outages, then two faults: one over the budget of one
+    message = str(gave_up.value)
+    assert "\n" not in message
+    assert "ExceptionGroup" not in message
+    assert message == (
+        "component 'market-stream' failed 2 times within 1000s; last error: "
+        "Outage: network down; ValueError: HTTP 404 on /fapi/v1/aggTrades"
+    )
+
+
+async def test_a_restarting_component_is_reported_until_it_has_run_healthily() -> None:
+    board = HealthBoard()
+    policy = RestartPolicy(initial_s=0.001, max_s=0.001, healthy_after_s=0.05)
+    sup = Supervisor(policy, retryable=is_outage, health=board)
+    calls = 0
+    reported: list[str] = []
+    healthy_for_a_while = asyncio.Event()
+    recovered = asyncio.get_running_loop().create_future()
+
+    async def component() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise Outage("database unavailable")
+        entry = board.get("c")
+        assert entry is not None  # restarted, not yet proven healthy
+        reported.append(entry.reason)
+        status = sup.status()[0]
+        assert (status.state, status.reason) == ("running", entry.reason)
+        # Observe the report being taken back once the component has run for healthy_after.
+        asyncio.get_running_loop().call_later(0.2, healthy_for_a_while.set)
+        await healthy_for_a_while.wait()
+        recovered.set_result(board.get("c"))
+
+    sup.add(Component("c", component))
+    await sup.run()
+    assert reported == ["retrying after Outage: database unavailable"]
+    assert recovered.result() is None
+    assert sup.status()[0].reason is None
+    assert not board
+
+
+async def test_a_component_waiting_to_restart_shows_why_in_its_status_and_metrics() -> None:
+    seen: list[tuple[str, str | None, bytes]] = []
+
+    async def sleep(seconds: float) -> None:  # the supervisor sleeps while in backoff
+        status = sup.status()[0]
+        seen.append((status.state, status.reason, generate_latest(REGISTRY)))
+
+    sup = Supervisor(RestartPolicy(), sleep=sleep, retryable=is_outage)
+    calls = 0
+
+    async def component() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ExceptionGroup("in a task group", [Outage("PostgreSQL unavailable")])
+
+    sup.add(Component("continuity-test", component))
+    await sup.run()
+    [(state, reason, metrics)] = seen
+    assert (state, reason) == ("backoff", "retrying after Outage: PostgreSQL unavailable")
+    assert sup.status()[0].as_dict()["last_error_retryable"] is True
+    assert (
+        b'arb_component_backoff{component="continuity-test",error="Outage",retryable="true"} 1.0'
+        in metrics
+    )

@@ -46,7 +46,10 @@ async def seed(api: ApiUnderTest) -> Seed:
 
 async def test_health_is_public(api: ApiUnderTest) -> None:
     reply = await api.get("/api/health")
-    assert (reply.status, reply.body) == (200, {"status": "ok", "process": "ok", "database": "ok"})
+    assert (reply.status, reply.body) == (
+        200,
+        {"status": "ok", "process": "ok", "database": "ok", "reasons": []},
+    )
 
 
 async def test_rates_show_latest_sample_and_annualise_with_each_interval(
@@ -104,6 +107,8 @@ async def test_server_needs_a_token_and_reports_tasks(api: ApiUnderTest, seed: S
     assert {t["name"] for t in reply.body["tasks"]} >= {"partitions", "reload"}
     assert all(t["state"] == "running" for t in reply.body["tasks"])
     assert isinstance(reply.body["channels"], list)
+    assert reply.body["symbols"] is None  # this daemon does not collect
+    assert reply.body["degraded"] == []
 
 
 async def test_snapshots_in_range_oldest_first_with_a_cursor(api: ApiUnderTest, seed: Seed) -> None:

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
+from arbengine.domain.market import TapeGap, TradeBatch
 from arbengine.exchange.rest import BinanceRest
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.store import continuity as sql
@@ -63,7 +64,15 @@ def store_for(pool: asyncpg.Pool) -> ContinuityStore:
         async with pool.acquire() as conn:
             await sql.refresh_daily_completeness(conn, symbol, a, b)
 
-    return ContinuityStore(find, known, first_since, save, daily)
+    async def settle(symbol: str) -> list[tuple[int, int]]:
+        async with pool.acquire() as conn, conn.transaction():
+            return await sql.settle_open_gaps(conn, symbol)
+
+    async def recount(symbol: str) -> int:
+        async with pool.acquire() as conn:
+            return await sql.recount_trade_rows(conn, symbol)
+
+    return ContinuityStore(find, known, first_since, save, daily, settle, recount)
 
 
 async def test_a_hole_in_the_stored_tape_is_repaired(sim: SimServer, database_url: str) -> None:
@@ -125,6 +134,85 @@ async def test_ids_the_exchange_no_longer_has_are_recorded_as_a_hole(
         assert meta["holes_left"] >= 1
         daily = await conn.fetch("SELECT completeness FROM agg_trades_daily")
         assert min(r["completeness"] for r in daily) < 1.0
+    finally:
+        await pool.close()
+        await conn.close()
+
+
+def batch_of(rows: list[tuple]) -> TradeBatch:
+    """Rows in TRADE_COLUMNS order as one batch of columns."""
+    return TradeBatch("BTCUSDT", *([r[i] for r in rows] for i in range(1, 8)))
+
+
+async def written_by_the_daemon(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+    """Store ``rows`` the way the market writer does (trades and meta in one transaction)."""
+    await apply_migrations(conn)
+    await ensure_partitions_covering(conn, rows[0][2], rows[-1][2])
+    async with conn.transaction():
+        batch = batch_of(rows)
+        await update_trade_meta(conn, [batch], await insert_trades(conn, [batch]))
+
+
+async def test_repairing_deleted_rows_does_not_count_them_twice(
+    sim: SimServer, database_url: str
+) -> None:
+    rows = tape_rows(sim)
+    conn = await asyncpg.connect(database_url)
+    await written_by_the_daemon(conn, rows)
+    assert await conn.fetchval("SELECT rows FROM agg_trades_meta") == len(rows)
+    # Rows removed behind the bookkeeping's back (by hand, a restore …).
+    deleted = await conn.execute(
+        "DELETE FROM agg_trades WHERE agg_id BETWEEN $1 AND $2", rows[100][1], rows[179][1]
+    )
+    assert deleted == "DELETE 80"
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        async with aiohttp.ClientSession() as session:
+            check = ContinuityCheck(["BTCUSDT"], BinanceRest(session, sim.rest_url),
+                                    store_for(pool))  # fmt: skip
+            outcomes = await check.check("BTCUSDT")
+        assert [g.outcome for g in outcomes] == ["seen", "repaired"]
+        stored = await conn.fetchval("SELECT count(*) FROM agg_trades")
+        assert stored == len(rows)
+        meta = await conn.fetchrow("SELECT * FROM agg_trades_meta")
+        assert meta["rows"] == stored  # not len(rows) + 80
+        assert (meta["gaps_seen"], meta["gaps_repaired"]) == (1, 1)
+    finally:
+        await pool.close()
+        await conn.close()
+
+
+async def test_a_gap_left_open_by_a_crash_is_settled_once_its_ids_are_stored(
+    sim: SimServer, database_url: str
+) -> None:
+    rows = tape_rows(sim)
+    conn = await asyncpg.connect(database_url)
+    # The collector recorded a gap as seen and was killed before its outcome was written;
+    # the next start's catch-up stored every trade (nothing is missing).
+    await written_by_the_daemon(conn, rows)
+    seen = TapeGap("BTCUSDT", rows[50][1], rows[59][1], "seen")
+    # Another gap still open for real: its ids are not all stored.
+    open_gap = TapeGap("BTCUSDT", rows[-1][1] + 1, rows[-1][1] + 5, "seen")
+    await record_gaps(conn, [seen, open_gap])
+    meta = await conn.fetchrow("SELECT * FROM agg_trades_meta")
+    assert (meta["gaps_seen"], meta["gaps_repaired"]) == (2, 0)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        async with aiohttp.ClientSession() as session:
+            check = ContinuityCheck(["BTCUSDT"], BinanceRest(session, sim.rest_url),
+                                    store_for(pool))  # fmt: skip
+            await check.check("BTCUSDT")
+            await check.check("BTCUSDT")  # settling twice changes nothing
+        meta = await conn.fetchrow("SELECT * FROM agg_trades_meta")
+        assert (meta["gaps_seen"], meta["gaps_repaired"], meta["holes_left"]) == (2, 1, 0)
+        outcomes = await conn.fetch(
+            "SELECT from_id, to_id, outcome FROM agg_trades_gaps ORDER BY from_id, outcome"
+        )
+        assert [tuple(r) for r in outcomes] == [
+            (seen.from_id, seen.to_id, "repaired"),
+            (seen.from_id, seen.to_id, "seen"),
+            (open_gap.from_id, open_gap.to_id, "seen"),
+        ]
     finally:
         await pool.close()
         await conn.close()

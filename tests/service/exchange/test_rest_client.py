@@ -7,18 +7,25 @@ import time
 import aiohttp
 import pytest
 
+from arbengine.domain.errors import RetryableError
 from arbengine.exchange.errors import (
     BadSignature,
     FatalExchangeError,
+    InvalidSymbol,
     IpBanned,
     OrderOutcomeUnknown,
     RateLimited,
+    RetryableExchangeError,
     TimestampOutsideWindow,
+    UnexpectedStatus,
+    WafBlocked,
 )
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.clock import ManualClock
+from arbengine.runtime.health import HealthBoard
 from arbengine.sim.auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from arbengine.sim.server import SimConfig, SimServer
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -131,3 +138,69 @@ async def test_a_5xx_on_an_order_is_an_unknown_outcome(sim, session) -> None:
     order = await rest.get("/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": "t-1"},
                            signed=True)  # fmt: skip
     assert order["status"] == "FILLED"
+
+
+async def test_a_403_from_the_firewall_pauses_every_call_and_says_so(sim, session) -> None:
+    board = HealthBoard()
+    rest = BinanceRest(session, sim.rest_url, forbidden_backoff_s=90, health=board)
+    await fault(session, sim, {"http_5xx": {"count": 1, "status": 403, "path": "/fapi/v1/"}})
+    with pytest.raises(WafBlocked) as blocked:
+        await rest.get("/fapi/v1/openInterest", {"symbol": "BTCUSDT"})
+    assert isinstance(blocked.value, RetryableError)
+    assert blocked.value.retry_after_s == 90
+    # The firewall's HTML page is summarised, not dumped.
+    assert str(blocked.value) == (
+        "GET /fapi/v1/openInterest: HTTP 403: HTML page 'ERROR: The request could not be satisfied'"
+    )
+    assert rest.blocked_until_ms >= int(time.time() * 1000) + 85_000
+    entry = board.get("rest")
+    assert entry is not None
+    assert "firewall (HTTP 403)" in entry.reason
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        rest.blocked_until_ms = 0
+
+    rest._sleep = sleep
+    await rest.get("/fapi/v1/time")  # waits out the block first, then succeeds
+    assert 85 < slept[0] <= 90
+    assert board.get("rest") is None  # an answer that succeeds takes the report back
+
+
+@pytest.mark.parametrize("status", [404, 451])
+async def test_an_unexpected_status_is_a_clear_fatal_error(sim, session, status: int) -> None:
+    rest = BinanceRest(session, sim.rest_url)
+    await fault(session, sim, {"http_5xx": {"count": 1, "status": status,
+                                            "path": "/fapi/v1/premiumIndex"}})  # fmt: skip
+    with pytest.raises(UnexpectedStatus) as unexpected:
+        await rest.get("/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"})
+    assert isinstance(unexpected.value, FatalExchangeError)
+    message = str(unexpected.value)
+    assert message.startswith(f"GET /fapi/v1/premiumIndex: HTTP {status}: unexpected answer (")
+    assert "\n" not in message
+
+
+async def test_an_unknown_symbol_names_the_symbol(sim, session) -> None:
+    rest = BinanceRest(session, sim.rest_url)
+    with pytest.raises(InvalidSymbol) as invalid:
+        await rest.get("/fapi/v1/openInterest", {"symbol": "NOPEUSDT"})
+    assert (invalid.value.symbol, invalid.value.code) == ("NOPEUSDT", -1121)
+    assert str(invalid.value) == (
+        "GET /fapi/v1/openInterest: HTTP 400 code -1121: Invalid symbol. (symbol NOPEUSDT)"
+    )
+
+
+async def test_an_unreachable_exchange_is_reported_until_it_answers(sim, session) -> None:
+    board = HealthBoard()
+    closed = f"http://127.0.0.1:{free_port()}"
+    rest = BinanceRest(session, closed, health=board)
+    with pytest.raises(RetryableExchangeError):
+        await rest.get("/fapi/v1/time")
+    entry = board.get("rest")
+    assert entry is not None
+    assert entry.reason.startswith("exchange REST unreachable: GET /fapi/v1/time: ClientConnector")
+    rest.base_url = sim.rest_url  # the exchange is back
+    await rest.get("/fapi/v1/time")
+    assert not board

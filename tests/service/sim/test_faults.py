@@ -158,9 +158,13 @@ async def test_ban_on_demand(sim: SimServer, http: aiohttp.ClientSession) -> Non
     assert status == 200
 
 
-@pytest.mark.parametrize("code", [502, 408, 403])
+@pytest.mark.parametrize(
+    ("code", "content_type"),
+    [(502, "application/json"), (408, "application/json"), (403, "text/html"),
+     (404, "text/plain"), (451, "text/plain")],
+)  # fmt: skip
 async def test_http_errors_on_a_path(
-    sim: SimServer, http: aiohttp.ClientSession, code: int
+    sim: SimServer, http: aiohttp.ClientSession, code: int, content_type: str
 ) -> None:
     await control(
         http,
@@ -171,8 +175,38 @@ async def test_http_errors_on_a_path(
     status, _, _ = await get(http, f"{sim.rest_url}/fapi/v1/time")
     assert status == 200  # another path is untouched
     url = f"{sim.rest_url}/fapi/v1/openInterest"
-    assert (await get(http, url, {"symbol": "BTCUSDT"}))[0] == code
+    async with http.get(url, params={"symbol": "BTCUSDT"}) as response:
+        # A firewall answers with its HTML page, a proxy with text: not Binance JSON.
+        assert (response.status, response.content_type) == (code, content_type)
     assert (await get(http, url, {"symbol": "BTCUSDT"}))[0] == 200
+
+
+async def test_a_delisted_symbol_is_gone_from_rest_and_streams(
+    warm: SimServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(
+        f"{warm.market_ws_url}/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade"
+    ) as ws:
+        reader = AiohttpReader(ws)
+        await control(http, warm, "market", {"symbol": "ETHUSDT", "delist": True})
+        eth_last = last_id(warm, "ETHUSDT")
+        await warm.advance_by(3_000)
+        assert last_id(warm, "ETHUSDT") > eth_last  # its market goes on, unseen
+        msgs = await reader.until(last_id_reached("BTCUSDT", last_id(warm, "BTCUSDT")))
+        assert {m["data"]["s"] for m in msgs} == {"BTCUSDT"}
+    status, info, _ = await get(http, f"{warm.rest_url}/fapi/v1/exchangeInfo")
+    assert status == 200
+    assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT"]
+    status, body, _ = await get(
+        http, f"{warm.rest_url}/fapi/v1/aggTrades", {"symbol": "ETHUSDT", "limit": 5}
+    )
+    assert (status, body["code"]) == (400, -1121)
+    state = await (await http.get(f"{warm.control_url}/state")).json()
+    assert state["symbols"]["ETHUSDT"]["listed"] is False
+    async with http.post(
+        f"{warm.control_url}/market", json={"symbol": "ETHUSDT", "delist": False}
+    ) as response:
+        assert response.status == 400
 
 
 async def test_order_5xx_that_was_executed_is_found_by_client_id(

@@ -80,3 +80,32 @@ def test_any_arrival_order_with_repeats_gives_each_id_once_in_order(
         out += taken_ids(tape)
     assert out == list(range(1, 60))
     assert tape.gap() is None
+
+
+def test_ids_going_backwards_are_told_apart_from_duplicates() -> None:
+    tape = TradeTape("BTCUSDT", last_id=1000, last_ts=50_000)
+    tape.add(1001, 50_010, 1.0, 1.0, 1, 1, False)
+    tape.add(1001, 50_010, 1.0, 1.0, 1, 1, False)  # the same trade again: a duplicate
+    tape.add(990, 49_000, 1.0, 1.0, 1, 1, False)  # an old one: a duplicate
+    assert (tape.counters.duplicates, tape.counters.backwards) == (2, 0)
+    assert tape.backwards_seen is None
+
+    # The exchange reset its ids: low ids, later times. Impossible for trades we already have.
+    for n, agg_id in enumerate((7, 8, 9)):
+        tape.add(agg_id, 60_000 + n, 1.0, 1.0, 1, 1, False)
+    assert (tape.counters.duplicates, tape.counters.backwards) == (2, 3)
+    assert tape.backwards_seen is not None
+    assert (tape.backwards_seen.agg_id, tape.backwards_seen.ts) == (7, 60_000)
+    assert (tape.backwards_seen.last_id, tape.backwards_seen.last_ts) == (1001, 50_010)
+    assert taken_ids(tape) == [1001]  # nothing of it reaches the stored tape
+    assert tape.last_id == 1001
+
+    tape.add(1002, 60_100, 1.0, 1.0, 1, 1, False)  # the tape's own ids go on: the episode ends
+    assert tape.backwards_seen is None
+    assert taken_ids(tape) == [1002]
+
+
+def test_without_a_known_time_a_low_id_is_a_duplicate() -> None:
+    tape = TradeTape("BTCUSDT", last_id=100)  # resumed from an id whose time is unknown
+    tape.add(50, 10**12, 1.0, 1.0, 1, 1, False)
+    assert (tape.counters.duplicates, tape.counters.backwards) == (1, 0)

@@ -59,6 +59,8 @@ def test_schema_rejects_unknown_keys_and_bad_values() -> None:
     state = FaultState()
     with pytest.raises(ValueError, match="5xx or 408"):
         state.apply(decode_request(b'{"order_5xx": {"status": 200}}'), 0.0)
+    with pytest.raises(ValueError, match="4xx"):
+        state.apply(decode_request(b'{"http_5xx": {"status": 429}}'), 0.0)
     many = decode_request(
         b'{"withhold": [{"symbol": "A", "from_id": 1, "to_id": 2},'
         b' {"symbol": "A", "from_id": 5, "to_id": 6}]}'

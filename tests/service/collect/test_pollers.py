@@ -1,0 +1,104 @@
+"""Pollers against the simulated exchange: one symbol's failure never stops another's polls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from arbengine.collect.indicators import IndicatorPollers
+from arbengine.collect.listing import SymbolListing
+from arbengine.domain.market import Indicator, MarketEvent
+from arbengine.exchange.errors import UnexpectedStatus
+from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.channels import Channel, OverflowPolicy
+from arbengine.runtime.health import HealthBoard
+from arbengine.sim.server import SimConfig, SimServer
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    start = int(time.time() * 1000) // 1000 * 1000
+    config = SimConfig(port=0, manual=True, seed=4, symbols=SYMBOLS, start_ms=start)
+    async with SimServer(config) as server:
+        await server.advance_by(2_000)
+        yield server
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def control(session: aiohttp.ClientSession, sim: SimServer, path: str, body: dict) -> None:
+    async with session.post(f"{sim.control_url}/{path}", json=body) as response:
+        assert response.status == 200, await response.text()
+
+
+class Polled:
+    def __init__(self, sim: SimServer, session: aiohttp.ClientSession) -> None:
+        self.out: Channel[MarketEvent] = Channel("market", 10_000, OverflowPolicy.BLOCK)
+        self.board = HealthBoard()
+        self.rest = BinanceRest(session, sim.rest_url)
+        self.listing = SymbolListing(SYMBOLS, health=self.board)
+        self.stopped: list[str] = []
+        self.listing.on_stop(self.stopped.append)
+        self.pollers = IndicatorPollers(
+            SYMBOLS, self.rest, None, self.out, listing=self.listing, health=self.board
+        )
+
+    async def start(self) -> None:
+        self.listing.apply(await self.rest.get("/fapi/v1/exchangeInfo"))
+
+    async def open_interest(self) -> list[str]:
+        """One round of the open-interest poller: the symbols it published."""
+        await self.pollers.poll_open_interest()
+        events = self.out.get_nowait_many(100)
+        return [e.symbol for e in events if isinstance(e, Indicator)]
+
+
+async def test_a_rejection_for_one_symbol_is_that_symbols_alone(sim, session) -> None:
+    polled = Polled(sim, session)
+    await polled.start()
+    rejected = {"count": 1, "status": 451, "path": "/fapi/v1/openInterest", "symbol": "ETHUSDT"}
+    await control(session, sim, "faults", {"http_5xx": rejected})
+    assert await polled.open_interest() == ["BTCUSDT"]
+    failing = polled.board.get("pollers", subject="open_interest:ETHUSDT")
+    assert failing is not None
+    assert failing.reason.startswith(
+        "open_interest failed: UnexpectedStatus: GET /fapi/v1/openInterest: HTTP 451"
+    )
+    # Tried again next round; once it answers, the report is taken back.
+    assert await polled.open_interest() == ["BTCUSDT", "ETHUSDT"]
+    assert not polled.board
+    assert polled.stopped == []
+
+
+async def test_the_same_rejection_for_every_symbol_is_the_pollers_own(sim, session) -> None:
+    polled = Polled(sim, session)
+    await polled.start()
+    rejected = {"count": 2, "status": 404, "path": "/fapi/v1/openInterest"}
+    await control(session, sim, "faults", {"http_5xx": rejected})
+    with pytest.raises(UnexpectedStatus, match="HTTP 404"):
+        await polled.open_interest()
+
+
+async def test_a_symbol_the_exchange_no_longer_knows_stops_everywhere(sim, session) -> None:
+    polled = Polled(sim, session)
+    await polled.start()
+    await control(session, sim, "market", {"symbol": "ETHUSDT", "delist": True})
+    assert await polled.open_interest() == ["BTCUSDT"]
+    assert polled.stopped == ["ETHUSDT"]  # every collector listening is told
+    [skipped] = polled.listing.skipped()
+    assert skipped.symbol == "ETHUSDT"
+    assert skipped.reason.startswith("the exchange answered GET /fapi/v1/openInterest: HTTP 400")
+    entry = polled.board.get("collect", subject="ETHUSDT")
+    assert entry is not None
+    assert entry.reason.startswith("stopped: the exchange answered")
+    assert await polled.open_interest() == ["BTCUSDT"]  # not asked for any more
+    assert polled.stopped == ["ETHUSDT"]
