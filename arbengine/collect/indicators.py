@@ -89,15 +89,16 @@ RATIO_SERIES = (
 )
 
 
-def known_time(own: int, received: int, live_within_ms: int) -> int:
+def known_time(own: int, received: int, *, live: bool) -> int:
     """When a value became usable: ``own`` known time, or its arrival if it came live later.
 
-    A value received more than ``live_within_ms`` after its own known time was fetched as
-    history (a backfill): live never waited for it, so it keeps its own time.
+    A value is live once its series is followed: every round after the first, which
+    fetches the history the daemon was not there for (at start, after a downtime). History
+    keeps its own time (a live engine could not have evaluated on it anyway: the engine
+    holds its ticks until every poller's first round is done); a live value that reached us
+    after its own time counts from its arrival, which is when the live engine had it.
     """
-    if received - own > live_within_ms:
-        return own
-    return max(own, received)
+    return max(own, received) if live else own
 
 
 class _Stopped(Exception):
@@ -342,13 +343,13 @@ class IndicatorPollers:
                 break
             values = []
             received = self._received()
-            live_within = int(2 * self.policy.ratios_interval_s * 1000) + 60_000
+            live = "ratios" in self._first_rounds
             for row in sorted(rows, key=lambda r: int(r["timestamp"])):
                 ts = int(row["timestamp"])  # documented as a string, sent as a number: both work
                 if ts < start:
                     continue
                 data = {name: optional_number(row, source) for name, source in series.extra}
-                known = known_time(ts + period_ms, received, live_within)
+                known = known_time(ts + period_ms, received, live=live)
                 values.append(
                     Indicator(symbol, series.kind, ts, known, number(row, series.value_key), data)
                 )
@@ -397,7 +398,7 @@ class IndicatorPollers:
             )
             values = []
             received = self._received()
-            live_within = int(2 * self.policy.funding_history_interval_s * 1000) + 60_000
+            live = "funding" in self._first_rounds
             for row in rows:
                 ts = int(row["fundingTime"])
                 if ts < start:
@@ -408,7 +409,7 @@ class IndicatorPollers:
                         symbol,
                         "funding_rate",
                         ts,
-                        known_time(ts, received, live_within),
+                        known_time(ts, received, live=live),
                         number(row, "fundingRate"),
                         {"mark_price": mark},
                     )
