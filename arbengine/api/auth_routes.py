@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-import structlog
 
 from arbengine.api import queries
 from arbengine.api.auth import TokenError, token_hash
@@ -11,8 +10,9 @@ from arbengine.api.errors import ApiError, bad_request, too_many_requests, unaut
 from arbengine.api.queries import RegisterOutcome, RotateOutcome
 from arbengine.api.schemas import LoginBody, RefreshBody, RegisterBody, Tokens, User
 from arbengine.api.services import Call, Services
+from arbengine.logs import get_logger
 
-log = structlog.get_logger("api").bind(component="api.auth")
+log = get_logger("api.auth")
 
 
 def user_shape(row: asyncpg.Record) -> User:
