@@ -115,6 +115,9 @@ class Daemon:
         """SIGHUP: run every reload hook (strategies plug in here); never stops the daemon."""
         while True:
             await reload.wait()
+            if self.engine is not None:
+                # Asked for during start-up: applies to the set the engine loads, once it has.
+                await self.engine.ready.wait()
             reload.clear()
             self.log.info("daemon.reload_requested", hooks=len(self.reload_hooks))
             for hook in self.reload_hooks:

@@ -17,6 +17,7 @@ import psutil
 from tests.conftest import REPO
 from tests.support.daemon import DaemonProcess
 from tests.support.postgres import PgTestServer
+from tests.support.waiting import eventually
 
 
 async def get_json(url: str) -> tuple[int, dict]:
@@ -101,6 +102,33 @@ async def test_sighup_is_logged_and_the_daemon_keeps_running(
     assert status == 200
     assert daemon.process is not None
     assert daemon.process.returncode is None
+
+
+async def test_a_sighup_during_start_up_is_applied_once_the_engine_runs(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    daemon: DaemonProcess = await spawn_daemon(daemon_env)
+    assert daemon.process is not None
+    maps = Path(f"/proc/{daemon.process.pid}/maps")
+
+    async def importing_the_database_driver() -> bool:
+        return "asyncpg/protocol" in maps.read_text()
+
+    # Well inside its first second: the process is still importing its modules.
+    await eventually(importing_the_database_driver, interval=0.002, what="asyncpg loaded")
+    daemon.send(signal.SIGHUP)
+
+    base = await daemon.started()
+    order = [line["event"] for line in daemon.lines]
+    assert order.index("daemon.signal") < order.index("daemon.started")
+    assert daemon.events("daemon.signal")[0]["signal"] == "SIGHUP"
+    # The reload waits for the engine and finds the set it loaded at start-up.
+    await daemon.wait_for("daemon.reloaded")
+    assert daemon.events("strategies.unchanged")
+    assert not daemon.events("strategies.reloaded")
+    assert (await get_json(f"{base}/api/health"))[0] == 200
+    daemon.send(signal.SIGTERM)
+    assert await daemon.wait_exit(timeout=30) == 0
 
 
 async def test_sigterm_exits_0_within_deadline_and_stops_embedded_postgres(
