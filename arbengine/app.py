@@ -24,6 +24,7 @@ from arbengine.api.app import ApiContext, build_app, serve_http
 from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
 from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
+from arbengine.domain.errors import CannotListen
 from arbengine.domain.market import MarketEvent, TapeGap, TradeBatch
 from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest
@@ -179,7 +180,12 @@ class Daemon:
         """``run --sim``: the simulated exchange in this process, every client pointed at it."""
         from arbengine.sim.server import SimServer
 
-        sim = await stack.enter_async_context(SimServer(self.sim_config))
+        try:
+            sim = await stack.enter_async_context(SimServer(self.sim_config))
+        except OSError as exc:
+            raise CannotListen(
+                self.sim_config.host, self.sim_config.port, exc, "(--sim-port)"
+            ) from None
         self.supervisor.add(Component("sim", sim.wait, stage=30))
         self.log.info("daemon.sim_started", **sim.urls())
         config = self.sim_config

@@ -30,6 +30,7 @@ from arbengine.api.params import Window, parse_body, parse_query, resolve_range
 from arbengine.api.routes import Route, api_routes, page_routes
 from arbengine.api.services import Call, Services
 from arbengine.api.system_routes import static_files
+from arbengine.domain.errors import CannotListen
 
 __all__ = ["CONTEXT", "SERVICES", "ApiContext", "all_routes", "build_app", "serve_http"]
 
@@ -108,13 +109,16 @@ async def serve_http(app: web.Application, host: str, port: int) -> AsyncIterato
     """Serve ``app`` until the context exits; yields the bound port (``port=0`` picks one)."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
-    bound = port
-    server = getattr(site, "_server", None)
-    if server is not None and server.sockets:
-        bound = server.sockets[0].getsockname()[1]
-    try:
+    try:  # cleaned up even when the port is taken: the app's cleanup stops its listeners
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise CannotListen(host, port, exc) from None
+        bound = port
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            bound = server.sockets[0].getsockname()[1]
         yield bound
     finally:
         await runner.cleanup()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import psutil
+import pytest
 
 from tests.conftest import REPO
 from tests.support.daemon import DaemonProcess
@@ -166,6 +168,57 @@ async def test_sigterm_exits_0_within_deadline_and_stops_embedded_postgres(
         not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
         for pid in children
     )
+
+
+async def test_a_port_in_use_is_one_line_and_exit_2_with_the_database_stopped(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon: DaemonProcess = await spawn_daemon({**daemon_env, "ARB_HTTP_PORT": str(port)})
+        assert await daemon.wait_exit(timeout=60) == 2
+    assert daemon.raw[-1] == f"arbengine: cannot listen on 127.0.0.1:{port}: address already in use"
+    for text in daemon.raw[:-1]:
+        orjson.loads(text)  # the log before it, no traceback
+    server_pid = daemon.events("database.ready")[0]["server_pid"]
+    with contextlib.suppress(psutil.NoSuchProcess):
+        await asyncio.to_thread(psutil.Process(server_pid).wait, 10)
+    assert not psutil.pid_exists(server_pid)
+    assert not (Path(daemon_env["ARB_DATABASE_DATA_DIR"]) / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"ARB_DATABASE_DATA_DIR": "{file}/pg"},
+            "[database] data_dir {file}/pg: cannot use it: file exists",
+        ),
+        (
+            {"ARB_AUTH_SECRET_FILE": "{file}/jwt.secret"},
+            "config error: [auth] secret_file {file}/jwt.secret: cannot keep the token "
+            "signing key there: not a directory",
+        ),
+        (
+            {"ARB_HTTP_HOST": "10.255.255.1"},
+            "cannot listen on 10.255.255.1:{port}: cannot assign requested address",
+        ),
+    ],
+    ids=["data-dir-under-a-file", "secret-file-under-a-file", "foreign-address"],
+)
+def test_start_up_failures_are_one_line_and_exit_2(
+    daemon_env: dict[str, str], tmp_path: Path, variables: dict[str, str], message: str
+) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("not a directory\n")
+    port = daemon_env["ARB_HTTP_PORT"]
+    env = {**daemon_env, **{k: v.format(file=file) for k, v in variables.items()}}
+    result = run_cli("run", env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == ["arbengine: " + message.format(file=file, port=port)]
+    assert "Traceback" not in result.stdout
 
 
 async def test_every_log_line_is_json_with_the_standard_keys(
