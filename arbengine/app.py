@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -42,7 +41,7 @@ from arbengine.runtime.supervisor import (
     Supervisor,
     TooManyRestarts,
 )
-from arbengine.settings import Settings, duration_ms, duration_s
+from arbengine.settings import Settings, duration_ms, duration_s, shipped, strategies_dir
 from arbengine.signals import load_strategy_set
 from arbengine.store import continuity as continuity_sql
 from arbengine.store import signal_writes as signal_sql
@@ -134,7 +133,7 @@ class Daemon:
         self.channels += [inbox, outbox]
         self.engine_inbox = inbox
         self.engine = engine = EngineService(
-            Path(es.strategies_dir),
+            strategies_dir(es),
             inbox,
             outbox,
             self._engine_store(db),
@@ -372,9 +371,15 @@ class Daemon:
         deadline_s = duration_s(settings.runtime.shutdown_deadline)
         self.log.info("daemon.starting", version=__version__)
         if settings.engine.enabled:
+            directory = strategies_dir(settings.engine)
+            self.log.info(
+                "engine.strategies_dir",
+                path=str(directory.resolve()),
+                shipped=directory == shipped("strategies"),
+            )
             # Fail fast, before anything starts: an invalid strategy set at start-up has no
             # previous set to fall back to. (StrategyError is a ConfigError: exit 2, one line.)
-            load_strategy_set(Path(settings.engine.strategies_dir))
+            load_strategy_set(directory)
         with handle_signals(
             on_signal=lambda name: self.log.info("daemon.signal", signal=name)
         ) as sig:

@@ -92,6 +92,33 @@ async def test_daemon_serves_health_server_metrics_and_json_404(
     assert 'arb_component_state{component="partitions",state="running"} 1.0' in text
 
 
+async def test_the_daemon_runs_from_a_directory_without_settings_or_strategies(
+    spawn_daemon, daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        k: v for k, v in daemon_env.items() if k not in ("ARB_CONFIG", "ARB_ENGINE_STRATEGIES_DIR")
+    }
+    daemon: DaemonProcess = await spawn_daemon(env)  # its working directory is tmp_path
+    assert not (tmp_path / "strategies").exists()
+    assert not (tmp_path / "config").exists()
+    base = await daemon.started()
+    assert daemon.events("engine.strategies_dir")[0]["shipped"] is True
+    warm = await daemon.wait_for("engine.warm_start")
+    assert sorted(warm["strategies"]) == ["v51", "v52"]
+    assert (await get_json(f"{base}/api/health"))[0] == 200
+    daemon.send(signal.SIGTERM)
+    assert await daemon.wait_exit(timeout=30) == 0
+
+
+def test_a_named_strategies_dir_that_does_not_exist_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "my-strategies"
+    result = run_cli("run", env={"ARB_ENGINE_STRATEGIES_DIR": str(missing)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"arbengine: config error: 1 problem in strategies: {missing}: not a directory"
+    ]
+
+
 async def test_sighup_is_logged_and_the_daemon_keeps_running(
     spawn_daemon, daemon_env: dict[str, str]
 ) -> None:
