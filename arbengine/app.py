@@ -59,6 +59,8 @@ from arbengine.store.writer import MarketWriter, WriterPolicy
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_ROWS_NOT_WRITTEN = 3
+"""Stopped while the database was away, holding rows it could not write (see the writers)."""
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:
@@ -90,6 +92,7 @@ class Daemon:
         self.reload_hooks: list[Callable[[], Awaitable[None]]] = []
         self.engine_inbox: Channel[MarketEvent] | None = None
         self.engine: EngineService | None = None
+        self.writers: list[MarketWriter | SignalWriter] = []
         self.started_monotonic = time.monotonic()
         self.started_at = time.time()
 
@@ -150,7 +153,10 @@ class Daemon:
 
         self.reload_hooks.append(reload)
         self.supervisor.add(Component("engine", engine.run, stage=10, drain=inbox.close))
-        writer = SignalWriter(db.pool, outbox)
+        writer = SignalWriter(
+            db.pool, outbox, write_timeout_s=duration_s(self.settings.database.write_timeout)
+        )
+        self.writers.append(writer)
         self.supervisor.add(Component("signal-writer", writer.run, stage=20, drain=outbox.close))
 
     @staticmethod
@@ -272,9 +278,11 @@ class Daemon:
                 batch_rows=cs.writer_batch_rows,
                 flush_interval_s=duration_s(cs.writer_flush_interval),
                 max_buffer_rows=cs.writer_max_buffer_rows,
+                write_timeout_s=duration_s(self.settings.database.write_timeout),
             ),
             clock=self.clock,
         )
+        self.writers.append(writer)
 
         async def exchange_limits() -> None:
             info = await rest.get("/fapi/v1/exchangeInfo", weight=1)
@@ -448,6 +456,8 @@ class Daemon:
             self.log.info(
                 "daemon.components_stopped", elapsed_s=round(time.monotonic() - started, 3)
             )
+            if any(writer.unwritten for writer in self.writers):
+                return EXIT_ROWS_NOT_WRITTEN
             return EXIT_OK
         finally:
             for task in (stopping, supervised):

@@ -75,6 +75,9 @@ class DatabaseSettings(_Section, frozen=True):
     pool_min_size: PositiveInt = 2
     pool_max_size: PositiveInt = 10
     connect_timeout: Duration = "10s"
+    write_timeout: Duration = "10s"
+    """A write (a batch of the market or the signal writer, connection included) not done in
+    this long is abandoned and retried as when the database is down; longer per 50,000 rows."""
     trade_retention_months: NonNegativeInt = 0
     """Drop ``agg_trades`` partitions older than this many months; 0 keeps everything."""
     partition_check_interval: Duration = "1d"
