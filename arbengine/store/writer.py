@@ -293,7 +293,7 @@ class MarketWriter:
         else:
             self._log.info("writer.backpressure_released")
 
-    def _take_queued(self, limit_rows: int, deadline: float = float("inf")) -> bool:
+    def _take_queued(self, limit_rows: float, deadline: float = float("inf")) -> bool:
         """Take queued events without waiting, up to ``limit_rows`` trades buffered (or the
         deadline); True once the channel is closed and empty."""
         pending = self._pending
