@@ -116,28 +116,31 @@ class SignalWriter:
                 return
             attempt = 0
             while True:
-                self.writing_since = time.time()
+                started = self.writing_since = time.time()
+                failed: BaseException | None = None
                 try:
                     await self._write(self._held)
-                    break
                 except DB_DOWN_ERRORS as exc:
-                    attempt += 1
-                    reason = failure_reason(exc)
-                    WRITE_FAILURES.labels(reason).inc()
-                    self.last_error = f"{type(exc).__name__}: {exc}"[:200]
-                    if self.unavailable_since is None:
-                        self.unavailable_since = self.writing_since
-                    delay = min(5.0, 0.2 * 2 ** min(attempt, 5)) * (0.5 + random.random() / 2)
-                    self._log.warning(
-                        "signal_writer.db_unavailable",
-                        reason=reason,
-                        error=self.last_error,
-                        retry_in_s=round(delay, 3),
-                    )
-                    self._notify()
-                    await asyncio.sleep(delay)
+                    failed = exc
                 finally:
                     self.writing_since = None
+                if failed is None:
+                    break
+                attempt += 1
+                reason = failure_reason(failed)
+                WRITE_FAILURES.labels(reason).inc()
+                self.last_error = f"{type(failed).__name__}: {failed}"[:200]
+                if self.unavailable_since is None:
+                    self.unavailable_since = started
+                delay = min(5.0, 0.2 * 2 ** min(attempt, 5)) * (0.5 + random.random() / 2)
+                self._log.warning(
+                    "signal_writer.db_unavailable",
+                    reason=reason,
+                    error=self.last_error,
+                    retry_in_s=round(delay, 3),
+                )
+                self._notify()
+                await asyncio.sleep(delay)
             self.unavailable_since = self.last_error = None
             self.batches_written += len(self._held)
             self._held = []

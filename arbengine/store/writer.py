@@ -245,16 +245,21 @@ class MarketWriter:
                 if closed:
                     return
                 continue
-            self.writing_since = self._clock.time_ms() / 1000
+            started = self.writing_since = self._clock.time_ms() / 1000
+            failed: BaseException | None = None
             try:
                 await self._flush()
             except DB_DOWN_ERRORS as exc:
+                failed = exc
+            finally:
+                self.writing_since = None
+            if failed is not None:
                 failures += 1
-                reason = failure_reason(exc)
+                reason = failure_reason(failed)
                 FLUSH_FAILURES.labels(reason).inc()
-                self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                self.last_error = f"{type(failed).__name__}: {failed}"[:200]
                 if self.unavailable_since is None:
-                    self.unavailable_since = self.writing_since
+                    self.unavailable_since = started
                 delay = min(
                     self.policy.retry_max_s, self.policy.retry_initial_s * 2 ** min(failures, 10)
                 )
@@ -270,8 +275,6 @@ class MarketWriter:
                 self._notify()
                 await asyncio.sleep(delay)
                 continue
-            finally:
-                self.writing_since = None
             if failures:
                 self._log.info("writer.db_recovered", attempts=failures)
                 failures = 0
