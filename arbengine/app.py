@@ -378,19 +378,19 @@ class Daemon:
         settings = self.settings
         deadline_s = duration_s(settings.runtime.shutdown_deadline)
         self.log.info("daemon.starting", version=__version__)
-        if settings.engine.enabled:
-            directory = strategies_dir(settings.engine)
-            self.log.info(
-                "engine.strategies_dir",
-                path=str(directory.resolve()),
-                shipped=directory == shipped("strategies"),
-            )
-            # Fail fast, before anything starts: an invalid strategy set at start-up has no
-            # previous set to fall back to. (StrategyError is a ConfigError: exit 2, one line.)
-            load_strategy_set(directory)
         with handle_signals(
             on_signal=lambda name: self.log.info("daemon.signal", signal=name)
         ) as sig:
+            if settings.engine.enabled:
+                directory = strategies_dir(settings.engine)
+                self.log.info(
+                    "engine.strategies_dir",
+                    path=str(directory.resolve()),
+                    shipped=directory == shipped("strategies"),
+                )
+                # Fail fast, before anything starts: an invalid strategy set at start-up has no
+                # previous set to fall back to. (StrategyError is a ConfigError: exit 2.)
+                load_strategy_set(directory)
             async with contextlib.AsyncExitStack() as stack:
                 if self.sim_config is not None:
                     settings = self.settings = await self._start_sim(stack)
