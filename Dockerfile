@@ -3,10 +3,14 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# arbengine/defaults links to config/ and strategies/: the wheel ships those files.
+COPY config ./config
+COPY strategies ./strategies
 COPY arbengine ./arbengine
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
-# Runtime stage: only the wheels, the default settings and strategies, a non-root user.
+# Runtime stage: only the wheels (which carry the default settings and strategies), a
+# non-root user.
 FROM python:3.11-slim
 # tini as PID 1: forwards SIGTERM/SIGHUP to the daemon and reaps the embedded
 # PostgreSQL's processes, which are re-parented to PID 1 when pg_ctl exits.
@@ -19,9 +23,8 @@ RUN useradd --system --uid 10001 --create-home --home-dir /home/arb arb \
 WORKDIR /app
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-# Both are meant to be replaced by mounts: -v ./strategies:/app/strategies
-COPY config ./config
-COPY strategies ./strategies
+# The defaults shipped in the package apply until you mount your own (the daemon runs in
+# /app): -v ./strategies:/app/strategies, -v ./arbengine.toml:/app/config/arbengine.toml
 ENV PYTHONUNBUFFERED=1 \
     ARB_HTTP_HOST=0.0.0.0 \
     ARB_DATABASE_DATA_DIR=/app/var/pg \

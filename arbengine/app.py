@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,7 +24,7 @@ from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
 from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import ExchangeInfoRefresher, SymbolListing
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
-from arbengine.domain.errors import is_retryable
+from arbengine.domain.errors import CannotListen, is_retryable
 from arbengine.domain.market import MarketEvent, TapeGap, TradeBatch
 from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest
@@ -45,7 +44,7 @@ from arbengine.runtime.supervisor import (
     Supervisor,
     TooManyRestarts,
 )
-from arbengine.settings import Settings, duration_ms, duration_s
+from arbengine.settings import Settings, duration_ms, duration_s, shipped, strategies_dir
 from arbengine.signals import load_strategy_set
 from arbengine.store import continuity as continuity_sql
 from arbengine.store import signal_writes as signal_sql
@@ -63,6 +62,8 @@ from arbengine.store.writer import MarketWriter, WriterPolicy
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_ROWS_NOT_WRITTEN = 3
+"""Stopped while the database was away, holding rows it could not write (see the writers)."""
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:
@@ -100,6 +101,7 @@ class Daemon:
         self.reload_hooks: list[Callable[[], Awaitable[None]]] = []
         self.engine_inbox: Channel[MarketEvent] | None = None
         self.engine: EngineService | None = None
+        self.writers: list[MarketWriter | SignalWriter] = []
         self.started_monotonic = time.monotonic()
         self.started_at = time.time()
 
@@ -125,6 +127,9 @@ class Daemon:
         """SIGHUP: run every reload hook (strategies plug in here); never stops the daemon."""
         while True:
             await reload.wait()
+            if self.engine is not None:
+                # Asked for during start-up: applies to the set the engine loads, once it has.
+                await self.engine.ready.wait()
             reload.clear()
             self.log.info("daemon.reload_requested", hooks=len(self.reload_hooks))
             for hook in self.reload_hooks:
@@ -140,7 +145,7 @@ class Daemon:
         self.channels += [inbox, outbox]
         self.engine_inbox = inbox
         self.engine = engine = EngineService(
-            Path(es.strategies_dir),
+            strategies_dir(es),
             inbox,
             outbox,
             self._engine_store(db),
@@ -158,7 +163,10 @@ class Daemon:
 
         self.reload_hooks.append(reload)
         self.supervisor.add(Component("engine", engine.run, stage=10, drain=inbox.close))
-        writer = SignalWriter(db.pool, outbox)
+        writer = SignalWriter(
+            db.pool, outbox, write_timeout_s=duration_s(self.settings.database.write_timeout)
+        )
+        self.writers.append(writer)
         self.supervisor.add(Component("signal-writer", writer.run, stage=20, drain=outbox.close))
 
     @staticmethod
@@ -187,7 +195,12 @@ class Daemon:
         """``run --sim``: the simulated exchange in this process, every client pointed at it."""
         from arbengine.sim.server import SimServer
 
-        sim = await stack.enter_async_context(SimServer(self.sim_config))
+        try:
+            sim = await stack.enter_async_context(SimServer(self.sim_config))
+        except OSError as exc:
+            raise CannotListen(
+                self.sim_config.host, self.sim_config.port, exc, "(--sim-port)"
+            ) from None
         self.supervisor.add(Component("sim", sim.wait, stage=30))
         self.log.info("daemon.sim_started", **sim.urls())
         config = self.sim_config
@@ -291,9 +304,11 @@ class Daemon:
                 batch_rows=cs.writer_batch_rows,
                 flush_interval_s=duration_s(cs.writer_flush_interval),
                 max_buffer_rows=cs.writer_max_buffer_rows,
+                write_timeout_s=duration_s(self.settings.database.write_timeout),
             ),
             clock=self.clock,
         )
+        self.writers.append(writer)
 
         add = self.supervisor.add
         # exchangeInfo (limits, time, listed symbols) first; the collectors wait for it.
@@ -397,13 +412,19 @@ class Daemon:
         settings = self.settings
         deadline_s = duration_s(settings.runtime.shutdown_deadline)
         self.log.info("daemon.starting", version=__version__)
-        if settings.engine.enabled:
-            # Fail fast, before anything starts: an invalid strategy set at start-up has no
-            # previous set to fall back to. (StrategyError is a ConfigError: exit 2, one line.)
-            load_strategy_set(Path(settings.engine.strategies_dir))
         with handle_signals(
             on_signal=lambda name: self.log.info("daemon.signal", signal=name)
         ) as sig:
+            if settings.engine.enabled:
+                directory = strategies_dir(settings.engine)
+                self.log.info(
+                    "engine.strategies_dir",
+                    path=str(directory.resolve()),
+                    shipped=directory == shipped("strategies"),
+                )
+                # Fail fast, before anything starts: an invalid strategy set at start-up has no
+                # previous set to fall back to. (StrategyError is a ConfigError: exit 2.)
+                load_strategy_set(directory)
             async with contextlib.AsyncExitStack() as stack:
                 if self.sim_config is not None:
                     settings = self.settings = await self._start_sim(stack)
@@ -498,6 +519,8 @@ class Daemon:
             self.log.info(
                 "daemon.components_stopped", elapsed_s=round(time.monotonic() - started, 3)
             )
+            if any(writer.unwritten for writer in self.writers):
+                return EXIT_ROWS_NOT_WRITTEN
             return EXIT_OK
         finally:
             for task in (stopping, supervised):

@@ -18,7 +18,7 @@ import orjson
 from arbengine import __version__
 from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.logs import configure_logging
-from arbengine.settings import Settings, load_settings
+from arbengine.settings import Settings, load_settings, strategies_dir
 
 EXIT_USAGE = 2
 
@@ -141,7 +141,7 @@ def cmd_import_aggtrades(args: argparse.Namespace) -> int:
 def cmd_strategies_check(args: argparse.Namespace) -> int:
     from arbengine.signals import check_files, load_strategy_set
 
-    paths = args.files or ["strategies"]
+    paths = args.files or [str(strategies_dir(_settings(args).engine))]
     problems = check_files(paths)
     for line in problems:
         print(line, file=sys.stderr)
@@ -210,7 +210,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             parse_strategy(_orjson.loads(Path(f).read_bytes()), source=f) for f in args.strategy
         )
     else:
-        strategies = load_strategy_set(Path(settings.engine.strategies_dir))
+        strategies = load_strategy_set(strategies_dir(settings.engine))
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
     names = "+".join(strategies.names) or "none"
     days = max(1, -(-(to_ms - from_ms) // 86_400_000))
@@ -317,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = strategy_commands.add_parser(
         "check", help="validate files (or directories); one line per problem", parents=[common]
     )
-    check.add_argument("files", nargs="*", metavar="FILE", help="default: strategies/")
+    check.add_argument(
+        "files", nargs="*", metavar="FILE", help="default: the daemon's ([engine] strategies_dir)"
+    )
     check.set_defaults(handler=cmd_strategies_check)
     schema = strategy_commands.add_parser(
         "schema", help="print the JSON schema of a strategy file", parents=[common]

@@ -88,5 +88,11 @@ def configure_logging(level: str = "info", pretty: bool | None = None) -> None:
 
 
 def get_logger(component: str, **context: Any) -> Any:
-    """A logger bound to a component name (and any per-task context)."""
-    return structlog.get_logger(component).bind(component=component, **context)
+    """A logger for a component name (and any per-task context).
+
+    Lazy: it takes its processors and output from the configuration in force
+    when it first logs, not when it is created, so a logger made at import time
+    (before ``configure_logging``) still writes JSON lines. Binding a logger
+    (``.bind()``) fixes its configuration: do that only once logging is configured.
+    """
+    return structlog.get_logger(component, component=component, **context)

@@ -6,11 +6,17 @@ an hour later in some task. Secrets are redacted wherever settings are shown.
 
 Environment names are ``ARB_<SECTION>_<KEY>`` (``[http] port`` → ``ARB_HTTP_PORT``);
 a secret may instead be read from a file named by ``ARB_<SECTION>_<KEY>_FILE``.
-``ARB_CONFIG`` names the TOML file (default ``config/arbengine.toml``).
+``ARB_CONFIG`` names the TOML file (default ``config/arbengine.toml``; where there is
+none, the copy shipped inside the package).
+
+The package ships the default settings file and strategies (``arbengine/defaults``,
+links to the top-level ``config/`` and ``strategies/`` in the source tree), so the
+daemon runs from any working directory.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
 import os
 import re
@@ -25,6 +31,7 @@ from arbengine.domain.durations import parse_duration_ms
 from arbengine.domain.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/arbengine.toml")
+LOCAL_STRATEGIES_DIR = Path("strategies")
 ENV_PREFIX = "ARB_"
 RESERVED_ENV = frozenset({"ARB_CONFIG"})
 REDACTED = "***"
@@ -69,6 +76,9 @@ class DatabaseSettings(_Section, frozen=True):
     pool_min_size: PositiveInt = 2
     pool_max_size: PositiveInt = 10
     connect_timeout: Duration = "10s"
+    write_timeout: Duration = "10s"
+    """A write (a batch of the market or the signal writer, connection included) not done in
+    this long is abandoned and retried as when the database is down; longer per 50,000 rows."""
     trade_retention_months: NonNegativeInt = 0
     """Drop ``agg_trades`` partitions older than this many months; 0 keeps everything."""
     partition_check_interval: Duration = "1d"
@@ -189,7 +199,9 @@ class CollectSettings(_Section, frozen=True):
 class EngineSettings(_Section, frozen=True):
     enabled: bool = True
     """Run the signal engine and paper trading on the collected data."""
-    strategies_dir: str = "strategies"
+    strategies_dir: str = ""
+    """Empty: ``./strategies`` if there is one, else the strategies shipped with the package.
+    A directory named here must exist."""
     grace: Duration = "2s"
     """A tick with no later trade yet is evaluated once the clock passes it by this much."""
     settle: Duration = "1500ms"
@@ -264,6 +276,23 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         return out
 
 
+def shipped(name: str) -> Path:
+    """A default shipped inside the package: ``arbengine.toml`` or ``strategies``.
+
+    (An installed package is a directory on disk, so this is a plain path.)
+    """
+    return Path(str(importlib.resources.files("arbengine").joinpath("defaults", name)))
+
+
+def strategies_dir(engine: EngineSettings) -> Path:
+    """The strategy directory the engine uses (see ``EngineSettings.strategies_dir``)."""
+    if engine.strategies_dir:
+        return Path(engine.strategies_dir)
+    if LOCAL_STRATEGIES_DIR.is_dir():
+        return LOCAL_STRATEGIES_DIR
+    return shipped("strategies")
+
+
 def _section_types() -> dict[str, type[_Section]]:
     info = msgspec.inspect.type_info(Settings)
     assert isinstance(info, msgspec.inspect.StructType)
@@ -336,6 +365,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     explicit = path is not None or "ARB_CONFIG" in env
     path = path or Path(env.get("ARB_CONFIG", str(DEFAULT_CONFIG_PATH)))
+    if not explicit and not path.exists():
+        path = shipped("arbengine.toml")
     file_values: dict[str, Any] = {}
     if path.exists():
         try:

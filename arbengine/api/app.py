@@ -39,6 +39,7 @@ from arbengine.api.params import Window, parse_body, parse_query, resolve_range
 from arbengine.api.routes import Route, api_routes, page_routes
 from arbengine.api.services import Call, Services
 from arbengine.api.system_routes import static_files
+from arbengine.domain.errors import CannotListen
 from arbengine.settings import duration_s
 
 __all__ = ["CONTEXT", "SERVICES", "ApiContext", "all_routes", "build_app", "serve_http"]
@@ -143,9 +144,12 @@ async def serve_http(app: web.Application, host: str, port: int) -> AsyncIterato
         lingering_time=LINGER_S,
     )
     await runner.setup()
-    site = GuardedSite(runner, host, port, connections)
-    try:
-        await site.start()
+    try:  # cleaned up even when the port is taken: the app's cleanup stops its listeners
+        site = GuardedSite(runner, host, port, connections)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise CannotListen(host, port, exc) from None
         structlog.get_logger("api").info(
             "api.listening",
             component="api",

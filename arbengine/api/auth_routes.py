@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import structlog
 from prometheus_client import Counter
 
 from arbengine.api import queries
@@ -16,8 +15,9 @@ from arbengine.api.queries import RegisterOutcome, RotateOutcome
 from arbengine.api.ratelimit import Refused
 from arbengine.api.schemas import LoginBody, RefreshBody, RegisterBody, Tokens, User
 from arbengine.api.services import Call, Services
+from arbengine.logs import get_logger
 
-log = structlog.get_logger("api").bind(component="api.auth")
+log = get_logger("api.auth")
 
 LOGINS = Counter(
     "arb_api_logins_total",

@@ -19,6 +19,7 @@ from arbengine.api.errors import ApiError, unauthorized
 from arbengine.api.params import Window
 from arbengine.api.ratelimit import LoginThrottle, SlidingWindowLimiter
 from arbengine.api.users import UserDirectory, UserState
+from arbengine.domain.errors import ConfigError, os_reason
 from arbengine.settings import Settings, duration_s
 
 
@@ -45,7 +46,13 @@ class Services:
             secret = secrets.token_urlsafe(48)
         else:
             auth = settings.auth
-            secret, generated = load_or_create_secret(auth.jwt_secret, auth.secret_file)
+            try:
+                secret, generated = load_or_create_secret(auth.jwt_secret, auth.secret_file)
+            except OSError as exc:
+                raise ConfigError(
+                    f"[auth] secret_file {auth.secret_file}: cannot keep the token signing key "
+                    f"there: {os_reason(exc)}"
+                ) from None
             if generated:
                 log.info("auth.secret_generated", path=auth.secret_file)
         auth = settings.auth

@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import structlog
-
 from arbengine.domain.market import TradeBatch
 from arbengine.exchange.errors import RetryableExchangeError
 from arbengine.exchange.rest import BinanceRest
+from arbengine.logs import get_logger
 from arbengine.runtime.backoff import backoff_delay
 
 AGG_TRADES_LIMIT = 1000
 AGG_TRADES_WEIGHT = 20
 
-_log = structlog.get_logger("collector").bind(component="collector")
+_log = get_logger("collector")
 
 
 async def fetch_agg_trades(

@@ -2,6 +2,11 @@
 
 SIGTERM and SIGINT request a graceful stop (a second one is logged and ignored:
 the shutdown deadline bounds how long the stop takes). SIGHUP requests a reload.
+
+The daemon spends its first second importing and starting up before an event
+loop exists, and SIGHUP's default action ends a process: ``hold_signals`` is
+called first thing, so a signal that arrives then is remembered and acted on
+once ``handle_signals`` takes over.
 """
 
 from __future__ import annotations
@@ -11,6 +16,19 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+_HELD: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_held: list[str] = []
+
+
+def hold_signals() -> None:
+    """Remember SIGTERM, SIGINT and SIGHUP until ``handle_signals`` acts on them."""
+
+    def remember(signum: int, _frame: object) -> None:
+        _held.append(signal.Signals(signum).name)
+
+    for sig in _HELD:
+        signal.signal(sig, remember)
 
 
 @dataclass
@@ -33,17 +51,20 @@ def handle_signals(
             on_signal(name)
         events.stop.set()
 
-    def reload() -> None:
-        events.received.append("SIGHUP")
+    def reload(name: str) -> None:
+        events.received.append(name)
         if on_signal:
-            on_signal("SIGHUP")
+            on_signal(name)
         events.reload.set()
 
     loop.add_signal_handler(signal.SIGTERM, stop, "SIGTERM")
     loop.add_signal_handler(signal.SIGINT, stop, "SIGINT")
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    loop.add_signal_handler(signal.SIGHUP, reload, "SIGHUP")
+    while _held:  # received while the process was starting: acted on now, in order
+        name = _held.pop(0)
+        (reload if name == "SIGHUP" else stop)(name)
     try:
         yield events
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in _HELD:
             loop.remove_signal_handler(sig)

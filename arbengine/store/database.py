@@ -55,6 +55,53 @@ def outage_error(exc: BaseException, where: str) -> DatabaseUnavailable:
     return DatabaseUnavailable(f"PostgreSQL unavailable ({where}): {type(exc).__name__}: {exc}")
 
 
+ROWS_PER_WRITE_TIMEOUT = 50_000
+"""A write of more rows than this gets proportionally longer than the write timeout."""
+
+
+class WriteTimeout(TimeoutError):
+    """A write got no connection, or no answer, in time; its connection was closed."""
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(
+    pool: asyncpg.Pool, timeout_s: float, rows: int = 0
+) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in a transaction that must be done within ``timeout_s``
+    (getting the connection included; longer for more than ROWS_PER_WRITE_TIMEOUT rows).
+
+    A frozen server (a stalled disk, a paused machine) answers nothing and closes
+    nothing, and asyncpg's own timeouts then wait on a cancel request the server never
+    acts on. So at the deadline the connection is closed instead: the server rolls the
+    transaction back, the caller gets WriteTimeout, the pool connects afresh next time.
+    """
+    timeout_s *= max(1.0, rows / ROWS_PER_WRITE_TIMEOUT)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    try:
+        conn = await pool.acquire(timeout=timeout_s)
+    except TimeoutError:
+        raise WriteTimeout(f"no database connection within {timeout_s:g}s") from None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        conn.terminate()
+
+    timer = loop.call_at(deadline, expire)
+    try:
+        async with conn.transaction():
+            yield conn
+    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+        if expired:
+            raise WriteTimeout(f"no answer within {timeout_s:g}s; connection closed") from exc
+        raise
+    finally:
+        timer.cancel()
+        await pool.release(conn)
+
+
 @dataclass(frozen=True)
 class Database:
     pool: asyncpg.Pool

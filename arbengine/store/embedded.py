@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arbengine.domain.errors import FatalError
+from arbengine.domain.errors import FatalError, os_reason
 
 
 @dataclass(frozen=True)
@@ -32,23 +32,28 @@ class EmbeddedServer:
     data_dir: Path
 
 
-def _running_pid(data_dir: Path) -> int | None:
-    """The postmaster pid if a server is running in ``data_dir``."""
-    from pgserver.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(data_dir.expanduser().resolve())
-    return info.pid if info is not None and info.is_running() else None
-
-
-def _start(data_dir: Path) -> tuple[EmbeddedServer, Any]:
-    import atexit
+def _pgserver() -> Any:
     import warnings
 
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); its fallback is fine.
         warnings.simplefilter("ignore")
         import pgserver
+        import pgserver.utils
 
+    return pgserver
+
+
+def _running_pid(data_dir: Path) -> int | None:
+    """The postmaster pid if a server is running in ``data_dir``."""
+    info = _pgserver().utils.PostmasterInfo.read_from_pgdata(data_dir.expanduser().resolve())
+    return info.pid if info is not None and info.is_running() else None
+
+
+def _start(data_dir: Path) -> tuple[EmbeddedServer, Any]:
+    import atexit
+
+    pgserver = _pgserver()
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode=None)
@@ -75,6 +80,10 @@ def stop_embedded_server(data_dir: Path) -> None:
     user = "pgserver" if os.geteuid() == 0 else None
     with contextlib.suppress(subprocess.CalledProcessError):
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir.resolve(), user=user, timeout=30)
+
+
+class EmbeddedServerFailed(FatalError):
+    """The embedded server's directory cannot be used, or the server would not start."""
 
 
 class DataDirInUse(FatalError):
@@ -108,12 +117,23 @@ async def embedded_server(data_dir: Path, *, owner: bool = True) -> AsyncIterato
     """
     data_dir = await asyncio.to_thread(lambda: data_dir.expanduser().resolve())
     with contextlib.ExitStack() as locks:
-        if owner:
-            locks.enter_context(_exclusive(data_dir))
-        was_running = await asyncio.to_thread(
-            lambda: (data_dir / "PG_VERSION").exists() and _running_pid(data_dir) is not None
-        )
-        info, handle = await asyncio.to_thread(_start, data_dir)
+        try:
+            if owner:
+                locks.enter_context(_exclusive(data_dir))
+            was_running = await asyncio.to_thread(
+                lambda: (data_dir / "PG_VERSION").exists() and _running_pid(data_dir) is not None
+            )
+            info, handle = await asyncio.to_thread(_start, data_dir)
+        except OSError as exc:
+            raise EmbeddedServerFailed(
+                f"[database] data_dir {data_dir}: cannot use it: {os_reason(exc)}"
+            ) from None
+        except subprocess.CalledProcessError as exc:
+            raise EmbeddedServerFailed(
+                f"cannot start the embedded PostgreSQL in {data_dir}: "
+                f"{Path(exc.cmd[0]).name} failed with exit status {exc.returncode} "
+                "(its output is logged above)"
+            ) from None
         try:
             yield info
         finally:

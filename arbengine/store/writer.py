@@ -9,7 +9,15 @@ Database outage: the flush is retried with capped backoff while events keep
 being buffered, up to ``max_buffer_rows``; past that the writer stops taking
 from the channel, so the channel fills and producers wait (backpressure),
 which is logged (``writer.backpressure``) and visible in metrics. Nothing is
-dropped. At shutdown the channel is closed and everything left is flushed.
+dropped. A frozen database is an outage too: a flush not done within
+``write_timeout`` is abandoned (its connection closed) and retried the same way.
+``health()`` tells how it is going.
+
+At shutdown the channel is closed and everything left is flushed. If the
+database is still away when the shutdown deadline cancels the writer, what it
+holds is counted in one error line (``writer.rows_not_written``) and
+``unwritten`` is set, so the process exits non-zero. The trades come back:
+the next start resumes the tape over REST from the last *stored* id.
 """
 
 from __future__ import annotations
@@ -21,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
-import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from arbengine.domain.market import (
@@ -32,8 +39,10 @@ from arbengine.domain.market import (
     TapeGap,
     TradeBatch,
 )
+from arbengine.logs import get_logger
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.store.database import WriteTimeout, write_transaction
 from arbengine.store.market_writes import (
     insert_indicators,
     insert_liquidations,
@@ -46,7 +55,11 @@ from arbengine.store.partitions import ensure_partitions_covering, month_of_ms
 
 ROWS_WRITTEN = Counter("arb_writer_trades_written", "Trades committed to agg_trades")
 FLUSHES = Counter("arb_writer_flushes", "Committed flushes")
-FLUSH_FAILURES = Counter("arb_writer_flush_failures", "Flushes that failed and will be retried")
+FLUSH_FAILURES = Counter(
+    "arb_writer_flush_failures",
+    "Flushes that failed and will be retried (reason: timeout or unavailable)",
+    ["reason"],
+)
 BUFFERED = Gauge("arb_writer_buffered_rows", "Trades waiting to be written")
 BACKPRESSURE = Gauge("arb_writer_backpressure", "1 while the writer refuses new events")
 COMMIT_LATENCY = Histogram(
@@ -67,6 +80,27 @@ DB_DOWN_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def failure_reason(exc: BaseException) -> str:
+    """``timeout`` (the database did not answer in time) or ``unavailable``."""
+    return "timeout" if isinstance(exc, WriteTimeout) else "unavailable"
+
+
+@dataclass(frozen=True)
+class WriterHealth:
+    """A writer's state for the health report; times are epoch seconds."""
+
+    unavailable_since: float | None
+    """First failed write of the current outage (None: the last write succeeded)."""
+    last_error: str | None
+    """The latest failure of the current outage."""
+    writing_since: float | None
+    """When the write in progress began: a write that has run long is a stall."""
+    buffered_rows: int
+    """Rows held, waiting to be written."""
+    backpressure: bool
+    """The writer refuses new events (its buffer is full), so producers wait."""
+
+
 @dataclass(frozen=True)
 class WriterPolicy:
     batch_rows: int = 20_000
@@ -74,6 +108,7 @@ class WriterPolicy:
     max_buffer_rows: int = 1_000_000
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
+    write_timeout_s: float = 10.0
 
 
 @dataclass
@@ -104,6 +139,15 @@ class _Pending:
             self.gaps.append(event)
         # MarkPrice updates are live-only (the engine uses stored premiumIndex snapshots).
 
+    def rows(self) -> int:
+        return (
+            self.trade_rows
+            + len(self.rates)
+            + len(self.indicators)
+            + len(self.liquidations)
+            + len(self.gaps)
+        )
+
 
 class MarketWriter:
     def __init__(
@@ -122,12 +166,26 @@ class MarketWriter:
         self._pending = _Pending()
         self._months: set[tuple[int, int]] = set()
         self._on_committed = on_committed
-        self._log = structlog.get_logger("writer").bind(component="writer")
+        self._log = get_logger("writer")
         self.trades_written = 0
         self.latencies_ms: list[float] = []
         self.record_latency = False
         self.backpressured = False
+        self.unavailable_since: float | None = None
+        self.last_error: str | None = None
+        self.writing_since: float | None = None
+        self.unwritten: dict[str, int] = {}
+        """Set when the writer was stopped holding rows it could not write."""
         self._changed = asyncio.Event()
+
+    def health(self) -> WriterHealth:
+        return WriterHealth(
+            unavailable_since=self.unavailable_since,
+            last_error=self.last_error,
+            writing_since=self.writing_since,
+            buffered_rows=self._pending.rows(),
+            backpressure=self.backpressured,
+        )
 
     def _notify(self) -> None:
         """Wake everyone waiting in ``wait_until`` (after a flush or a backpressure change)."""
@@ -141,6 +199,37 @@ class MarketWriter:
 
     async def run(self) -> None:
         """Consume until the channel is closed and empty, then flush and return."""
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            self._report_unwritten()
+            raise
+
+    def _report_unwritten(self) -> None:
+        """Cancelled (the shutdown deadline): count what is held and still queued."""
+        self._take_queued(float("inf"))
+        pending = self._pending
+        if not pending.events:
+            return
+        self.unwritten = {
+            "trades": pending.trade_rows,
+            "rate_snapshots": len(pending.rates),
+            "indicators": len(pending.indicators),
+            "liquidations": len(pending.liquidations),
+            "gaps": len(pending.gaps),
+        }
+        self._log.error(
+            "writer.rows_not_written",
+            **self.unwritten,
+            error=self.last_error,
+            recovery=(
+                "trades are fetched again over REST at the next start, from the last stored "
+                "id (collect.max_backfill back at most); funding, open-interest and ratio "
+                "history is fetched again; snapshots, point values and liquidations are lost"
+            ),
+        )
+
+    async def _run(self) -> None:
         failures = 0
         closed = False
         while True:
@@ -156,27 +245,40 @@ class MarketWriter:
                 if closed:
                     return
                 continue
+            started = self.writing_since = self._clock.time_ms() / 1000
+            failed: BaseException | None = None
             try:
                 await self._flush()
             except DB_DOWN_ERRORS as exc:
+                failed = exc
+            finally:
+                self.writing_since = None
+            if failed is not None:
                 failures += 1
-                FLUSH_FAILURES.inc()
+                reason = failure_reason(failed)
+                FLUSH_FAILURES.labels(reason).inc()
+                self.last_error = f"{type(failed).__name__}: {failed}"[:200]
+                if self.unavailable_since is None:
+                    self.unavailable_since = started
                 delay = min(
                     self.policy.retry_max_s, self.policy.retry_initial_s * 2 ** min(failures, 10)
                 )
                 delay *= 0.5 + random.random() / 2
                 self._log.warning(
                     "writer.db_unavailable",
-                    error=f"{type(exc).__name__}: {exc}"[:200],
+                    reason=reason,
+                    error=self.last_error,
                     buffered_rows=self._pending.trade_rows,
                     retry_in_s=round(delay, 3),
                     attempt=failures,
                 )
+                self._notify()
                 await asyncio.sleep(delay)
                 continue
             if failures:
                 self._log.info("writer.db_recovered", attempts=failures)
                 failures = 0
+                self.unavailable_since = self.last_error = None
             self._set_backpressure(False)
 
     def _set_backpressure(self, on: bool) -> None:
@@ -194,7 +296,7 @@ class MarketWriter:
         else:
             self._log.info("writer.backpressure_released")
 
-    def _take_queued(self, limit_rows: int, deadline: float = float("inf")) -> bool:
+    def _take_queued(self, limit_rows: float, deadline: float = float("inf")) -> bool:
         """Take queued events without waiting, up to ``limit_rows`` trades buffered (or the
         deadline); True once the channel is closed and empty."""
         pending = self._pending
@@ -221,7 +323,9 @@ class MarketWriter:
 
     async def _flush(self) -> None:
         pending = self._pending
-        async with self._pool.acquire(timeout=5.0) as conn, conn.transaction():
+        async with write_transaction(
+            self._pool, self.policy.write_timeout_s, pending.rows()
+        ) as conn:
             await self._ensure_partitions(conn, pending.trades)
             inserted = await insert_trades(conn, pending.trades)
             await update_trade_meta(conn, pending.trades, inserted)

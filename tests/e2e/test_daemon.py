@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,10 +14,12 @@ from pathlib import Path
 import aiohttp
 import orjson
 import psutil
+import pytest
 
 from tests.conftest import REPO
 from tests.support.daemon import DaemonProcess
 from tests.support.postgres import PgTestServer
+from tests.support.waiting import eventually
 
 
 async def get_json(url: str) -> tuple[int, dict]:
@@ -92,6 +95,33 @@ async def test_daemon_serves_health_server_metrics_and_json_404(
     assert 'arb_component_state{component="partitions",state="running"} 1.0' in text
 
 
+async def test_the_daemon_runs_from_a_directory_without_settings_or_strategies(
+    spawn_daemon, daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        k: v for k, v in daemon_env.items() if k not in ("ARB_CONFIG", "ARB_ENGINE_STRATEGIES_DIR")
+    }
+    daemon: DaemonProcess = await spawn_daemon(env)  # its working directory is tmp_path
+    assert not (tmp_path / "strategies").exists()
+    assert not (tmp_path / "config").exists()
+    base = await daemon.started()
+    assert daemon.events("engine.strategies_dir")[0]["shipped"] is True
+    warm = await daemon.wait_for("engine.warm_start")
+    assert sorted(warm["strategies"]) == ["v51", "v52"]
+    assert (await get_json(f"{base}/api/health"))[0] == 200
+    daemon.send(signal.SIGTERM)
+    assert await daemon.wait_exit(timeout=30) == 0
+
+
+def test_a_named_strategies_dir_that_does_not_exist_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "my-strategies"
+    result = run_cli("run", env={"ARB_ENGINE_STRATEGIES_DIR": str(missing)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"arbengine: config error: 1 problem in strategies: {missing}: not a directory"
+    ]
+
+
 async def test_sighup_is_logged_and_the_daemon_keeps_running(
     spawn_daemon, daemon_env: dict[str, str]
 ) -> None:
@@ -104,6 +134,33 @@ async def test_sighup_is_logged_and_the_daemon_keeps_running(
     assert status == 200
     assert daemon.process is not None
     assert daemon.process.returncode is None
+
+
+async def test_a_sighup_during_start_up_is_applied_once_the_engine_runs(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    daemon: DaemonProcess = await spawn_daemon(daemon_env)
+    assert daemon.process is not None
+    maps = Path(f"/proc/{daemon.process.pid}/maps")
+
+    async def importing_the_database_driver() -> bool:
+        return "asyncpg/protocol" in maps.read_text()
+
+    # Well inside its first second: the process is still importing its modules.
+    await eventually(importing_the_database_driver, interval=0.002, what="asyncpg loaded")
+    daemon.send(signal.SIGHUP)
+
+    base = await daemon.started()
+    order = [line["event"] for line in daemon.lines]
+    assert order.index("daemon.signal") < order.index("daemon.started")
+    assert daemon.events("daemon.signal")[0]["signal"] == "SIGHUP"
+    # The reload waits for the engine and finds the set it loaded at start-up.
+    await daemon.wait_for("daemon.reloaded")
+    assert daemon.events("strategies.unchanged")
+    assert not daemon.events("strategies.reloaded")
+    assert (await get_json(f"{base}/api/health"))[0] == 200
+    daemon.send(signal.SIGTERM)
+    assert await daemon.wait_exit(timeout=30) == 0
 
 
 async def test_sigterm_exits_0_within_deadline_and_stops_embedded_postgres(
@@ -141,6 +198,57 @@ async def test_sigterm_exits_0_within_deadline_and_stops_embedded_postgres(
         not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
         for pid in children
     )
+
+
+async def test_a_port_in_use_is_one_line_and_exit_2_with_the_database_stopped(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon: DaemonProcess = await spawn_daemon({**daemon_env, "ARB_HTTP_PORT": str(port)})
+        assert await daemon.wait_exit(timeout=60) == 2
+    assert daemon.raw[-1] == f"arbengine: cannot listen on 127.0.0.1:{port}: address already in use"
+    for text in daemon.raw[:-1]:
+        orjson.loads(text)  # the log before it, no traceback
+    server_pid = daemon.events("database.ready")[0]["server_pid"]
+    with contextlib.suppress(psutil.NoSuchProcess):
+        await asyncio.to_thread(psutil.Process(server_pid).wait, 10)
+    assert not psutil.pid_exists(server_pid)
+    assert not (Path(daemon_env["ARB_DATABASE_DATA_DIR"]) / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"ARB_DATABASE_DATA_DIR": "{file}/pg"},
+            "[database] data_dir {file}/pg: cannot use it: file exists",
+        ),
+        (
+            {"ARB_AUTH_SECRET_FILE": "{file}/jwt.secret"},
+            "config error: [auth] secret_file {file}/jwt.secret: cannot keep the token "
+            "signing key there: not a directory",
+        ),
+        (
+            {"ARB_HTTP_HOST": "10.255.255.1"},
+            "cannot listen on 10.255.255.1:{port}: cannot assign requested address",
+        ),
+    ],
+    ids=["data-dir-under-a-file", "secret-file-under-a-file", "foreign-address"],
+)
+def test_start_up_failures_are_one_line_and_exit_2(
+    daemon_env: dict[str, str], tmp_path: Path, variables: dict[str, str], message: str
+) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("not a directory\n")
+    port = daemon_env["ARB_HTTP_PORT"]
+    env = {**daemon_env, **{k: v.format(file=file) for k, v in variables.items()}}
+    result = run_cli("run", env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == ["arbengine: " + message.format(file=file, port=port)]
+    assert "Traceback" not in result.stdout
 
 
 async def test_every_log_line_is_json_with_the_standard_keys(

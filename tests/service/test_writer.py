@@ -1,18 +1,26 @@
-"""The market writer against a real PostgreSQL that goes away mid-stream."""
+"""The writers against a real PostgreSQL that goes away, or freezes, mid-stream."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import psutil
+from prometheus_client import REGISTRY
 
 from arbengine.domain.market import Indicator, TapeGap, TradeBatch
+from arbengine.pipeline.service import EngineOutput
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
+from arbengine.store.signal_writer import SignalWriter
 from arbengine.store.writer import MarketWriter, WriterPolicy
 from tests.support.postgres import PgTestServer
+from tests.support.waiting import eventually
 
 T0 = 1_790_000_000_000
 
@@ -123,3 +131,174 @@ async def test_a_replayed_batch_is_not_stored_twice(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     assert await conn.fetchval("SELECT rows FROM agg_trades_meta") == 14
     await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def frozen(server: PgTestServer) -> AsyncIterator[None]:
+    """Every process of the server stopped (SIGSTOP): it accepts and answers nothing."""
+    postmaster = psutil.Process(server.info.pid)
+    processes = [postmaster, *postmaster.children(recursive=True)]
+    try:
+        for process in processes:
+            process.suspend()
+
+        async def all_stopped() -> bool:
+            return {p.status() for p in processes} == {psutil.STATUS_STOPPED}
+
+        await eventually(all_stopped, timeout=10, what="the server's processes stopped")
+        yield
+    finally:
+        for process in processes:
+            process.resume()
+
+
+async def test_a_frozen_database_times_out_and_buffers_as_when_it_is_down(tmp_path: Path) -> None:
+    server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
+    try:
+        conn = await asyncpg.connect(server.url)
+        await apply_migrations(conn)
+        await ensure_partitions_covering(conn, T0, T0 + 1_000_000)
+        await conn.close()
+        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        channel: Channel = Channel("market-frozen", 5, OverflowPolicy.BLOCK)
+        writer = MarketWriter(
+            pool,
+            channel,
+            WriterPolicy(
+                batch_rows=500,
+                flush_interval_s=0.01,
+                max_buffer_rows=3000,
+                retry_initial_s=0.05,
+                retry_max_s=0.2,
+                write_timeout_s=1.0,
+            ),
+        )
+        running = asyncio.create_task(writer.run())
+        next_id = 1
+        for _ in range(10):
+            await channel.put(batch(next_id, 100))
+            next_id += 100
+        await asyncio.wait_for(writer.wait_until(lambda: writer.trades_written >= 1000), 10)
+        timeouts = (
+            REGISTRY.get_sample_value("arb_writer_flush_failures_total", {"reason": "timeout"})
+            or 0.0
+        )
+
+        producer_done = asyncio.Event()
+
+        async def produce() -> None:
+            nonlocal next_id
+            for _ in range(60):  # 6000 rows: more than the writer may buffer
+                await channel.put(batch(next_id, 100))
+                next_id += 100
+            producer_done.set()
+
+        async with frozen(server):
+            froze = time.time()
+            producing = asyncio.create_task(produce())
+            # The stalled flush is given up after write_timeout; then the writer buffers up
+            # to its bound and stops taking, exactly as when the database is down.
+            await asyncio.wait_for(writer.wait_until(lambda: writer.backpressured), 30)
+            health = writer.health()
+            assert health.unavailable_since is not None
+            assert froze - 0.001 <= health.unavailable_since <= time.time()
+            assert health.last_error is not None
+            # The stalled write was cut off, then no new connection was had in time.
+            assert health.last_error.startswith("WriteTimeout: no ")
+            assert health.buffered_rows >= 3000
+            assert health.backpressure
+            assert not producer_done.is_set()
+            assert channel.waits_total > 0
+            assert (
+                REGISTRY.get_sample_value("arb_writer_flush_failures_total", {"reason": "timeout"})
+                > timeouts
+            )
+
+        await asyncio.wait_for(producing, 30)
+        channel.close()
+        await asyncio.wait_for(running, 30)
+        await pool.close()
+        assert await stored_ids(server.url) == list(range(1, next_id))
+        health = writer.health()
+        assert (health.unavailable_since, health.last_error, health.buffered_rows) == (
+            None,
+            None,
+            0,
+        )
+    finally:
+        server.stop()
+
+
+def engine_output(tick: int) -> EngineOutput:
+    evaluation = ("v52", "h" * 64, "BTCUSDT", tick, None, None, 0.5, False, "gated", {}, {}, {})
+    return EngineOutput(evaluations=[evaluation])
+
+
+async def stored_ticks(url: str) -> list[int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [
+            r["tick"] for r in await conn.fetch("SELECT tick FROM signal_indicators ORDER BY 1")
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_the_signal_writer_times_out_on_a_frozen_database_and_writes_once_it_thaws(
+    tmp_path: Path,
+) -> None:
+    server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
+    try:
+        conn = await asyncpg.connect(server.url)
+        await apply_migrations(conn)
+        await conn.close()
+        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        channel: Channel = Channel("engine-out-frozen", 100, OverflowPolicy.BLOCK)
+        writer = SignalWriter(pool, channel, write_timeout_s=1.0)
+        running = asyncio.create_task(writer.run())
+        await channel.put(engine_output(15_000))
+        await asyncio.wait_for(writer.wait_until(lambda: writer.batches_written == 1), 10)
+
+        async with frozen(server):
+            for k in range(2, 6):
+                await channel.put(engine_output(k * 15_000))
+            await asyncio.wait_for(writer.wait_until(lambda: writer.last_error is not None), 30)
+            health = writer.health()
+            assert health.last_error is not None
+            assert health.last_error.startswith("WriteTimeout")
+            assert health.unavailable_since is not None
+            assert health.buffered_rows >= 1
+
+        channel.close()
+        await asyncio.wait_for(running, 30)
+        await pool.close()
+        assert await stored_ticks(server.url) == [k * 15_000 for k in range(1, 6)]
+        assert writer.health().unavailable_since is None
+    finally:
+        server.stop()
+
+
+async def test_a_signal_writer_stopped_while_the_database_is_down_counts_what_it_held(
+    tmp_path: Path,
+) -> None:
+    server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
+    try:
+        conn = await asyncpg.connect(server.url)
+        await apply_migrations(conn)
+        await conn.close()
+        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        await asyncio.to_thread(server.stop)
+        channel: Channel = Channel("engine-out-down", 100, OverflowPolicy.BLOCK)
+        writer = SignalWriter(pool, channel)
+        running = asyncio.create_task(writer.run())
+        await channel.put(engine_output(15_000))
+        await asyncio.wait_for(writer.wait_until(lambda: writer.last_error is not None), 30)
+        await channel.put(engine_output(30_000))  # queued behind the batch in hand
+        channel.close()
+        running.cancel()  # the shutdown deadline
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        assert writer.unwritten == {"evaluations": 2, "signals": 0, "paper_updates": 0}
+        pool.terminate()
+    finally:
+        server.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from arbengine.domain.errors import ConfigError
-from arbengine.settings import Settings, load_settings
+from arbengine.settings import EngineSettings, Settings, load_settings, shipped, strategies_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "arbengine.toml"
@@ -109,3 +109,29 @@ def test_bad_file_values_name_file_and_key(tmp_path: Path, text: str, message: s
 def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="settings file not found"):
         load_settings(None, {"ARB_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_the_package_ships_the_top_level_settings_file_and_strategies() -> None:
+    assert shipped("arbengine.toml").read_bytes() == CONFIG.read_bytes()
+    strategies = {p.name: p.read_bytes() for p in shipped("strategies").glob("*.json")}
+    assert strategies == {p.name: p.read_bytes() for p in (REPO / "strategies").glob("*.json")}
+    assert {"v51.json", "v52.json"} <= strategies.keys()
+
+
+def test_without_a_settings_file_the_shipped_defaults_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None, {}) == Settings()
+
+
+def test_the_default_strategies_dir_is_the_local_one_else_the_shipped_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert strategies_dir(EngineSettings()) == shipped("strategies")
+    (tmp_path / "strategies").mkdir()
+    assert strategies_dir(EngineSettings()) == Path("strategies")
+    # A named directory is used as named (loading it fails if it does not exist).
+    named = EngineSettings(strategies_dir=str(tmp_path / "nowhere"))
+    assert strategies_dir(named) == tmp_path / "nowhere"
