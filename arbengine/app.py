@@ -166,8 +166,15 @@ class Daemon:
         writer = SignalWriter(
             db.pool, outbox, write_timeout_s=duration_s(self.settings.database.write_timeout)
         )
-        self.writers.append(writer)
+        self._watch_writer("signal-writer", writer)
         self.supervisor.add(Component("signal-writer", writer.run, stage=20, drain=outbox.close))
+
+    def _watch_writer(self, name: str, writer: MarketWriter | SignalWriter) -> None:
+        """Kept for the exit status, and on the health board: failing writes, or a write that
+        has run past its deadline (a stall the timeout has not caught yet)."""
+        self.writers.append(writer)
+        stall_after_s = duration_s(self.settings.database.write_timeout)
+        self.health.watch(name, lambda: writer.health().trouble(time.time(), stall_after_s))
 
     @staticmethod
     def _engine_store(db: Database) -> EngineStore:
@@ -308,7 +315,7 @@ class Daemon:
             ),
             clock=self.clock,
         )
-        self.writers.append(writer)
+        self._watch_writer("writer", writer)
 
         add = self.supervisor.add
         # exchangeInfo (limits, time, listed symbols) first; the collectors wait for it.

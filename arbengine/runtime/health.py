@@ -9,6 +9,10 @@ operator "degraded", so the API never has to reach into their internals.
 Entries are keyed by ``(component, subject)``: ``subject`` separates several
 troubles of one component (one per symbol, one per connection). Reporting an
 entry again updates its reason but keeps ``since``: the time it began.
+
+A component that already keeps its own state (a writer knows since when the
+database has failed it) is ``watch``ed instead: its probe is read whenever
+the board is, so the board never disagrees with the component.
 """
 
 from __future__ import annotations
@@ -47,7 +51,13 @@ class HealthBoard:
     def __init__(self, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
         self._entries: dict[tuple[str, str | None], Degradation] = {}
+        self._probes: dict[str, Callable[[], tuple[str, float] | None]] = {}
         _COLLECTOR.boards.add(self)
+
+    def watch(self, component: str, probe: Callable[[], tuple[str, float] | None]) -> None:
+        """Read ``component``'s state on demand: ``probe()`` gives ``(reason, since)`` while
+        it is degraded, None while it is fine."""
+        self._probes[component] = probe
 
     def report(
         self, component: str, reason: str, *, subject: str | None = None, since: float | None = None
@@ -68,10 +78,16 @@ class HealthBoard:
 
     def current(self) -> list[Degradation]:
         """Every active degradation, oldest first."""
-        return sorted(self._entries.values(), key=lambda d: (d.since, d.component, d.subject or ""))
+        entries = list(self._entries.values())
+        for component, probe in self._probes.items():
+            found = probe()
+            if found is not None:
+                reason, since = found
+                entries.append(Degradation(component, None, " ".join(reason.split()), since))
+        return sorted(entries, key=lambda d: (d.since, d.component, d.subject or ""))
 
     def __bool__(self) -> bool:
-        return bool(self._entries)
+        return bool(self.current())
 
 
 class _BoardCollector(Collector):

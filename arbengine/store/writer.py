@@ -100,6 +100,18 @@ class WriterHealth:
     backpressure: bool
     """The writer refuses new events (its buffer is full), so producers wait."""
 
+    def trouble(self, now_s: float, stall_after_s: float) -> tuple[str, float] | None:
+        """What is wrong for a health report, and since when; None while it writes fine."""
+        held = f"{self.buffered_rows} rows held"
+        if self.unavailable_since is not None:
+            pressure = ", producers wait (backpressure)" if self.backpressure else ""
+            return (f"database writes failing: {self.last_error}; {held}{pressure}",
+                    self.unavailable_since)  # fmt: skip
+        if self.writing_since is not None and now_s - self.writing_since >= stall_after_s:
+            waited = round(now_s - self.writing_since, 1)
+            return f"a write has not finished for {waited} s; {held}", self.writing_since
+        return None
+
 
 @dataclass(frozen=True)
 class WriterPolicy:

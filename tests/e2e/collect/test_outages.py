@@ -384,3 +384,41 @@ async def test_a_long_database_outage_is_waited_out_by_every_component(
     finally:
         await daemon.stop()  # before its database goes
         server.stop()
+
+
+@pytest.mark.settings({"ARB_DATABASE_WRITE_TIMEOUT": "1s"})
+async def test_a_stalled_writer_makes_health_degraded_and_clears_when_writes_pass(
+    run: Run,
+) -> None:
+    await run.advance(2)
+    await caught_up(run.sim, run.url)
+    assert (await health(run.daemon))["status"] == "ok"
+
+    # The database answers, but nothing can be written to the tape: a lock holds every write.
+    blocker = await asyncpg.connect(run.url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE agg_trades IN ACCESS EXCLUSIVE MODE")
+            await run.advance(2)
+
+            async def writer_reported() -> list[dict[str, Any]]:
+                return reasons_of(await health(run.daemon), "writer")
+
+            (reason,) = await eventually(writer_reported, 30, what="the writer in health")
+            await run.daemon.wait_for(
+                lambda line: (
+                    line.get("event") == "writer.db_unavailable" and line.get("reason") == "timeout"
+                )
+            )
+            body = await health(run.daemon)
+            assert body["status"] == "degraded", body
+            assert body["database"] == "ok", body
+            assert reason["reason"].startswith("database writes failing: WriteTimeout"), reason
+    finally:
+        await blocker.close()
+
+    async def cleared() -> bool:
+        return not reasons_of(await health(run.daemon), "writer")
+
+    await eventually(cleared, 30, what="the writer cleared once writes pass")
+    await caught_up(run.sim, run.url)
