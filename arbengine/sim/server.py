@@ -70,6 +70,7 @@ from arbengine.sim.market import (
 )
 from arbengine.sim.replay import ReplayMarket
 from arbengine.sim.rest import RestApi
+from arbengine.sim.retention import MAX_TRADES, TRADE_HISTORY_MS, Retention
 from arbengine.sim.symbols import DEFAULT_SYMBOLS, spec_for
 from arbengine.sim.tape import Tape
 from arbengine.sim.wshub import Hub, WsRules, canonical_stream
@@ -108,14 +109,20 @@ class SimConfig:
     check_timestamps: bool = True
     listen_key_ttl_s: float = 3600.0
     ws: WsRules = field(default_factory=WsRules)
-    max_tape: int = 5_000_000
-    """Released trades kept per symbol; the oldest quarter is dropped beyond it."""
+    trade_history_ms: int = TRADE_HISTORY_MS
+    """Simulated time of trades kept per symbol: REST history reaches back this far."""
+    max_tape: int = MAX_TRADES
+    """Trades kept per symbol at most, whatever ``trade_history_ms`` allows (≈ 49 bytes each)."""
     tick_s: float = 0.01
     """Realtime clock resolution (wall seconds between steps)."""
     max_step_messages: int = 4096
     """As-fast-as-possible mode: aim for this many aggTrades per step."""
     faults: FaultRequest | None = None
     """Faults in force from the start (same schema as ``POST /_sim/faults``)."""
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(trades_ms=self.trade_history_ms, max_trades=self.max_tape)
 
     @property
     def clock_mode(self) -> ClockMode:
@@ -155,7 +162,7 @@ class SimServer:
         self.market: Market
         if config.replay:
             self.market = ReplayMarket(
-                config.replay, config.seed, config.history_days, config.max_tape
+                config.replay, config.seed, config.history_days, config.retention
             )
             start = self.market.start_ms
         else:
@@ -170,7 +177,7 @@ class SimServer:
                 rates,
                 config.volatility,
                 config.history_days,
-                config.max_tape,
+                config.retention,
             )
         self.start_ms = start
         self._time_offset = start - wall_ms()
@@ -342,13 +349,15 @@ class SimServer:
                 "first_id": book.tape.first_id,
                 "last_id": book.tape.last_id,
                 "trades": book.tape.released,
+                "trades_forgotten": book.tape.forgotten,
+                "history_bytes": book.nbytes,
                 "bid": bid / book.spec.price_scale,
                 "ask": ask / book.spec.price_scale,
                 "mark": mark.mark,
                 "funding_rate": mark.rate,
                 "next_funding_time": mark.next_funding,
                 "volatile": self.market.volatile(sym),
-                "liquidations": book.liq_released,
+                "liquidations": book.liquidations_published,
             }
         return {
             "mode": str(self.clock.mode),
