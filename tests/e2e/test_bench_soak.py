@@ -16,8 +16,9 @@ async def test_a_short_soak_reports_every_figure(database_url: str, tmp_path: Pa
     out = tmp_path / "soak.json"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "arbengine", "bench", "soak", "--hours", "2",
-        "--window-hours", "1", "--settled-hours", "1", "--speed", "720", "--symbols", "BTCUSDT", "--trade-rate", "2",
-        "--sample-every", "0.5", "--strategies", str(REPO / "strategies"),
+        "--window-hours", "1", "--settled-hours", "1", "--speed", "720",
+        "--symbols", "BTCUSDT", "--trade-rate", "2", "--sample-every", "0.5",
+        "--strategies", str(REPO / "strategies"),
         "--database-url", database_url, "--json", str(out),
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
