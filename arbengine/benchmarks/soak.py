@@ -19,10 +19,12 @@ window is full, and must be flat from twice the window on (``--settled-hours``,
 (also per symbol); least-squares slopes from the window full to the end and
 once settled, per market hour and per wall hour, with the 95 % interval and
 the drift the settled slope implies over its span against the samples' own
-noise (target: drift within 2σ, flat within noise); the same for the sim,
+noise (target: drift within 2σ, or 1 MB, flat within noise); the same for the sim,
 whose trade history is bounded by the same 26 h; trades ingested, ids missing
 at the end, late trades, evaluations, signals, websocket reconnects, tape
-holes, component restarts, the ingest lag and the wall time.
+holes, component restarts, the ingest lag and the wall time. Each sample also
+asks the API for ``/api/health``, ``/api/rates`` and ``/metrics``, as an open
+page and a Prometheus scraper would.
 
 Defaults: 60 market hours (8 of them settled) at 120× take 30 wall minutes.
 4 symbols at the sim's default 20 trades/s (≈ 2.2 M trades a day each with the
@@ -87,6 +89,7 @@ MB = 1024 * 1024
 WINDOW_HOURS = 26.0
 """The engine's history window (``pipeline.service.HORIZON_MS``)."""
 POLLER_FLOOR_MS = 20
+FLAT_FLOOR_MB = 1.0
 # Wall durations of the daemon scaled by the speed, so the market sees their real cadence.
 SCALED_SETTINGS = {
     "ARB_COLLECT_PREMIUM_INDEX_INTERVAL": "2s",
@@ -169,8 +172,10 @@ class Fit:
 
     @property
     def flat(self) -> bool:
-        """The trend moves less over the span than the samples scatter around it."""
-        return abs(self.drift) <= self.noise
+        """The trend moves less over the span than the samples scatter around it (or than
+        ``FLAT_FLOOR_MB``: RSS moves by pages and allocator arenas, so a perfectly quiet
+        series has no noise to compare with)."""
+        return abs(self.drift) <= max(self.noise, FLAT_FLOOR_MB)
 
 
 def fit_line(xs: Sequence[float], ys: Sequence[float]) -> Fit:
@@ -388,7 +393,7 @@ class _Soak:
                 pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=1)
                 try:
                     origin_ms = int(resumed["sim_time_ms"])
-                    await self._sample_until_done(http, urls, pool, sim, daemon, origin_ms)
+                    await self._sample_until_done(http, urls, pool, sim, daemon, origin_ms, api)
                     await _post(http, f"{urls['control']}/clock", {"pause": True})
                     await self._finish(http, urls, pool, api)
                 finally:
@@ -405,15 +410,26 @@ class _Soak:
         sim: LoggedProcess,
         daemon: LoggedProcess,
         origin_ms: int,
+        api: str,
     ) -> None:
-        """Sample until the daemon has stored ``hours`` of market after ``origin_ms``."""
+        """Sample until the daemon has stored ``hours`` of market after ``origin_ms``.
+
+        Each sample also asks the API what an open page and a Prometheus scraper would,
+        so its code paths run for the whole soak too.
+        """
         o = self.opts
         began = time.monotonic()
+        self.summary["api_requests"] = self.summary["api_failures"] = 0.0
         with _progress(o.hours) as bar:
             while True:
                 for child in (sim, daemon):
                     if not child.running:
                         raise ChildFailed(child.explain("exited during the soak"))
+                for path in ("/api/health", "/api/rates", "/metrics"):
+                    async with http.get(api + path) as response:
+                        await response.read()
+                        self.summary["api_requests"] += 1
+                        self.summary["api_failures"] += response.status != 200
                 state = await _get(http, f"{urls['control']}/state")
                 sim_ms = int(state["sim_time_ms"])
                 stored = await pool.fetchval(
@@ -559,6 +575,10 @@ def report(opts: Options, soak: _Soak) -> BenchReport:
             BenchRow("websocket reconnects", s["reconnects"], "reconnects"),
             BenchRow("tape holes", s["holes"], "holes", "== 0", s["holes"] == 0),
             BenchRow("component restarts", s["restarts"], "restarts", "== 0", s["restarts"] == 0),
+            BenchRow("API requests during the soak", s["api_requests"], "requests"),
+            BenchRow(
+                "API requests failed", s["api_failures"], "requests", "== 0", s["api_failures"] == 0
+            ),
             BenchRow("daemon exit status", s["daemon_exit"], "", "== 0", s["daemon_exit"] == 0),
             BenchRow("market hours covered", soak.samples[-1].market_h, "h"),
             BenchRow("wall time", s["wall_s"] / 60, "min"),

@@ -36,11 +36,12 @@ async def test_a_short_soak_reports_every_figure(database_url: str, tmp_path: Pa
     assert rows["market hours covered"]["value"] >= 2
     assert rows["trades ingested"]["value"] > 5_000  # ≈ 2.5 trades/s for two market hours
     for metric in ("ids missing at the end", "trades not stored at the end", "tape holes",
-                   "component restarts", "daemon exit status"):  # fmt: skip
+                   "component restarts", "daemon exit status", "API requests failed"):  # fmt: skip
         assert rows[metric]["value"] == 0, (metric, text)
         assert rows[metric]["passed"] is True
     assert rows["evaluations"]["value"] >= 2 * 2 * 240 * 0.9  # 2 strategies, 15 s ticks
     assert 30 < rows["daemon RSS at start"]["value"] <= rows["daemon peak RSS"]["value"]
     assert rows["sim peak RSS"]["value"] > 30
+    assert rows["API requests during the soak"]["value"] >= 3 * report["params"]["samples"]
     assert "daemon slope once settled" in rows
     assert "daemon slope once settled" in text  # and the table went to stdout

@@ -88,3 +88,9 @@ def test_bad_options_are_one_line_naming_each_problem(tmp_path) -> None:
     for part in ("--symbols", "--speed", "--hours (20) must be longer than --settled-hours (52)",
                  f"no *.json strategy files in {tmp_path}"):  # fmt: skip
         assert part in message
+
+
+def test_a_quiet_series_is_flat_unless_it_moves_more_than_a_megabyte() -> None:
+    hours = [52 + 0.25 * i for i in range(33)]
+    assert fit_line(hours, [400.0] * 32 + [400.004]).flat  # one page, no noise to speak of
+    assert not fit_line(hours, [400 + 0.2 * (h - 52) for h in hours]).flat  # 1.6 MB in 8 h
