@@ -30,6 +30,10 @@ funding, liquidations), ``sim.account`` (positions, orders, fills, income),
 ``sim.state()``, ``sim.apply_faults(FaultRequest)``, ``await sim.advance_to(t)``;
 ``await sim.wait()`` serves until ``stop()`` (for a supervisor).
 
+History is bounded (``retention``): trades older than ``trade_history_ms`` of
+simulated time (26 h) are forgotten, and REST answers about them as Binance does
+about data past its history, so a sim left running keeps a steady size.
+
 Each clock step is synchronous: the market releases what the new time reveals,
 the account reacts (triggers, funding, liquidation), the hub queues frames and
 flushes them. REST handlers run between steps, so every request sees one
