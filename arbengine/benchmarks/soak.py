@@ -334,7 +334,7 @@ def _write_strategies(source: Path, target: Path, symbols: Sequence[str]) -> lis
 
 def _rss_mb(pid: int) -> float:
     try:
-        return psutil.Process(pid).memory_info().rss / MB
+        return float(psutil.Process(pid).memory_info().rss) / MB
     except psutil.NoSuchProcess:
         return math.nan
 
