@@ -81,8 +81,9 @@ from tqdm import tqdm
 from arbengine.benchmarks import bench_database
 from arbengine.benchmarks.processes import ChildFailed, LoggedProcess, daemon_process, sim_process
 from arbengine.domain.durations import parse_duration_ms
-from arbengine.domain.errors import ConfigError
+from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.runtime.bench import BenchReport, BenchRow
+from arbengine.signals import check_files
 
 HOUR_MS = 3_600_000
 MB = 1024 * 1024
@@ -90,6 +91,8 @@ WINDOW_HOURS = 26.0
 """The engine's history window (``pipeline.service.HORIZON_MS``)."""
 POLLER_FLOOR_MS = 20
 FLAT_FLOOR_MB = 1.0
+STALL_S = 300.0
+"""Wall seconds without a new trade stored after which the soak gives up."""
 # Wall durations of the daemon scaled by the speed, so the market sees their real cadence.
 SCALED_SETTINGS = {
     "ARB_COLLECT_PREMIUM_INDEX_INTERVAL": "2s",
@@ -329,6 +332,9 @@ def _write_strategies(source: Path, target: Path, symbols: Sequence[str]) -> lis
         doc["symbols"] = list(symbols)
         (target / path.name).write_text(json.dumps(doc, indent=2))
         names.append(str(doc.get("name", path.stem)))
+    problems = [line.replace(str(target), str(source)) for line in check_files([target])]
+    if problems:
+        raise ConfigError("bench soak: --strategies: " + "; ".join(problems))
     return names
 
 
@@ -418,7 +424,7 @@ class _Soak:
         so its code paths run for the whole soak too.
         """
         o = self.opts
-        began = time.monotonic()
+        began = moved = time.monotonic()
         self.summary["api_requests"] = self.summary["api_failures"] = 0.0
         with _progress(o.hours) as bar:
             while True:
@@ -446,6 +452,10 @@ class _Soak:
                     sim_mb=_rss_mb(sim.pid),
                     lag_s=max(0.0, (sim_ms - stored_ms) / 1000),
                 )
+                if self.samples and sample.market_h > self.samples[-1].market_h:
+                    moved = time.monotonic()
+                elif time.monotonic() - moved > STALL_S:
+                    raise ChildFailed(daemon.explain(f"stored no trade for {STALL_S:.0f} s"))
                 self.samples.append(sample)
                 bar.update(round(sample.market_h, 2) - bar.n)
                 bar.set_postfix(daemon=f"{sample.daemon_mb:.0f}MB", sim=f"{sample.sim_mb:.0f}MB")
@@ -593,7 +603,7 @@ async def _bench(opts: Options) -> BenchReport:
             try:
                 await soak.run()
             except ChildFailed as exc:
-                raise RuntimeError(f"bench soak: {exc}") from None
+                raise FatalError(f"bench soak: {exc}") from None
     if opts.samples is not None:
         write_samples(opts.samples, soak.samples)
     return report(opts, soak)

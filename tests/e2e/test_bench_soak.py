@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
+
+from arbengine.benchmarks.processes import ChildFailed, daemon_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,3 +48,31 @@ async def test_a_short_soak_reports_every_figure(database_url: str, tmp_path: Pa
     assert rows["API requests during the soak"]["value"] >= 3 * report["params"]["samples"]
     assert "daemon slope once settled" in rows
     assert "daemon slope once settled" in text  # and the table went to stdout
+
+
+async def test_strategies_that_would_not_load_are_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    strategies = tmp_path / "strategies"
+    strategies.mkdir()
+    (strategies / "bad.json").write_text('{"name": "bad", "tick": "soon"}')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "arbengine", "bench", "soak", "--strategies", str(strategies),
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    lines = err.decode(errors="replace").splitlines()
+    assert process.returncode == 2, lines
+    assert len(lines) == 1
+    assert lines[0].startswith("arbengine: config error: bench soak: --strategies: ")
+    assert f"{strategies / 'bad.json'}: $.tick: must be a duration" in lines[0]
+
+
+async def test_a_daemon_that_exits_is_reported_with_its_last_output(tmp_path: Path) -> None:
+    async with daemon_process({"ARB_HTTP_PORT": "eighty"}, tmp_path) as daemon:
+        with pytest.raises(ChildFailed) as failed:
+            await daemon.wait_for("daemon.started", 60)
+        assert await daemon.stop() == 2
+    message = str(failed.value)
+    assert message.startswith("the daemon exited before logging daemon.started")
+    assert "ARB_HTTP_PORT (http.port): expected int" in message
