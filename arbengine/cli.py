@@ -32,6 +32,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "trades/s through the backtester from PostgreSQL",
     ),
     "engine": ("arbengine.signals.bench", "signal engine tick cost and memory per symbol"),
+    "soak": (
+        "arbengine.benchmarks.soak",
+        "daemon memory through 60 market hours on an accelerated sim",
+    ),
     "api": ("arbengine.api.bench", "API requests/s and latency on cached endpoints"),
 }
 

@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
-import sys
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import asyncpg
-import orjson
 
 from arbengine.benchmarks import bench_database
+from arbengine.benchmarks.processes import sim_process
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.rest import BinanceRest
@@ -49,53 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--latency-rate", type=float, default=2000.0, help="trades/s, all symbols")
     parser.add_argument("--database-url", help="use this PostgreSQL instead of a private one")
-
-
-@contextlib.asynccontextmanager
-async def _sim_process(args: list[str]) -> AsyncIterator[dict[str, str]]:
-    """``arbengine sim`` in its own process; yields its URLs once it listens."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "arbengine", "sim", "--port", "0", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "ARB_LOG_PRETTY": "false"},
-    )  # fmt: skip
-    assert process.stdout is not None
-    urls: dict[str, str] | None = None
-    output: list[bytes] = []
-    try:
-        async with asyncio.timeout(60):
-            async for line in process.stdout:
-                output.append(line)
-                try:
-                    event = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(event, dict) and event.get("event") == "sim.started":
-                    urls = {k: str(event[k]) for k in ("rest", "market_ws", "control")}
-                    break
-        if urls is None:
-            raise RuntimeError("the sim did not start:\n" + b"".join(output[-20:]).decode())
-
-        async def drain() -> None:
-            assert process.stdout is not None
-            async for _ in process.stdout:
-                pass
-
-        draining = asyncio.create_task(drain())
-        try:
-            yield urls
-        finally:
-            draining.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await draining
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 10)
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def _control(session: aiohttp.ClientSession, urls: dict[str, str], path: str,
@@ -148,7 +97,7 @@ async def _stored(pool: asyncpg.Pool) -> dict[str, tuple[int, int, int]]:
 async def _throughput(pool: asyncpg.Pool, args: argparse.Namespace) -> dict[str, float]:
     sim_args = ["--speed", "0", "--symbols", ",".join(SYMBOLS), "--trade-rate",
                 str(args.trade_rate), "--seed", "3"]  # fmt: skip
-    async with _sim_process(sim_args) as urls, aiohttp.ClientSession() as session:
+    async with sim_process(sim_args) as (_, urls), aiohttp.ClientSession() as session:
         async with _Pipeline(pool, session, urls, record_latency=False) as pipe:
             await asyncio.sleep(2.0)  # warm-up: connect, first batches
             start_rows, started = pipe.writer.trades_written, time.perf_counter()
@@ -178,7 +127,7 @@ async def _latency(pool: asyncpg.Pool, args: argparse.Namespace) -> list[float]:
     per_symbol = args.latency_rate / len(SYMBOLS)
     sim_args = ["--speed", "1", "--symbols", ",".join(SYMBOLS), "--trade-rate",
                 str(per_symbol), "--seed", "5"]  # fmt: skip
-    async with _sim_process(sim_args) as urls, aiohttp.ClientSession() as session:
+    async with sim_process(sim_args) as (_, urls), aiohttp.ClientSession() as session:
         for symbol in SYMBOLS:  # a constant rate: no volatile bursts
             await _control(session, urls, "/market", {"symbol": symbol, "regime": "calm"})
         async with _Pipeline(pool, session, urls, record_latency=False) as pipe:

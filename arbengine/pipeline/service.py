@@ -280,6 +280,7 @@ class EngineService:
             self._log.warning("engine.late_trade", trades=out.late_trades)
         OPEN_POSITIONS.set(len(self.pipeline.book.open))
         await self._outbox.put(to_output(out))
+        self.pipeline.book.forget_settled()  # stored above; the daemon runs for ever
 
     async def _warm_start(self) -> None:
         strategies = self.load_strategies()

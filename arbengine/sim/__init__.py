@@ -2,8 +2,8 @@
 
 Collectors, the executor and the risk guard are tested end to end against it,
 and a new user can watch the whole system work offline (``arbengine sim``).
-Layout: synchronous cores (``market``, ``replay``, ``tape``, ``account``,
-``limits``, ``faults``, ``auth``) and thin aiohttp shells (``server``, ``rest``,
+Layout: synchronous cores (``market``, ``replay``, ``tape``, ``retention``,
+``account``, ``limits``, ``faults``, ``auth``) and thin aiohttp shells (``server``, ``rest``,
 ``wshub``, ``control``). Entry points: ``SimServer`` / ``SimConfig`` (embedding),
 ``cli`` (``arbengine sim``), ``bench`` (``arbengine bench sim``).
 

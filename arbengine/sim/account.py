@@ -28,6 +28,7 @@ Every state change appends the user-data-stream events Binance would push to
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ ALGO_ONLY_TYPES = (
 )
 LIQUIDATION_FEE = Decimal("0.0125")
 MAX_ALGO_ORDERS = 10
+ACCOUNT_HISTORY_MS = 90 * 86_400_000
+"""Finished orders and algos, fills and income are forgotten this long after their last
+change, as Binance stops finding orders 90 days after they were made: a sim trading for
+weeks keeps a bounded account, and scans of the algos stay short."""
+FORGET_EVERY_MS = 3_600_000
 ALL_DONE = {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 
@@ -246,6 +252,7 @@ class Account:
         self._next_algo = 1_000_000_001
         self._next_trade = 100_000_001
         self._next_tran = 9_000_000_001
+        self._next_forget = 0
 
     # ==== helpers ==============================================================================
 
@@ -501,8 +508,35 @@ class Account:
     def _record_income(
         self, symbol: str, kind: str, amount: Decimal, now: int, trade_id: str = ""
     ) -> None:
+        self.forget_old(now)
         self.income.append(Income(self._next_tran, symbol, kind, amount, now, kind, trade_id))
         self._next_tran += 1
+
+    def forget_old(self, now: int) -> None:
+        """Drop what ``ACCOUNT_HISTORY_MS`` no longer covers; scans at most once an hour.
+
+        Called where the account grows (every fill and funding records income; every
+        algo order is placed), so the cost is amortised over what is added.
+        """
+        if now < self._next_forget:
+            return
+        self._next_forget = now + FORGET_EVERY_MS
+        cutoff = now - ACCOUNT_HISTORY_MS
+        for oid, order in list(self.orders.items()):
+            if order.status != "NEW" and order.update_time < cutoff:
+                del self.orders[oid]
+                key = (order.symbol, order.client_id)
+                if self.order_by_client.get(key) is order:
+                    del self.order_by_client[key]
+        for aid, algo in list(self.algos.items()):
+            if algo.status not in ("NEW", "TRIGGERING") and algo.update_time < cutoff:
+                del self.algos[aid]
+                if self.algo_by_client.get(algo.client_algo_id) is algo:
+                    del self.algo_by_client[algo.client_algo_id]
+        old_fills = bisect.bisect_left(self.fills, cutoff, key=lambda f: f.time)
+        del self.fills[:old_fills]
+        old_income = bisect.bisect_left(self.income, cutoff, key=lambda i: i.time)
+        del self.income[:old_income]
 
     def find_order(self, params: Mapping[str, str]) -> Order:
         spec = self._spec(params)
@@ -639,6 +673,7 @@ class Account:
         if _triggered(otype, side, trigger, self._working_price(spec, working)):
             raise ApiError(-2021, "Order would immediately trigger.")
         now = self.market.now_ms()
+        self.forget_old(now)
         algo = AlgoOrder(
             algo_id=self._next_algo,
             client_algo_id=cid or f"simalgo_{self._next_algo}",

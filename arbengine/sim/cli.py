@@ -17,12 +17,14 @@ from typing import Any
 import msgspec
 import uvloop
 
+from arbengine.domain.durations import DurationError, format_duration_ms, parse_duration_ms
 from arbengine.domain.errors import ConfigError
 from arbengine.logs import get_logger
 from arbengine.sim.auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from arbengine.sim.faults import DropSpec, FaultRequest, WithholdSpec, decode_request
 from arbengine.sim.limits import LimitConfig
 from arbengine.sim.replay import ReplayError
+from arbengine.sim.retention import TRADE_HISTORY_MS
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.sim.symbols import DEFAULT_SYMBOLS
 from arbengine.sim.wshub import WsRules
@@ -57,6 +59,17 @@ def parse_start(text: str) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
+
+
+def parse_trade_history(text: str) -> int:
+    """``--trade-history``: a positive duration (``26h``, ``90m``) in milliseconds."""
+    try:
+        ms = parse_duration_ms(text)
+    except DurationError as exc:
+        raise ValueError(f"--trade-history: {exc}") from None
+    if ms <= 0:
+        raise ValueError(f"--trade-history: must be longer than 0, got {text!r}")
+    return ms
 
 
 def parse_rates(text: str) -> tuple[float, dict[str, float]]:
@@ -94,6 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="aggTrades per simulated second per symbol, e.g. '20' or '20,BTCUSDT=200'",
     )
     parser.add_argument("--start", help="simulated start: epoch ms or ISO time (default now)")
+    parser.add_argument(
+        "--trade-history",
+        default=format_duration_ms(TRADE_HISTORY_MS),
+        metavar="DURATION",
+        help="simulated time of trades kept per symbol, how far back REST aggTrades reaches "
+        "(default %(default)s; about 49 bytes a trade)",
+    )
     parser.add_argument("--replay", metavar="FILE", help="serve this combined-stream recording")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="API key the sim accepts")
     parser.add_argument("--api-secret", default=DEFAULT_API_SECRET, help="its secret")
@@ -143,6 +163,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         merged["latency"] = latency
         faults = msgspec.convert(merged, FaultRequest)
     return SimConfig(
+        trade_history_ms=parse_trade_history(str(args.trade_history)),
         host=args.host,
         port=args.port,
         seed=args.seed,

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from arbengine.sim.retention import MIN_COMPACT_ROWS, Retention
 from arbengine.sim.series import Series
 from arbengine.sim.symbols import SymbolSpec, fmt_decimal, fmt_float, fmt_units
 from arbengine.sim.tape import Tape, TradeColumns
@@ -165,6 +166,38 @@ class SymbolBook:
         self.funding_released = 0
         self.liquidations: list[LiquidationEvent] = []
         self.liq_released = 0
+        self.liq_forgotten = 0
+        """Published liquidations dropped from ``liquidations`` to bound memory."""
+
+    @property
+    def liquidations_published(self) -> int:
+        return self.liq_forgotten + self.liq_released
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the columnar history (tape, marks, 5-minute rows)."""
+        return self.tape.nbytes + self.marks.nbytes + self.hist.nbytes
+
+    def forget_before(self, now_ms: int, retention: Retention) -> None:
+        """Drop what the retention windows no longer cover (see ``retention``).
+
+        Called at the start of a clock step, before ``release_until``, so the row
+        ranges a release reports stay valid while the step publishes them.
+        """
+        self.tape.forget_before(now_ms - retention.trades_ms, retention.max_trades)
+        self.marks.forget_before(now_ms - retention.trades_ms)
+        self.hist.forget_before(now_ms - retention.series_ms)
+        cutoff = now_ms - retention.series_ms
+        old = 0
+        while old < self.funding_released and self.funding[old].t < cutoff:
+            old += 1
+        if old:
+            del self.funding[:old]
+            self.funding_released -= old
+        if self.liq_released >= MIN_COMPACT_ROWS:
+            del self.liquidations[: self.liq_released]
+            self.liq_forgotten += self.liq_released
+            self.liq_released = 0
 
     def release_until(self, t_ms: int) -> SymbolRelease:
         lo, hi = self.tape.release_until(t_ms)
@@ -486,13 +519,15 @@ def fill_prehistory(
 class Market:
     synthetic = True
 
-    def __init__(self, specs: list[SymbolSpec], start_ms: int, max_tape: int) -> None:
+    def __init__(
+        self, specs: list[SymbolSpec], start_ms: int, retention: Retention | None = None
+    ) -> None:
         self.specs = {s.symbol: s for s in specs}
         self.books = {s.symbol: SymbolBook(s) for s in specs}
         self.by_product = {s.coinbase_product: s.symbol for s in specs}
         self.start_ms = start_ms
         self.now_ms = start_ms
-        self.max_tape = max_tape
+        self.retention = retention or Retention()
         self.trade_rates: dict[str, float] = {s.symbol: 0.0 for s in specs}
 
     @property
@@ -505,9 +540,8 @@ class Market:
     def _release_all(self, to_ms: int) -> list[SymbolRelease]:
         out = []
         for book in self.books.values():
+            book.forget_before(to_ms, self.retention)
             out.append(book.release_until(to_ms))
-            if book.tape.released > self.max_tape:
-                book.tape.trim(self.max_tape * 3 // 4)
         self.now_ms = to_ms
         return out
 
@@ -600,12 +634,12 @@ class SyntheticMarket(Market):
         trade_rates: dict[str, float],
         volatility: float = 1.0,
         history_days: int = 30,
-        max_tape: int = 5_000_000,
+        retention: Retention | None = None,
         params: ModelParams | None = None,
     ) -> None:
         if start_ms % BLOCK_MS:
             raise ValueError("start_ms must be a whole second")
-        super().__init__(specs, start_ms, max_tape)
+        super().__init__(specs, start_ms, retention)
         self.params = params or ModelParams()
         self.seed = seed
         self._gens: dict[str, _Gen] = {}

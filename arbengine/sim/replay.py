@@ -39,6 +39,7 @@ from arbengine.sim.market import (
     fill_prehistory,
     next_funding_after,
 )
+from arbengine.sim.retention import Retention
 from arbengine.sim.symbols import (
     SymbolSpec,
     decimals_of,
@@ -143,7 +144,7 @@ class ReplayMarket(Market):
         path: str | Path,
         seed: int = 1,
         history_days: int = 30,
-        max_tape: int = 5_000_000,
+        retention: Retention | None = None,
     ) -> None:
         path = Path(path)
         info = scan(path)
@@ -157,7 +158,7 @@ class ReplayMarket(Market):
             price = info.first_price.get(sym, spec.start_price)
             specs.append(replace(spec, start_price=price))
         start = info.first_t // BLOCK_MS * BLOCK_MS
-        super().__init__(specs, start, max_tape)
+        super().__init__(specs, start, retention)
         self.path = path
         self.finished = False
         self.skipped = 0

@@ -30,6 +30,10 @@ funding, liquidations), ``sim.account`` (positions, orders, fills, income),
 ``sim.state()``, ``sim.apply_faults(FaultRequest)``, ``await sim.advance_to(t)``;
 ``await sim.wait()`` serves until ``stop()`` (for a supervisor).
 
+History is bounded (``retention``): trades older than ``trade_history_ms`` of
+simulated time (26 h) are forgotten, and REST answers about them as Binance does
+about data past its history, so a sim left running keeps a steady size.
+
 Each clock step is synchronous: the market releases what the new time reveals,
 the account reacts (triggers, funding, liquidation), the hub queues frames and
 flushes them. REST handlers run between steps, so every request sees one
@@ -71,6 +75,7 @@ from arbengine.sim.market import (
 )
 from arbengine.sim.replay import ReplayMarket
 from arbengine.sim.rest import RestApi
+from arbengine.sim.retention import MAX_TRADES, TRADE_HISTORY_MS, Retention
 from arbengine.sim.symbols import DEFAULT_SYMBOLS, spec_for
 from arbengine.sim.tape import Tape
 from arbengine.sim.wshub import Hub, WsRules, canonical_stream
@@ -111,14 +116,20 @@ class SimConfig:
     check_timestamps: bool = True
     listen_key_ttl_s: float = 3600.0
     ws: WsRules = field(default_factory=WsRules)
-    max_tape: int = 5_000_000
-    """Released trades kept per symbol; the oldest quarter is dropped beyond it."""
+    trade_history_ms: int = TRADE_HISTORY_MS
+    """Simulated time of trades kept per symbol: REST history reaches back this far."""
+    max_tape: int = MAX_TRADES
+    """Trades kept per symbol at most, whatever ``trade_history_ms`` allows (≈ 49 bytes each)."""
     tick_s: float = 0.01
     """Realtime clock resolution (wall seconds between steps)."""
     max_step_messages: int = 4096
     """As-fast-as-possible mode: aim for this many aggTrades per step."""
     faults: FaultRequest | None = None
     """Faults in force from the start (same schema as ``POST /_sim/faults``)."""
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(trades_ms=self.trade_history_ms, max_trades=self.max_tape)
 
     @property
     def clock_mode(self) -> ClockMode:
@@ -158,7 +169,7 @@ class SimServer:
         self.market: Market
         if config.replay:
             self.market = ReplayMarket(
-                config.replay, config.seed, config.history_days, config.max_tape
+                config.replay, config.seed, config.history_days, config.retention
             )
             start = self.market.start_ms
         else:
@@ -173,7 +184,7 @@ class SimServer:
                 rates,
                 config.volatility,
                 config.history_days,
-                config.max_tape,
+                config.retention,
                 ModelParams().with_liquidations(config.liquidations),
             )
         self.start_ms = start
@@ -348,13 +359,15 @@ class SimServer:
                 "first_id": book.tape.first_id,
                 "last_id": book.tape.last_id,
                 "trades": book.tape.released,
+                "trades_forgotten": book.tape.forgotten,
+                "history_bytes": book.nbytes,
                 "bid": bid / book.spec.price_scale,
                 "ask": ask / book.spec.price_scale,
                 "mark": mark.mark,
                 "funding_rate": mark.rate,
                 "next_funding_time": mark.next_funding,
                 "volatile": self.market.volatile(sym),
-                "liquidations": book.liq_released,
+                "liquidations": book.liquidations_published,
                 "listed": sym not in self.delisted,
             }
         return {

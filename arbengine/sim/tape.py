@@ -6,6 +6,12 @@ id or time are binary searches. Rows are appended in id order; rows past
 ``released`` exist (the market model generates a block ahead of time) but are
 invisible until the simulated clock reaches them, which is what keeps REST
 history exactly equal to what the stream has sent.
+
+History is bounded (see ``retention``): ``forget_before`` drops the oldest
+released rows. Row indexes (``released``, ``cols``, ``select`` …) count from the
+oldest row kept, so they shift when rows are forgotten; the market forgets at
+the start of a clock step, before it releases, so the row range a step
+releases stays valid until the step has published it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from arbengine.sim.retention import shift_down, should_compact
 from arbengine.sim.symbols import fmt_units
 
 I64 = npt.NDArray[np.int64]
@@ -38,6 +45,8 @@ class TradeColumns:
 
 
 class Tape:
+    _COLUMNS = ("_a", "_t", "_p", "_q", "_f", "_l", "_m")
+
     def __init__(self, price_precision: int, qty_precision: int, capacity: int = 4096) -> None:
         self.price_precision = price_precision
         self.qty_precision = qty_precision
@@ -48,25 +57,54 @@ class Tape:
         self._f = np.empty(capacity, np.int64)
         self._l = np.empty(capacity, np.int64)
         self._m = np.empty(capacity, np.uint8)
-        self.n = 0
-        """Rows stored, released or not."""
+        self._start = 0
+        """Array index of the oldest row kept (rows before it are forgotten, not yet moved)."""
+        self._end = 0
         self.released = 0
-        """Rows the clock has reached: the only ones the stream has sent or REST may serve."""
-        self.trimmed = 0
-        """Rows dropped from the front to bound memory."""
+        """Rows kept that the clock has reached: the only ones the stream has sent or REST
+        may serve."""
+        self.forgotten = 0
+        """Released rows dropped from the front to bound memory, since the start."""
+
+    @property
+    def n(self) -> int:
+        """Rows kept, released or not."""
+        return self._end - self._start
+
+    @property
+    def capacity(self) -> int:
+        """Rows the arrays can hold before they grow."""
+        return len(self._a)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the columns (their capacity, not only the rows kept)."""
+        return sum(getattr(self, name).nbytes for name in self._COLUMNS)
 
     # -- writing --------------------------------------------------------------------------
 
-    def _grow(self, need: int) -> None:
+    def _make_room(self, k: int) -> None:
+        """Room for ``k`` more rows: reclaim forgotten rows when worth it, else grow."""
         cap = len(self._a)
-        if need <= cap:
+        if self._end + k <= cap:
+            return
+        need = self.n + k
+        if need <= cap and should_compact(self._start, self.n):
+            self._compact()
             return
         new_cap = max(need, cap * 2)
-        for name in ("_a", "_t", "_p", "_q", "_f", "_l", "_m"):
+        for name in self._COLUMNS:
             old = getattr(self, name)
             arr = np.empty(new_cap, old.dtype)
-            arr[: self.n] = old[: self.n]
+            arr[: self.n] = old[self._start : self._end]
             setattr(self, name, arr)
+        self._end -= self._start
+        self._start = 0
+
+    def _compact(self) -> None:
+        shift_down([getattr(self, name) for name in self._COLUMNS], self._start, self._end)
+        self._end -= self._start
+        self._start = 0
 
     def append(
         self,
@@ -81,8 +119,8 @@ class Tape:
         k = len(a)
         if k == 0:
             return
-        self._grow(self.n + k)
-        s = slice(self.n, self.n + k)
+        self._make_room(k)
+        s = slice(self._end, self._end + k)
         self._a[s] = a
         self._t[s] = t
         self._p[s] = price
@@ -90,34 +128,45 @@ class Tape:
         self._f[s] = first
         self._l[s] = last
         self._m[s] = buyer_maker
-        self.n += k
+        self._end += k
 
     def release_until(self, t_ms: int) -> tuple[int, int]:
         """Reveal rows with ``T <= t_ms``; the newly revealed row range ``[lo, hi)``."""
         lo = self.released
-        if lo < self.n and self._t[self.n - 1] <= t_ms:
+        base = self._start
+        if lo < self.n and self._t[self._end - 1] <= t_ms:
             hi = self.n
         else:
-            hi = lo + int(np.searchsorted(self._t[lo : self.n], t_ms, side="right"))
+            hi = lo + int(np.searchsorted(self._t[base + lo : self._end], t_ms, side="right"))
         self.released = hi
         return lo, hi
 
-    def trim(self, keep: int) -> None:
-        """Drop the oldest released rows so that at most ``keep`` released rows remain."""
-        drop = self.released - keep
+    def forget_before(self, t_ms: int, max_released: int | None = None) -> int:
+        """Forget released rows with ``T < t_ms``, and the oldest beyond ``max_released``.
+
+        The newest released row is always kept (the last price stays known). Returns
+        how many rows were forgotten.
+        """
+        if self.released <= 1:
+            return 0
+        base = self._start
+        drop = int(np.searchsorted(self._t[base : base + self.released], t_ms, side="left"))
+        if max_released is not None:
+            drop = max(drop, self.released - max_released)
+        drop = min(drop, self.released - 1)
         if drop <= 0:
-            return
-        for name in ("_a", "_t", "_p", "_q", "_f", "_l", "_m"):
-            arr = getattr(self, name)
-            arr[: self.n - drop] = arr[drop : self.n]
-        self.n -= drop
+            return 0
+        self._start += drop
         self.released -= drop
-        self.trimmed += drop
+        self.forgotten += drop
+        if should_compact(self._start, self.n):
+            self._compact()
+        return drop
 
     # -- reading --------------------------------------------------------------------------
 
     def cols(self, lo: int, hi: int) -> TradeColumns:
-        s = slice(lo, hi)
+        s = slice(self._start + lo, self._start + hi)
         return TradeColumns(
             self._a[s], self._t[s], self._p[s], self._q[s], self._f[s], self._l[s], self._m[s]
         )
@@ -127,25 +176,28 @@ class Tape:
 
     @property
     def first_id(self) -> int | None:
-        return int(self._a[0]) if self.released else None
+        return int(self._a[self._start]) if self.released else None
 
     @property
     def last_id(self) -> int | None:
-        return int(self._a[self.released - 1]) if self.released else None
+        return int(self._a[self._start + self.released - 1]) if self.released else None
 
     def last_trade(self) -> tuple[int, int, bool] | None:
         """``(T, price units, buyer_maker)`` of the newest released trade."""
         if not self.released:
             return None
-        i = self.released - 1
+        i = self._start + self.released - 1
         return int(self._t[i]), int(self._p[i]), bool(self._m[i])
 
     def index_of_id(self, agg_id: int) -> int:
         """Row of the first released trade with ``a >= agg_id``."""
-        return int(np.searchsorted(self._a[: self.released], agg_id, side="left"))
+        base = self._start
+        return int(np.searchsorted(self._a[base : base + self.released], agg_id, side="left"))
 
     def index_of_time(self, t_ms: int, side: str = "left") -> int:
-        return int(np.searchsorted(self._t[: self.released], t_ms, side=side))  # type: ignore[call-overload]
+        base = self._start
+        released = self._t[base : base + self.released]
+        return int(np.searchsorted(released, t_ms, side=side))  # type: ignore[call-overload]
 
     def select(
         self,

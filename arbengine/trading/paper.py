@@ -228,6 +228,30 @@ class PaperBook:
             self.open = [p for p in self.open if p.is_open]
         return list(changed.values())
 
+    def forget_settled(self) -> int:
+        """Drop what no later event can change; the number of closed positions dropped.
+
+        For a process that runs for ever (the daemon; a backtest keeps everything for its
+        report): a closed position can still be charged only funding at or before its
+        close, and funding arrives in time order, so once a funding time at or after its
+        close has been seen for its symbol it is final (and already stored). Funding times
+        no open position can still be charged go too, except each symbol's latest.
+        """
+        latest = {symbol: max(events) for symbol, events in self._funding.items() if events}
+        kept = [
+            p
+            for p in self.closed
+            if p.closed_at is None or latest.get(p.symbol, p.closed_at - 1) < p.closed_at
+        ]
+        dropped = len(self.closed) - len(kept)
+        self.closed = kept
+        for symbol, events in self._funding.items():
+            floor = min((p.entry_tick for p in self.open if p.symbol == symbol), default=None)
+            old = [t for t in events if t != latest[symbol] and (floor is None or t <= floor)]
+            for t in old:
+                del events[t]
+        return dropped
+
     def has_open(self, symbol: str) -> bool:
         return any(p.symbol == symbol for p in self.open)
 

@@ -410,3 +410,28 @@ def test_thin_book_trips_percent_price(market: FakeMarket) -> None:
     acc.slippage_bps["BTCUSDT"] = 100
     reply = order(acc, "BTCUSDT", "BUY", "0.010")
     assert D(reply["avgPrice"]) == D("60600.10")
+
+
+def test_finished_orders_fills_and_income_are_forgotten_after_90_days(market: FakeMarket) -> None:
+    acc = make_account(market)
+    old = order(acc, "BTCUSDT", "BUY", "0.010", newClientOrderId="old-1")
+    stop = algo(acc, side="SELL", type="STOP_MARKET", triggerPrice="59000", quantity="0.010")
+    acc.cancel_algo({"algoId": str(stop["algoId"])})
+    keep = algo(acc, side="SELL", type="STOP_MARKET", triggerPrice="58000", quantity="0.010")
+    market.t += 89 * 86_400_000
+    recent = order(acc, "BTCUSDT", "SELL", "0.005")
+    assert len(acc.user_trades({"symbol": "BTCUSDT"})) == 2  # nothing is 90 days old yet
+    market.t += 2 * 86_400_000
+    new = order(acc, "BTCUSDT", "SELL", "0.005")
+
+    def query(**params: str) -> dict[str, Any]:
+        return acc.query_order({"symbol": "BTCUSDT", **params})
+
+    assert error_code(query, orderId=str(old["orderId"])) == -2013
+    assert error_code(query, origClientOrderId="old-1") == -2013
+    assert query(orderId=str(recent["orderId"]))["status"] == "FILLED"
+    trades = acc.user_trades({"symbol": "BTCUSDT"})
+    assert [t["orderId"] for t in trades] == [recent["orderId"], new["orderId"]]
+    assert min(i["time"] for i in acc.income_history({"limit": "1000"})) > T0
+    assert error_code(acc.query_algo, {"algoId": str(stop["algoId"])}) == -2013
+    assert acc.query_algo({"algoId": str(keep["algoId"])})["algoStatus"] == "NEW"  # still open

@@ -145,3 +145,37 @@ def test_funding_at_or_before_entry_is_not_charged() -> None:
     book.on_funding(FundingEvent("BTCUSDT", T0, 0.01, 100.0))
     walk(book, (T0 + 1, 100.0), (T0 + 2, 90.0))
     assert pos.funding == []
+
+
+def test_a_closed_position_is_forgotten_once_its_funding_is_final() -> None:
+    book, closed = book_with(-1, ExitRule(sl_atr=1.5, max_hold_ms=60 * MIN))
+    tau = T0 + 30 * MIN
+    walk(book, (tau + 1, 99.0), (T0 + 60 * MIN, 98.0))
+    assert book.closed == [closed]
+    assert book.forget_settled() == 0  # its funding at τ may still come: kept
+    book.on_funding(FundingEvent("BTCUSDT", tau, 0.0003, 99.5))  # and is charged when it does
+    assert closed.funding_per_unit == pytest.approx(0.0003 * 99.5)
+    assert book.forget_settled() == 0  # a funding time at its close may still come
+    book.on_funding(FundingEvent("BTCUSDT", T0 + 60 * MIN, 0.01, 98.0))
+    assert len(closed.funding) == 2  # the time of its close is still charged
+    assert book.forget_settled() == 1
+    assert book.closed == []
+
+
+def test_funding_times_no_open_position_can_be_charged_are_forgotten() -> None:
+    book, early = book_with(1, ExitRule(sl_atr=1.5))
+    late = open_position(strategy="s", strategy_hash="h", symbol="BTCUSDT", direction=1,
+                         tick=T0 + 90 * MIN, price=100.0, atr=2.0,
+                         rule=ExitRule(sl_atr=1.5))  # fmt: skip
+    book.add(late)
+    for k in (1, 2, 3):  # funding every 30 minutes, not yet walked to
+        book.on_funding(FundingEvent("BTCUSDT", T0 + k * 30 * MIN, 0.0001, 100.0))
+    book.forget_settled()
+    walk(book, (T0 + 100 * MIN, 100.0))
+    assert [c.time for c in early.funding] == [T0 + 30 * MIN, T0 + 60 * MIN, T0 + 90 * MIN]
+    assert late.funding == []
+    book.on_trades("BTCUSDT", [2], [T0 + 101 * MIN], [90.0])  # both stopped out
+    assert book.open == []
+    book.forget_settled()
+    # The latest time stays (what tells a closed position's funding is final), nothing else.
+    assert list(book._funding["BTCUSDT"]) == [T0 + 90 * MIN]
