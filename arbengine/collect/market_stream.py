@@ -27,8 +27,9 @@ pause (backpressure), they are never dropped. The event times ``E`` of the
 frames a flush delivered (and the times of the trades it delivered, some
 fetched over REST) then advance the exchange clock (``RemoteClock``), on
 which the engine decides when events have had time to arrive: only after the
-delivery, so the clock never runs ahead of what the channel has been given
-(which matters where the market runs faster than the wall clock, in the sim).
+delivery, and never past a trade still held behind a gap, so this part of the
+clock never runs ahead of what the channel has been given (which matters
+where the market runs faster than the wall clock, in the sim).
 """
 
 from __future__ import annotations
@@ -360,13 +361,18 @@ class MarketStreamCollector:
         events, self._events = self._events, []
         for event in events:
             await self._out.put(event)
+        waiting: int | None = None
         for symbol, tape in self.tapes.items():
             batch = tape.take(received)
             if batch is not None:
                 await self._out.put(batch)
                 delivered = max(delivered, batch.ts[-1])  # trades fetched over REST too
             HELD.labels(symbol).set(tape.held_count)
-        self.exchange_clock.observe(delivered)
+            held = tape.held_since() if symbol in self._receiving else None
+            if held is not None and (waiting is None or held < waiting):
+                waiting = held
+        # Never past a trade received but held behind a gap (during a catch-up, all of them).
+        self.exchange_clock.observe(delivered if waiting is None else min(delivered, waiting - 1))
         self._may_read.set()
         if self._backwards:
             self._check_backwards()

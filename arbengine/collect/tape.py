@@ -124,6 +124,10 @@ class TradeTape:
     def held_count(self) -> int:
         return len(self._held)
 
+    def held_since(self) -> int | None:
+        """Time of the earliest trade held behind a gap (times never decrease along ids)."""
+        return self._held[self._held_ids[0]][0] if self._held_ids else None
+
     def skip_to(self, next_id: int) -> tuple[int, int] | None:
         """Declare ids up to ``next_id − 1`` unrecoverable; return the hole (or None)."""
         if self.last_id is None:

@@ -109,3 +109,15 @@ def test_without_a_known_time_a_low_id_is_a_duplicate() -> None:
     tape = TradeTape("BTCUSDT", last_id=100)  # resumed from an id whose time is unknown
     tape.add(50, 10**12, 1.0, 1.0, 1, 1, False)
     assert (tape.counters.duplicates, tape.counters.backwards) == (1, 0)
+
+
+def test_held_since_is_the_time_of_the_first_trade_behind_the_gap() -> None:
+    tape = TradeTape("BTCUSDT")
+    tape.add(10, 1_000, 1.0, 1.0, 10, 10, False)
+    assert tape.held_since() is None
+    tape.add(14, 1_400, 1.0, 1.0, 14, 14, False)
+    tape.add(13, 1_300, 1.0, 1.0, 13, 13, False)
+    assert tape.held_since() == 1_300
+    tape.add(11, 1_100, 1.0, 1.0, 11, 11, False)
+    tape.add(12, 1_200, 1.0, 1.0, 12, 12, False)
+    assert tape.held_since() is None
