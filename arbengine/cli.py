@@ -64,13 +64,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     sim = None
     if args.sim:
-        from arbengine.sim.cli import parse_speed
+        from arbengine.sim.cli import parse_speed, parse_trade_history
         from arbengine.sim.server import SimConfig
 
         try:
             speed, manual = parse_speed(args.sim_speed)
         except (ValueError, argparse.ArgumentTypeError) as exc:
             return _fail(f"--sim-speed: {exc}")
+        try:
+            trade_history_ms = parse_trade_history(args.sim_trade_history)
+        except ValueError as exc:
+            return _fail(str(exc).replace("--trade-history", "--sim-trade-history", 1))
         sim = SimConfig(
             port=args.sim_port,
             seed=args.sim_seed,
@@ -78,6 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             manual=manual,
             symbols=tuple(settings.collect.symbols),
             trade_rate=args.sim_trade_rate,
+            trade_history_ms=trade_history_ms,
         )
     return int(_event_loop_run(run_daemon(settings, sim=sim)))
 
@@ -303,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--sim-trade-rate", type=float, default=20.0, help="trades/s per symbol (with --sim)"
     )
+    run.add_argument(
+        "--sim-trade-history", default="1h",
+        help="trades the sim keeps for REST (with --sim; it starts with the daemon, so the "
+        "daemon's repairs reach back minutes at most)",
+    )  # fmt: skip
     run.set_defaults(handler=cmd_run)
 
     migrate = command("migrate", "apply pending database migrations and exit")

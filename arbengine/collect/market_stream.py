@@ -27,9 +27,11 @@ pause (backpressure), they are never dropped. The event times ``E`` of the
 frames a flush delivered (and the times of the trades it delivered, some
 fetched over REST) then advance the exchange clock (``RemoteClock``), on
 which the engine decides when events have had time to arrive: only after the
-delivery, and never past a trade still held behind a gap, so this part of the
-clock never runs ahead of what the channel has been given (which matters
-where the market runs faster than the wall clock, in the sim).
+delivery, and never past the last trade delivered of a tape with a gap open
+(the missing trades are no older), so this part of the clock never runs ahead
+of what the channel has been given (which matters where the market runs faster
+than the wall clock, in the sim). Likewise ``caught_up`` is announced by the
+flush that delivers the trades the catch-up fetched.
 """
 
 from __future__ import annotations
@@ -127,6 +129,8 @@ class MarketStreamCollector:
         self.caught_up = asyncio.Event()
         """Set once every symbol's tape has caught up over REST after start-up."""
         self._caught_up_symbols: set[str] = set()
+        self._caught_up_taken: set[str] = set()
+        """Caught up over REST, announced by the next flush (which delivers the trades)."""
         names = [f"{s.lower()}@{kind}" for s in self.symbols for kind in STREAM_KINDS]
         self.streams = [
             CombinedStream(
@@ -361,18 +365,20 @@ class MarketStreamCollector:
         events, self._events = self._events, []
         for event in events:
             await self._out.put(event)
-        waiting: int | None = None
+        caught_up, self._caught_up_taken = self._caught_up_taken, set()
         for symbol, tape in self.tapes.items():
             batch = tape.take(received)
             if batch is not None:
                 await self._out.put(batch)
                 delivered = max(delivered, batch.ts[-1])  # trades fetched over REST too
             HELD.labels(symbol).set(tape.held_count)
-            held = tape.held_since() if symbol in self._receiving else None
-            if held is not None and (waiting is None or held < waiting):
-                waiting = held
-        # Never past a trade received but held behind a gap (during a catch-up, all of them).
-        self.exchange_clock.observe(delivered if waiting is None else min(delivered, waiting - 1))
+            complete = tape.complete_until() if symbol in self._receiving else None
+            if complete is not None:  # never past trades still missing behind a gap
+                delivered = min(delivered, complete)
+        self.exchange_clock.observe(delivered)
+        if caught_up:  # only now that its caught-up trades are on the channel
+            self._caught_up_symbols |= caught_up
+            self._check_caught_up()
         self._may_read.set()
         if self._backwards:
             self._check_backwards()
@@ -401,8 +407,7 @@ class MarketStreamCollector:
             if self._catch_up[symbol].is_set():
                 self._catch_up[symbol].clear()
                 await self._fetch_forward(symbol, until_id=None)
-                self._caught_up_symbols.add(symbol)
-                self._check_caught_up()
+                self._caught_up_taken.add(symbol)
             if tape.gap() is None:
                 continue
             await asyncio.sleep(self.policy.repair_grace_s)

@@ -124,9 +124,13 @@ class TradeTape:
     def held_count(self) -> int:
         return len(self._held)
 
-    def held_since(self) -> int | None:
-        """Time of the earliest trade held behind a gap (times never decrease along ids)."""
-        return self._held[self._held_ids[0]][0] if self._held_ids else None
+    def complete_until(self) -> int | None:
+        """While trades are held behind a gap, the time up to which every trade has left the
+        tape (the missing ones are no older than the last one emitted, times never decreasing
+        along the ids; 0 when even that is unknown). None when nothing is held."""
+        if not self._held_ids:
+            return None
+        return self.last_ts if self.last_ts is not None else 0
 
     def skip_to(self, next_id: int) -> tuple[int, int] | None:
         """Declare ids up to ``next_id − 1`` unrecoverable; return the hole (or None)."""

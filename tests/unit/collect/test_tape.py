@@ -111,13 +111,20 @@ def test_without_a_known_time_a_low_id_is_a_duplicate() -> None:
     assert (tape.counters.duplicates, tape.counters.backwards) == (1, 0)
 
 
-def test_held_since_is_the_time_of_the_first_trade_behind_the_gap() -> None:
+def test_while_a_gap_is_open_the_tape_is_complete_up_to_its_last_emitted_trade() -> None:
     tape = TradeTape("BTCUSDT")
     tape.add(10, 1_000, 1.0, 1.0, 10, 10, False)
-    assert tape.held_since() is None
+    assert tape.complete_until() is None  # nothing held: no bound
     tape.add(14, 1_400, 1.0, 1.0, 14, 14, False)
     tape.add(13, 1_300, 1.0, 1.0, 13, 13, False)
-    assert tape.held_since() == 1_300
+    assert tape.complete_until() == 1_000  # 11 and 12 are missing, and no older than 10
     tape.add(11, 1_100, 1.0, 1.0, 11, 11, False)
+    assert tape.complete_until() == 1_100
     tape.add(12, 1_200, 1.0, 1.0, 12, 12, False)
-    assert tape.held_since() is None
+    assert tape.complete_until() is None
+
+
+def test_a_tape_that_never_emitted_is_complete_up_to_nothing_while_it_holds_trades() -> None:
+    tape = TradeTape("BTCUSDT", last_id=9)  # the catch-up starts after id 9, time unknown
+    tape.add(12, 1_200, 1.0, 1.0, 12, 12, False)
+    assert tape.complete_until() == 0
