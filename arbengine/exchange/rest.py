@@ -101,7 +101,8 @@ class BinanceRest:
         self.banned_until_ms = 0
         self.blocked_until_ms = 0
         self._health = health
-        self._troubled = False
+        self._troubled_at: float | None = None
+        """When the trouble on the health board was reported (perf_counter), if it was."""
         self._log = structlog.get_logger("rest").bind(component="rest")
 
     # -- time and limits ------------------------------------------------------
@@ -218,8 +219,9 @@ class BinanceRest:
         REQUESTS.labels(path, str(status)).inc()
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         if status == 200:
-            if self._troubled:
-                self._troubled = False
+            # Only an answer to a call sent after the trouble began shows that it is over.
+            if self._troubled_at is not None and started > self._troubled_at:
+                self._troubled_at = None
                 if self._health is not None:
                     self._health.clear(HEALTH_COMPONENT)
             try:
@@ -240,8 +242,9 @@ class BinanceRest:
         )
 
     def _report(self, reason: str) -> None:
-        """Put the exchange's trouble on the health board (cleared by the next success)."""
-        self._troubled = True
+        """Put the exchange's trouble on the health board (cleared by the next success of a
+        call sent after it: an answer to a call sent before says nothing about it)."""
+        self._troubled_at = time.perf_counter()
         if self._health is not None:
             self._health.report(HEALTH_COMPONENT, reason)
 
