@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 import orjson
-import structlog
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from arbengine.domain.errors import ConfigError
+from arbengine.logs import get_logger
 from arbengine.settings import HttpSettings, duration_s
 
-log = structlog.get_logger("api").bind(component="api.connections")
+log = get_logger("api.connections")
 
 REFUSING_MAX = 64
 """Refused connections kept open at once so their 503 is read; beyond, they close at once."""

@@ -34,13 +34,11 @@ half a core for daemon and sim together, well inside 2 cores (the ingest
 benchmark measures ≈ 95 000 trades/s for collection alone), and the rate that
 makes "MB per symbol" mean something for a busy contract.
 
-The daemon's clock is the wall clock (synced to the sim's server time, which
-runs at wall pace for request signing), while market time runs ``--speed``
-times faster. What that means, and the settings chosen here:
+The daemon follows the market's clock: its exchange clock never trails the
+event times the streams deliver (``RemoteClock``), so ticks fall due, trades
+settle and polled values are stamped on market time even at 120×. What stays
+on the wall clock, and the settings chosen here:
 
-- the engine's ticks fall due when a later trade arrives (event time), so the
-  accelerated tape drives them; the grace rule (wall clock past the tick) never
-  fires, as the wall clock trails market time;
 - poller intervals and the connection rotation age are wall durations, so they
   are divided by the speed (pollers no faster than every 20 ms) to keep their
   market-time cadence real (premiumIndex every 2 market seconds …), and the
@@ -48,11 +46,8 @@ times faster. What that means, and the settings chosen here:
 - the continuity check stays at its 10 wall minutes: each pass rescans the tape
   from a wall-clock frontier (an hour before the wall clock), which at an
   accelerated clock is the start of the run;
-- known limits at an accelerated clock, reported rather than papered over: the
-  ratio series follower stops after its second round (it fetches only while its
-  last value is before the wall clock), so the long/short, taker and
-  open-interest history series stop early; ``max_backfill`` and
-  ``max_catch_up`` are wall durations, unused on a fresh database.
+- ``max_backfill`` and ``max_catch_up`` are wall durations, unused on a fresh
+  database.
 """
 
 from __future__ import annotations
