@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -17,10 +18,19 @@ LogLine = dict[str, Any]
 
 
 class DaemonProcess:
-    def __init__(self, cwd: Path, env: Mapping[str, str], args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        args: list[str] | None = None,
+        *,
+        nofile: tuple[int, int] | None = None,
+    ) -> None:
+        """``nofile``: the process's RLIMIT_NOFILE (soft, hard), as a service manager sets it."""
         self.cwd = cwd
         self.env = {**os.environ, **env}
         self.args = args or ["run"]
+        self.nofile = nofile
         self.lines: list[LogLine] = []
         self.raw: list[str] = []
         self.process: asyncio.subprocess.Process | None = None
@@ -38,8 +48,13 @@ class DaemonProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=None if self.nofile is None else self._limit_descriptors,
         )
         self._reader = asyncio.create_task(self._read())
+
+    def _limit_descriptors(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
 
     async def _read(self) -> None:
         assert self.process is not None

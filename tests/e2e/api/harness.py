@@ -8,7 +8,6 @@ each other's state.
 from __future__ import annotations
 
 import asyncio
-import resource
 import secrets
 import sys
 import time
@@ -164,30 +163,6 @@ class ApiUnderTest:
         return jwt.encode(full, key or self.secret, algorithm=alg)
 
 
-class DaemonWithFileLimit(DaemonProcess):
-    """A daemon started with its own RLIMIT_NOFILE (soft, hard), as a service manager sets it."""
-
-    def __init__(self, cwd: Path, env: dict[str, str], nofile: tuple[int, int]) -> None:
-        super().__init__(cwd, env)
-        self.nofile = nofile
-
-    async def start(self) -> None:
-        nofile = self.nofile
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "arbengine",
-            *self.args,
-            cwd=self.cwd,
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile),
-        )
-        self._reader = asyncio.create_task(self._read())
-
-
 def api_env(
     db_url: str, workdir: Path, secret: str, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -221,7 +196,7 @@ async def start_api(
     secret = secrets.token_urlsafe(48)
     workdir.mkdir(parents=True, exist_ok=True)
     env = api_env(db_url, workdir, secret, extra_env)
-    daemon = DaemonWithFileLimit(workdir, env, nofile) if nofile else DaemonProcess(workdir, env)
+    daemon = DaemonProcess(workdir, env, nofile=nofile)
     await daemon.start()
     try:
         base = await daemon.started()

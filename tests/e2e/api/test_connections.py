@@ -24,11 +24,11 @@ import pytest_asyncio
 
 from tests.e2e.api.harness import (
     ApiUnderTest,
-    DaemonWithFileLimit,
     api_env,
     start_api,
     stop_api,
 )
+from tests.support.daemon import DaemonProcess
 from tests.support.postgres import PgTestServer
 from tests.support.waiting import eventually
 
@@ -323,7 +323,7 @@ async def test_a_reserve_that_leaves_no_connections_stops_the_daemon_with_one_li
 ) -> None:
     name = await pg_server.create_database()
     env = api_env(pg_server.url_for(name), tmp_path, "k" * 48)
-    daemon = DaemonWithFileLimit(tmp_path, env, (1000, 1000))
+    daemon = DaemonProcess(tmp_path, env, nofile=(1000, 1000))
     try:
         await daemon.start()
         assert await daemon.wait_exit(60) == 2

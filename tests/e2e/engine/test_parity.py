@@ -111,6 +111,11 @@ def engine_before_start():
     return seed
 
 
+def blank_is_none(text: str) -> str | None:
+    """A CSV cell: empty for None."""
+    return text or None
+
+
 def same(a: object, b: object) -> bool:
     """Equal, floats to 1e-9 relative, through nested JSON values."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -185,17 +190,17 @@ async def test_backtest_reproduces_live_signals_and_paper_trades(
     for key, row in live_evaluations.items():
         other = replayed_evaluations[key]
         assert other["strategy_hash"] == row["strategy_hash"], key
-        assert (other["direction"] or None) == (None if row["direction"] is None
-                                                else str(row["direction"])), key  # fmt: skip
+        direction = None if row["direction"] is None else str(row["direction"])
+        assert blank_is_none(other["direction"]) == direction, key
         assert other["fired"] == str(row["fired"]), key
-        assert (other["reason"] or None) == row["reason"], key
+        assert blank_is_none(other["reason"]) == row["reason"], key
         live_features, bt_features = json.loads(row["features"]), json.loads(other["features"])
         differ = sorted(k for k in live_features.keys() | bt_features.keys()
                         if not same(live_features.get(k), bt_features.get(k)))  # fmt: skip
         assert not differ, (key, {k: (live_features.get(k), bt_features.get(k)) for k in differ})
         for name in ("score", "coverage"):
-            value = None if other[name] == "" else float(other[name])
-            assert (value is None and row[name] is None) or close(value, row[name]), (key, name)
+            value = blank_is_none(other[name])
+            assert same(None if value is None else float(value), row[name]), (key, name)
         for name in ("contributions", "gates"):
             assert same(json.loads(other[name]), json.loads(row[name])), (key, name)
         if row["strategy"] == "every":
