@@ -125,14 +125,17 @@ def test_a_count_from_a_minute_that_has_ended_is_not_carried_into_the_next() -> 
     assert budget.wait(LIVE, 20, None, T0 + MINUTE_MS + 30) is None
 
 
-def test_weight_in_flight_counts_until_answered() -> None:
+def test_weight_sent_this_minute_counts_whatever_the_answers_say() -> None:
     budget = RequestBudget(weight_limit=50, safety=1.0)
     assert budget.wait(LIVE, 20, None, T0) is None
     minute = budget.take(LIVE, 20, None, T0)
     budget.take(LIVE, 20, None, T0)
-    assert budget.wait(LIVE, 20, None, T0) is not None
+    assert budget.wait(LIVE, 20, None, T0) is not None  # 40 in flight
     budget.answered(20, None, minute, T0)  # an answer without a count (or a failure)
-    assert budget.wait(LIVE, 20, None, T0) is None
+    budget.answered(20, 5, minute, T0)  # a count below what we sent (another window's)
+    assert budget.committed(T0) == 40
+    assert budget.wait(LIVE, 20, None, T0) is not None
+    assert budget.wait(LIVE, 20, None, T0 + MINUTE_MS) is None
 
 
 def test_a_request_count_group_is_a_sliding_window_within_the_safety_share() -> None:
