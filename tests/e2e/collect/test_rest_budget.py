@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from arbengine.sim.market import HIST_KINDS
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.store.market_writes import TRADE_COLUMNS
 from arbengine.store.migrations import apply_migrations
@@ -111,6 +112,14 @@ async def test_premium_index_keeps_its_pace_while_a_large_backfill_runs(
         # ... while the tape's catch-up was being fetched in the same window, paced ...
         catch_up = [t for t in await requests(sim, AGG_TRADES, started) if t <= ended]
         assert len(catch_up) >= 5, f"{len(catch_up)} aggTrades calls in the window"
+        # ... and the ratio history too, within its own count (800 of 1000 per 5 minutes).
+        history = [
+            t
+            for kind in HIST_KINDS
+            for t in await requests(sim, f"/futures/data/{kind}", started)
+            if t <= ended
+        ]
+        assert len(history) >= 10, f"{len(history)} /futures/data calls in the window"
         # ... and no call was ever refused (weight, /futures/data and funding counts alike).
         counts = sim.state()["requests"]
         refused = {
