@@ -37,6 +37,7 @@ every symbol is the poller's own (the supervisor's business).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,6 +156,7 @@ class IndicatorPollers:
 
     def __post_init__(self) -> None:
         self._declare_live_demand(len(self.symbols))
+        self._check_ratio_rounds(len(self.symbols))
         if self.listing is not None:
             self.listing.on_stop(self.progress.drop)
         self._last: dict[tuple[str, str], int] = dict(self.last_known)
@@ -212,6 +214,31 @@ class IndicatorPollers:
         )
         self.rest.declare_live(
             "open_interest", symbols * 60 / max(policy.open_interest_interval_s, 0.001)
+        )
+
+    def _check_ratio_rounds(self, symbols: int) -> None:
+        """Warn when a round of the ratio series cannot fit its request count: the rounds then
+        take longer than ``ratios_interval`` and their values arrive that much later."""
+        budget = self.rest.budget
+        group = budget.group_for(RATIO_SERIES[0].path)
+        if group is None:
+            return
+        allowed, window_ms = budget.group_allowance(group)
+        per_round = len(RATIO_SERIES) * symbols  # one call per series and symbol once followed
+        round_s = per_round * window_ms / 1000 / allowed
+        if round_s <= self.policy.ratios_interval_s:
+            return
+        structlog.get_logger("pollers").warning(
+            "pollers.ratios_interval_short",
+            component="pollers",
+            symbols=symbols,
+            calls_per_round=per_round,
+            allowed=allowed,
+            window_s=window_ms / 1000,
+            ratios_interval_s=self.policy.ratios_interval_s,
+            round_takes_s=round(round_s),
+            hint=f"set collect.ratios_interval to {math.ceil(round_s / 60)}m or more, "
+            "or follow fewer symbols",
         )
 
     def _round_done(self, name: str) -> None:

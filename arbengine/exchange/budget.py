@@ -190,6 +190,11 @@ class RequestBudget:
                 return name
         return None
 
+    def group_allowance(self, name: str) -> tuple[int, int]:
+        """Requests of group ``name`` we send at most (its safety share), and per how many ms."""
+        state = self._groups[name]
+        return state.allowed, state.group.window_ms
+
     # -- the rules -------------------------------------------------------------
 
     def _roll(self, now: int) -> None:
