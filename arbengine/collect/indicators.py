@@ -24,7 +24,7 @@ declare what they need per minute, which the client keeps free for them.
 History's progress is reported per series (``progress.py``). The
 ``/futures/data`` series and funding weigh nothing but have request counts of
 their own, which pace them (for a hundred symbols, 30 days of the five ratio
-series take about an hour: see the README, *Following many symbols*).
+series take about an hour, README *REST arithmetic for many symbols*).
 
 The Binance pollers start once the exchange's symbol list is known and poll
 only the symbols it lists. Per symbol, a failure is that symbol's: ``-1121``
