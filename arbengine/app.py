@@ -24,8 +24,10 @@ from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
 from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import ExchangeInfoRefresher, SymbolListing
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
+from arbengine.collect.progress import BackfillProgress
 from arbengine.domain.errors import CannotListen, is_retryable
 from arbengine.domain.market import MarketEvent, TapeGap, TradeBatch
+from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import StreamPolicy
@@ -102,6 +104,8 @@ class Daemon:
         self.engine_inbox: Channel[MarketEvent] | None = None
         self.engine: EngineService | None = None
         self.writers: list[MarketWriter | SignalWriter] = []
+        self.rest: BinanceRest | None = None
+        self.backfill: BackfillProgress | None = None
         self.started_monotonic = time.monotonic()
         self.started_at = time.time()
 
@@ -237,11 +241,19 @@ class Daemon:
             api_secret=ex.api_secret,
             recv_window_ms=ex.recv_window,
             weight_safety=ex.weight_safety,
+            groups=binance_groups(
+                ex.futures_data_limit,
+                duration_ms(ex.futures_data_window),
+                ex.funding_limit,
+                duration_ms(ex.funding_window),
+            ),
             timeout_s=duration_s(ex.request_timeout),
             forbidden_backoff_s=duration_s(ex.forbidden_backoff),
             clock=self.clock,
             health=self.health,
         )
+        self.rest = rest
+        self.backfill = progress = BackfillProgress()
         self.listing = listing = SymbolListing(cs.symbols, health=self.health)
         refresher = ExchangeInfoRefresher(
             rest,
@@ -284,6 +296,7 @@ class Daemon:
             exchange_clock=self.exchange_clock,
             listing=listing,
             health=self.health,
+            progress=progress,
         )
         pollers = IndicatorPollers(
             cs.symbols,
@@ -303,6 +316,7 @@ class Daemon:
             clock=self.exchange_clock,
             listing=listing,
             health=self.health,
+            progress=progress,
         )
         writer = MarketWriter(
             db.pool,
@@ -399,6 +413,12 @@ class Daemon:
     def _symbols_view(self) -> dict[str, Any] | None:
         return self.listing.view() if self.listing is not None else None
 
+    def _backfill_view(self) -> list[dict[str, Any]] | None:
+        return self.backfill.view() if self.backfill is not None else None
+
+    def _rest_view(self) -> dict[str, Any] | None:
+        return self.rest.budget_view() if self.rest is not None else None
+
     def _channels_view(self) -> list[dict[str, Any]]:
         return [
             {
@@ -478,6 +498,8 @@ class Daemon:
                     channels=self._channels_view,
                     degradations=self._degradations_view,
                     symbols=self._symbols_view,
+                    backfill=self._backfill_view,
+                    rest=self._rest_view,
                     pool=db.pool,
                     settings=settings,
                 )

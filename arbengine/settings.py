@@ -151,6 +151,13 @@ class ExchangeSettings(_Section, frozen=True):
     forbidden_backoff: Duration = "5m"
     """After an HTTP 403 (the exchange's firewall) every REST call waits this long (or the
     Retry-After it sent)."""
+    futures_data_limit: PositiveInt = 1000
+    """Requests to ``/futures/data/*`` (ratio and open-interest history) per
+    ``futures_data_window`` per IP: Binance's own count for them (they weigh nothing)."""
+    futures_data_window: Duration = "5m"
+    funding_limit: PositiveInt = 500
+    """Requests to ``fundingRate`` and ``fundingInfo`` together per ``funding_window`` per IP."""
+    funding_window: Duration = "5m"
 
 
 class CollectSettings(_Section, frozen=True):

@@ -32,6 +32,10 @@ class ApiContext:
     """What the health board reports now (component, subject, reason, since)."""
     symbols: Callable[[], dict[str, Any] | None] = lambda: None
     """Configured, collected and skipped symbols (None when the daemon does not collect)."""
+    backfill: Callable[[], list[dict[str, Any]] | None] = lambda: None
+    """Start-up history per series: symbols done and expected (None: not collecting)."""
+    rest: Callable[[], dict[str, Any] | None] = lambda: None
+    """The exchange REST budget: limits, use, live reserve, waiting calls (None: no client)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

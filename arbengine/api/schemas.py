@@ -265,6 +265,54 @@ class SymbolsInfo(_Shape):
     """Unknown at start, or stopped while running (delisted): not collected."""
 
 
+class BackfillSeries(_Shape):
+    series: str
+    """``agg_trades`` (the tape's catch-up), ``funding_rate``, or a ratio series' kind."""
+    done: int
+    """Symbols whose history of this series has been fetched since start."""
+    total: int
+    requests: int
+    """REST calls made for it so far."""
+    started_at: float
+    finished_at: float | None
+    """Epoch seconds; null while symbols are still waiting."""
+
+
+class RequestGroupInfo(_Shape):
+    name: str
+    """``futures_data`` (``/futures/data/*``) or ``funding`` (fundingRate, fundingInfo)."""
+    limit: int
+    allowed: int
+    """The share of ``limit`` we use (``exchange.weight_safety``)."""
+    window_s: float
+    used: int
+    """Requests in the last ``window_s``."""
+    paused_until_ms: int | None
+    """After a 429 for this group: nothing of it before then."""
+
+
+class RestBudgetInfo(_Shape):
+    weight_limit: int
+    """REQUEST_WEIGHT per minute, from exchangeInfo."""
+    budget: int
+    """The share of it we use."""
+    used_weight: int
+    """The exchange's count this minute, as its last answer said."""
+    live_demand: float
+    """Weight per minute the live pollers declared they need."""
+    live_reserve: int
+    """Weight per minute kept free of repair and backfill (demand plus headroom)."""
+    lower_share: int
+    """Weight per minute repair and backfill may use, together, paced through the minute."""
+    live_used: int
+    lower_used: int
+    groups: list[RequestGroupInfo]
+    waiting: dict[str, int]
+    """Calls waiting now, by priority (live, repair, backfill)."""
+    paused_until_ms: int | None
+    """After a 429, 418 or 403: no call before then."""
+
+
 class ServerInfo(_Shape):
     version: str
     started_at: float
@@ -276,6 +324,10 @@ class ServerInfo(_Shape):
     symbols: SymbolsInfo | None = None
     """Null when the daemon does not collect."""
     degraded: list[Degradation] = field(default_factory=list)
+    backfill: list[BackfillSeries] | None = None
+    """Start-up history per series (null when the daemon does not collect)."""
+    rest: RestBudgetInfo | None = None
+    """The exchange REST budget (null when the daemon does not collect)."""
 
 
 # -- funding ------------------------------------------------------------------------

@@ -13,7 +13,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from arbengine.api.context import CONTEXT, OPENAPI
-from arbengine.api.schemas import Degradation, Health, ServerInfo, SymbolsInfo
+from arbengine.api.schemas import (
+    BackfillSeries,
+    Degradation,
+    Health,
+    RestBudgetInfo,
+    ServerInfo,
+    SymbolsInfo,
+)
 from arbengine.api.services import Call
 
 STATIC_TYPES = {
@@ -58,6 +65,8 @@ async def server(call: Call) -> ServerInfo:
     except Exception:  # the size is decoration; an unreachable database shows as null
         size = None
     symbols = ctx.symbols()
+    backfill = ctx.backfill()
+    rest = ctx.rest()
     return ServerInfo(
         version=ctx.version,
         started_at=ctx.started_at,
@@ -67,6 +76,8 @@ async def server(call: Call) -> ServerInfo:
         database_size_bytes=size,
         symbols=msgspec.convert(symbols, SymbolsInfo) if symbols is not None else None,
         degraded=_degradations(ctx.degradations()),
+        backfill=msgspec.convert(backfill, list[BackfillSeries]) if backfill is not None else None,
+        rest=msgspec.convert(rest, RestBudgetInfo) if rest is not None else None,
     )
 
 

@@ -25,6 +25,7 @@ import structlog
 from arbengine.collect.listing import SymbolListing
 from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades, rows_to_batch
 from arbengine.domain.market import TapeGap, TradeBatch
+from arbengine.exchange.budget import Priority
 from arbengine.exchange.errors import InvalidSymbol
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.clock import Clock, SystemClock
@@ -129,7 +130,10 @@ class ContinuityCheck:
         missing: list[tuple[int, int]] = []
         while next_id <= high:
             rows = await fetch_agg_trades(
-                self._rest, symbol, {"symbol": symbol, "fromId": next_id, "limit": AGG_TRADES_LIMIT}
+                self._rest,
+                symbol,
+                {"symbol": symbol, "fromId": next_id, "limit": AGG_TRADES_LIMIT},
+                Priority.BACKFILL,  # the past: after the live tape's repairs
             )
             rows = [r for r in rows if int(r["a"]) <= high]
             if not rows:

@@ -17,6 +17,15 @@ re-polled value that has not changed (the same Coinbase trade) is not published
 again, so its known time stays that of its first arrival, as stored. So the live
 engine and a backtest over the stored values see the same inputs at every tick.
 
+REST calls declare whom they serve (``exchange/budget.py``): the rounds that
+follow a series are live, a series' first round (its history) is backfill,
+so the 2-second premiumIndex polls never wait behind history. The live pollers
+declare what they need per minute, which the client keeps free for them.
+History's progress is reported per series (``progress.py``). The
+``/futures/data`` series and funding weigh nothing but have request counts of
+their own, which pace them (for a hundred symbols, 30 days of the five ratio
+series take about an hour, README *REST arithmetic for many symbols*).
+
 The Binance pollers start once the exchange's symbol list is known and poll
 only the symbols it lists. Per symbol, a failure is that symbol's: ``-1121``
 stops the symbol everywhere (``SymbolListing``), any other rejection is
@@ -28,6 +37,7 @@ every symbol is the poller's own (the supervisor's business).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +46,10 @@ import structlog
 
 from arbengine.collect.listing import SymbolListing
 from arbengine.collect.parsing import number, optional_number
+from arbengine.collect.progress import BackfillProgress
 from arbengine.domain.durations import parse_duration_ms
 from arbengine.domain.market import Indicator, MarketEvent, RateSnapshot
+from arbengine.exchange.budget import Priority
 from arbengine.exchange.coinbase import CoinbaseTicker, ProductNotFound, parse_time_ms, product_for
 from arbengine.exchange.errors import FatalExchangeError, InvalidSymbol, RetryableExchangeError
 from arbengine.exchange.rest import BinanceRest
@@ -108,6 +120,10 @@ class _Stopped(Exception):
 POLLERS = ("premium_index", "open_interest", "ratios", "funding", "coinbase")
 RATIO_LIMIT = 500
 FUNDING_LIMIT = 1000
+PREMIUM_INDEX_ALL_WEIGHT = 10
+"""premiumIndex without a symbol answers for every symbol at weight 10 (1 with a symbol): from
+10 symbols on, one call for all is the cheaper. A round so costs min(N, 10): at 2 s, at most
+300 weight a minute for any number of symbols."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +151,14 @@ class IndicatorPollers:
     listing: SymbolListing | None = None
     """The symbols the exchange lists (None: every configured symbol is polled)."""
     health: HealthBoard | None = None
+    progress: BackfillProgress = field(default_factory=BackfillProgress)
+    """How far the history of each series is (shared with the trade collector)."""
 
     def __post_init__(self) -> None:
+        self._declare_live_demand(len(self.symbols))
+        self._check_ratio_rounds(len(self.symbols))
+        if self.listing is not None:
+            self.listing.on_stop(self.progress.drop)
         self._last: dict[tuple[str, str], int] = dict(self.last_known)
         self._log = structlog.get_logger("pollers").bind(component="pollers")
         self._products = {s: p for s in self.symbols if (p := product_for(s)) is not None}
@@ -183,6 +205,42 @@ class IndicatorPollers:
         if failures and len(failures) == len(symbols):
             raise failures[0]  # the same for every symbol: the poller's failure, not a symbol's
 
+    def _declare_live_demand(self, symbols: int) -> None:
+        """Tell the client what the live polls need per minute (it keeps that free for them)."""
+        policy = self.policy
+        premium_round = symbols if symbols < PREMIUM_INDEX_ALL_WEIGHT else PREMIUM_INDEX_ALL_WEIGHT
+        self.rest.declare_live(
+            "premium_index", premium_round * 60 / max(policy.premium_index_interval_s, 0.001)
+        )
+        self.rest.declare_live(
+            "open_interest", symbols * 60 / max(policy.open_interest_interval_s, 0.001)
+        )
+
+    def _check_ratio_rounds(self, symbols: int) -> None:
+        """Warn when a round of the ratio series cannot fit its request count: the rounds then
+        take longer than ``ratios_interval`` and their values arrive that much later."""
+        budget = self.rest.budget
+        group = budget.group_for(RATIO_SERIES[0].path)
+        if group is None:
+            return
+        allowed, window_ms = budget.group_allowance(group)
+        per_round = len(RATIO_SERIES) * symbols  # one call per series and symbol once followed
+        round_s = per_round * window_ms / 1000 / allowed
+        if round_s <= self.policy.ratios_interval_s:
+            return
+        structlog.get_logger("pollers").warning(
+            "pollers.ratios_interval_short",
+            component="pollers",
+            symbols=symbols,
+            calls_per_round=per_round,
+            allowed=allowed,
+            window_s=window_ms / 1000,
+            ratios_interval_s=self.policy.ratios_interval_s,
+            round_takes_s=round(round_s),
+            hint=f"set collect.ratios_interval to {math.ceil(round_s / 60)}m or more, "
+            "or follow fewer symbols",
+        )
+
     def _round_done(self, name: str) -> None:
         self._first_rounds.add(name)
         if len(self._first_rounds) >= len(POLLERS) and not self.ready.is_set():
@@ -220,15 +278,21 @@ class IndicatorPollers:
     async def _every(
         self, interval_s: float, body: Any, name: str, *, listed_only: bool = True
     ) -> None:
-        """Run ``body`` now and then every ``interval_s`` until asked to stop."""
+        """Run ``body`` now and then every ``interval_s`` until asked to stop.
+
+        Rounds start ``interval_s`` apart (the time a round takes is not added to it); one that
+        overran starts the next at once, without making up for the rounds it missed.
+        """
         listing = self.listing if listed_only else None
         if listing is not None and not await listing.wait_checked(self._stop):
             return
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                started = loop.time()
                 await body()
                 self._round_done(name)
-                if not await self._pause(interval_s):
+                if not await self._pause(max(0.0, started + interval_s - loop.time())):
                     return
         except _Stopped:
             return
@@ -244,8 +308,9 @@ class IndicatorPollers:
     async def poll_premium_index(self) -> list[RateSnapshot]:
         symbols = self._symbols()
         wanted = set(symbols)
+        self._declare_live_demand(len(symbols))
         rows: list[dict[str, Any]]
-        if len(wanted) <= 10:
+        if len(wanted) < PREMIUM_INDEX_ALL_WEIGHT:
             rows = []
 
             async def one(symbol: str) -> None:
@@ -258,7 +323,8 @@ class IndicatorPollers:
             await self._each_symbol("premium_index", one, symbols)
         else:
             every = await self._retrying(
-                "premiumIndex", lambda: self.rest.get("/fapi/v1/premiumIndex", weight=10)
+                "premiumIndex",
+                lambda: self.rest.get("/fapi/v1/premiumIndex", weight=PREMIUM_INDEX_ALL_WEIGHT),
             )
             rows = [r for r in every if r.get("symbol") in wanted]
         received = self._received()
@@ -311,9 +377,15 @@ class IndicatorPollers:
         async def one(symbol: str) -> None:
             for series in RATIO_SERIES:
                 await self.follow_series(symbol, series)
+                self.progress.done(series.kind, symbol)
 
         async def once() -> None:
-            await self._each_symbol("ratios", one, self._symbols())
+            symbols = self._symbols()
+            for series in RATIO_SERIES:
+                self.progress.begin(series.kind, symbols)
+            # Symbol by symbol, every series of one before the next: each symbol has all its
+            # history as early as the limits allow, in the configured order.
+            await self._each_symbol("ratios", one, symbols)
 
         await self._every(self.policy.ratios_interval_s, once, "ratios")
 
@@ -325,7 +397,11 @@ class IndicatorPollers:
         start = self._last.get(key, now - self.policy.history_backfill_ms - 1) + 1
         start = max(start, now - self.policy.history_backfill_ms)
         published = 0
+        live = "ratios" in self._first_rounds
+        priority = Priority.LIVE if live else Priority.BACKFILL
         while start <= now:
+            if not live:
+                self.progress.request(series.kind)
             rows = await self._retrying(
                 series.path,
                 lambda s=start: self.rest.get(
@@ -336,14 +412,14 @@ class IndicatorPollers:
                         "limit": RATIO_LIMIT,
                         "startTime": s,
                     },
-                    weight=1,
+                    weight=0,  # /futures/data/* has its own request count instead
+                    priority=priority,
                 ),
             )
             if not rows:
                 break
             values = []
             received = self._received()
-            live = "ratios" in self._first_rounds
             for row in sorted(rows, key=lambda r: int(r["timestamp"])):
                 ts = int(row["timestamp"])  # documented as a string, sent as a number: both work
                 if ts < start:
@@ -364,15 +440,21 @@ class IndicatorPollers:
     # -- funding history and intervals ---------------------------------------
 
     async def funding_history_loop(self) -> None:
+        async def one(symbol: str) -> None:
+            await self.follow_funding(symbol)
+            self.progress.done("funding_rate", symbol)
+
         async def once() -> None:
+            symbols = self._symbols()
+            self.progress.begin("funding_rate", symbols)
             await self.poll_funding_info()
-            await self._each_symbol("funding", self.follow_funding, self._symbols())
+            await self._each_symbol("funding", one, symbols)
 
         await self._every(self.policy.funding_history_interval_s, once, "funding")
 
     async def poll_funding_info(self) -> None:
         rows = await self._retrying(
-            "fundingInfo", lambda: self.rest.get("/fapi/v1/fundingInfo", weight=1)
+            "fundingInfo", lambda: self.rest.get("/fapi/v1/fundingInfo", weight=0)
         )
         now = self.clock.time_ms()
         intervals = {str(r["symbol"]): int(r["fundingIntervalHours"]) for r in rows}
@@ -387,18 +469,22 @@ class IndicatorPollers:
         now = self.clock.time_ms()
         key = (symbol, "funding_rate")
         start = max(self._last.get(key, 0) + 1, now - self.policy.history_backfill_ms)
+        live = "funding" in self._first_rounds
+        priority = Priority.LIVE if live else Priority.BACKFILL
         while True:
+            if not live:
+                self.progress.request("funding_rate")
             rows = await self._retrying(
                 "fundingRate",
                 lambda s=start: self.rest.get(
                     "/fapi/v1/fundingRate",
                     {"symbol": symbol, "startTime": s, "limit": FUNDING_LIMIT},
-                    weight=1,
+                    weight=0,  # it shares a request count with fundingInfo instead
+                    priority=priority,
                 ),
             )
             values = []
             received = self._received()
-            live = "funding" in self._first_rounds
             for row in rows:
                 ts = int(row["fundingTime"])
                 if ts < start:

@@ -5,11 +5,13 @@ Owns one ``TradeTape`` per symbol and keeps it complete:
 - every aggTrade from the stream goes into the tape; the tape hands out only
   the next contiguous run of ids and holds anything past a gap;
 - a gap still open after ``repair_grace`` (a reordered frame closes itself
-  sooner) is repaired over REST (``fromId``, ≤ 1000 per call, weight 20);
+  sooner) is repaired over REST (``fromId``, ≤ 1000 per call, weight 20, at
+  the client's REPAIR priority: after live polls, before history);
 - at start-up and after every reconnect the tape catches up over REST from
   its last id, so trades missed while disconnected (or while the daemon was
   down) are fetched even if the market is quiet; a catch-up reaching back
-  further than ``max_backfill`` starts there instead and records the hole;
+  further than ``max_backfill`` starts there instead and records the hole
+  (progress: the ``agg_trades`` series of ``BackfillProgress``);
 - ids that REST no longer has (older than its history) become a recorded hole;
 - ids going backwards (an exchange reset, a tape from another venue) are
   dropped, never stored over the tape we have: logged as the error
@@ -47,9 +49,11 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from arbengine.collect.listing import SymbolListing
+from arbengine.collect.progress import BackfillProgress
 from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades
 from arbengine.collect.tape import TradeTape
 from arbengine.domain.market import Liquidation, MarketEvent, MarkPrice, TapeGap
+from arbengine.exchange.budget import Priority
 from arbengine.exchange.errors import InvalidSymbol
 from arbengine.exchange.payloads import (
     AggTradeEvent,
@@ -100,8 +104,10 @@ class MarketStreamCollector:
         exchange_clock: RemoteClock | None = None,
         listing: SymbolListing | None = None,
         health: HealthBoard | None = None,
+        progress: BackfillProgress | None = None,
     ) -> None:
         self.symbols = [s.upper() for s in symbols]
+        self.progress = progress or BackfillProgress()
         self._rest = rest
         self._out = out
         self._listing = listing
@@ -154,6 +160,7 @@ class MarketStreamCollector:
         """Stop following ``symbol``: what it already delivered is still flushed."""
         if self._receiving.pop(symbol, None) is None:
             return
+        self.progress.drop(symbol)
         names = [f"{symbol.lower()}@{kind}" for kind in STREAM_KINDS]
         for stream in self.streams:
             stream.remove(names)
@@ -179,6 +186,7 @@ class MarketStreamCollector:
             for symbol in self.symbols:  # before any connection asks for its streams
                 if not self._listing.is_active(symbol):
                     self.drop_symbol(symbol)
+        self.progress.begin("agg_trades", self._receiving)
         for symbol in list(self._receiving):
             if symbol not in self._prepared:
                 try:
@@ -408,6 +416,7 @@ class MarketStreamCollector:
                 self._catch_up[symbol].clear()
                 await self._fetch_forward(symbol, until_id=None)
                 self._caught_up_taken.add(symbol)
+                self.progress.done("agg_trades", symbol)
             if tape.gap() is None:
                 continue
             await asyncio.sleep(self.policy.repair_grace_s)
@@ -466,7 +475,9 @@ class MarketStreamCollector:
                 return
 
     async def _call_rest(self, symbol: str, params: dict[str, object]) -> list[dict[str, Any]]:
-        return await fetch_agg_trades(self._rest, symbol, params)
+        if not self.progress.is_done("agg_trades", symbol):
+            self.progress.request("agg_trades")
+        return await fetch_agg_trades(self._rest, symbol, params, Priority.REPAIR)
 
     # -- bookkeeping ----------------------------------------------------------
 

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from arbengine.domain.market import TradeBatch
+from arbengine.exchange.budget import Priority
 from arbengine.exchange.errors import RetryableExchangeError
 from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
@@ -18,18 +19,21 @@ _log = get_logger("collector")
 
 
 async def fetch_agg_trades(
-    rest: BinanceRest, symbol: str, params: dict[str, object]
+    rest: BinanceRest, symbol: str, params: dict[str, object], priority: Priority
 ) -> list[dict[str, Any]]:
     """One aggTrades call, retried while the error is retryable.
 
     The client itself waits out weight limits, 429 pauses, 418 bans and 403
     blocks before sending, so this loop only spaces out network-level retries
     (capped and jittered). ``InvalidSymbol`` and other rejections are raised.
+    ``priority``: REPAIR for the live tape, BACKFILL for holes in the stored one.
     """
     attempt = 0
     while True:
         try:
-            rows = await rest.get("/fapi/v1/aggTrades", params, weight=AGG_TRADES_WEIGHT)
+            rows = await rest.get(
+                "/fapi/v1/aggTrades", params, weight=AGG_TRADES_WEIGHT, priority=priority
+            )
         except RetryableExchangeError as exc:
             attempt += 1
             delay = backoff_delay(attempt + 1, 0.25, 30.0)

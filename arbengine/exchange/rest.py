@@ -1,27 +1,37 @@
-"""One shared Binance REST client per exchange: signing, request weight, 429s and bans.
+"""One shared Binance REST client per exchange: signing, the request budget, 429s and bans.
 
 Binance counts request weight per IP per minute and tells us the running
-total in ``x-mbx-used-weight-1m`` on every response. We track it (plus the
-weight of calls in flight) against the limit read from ``exchangeInfo`` and
-wait for the next minute rather than exceed it. A 429 pauses every call for
-``Retry-After``; a 418 (IP ban) stops every call until the ban ends: both
-are raised to the caller as retryable errors, and the next call of anyone
-waits. Secrets and signatures never reach a log line.
+total in ``x-mbx-used-weight-1m`` on every response; a few endpoints weigh
+nothing but have a request count of their own (``/futures/data/*``; funding).
+Every call waits, before it is sent, until the budget (``budget.py``: the
+rules, the live reserve, pacing) lets it go, in the order of its ``Priority``:
+one queue per budget (the weight, each request-count group), a waiting higher
+class always first, first come first served within a class. Only the head of
+a queue watches the clock; the others wait for their turn, so hundreds of
+waiting calls cost nothing. A 429 pauses every call for ``Retry-After`` (only
+the group's calls when the refused path has a count of its own); a 418 (IP
+ban) stops every call until the ban ends: both are raised to the caller as
+retryable errors, and the next call of anyone waits. Secrets and signatures
+never reach a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
 import structlog
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
+from arbengine.exchange.budget import Priority, RequestBudget, RequestGroup, binance_groups
 from arbengine.exchange.errors import (
     BadSignature,
     FatalExchangeError,
@@ -43,7 +53,25 @@ REQUESTS = Counter(
     "arb_rest_requests", "REST calls to the exchange by path and HTTP status", ["path", "status"]
 )
 USED_WEIGHT = Gauge("arb_rest_used_weight", "Request weight used in the current minute")
-WEIGHT_WAITS = Counter("arb_rest_weight_waits", "Calls delayed to stay under the weight limit")
+LIVE_RESERVE = Gauge(
+    "arb_rest_live_reserve", "Request weight per minute kept for live polls (declared demand)"
+)
+GROUP_USED = Gauge(
+    "arb_rest_group_requests", "Requests of a request-count group in its current window", ["group"]
+)
+WAITS = Counter(
+    "arb_rest_waits",
+    "Calls that waited before being sent, by priority and first reason (weight: the minute's "
+    "budget; paced: repair/backfill share; a group's name; queued: behind others; paused: "
+    "429/418/403)",
+    ["priority", "reason"],
+)
+WAIT_SECONDS = Histogram(
+    "arb_rest_wait_seconds",
+    "Time from asking to sending, by priority",
+    ["priority"],
+    buckets=(0.001, 0.01, 0.1, 0.5, 1, 2, 5, 15, 60, 300),
+)
 LIMITED = Counter("arb_rest_rate_limited", "429, 418 and 403 (WAF) answers received", ["status"])
 
 DEFAULT_BAN_S = 120.0
@@ -64,6 +92,15 @@ def summarize_body(body: bytes, limit: int = 160) -> str:
     return repr(summary[:limit]) if summary else "an empty body"
 
 
+@dataclass(order=True)
+class _Waiter:
+    """A call waiting in one budget's queue: ordered by class, then arrival."""
+
+    priority: int
+    seq: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+
+
 class BinanceRest:
     def __init__(
         self,
@@ -74,7 +111,8 @@ class BinanceRest:
         api_secret: str = "",
         recv_window_ms: int = 5000,
         weight_limit: int = 2400,
-        weight_safety: float = 0.9,
+        weight_safety: float = 0.8,
+        groups: Sequence[RequestGroup] | None = None,
         timeout_s: float = 10.0,
         forbidden_backoff_s: float = DEFAULT_FORBIDDEN_BACKOFF_S,
         clock: Clock | None = None,
@@ -86,16 +124,17 @@ class BinanceRest:
         self._api_key = api_key
         self._api_secret = api_secret
         self.recv_window_ms = recv_window_ms
-        self.weight_limit = weight_limit
-        self.weight_safety = weight_safety
+        self.budget = RequestBudget(
+            weight_limit, weight_safety, binance_groups() if groups is None else groups
+        )
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock or SystemClock()
         self._sleep = sleep
-        self._lock = asyncio.Lock()
+        self._queues: dict[str, list[_Waiter]] = {}
+        """One queue per budget: "weight", and each request-count group."""
+        self._seq = itertools.count()
+        self._demand_warned = False
         self.time_offset_ms = 0
-        self.used_weight = 0
-        self._weight_minute = 0
-        self._reserved = 0
         self.forbidden_backoff_s = forbidden_backoff_s
         self.paused_until_ms = 0
         self.banned_until_ms = 0
@@ -122,6 +161,15 @@ class BinanceRest:
         self.time_offset_ms = server - (before + after) // 2
         return self.time_offset_ms
 
+    @property
+    def weight_limit(self) -> int:
+        return self.budget.weight_limit
+
+    @property
+    def used_weight(self) -> int:
+        """The exchange's count of our weight this minute (as its last answer said)."""
+        return self.budget.used
+
     def apply_exchange_info(self, info: Mapping[str, Any]) -> None:
         """Take the REQUEST_WEIGHT per-minute limit from ``exchangeInfo`` (never hard-coded)."""
         for limit in info.get("rateLimits", []):
@@ -130,30 +178,108 @@ class BinanceRest:
                 and limit.get("interval") == "MINUTE"
                 and int(limit.get("intervalNum", 1)) == 1
             ):
-                self.weight_limit = int(limit["limit"])
+                self.budget.weight_limit = int(limit["limit"])
+        self._check_demand()
 
-    async def _wait_for_allowance(self, weight: int) -> None:
-        """Block until a call of ``weight`` may be sent; reserve it."""
-        while True:
-            async with self._lock:
+    def declare_live(self, name: str, weight_per_minute: float) -> None:
+        """What the live poller ``name`` needs per minute: kept free of repair and backfill."""
+        self.budget.declare_live(name, weight_per_minute)
+        self._check_demand()
+
+    def _check_demand(self) -> None:
+        LIVE_RESERVE.set(self.budget.live_reserve)
+        high = self.budget.live_demand_high
+        if high and not self._demand_warned:
+            self._log.warning(
+                "rest.live_demand_high",
+                live_demand=round(self.budget.live_demand, 1),
+                budget=self.budget.budget,
+                live_reserve=self.budget.live_reserve,
+                hint="live polls may wait for the next minute: poll less often "
+                "(collect.premium_index_interval, open_interest_interval) or follow fewer symbols",
+            )
+        self._demand_warned = high
+
+    def budget_view(self) -> dict[str, Any]:
+        """The budget as ``/api/server`` shows it: limits, use, reserve, who is waiting."""
+        view = self.budget.view(self.server_time_ms())
+        waiting = dict.fromkeys((p.label for p in Priority), 0)
+        for queue in self._queues.values():
+            for waiter in queue:
+                waiting[Priority(waiter.priority).label] += 1
+        view["waiting"] = waiting
+        view["paused_until_ms"] = (
+            max(self.banned_until_ms, self.paused_until_ms, self.blocked_until_ms) or None
+        )
+        return view
+
+    async def _wait_for_allowance(self, weight: int, priority: Priority, group: str | None) -> int:
+        """Wait until a call may be sent (see the module docstring); count it as sent.
+
+        Returns the minute the call counts in (for ``_after_response``).
+        """
+        name = group if group is not None else ("weight" if weight > 0 else None)
+        queue = self._queues.setdefault(name, []) if name is not None else None
+        waiter = _Waiter(int(priority), next(self._seq))
+        if queue is not None:
+            heapq.heappush(queue, waiter)
+        asked = time.perf_counter()
+        reason: str | None = None
+        try:
+            while True:
+                waiter.wake.clear()
                 now = self._clock.time_ms()
+                delay_ms: int | None
                 blocked_until = max(
                     self.banned_until_ms, self.paused_until_ms, self.blocked_until_ms
                 )
-                if blocked_until <= now:
-                    minute = self.server_time_ms() // 60_000
-                    if minute != self._weight_minute:
-                        self._weight_minute = minute
-                        self.used_weight = 0
-                    budget = self.weight_limit * self.weight_safety
-                    if self.used_weight + self._reserved + weight <= budget or (
-                        self.used_weight + self._reserved == 0
-                    ):
-                        self._reserved += weight
-                        return
-                    WEIGHT_WAITS.inc()
-                    blocked_until = now + (minute + 1) * 60_000 - self.server_time_ms() + 50
-            await self._sleep(max(0.0, (blocked_until - now) / 1000))
+                if blocked_until > now:
+                    why, delay_ms = "paused", blocked_until - now
+                elif queue is not None and queue[0] is not waiter:
+                    why, delay_ms = "queued", None  # woken when it reaches the head
+                else:
+                    server_now = self.server_time_ms()
+                    wait = self.budget.wait(priority, weight, group, server_now)
+                    if wait is None:
+                        minute = self.budget.take(priority, weight, group, server_now)
+                        break
+                    why, delay_ms = wait.reason, wait.ms
+                if reason is None:
+                    reason = why
+                    WAITS.labels(priority.label, why).inc()
+                await self._wait(waiter, delay_ms)
+        finally:
+            if queue is not None:
+                if queue and queue[0] is waiter:
+                    heapq.heappop(queue)
+                else:  # cancelled while waiting behind others
+                    queue.remove(waiter)
+                    heapq.heapify(queue)
+                if queue:
+                    queue[0].wake.set()
+        WAIT_SECONDS.labels(priority.label).observe(time.perf_counter() - asked)
+        if group is not None:
+            GROUP_USED.labels(group).set(self.budget.group_used(self.server_time_ms())[group])
+        return minute
+
+    async def _wait(self, waiter: _Waiter, delay_ms: int | None) -> None:
+        """Until ``delay_ms`` has passed or the waiter is woken (None: only woken)."""
+        if delay_ms is None:
+            await waiter.wake.wait()
+            return
+        sleeping = asyncio.ensure_future(self._sleep(max(0.0, delay_ms / 1000)))
+        woken = asyncio.ensure_future(waiter.wake.wait())
+        try:
+            await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            woken.cancel()
+
+    def _wake_weight_queue(self) -> None:
+        """Weight came free (an answer): the head of the weight queue looks again."""
+        queue = self._queues.get("weight")
+        if queue:
+            queue[0].wake.set()
 
     # -- requests -------------------------------------------------------------
 
@@ -176,23 +302,25 @@ class BinanceRest:
         params: Mapping[str, Any] | None = None,
         *,
         weight: int = 1,
+        priority: Priority = Priority.LIVE,
         signed: bool = False,
         api_key: bool = False,
         order_client_id: str | None = None,
     ) -> Any:
-        """Send one call. ``order_client_id`` marks an order: failures become outcome-unknown."""
+        """Send one call. ``weight`` is the exchange's (0 for paths with a request count of
+        their own), ``priority`` whom it serves (see ``Priority``); ``order_client_id`` marks an
+        order: failures become outcome-unknown."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
-        await self._wait_for_allowance(weight)
+        if (signed or api_key) and not self._api_key:
+            raise FatalExchangeError(f"{path}: an API key is required (exchange.api_key)")
+        if signed and not self._api_secret:
+            raise FatalExchangeError(f"{path}: an API secret is required (exchange.api_secret)")
+        group = self.budget.group_for(path)
+        minute = await self._wait_for_allowance(weight, priority, group)
         headers = {}
         if signed or api_key:
-            if not self._api_key:
-                self._release(weight)
-                raise FatalExchangeError(f"{path}: an API key is required (exchange.api_key)")
             headers["X-MBX-APIKEY"] = self._api_key
         if signed:
-            if not self._api_secret:
-                self._release(weight)
-                raise FatalExchangeError(f"{path}: an API secret is required (exchange.api_secret)")
             query = signed_query(
                 params, self._api_secret, self.server_time_ms(), self.recv_window_ms
             )
@@ -208,14 +336,14 @@ class BinanceRest:
                 status = response.status
                 response_headers = response.headers
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self._release(weight)
+            self._release(weight, minute)
             REQUESTS.labels(path, "error").inc()
             reason = f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": ")
             self._report(f"exchange REST unreachable: {reason}")
             if order_client_id is not None:
                 raise OrderOutcomeUnknown(reason, client_order_id=order_client_id) from exc
             raise RetryableExchangeError(reason) from exc
-        self._after_response(weight, response_headers)
+        self._after_response(weight, minute, response_headers)
         REQUESTS.labels(path, str(status)).inc()
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         if status == 200:
@@ -239,6 +367,7 @@ class BinanceRest:
             order_client_id,
             elapsed_ms,
             params.get("symbol"),
+            group,
         )
 
     def _report(self, reason: str) -> None:
@@ -248,19 +377,22 @@ class BinanceRest:
         if self._health is not None:
             self._health.report(HEALTH_COMPONENT, reason)
 
-    def _release(self, weight: int) -> None:
-        self._reserved = max(0, self._reserved - weight)
+    def _release(self, weight: int, minute: int, used: int | None = None) -> None:
+        self.budget.answered(weight, used, minute, self.server_time_ms())
+        if weight > 0:
+            self._wake_weight_queue()
 
-    def _after_response(self, weight: int, headers: Mapping[str, str]) -> None:
-        self._release(weight)
-        used = headers.get("x-mbx-used-weight-1m") or headers.get("X-MBX-USED-WEIGHT-1M")
-        if used is not None:
+    def _after_response(self, weight: int, minute: int, headers: Mapping[str, str]) -> None:
+        raw = headers.get("x-mbx-used-weight-1m") or headers.get("X-MBX-USED-WEIGHT-1M")
+        used: int | None = None
+        if raw is not None:
             try:
-                self.used_weight = int(used)
-                self._weight_minute = self.server_time_ms() // 60_000
-                USED_WEIGHT.set(self.used_weight)
+                used = int(raw)
             except ValueError:
-                pass
+                used = None
+        self._release(weight, minute, used)
+        if used is not None:
+            USED_WEIGHT.set(self.budget.used)
 
     def _retry_after_s(self, headers: Mapping[str, str], default: float) -> float:
         try:
@@ -278,6 +410,7 @@ class BinanceRest:
         order_client_id: str | None,
         elapsed_ms: float,
         symbol: Any = None,
+        group: str | None = None,
     ) -> None:
         code: int | None = None
         msg: str | None = None
@@ -303,9 +436,15 @@ class BinanceRest:
         if status == 429 or code == -1003:
             seconds_to_minute = 60 - (self.server_time_ms() // 1000) % 60
             retry_after = self._retry_after_s(headers, float(seconds_to_minute))
-            self.paused_until_ms = max(self.paused_until_ms, now + int(retry_after * 1000))
+            if group is not None:
+                # Over the count of its own group (it weighs nothing): only the group waits.
+                self.budget.pause_group(group, self.server_time_ms() + int(retry_after * 1000))
+            else:
+                self.paused_until_ms = max(self.paused_until_ms, now + int(retry_after * 1000))
             LIMITED.labels("429").inc()
-            self._log.warning("rest.rate_limited", path=path, retry_after_s=retry_after)
+            self._log.warning(
+                "rest.rate_limited", path=path, retry_after_s=retry_after, paused=group or "all"
+            )
             self._report(f"rate limited (HTTP {status}) for {retry_after:g}s: {text}")
             raise RateLimited(text, retry_after_s=retry_after, status=status)
         if status == 403:

@@ -126,6 +126,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--weight-limit", type=int, default=2400, help="REQUEST_WEIGHT per minute")
     parser.add_argument(
+        "--futures-data-limit", type=int, default=1000,
+        help="requests to /futures/data/* per 5 minutes per IP",
+    )  # fmt: skip
+    parser.add_argument(
+        "--funding-limit", type=int, default=500,
+        help="requests to fundingRate and fundingInfo per 5 minutes per IP",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-timestamp-check", action="store_true", help="accept any signed timestamp"
     )
     faults = parser.add_argument_group("faults")
@@ -180,7 +188,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         leverage=args.leverage,
         volatility=args.volatility,
         liquidations=args.liquidations,
-        limits=LimitConfig(weight_per_minute=args.weight_limit),
+        limits=LimitConfig(
+            weight_per_minute=args.weight_limit,
+            futures_data_requests=args.futures_data_limit,
+            funding_requests=args.funding_limit,
+        ),
         check_timestamps=not args.no_timestamp_check,
         ws=WsRules(),
         faults=faults,

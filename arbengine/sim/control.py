@@ -2,7 +2,12 @@
 
 ``GET  /_sim/state``
     Mode, simulated and server time, per-symbol first/last aggTrade id, bid/ask,
-    mark, funding, connections, the fault state and the account.
+    mark, funding, connections, the fault state, the account, and the REST calls
+    answered per path (``requests``: count, and count per HTTP status).
+
+``GET  /_sim/requests?path=/fapi/v1/premiumIndex&since=…``
+    The wall times (epoch seconds) of the newest calls to one path (up to
+    10 000), at or after ``since``: ``{"path", "count", "times"}``.
 
 ``POST /_sim/faults``
     A fault request, see ``faults.py`` for the schema; replies the fault state.
@@ -163,7 +168,21 @@ def add_control_routes(app: web.Application, sim: SimServer) -> None:
             return _bad(f"tape: {exc}")
         return _reply(t.rows(lo, min(hi, lo + limit)))
 
+    async def requests(request: web.Request) -> web.Response:
+        path = request.query.get("path", "")
+        if not path:
+            return _bad("requests: path is required, e.g. ?path=/fapi/v1/premiumIndex")
+        try:
+            since = float(request.query.get("since", "0"))
+        except ValueError:
+            return _bad(f"requests: since must be epoch seconds, got {request.query['since']!r}")
+        counts = sim.requests.counts().get(path, {"count": 0})
+        return _reply(
+            {"path": path, "count": counts["count"], "times": sim.requests.times(path, since)}
+        )
+
     app.router.add_get("/_sim/state", state)
+    app.router.add_get("/_sim/requests", requests)
     app.router.add_post("/_sim/faults", faults)
     app.router.add_post("/_sim/clock", clock)
     app.router.add_post("/_sim/market", market)

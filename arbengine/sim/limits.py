@@ -1,15 +1,21 @@
-"""Request-weight and order-count limits, with Binance's 429-then-418 escalation.
+"""Request-weight, request-count and order-count limits, with Binance's 429-then-418 escalation.
 
 Windows are fixed and aligned to wall-clock boundaries (the minute for
-``REQUEST_WEIGHT``, ten seconds and the minute for ``ORDERS``), as Binance's
-``x-mbx-used-weight-1m`` resets on the minute. Wall clock, not simulated time,
-because a client's rate budget is about real requests whatever the sim's speed.
+``REQUEST_WEIGHT``, ten seconds and the minute for ``ORDERS``, five minutes for
+the request-count groups), as Binance's ``x-mbx-used-weight-1m`` resets on the
+minute. Wall clock, not simulated time, because a client's rate budget is about
+real requests whatever the sim's speed.
 
-A request that takes the weight over the limit is answered 429 with
-``Retry-After`` (seconds to the end of the window). A client that keeps calling
-before that moment collects strikes; at ``ban_after`` strikes its IP is banned:
-418 for every call until the ban ends, the ban doubling on each repeat (2
-minutes up to 3 days), as Binance does.
+Some endpoints weigh nothing but have a per-IP request count of their own
+(BINANCE.md): every ``/futures/data/*`` path together, 1000 requests per 5
+minutes; ``fundingRate`` and ``fundingInfo`` together, 500 per 5 minutes
+(``GROUPS``). A request over such a count is refused like one over the weight.
+
+A request that takes the weight (or its group's count) over the limit is
+answered 429 with ``Retry-After`` (seconds to the end of the window). A client
+that keeps calling before that moment collects strikes; at ``ban_after``
+strikes its IP is banned: 418 for every call until the ban ends, the ban
+doubling on each repeat (2 minutes up to 3 days), as Binance does.
 """
 
 from __future__ import annotations
@@ -17,12 +23,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+FUTURES_DATA = "futures_data"
+FUNDING = "funding"
+
+
+def group_of(path: str) -> str | None:
+    """The request-count group a path belongs to (None: it only counts weight)."""
+    if path.startswith("/futures/data/"):
+        return FUTURES_DATA
+    if path in ("/fapi/v1/fundingRate", "/fapi/v1/fundingInfo"):
+        return FUNDING
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class LimitConfig:
     weight_per_minute: int = 2400
     orders_per_10s: int = 300
     orders_per_minute: int = 1200
+    futures_data_requests: int = 1000
+    """Requests to ``/futures/data/*`` per ``group_window_s``, all paths together."""
+    funding_requests: int = 500
+    """Requests to ``fundingRate`` and ``fundingInfo`` per ``group_window_s``, together."""
+    group_window_s: float = 300.0
     ban_after: int = 3
     """Requests sent during a 429 back-off before the IP is banned."""
     ban_seconds: float = 120.0
@@ -40,6 +63,13 @@ class Verdict:
 
 
 @dataclass(slots=True)
+class _Count:
+    window: int = -1
+    used: int = 0
+    backoff_until: float = 0.0
+
+
+@dataclass(slots=True)
 class _Ip:
     window: int = -1
     used: int = 0
@@ -47,6 +77,7 @@ class _Ip:
     strikes: int = 0
     banned_until: float = 0.0
     bans: int = 0
+    groups: dict[str, _Count] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -89,6 +120,55 @@ class RateLimiter:
             st.strikes = 0
             return self._too_many(st, now_s)
         return Verdict(200, st.used)
+
+    def count(self, ip: str, group: str, now_s: float) -> Verdict:
+        """Count one request of ``group`` (after ``check`` let it through): 429 over the count,
+        strikes towards a ban when the client keeps calling during that back-off."""
+        st = self._ips.setdefault(ip, _Ip())
+        limit = self.group_limit(group)
+        window = int(now_s // self.config.group_window_s)
+        counter = st.groups.setdefault(group, _Count())
+        if counter.window != window:
+            counter.window = window
+            counter.used = 0
+        counter.used += 1
+        if now_s < counter.backoff_until:
+            st.strikes += 1
+            if st.strikes >= self.config.ban_after:
+                return self.ban(ip, now_s)
+            return self._too_many_in_group(group, counter, limit, st.used, now_s)
+        if counter.used > limit:
+            counter.backoff_until = (window + 1) * self.config.group_window_s
+            st.strikes = 0
+            return self._too_many_in_group(group, counter, limit, st.used, now_s)
+        return Verdict(200, st.used)
+
+    def group_limit(self, group: str) -> int:
+        if group == FUTURES_DATA:
+            return self.config.futures_data_requests
+        if group == FUNDING:
+            return self.config.funding_requests
+        raise ValueError(f"unknown request group {group!r}")
+
+    def group_used(self, ip: str, group: str, now_s: float) -> int:
+        st = self._ips.get(ip)
+        counter = st.groups.get(group) if st is not None else None
+        if counter is None or counter.window != int(now_s // self.config.group_window_s):
+            return 0
+        return counter.used
+
+    def _too_many_in_group(
+        self, group: str, counter: _Count, limit: int, used_weight: int, now_s: float
+    ) -> Verdict:
+        minutes = self.config.group_window_s / 60
+        return Verdict(
+            429,
+            used_weight,
+            max(1, math.ceil(counter.backoff_until - now_s)),
+            -1003,
+            f"Too many requests; current limit of IP(127.0.0.1) for {group} is {limit} "
+            f"requests per {minutes:g} minutes.",
+        )
 
     def ban(self, ip: str, now_s: float, seconds: float | None = None) -> Verdict:
         st = self._ips.setdefault(ip, _Ip())

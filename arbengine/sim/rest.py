@@ -3,6 +3,9 @@
 Every Binance response, error or not, carries ``X-MBX-USED-WEIGHT-1M``; order
 endpoints add ``X-MBX-ORDER-COUNT-10S`` / ``-1M``. Faults are applied before
 the rate limiter in this order: hang, latency, forced 5xx, forced 429/418.
+``/futures/data/*``, ``fundingRate`` and ``fundingInfo`` weigh nothing and are
+counted against their own per-IP request limits instead (``limits.py``). Every
+answer to a Binance path is counted per path and status (``requests.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aiohttp import web
 
 from arbengine.sim.account import ApiError, mandatory
 from arbengine.sim.auth import check_api_key, parse_params, verify_signed
+from arbengine.sim.limits import group_of
 from arbengine.sim.market import HIST_KINDS, HIST_PERIODS, HOUR_MS
 from arbengine.sim.symbols import RATE_LIMITS, exchange_info, fmt_units
 from arbengine.sim.wshub import Conn, serve_connection
@@ -106,13 +110,15 @@ class RestApi:
             Route("GET", "/fapi/v1/exchangeInfo", self.exchange_info, 1),
             Route("GET", "/fapi/v1/aggTrades", self.agg_trades, 20),
             Route("GET", "/fapi/v1/premiumIndex", self.premium_index, _per_symbol(1, 10)),
-            Route("GET", "/fapi/v1/fundingRate", self.funding_rate, 1),
-            Route("GET", "/fapi/v1/fundingInfo", self.funding_info, 1),
+            # Weight 0: counted against the funding request limit (500 / 5 min / IP) instead.
+            Route("GET", "/fapi/v1/fundingRate", self.funding_rate, 0),
+            Route("GET", "/fapi/v1/fundingInfo", self.funding_info, 0),
             Route("GET", "/fapi/v1/openInterest", self.open_interest, 1),
             Route("GET", "/fapi/v1/ticker/price", self.ticker_price, _per_symbol(1, 2)),
             Route("GET", "/fapi/v2/ticker/price", self.ticker_price, _per_symbol(1, 2)),
             Route("GET", "/fapi/v1/ticker/bookTicker", self.book_ticker, _per_symbol(2, 5)),
-            *[Route("GET", f"/futures/data/{kind}", self._hist(kind), 1) for kind in HIST_KINDS],
+            # Weight 0: counted against the /futures/data request limit (1000 / 5 min / IP).
+            *[Route("GET", f"/futures/data/{kind}", self._hist(kind), 0) for kind in HIST_KINDS],
             Route("POST", "/fapi/v1/listenKey", self.listen_key_create, 1, "key"),
             Route("PUT", "/fapi/v1/listenKey", self.listen_key_keepalive, 1, "key"),
             Route("DELETE", "/fapi/v1/listenKey", self.listen_key_delete, 1, "key"),
@@ -176,7 +182,7 @@ class RestApi:
         app.router.add_route("*", "/{tail:(fapi|futures).*}", self.not_found)
 
     async def not_found(self, request: web.Request) -> web.Response:
-        return await self._guarded(
+        response = await self._guarded(
             request,
             1,
             lambda: json_response(
@@ -184,6 +190,8 @@ class RestApi:
                 404,
             ),
         )
+        self.sim.requests.record(request.path, response.status, self.sim.wall())
+        return response
 
     def _dispatcher(
         self, path: str, methods: dict[str, Route]
@@ -191,7 +199,7 @@ class RestApi:
         async def dispatch(request: web.Request) -> web.Response:
             route = methods.get(request.method)
             if route is None:
-                return await self._guarded(
+                response = await self._guarded(
                     request,
                     1,
                     lambda: json_response(
@@ -199,7 +207,10 @@ class RestApi:
                         405,
                     ),
                 )
-            return await self._handle(request, route)
+            else:
+                response = await self._handle(request, route)
+            self.sim.requests.record(path, response.status, self.sim.wall())
+            return response
 
         return dispatch
 
@@ -275,6 +286,9 @@ class RestApi:
             params, weight = {}, 1
         ip = _ip(request)
         verdict = sim.limiter.check(ip, weight, now_s)
+        group = group_of(route.path)
+        if verdict.status == 200 and group is not None:
+            verdict = sim.limiter.count(ip, group, now_s)
         headers = {"X-MBX-USED-WEIGHT-1M": str(verdict.used_weight)}
         if verdict.status != 200:
             headers["Retry-After"] = str(verdict.retry_after)

@@ -74,6 +74,7 @@ from arbengine.sim.market import (
     mark_payload,
 )
 from arbengine.sim.replay import ReplayMarket
+from arbengine.sim.requests import RequestLog
 from arbengine.sim.rest import RestApi
 from arbengine.sim.retention import MAX_TRADES, TRADE_HISTORY_MS, Retention
 from arbengine.sim.symbols import DEFAULT_SYMBOLS, spec_for
@@ -194,6 +195,8 @@ class SimServer:
         self.delisted: set[str] = set()
         """Symbols taken off the exchange at run time: -1121 on REST, silence on streams."""
         self.limiter = RateLimiter(config.limits)
+        self.requests = RequestLog()
+        """REST calls answered, per path and status, and when (for tests of a client's pacing)."""
         self.account = Account(
             self.market.specs,
             _View(self.market),
@@ -386,6 +389,7 @@ class SimServer:
                 "user_stream": len(self.hub.user_conns),
             },
             "messages_sent": self.hub.messages_sent,
+            "requests": self.requests.counts(),
             "faults": self.faults.snapshot(now),
             "account": self.account.account(version=3),
             "urls": self.urls(),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
 import pytest
 
 from arbengine.domain.errors import RetryableError
+from arbengine.exchange.budget import Priority
 from arbengine.exchange.errors import (
     BadSignature,
     FatalExchangeError,
@@ -56,20 +58,69 @@ async def test_weight_is_tracked_from_headers_and_limits_from_exchange_info(sim,
 
 
 async def test_the_client_waits_for_the_next_minute_instead_of_exceeding(sim, session) -> None:
+    clock = ManualClock(start_ms=1_700_000_050_000)  # 50 s before a minute ends
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
-        rest.used_weight = 0  # as if the minute rolled over while we waited
-        rest._weight_minute = -1
+        clock.advance(round(seconds * 1000))
 
-    rest = BinanceRest(session, sim.rest_url, weight_limit=50, weight_safety=1.0, sleep=sleep)
+    rest = BinanceRest(session, sim.rest_url, weight_limit=50, weight_safety=1.0, clock=clock,
+                       sleep=sleep)  # fmt: skip
     await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20)
     await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20)
     assert slept == []
     await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20)
-    assert len(slept) == 1
-    assert 0 < slept[0] <= 60.1
+    assert slept == [50.05]  # to the next minute, and a little past it
+
+
+async def test_a_waiting_live_call_goes_before_waiting_repair_and_backfill(sim, session) -> None:
+    clock = ManualClock(start_ms=1_700_000_050_000)
+    sent: list[str] = []
+    minute_over = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        await minute_over.wait()  # nothing moves until every call is waiting
+        clock.advance(round(seconds * 1000))
+
+    rest = BinanceRest(session, sim.rest_url, weight_limit=100, weight_safety=1.0, clock=clock,
+                       sleep=sleep)  # fmt: skip
+    params = {"symbol": "BTCUSDT", "limit": 1}
+    await rest.get("/fapi/v1/aggTrades", params, weight=100)  # the minute's budget, all of it
+
+    async def call(name: str, priority: Priority) -> None:
+        await rest.get("/fapi/v1/aggTrades", params, weight=40, priority=priority)
+        sent.append(name)
+
+    asking = [
+        ("backfill", Priority.BACKFILL),
+        ("repair", Priority.REPAIR),
+        ("backfill-2", Priority.BACKFILL),
+        ("live", Priority.LIVE),
+    ]
+    async with asyncio.TaskGroup() as group:
+        for name, priority in asking:
+            group.create_task(call(name, priority))
+            await asyncio.sleep(0)  # (each is queued before the next asks)
+        view = rest.budget_view()
+        assert view["waiting"] == {"live": 1, "repair": 1, "backfill": 2}
+        minute_over.set()
+    # From the next minute on: live first, then repair, then the backfill in the order they
+    # asked (repair and backfill share 100 - 20 reserved a minute, paced through the minute).
+    assert sent == ["live", "repair", "backfill", "backfill-2"]
+    assert clock.time_ms() // 60_000 == 1_700_000_050_000 // 60_000 + 2
+
+
+async def test_a_refusal_of_a_counted_path_pauses_its_group_only(sim, session) -> None:
+    rest = BinanceRest(session, sim.rest_url)
+    await fault(session, sim, {"rest_429": {"count": 1, "retry_after": 30}})
+    with pytest.raises(RateLimited):
+        await rest.get("/futures/data/openInterestHist",
+                       {"symbol": "BTCUSDT", "period": "5m"}, weight=0)  # fmt: skip
+    assert rest.paused_until_ms == 0
+    [futures_data] = [g for g in rest.budget_view()["groups"] if g["name"] == "futures_data"]
+    assert futures_data["paused_until_ms"] >= rest.server_time_ms() + 29_000
+    await rest.get("/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"})  # everything else goes on
 
 
 async def test_429_pauses_and_418_bans_every_later_call(sim, session) -> None:

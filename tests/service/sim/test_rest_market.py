@@ -232,3 +232,36 @@ async def test_ignoring_429_brings_418_with_retry_after(
     now[0] += 61
     status, _, _ = await get(http, f"{sim.rest_url}/fapi/v1/time")
     assert status == 200
+
+
+async def test_futures_data_and_funding_count_requests_not_weight(
+    make_sim: MakeSim, http: aiohttp.ClientSession
+) -> None:
+    now = [1_700_000_100.0]  # pinned: the start of a 5-minute window
+    sim = await make_sim(limits=LimitConfig(futures_data_requests=2), wall_clock=lambda: now[0])
+    url = f"{sim.rest_url}/futures/data/topLongShortAccountRatio"
+    params = {"symbol": "BTCUSDT", "period": "5m"}
+    answers = [await get(http, url, params) for _ in range(3)]
+    assert [status for status, _, _ in answers] == [200, 200, 429]
+    assert [h["X-MBX-USED-WEIGHT-1M"] for _, _, h in answers] == ["0", "0", "0"]
+    _, body, headers = answers[2]
+    assert body["code"] == -1003
+    assert headers["Retry-After"] == "300"
+    status, _, headers = await get(http, f"{sim.rest_url}/fapi/v1/fundingRate", params)
+    assert (status, headers["X-MBX-USED-WEIGHT-1M"]) == (200, "0")
+    status, _, _ = await get(http, f"{sim.rest_url}/fapi/v1/premiumIndex")
+    assert status == 200  # the weight budget is another matter
+
+    counts = sim.state()["requests"]
+    assert counts[url.removeprefix(sim.rest_url)] == {
+        "count": 3, "statuses": {"200": 2, "429": 1}
+    }  # fmt: skip
+    assert counts["/fapi/v1/premiumIndex"] == {"count": 1, "statuses": {"200": 1}}
+    status, log, _ = await get(
+        http, f"{sim.control_url}/requests", {"path": "/fapi/v1/premiumIndex", "since": "0"}
+    )
+    assert (status, log) == (200, {"path": "/fapi/v1/premiumIndex", "count": 1,
+                                   "times": [1_700_000_100.0]})  # fmt: skip
+    status, log, _ = await get(http, f"{sim.control_url}/requests", {})
+    assert status == 400
+    assert log["error"].startswith("requests: path is required")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from arbengine.sim.limits import LimitConfig, RateLimiter
+from arbengine.sim.limits import LimitConfig, RateLimiter, group_of
 
 IP = "127.0.0.1"
 MINUTE = 1_700_000_080.0  # 40 s into a minute
@@ -52,3 +52,30 @@ def test_order_counts_limit_per_ten_seconds() -> None:
     assert verdict is not None
     assert (verdict.status, verdict.code) == (429, -1015)
     assert limiter.order(t + 10)[0] is None
+
+
+def test_futures_data_and_funding_have_request_counts_of_their_own() -> None:
+    limiter = RateLimiter(LimitConfig(futures_data_requests=3, funding_requests=2))
+    t = 1_700_000_100.0  # the start of a 5-minute window
+    assert group_of("/futures/data/openInterestHist") == "futures_data"
+    assert group_of("/fapi/v1/fundingInfo") == group_of("/fapi/v1/fundingRate") == "funding"
+    assert group_of("/fapi/v1/premiumIndex") is None
+    for _ in range(3):
+        assert limiter.count(IP, "futures_data", t).status == 200
+    refused = limiter.count(IP, "futures_data", t + 1)
+    assert (refused.status, refused.code) == (429, -1003)
+    assert refused.retry_after == 299  # to the end of the 5-minute window
+    assert "futures_data is 3 requests per 5 minutes" in refused.msg
+    assert limiter.count(IP, "funding", t + 1).status == 200  # another group's count
+    assert limiter.check(IP, 1, t + 1).status == 200  # and the weight are untouched
+    assert limiter.count(IP, "futures_data", t + 300).status == 200  # a new window
+
+
+def test_calling_a_refused_group_again_brings_a_ban() -> None:
+    limiter = RateLimiter(LimitConfig(funding_requests=1, ban_after=2))
+    t = 1_700_000_100.0
+    limiter.count(IP, "funding", t)
+    assert limiter.count(IP, "funding", t).status == 429
+    assert limiter.count(IP, "funding", t + 1).status == 429  # strike 1
+    assert limiter.count(IP, "funding", t + 2).status == 418  # strike 2: banned
+    assert limiter.check(IP, 1, t + 3).status == 418  # every call
