@@ -32,6 +32,8 @@ class ApiContext:
     """What the health board reports now (component, subject, reason, since)."""
     symbols: Callable[[], dict[str, Any] | None] = lambda: None
     """Configured, collected and skipped symbols (None when the daemon does not collect)."""
+    engine: Callable[[], dict[str, Any] | None] = lambda: None
+    """The engine's readiness per symbol (None when the engine is off)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from arbengine.api.context import CONTEXT, OPENAPI
-from arbengine.api.schemas import Degradation, Health, ServerInfo, SymbolsInfo
+from arbengine.api.schemas import Degradation, EngineInfo, Health, ServerInfo, SymbolsInfo
 from arbengine.api.services import Call
 
 STATIC_TYPES = {
@@ -58,6 +58,7 @@ async def server(call: Call) -> ServerInfo:
     except Exception:  # the size is decoration; an unreachable database shows as null
         size = None
     symbols = ctx.symbols()
+    engine = ctx.engine()
     return ServerInfo(
         version=ctx.version,
         started_at=ctx.started_at,
@@ -67,6 +68,7 @@ async def server(call: Call) -> ServerInfo:
         database_size_bytes=size,
         symbols=msgspec.convert(symbols, SymbolsInfo) if symbols is not None else None,
         degraded=_degradations(ctx.degradations()),
+        engine=msgspec.convert(engine, EngineInfo) if engine is not None else None,
     )
 
 

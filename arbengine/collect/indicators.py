@@ -23,6 +23,13 @@ stops the symbol everywhere (``SymbolListing``), any other rejection is
 logged (``poller.symbol_failed``), reported on the health board and tried
 again next round, while the other symbols' polls go on. Only a failure of
 every symbol is the poller's own (the supervisor's business).
+
+Per symbol and series, the end of the first round after start (its values
+published; a rejection of that symbol counts as an end too, as it would be tried
+only next round) is reported on the ``Readiness`` board, under the series' kind
+(``premium_index`` for premiumIndex): the engine evaluates a symbol only once
+the series its strategies read are in. Retryable failures are retried within
+the round, so an outage keeps the symbols waiting.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import structlog
 from arbengine.collect.listing import SymbolListing
 from arbengine.collect.parsing import number, optional_number
 from arbengine.domain.durations import parse_duration_ms
-from arbengine.domain.market import Indicator, MarketEvent, RateSnapshot
+from arbengine.domain.market import PREMIUM_INDEX_INPUT, Indicator, MarketEvent, RateSnapshot
 from arbengine.exchange.coinbase import CoinbaseTicker, ProductNotFound, parse_time_ms, product_for
 from arbengine.exchange.errors import FatalExchangeError, InvalidSymbol, RetryableExchangeError
 from arbengine.exchange.rest import BinanceRest
@@ -45,6 +52,7 @@ from arbengine.runtime.backoff import backoff_delay
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.health import HealthBoard
+from arbengine.runtime.readiness import Readiness
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,14 @@ class _Stopped(Exception):
 
 
 POLLERS = ("premium_index", "open_interest", "ratios", "funding", "coinbase")
+DELIVERS: dict[str, tuple[str, ...]] = {
+    "premium_index": (PREMIUM_INDEX_INPUT,),
+    "open_interest": ("open_interest",),
+    "ratios": tuple(series.kind for series in RATIO_SERIES),
+    "funding": ("funding_rate",),
+    "coinbase": ("coinbase_price",),
+}
+"""The inputs (``Readiness``) each poller's per-symbol polls deliver."""
 RATIO_LIMIT = 500
 FUNDING_LIMIT = 1000
 
@@ -135,6 +151,8 @@ class IndicatorPollers:
     listing: SymbolListing | None = None
     """The symbols the exchange lists (None: every configured symbol is polled)."""
     health: HealthBoard | None = None
+    readiness: Readiness | None = None
+    """Where each symbol's first round of each series is reported as delivered."""
 
     def __post_init__(self) -> None:
         self._last: dict[tuple[str, str], int] = dict(self.last_known)
@@ -153,9 +171,18 @@ class IndicatorPollers:
         return [s for s in self.symbols if self.listing.is_active(s)]
 
     async def _each_symbol(
-        self, poller: str, poll: Callable[[str], Awaitable[None]], symbols: Sequence[str]
+        self,
+        poller: str,
+        poll: Callable[[str], Awaitable[None]],
+        symbols: Sequence[str],
+        *,
+        report_each: bool = False,
     ) -> None:
-        """``poll(symbol)`` for each symbol; one symbol's failure never stops the others."""
+        """``poll(symbol)`` for each symbol; one symbol's failure never stops the others.
+
+        ``report_each``: ``poll`` publishes what it fetched, so each symbol's round is
+        reported delivered as soon as its poll ends (else the caller reports, once it has
+        published)."""
         failures: list[FatalExchangeError] = []
         for symbol in symbols:
             key = (poller, symbol)
@@ -175,13 +202,22 @@ class IndicatorPollers:
                     self.health.report(
                         "pollers", f"{poller} failed: {error}", subject=f"{poller}:{symbol}"
                     )
+                if report_each:  # tried again next round, as live values
+                    self._delivered(poller, [symbol])
                 continue
+            if report_each:
+                self._delivered(poller, [symbol])
             if key in self._failing:
                 self._failing.discard(key)
                 if self.health is not None:
                     self.health.clear("pollers", subject=f"{poller}:{symbol}")
         if failures and len(failures) == len(symbols):
             raise failures[0]  # the same for every symbol: the poller's failure, not a symbol's
+
+    def _delivered(self, poller: str, symbols: Sequence[str], inputs: Sequence[str] = ()) -> None:
+        if self.readiness is not None:
+            for name in inputs or DELIVERS[poller]:
+                self.readiness.done_all(symbols, name)
 
     def _round_done(self, name: str) -> None:
         self._first_rounds.add(name)
@@ -237,7 +273,9 @@ class IndicatorPollers:
 
     async def premium_index_loop(self) -> None:
         async def once() -> None:
+            symbols = self._symbols()
             await self._publish(await self.poll_premium_index())
+            self._delivered("premium_index", symbols)
 
         await self._every(self.policy.premium_index_interval_s, once, "premium_index")
 
@@ -262,7 +300,7 @@ class IndicatorPollers:
             )
             rows = [r for r in every if r.get("symbol") in wanted]
         received = self._received()
-        return [
+        snapshots = [
             RateSnapshot(
                 symbol=str(r["symbol"]),
                 ts=int(r["time"]),
@@ -276,6 +314,7 @@ class IndicatorPollers:
             )
             for r in rows
         ]
+        return snapshots
 
     def _received(self) -> int:
         """Now, on the exchange's clock."""
@@ -302,8 +341,10 @@ class IndicatorPollers:
                 Indicator(symbol, "open_interest", ts, known, number(row, "openInterest"))
             )
 
-        await self._each_symbol("open_interest", one, self._symbols())
+        symbols = self._symbols()
+        await self._each_symbol("open_interest", one, symbols)
         await self._publish(values)
+        self._delivered("open_interest", symbols)
 
     # -- /futures/data period series -----------------------------------------
 
@@ -313,7 +354,7 @@ class IndicatorPollers:
                 await self.follow_series(symbol, series)
 
         async def once() -> None:
-            await self._each_symbol("ratios", one, self._symbols())
+            await self._each_symbol("ratios", one, self._symbols(), report_each=True)
 
         await self._every(self.policy.ratios_interval_s, once, "ratios")
 
@@ -366,7 +407,9 @@ class IndicatorPollers:
     async def funding_history_loop(self) -> None:
         async def once() -> None:
             await self.poll_funding_info()
-            await self._each_symbol("funding", self.follow_funding, self._symbols())
+            await self._each_symbol(
+                "funding", self.follow_funding, self._symbols(), report_each=True
+            )
 
         await self._every(self.policy.funding_history_interval_s, once, "funding")
 
@@ -376,12 +419,14 @@ class IndicatorPollers:
         )
         now = self.clock.time_ms()
         intervals = {str(r["symbol"]): int(r["fundingIntervalHours"]) for r in rows}
+        symbols = self._symbols()
         await self._publish(
             [
                 Indicator(s, "funding_interval_hours", now, now, float(intervals.get(s, 8)))
-                for s in self._symbols()
+                for s in symbols
             ]
         )
+        self._delivered("funding", symbols, ["funding_interval_hours"])
 
     async def follow_funding(self, symbol: str) -> None:
         now = self.clock.time_ms()
@@ -425,6 +470,7 @@ class IndicatorPollers:
     async def coinbase_loop(self) -> None:
         if self.coinbase is None or not self._products:
             self._round_done("coinbase")
+            self._delivered("coinbase", self.symbols)  # nothing will ever come
             return
         await self._every(
             self.policy.coinbase_interval_s, self.poll_coinbase, "coinbase", listed_only=False
@@ -461,3 +507,6 @@ class IndicatorPollers:
                 )
             )
         await self._publish(values)
+        # Every symbol's round has ended: with a price, a failure (a live value only: nothing
+        # is fetched as history) or no Coinbase product at all.
+        self._delivered("coinbase", self.symbols)
