@@ -352,6 +352,7 @@ class IndicatorPollers:
         async def one(symbol: str) -> None:
             for series in RATIO_SERIES:
                 await self.follow_series(symbol, series)
+                self._delivered("ratios", [symbol], [series.kind])
 
         async def once() -> None:
             await self._each_symbol("ratios", one, self._symbols(), report_each=True)

@@ -183,6 +183,10 @@ class SignalPipeline:
         for position in self.book.on_trades(symbol, ids, ts, px, note=False):
             self._out.positions[id(position)] = position
 
+    def next_tick(self, symbol: str) -> int | None:
+        """The next tick to evaluate for ``symbol`` (None: it has no ticks)."""
+        return self._next_tick.get(symbol)
+
     def evaluated_after(self, symbol: str, time_ms: int) -> bool:
         """Whether a tick later than ``time_ms`` has been evaluated (or passed) for ``symbol``:
         a value visible from ``time_ms`` arriving now comes late for that tick."""

@@ -113,7 +113,6 @@ class WarmStartFeed:
 
     pipeline: SignalPipeline
     hold: TradeHold
-    starts: dict[str, int]
 
     def on_event(self, event: MarketEvent) -> None:
         self.pipeline.on_event(event)
@@ -124,7 +123,7 @@ class WarmStartFeed:
         self.pipeline.on_rate_columns(symbol, known_ms, funding_rate, index)
 
     def on_trades(self, symbol: str, trades: TradeColumns) -> None:
-        start = self.starts.get(symbol)
+        start = self.pipeline.next_tick(symbol)
         n = len(trades)
         cut = n if start is None else int(np.searchsorted(trades.time_ms, start, side="left"))
         if cut:
@@ -397,7 +396,7 @@ class EngineService:
             pipeline.start_ticks_at(starts[symbol], [symbol])
         began = time.perf_counter()
         first = min(starts.values(), default=now)
-        feed = WarmStartFeed(pipeline, self._hold, starts)
+        feed = WarmStartFeed(pipeline, self._hold)
         stats = await self._store.replay(feed, symbols, first - HORIZON_MS, now)
         self.pipeline = pipeline
         caught_up = pipeline.drain()  # paper positions restored and walked up to their ticks

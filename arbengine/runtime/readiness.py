@@ -17,6 +17,7 @@ collector's.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 
@@ -32,13 +33,19 @@ class Readiness:
         self._stopped: dict[str, str] = {}
         self.version = 0
         """Grows with every change, so a reader can skip re-checking an unchanged board."""
+        self._changed = asyncio.Event()
+
+    def _bump(self) -> None:
+        self.version += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     def done(self, subject: str, item: str) -> None:
         """``item``'s first round for ``subject`` has been delivered (later calls are no-ops)."""
         items = self._done.setdefault(subject, {})
         if item not in items:
             items[item] = self._wall()
-            self.version += 1
+            self._bump()
 
     def done_all(self, subjects: Iterable[str], item: str) -> None:
         for subject in subjects:
@@ -52,10 +59,16 @@ class Readiness:
         """Nothing more will be delivered for ``subject`` (``reason`` says why)."""
         if subject not in self._stopped:
             self._stopped[subject] = reason
-            self.version += 1
+            self._bump()
 
     def stopped(self, subject: str) -> str | None:
         """Why ``subject`` is no longer followed; None while it is (or never was)."""
         if subject not in self.followed:
             return "not collected by this deployment ([collect] symbols)"
         return self._stopped.get(subject)
+
+    async def wait_delivered(self, subject: str, items: Iterable[str]) -> None:
+        """Until every one of ``items`` has been delivered for ``subject``."""
+        wanted = frozenset(items)
+        while not wanted <= self.delivered(subject):
+            await self._changed.wait()

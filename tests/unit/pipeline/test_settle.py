@@ -49,7 +49,8 @@ def test_a_symbol_left_out_keeps_its_trades_however_old_until_it_may_go() -> Non
     hold.add(batch("BBB", 12, 9_100))
 
     assert ids(hold.release(60_000, {"AAA"})) == [("AAA", 1)]
-    assert hold.count == 3 and hold.held("BBB") == 3
+    assert hold.count == 3
+    assert hold.held("BBB") == 3
     assert ids(hold.release(None, {"AAA"})) == []  # the end: still only the symbols given
     assert ids(hold.release(10_550, {"AAA", "BBB"})) == [("BBB", 10), ("BBB", 11)]
     assert ids(hold.release(None)) == [("BBB", 12)]
