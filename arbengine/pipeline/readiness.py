@@ -119,6 +119,10 @@ class SymbolGate:
         self.ready = frozenset(s for s, st in states.items() if st.state != "waiting")
         return became_ready
 
+    def reads(self, symbol: str, item: str) -> bool:
+        """Whether a strategy of ``symbol`` reads the input ``item``."""
+        return item in self._needs.get(symbol, ())
+
     def state(self, symbol: str) -> SymbolState | None:
         return self._states.get(symbol)
 

@@ -41,7 +41,14 @@ import numpy as np
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from arbengine.domain.market import Indicator, Liquidation, MarketEvent, RateSnapshot, TradeBatch
+from arbengine.domain.market import (
+    PREMIUM_INDEX_INPUT,
+    Indicator,
+    Liquidation,
+    MarketEvent,
+    RateSnapshot,
+    TradeBatch,
+)
 from arbengine.pipeline.core import PipelineOutput, SignalPipeline
 from arbengine.pipeline.readiness import SymbolGate
 from arbengine.pipeline.records import (
@@ -309,8 +316,11 @@ class EngineService:
             )
 
     def _note_if_late(self, event: MarketEvent) -> None:
-        """Count a value that comes after a tick it belongs to was evaluated (live only; a
-        symbol still waiting for its history has nothing evaluated it could be late for)."""
+        """Count a value that comes after a tick it belongs to was evaluated (live only).
+
+        Only a value the symbol's strategies read can be late (a series nobody reads, such
+        as the rest of a ratio history still coming in, changes no evaluation), and only
+        for a symbol being evaluated (one waiting for its history has no tick done)."""
         assert self.pipeline is not None
         if event.symbol not in self.gate.ready:
             return
@@ -319,8 +329,10 @@ class EngineService:
         elif isinstance(event, Indicator):
             kind, visible = event.kind, event.known_at
         elif isinstance(event, RateSnapshot):
-            kind, visible = "premium_index", event.visible_at
+            kind, visible = PREMIUM_INDEX_INPUT, event.visible_at
         else:
+            return
+        if kind != "liquidation" and not self.gate.reads(event.symbol, kind):
             return
         if self.pipeline.evaluated_after(event.symbol, visible):
             LATE_EVENTS.labels(kind).inc()
