@@ -71,6 +71,8 @@ class SymbolGate:
         self._strategies: dict[str, tuple[str, ...]] = {}
         self._states: dict[str, SymbolState] = {}
         self._seen_version = -1
+        self.symbols: frozenset[str] = frozenset()
+        """The symbols the strategies evaluate (the collectors may follow many more)."""
         self.ready: frozenset[str] = frozenset()
         """Symbols the engine may evaluate now (ready, or not collected)."""
 
@@ -86,6 +88,7 @@ class SymbolGate:
                 needs.setdefault(symbol, set()).update(strategy.inputs)
                 names.setdefault(symbol, []).append(strategy.name)
         self._needs = {s: frozenset(n) for s, n in needs.items()}
+        self.symbols = frozenset(self._needs)
         self._strategies = {s: tuple(sorted(n)) for s, n in names.items()}
         self._seen_version = -1
 

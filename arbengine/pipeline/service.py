@@ -257,10 +257,14 @@ class EngineService:
             started = time.perf_counter()
             self._apply_pending_strategies()
             pipeline = self.pipeline
+            evaluated = self.gate.symbols
             while events:
                 for event in events:
                     if isinstance(event, TradeBatch):
-                        hold.add(event)
+                        # Only the strategies' symbols: the trades of the others the
+                        # collectors follow would never be released.
+                        if event.symbol in evaluated:
+                            hold.add(event)
                         continue
                     self._note_if_late(event)
                     pipeline.on_event(event)
@@ -344,6 +348,7 @@ class EngineService:
         new, self._pending_set = self._pending_set, None
         added = self.pipeline.replace_strategies(new)
         self.gate.set_strategies(new)
+        self._hold.keep_only(self.gate.symbols)  # a symbol dropped is not evaluated any more
         if added:
             # New symbols start at the next tick; their history fills in from the tape.
             self.pipeline.start_ticks_at(self._clock.time_ms(), added)

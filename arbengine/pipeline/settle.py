@@ -53,6 +53,11 @@ class TradeHold:
     def held(self, symbol: str) -> int:
         return sum(len(t) for t in self._held.get(symbol, ()))
 
+    def keep_only(self, symbols: Container[str]) -> None:
+        """Forget the trades of every symbol not in ``symbols`` (no longer evaluated)."""
+        for symbol in [s for s in self._held if s not in symbols]:
+            self.count -= sum(len(t) for t in self._held.pop(symbol))
+
     def release(
         self, now_ms: int | None, symbols: Container[str] | None = None
     ) -> list[tuple[str, TradeColumns]]:

@@ -23,6 +23,7 @@ from arbengine.runtime.clock import ManualClock
 from arbengine.runtime.readiness import Readiness
 from arbengine.signals import StrategySet, TradeColumns, parse_strategy
 from tests.e2e.engine.conftest import write_strategy
+from tests.support.waiting import eventually
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00Z, a tick
 TICK = T0 + 15_000
@@ -258,3 +259,30 @@ async def test_catch_up_ticks_of_a_warm_start_wait_for_the_history_fetched_after
     assert features["ls_global"] != 0  # the value fetched after the start counts
     assert engine.ticks_of(BBB) == []
     assert late_trades() == late
+
+
+async def test_only_the_strategies_symbols_trades_are_held_and_a_dropped_symbol_lets_go(
+    engines: Engines,
+) -> None:
+    # The collectors follow more symbols than the strategies evaluate: the others' trades
+    # would never be released, so they are not kept.
+    engine = await engines.start(Store(), T0 + 1)
+    engine.put(trades("CCCUSDT", 1, T0 + 1_000, T0 + 2_000, T0 + 3_000))
+    engine.put(trades(BBB, 1, T0 + 3_000, T0 + 8_000))  # BBB waits for its history
+
+    async def taken_in() -> bool:
+        return engine.service.held_trades >= 2
+
+    await eventually(taken_in, 10, what="BBB's trades held")
+    assert engine.service.held_trades == 2  # BBB's alone, none of CCCUSDT's
+
+    # A reload that drops BBB: its trades held so far are let go, not kept for ever.
+    write_strategy(engines.directory, {**STRATEGY, "symbols": [AAA]}, "two.json")
+    assert engine.service.reload()
+    engine.put(trades(AAA, 1, T0 + 9_000))  # the next batch applies the new set
+
+    async def let_go() -> bool:
+        return engine.service.held_trades == 1  # AAA's, waiting for its history
+
+    await eventually(let_go, 10, what="BBB's held trades let go after the reload")
+    assert [s["symbol"] for s in engine.service.view()["symbols"]] == [AAA]
