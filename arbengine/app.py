@@ -32,14 +32,14 @@ from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import StreamPolicy
 from arbengine.logs import get_logger
-from arbengine.pipeline.core import SignalPipeline
-from arbengine.pipeline.replay import ReplayStats, replay_history
+from arbengine.pipeline.replay import ReplayStats, ReplayTarget, replay_history
 from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
 from arbengine.runtime.backoff import backoff_delay
 from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
 from arbengine.runtime.health import HealthBoard
 from arbengine.runtime.os_signals import handle_signals
+from arbengine.runtime.readiness import Readiness
 from arbengine.runtime.supervisor import (
     Component,
     RestartPolicy,
@@ -195,7 +195,7 @@ class Daemon:
                 return await signal_sql.open_paper_trades(conn)
 
         async def replay(
-            pipeline: SignalPipeline, symbols: Sequence[str], from_ms: int, to_ms: int
+            pipeline: ReplayTarget, symbols: Sequence[str], from_ms: int, to_ms: int
         ) -> ReplayStats:
             async with db.acquire() as conn:
                 return await replay_history(pipeline, conn, symbols, from_ms, to_ms)
@@ -255,6 +255,14 @@ class Daemon:
         self.rest = rest
         self.backfill = progress = BackfillProgress()
         self.listing = listing = SymbolListing(cs.symbols, health=self.health)
+        # What each symbol has had delivered since start: the engine waits on it per symbol.
+        readiness = Readiness(listing.configured)
+
+        def stopped(symbol: str) -> None:
+            why = next((s.reason for s in listing.skipped() if s.symbol == symbol), "")
+            readiness.stop(symbol, f"not followed by the collectors: {why}".rstrip(": "))
+
+        listing.on_stop(stopped)
         refresher = ExchangeInfoRefresher(
             rest,
             listing,
@@ -297,6 +305,7 @@ class Daemon:
             listing=listing,
             health=self.health,
             progress=progress,
+            readiness=readiness,
         )
         pollers = IndicatorPollers(
             cs.symbols,
@@ -317,6 +326,7 @@ class Daemon:
             listing=listing,
             health=self.health,
             progress=progress,
+            readiness=readiness,
         )
         writer = MarketWriter(
             db.pool,
@@ -354,12 +364,8 @@ class Daemon:
         add(Component("continuity", continuity.run, stage=0, drain=continuity.request_stop))
         add(Component("writer", writer.run, stage=20, drain=market.close))
 
-        async def collectors_ready() -> None:
-            await collector.caught_up.wait()
-            await pollers.ready.wait()
-
         if self.engine is not None:
-            self.engine.set_collectors_ready(collectors_ready)
+            self.engine.set_readiness(readiness)
         self.collector = collector
         self.writer = writer
 
@@ -418,6 +424,9 @@ class Daemon:
 
     def _rest_view(self) -> dict[str, Any] | None:
         return self.rest.budget_view() if self.rest is not None else None
+
+    def _engine_view(self) -> dict[str, Any] | None:
+        return self.engine.view() if self.engine is not None else None
 
     def _channels_view(self) -> list[dict[str, Any]]:
         return [
@@ -500,6 +509,7 @@ class Daemon:
                     symbols=self._symbols_view,
                     backfill=self._backfill_view,
                     rest=self._rest_view,
+                    engine=self._engine_view,
                     pool=db.pool,
                     settings=settings,
                 )

@@ -36,6 +36,8 @@ class ApiContext:
     """Start-up history per series: symbols done and expected (None: not collecting)."""
     rest: Callable[[], dict[str, Any] | None] = lambda: None
     """The exchange REST budget: limits, use, live reserve, waiting calls (None: no client)."""
+    engine: Callable[[], dict[str, Any] | None] = lambda: None
+    """The engine's readiness per symbol (None when the engine is off)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

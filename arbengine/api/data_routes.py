@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from arbengine.api import queries
+from arbengine.api.context import CONTEXT
 from arbengine.api.jsonio import encode
 from arbengine.api.schemas import (
     INTERVAL_MS,
@@ -27,6 +28,7 @@ from arbengine.api.schemas import (
     Liquidations,
     LiquidationsQuery,
     LiquidationTotal,
+    NotEvaluated,
     PaperSummary,
     PaperSummaryQuery,
     PaperTrade,
@@ -328,7 +330,21 @@ async def signals_latest(call: Call) -> SignalLatest:
         for name in ("features", "contributions", "gates"):
             fields[name] = _json(fields[name])
         out.append(Evaluation(**fields))
-    return SignalLatest(rows=out)
+    engine = call.request.app[CONTEXT].engine()
+    waiting = [
+        NotEvaluated(
+            strategy=strategy,
+            symbol=state["symbol"],
+            waiting_for=state["waiting_for"],
+            since=state["since"],
+            reason=state["reason"],
+        )
+        for state in (engine["symbols"] if engine is not None else [])
+        if state["state"] == "waiting" and q.symbol in (None, state["symbol"])
+        for strategy in state["strategies"]
+        if q.strategy in (None, strategy)
+    ]
+    return SignalLatest(rows=out, waiting=waiting)
 
 
 # -- paper trading --------------------------------------------------------------------------

@@ -313,6 +313,34 @@ class RestBudgetInfo(_Shape):
     """After a 429, 418 or 403: no call before then."""
 
 
+class SymbolReadiness(_Shape):
+    symbol: str
+    state: Literal["ready", "waiting", "not_collected"]
+    """``ready``: evaluated. ``waiting``: not evaluated until its history is in (trades held).
+    ``not_collected``: the collectors do not follow it (not configured, delisted, unknown to
+    the exchange): evaluated on what is stored, not waited for."""
+    since: float
+    """Since when it is in this state, epoch seconds."""
+    waiting_for: list[str]
+    """Inputs whose first round after start is not in yet: ``tape`` (trades caught up over
+    REST), ``premium_index``, or an indicator series (``ls_global``, ``open_interest`` …)."""
+    strategies: list[str]
+    """The enabled strategies that evaluate it."""
+    reason: str
+    """One line, for a person."""
+    held_trades: int
+    """Trades received and not applied yet (settling, or waiting for its history)."""
+
+
+class EngineInfo(_Shape):
+    ready: int
+    """Symbols being evaluated (ready, or not collected)."""
+    waiting: int
+    """Symbols waiting for their history."""
+    held_trades: int
+    symbols: list[SymbolReadiness]
+
+
 class ServerInfo(_Shape):
     version: str
     started_at: float
@@ -328,6 +356,9 @@ class ServerInfo(_Shape):
     """Start-up history per series (null when the daemon does not collect)."""
     rest: RestBudgetInfo | None = None
     """The exchange REST budget (null when the daemon does not collect)."""
+    engine: EngineInfo | None = None
+    """Per symbol of the strategies: evaluated, or what it waits for; null when the engine
+    is off."""
 
 
 # -- funding ------------------------------------------------------------------------
@@ -489,8 +520,21 @@ class Evaluation(_Shape):
     created_at: dt.datetime
 
 
+class NotEvaluated(_Shape):
+    strategy: str
+    symbol: str
+    waiting_for: list[str]
+    """As in ``/api/server``: ``tape``, ``premium_index`` or an indicator series."""
+    since: float
+    """Waiting since, epoch seconds."""
+    reason: str
+
+
 class SignalLatest(_Shape):
     rows: list[Evaluation]
+    waiting: list[NotEvaluated] = field(default_factory=list)
+    """Strategy and symbol pairs the engine does not evaluate now because the symbol's
+    history since start is not in yet (a row above, if any, is from before)."""
 
 
 # -- trades ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from arbengine.api.context import CONTEXT, OPENAPI
 from arbengine.api.schemas import (
     BackfillSeries,
     Degradation,
+    EngineInfo,
     Health,
     RestBudgetInfo,
     ServerInfo,
@@ -67,6 +68,7 @@ async def server(call: Call) -> ServerInfo:
     symbols = ctx.symbols()
     backfill = ctx.backfill()
     rest = ctx.rest()
+    engine = ctx.engine()
     return ServerInfo(
         version=ctx.version,
         started_at=ctx.started_at,
@@ -78,6 +80,7 @@ async def server(call: Call) -> ServerInfo:
         degraded=_degradations(ctx.degradations()),
         backfill=msgspec.convert(backfill, list[BackfillSeries]) if backfill is not None else None,
         rest=msgspec.convert(rest, RestBudgetInfo) if rest is not None else None,
+        engine=msgspec.convert(engine, EngineInfo) if engine is not None else None,
     )
 
 

@@ -32,6 +32,13 @@ stops the symbol everywhere (``SymbolListing``), any other rejection is
 logged (``poller.symbol_failed``), reported on the health board and tried
 again next round, while the other symbols' polls go on. Only a failure of
 every symbol is the poller's own (the supervisor's business).
+
+Per symbol and series, the end of the first round after start (its values
+published; a rejection of that symbol counts as an end too, as it would be tried
+only next round) is reported on the ``Readiness`` board, under the series' kind
+(``premium_index`` for premiumIndex): the engine evaluates a symbol only once
+the series its strategies read are in. Retryable failures are retried within
+the round, so an outage keeps the symbols waiting.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from arbengine.collect.listing import SymbolListing
 from arbengine.collect.parsing import number, optional_number
 from arbengine.collect.progress import BackfillProgress
 from arbengine.domain.durations import parse_duration_ms
-from arbengine.domain.market import Indicator, MarketEvent, RateSnapshot
+from arbengine.domain.market import PREMIUM_INDEX_INPUT, Indicator, MarketEvent, RateSnapshot
 from arbengine.exchange.budget import Priority
 from arbengine.exchange.coinbase import CoinbaseTicker, ProductNotFound, parse_time_ms, product_for
 from arbengine.exchange.errors import FatalExchangeError, InvalidSymbol, RetryableExchangeError
@@ -57,6 +64,7 @@ from arbengine.runtime.backoff import backoff_delay
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.health import HealthBoard
+from arbengine.runtime.readiness import Readiness
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,14 @@ class _Stopped(Exception):
 
 
 POLLERS = ("premium_index", "open_interest", "ratios", "funding", "coinbase")
+DELIVERS: dict[str, tuple[str, ...]] = {
+    "premium_index": (PREMIUM_INDEX_INPUT,),
+    "open_interest": ("open_interest",),
+    "ratios": tuple(series.kind for series in RATIO_SERIES),
+    "funding": ("funding_rate",),
+    "coinbase": ("coinbase_price",),
+}
+"""The inputs (``Readiness``) each poller's per-symbol polls deliver."""
 RATIO_LIMIT = 500
 FUNDING_LIMIT = 1000
 PREMIUM_INDEX_ALL_WEIGHT = 10
@@ -153,6 +169,8 @@ class IndicatorPollers:
     health: HealthBoard | None = None
     progress: BackfillProgress = field(default_factory=BackfillProgress)
     """How far the history of each series is (shared with the trade collector)."""
+    readiness: Readiness | None = None
+    """Where each symbol's first round of each series is reported as delivered."""
 
     def __post_init__(self) -> None:
         self._declare_live_demand(len(self.symbols))
@@ -175,9 +193,18 @@ class IndicatorPollers:
         return [s for s in self.symbols if self.listing.is_active(s)]
 
     async def _each_symbol(
-        self, poller: str, poll: Callable[[str], Awaitable[None]], symbols: Sequence[str]
+        self,
+        poller: str,
+        poll: Callable[[str], Awaitable[None]],
+        symbols: Sequence[str],
+        *,
+        report_each: bool = False,
     ) -> None:
-        """``poll(symbol)`` for each symbol; one symbol's failure never stops the others."""
+        """``poll(symbol)`` for each symbol; one symbol's failure never stops the others.
+
+        ``report_each``: ``poll`` publishes what it fetched, so each symbol's round is
+        reported delivered as soon as its poll ends (else the caller reports, once it has
+        published)."""
         failures: list[FatalExchangeError] = []
         for symbol in symbols:
             key = (poller, symbol)
@@ -197,7 +224,11 @@ class IndicatorPollers:
                     self.health.report(
                         "pollers", f"{poller} failed: {error}", subject=f"{poller}:{symbol}"
                     )
+                if report_each:  # tried again next round, as live values
+                    self._delivered(poller, [symbol])
                 continue
+            if report_each:
+                self._delivered(poller, [symbol])
             if key in self._failing:
                 self._failing.discard(key)
                 if self.health is not None:
@@ -240,6 +271,11 @@ class IndicatorPollers:
             hint=f"set collect.ratios_interval to {math.ceil(round_s / 60)}m or more, "
             "or follow fewer symbols",
         )
+
+    def _delivered(self, poller: str, symbols: Sequence[str], inputs: Sequence[str] = ()) -> None:
+        if self.readiness is not None:
+            for name in inputs or DELIVERS[poller]:
+                self.readiness.done_all(symbols, name)
 
     def _round_done(self, name: str) -> None:
         self._first_rounds.add(name)
@@ -301,7 +337,9 @@ class IndicatorPollers:
 
     async def premium_index_loop(self) -> None:
         async def once() -> None:
+            symbols = self._symbols()
             await self._publish(await self.poll_premium_index())
+            self._delivered("premium_index", symbols)
 
         await self._every(self.policy.premium_index_interval_s, once, "premium_index")
 
@@ -328,7 +366,7 @@ class IndicatorPollers:
             )
             rows = [r for r in every if r.get("symbol") in wanted]
         received = self._received()
-        return [
+        snapshots = [
             RateSnapshot(
                 symbol=str(r["symbol"]),
                 ts=int(r["time"]),
@@ -342,6 +380,7 @@ class IndicatorPollers:
             )
             for r in rows
         ]
+        return snapshots
 
     def _received(self) -> int:
         """Now, on the exchange's clock."""
@@ -368,8 +407,10 @@ class IndicatorPollers:
                 Indicator(symbol, "open_interest", ts, known, number(row, "openInterest"))
             )
 
-        await self._each_symbol("open_interest", one, self._symbols())
+        symbols = self._symbols()
+        await self._each_symbol("open_interest", one, symbols)
         await self._publish(values)
+        self._delivered("open_interest", symbols)
 
     # -- /futures/data period series -----------------------------------------
 
@@ -378,6 +419,7 @@ class IndicatorPollers:
             for series in RATIO_SERIES:
                 await self.follow_series(symbol, series)
                 self.progress.done(series.kind, symbol)
+                self._delivered("ratios", [symbol], [series.kind])
 
         async def once() -> None:
             symbols = self._symbols()
@@ -385,7 +427,7 @@ class IndicatorPollers:
                 self.progress.begin(series.kind, symbols)
             # Symbol by symbol, every series of one before the next: each symbol has all its
             # history as early as the limits allow, in the configured order.
-            await self._each_symbol("ratios", one, symbols)
+            await self._each_symbol("ratios", one, symbols, report_each=True)
 
         await self._every(self.policy.ratios_interval_s, once, "ratios")
 
@@ -448,7 +490,7 @@ class IndicatorPollers:
             symbols = self._symbols()
             self.progress.begin("funding_rate", symbols)
             await self.poll_funding_info()
-            await self._each_symbol("funding", one, symbols)
+            await self._each_symbol("funding", one, symbols, report_each=True)
 
         await self._every(self.policy.funding_history_interval_s, once, "funding")
 
@@ -458,12 +500,14 @@ class IndicatorPollers:
         )
         now = self.clock.time_ms()
         intervals = {str(r["symbol"]): int(r["fundingIntervalHours"]) for r in rows}
+        symbols = self._symbols()
         await self._publish(
             [
                 Indicator(s, "funding_interval_hours", now, now, float(intervals.get(s, 8)))
-                for s in self._symbols()
+                for s in symbols
             ]
         )
+        self._delivered("funding", symbols, ["funding_interval_hours"])
 
     async def follow_funding(self, symbol: str) -> None:
         now = self.clock.time_ms()
@@ -511,6 +555,7 @@ class IndicatorPollers:
     async def coinbase_loop(self) -> None:
         if self.coinbase is None or not self._products:
             self._round_done("coinbase")
+            self._delivered("coinbase", self.symbols)  # nothing will ever come
             return
         await self._every(
             self.policy.coinbase_interval_s, self.poll_coinbase, "coinbase", listed_only=False
@@ -547,3 +592,6 @@ class IndicatorPollers:
                 )
             )
         await self._publish(values)
+        # Every symbol's round has ended: with a price, a failure (a live value only: nothing
+        # is fetched as history) or no Coinbase product at all.
+        self._delivered("coinbase", self.symbols)

@@ -32,8 +32,10 @@ which the engine decides when events have had time to arrive: only after the
 delivery, and never past the last trade delivered of a tape with a gap open
 (the missing trades are no older), so this part of the clock never runs ahead
 of what the channel has been given (which matters where the market runs faster
-than the wall clock, in the sim). Likewise ``caught_up`` is announced by the
-flush that delivers the trades the catch-up fetched.
+than the wall clock, in the sim). Likewise a symbol's catch-up after start is
+announced (``caught_up`` once all have; per symbol as the ``tape`` input on the
+``Readiness`` board, which the engine waits for) by the flush that delivers the
+trades the catch-up fetched.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from arbengine.collect.listing import SymbolListing
 from arbengine.collect.progress import BackfillProgress
 from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades
 from arbengine.collect.tape import TradeTape
-from arbengine.domain.market import Liquidation, MarketEvent, MarkPrice, TapeGap
+from arbengine.domain.market import TAPE_INPUT, Liquidation, MarketEvent, MarkPrice, TapeGap
 from arbengine.exchange.budget import Priority
 from arbengine.exchange.errors import InvalidSymbol
 from arbengine.exchange.payloads import (
@@ -66,6 +68,7 @@ from arbengine.exchange.streams import CombinedStream, StreamPolicy, split_strea
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
 from arbengine.runtime.health import HealthBoard
+from arbengine.runtime.readiness import Readiness
 
 HOUR_MS = 3_600_000
 
@@ -105,9 +108,11 @@ class MarketStreamCollector:
         listing: SymbolListing | None = None,
         health: HealthBoard | None = None,
         progress: BackfillProgress | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self.symbols = [s.upper() for s in symbols]
         self.progress = progress or BackfillProgress()
+        self._readiness = readiness
         self._rest = rest
         self._out = out
         self._listing = listing
@@ -386,6 +391,8 @@ class MarketStreamCollector:
         self.exchange_clock.observe(delivered)
         if caught_up:  # only now that its caught-up trades are on the channel
             self._caught_up_symbols |= caught_up
+            if self._readiness is not None:
+                self._readiness.done_all(sorted(caught_up), TAPE_INPUT)
             self._check_caught_up()
         self._may_read.set()
         if self._backwards:

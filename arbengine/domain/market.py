@@ -113,6 +113,11 @@ IndicatorKind = Literal[
     "index_price",
 ]
 
+TAPE_INPUT = "tape"
+"""The trade tape of a symbol, as an input the engine waits for: caught up over REST."""
+PREMIUM_INDEX_INPUT = "premium_index"
+"""premiumIndex readings (``RateSnapshot``) as an input; indicator series go by their kind."""
+
 
 @dataclass(frozen=True, slots=True)
 class Indicator:

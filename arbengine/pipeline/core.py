@@ -19,7 +19,7 @@ known before ``t``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,6 +123,16 @@ class SignalPipeline:
         elif isinstance(event, MarkPrice | TapeGap):
             pass  # live-only mark prices are not stored, so the engine does not use them
 
+    def on_rate_columns(
+        self,
+        symbol: str,
+        known_ms: list[int],
+        funding_rate: list[float],
+        index_price: list[float],
+    ) -> None:
+        """Many premiumIndex readings of one symbol at once (replays)."""
+        self.core.add_rate_columns(symbol, known_ms, funding_rate, index_price)
+
     def on_indicator(self, indicator: Indicator) -> None:
         self.core.add_indicator(indicator)
         if indicator.kind == "funding_rate" and indicator.value is not None:
@@ -173,16 +183,22 @@ class SignalPipeline:
         for position in self.book.on_trades(symbol, ids, ts, px, note=False):
             self._out.positions[id(position)] = position
 
+    def next_tick(self, symbol: str) -> int | None:
+        """The next tick to evaluate for ``symbol`` (None: it has no ticks)."""
+        return self._next_tick.get(symbol)
+
     def evaluated_after(self, symbol: str, time_ms: int) -> bool:
         """Whether a tick later than ``time_ms`` has been evaluated (or passed) for ``symbol``:
         a value visible from ``time_ms`` arriving now comes late for that tick."""
         t, tick = self._next_tick.get(symbol), self.tick_ms
         return t is not None and tick is not None and t - tick > time_ms
 
-    def on_wall_clock(self, wall_ms: int) -> None:
-        """Live only: evaluate ticks of quiet symbols once ``t + grace`` has passed."""
+    def on_wall_clock(self, wall_ms: int, symbols: Container[str] | None = None) -> None:
+        """Live only: evaluate ticks of quiet symbols once ``t + grace`` has passed (of the
+        ``symbols`` given: the live engine leaves out those still waiting for history)."""
         for symbol in sorted(self._next_tick):
-            self._evaluate_due(symbol, latest_trade_ms=None, wall_ms=wall_ms)
+            if symbols is None or symbol in symbols:
+                self._evaluate_due(symbol, latest_trade_ms=None, wall_ms=wall_ms)
 
     def finish(self, to_ms: int) -> None:
         """End of a replay: evaluate every tick before ``to_ms`` not yet evaluated."""

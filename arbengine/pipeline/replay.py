@@ -23,17 +23,28 @@ import multiprocessing
 import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
-from arbengine.domain.market import Indicator, Liquidation
-from arbengine.pipeline.core import SignalPipeline
+from arbengine.domain.market import Indicator, Liquidation, MarketEvent
 from arbengine.signals import TradeColumns
 from arbengine.store.market_reads import read_indicators, read_liquidations
 from arbengine.store.trade_reader import read_columns_by_symbol, read_trades_of
 
 DAY_MS = 86_400_000
+
+
+class ReplayTarget(Protocol):
+    """What history is fed into: a ``SignalPipeline``, or the live engine's warm start."""
+
+    def on_event(self, event: MarketEvent) -> None: ...
+
+    def on_rate_columns(
+        self, symbol: str, known_ms: list[int], funding_rate: list[float], index: list[float]
+    ) -> None: ...
+
+    def on_trades(self, symbol: str, trades: TradeColumns) -> None: ...
 
 
 @dataclass
@@ -82,11 +93,11 @@ async def _read_chunk(
     return chunk
 
 
-def _feed(pipeline: SignalPipeline, chunk: _Chunk, stats: ReplayStats) -> int:
+def _feed(pipeline: ReplayTarget, chunk: _Chunk, stats: ReplayStats) -> int:
     for event in chunk.events:
         pipeline.on_event(event)
     for symbol, (known, rate, index) in chunk.rates.items():
-        pipeline.core.add_rate_columns(symbol, known.tolist(), rate.tolist(), index.tolist())
+        pipeline.on_rate_columns(symbol, known.tolist(), rate.tolist(), index.tolist())
         stats.events += len(known)
     stats.events += len(chunk.events)
     trades = 0
@@ -131,7 +142,7 @@ def _chunks(from_ms: int, to_ms: int, chunk_ms: int) -> list[tuple[int, int]]:
 
 
 async def replay_history(
-    pipeline: SignalPipeline,
+    pipeline: ReplayTarget,
     conn: asyncpg.Connection,
     symbols: Sequence[str],
     from_ms: int,

@@ -3,12 +3,20 @@
 Start-up (warm start): load the strategy set; restore each strategy's cooldown
 and the open paper positions from the store; then replay stored history from
 26 h before the first tick to evaluate — which is the tick after the last one
-stored (so ticks missed while the daemon was down are evaluated now, exactly as
-a backtest would) — through the very pipeline that then runs live.
+stored (so ticks missed while the daemon was down are evaluated too, exactly as
+a backtest would) — into the very pipeline that then runs live. Stored trades
+from a symbol's first tick to evaluate on are held with its live ones: the
+catch-up ticks are evaluated once the symbol's history is in.
+
+Readiness (``readiness.py``): a symbol is evaluated only once the collectors
+have delivered the history its strategies read (its tape caught up over REST,
+the first round of each indicator series); until then its trades are held and
+its ticks are not due, however long that takes, and the reason is shown in
+``/api/server`` and ``/api/signals/latest``. Other symbols do not wait for it.
 
 Live: take market events from the engine's channel as they come, drain all
-that is queued, apply every non-trade event at once and each trade once it is
-``settle`` old on the exchange clock (``settle.py``: so every event before a
+that is queued, apply every non-trade event at once and each trade of a ready
+symbol once it is ``settle`` old on the exchange clock (``settle.py``: so every event before a
 tick is applied before the tick is evaluated, as in a backtest), then apply
 the wall-clock rule, and hand evaluations, signals and paper-trade changes to
 the output channel for the signal writer. Events that still come after a tick
@@ -29,21 +37,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from arbengine.domain.market import Indicator, Liquidation, MarketEvent, RateSnapshot, TradeBatch
+from arbengine.domain.market import (
+    PREMIUM_INDEX_INPUT,
+    Indicator,
+    Liquidation,
+    MarketEvent,
+    RateSnapshot,
+    TradeBatch,
+)
 from arbengine.pipeline.core import PipelineOutput, SignalPipeline
+from arbengine.pipeline.readiness import SymbolGate
 from arbengine.pipeline.records import (
     evaluation_row,
     paper_row,
     position_from_row,
     signal_row,
 )
+from arbengine.pipeline.replay import ReplayTarget
 from arbengine.pipeline.settle import TradeHold
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
-from arbengine.signals import StrategyError, StrategySet, load_strategy_set
+from arbengine.runtime.readiness import Readiness
+from arbengine.signals import StrategyError, StrategySet, TradeColumns, load_strategy_set
 
 HORIZON_MS = 26 * 3_600_000
 
@@ -55,7 +74,13 @@ LATE_EVENTS = Counter(
     "Liquidations and indicator values that arrived after a tick they belong to",
     ["kind"],
 )
-HELD_TRADES = Gauge("arb_engine_held_trades", "Trades waiting to be settle old")
+HELD_TRADES = Gauge(
+    "arb_engine_held_trades", "Trades waiting to be settle old, or for their symbol's history"
+)
+WAITING_SYMBOLS = Gauge(
+    "arb_engine_symbols_waiting", "Symbols not evaluated yet: their history is not in"
+)
+WAITING_REMINDER_S = 60.0
 TICK_SECONDS = Histogram(
     "arb_engine_batch_seconds", "Time to apply one batch of market events",
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
@@ -79,7 +104,39 @@ class EngineStore:
     last_evaluated: Callable[[], Awaitable[dict[tuple[str, str], int]]]
     last_fired: Callable[[], Awaitable[dict[tuple[str, str], int]]]
     open_paper: Callable[[], Awaitable[list[dict[str, Any]]]]
-    replay: Callable[[SignalPipeline, Sequence[str], int, int], Awaitable[Any]]
+    replay: Callable[[ReplayTarget, Sequence[str], int, int], Awaitable[Any]]
+
+
+@dataclass
+class WarmStartFeed:
+    """The warm start's replay target.
+
+    History before each symbol's first tick to evaluate goes into the pipeline at once.
+    Its stored trades from that tick on wait in the hold, ahead of the live ones, so the
+    catch-up ticks are evaluated once the symbol's history is in: with what the collectors
+    fetch after the start (the tape since the last stored trade, each indicator series
+    since its last stored value), as a backtest over the store will have it.
+    """
+
+    pipeline: SignalPipeline
+    hold: TradeHold
+
+    def on_event(self, event: MarketEvent) -> None:
+        self.pipeline.on_event(event)
+
+    def on_rate_columns(
+        self, symbol: str, known_ms: list[int], funding_rate: list[float], index: list[float]
+    ) -> None:
+        self.pipeline.on_rate_columns(symbol, known_ms, funding_rate, index)
+
+    def on_trades(self, symbol: str, trades: TradeColumns) -> None:
+        start = self.pipeline.next_tick(symbol)
+        n = len(trades)
+        cut = n if start is None else int(np.searchsorted(trades.time_ms, start, side="left"))
+        if cut:
+            self.pipeline.on_trades(symbol, trades if cut == n else trades.take(slice(0, cut)))
+        if cut < n:
+            self.hold.add_columns(symbol, trades.take(slice(cut, n)))
 
 
 def to_output(out: PipelineOutput) -> EngineOutput:
@@ -102,8 +159,8 @@ class EngineService:
         settle_ms: int = 1_500,
         max_catch_up_ms: int = 24 * 3_600_000,
         clock: Clock | None = None,
-        collectors_ready: Callable[[], Awaitable[None]] | None = None,
-        ready_timeout_s: float = 120.0,
+        readiness: Readiness | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.strategies_dir = strategies_dir
         self._inbox = inbox
@@ -124,17 +181,32 @@ class EngineService:
         self._pending_set: StrategySet | None = None
         self._late_events: dict[str, int] = {}
         self.ready = asyncio.Event()
-        self._collectors_ready = collectors_ready
-        self.ready_timeout_s = ready_timeout_s
+        self.gate = SymbolGate(readiness, wall=wall)
+        """Which symbols may be evaluated (their history is in), and what the others wait for."""
+        self._wall = wall
+        self._started = wall()
+        self._all_ready = False
+        self._reminded: float | None = None
 
     @property
     def held_trades(self) -> int:
-        """Trades received but not yet applied (settling, or waiting for the collectors)."""
+        """Trades received but not yet applied (settling, or waiting for their history)."""
         return self._hold.count
 
-    def set_collectors_ready(self, ready: Callable[[], Awaitable[None]]) -> None:
-        """The collectors' readiness (wired after the engine is built)."""
-        self._collectors_ready = ready
+    def set_readiness(self, readiness: Readiness) -> None:
+        """The collectors' board of delivered history (wired after the engine is built).
+        Without one, nothing is waited for."""
+        self.gate.set_board(readiness)
+
+    def view(self) -> dict[str, Any]:
+        """What ``/api/server`` shows: per symbol, ready or what it waits for (and since)."""
+        states = self.gate.states()
+        return {
+            "ready": sum(s.state != "waiting" for s in states),
+            "waiting": sum(s.state == "waiting" for s in states),
+            "held_trades": self._hold.count,
+            "symbols": [{**s.as_dict(), "held_trades": self._hold.held(s.symbol)} for s in states],
+        }
 
     # -- strategies ----------------------------------------------------------------
 
@@ -166,83 +238,117 @@ class EngineService:
             await self._warm_start()
         assert self.pipeline is not None
         self.ready.set()
-        # Until the collectors have caught up (tape over REST, indicator history), trades are
-        # held back: a tick evaluated before then would lack data a backtest would have.
-        gate = (
-            None
-            if self._collectors_ready is None
-            else asyncio.create_task(self._wait_for_collectors(), name="engine:collectors")
-        )
         hold = self._hold
-        try:
-            while True:
-                try:
-                    events = await asyncio.wait_for(self._inbox.get_many(4096), timeout=0.25)
-                except TimeoutError:
-                    events = []
-                except ChannelClosed:
-                    for batch in hold.release(None):
-                        self.pipeline.on_event(batch)
-                    await self._emit()
-                    return
-                started = time.perf_counter()
-                self._apply_pending_strategies()
-                pipeline = self.pipeline
-                while events:
-                    for event in events:
-                        if isinstance(event, TradeBatch):
-                            hold.add(event)
-                            continue
-                        if gate is None:
-                            self._note_if_late(event)
-                        pipeline.on_event(event)
-                    events = self._inbox.get_nowait_many(4096)
-                if gate is not None and gate.done():
-                    gate = None
-                if gate is None:
-                    now = self._clock.time_ms()
-                    for batch in hold.release(now):
-                        pipeline.on_event(batch)
-                    pipeline.on_wall_clock(now)
-                HELD_TRADES.set(hold.count)
-                TICK_SECONDS.observe(time.perf_counter() - started)
+        self._check_readiness()
+        while True:
+            try:
+                events = await asyncio.wait_for(self._inbox.get_many(4096), timeout=0.25)
+            except TimeoutError:
+                events = []
+            except ChannelClosed:
+                # Nothing more is coming: a ready symbol's trades are all applied. A symbol
+                # still waiting for its history stays unevaluated; the next start catches its
+                # ticks up from the store.
+                self._check_readiness()
+                for symbol, trades in hold.release(None, self.gate.ready):
+                    self.pipeline.on_trades(symbol, trades)
                 await self._emit()
-        finally:
-            if gate is not None:
-                gate.cancel()
+                return
+            started = time.perf_counter()
+            self._apply_pending_strategies()
+            pipeline = self.pipeline
+            evaluated = self.gate.symbols
+            while events:
+                for event in events:
+                    if isinstance(event, TradeBatch):
+                        # Only the strategies' symbols: the trades of the others the
+                        # collectors follow would never be released.
+                        if event.symbol in evaluated:
+                            hold.add(event)
+                        continue
+                    self._note_if_late(event)
+                    pipeline.on_event(event)
+                events = self._inbox.get_nowait_many(4096)
+            # After taking everything queued: a symbol seen ready here has had its history
+            # (delivered to the channel before it was marked) taken in above.
+            self._check_readiness()
+            ready = self.gate.ready
+            now = self._clock.time_ms()
+            for symbol, trades in hold.release(now, ready):
+                pipeline.on_trades(symbol, trades)
+            pipeline.on_wall_clock(now, ready)
+            HELD_TRADES.set(hold.count)
+            TICK_SECONDS.observe(time.perf_counter() - started)
+            await self._emit()
+
+    def _check_readiness(self) -> None:
+        """Take in what the collectors delivered; say which symbols became ready, and now and
+        then which still wait."""
+        gate = self.gate
+        for symbol in gate.update():
+            state = gate.state(symbol)
+            assert state is not None
+            self._log.info(
+                "engine.symbol_ready",
+                symbol=symbol,
+                state=state.state,
+                waited_s=round(state.since - self._started, 3),
+                held_trades=self._hold.held(symbol),
+                note=state.note,
+            )
+        waiting = gate.waiting
+        WAITING_SYMBOLS.set(len(waiting))
+        if not waiting:
+            if not self._all_ready and gate.states():
+                self._all_ready = True
+                self._log.info(
+                    "engine.collectors_ready",
+                    symbols=len(gate.states()),
+                    waited_s=round(self._wall() - self._started, 3),
+                )
+            return
+        self._all_ready = False
+        now = self._wall()
+        if self._reminded is None or now - self._reminded >= WAITING_REMINDER_S:
+            self._reminded = now
+            self._log.info(
+                "engine.symbols_waiting",
+                waiting=len(waiting),
+                ready=len(gate.ready),
+                symbols={s.symbol: list(s.waiting_for) for s in waiting[:20]},
+                note="not evaluated until their history is in; see /api/server",
+            )
 
     def _note_if_late(self, event: MarketEvent) -> None:
-        """Count a value that comes after a tick it belongs to was evaluated (live only)."""
+        """Count a value that comes after a tick it belongs to was evaluated (live only).
+
+        Only a value the symbol's strategies read can be late (a series nobody reads, such
+        as the rest of a ratio history still coming in, changes no evaluation), and only
+        for a symbol being evaluated (one waiting for its history has no tick done)."""
         assert self.pipeline is not None
+        if event.symbol not in self.gate.ready:
+            return
         if isinstance(event, Liquidation):
             kind, visible = "liquidation", event.ts
         elif isinstance(event, Indicator):
             kind, visible = event.kind, event.known_at
         elif isinstance(event, RateSnapshot):
-            kind, visible = "premium_index", event.visible_at
+            kind, visible = PREMIUM_INDEX_INPUT, event.visible_at
         else:
+            return
+        if kind != "liquidation" and not self.gate.reads(event.symbol, kind):
             return
         if self.pipeline.evaluated_after(event.symbol, visible):
             LATE_EVENTS.labels(kind).inc()
             self._late_events[kind] = self._late_events.get(kind, 0) + 1
-
-    async def _wait_for_collectors(self) -> None:
-        assert self._collectors_ready is not None
-        try:
-            await asyncio.wait_for(self._collectors_ready(), self.ready_timeout_s)
-            self._log.info("engine.collectors_ready")
-        except TimeoutError:
-            self._log.warning(
-                "engine.collectors_not_ready",
-                waited_s=self.ready_timeout_s,
-                note="evaluating anyway; early ticks may lack history",
-            )
 
     def _apply_pending_strategies(self) -> None:
         if self._pending_set is None or self.pipeline is None:
             return
         new, self._pending_set = self._pending_set, None
         added = self.pipeline.replace_strategies(new)
+        self.gate.set_strategies(new)
+        self._hold.keep_only(self.gate.symbols)  # a symbol dropped is not evaluated any more
         if added:
             # New symbols start at the next tick; their history fills in from the tape.
             self.pipeline.start_ticks_at(self._clock.time_ms(), added)
@@ -285,6 +391,7 @@ class EngineService:
     async def _warm_start(self) -> None:
         strategies = self.load_strategies()
         pipeline = SignalPipeline(strategies, grace_ms=self.grace_ms)
+        self.gate.set_strategies(strategies)
         now = self._clock.time_ms()
         last_evaluated = await self._store.last_evaluated()
         for (strategy, symbol), tick in (await self._store.last_fired()).items():
@@ -306,9 +413,10 @@ class EngineService:
             pipeline.start_ticks_at(starts[symbol], [symbol])
         began = time.perf_counter()
         first = min(starts.values(), default=now)
-        stats = await self._store.replay(pipeline, symbols, first - HORIZON_MS, now)
+        feed = WarmStartFeed(pipeline, self._hold)
+        stats = await self._store.replay(feed, symbols, first - HORIZON_MS, now)
         self.pipeline = pipeline
-        caught_up = pipeline.drain()
+        caught_up = pipeline.drain()  # paper positions restored and walked up to their ticks
         self._log.info(
             "engine.warm_start",
             strategies=sorted(_hashes(strategies)),
@@ -316,7 +424,7 @@ class EngineService:
             from_ms=first - HORIZON_MS,
             to_ms=now,
             trades=getattr(stats, "trades", None),
-            catch_up_evaluations=len(caught_up.evaluations),
+            catch_up_trades=self._hold.count,
             open_positions=len(pipeline.book.open),
             seconds=round(time.perf_counter() - began, 3),
         )

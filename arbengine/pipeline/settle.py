@@ -14,51 +14,76 @@ trade until the exchange clock has passed its time by ``settle``: a tick
 stamped before ``t`` that arrives within ``settle`` of its time has been
 applied, whatever the interleaving of arrivals. What still arrives later is
 counted as late, like a late trade.
+
+A symbol whose history is not in yet (``readiness.py``) keeps its trades
+held, however old, until it is; so do the warm start's catch-up trades
+(stored trades from the first tick to evaluate on), which go in first.
+Trades are held as numpy columns, a few dozen bytes each.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import deque
+from collections.abc import Container
+
+import numpy as np
 
 from arbengine.domain.market import TradeBatch
+from arbengine.signals import TradeColumns
 
 
 class TradeHold:
-    """Trade batches per symbol, released in arrival order once ``settle`` old."""
+    """Trades per symbol, released in arrival order once ``settle`` old (and the symbol may go)."""
 
     def __init__(self, settle_ms: int) -> None:
         self.settle_ms = settle_ms
-        self._held: dict[str, deque[TradeBatch]] = {}
+        self._held: dict[str, deque[TradeColumns]] = {}
         self.count = 0
         """Trades held now."""
 
     def add(self, batch: TradeBatch) -> None:
         if len(batch):
-            self._held.setdefault(batch.symbol, deque()).append(batch)
-            self.count += len(batch)
+            self.add_columns(batch.symbol, TradeColumns.from_market(batch))
 
-    def release(self, now_ms: int | None) -> list[TradeBatch]:
-        """Every held trade with ``T + settle ≤ now_ms`` (all of them for ``None``).
+    def add_columns(self, symbol: str, trades: TradeColumns) -> None:
+        if len(trades):
+            self._held.setdefault(symbol, deque()).append(trades)
+            self.count += len(trades)
+
+    def held(self, symbol: str) -> int:
+        return sum(len(t) for t in self._held.get(symbol, ()))
+
+    def keep_only(self, symbols: Container[str]) -> None:
+        """Forget the trades of every symbol not in ``symbols`` (no longer evaluated)."""
+        for symbol in [s for s in self._held if s not in symbols]:
+            self.count -= sum(len(t) for t in self._held.pop(symbol))
+
+    def release(
+        self, now_ms: int | None, symbols: Container[str] | None = None
+    ) -> list[tuple[str, TradeColumns]]:
+        """Every held trade with ``T + settle ≤ now_ms`` (all of them for ``None``) of the
+        ``symbols`` given (all for ``None``).
 
         Per symbol the batches come out in arrival order, and a batch is cut where its
         trades become too young (a batch is ordered by id, so by time).
         """
-        out: list[TradeBatch] = []
+        out: list[tuple[str, TradeColumns]] = []
         cutoff = None if now_ms is None else now_ms - self.settle_ms
         for symbol in list(self._held):
+            if symbols is not None and symbol not in symbols:
+                continue
             queue = self._held[symbol]
             while queue:
-                batch = queue[0]
-                if cutoff is None or batch.ts[-1] <= cutoff:
-                    out.append(queue.popleft())
+                trades = queue[0]
+                if cutoff is None or trades.time_ms[-1] <= cutoff:
+                    out.append((symbol, queue.popleft()))
                     continue
-                n = bisect_right(batch.ts, cutoff)
+                n = int(np.searchsorted(trades.time_ms, cutoff, side="right"))
                 if n:
-                    out.append(batch.slice(0, n))
-                    queue[0] = batch.slice(n, len(batch))
+                    out.append((symbol, trades.take(slice(0, n))))
+                    queue[0] = trades.take(slice(n, len(trades)))
                 break
             if not queue:
                 del self._held[symbol]
-        self.count -= sum(len(b) for b in out)
+        self.count -= sum(len(t) for _, t in out)
         return out

@@ -12,6 +12,8 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
+from arbengine.domain.market import PREMIUM_INDEX_INPUT, TAPE_INPUT
+
 
 class InputSeries(enum.StrEnum):
     """The indicator series the features read (SIGNALS.md, features table)."""
@@ -45,6 +47,33 @@ Not read: ``funding_rate`` (the *settled* fundingRate history; the feature is
 the current rate from premiumIndex/markPrice), ``open_interest_hist``,
 ``ls_top_account`` and ``mark_price``.
 """
+
+
+FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
+    "funding_rate": (PREMIUM_INDEX_INPUT,),
+    "funding_annualised": (PREMIUM_INDEX_INPUT, "funding_interval_hours"),
+    "oi_change_1h": ("open_interest",),
+    "ls_global": ("ls_global",),
+    "ls_top": ("ls_top_position",),
+    "taker_ratio": ("taker_ratio",),
+    "coinbase_premium_bps": ("coinbase_price", PREMIUM_INDEX_INPUT),
+}
+"""The collected inputs a feature reads besides the trade tape, by the names collectors
+report their deliveries under (``arbengine.runtime.readiness``). Every other feature is
+computed from trades, or from liquidations, which come from the stream alone: there is no
+history of them to wait for."""
+
+PAPER_INPUTS = ("funding_rate",)
+"""Paper trading charges funding from the fundingRate history."""
+
+
+def inputs_read(features: Iterable[str], *, paper: bool) -> frozenset[str]:
+    """What a strategy reading ``features`` needs delivered (the tape always: a signal needs
+    ``price`` and ``atr``)."""
+    out = {TAPE_INPUT, *(PAPER_INPUTS if paper else ())}
+    for feature in features:
+        out.update(FEATURE_INPUTS.get(feature, ()))
+    return frozenset(out)
 
 
 class AsOfSeries:

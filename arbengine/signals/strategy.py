@@ -33,6 +33,7 @@ from arbengine.signals.features import (
     MAX_WINDOW_MS,
     FeatureSpec,
 )
+from arbengine.signals.series import inputs_read
 
 SCHEMA_ID = "https://arbengine.dev/schemas/strategy-1.json"
 _DURATION_PATTERN = r"^\d+(ms|s|m|h|d)$"
@@ -435,6 +436,12 @@ class Strategy:
     """Every feature the strategy reads, in first-use order (direction, confirm,
     factors, gates, then price and atr, which firing needs)."""
     source: str | None = None
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        """The collected inputs it reads (the tape, indicator series), for the live engine
+        to wait for at start."""
+        return inputs_read(self.reads, paper=self.paper.enabled)
 
     @property
     def feature_spec(self) -> FeatureSpec:

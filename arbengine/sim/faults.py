@@ -30,7 +30,10 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
                                                        # order was nevertheless carried out
       "latency": {"rest_ms": 200, "ws_ms": 0},         # added delay (0 removes it)
       "hang": {"seconds": 3, "scope": "all|rest|ws"},  # stop answering: REST calls are held,
-                                                       # websockets get no data and no pongs
+                                                       # websockets get no data and no pongs;
+                                                       # with "path" (a prefix) or "symbol",
+                                                       # only those REST calls are held
+                                                       # (a later "clear" answers them)
       "expire_listen_key": true,                       # listenKeyExpired now
       "slippage": {"symbol": "BTCUSDT", "bps": 600},   # thin book: market fills move (-4131)
       "ban": {"seconds": 5}                            # ban 127.0.0.1 now (418 until it ends)
@@ -94,6 +97,8 @@ class LatencySpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class HangSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     seconds: float
     scope: Literal["all", "rest", "ws"] = "all"
+    path: str = "/"
+    symbol: str | None = None
 
 
 class SlippageSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -160,6 +165,8 @@ class FaultState:
     ws_latency_ms: int = 0
     hang_until: float = 0.0
     hang_scope: str = "all"
+    hang_path: str = "/"
+    hang_symbol: str | None = None
 
     def clear(self) -> None:
         fresh = FaultState()
@@ -208,12 +215,20 @@ class FaultState:
             self.rest_latency_ms = max(0, req.latency.rest_ms)
             self.ws_latency_ms = max(0, req.latency.ws_ms)
         if req.hang is not None:
+            narrow = req.hang.path != "/" or req.hang.symbol is not None
+            if narrow and req.hang.scope == "ws":
+                raise ValueError("hang: path and symbol narrow REST calls, not websockets")
             self.hang_until = now + max(0.0, req.hang.seconds)
-            self.hang_scope = req.hang.scope
+            self.hang_scope = "rest" if narrow else req.hang.scope
+            self.hang_path = req.hang.path
+            self.hang_symbol = req.hang.symbol
 
-    def hanging(self, scope: str, now: float) -> float:
-        """Seconds the ``scope`` ("rest"/"ws") must still stay silent (0 when answering)."""
+    def hanging(self, scope: str, now: float, path: str = "/", symbol: str | None = None) -> float:
+        """Seconds the ``scope`` ("rest"/"ws") must still stay silent (0 when answering);
+        for REST, of a call to ``path`` for ``symbol``."""
         if now >= self.hang_until or self.hang_scope not in ("all", scope):
+            return 0.0
+        if not path.startswith(self.hang_path) or self.hang_symbol not in (None, symbol):
             return 0.0
         return self.hang_until - now
 
@@ -262,4 +277,6 @@ class FaultState:
             "latency": {"rest_ms": self.rest_latency_ms, "ws_ms": self.ws_latency_ms},
             "hang_seconds_left": round(max(0.0, self.hang_until - now), 3),
             "hang_scope": self.hang_scope,
+            "hang_path": self.hang_path,
+            "hang_symbol": self.hang_symbol,
         }

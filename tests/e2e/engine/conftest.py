@@ -91,6 +91,12 @@ def engine_before_start() -> BeforeStart | None:
 
 
 @pytest.fixture
+def engine_env() -> dict[str, str]:
+    """Daemon settings a test module adds (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
 async def engine_sim(engine_sim_overrides: dict[str, object]) -> AsyncIterator[SimServer]:
     config = engine_sim_config(**engine_sim_overrides)
     now = int(time.time() * 1000) // 1000 * 1000
@@ -106,6 +112,7 @@ async def engine_run(
     engine_sim: SimServer,
     engine_strategies: list[dict],
     engine_before_start: BeforeStart | None,
+    engine_env: dict[str, str],
     database_url: str,
     daemon_env: dict,
     spawn_daemon,
@@ -121,6 +128,7 @@ async def engine_run(
         **collect_env(engine_sim, daemon_env, database_url),
         "ARB_ENGINE_STRATEGIES_DIR": str(strategies),
         "ARB_COLLECT_INITIAL_BACKFILL": "3h",
+        **engine_env,
     }
     daemon = await spawn_daemon(env)
     await daemon.started()

@@ -146,9 +146,19 @@ async def test_backtest_reproduces_live_signals_and_paper_trades(
             "SELECT count(*) AS n FROM signal_indicators WHERE strategy = 'every' "
             "AND (features->>'liq_imbalance_fast')::float8 <> 0"
         )
-        return signals[0]["n"] >= 6 and closed[0]["n"] >= 3 and liquidated[0]["n"] >= 20
+        # Each symbol is evaluated once its own history is in (one may take longer than
+        # the other): both must be, for the backtest to have nothing the live run had not.
+        evaluated = await run.fetch("SELECT count(DISTINCT symbol) AS n FROM signal_indicators")
+        return (
+            signals[0]["n"] >= 6
+            and closed[0]["n"] >= 3
+            and liquidated[0]["n"] >= 20
+            and evaluated[0]["n"] == len(SYMBOLS)
+        )
 
-    await eventually(enough, 240, interval=0.1, what="signals, closed trades, liquidations")
+    await eventually(
+        enough, 240, interval=0.1, what="signals, closed trades, liquidations, every symbol"
+    )
     run.daemon.send(signal.SIGTERM)
     assert await run.daemon.wait_exit(60) == 0
     assert not run.daemon.events("engine.late_trade")

@@ -30,7 +30,7 @@ async def test_open_positions_resume_and_missed_ticks_are_caught_up(
     daemon = await spawn_daemon(run.daemon.env)
     await daemon.started()
     warm = await daemon.wait_for("engine.warm_start")
-    assert warm["open_positions"] >= 1 or warm["catch_up_evaluations"] > 0
+    assert warm["open_positions"] >= 1 or warm["catch_up_trades"] > 0
 
     async def closed() -> list:
         rows = await run.fetch(

@@ -1,20 +1,23 @@
-"""Pollers against the simulated exchange: one symbol's failure never stops another's polls."""
+"""Pollers against the simulated exchange: one symbol's failure never stops another's polls,
+and each symbol's first round of each series is reported delivered on its own."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from arbengine.collect.indicators import IndicatorPollers
+from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import SymbolListing
 from arbengine.domain.market import Indicator, MarketEvent
 from arbengine.exchange.errors import UnexpectedStatus
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.health import HealthBoard
+from arbengine.runtime.readiness import Readiness
 from arbengine.sim.server import SimConfig, SimServer
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -41,15 +44,25 @@ async def control(session: aiohttp.ClientSession, sim: SimServer, path: str, bod
 
 
 class Polled:
-    def __init__(self, sim: SimServer, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, sim: SimServer, session: aiohttp.ClientSession, policy: PollerPolicy | None = None
+    ) -> None:
         self.out: Channel[MarketEvent] = Channel("market", 10_000, OverflowPolicy.BLOCK)
         self.board = HealthBoard()
         self.rest = BinanceRest(session, sim.rest_url)
         self.listing = SymbolListing(SYMBOLS, health=self.board)
         self.stopped: list[str] = []
         self.listing.on_stop(self.stopped.append)
+        self.readiness = Readiness(SYMBOLS)
         self.pollers = IndicatorPollers(
-            SYMBOLS, self.rest, None, self.out, listing=self.listing, health=self.board
+            SYMBOLS,
+            self.rest,
+            None,
+            self.out,
+            listing=self.listing,
+            health=self.board,
+            readiness=self.readiness,
+            policy=policy or PollerPolicy(),
         )
 
     async def start(self) -> None:
@@ -102,3 +115,43 @@ async def test_a_symbol_the_exchange_no_longer_knows_stops_everywhere(sim, sessi
     assert entry.reason.startswith("stopped: the exchange answered")
     assert await polled.open_interest() == ["BTCUSDT"]  # not asked for any more
     assert polled.stopped == ["ETHUSDT"]
+
+
+async def test_each_symbols_first_round_of_each_series_is_reported_once_published(
+    sim, session
+) -> None:
+    polled = Polled(sim, session, PollerPolicy(history_backfill_ms=3_600_000))
+    await polled.start()
+    board = polled.readiness
+    # ETH's global long/short history does not come (the exchange holds the call).
+    hang = {
+        "seconds": 600,
+        "path": "/futures/data/globalLongShortAccountRatio",
+        "symbol": "ETHUSDT",
+    }
+    await control(session, sim, "faults", {"hang": hang})
+    loops = [
+        asyncio.create_task(loop())
+        for loop in (
+            polled.pollers.ratios_loop,
+            polled.pollers.premium_index_loop,
+            polled.pollers.coinbase_loop,
+        )
+    ]
+    ratio_kinds = {"open_interest_hist", "ls_global", "ls_top_position", "ls_top_account",
+                   "taker_ratio"}  # fmt: skip
+    try:
+        await asyncio.wait_for(board.wait_delivered("BTCUSDT", ratio_kinds), 20)
+        published = {(e.symbol, e.kind) for e in polled.out.get_nowait_many(100_000)
+                     if isinstance(e, Indicator)}  # fmt: skip
+        assert {("BTCUSDT", k) for k in ratio_kinds} <= published  # published before reported
+        await asyncio.wait_for(board.wait_delivered("ETHUSDT", ["premium_index"]), 20)
+        # No Coinbase client: nothing will come, so nothing is waited for.
+        assert board.delivered("BTCUSDT") == {*ratio_kinds, "premium_index", "coinbase_price"}
+        assert board.delivered("ETHUSDT") == {"open_interest_hist", "premium_index",
+                                              "coinbase_price"}  # fmt: skip
+    finally:
+        await control(session, sim, "faults", {"clear": True})
+    await asyncio.wait_for(board.wait_delivered("ETHUSDT", ratio_kinds), 20)
+    polled.pollers.request_stop()
+    await asyncio.wait_for(asyncio.gather(*loops), 10)

@@ -288,6 +288,28 @@ async def test_hang_holds_rest_calls_and_websocket_data(
     assert status == 200
 
 
+async def test_a_narrow_hang_holds_one_symbols_calls_to_a_path_until_cleared(
+    warm: SimServer, http: aiohttp.ClientSession
+) -> None:
+    path = "/futures/data/globalLongShortAccountRatio"
+    await control(http, warm, "faults", {"hang": {"seconds": 600, "path": "/futures/data/",
+                                                  "symbol": "ETHUSDT"}})  # fmt: skip
+    params = {"period": "5m", "limit": 1}
+    held = asyncio.create_task(get(http, f"{warm.rest_url}{path}", {**params, "symbol": "ETHUSDT"}))
+    # The same path for another symbol, and another path for the same symbol, answer.
+    status, _, _ = await get(http, f"{warm.rest_url}{path}", {**params, "symbol": "BTCUSDT"})
+    assert status == 200
+    status, _, _ = await get(http, f"{warm.rest_url}/fapi/v1/openInterest", {"symbol": "ETHUSDT"})
+    assert status == 200
+    await asyncio.sleep(0.3)
+    assert not held.done()
+
+    await control(http, warm, "faults", {"clear": True})
+
+    status, _, _ = await asyncio.wait_for(held, 2)
+    assert status == 200
+
+
 async def test_thin_book_fails_percent_price(warm: SimServer, http: aiohttp.ClientSession) -> None:
     await control(http, warm, "faults", {"slippage": {"symbol": "BTCUSDT", "bps": 800}})
     status, body, _ = await signed(
@@ -306,6 +328,7 @@ async def test_bad_control_requests_are_refused(
     for path, body in [
         ("faults", {"explode": 1}),
         ("faults", {"hang": {}}),
+        ("faults", {"hang": {"seconds": 1, "scope": "ws", "symbol": "BTCUSDT"}}),
         ("clock", {"warp": 1}),
         ("market", {"symbol": "NOPE"}),
     ]:

@@ -1,9 +1,11 @@
-"""Held trades come out once settled, cut inside a batch, in arrival order per symbol."""
+"""Held trades come out once settled, cut inside a batch, in arrival order per symbol, and
+only for the symbols that may go."""
 
 from __future__ import annotations
 
 from arbengine.domain.market import TradeBatch
 from arbengine.pipeline.settle import TradeHold
+from arbengine.signals import TradeColumns
 
 
 def batch(symbol: str, first_id: int, *times: int) -> TradeBatch:
@@ -12,8 +14,8 @@ def batch(symbol: str, first_id: int, *times: int) -> TradeBatch:
     return TradeBatch(symbol, ids, list(times), [1.0] * n, [1.0] * n, ids, ids, [False] * n)
 
 
-def ids(batches: list[TradeBatch]) -> list[tuple[str, int]]:
-    return [(b.symbol, a) for b in batches for a in b.agg_id]
+def ids(released: list[tuple[str, TradeColumns]]) -> list[tuple[str, int]]:
+    return [(symbol, int(a)) for symbol, trades in released for a in trades.agg_id]
 
 
 def test_trades_are_released_once_settle_old_and_a_batch_is_cut_where_they_get_younger() -> None:
@@ -36,4 +38,20 @@ def test_everything_is_released_at_the_end() -> None:
     hold.add(batch("AAA", 3, 9_500))
     hold.add(batch("AAA", 4))  # an empty batch is not held
     assert ids(hold.release(None)) == [("AAA", 1), ("AAA", 2), ("AAA", 3)]
+    assert hold.count == 0
+
+
+def test_a_symbol_left_out_keeps_its_trades_however_old_until_it_may_go() -> None:
+    hold = TradeHold(settle_ms=1_500)
+    hold.add(batch("AAA", 1, 1_000))
+    hold.add_columns("BBB", TradeColumns.of([10, 11], [500, 9_000], [1.0, 1.0], [1.0, 1.0],
+                                            [False, False]))  # fmt: skip
+    hold.add(batch("BBB", 12, 9_100))
+
+    assert ids(hold.release(60_000, {"AAA"})) == [("AAA", 1)]
+    assert hold.count == 3
+    assert hold.held("BBB") == 3
+    assert ids(hold.release(None, {"AAA"})) == []  # the end: still only the symbols given
+    assert ids(hold.release(10_550, {"AAA", "BBB"})) == [("BBB", 10), ("BBB", 11)]
+    assert ids(hold.release(None)) == [("BBB", 12)]
     assert hold.count == 0

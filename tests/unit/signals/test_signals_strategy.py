@@ -324,3 +324,28 @@ def test_schema_and_validator_agree_on_structure(doc: dict[str, Any]) -> None:
     validator = jsonschema.Draft202012Validator(strategy_schema())
     schema_ok = not list(validator.iter_errors(doc))
     assert schema_ok == (errors_of(doc) == [])
+
+
+def test_inputs_name_what_the_live_engine_waits_for_from_what_the_strategy_reads() -> None:
+    trades_only = parse_strategy(with_changes(paper={"enabled": False}))
+    assert trades_only.inputs == {"tape"}
+    reading = parse_strategy(
+        with_changes(
+            factors=[
+                {"feature": "ls_top", "weight": 1, "full": 0.1},
+                {"feature": "funding_annualised", "weight": 1, "full": 0.1},
+                {"feature": "coinbase_premium_bps", "weight": 1, "full": 5},
+            ],
+            gates={"oi_change_1h": [0, None], "taker_ratio": [None, 1]},
+        )
+    )
+    assert reading.inputs == {
+        "tape",
+        "funding_rate",  # paper trading charges funding from its history
+        "ls_top_position",
+        "premium_index",
+        "funding_interval_hours",
+        "coinbase_price",
+        "open_interest",
+        "taker_ratio",
+    }
