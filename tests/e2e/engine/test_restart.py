@@ -15,8 +15,19 @@ async def test_open_positions_resume_and_missed_ticks_are_caught_up(
 ) -> None:
     run = engine_run
 
+    async def engine_at_market() -> bool:
+        # The engine may lag the market (a loaded machine): a position is looked for only once
+        # the engine has evaluated the market's last ticks, so what the market does after the
+        # stop is what the first daemon never saw.
+        rows = await run.fetch(
+            "SELECT min(tick) AS tick FROM"
+            " (SELECT max(tick) AS tick FROM signal_indicators GROUP BY symbol) AS latest"
+        )
+        return rows[0]["tick"] is not None and rows[0]["tick"] >= run.sim.sim_time_ms - 30_000
+
     async def an_open_position() -> list:
         await run.advance(5, step_ms=250)
+        await eventually(engine_at_market, 60, interval=0.1, what="the engine at the market")
         return await run.fetch("SELECT * FROM paper_trades WHERE status = 'open'")
 
     opened = (await eventually(an_open_position, 120, interval=0.1, what="an open position"))[0]
@@ -24,6 +35,11 @@ async def test_open_positions_resume_and_missed_ticks_are_caught_up(
     run.daemon.send(signal.SIGTERM)
     assert await run.daemon.wait_exit(60) == 0
     stopped_at = run.sim.sim_time_ms
+    [still] = await run.fetch(
+        "SELECT status FROM paper_trades WHERE strategy = $1 AND symbol = $2 AND entry_tick = $3",
+        *key,
+    )
+    assert still["status"] == "open"  # closed after the restart, or the test proves nothing
 
     await run.advance(6 * 60, step_ms=1000)  # max_hold is 5 minutes: it must exit while down
     restarted_at = run.sim.sim_time_ms
