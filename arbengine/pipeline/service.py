@@ -43,7 +43,7 @@ from arbengine.pipeline.records import (
 from arbengine.pipeline.settle import TradeHold
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
-from arbengine.signals import StrategyError, StrategySet, load_strategy_set
+from arbengine.signals import Collected, StrategyError, StrategySet, load_strategy_set
 
 HORIZON_MS = 26 * 3_600_000
 
@@ -104,6 +104,7 @@ class EngineService:
         clock: Clock | None = None,
         collectors_ready: Callable[[], Awaitable[None]] | None = None,
         ready_timeout_s: float = 120.0,
+        collected: Callable[[], Collected] | None = None,
     ) -> None:
         self.strategies_dir = strategies_dir
         self._inbox = inbox
@@ -126,6 +127,9 @@ class EngineService:
         self.ready = asyncio.Event()
         self._collectors_ready = collectors_ready
         self.ready_timeout_s = ready_timeout_s
+        self._collected = collected
+        """The symbols collected now: a reloaded set naming any other is refused. (The set
+        loaded at start was checked against ``[collect] symbols`` before anything ran.)"""
 
     @property
     def held_trades(self) -> int:
@@ -138,14 +142,14 @@ class EngineService:
 
     # -- strategies ----------------------------------------------------------------
 
-    def load_strategies(self) -> StrategySet:
+    def load_strategies(self, collected: Collected | None = None) -> StrategySet:
         """The validated set in the directory (raises StrategyError listing every problem)."""
-        return load_strategy_set(self.strategies_dir)
+        return load_strategy_set(self.strategies_dir, collected)
 
     def reload(self) -> bool:
         """SIGHUP: validate the whole directory; apply it from the next tick if it changed."""
         try:
-            new = self.load_strategies()
+            new = self.load_strategies(self._collected() if self._collected else None)
         except StrategyError as exc:
             self._log.error(
                 "strategies.reload_failed", problems=list(exc.problems), kept="previous set"
