@@ -60,6 +60,11 @@ TICK_SECONDS = Histogram(
     "arb_engine_batch_seconds", "Time to apply one batch of market events",
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )  # fmt: skip
+TICK_DELAY = Histogram(
+    "arb_engine_tick_delay_seconds",
+    "How long after its time a tick was evaluated live, on the exchange clock",
+    buckets=(0.5, 1.0, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 30.0, 60.0),
+)  # settle (1.5 s) and grace (2 s) are the floor; more is the engine falling behind
 OPEN_POSITIONS = Gauge("arb_paper_open_positions", "Open paper positions")
 
 
@@ -257,7 +262,9 @@ class EngineService:
             )
 
     async def _emit(self, out: PipelineOutput | None = None) -> None:
+        """Hand over what the pipeline produced (``out``: the warm start's catch-up)."""
         assert self.pipeline is not None
+        live = out is None
         if out is None:
             out = self.pipeline.drain()
         if self._late_events:
@@ -265,8 +272,11 @@ class EngineService:
             self._log.warning("engine.late_event", **late)
         if not out:
             return
+        now = self._clock.time_ms()
         for e in out.evaluations:
             EVALUATIONS.labels(e.strategy).inc()
+            if live:
+                TICK_DELAY.observe(max(0, now - e.tick_ms) / 1000)
             if e.fired:
                 SIGNALS.labels(e.strategy, e.symbol).inc()
                 self._log.info(
