@@ -37,6 +37,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "daemon memory through 60 market hours on an accelerated sim",
     ),
     "api": ("arbengine.api.bench", "API requests/s and latency on cached endpoints"),
+    "scale": (
+        "arbengine.benchmarks.scale",
+        "the daemon following 100 or 300 symbols in real time: rates, ingest, engine, memory",
+    ),
 }
 
 
