@@ -23,11 +23,13 @@ Phases:
    backfilled ``--history-backfill`` deep (the daemon's 30 days take tens of
    minutes at 100 symbols: a first start's one-off cost, not the steady state
    measured here);
-2. measured, ``--measure`` long: every ``--sample-every`` the age of the newest
-   premiumIndex snapshot stored for each symbol (on the exchange's clock: what
-   ``/api/rates`` shows, less its 3 s cache) and the daemon's RSS; at both ends
-   its ``/metrics`` (late trades, tick delay and batch time histograms, REST
-   calls) and CPU time;
+2. measured, ``--measure`` long: about every ``--sample-every`` (jittered, so
+   the samples do not keep one phase of the 2 s polling) the age of the newest
+   premiumIndex snapshot stored for each symbol, on the exchange's clock, since
+   it was received (``known_at``: what starves when polls wait) and of its value
+   (its ``time``, which the exchange moves once a second, so up to a second
+   more), and the daemon's RSS; at both ends its ``/metrics`` (late trades,
+   tick delay and batch time histograms, REST calls) and CPU time;
 3. check: every trade the sim had published by the end of the measured phase
    must be stored within a minute, and the stored ids of every symbol must be
    contiguous: nothing missing;
@@ -41,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import math
+import random
 import sys
 import tempfile
 import time
@@ -78,10 +81,10 @@ CATCH_UP_S = 60.0
 """How long the daemon may take to store what the sim published by the end."""
 
 NEWEST_RATES = """
-SELECT s.symbol, r.ts
+SELECT s.symbol, r.ts, r.known_at
 FROM unnest($1::text[]) AS s(symbol)
 LEFT JOIN LATERAL (
-    SELECT ts FROM rate_snapshots WHERE symbol = s.symbol ORDER BY ts DESC LIMIT 1
+    SELECT ts, known_at FROM rate_snapshots WHERE symbol = s.symbol ORDER BY ts DESC LIMIT 1
 ) r ON true
 """
 LAST_IDS = "SELECT symbol, last_id FROM agg_trades_meta WHERE symbol = ANY($1::text[])"
@@ -138,6 +141,15 @@ def pick_symbols(n: int) -> tuple[str, ...]:
 def zipf_rates(symbols: Sequence[str], top: float, exponent: float) -> dict[str, float]:
     """Trades/s per symbol: ``top / rank ** exponent``, rank 1 first (to 4 significant digits)."""
     return {s: float(f"{top / rank**exponent:.4g}") for rank, s in enumerate(symbols, 1)}
+
+
+def published(before: dict[str, Any], after: dict[str, Any]) -> int:
+    """Trades the sim published between two ``/_sim/state`` views of one symbol (ids are
+    contiguous; a symbol that had not traded yet starts at its first id)."""
+    if after["last_id"] is None:
+        return 0
+    start = before["last_id"] if before["last_id"] is not None else after["first_id"] - 1
+    return int(after["last_id"]) - int(start)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -209,6 +221,9 @@ class Figures:
     ready_event: str | None = None
     warmup_s: float = math.nan
     rate_ages_s: list[float] = field(default_factory=list)
+    """Per symbol and sample: how long ago the newest snapshot was received."""
+    rate_value_ages_s: list[float] = field(default_factory=list)
+    """Per symbol and sample: how old the newest snapshot's value is (its ``time``)."""
     rss_mb: list[float] = field(default_factory=list)
     rss_at_start_mb: float = math.nan
     measured_s: float = math.nan
@@ -326,23 +341,28 @@ class _Scale:
                 now_ms = round(time.time() * 1000) + offset_ms
                 for row in await pool.fetch(NEWEST_RATES, symbols):
                     # A symbol with no snapshot yet is as old as the measurement.
-                    ts = row["ts"] if row["ts"] is not None else window_start_ms
-                    f.rate_ages_s.append(max(0, now_ms - int(ts)) / 1000)
+                    ts, known = row["ts"], row["known_at"]
+                    ts = window_start_ms if ts is None else int(ts)
+                    known = window_start_ms if known is None else int(known)
+                    f.rate_ages_s.append(max(0, now_ms - known) / 1000)
+                    f.rate_value_ages_s.append(max(0, now_ms - ts) / 1000)
                 f.rss_mb.append(rss_mb(daemon.pid))
                 bar.update(round(elapsed) - bar.n)
                 bar.set_postfix(rss=f"{f.rss_mb[-1]:.0f}MB")
-                await asyncio.sleep(max(0.0, min(o.sample_every_s, o.measure_s - elapsed)))
+                # Jittered, so samples do not keep one phase of the 2 s polling cycle.
+                pause = random.uniform(0.5, 1.5) * o.sample_every_s
+                await asyncio.sleep(max(0.0, min(pause, o.measure_s - elapsed)))
         f.measured_s = time.monotonic() - began
         window_end_ms = round(time.time() * 1000) + offset_ms
         f.metrics_end = await get_metrics(http, api)
         f.daemon_cpu = (cpu_seconds(daemon.pid) - cpu[0]) / f.measured_s
         f.sim_cpu = (cpu_seconds(sim.pid) - cpu[1]) / f.measured_s
         last_state = await get_json(http, f"{urls['control']}/state")
-        first = {s: int(first_state["symbols"][s]["last_id"] or 0) for s in symbols}
-        last = {s: int(last_state["symbols"][s]["last_id"] or 0) for s in symbols}
-        f.published_in_window = float(sum(last[s] - first[s] for s in symbols))
+        f.published_in_window = float(
+            sum(published(first_state["symbols"][s], last_state["symbols"][s]) for s in symbols)
+        )
         self._window_ms = (window_start_ms, window_end_ms)
-        return last
+        return {s: int(last_state["symbols"][s]["last_id"] or 0) for s in symbols}
 
     async def _wait_stored(self, pool: asyncpg.Pool, end_ids: dict[str, int]) -> None:
         """Until every trade published by the end of the measurement is stored (at most
@@ -428,6 +448,9 @@ def report(opts: Options, f: Figures) -> BenchReport:
                 bool(age_p99 <= RATE_AGE_TARGET_S),
             ),
             BenchRow("newest rate snapshot age max", max(ages) if ages else math.nan, "s"),
+            BenchRow(
+                "newest rate snapshot value age p99", percentile(f.rate_value_ages_s, 99), "s"
+            ),
             BenchRow("premiumIndex calls", premium / minutes if minutes else math.nan, "/min"),
             BenchRow(
                 "REST 429/418/403 answers",
