@@ -93,7 +93,7 @@ SELECT symbol, count(*) AS n, min(agg_id) AS first_id, max(agg_id) AS last_id
 FROM agg_trades WHERE symbol = ANY($1::text[]) GROUP BY symbol
 """
 STORED_BETWEEN = (
-    "SELECT count(*) FROM agg_trades WHERE symbol = ANY($1::text[]) AND ts >= $2 AND ts < $3"
+    "SELECT count(*) FROM agg_trades WHERE symbol = ANY($1::text[]) AND ts > $2 AND ts <= $3"
 )
 
 
@@ -227,6 +227,8 @@ class Figures:
     rss_mb: list[float] = field(default_factory=list)
     rss_at_start_mb: float = math.nan
     measured_s: float = math.nan
+    window_s: float = math.nan
+    """The measured phase on the sim's clock."""
     daemon_cpu: float = math.nan
     """Share of one core."""
     sim_cpu: float = math.nan
@@ -328,11 +330,12 @@ class _Scale:
         o, f = self.opts, self.figures
         symbols = list(o.symbols)
         offset_ms = await self._exchange_offset_ms(http, urls)
-        first_state = await get_json(http, f"{urls['control']}/state")
         f.metrics_start = await get_metrics(http, api)
         cpu = (cpu_seconds(daemon.pid), cpu_seconds(sim.pid))
         began = time.monotonic()
-        window_start_ms = round(time.time() * 1000) + offset_ms
+        first_state = await get_json(http, f"{urls['control']}/state")
+        # The window is the sim's: trades up to its time at each end are published.
+        window_start_ms = int(first_state["sim_time_ms"])
         with _progress(o.measure_s) as bar:
             while (elapsed := time.monotonic() - began) < o.measure_s:
                 for child in (sim, daemon):
@@ -352,12 +355,13 @@ class _Scale:
                 # Jittered, so samples do not keep one phase of the 2 s polling cycle.
                 pause = random.uniform(0.5, 1.5) * o.sample_every_s
                 await asyncio.sleep(max(0.0, min(pause, o.measure_s - elapsed)))
-        f.measured_s = time.monotonic() - began
-        window_end_ms = round(time.time() * 1000) + offset_ms
+        last_state = await get_json(http, f"{urls['control']}/state")
+        window_end_ms = int(last_state["sim_time_ms"])
         f.metrics_end = await get_metrics(http, api)
+        f.measured_s = time.monotonic() - began
         f.daemon_cpu = (cpu_seconds(daemon.pid) - cpu[0]) / f.measured_s
         f.sim_cpu = (cpu_seconds(sim.pid) - cpu[1]) / f.measured_s
-        last_state = await get_json(http, f"{urls['control']}/state")
+        f.window_s = (window_end_ms - window_start_ms) / 1000
         f.published_in_window = float(
             sum(published(first_state["symbols"][s], last_state["symbols"][s]) for s in symbols)
         )
@@ -457,10 +461,8 @@ def report(opts: Options, f: Figures) -> BenchReport:
                 f.counted("arb_rest_rate_limited_total"),
                 "answers",
             ),
-            BenchRow(
-                "trades published by the sim", f.published_in_window / f.measured_s, "trades/s"
-            ),
-            BenchRow("trades ingested", f.stored_in_window / f.measured_s, "trades/s"),
+            BenchRow("trades published by the sim", f.published_in_window / f.window_s, "trades/s"),
+            BenchRow("trades ingested", f.stored_in_window / f.window_s, "trades/s"),
             BenchRow("trades stored in all", f.stored, "trades"),
             BenchRow("ids missing", f.missing, "trades", "== 0", f.missing == 0),
             BenchRow(
