@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from arbengine.sim.server import SimServer
 from tests.conftest import REPO
+from tests.e2e.collect.conftest import collect_env
 from tests.e2e.engine.conftest import PROBE, EngineRun, write_strategy
 from tests.support.daemon import DaemonProcess
 
@@ -133,3 +135,39 @@ async def test_a_symbol_the_exchange_stops_is_named_and_refused_at_the_next_relo
     assert list(reloaded["strategies"]) == ["probe"]
     assert run.daemon.process is not None
     assert run.daemon.process.returncode is None
+
+
+async def test_a_symbol_the_exchange_does_not_list_at_start_is_named_and_refused_at_reload(
+    engine_sim: SimServer,
+    database_url: str,
+    daemon_env: dict[str, str],
+    spawn_daemon,
+    tmp_path: Path,
+) -> None:
+    # A start checks [collect] symbols only (what the exchange lists is not known yet).
+    strategies = tmp_path / "strategies"
+    strategies.mkdir()
+    write_strategy(strategies, {**PROBE, "symbols": ["BTCUSDT", "NOPEUSDT"]})
+    env = {
+        **collect_env(engine_sim, daemon_env, database_url),
+        "ARB_COLLECT_SYMBOLS": "BTCUSDT,NOPEUSDT",
+        "ARB_ENGINE_STRATEGIES_DIR": str(strategies),
+    }
+    daemon: DaemonProcess = await spawn_daemon(env)
+    await daemon.started()
+    skipped = await daemon.wait_for("strategies.symbol_not_collected", 30)
+    assert skipped["symbol"] == "NOPEUSDT"
+    assert skipped["strategies"] == ["probe"]
+    assert skipped["reason"].startswith("is not collected: the exchange stopped it (")
+    assert skipped["hint"] == "remove it from these strategies and reload (SIGHUP)"
+
+    await daemon.wait_for("engine.warm_start")
+    daemon.send(signal.SIGHUP)
+    failed = await daemon.wait_for("strategies.reload_failed")
+    [problem] = failed["problems"]
+    assert problem.startswith(
+        f"{strategies / 'probe.json'}: $.symbols[1]: NOPEUSDT is not collected: "
+        "the exchange stopped it ("
+    )
+    assert daemon.process is not None
+    assert daemon.process.returncode is None
