@@ -126,6 +126,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--strategies", default="strategies",
         help="directory of strategy files, run on every symbol (default ./strategies)",
     )  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="ARB_NAME=VALUE",
+        help="a setting of the daemon, e.g. ARB_COLLECT_RATIOS_INTERVAL=10m (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="market seed")
     parser.add_argument(
         "--database-url", help="use this PostgreSQL (an empty database) instead of a private one"
@@ -167,6 +171,8 @@ class Options:
     strategies: Path
     seed: int
     database_url: str | None
+    settings: dict[str, str] = field(default_factory=dict)
+    """``--set``: environment variables of the daemon on top of the benchmark's."""
 
 
 def _duration_s(flag: str, text: str, problems: list[str]) -> float:
@@ -194,6 +200,12 @@ def _options(args: argparse.Namespace) -> Options:
         problems.append("--top-rate must be positive")
     if not args.zipf >= 0:
         problems.append("--zipf must be 0 or more")
+    settings = {}
+    for item in args.set:
+        name, eq, value = str(item).partition("=")
+        if not (name.startswith("ARB_") and eq):
+            problems.append(f"--set: expected ARB_NAME=VALUE, got {item!r}")
+        settings[name] = value
     strategies = Path(args.strategies)
     if not sorted(strategies.glob("*.json")):
         problems.append(f"--strategies: no *.json strategy files in {strategies}")
@@ -210,6 +222,7 @@ def _options(args: argparse.Namespace) -> Options:
         strategies=strategies,
         seed=int(args.seed),
         database_url=args.database_url,
+        settings=settings,
     )
 
 
@@ -283,6 +296,7 @@ class _Scale:
             "ARB_EXCHANGE_COINBASE_URL": urls["coinbase"],
             "ARB_ENGINE_ENABLED": "true",
             "ARB_ENGINE_STRATEGIES_DIR": str(self.work / "strategies"),
+            **self.opts.settings,
         }
 
     async def run(self) -> None:
@@ -418,6 +432,14 @@ def _progress(seconds: float) -> Iterator[Any]:
 # Report
 
 
+def waiting_rows(metrics: dict[str, float]) -> list[BenchRow]:
+    """Symbols the engine still waits for at the end, where it says (per-symbol readiness)."""
+    waiting = metrics.get("arb_engine_symbols_waiting")
+    if waiting is None:
+        return []
+    return [BenchRow("symbols not ready at the end", waiting, "symbols", "== 0", waiting == 0)]
+
+
 def report(opts: Options, f: Figures) -> BenchReport:
     n = len(opts.symbols)
     ages = f.rate_ages_s
@@ -440,6 +462,11 @@ def report(opts: Options, f: Figures) -> BenchReport:
             "history_backfill": opts.history_backfill,
             "strategies": ",".join(f.strategy_names),
             "samples": len(f.rss_mb),
+            **(
+                {"settings": " ".join(f"{k}={v}" for k, v in opts.settings.items())}
+                if opts.settings
+                else {}
+            ),
         },
         rows=[
             BenchRow("warm-up until the engine was ready", f.warmup_s, "s", "ready", ready),
@@ -484,6 +511,7 @@ def report(opts: Options, f: Figures) -> BenchReport:
                 "values",
             ),
             BenchRow("evaluations", f.counted("arb_engine_evaluations_total"), "evaluations"),
+            *waiting_rows(f.metrics_end),
             BenchRow("engine tick delay p50", histogram_quantile(delay, 0.5), "s"),
             BenchRow("engine tick delay p99", histogram_quantile(delay, 0.99), "s"),
             BenchRow("engine batch time p99", histogram_quantile(batch, 0.99) * 1000, "ms"),

@@ -86,15 +86,24 @@ def test_defaults_follow_100_symbols_for_ten_minutes() -> None:
     assert opts.measure_s == 600.0
     assert opts.history_backfill == "1d"
     assert opts.rates["BTCUSDT"] == 30.0
+    assert opts.settings == {}
+    strategies = str(REPO / "strategies")
+    tuned = _options(
+        parse("--strategies", strategies, "--set", "ARB_COLLECT_RATIOS_INTERVAL=10m",
+              "--set", "ARB_X=a=b")
+    )  # fmt: skip
+    assert tuned.settings == {"ARB_COLLECT_RATIOS_INTERVAL": "10m", "ARB_X": "a=b"}
 
 
 def test_bad_flags_are_one_line_naming_each() -> None:
     with pytest.raises(ConfigError) as caught:
         _options(parse("--symbols", "0", "--measure", "soon", "--zipf", "-1",
+                       "--set", "COLLECT_RATIOS_INTERVAL=10m",
                        "--strategies", "nowhere"))  # fmt: skip
     message = str(caught.value)
     assert message.startswith("bench scale: --measure: ")
     assert "\n" not in message
     for part in ("--symbols must be at least 1, got 0", "--zipf must be 0 or more",
+                 "--set: expected ARB_NAME=VALUE, got 'COLLECT_RATIOS_INTERVAL=10m'",
                  "--strategies: no *.json strategy files in nowhere"):  # fmt: skip
         assert part in message
