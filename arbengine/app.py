@@ -47,7 +47,7 @@ from arbengine.runtime.supervisor import (
     TooManyRestarts,
 )
 from arbengine.settings import Settings, duration_ms, duration_s, shipped, strategies_dir
-from arbengine.signals import load_strategy_set
+from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store import continuity as continuity_sql
 from arbengine.store import signal_writes as signal_sql
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
@@ -103,6 +103,7 @@ class Daemon:
         self.reload_hooks: list[Callable[[], Awaitable[None]]] = []
         self.engine_inbox: Channel[MarketEvent] | None = None
         self.engine: EngineService | None = None
+        self.strategies_at_start: StrategySet | None = None
         self.writers: list[MarketWriter | SignalWriter] = []
         self.rest: BinanceRest | None = None
         self.backfill: BackfillProgress | None = None
@@ -157,10 +158,8 @@ class Daemon:
             settle_ms=duration_ms(es.settle),
             max_catch_up_ms=duration_ms(es.max_catch_up),
             clock=self.exchange_clock,
+            collected=self.collected,
         )
-        missing = sorted(engine.load_strategies().symbols - set(self.settings.collect.symbols))
-        if missing and self.settings.collect.enabled:
-            self.log.warning("engine.symbols_not_collected", symbols=missing)
 
         async def reload() -> None:
             engine.reload()
@@ -172,6 +171,32 @@ class Daemon:
         )
         self._watch_writer("signal-writer", writer)
         self.supervisor.add(Component("signal-writer", writer.run, stage=20, drain=outbox.close))
+
+    def collected(self) -> Collected:
+        """The symbols strategies may name: ``[collect] symbols`` (the deployment's symbols,
+        whether or not it collects them), less those the exchange skipped or stopped."""
+        listing = self.listing
+        stopped = {s.symbol: s.reason for s in listing.skipped()} if listing is not None else {}
+        directory = strategies_dir(self.settings.engine)
+        return Collected.of(
+            self.settings.collect.symbols, stopped, shipped=directory == shipped("strategies")
+        )
+
+    def _symbol_stopped(self, symbol: str) -> None:
+        """The exchange skipped or stopped a symbol: say which strategies named it and what to
+        do (a reload naming it is refused from now on)."""
+        engine = self.engine
+        current = engine.pipeline.core.strategies if engine and engine.pipeline else None
+        strategies = current or self.strategies_at_start
+        users = [s.name for s in strategies.enabled if symbol in s.symbols] if strategies else []
+        if users:
+            self.log.warning(
+                "strategies.symbol_not_collected",
+                symbol=symbol,
+                strategies=users,
+                reason=self.collected().problem(symbol),
+                hint="remove it from these strategies and reload (SIGHUP)",
+            )
 
     def _watch_writer(self, name: str, writer: MarketWriter | SignalWriter) -> None:
         """Kept for the exit status, and on the health board: failing writes, or a write that
@@ -263,6 +288,7 @@ class Daemon:
             readiness.stop(symbol, f"not followed by the collectors: {why}".rstrip(": "))
 
         listing.on_stop(stopped)
+        listing.on_stop(self._symbol_stopped)
         refresher = ExchangeInfoRefresher(
             rest,
             listing,
@@ -459,8 +485,10 @@ class Daemon:
                     shipped=directory == shipped("strategies"),
                 )
                 # Fail fast, before anything starts: an invalid strategy set at start-up has no
-                # previous set to fall back to. (StrategyError is a ConfigError: exit 2.)
-                load_strategy_set(directory)
+                # previous set to fall back to. (StrategyError is a ConfigError: exit 2.) What
+                # the exchange lists is not known yet: a configured symbol it skips is reported
+                # by the collectors (and by _symbol_stopped), a reload naming it refused.
+                self.strategies_at_start = load_strategy_set(directory, self.collected())
             async with contextlib.AsyncExitStack() as stack:
                 if self.sim_config is not None:
                     settings = self.settings = await self._start_sim(stack)

@@ -18,7 +18,7 @@ import orjson
 from arbengine import __version__
 from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.logs import configure_logging
-from arbengine.settings import Settings, load_settings, strategies_dir
+from arbengine.settings import Settings, load_settings, shipped, strategies_dir
 
 EXIT_USAGE = 2
 
@@ -37,6 +37,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "daemon memory through 60 market hours on an accelerated sim",
     ),
     "api": ("arbengine.api.bench", "API requests/s and latency on cached endpoints"),
+    "scale": (
+        "arbengine.benchmarks.scale",
+        "the daemon following 100 or 300 symbols in real time: rates, ingest, engine, memory",
+    ),
 }
 
 
@@ -148,10 +152,23 @@ def cmd_import_aggtrades(args: argparse.Namespace) -> int:
 
 
 def cmd_strategies_check(args: argparse.Namespace) -> int:
-    from arbengine.signals import check_files, load_strategy_set
+    """Files as strategy files alone (they may be meant for a backtest); without files, the
+    daemon's directory exactly as the daemon loads it at start, its symbols included."""
+    from arbengine.signals import Collected, check_files, load_strategy_set, uncollected_symbols
 
-    paths = args.files or [str(strategies_dir(_settings(args).engine))]
-    problems = check_files(paths)
+    if args.files:
+        paths = args.files
+        problems = check_files(paths)
+    else:
+        settings = _settings(args)
+        directory = strategies_dir(settings.engine)
+        paths = [str(directory)]
+        problems = check_files(paths)
+        if not problems:
+            collected = Collected.of(
+                settings.collect.symbols, shipped=directory == shipped("strategies")
+            )
+            problems = uncollected_symbols(load_strategy_set(directory), collected)
     for line in problems:
         print(line, file=sys.stderr)
     if problems:

@@ -75,6 +75,22 @@ class LoggedProcess:
         except TimeoutError:
             raise ChildFailed(self.explain(f"did not log {event} within {timeout:.0f} s")) from None
 
+    async def wait_for_any(self, events: tuple[str, ...], timeout: float) -> str | None:
+        """The first of ``events`` logged (already or from now on); None when time runs out
+        first, ChildFailed when the process ends first."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    self._changed.clear()
+                    logged = [e for e in events if e in self.first]
+                    if logged:
+                        return min(logged, key=lambda e: self.first[e].get("timestamp", ""))
+                    if self._reader.done():
+                        raise ChildFailed(self.explain(f"exited before logging {events[0]}"))
+                    await self._changed.wait()
+        except TimeoutError:
+            return None
+
     def explain(self, what: str) -> str:
         return f"{self.name} {what}; its last output:\n" + "\n".join(self.tail)
 

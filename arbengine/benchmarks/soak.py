@@ -56,8 +56,6 @@ import argparse
 import asyncio
 import contextlib
 import csv
-import json
-import math
 import sys
 import tempfile
 import time
@@ -69,16 +67,20 @@ from typing import Any
 import aiohttp
 import asyncpg
 import numpy as np
-import psutil
-from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from arbengine.benchmarks import bench_database
+from arbengine.benchmarks.probes import (
+    get_json,
+    metric_totals,
+    post_json,
+    rss_mb,
+    write_strategies,
+)
 from arbengine.benchmarks.processes import ChildFailed, LoggedProcess, daemon_process, sim_process
 from arbengine.domain.durations import parse_duration_ms
 from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.runtime.bench import BenchReport, BenchRow
-from arbengine.signals import check_files
 
 HOUR_MS = 3_600_000
 MB = 1024 * 1024
@@ -241,19 +243,6 @@ def scaled_settings(speed: float) -> dict[str, str]:
     return out
 
 
-def metric_totals(text: str) -> dict[str, float]:
-    """Every sample of a Prometheus text page, summed over labels, by sample name
-    (``name{outcome="hole"}`` is also kept by itself)."""
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
-            for key, value in sample.labels.items():
-                labelled = f'{sample.name}{{{key}="{value}"}}'
-                totals[labelled] = totals.get(labelled, 0.0) + float(sample.value)
-    return totals
-
-
 # ---------------------------------------------------------------------------------------------
 # The run
 
@@ -313,33 +302,6 @@ def _options(args: argparse.Namespace) -> Options:
     return opts
 
 
-def _write_strategies(source: Path, target: Path, symbols: Sequence[str]) -> list[str]:
-    """The strategy files of ``source``, each run on ``symbols``; their names."""
-    target.mkdir()
-    names = []
-    for path in sorted(source.glob("*.json")):
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"bench soak: --strategies: {path}: {exc}") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"bench soak: --strategies: {path}: not a strategy object")
-        doc["symbols"] = list(symbols)
-        (target / path.name).write_text(json.dumps(doc, indent=2))
-        names.append(str(doc.get("name", path.stem)))
-    problems = [line.replace(str(target), str(source)) for line in check_files([target])]
-    if problems:
-        raise ConfigError("bench soak: --strategies: " + "; ".join(problems))
-    return names
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        return float(psutil.Process(pid).memory_info().rss) / MB
-    except psutil.NoSuchProcess:
-        return math.nan
-
-
 class _Soak:
     def __init__(self, opts: Options, work: Path, database_url: str) -> None:
         self.opts = opts
@@ -377,8 +339,8 @@ class _Soak:
         }
 
     async def run(self) -> None:
-        self.strategy_names = _write_strategies(
-            self.opts.strategies, self.work / "strategies", self.opts.symbols
+        self.strategy_names = write_strategies(
+            "soak", self.opts.strategies, self.work / "strategies", self.opts.symbols
         )
         started = time.monotonic()
         async with (
@@ -386,16 +348,16 @@ class _Soak:
             aiohttp.ClientSession() as http,
         ):
             # Market time stands still until the daemon is ready to take it all in.
-            await _post(http, f"{urls['control']}/clock", {"pause": True})
+            await post_json(http, f"{urls['control']}/clock", {"pause": True})
             async with daemon_process(self._daemon_env(urls), Path.cwd()) as daemon:
                 api = str((await daemon.wait_for("daemon.started", 180))["http"])
                 await daemon.wait_for("engine.collectors_ready", 300)
-                resumed = await _post(http, f"{urls['control']}/clock", {"resume": True})
+                resumed = await post_json(http, f"{urls['control']}/clock", {"resume": True})
                 pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=1)
                 try:
                     origin_ms = int(resumed["sim_time_ms"])
                     await self._sample_until_done(http, urls, pool, sim, daemon, origin_ms, api)
-                    await _post(http, f"{urls['control']}/clock", {"pause": True})
+                    await post_json(http, f"{urls['control']}/clock", {"pause": True})
                     await self._finish(http, urls, pool, api)
                 finally:
                     await pool.close()
@@ -431,7 +393,7 @@ class _Soak:
                         await response.read()
                         self.summary["api_requests"] += 1
                         self.summary["api_failures"] += response.status != 200
-                state = await _get(http, f"{urls['control']}/state")
+                state = await get_json(http, f"{urls['control']}/state")
                 sim_ms = int(state["sim_time_ms"])
                 stored = await pool.fetchval(
                     "SELECT CASE WHEN count(*) = $2 THEN min(last_ts) END "
@@ -443,8 +405,8 @@ class _Soak:
                 sample = Sample(
                     wall_s=time.monotonic() - began,
                     market_h=max(0.0, (stored_ms - origin_ms) / HOUR_MS),
-                    daemon_mb=_rss_mb(daemon.pid),
-                    sim_mb=_rss_mb(sim.pid),
+                    daemon_mb=rss_mb(daemon.pid),
+                    sim_mb=rss_mb(sim.pid),
                     lag_s=max(0.0, (sim_ms - stored_ms) / 1000),
                 )
                 if self.samples and sample.market_h > self.samples[-1].market_h:
@@ -462,7 +424,7 @@ class _Soak:
         self, http: aiohttp.ClientSession, urls: dict[str, str], pool: asyncpg.Pool, api: str
     ) -> None:
         """The sim is paused: let the daemon store everything, then count."""
-        state = await _get(http, f"{urls['control']}/state")
+        state = await get_json(http, f"{urls['control']}/state")
         targets = {s: int(state["symbols"][s]["last_id"] or 0) for s in self.opts.symbols}
         query = (
             "SELECT symbol, first_id, last_id, rows FROM agg_trades_meta "
@@ -502,18 +464,6 @@ def _progress(hours: float) -> Iterator[Any]:
         bar_format="{desc}: {n:.1f}/{total:.0f} {unit} [{elapsed}<{remaining}] {postfix}",
     ) as bar:  # fmt: skip
         yield bar
-
-
-async def _get(http: aiohttp.ClientSession, url: str) -> Any:
-    async with http.get(url) as response:
-        response.raise_for_status()
-        return await response.json()
-
-
-async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> Any:
-    async with http.post(url, json=body) as response:
-        response.raise_for_status()
-        return await response.json()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -62,7 +62,13 @@ from arbengine.pipeline.settle import TradeHold
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.readiness import Readiness
-from arbengine.signals import StrategyError, StrategySet, TradeColumns, load_strategy_set
+from arbengine.signals import (
+    Collected,
+    StrategyError,
+    StrategySet,
+    TradeColumns,
+    load_strategy_set,
+)
 
 HORIZON_MS = 26 * 3_600_000
 
@@ -85,6 +91,11 @@ TICK_SECONDS = Histogram(
     "arb_engine_batch_seconds", "Time to apply one batch of market events",
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )  # fmt: skip
+TICK_DELAY = Histogram(
+    "arb_engine_tick_delay_seconds",
+    "How long after its time a tick was evaluated live, on the exchange clock",
+    buckets=(0.5, 1.0, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 30.0, 60.0),
+)  # settle (1.5 s) and grace (2 s) are the floor; more is the engine falling behind
 OPEN_POSITIONS = Gauge("arb_paper_open_positions", "Open paper positions")
 
 
@@ -161,6 +172,7 @@ class EngineService:
         clock: Clock | None = None,
         readiness: Readiness | None = None,
         wall: Callable[[], float] = time.time,
+        collected: Callable[[], Collected] | None = None,
     ) -> None:
         self.strategies_dir = strategies_dir
         self._inbox = inbox
@@ -187,6 +199,9 @@ class EngineService:
         self._started = wall()
         self._all_ready = False
         self._reminded: float | None = None
+        self._collected = collected
+        """The symbols collected now: a reloaded set naming any other is refused. (The set
+        loaded at start was checked against ``[collect] symbols`` before anything ran.)"""
 
     @property
     def held_trades(self) -> int:
@@ -210,14 +225,14 @@ class EngineService:
 
     # -- strategies ----------------------------------------------------------------
 
-    def load_strategies(self) -> StrategySet:
+    def load_strategies(self, collected: Collected | None = None) -> StrategySet:
         """The validated set in the directory (raises StrategyError listing every problem)."""
-        return load_strategy_set(self.strategies_dir)
+        return load_strategy_set(self.strategies_dir, collected)
 
     def reload(self) -> bool:
         """SIGHUP: validate the whole directory; apply it from the next tick if it changed."""
         try:
-            new = self.load_strategies()
+            new = self.load_strategies(self._collected() if self._collected else None)
         except StrategyError as exc:
             self._log.error(
                 "strategies.reload_failed", problems=list(exc.problems), kept="previous set"
@@ -359,7 +374,9 @@ class EngineService:
             )
 
     async def _emit(self, out: PipelineOutput | None = None) -> None:
+        """Hand over what the pipeline produced (``out``: the warm start's catch-up)."""
         assert self.pipeline is not None
+        live = out is None
         if out is None:
             out = self.pipeline.drain()
         if self._late_events:
@@ -367,8 +384,11 @@ class EngineService:
             self._log.warning("engine.late_event", **late)
         if not out:
             return
+        now = self._clock.time_ms()
         for e in out.evaluations:
             EVALUATIONS.labels(e.strategy).inc()
+            if live:
+                TICK_DELAY.observe(max(0, now - e.tick_ms) / 1000)
             if e.fired:
                 SIGNALS.labels(e.strategy, e.symbol).inc()
                 self._log.info(

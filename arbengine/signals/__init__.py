@@ -28,6 +28,7 @@ from arbengine.signals.scoring import (
 )
 from arbengine.signals.series import InputSeries
 from arbengine.signals.strategy import (
+    Collected,
     Strategy,
     StrategyError,
     StrategySet,
@@ -37,6 +38,7 @@ from arbengine.signals.strategy import (
     load_strategy_set,
     parse_strategy,
     strategy_schema,
+    uncollected_symbols,
     validate_document,
 )
 from arbengine.signals.tape import AddResult, TickOrderError, TradeColumns
@@ -46,6 +48,7 @@ __all__ = [
     "DEFAULT_SPEC",
     "FEATURE_NAMES",
     "AddResult",
+    "Collected",
     "Evaluation",
     "FactorResult",
     "FeatureSpec",
@@ -72,5 +75,6 @@ __all__ = [
     "parse_strategy",
     "strategy_schema",
     "tick_at_or_after",
+    "uncollected_symbols",
     "validate_document",
 ]

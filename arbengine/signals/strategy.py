@@ -20,8 +20,8 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -770,16 +770,83 @@ class StrategySet:
         return cls(tuple(strategies))
 
 
-def load_strategy_set(directory: Path | str) -> StrategySet:
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """The symbols the daemon collects: an enabled strategy may name no other.
+
+    A strategy naming a symbol that is not collected would be evaluated on no
+    data at all (every tick ``no_price``), so it is refused where it is loaded,
+    with what to do about it.
+    """
+
+    configured: frozenset[str]
+    """``[collect] symbols``."""
+    stopped: Mapping[str, str] = field(default_factory=dict)
+    """Configured symbols the exchange does not let us follow (skipped at start or
+    stopped since), with the reason."""
+    shipped: bool = False
+    """The strategies are the ones shipped inside the package: changed as copies."""
+
+    @classmethod
+    def of(
+        cls,
+        configured: Iterable[str],
+        stopped: Mapping[str, str] | None = None,
+        *,
+        shipped: bool = False,
+    ) -> Collected:
+        return cls(frozenset(s.upper() for s in configured), dict(stopped or {}), shipped)
+
+    def problem(self, symbol: str) -> str | None:
+        """Why ``symbol`` cannot be named, and what to do, as the end of a sentence; None when
+        it is collected."""
+        remove = (
+            "copy the shipped strategies into ./strategies and remove it there"
+            if self.shipped
+            else "remove it from this strategy"
+        )
+        if symbol in self.stopped:
+            return f"is not collected: the exchange stopped it ({self.stopped[symbol]}); {remove}"
+        if symbol not in self.configured:
+            return (
+                f"is not collected: add it to [collect] symbols (ARB_COLLECT_SYMBOLS) or {remove}"
+            )
+        return None
+
+
+def uncollected_symbols(strategies: Iterable[Strategy], collected: Collected) -> list[str]:
+    """``"<file>: $.symbols[i]: <symbol> is not collected: <what to do>"`` for every symbol
+    an enabled strategy names that is not collected (a disabled one is not evaluated)."""
+    problems: list[str] = []
+    for strategy in strategies:
+        if not strategy.enabled:
+            continue
+        for i, symbol in enumerate(strategy.symbols):
+            why = collected.problem(symbol)
+            if why is not None:
+                label = strategy.source or strategy.name
+                problems.append(f"{label}: $.symbols[{i}]: {symbol} {why}")
+    return problems
+
+
+def load_strategy_set(
+    directory: Path | str, collected: Collection[str] | Collected | None = None
+) -> StrategySet:
     """Load and validate every ``*.json`` in ``directory`` as one set.
 
-    Raises StrategyError listing every problem of every file; an empty
-    directory is a valid, empty set.
+    With ``collected`` (the symbols collected, or a :class:`Collected`), an
+    enabled strategy naming any other symbol is a problem too. Raises
+    StrategyError listing every problem of every file; an empty directory is
+    a valid, empty set.
     """
     root = Path(directory)
     if not root.is_dir():
         raise StrategyError([f"{root}: not a directory"])
     strategies, errors = _check(sorted(root.glob("*.json")))
+    if collected is not None:
+        if not isinstance(collected, Collected):
+            collected = Collected.of(collected)
+        errors += uncollected_symbols(strategies, collected)
     if errors:
         raise StrategyError(errors)
     return StrategySet(tuple(strategies))

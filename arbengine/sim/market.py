@@ -485,23 +485,22 @@ def fill_prehistory(
     ratios = []
     for center in (1.6, 1.15, 1.35):
         x = np.empty(n)
-        v = math.log(center)
-        z = rng.standard_normal(n)
-        for i in range(n):
-            v += 0.05 * (math.log(center) - v) + 0.03 * float(z[i])
+        mean = math.log(center)
+        v = mean
+        for i, z in enumerate(rng.standard_normal(n).tolist()):
+            v += 0.05 * (mean - v) + 0.03 * z
             x[i] = math.exp(v)
         ratios.append(x)
-    for i in range(n):
-        book.hist.append(
-            int(times[i]),
-            oi=float(oi[i]),
-            oi_value=float(oi[i] * price[i]),
-            global_ls=float(ratios[0][i]),
-            top_pos_ls=float(ratios[1][i]),
-            top_acc_ls=float(ratios[2][i]),
-            buy_vol=float(buy[i]),
-            sell_vol=float(sell[i]),
-        )
+    book.hist.extend(
+        times,
+        oi=oi,
+        oi_value=oi * price,
+        global_ls=ratios[0],
+        top_pos_ls=ratios[1],
+        top_acc_ls=ratios[2],
+        buy_vol=buy,
+        sell_vol=sell,
+    )
     step = spec.funding_interval_hours * HOUR_MS
     ft = (start_ms - days * DAY_MS) // step * step + step
     rate = interest

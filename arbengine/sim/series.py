@@ -56,6 +56,23 @@ class Series:
             self._cols[name][i] = value
         self._end += 1
 
+    def extend(self, t: npt.ArrayLike, **values: npt.ArrayLike) -> None:
+        """Append many rows at once (times in order, after the last row), as ``append`` would."""
+        times = np.asarray(t, np.int64)
+        n = len(times)
+        while len(self._cols["t"]) - self._end < n:
+            for name, arr in list(self._cols.items()):
+                grown = np.empty(max(len(arr) * 2, self.n + n), arr.dtype)
+                grown[: self.n] = arr[self._start : self._end]
+                self._cols[name] = grown
+            self._end -= self._start
+            self._start = 0
+        lo, hi = self._end, self._end + n
+        self._cols["t"][lo:hi] = times
+        for name, column in values.items():
+            self._cols[name][lo:hi] = column
+        self._end = hi
+
     def release_until(self, t_ms: int) -> tuple[int, int]:
         lo = self.released
         t = self._cols["t"]

@@ -8,11 +8,16 @@ follow Binance: aggTrade ``p``/``q`` carry exactly ``pricePrecision`` /
 
 The filter values are the ones Binance publishes for these contracts (rounded
 where Binance moves them often); ``MIN_NOTIONAL`` is 100 for BTC/ETH and 5 for
-the others, as the engine's tests expect.
+the others, as the engine's tests expect. Any other ``…USDT`` name gets a
+plausible small-cap contract generated from the name (``generated_spec``), so
+the sim can list hundreds of perpetuals that differ as real ones do.
 """
 
 from __future__ import annotations
 
+import math
+import random
+import zlib
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -156,32 +161,51 @@ KNOWN_SPECS: dict[str, SymbolSpec] = {
 }
 
 
+def generated_spec(symbol: str) -> SymbolSpec:
+    """A plausible small-cap perpetual for a name the sim has no spec for, the same every time.
+
+    Real USD-M contracts outside the majors are priced from a fraction of a cent to hundreds
+    of dollars, with about five significant digits of price (a tick of 1e-4 to 1e-5 of the
+    price) and a lot step worth a few dollars at most; they are more volatile than the
+    majors, hold tens to hundreds of millions of dollars of open interest, and a good share
+    of them settle funding every four hours. Drawn from a generator seeded by the name.
+    """
+    rng = random.Random(zlib.crc32(symbol.encode()))
+    magnitude = rng.uniform(-3.0, 2.5)
+    digits = math.floor(magnitude)
+    price_precision = min(8, max(1, 4 - digits))
+    qty_precision = min(3, max(0, digits))
+    scale = 10**price_precision
+    start_units = max(100, round(10**magnitude * scale))
+    # About $50 M at most per order ($5 M at market), in lot units.
+    max_qty = 10 ** (math.ceil(math.log10(5e7 * scale / start_units)) + qty_precision)
+    return _spec(
+        symbol=symbol,
+        base=symbol[:-4] if symbol.endswith("USDT") else symbol,
+        price_precision=price_precision,
+        qty_precision=qty_precision,
+        tick=1,
+        step=1,
+        min_price=fmt_units(1, price_precision),
+        max_price=str(max(1, start_units * 1000 // scale)),
+        min_qty=1,
+        max_qty=max_qty,
+        market_max_qty=max_qty // 10,
+        min_notional=5,
+        start_price=start_units / scale,
+        daily_vol=rng.uniform(0.04, 0.10),
+        median_notional=10 ** rng.uniform(2.0, 2.8),
+        open_interest_usd=10 ** rng.uniform(7.3, 8.7),
+        maint_margin_rate=rng.choice((Decimal("0.01"), Decimal("0.015"), Decimal("0.02"))),
+        coinbase_tick=Decimal(1).scaleb(-min(price_precision, 6)),
+        funding_interval_hours=4 if rng.random() < 0.3 else 8,
+    )
+
+
 def spec_for(symbol: str, funding_interval_hours: int | None = None) -> SymbolSpec:
-    """The spec of ``symbol``; an unknown ``…USDT`` symbol gets a generic small-cap spec."""
+    """The spec of ``symbol``; any other name gets a generated small-cap spec."""
     symbol = symbol.upper()
-    spec = KNOWN_SPECS.get(symbol)
-    if spec is None:
-        base = symbol[:-4] if symbol.endswith("USDT") else symbol
-        spec = _spec(
-            symbol=symbol,
-            base=base,
-            price_precision=5,
-            qty_precision=0,
-            tick=1,
-            step=1,
-            min_price="0.00010",
-            max_price="20000",
-            min_qty=1,
-            max_qty=100_000_000,
-            market_max_qty=10_000_000,
-            min_notional=5,
-            start_price=1.0,
-            daily_vol=0.06,
-            median_notional=300.0,
-            open_interest_usd=2e8,
-            maint_margin_rate=Decimal("0.01"),
-            coinbase_tick=Decimal("0.0001"),
-        )
+    spec = KNOWN_SPECS.get(symbol) or generated_spec(symbol)
     if funding_interval_hours is not None:
         spec = replace(spec, funding_interval_hours=funding_interval_hours)
     return spec

@@ -7,14 +7,19 @@ import signal
 import aiohttp
 import asyncpg
 
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import BTC_STRATEGIES, DaemonProcess
 from tests.support.waiting import eventually
 
 
 async def test_run_sim_collects_from_the_inprocess_exchange(
     spawn_daemon, daemon_env: dict[str, str], database_url: str
 ) -> None:
-    env = {**daemon_env, "ARB_DATABASE_URL": database_url, "ARB_COLLECT_SYMBOLS": "BTCUSDT"}
+    env = {
+        **daemon_env,
+        "ARB_DATABASE_URL": database_url,
+        "ARB_COLLECT_SYMBOLS": "BTCUSDT",
+        "ARB_ENGINE_STRATEGIES_DIR": str(BTC_STRATEGIES),
+    }
     daemon: DaemonProcess = await spawn_daemon(
         env, ["run", "--sim", "--sim-speed", "5", "--sim-trade-rate", "50"]
     )

@@ -137,3 +137,9 @@ class DaemonProcess:
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await self._reader
+
+
+BTC_STRATEGIES = Path(__file__).parent / "strategies"
+"""A strategy naming BTCUSDT only, reading every kind of collected input: for daemons under
+test that collect fewer symbols than the shipped strategies name (a strategy naming a symbol
+that is not collected is refused)."""

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from arbengine.sim.server import SimConfig, SimServer
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import BTC_STRATEGIES, DaemonProcess
 from tests.support.waiting import eventually
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -39,6 +39,7 @@ def collect_env(sim: SimServer, base: dict[str, str], database_url: str) -> dict
         "ARB_DATABASE_URL": database_url,
         "ARB_COLLECT_ENABLED": "true",
         "ARB_COLLECT_SYMBOLS": ",".join(SYMBOLS),
+        "ARB_ENGINE_STRATEGIES_DIR": str(BTC_STRATEGIES),
         "ARB_EXCHANGE_REST_URL": sim.rest_url,
         "ARB_EXCHANGE_WS_URL": sim.market_ws_url,
         "ARB_EXCHANGE_COINBASE_URL": sim.coinbase_url,

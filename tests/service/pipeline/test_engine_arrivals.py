@@ -163,3 +163,21 @@ async def test_a_liquidation_after_its_tick_was_evaluated_is_counted_late(
 
     assert late() == counted + 1
     assert row[9]["liq_imbalance_fast"] == 1.0  # counted from the next tick on
+
+
+async def test_how_long_after_its_time_a_tick_was_evaluated_is_measured(engine: Engine) -> None:
+    def delay(sample: str, le: str | None = None) -> float:
+        labels = {} if le is None else {"le": le}
+        value = REGISTRY.get_sample_value(f"arb_engine_tick_delay_seconds_{sample}", labels)
+        return value or 0.0
+
+    count, total = delay("count"), delay("sum")
+    within_2s, within_2_5s = delay("bucket", "2.0"), delay("bucket", "2.5")
+    engine.clock.set_ms(TICK + 2_100)  # due by the clock, 2.1 s after its time
+    assert engine.inbox.put_nowait(trades(TICK - 3_000, TICK - 2_000))
+    await engine.evaluation_of(TICK)
+
+    assert delay("count") == count + 1
+    assert delay("sum") == pytest.approx(total + 2.1)
+    assert delay("bucket", "2.0") == within_2s
+    assert delay("bucket", "2.5") == within_2_5s + 1

@@ -13,6 +13,7 @@ import pytest
 
 from arbengine.domain.errors import ConfigError
 from arbengine.signals import (
+    Collected,
     StrategyError,
     StrategySet,
     check_files,
@@ -242,6 +243,47 @@ def test_empty_directory_is_an_empty_set_and_missing_one_an_error(tmp_path: Path
     assert len(load_strategy_set(tmp_path)) == 0
     with pytest.raises(StrategyError, match="not a directory"):
         load_strategy_set(tmp_path / "missing")
+
+
+def test_a_strategy_naming_a_symbol_that_is_not_collected_is_refused(tmp_path: Path) -> None:
+    a = tmp_path / "a.json"
+    b = tmp_path / "b.json"
+    off = tmp_path / "off.json"
+    a.write_text(json.dumps(with_changes(symbols=["BTCUSDT", "DOGEUSDT", "ETHUSDT"])))
+    b.write_text(json.dumps(with_changes(name="b", symbols=["ETHUSDT"])))
+    # Not evaluated, so not refused: enabling it later is checked then.
+    off.write_text(json.dumps(with_changes(name="off", enabled=False, symbols=["PEPEUSDT"])))
+    with pytest.raises(StrategyError) as caught:
+        load_strategy_set(tmp_path, ["BTCUSDT", "ETHUSDT"])
+    assert caught.value.problems == (
+        f"{a}: $.symbols[1]: DOGEUSDT is not collected: add it to [collect] symbols "
+        "(ARB_COLLECT_SYMBOLS) or remove it from this strategy",
+    )
+    assert str(caught.value).startswith("1 problem in strategies: ")
+
+    stopped = Collected.of(["BTCUSDT", "ETHUSDT", "DOGEUSDT"], {"ETHUSDT": "not listed"})
+    with pytest.raises(StrategyError) as caught:
+        load_strategy_set(tmp_path, stopped)
+    why = "is not collected: the exchange stopped it (not listed); remove it from this strategy"
+    assert caught.value.problems == (
+        f"{a}: $.symbols[2]: ETHUSDT {why}",
+        f"{b}: $.symbols[0]: ETHUSDT {why}",
+    )
+
+    loaded = load_strategy_set(tmp_path, ["BTCUSDT", "ETHUSDT", "DOGEUSDT"])
+    assert loaded.names == ("m", "b", "off")
+    assert len(load_strategy_set(tmp_path)) == 3  # no symbols given: not checked (backtests)
+
+
+def test_symbol_problems_are_listed_with_the_other_files_problems(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(with_changes(factors__0__weight=0)))
+    (tmp_path / "b.json").write_text(json.dumps(with_changes(name="b", symbols=["XYZUSDT"])))
+    with pytest.raises(StrategyError) as caught:
+        load_strategy_set(tmp_path, ["BTCUSDT"])
+    assert [p.split(": ")[1] for p in caught.value.problems] == [
+        "$.factors[0].weight",
+        "$.symbols[0]",
+    ]
 
 
 # ---- defaults and hashing ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ from arbengine.sim.market import (
     liquidation_payload,
     mark_payload,
 )
+from arbengine.sim.series import Series
 from arbengine.sim.symbols import spec_for
 
 START = 1_700_000_000_000  # 2023-11-14T22:13:20Z
@@ -74,7 +75,7 @@ def test_adding_a_symbol_does_not_change_another_symbols_tape() -> None:
 
 
 def test_tape_invariants_ids_contiguous_prices_on_tick_sizes_on_step() -> None:
-    m = market(symbols=("BTCUSDT", "SOLUSDT", "XRPUSDT"))
+    m = market(symbols=("BTCUSDT", "SOLUSDT", "XRPUSDT", "ALT001USDT", "ALT002USDT"))
     m.advance(START + 300_000)
     for symbol in m.symbols:
         spec = m.specs[symbol]
@@ -210,6 +211,23 @@ def test_thirty_days_of_history_exist_at_start() -> None:
     funding = book.funding_rows(None, None, 1000)
     assert 89 <= len(funding) <= 91
     assert all(f["fundingTime"] % (8 * HOUR_MS) == 0 for f in funding)
+
+
+def test_history_is_generated_in_bulk_as_row_by_row() -> None:
+    """``Series.extend`` (the prehistory) holds what ``append`` would, and grows past it."""
+    m = market(history_days=2)
+    bulk = m.books["BTCUSDT"].hist
+    rows = Series({"oi": np.float64})
+    one_by_one = Series({"oi": np.float64}, capacity=4)
+    for i, t in enumerate(bulk.col("t").tolist()):
+        one_by_one.append(int(t), oi=float(bulk.col("oi")[i]))
+    rows.extend(bulk.col("t"), oi=bulk.col("oi"))
+    rows.extend([bulk.col("t")[-1] + FIVE_MIN_MS], oi=[1.0])
+    for series in (rows, one_by_one):
+        series.release_until(START + DAY_MS)
+    assert np.array_equal(rows.col("t")[:-1], one_by_one.col("t"))
+    assert np.array_equal(rows.col("oi")[:-1], one_by_one.col("oi"))
+    assert rows.col("oi")[-1] == 1.0
 
 
 def test_shock_moves_the_price_from_the_next_block() -> None:

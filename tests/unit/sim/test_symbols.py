@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from arbengine.sim.symbols import (
@@ -53,9 +54,34 @@ def test_exchange_info_carries_realistic_filters() -> None:
     assert info["rateLimits"][0]["limit"] == 2400
 
 
-def test_unknown_symbol_gets_a_generic_spec_and_funding_interval_override() -> None:
+def test_unknown_symbol_gets_a_generated_spec_and_funding_interval_override() -> None:
     spec = spec_for("dogeusdt", funding_interval_hours=4)
     assert spec.symbol == "DOGEUSDT"
     assert spec.base == "DOGE"
     assert spec.funding_interval_hours == 4
     assert spec.coinbase_product == "DOGE-USD"
+
+
+def test_hundreds_of_unknown_names_get_plausible_contracts_that_differ() -> None:
+    names = [f"ALT{i:03d}USDT" for i in range(300)]
+    specs = [spec_for(name) for name in names]
+    assert spec_for("ALT007USDT") == specs[7]  # the same contract every time
+    prices = np.array([s.start_price for s in specs])
+    assert prices.min() < 0.01  # a fraction of a cent …
+    assert prices.max() > 100  # … to hundreds of dollars
+    assert len({(s.price_precision, s.qty_precision) for s in specs}) >= 5
+    for s in specs:
+        tick = float(s.tick_size)
+        step_value = float(s.step_size) * s.start_price
+        assert 1e-5 <= tick / s.start_price <= 1e-3, s  # about five significant digits
+        assert step_value <= 10, s  # a lot step worth a few dollars at most
+        assert s.min_notional == 5
+        assert float(s.max_price) > s.start_price >= float(s.min_price)
+        assert s.max_qty * float(s.step_size) * s.start_price >= 5e7
+        assert 0.04 <= s.daily_vol <= 0.10
+        assert to_units(fmt_units(round(s.start_price * s.price_scale), s.price_precision),
+                        s.price_precision) == round(s.start_price * s.price_scale)  # fmt: skip
+    assert 0.15 < sum(s.funding_interval_hours == 4 for s in specs) / len(specs) < 0.45
+    assert all(s.funding_interval_hours in (4, 8) for s in specs)
+    info = exchange_info(specs, 1, [])
+    assert len(info["symbols"]) == 300
