@@ -8,6 +8,7 @@ share limits.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import argon2
@@ -15,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e.api.harness import PASSWORD, ApiUnderTest, Reply, start_api, stop_api
+from tests.support.daemon import LogLine
 from tests.support.postgres import PgTestServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -69,9 +71,26 @@ async def status(api: ApiUnderTest, username: str, password: str, address: str) 
     return (await login(api, username, password, address)).status
 
 
-def evaluated(api: ApiUnderTest, username: str) -> int:
+_MARKS = itertools.count(1)
+
+
+async def logged(api: ApiUnderTest, event: str, *usernames: str) -> list[LogLine]:
+    """The daemon's ``event`` lines about ``usernames`` for every request answered so far.
+
+    Its output is read a moment after the answers; it writes in order, so once the line of a
+    later request (a wrong login from an address of its own) is in, so are all before it."""
+    n = next(_MARKS)
+    mark = f"log-mark-{n}"
+    assert await status(api, mark, "-", f"198.18.{n // 250}.{n % 250 + 1}") == 401
+    await api.daemon.wait_for(
+        lambda e: e.get("event") == "auth.login_failed" and e["username"] == mark
+    )
+    return [e for e in api.daemon.events(event) if e["username"] in usernames]
+
+
+async def evaluated(api: ApiUnderTest, username: str) -> int:
     """Attempts on ``username`` whose password the daemon checked and found wrong."""
-    return len([e for e in api.daemon.events("auth.login_failed") if e["username"] == username])
+    return len(await logged(api, "auth.login_failed", username))
 
 
 async def test_failures_are_limited_per_account_and_address_then_per_address(
@@ -105,10 +124,10 @@ async def test_concurrent_guesses_are_counted_before_the_password_is_checked(
     statuses = sorted(reply.status for reply in replies)
     # Only as many guesses as the limit were checked, however many arrived at once.
     assert statuses == [401] * PER_ACCOUNT_ADDRESS + [429] * (60 - PER_ACCOUNT_ADDRESS)
-    assert evaluated(limited, "dave") == PER_ACCOUNT_ADDRESS
+    assert await evaluated(limited, "dave") == PER_ACCOUNT_ADDRESS
     # The limit is spent: the right password is not even checked.
     assert await status(limited, "dave", PASSWORD, attacker) == 429
-    assert evaluated(limited, "dave") == PER_ACCOUNT_ADDRESS
+    assert await evaluated(limited, "dave") == PER_ACCOUNT_ADDRESS
 
 
 async def test_concurrent_guesses_across_accounts_stop_at_the_address_limit(
@@ -119,7 +138,7 @@ async def test_concurrent_guesses_across_accounts_stop_at_the_address_limit(
     replies = await asyncio.gather(*(login(limited, n, "guess", attacker) for n in names))
     statuses = sorted(reply.status for reply in replies)
     assert statuses == [401] * PER_ADDRESS + [429] * (60 - PER_ADDRESS)
-    assert sum(evaluated(limited, n) for n in names) == PER_ADDRESS
+    assert len(await logged(limited, "auth.login_failed", *names)) == PER_ADDRESS
 
 
 async def test_an_attacked_account_slows_down_but_its_owner_still_logs_in(
@@ -132,14 +151,14 @@ async def test_an_attacked_account_slows_down_but_its_owner_still_logs_in(
         assert await status(limited, "eve", "wrong password", address) == 401
         assert await status(limited, "eve", "wrong password", address) == 429
     # … and beyond the fifth failure each attempt on eve waited first, doubling, capped.
-    delayed = [e for e in limited.daemon.events("auth.login_delayed") if e["username"] == "eve"]
+    delayed = await logged(limited, "auth.login_delayed", "eve")
     assert [e["delay_s"] for e in delayed] == [0.1, 0.2, 0.4] + [0.4] * 12
-    assert evaluated(limited, "eve") == 20
+    assert await evaluated(limited, "eve") == 20
     # Her owner, from her own address, gets in: after the longest wait, never a 429.
     owner = "192.0.2.7"
     assert await status(limited, "eve", PASSWORD, owner) == 200
-    last = limited.daemon.events("auth.login_delayed")[-1]
-    assert (last["username"], last["remote"], last["delay_s"]) == ("eve", owner, 0.4)
+    last = (await logged(limited, "auth.login_delayed", "eve"))[-1]
+    assert (last["remote"], last["delay_s"]) == (owner, 0.4)
 
 
 async def test_the_client_is_the_right_most_address_no_trusted_proxy_wrote(
@@ -148,7 +167,7 @@ async def test_the_client_is_the_right_most_address_no_trusted_proxy_wrote(
     # The client forged the first entry; 10.1.2.3 is our own (trusted) proxy in front.
     chain = "192.0.2.66, 198.51.100.77, 10.1.2.3"
     assert await status(limited, "frank", "wrong password", chain) == 401
-    failed = [e for e in limited.daemon.events("auth.login_failed") if e["username"] == "frank"]
+    failed = await logged(limited, "auth.login_failed", "frank")
     assert [e["remote"] for e in failed] == ["198.51.100.77"]
 
 
@@ -160,8 +179,12 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(api: ApiUnderTest
         headers={"X-Forwarded-For": "192.0.2.99"},
     )
     assert reply.status == 401
-    failed = [e for e in api.daemon.events("auth.login_failed") if e["username"] == "grace"]
-    assert [e["remote"] for e in failed] == ["127.0.0.1"]
+    # (The line is read a moment after the answer: wait for it, then check it is the only one.)
+    first = await api.daemon.wait_for(
+        lambda e: e.get("event") == "auth.login_failed" and e["username"] == "grace"
+    )
+    assert first["remote"] == "127.0.0.1"
+    assert len([e for e in api.daemon.events("auth.login_failed") if e["username"] == "grace"]) == 1
 
 
 async def test_registrations_are_limited_per_address(limited: ApiUnderTest) -> None:
