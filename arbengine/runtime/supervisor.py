@@ -363,10 +363,12 @@ class Supervisor:
 
         Returns within ``deadline_s + grace_s`` whatever the components do. A
         component waiting to restart is ended at once (it has nothing to
-        finish). A component still running when the deadline is used up, in
-        whichever stage, is cancelled and named in the result so the caller
-        can log it; ``unresponsive()`` then names those that did not end even
-        so. ``skip`` is the component calling this (it is finishing on its own).
+        finish). Each stage may use an equal share of what is left of the
+        deadline (what it does not use passes on); a component still running
+        at the end of its stage's share is cancelled and named in the result
+        so the caller can log it; ``unresponsive()`` then names those that did
+        not end even so. ``skip`` is the component calling this (it is
+        finishing on its own).
         """
         loop = asyncio.get_running_loop()
         loop_deadline = loop.time() + deadline_s
@@ -378,11 +380,13 @@ class Supervisor:
             waiting_to_restart = self._status[component.name].state == "backoff"
             if task is not None and not task.done() and waiting_to_restart:
                 task.cancel()
-        for stage in sorted({c.stage for c in members}):
+        late: list[str] = []
+        stages = sorted({c.stage for c in members})
+        for index, stage in enumerate(stages):
             remaining = loop_deadline - loop.time()
             if remaining <= 0:
                 break
-            waiting: list[asyncio.Task[None]] = []
+            waiting: dict[asyncio.Task[None], str] = {}
             for component in members:
                 task = self._tasks.get(component.name)
                 if component.stage != stage or task is None or task.done():
@@ -391,15 +395,21 @@ class Supervisor:
                     component.drain()
                 else:
                     task.cancel()
-                waiting.append(task)
-            if waiting:
-                await asyncio.wait(waiting, timeout=remaining)
-        late: list[str] = []
+                waiting[task] = component.name
+            if not waiting:
+                continue
+            # A stage that overruns its share is cancelled, so a stuck intake or engine
+            # never takes the time the writers after it need to flush.
+            _, overran = await asyncio.wait(waiting, timeout=remaining / (len(stages) - index))
+            for task in overran:
+                task.cancel()
+            late += sorted(waiting[task] for task in overran)
         cancelled: list[asyncio.Task[None]] = []
         for component in members:
             task = self._tasks.get(component.name)
             if task is not None and not task.done():
-                late.append(component.name)
+                if component.name not in late:
+                    late.append(component.name)
                 task.cancel()
                 cancelled.append(task)
         if cancelled:
