@@ -302,3 +302,44 @@ async def test_a_signal_writer_stopped_while_the_database_is_down_counts_what_it
         pool.terminate()
     finally:
         server.stop()
+
+
+async def test_a_writer_cancelled_in_a_write_to_a_frozen_database_ends_at_once(
+    tmp_path: Path,
+) -> None:
+    # The shutdown deadline cancels a writer whose write the server does not answer: it must
+    # end now and count what it held, not wait out write_timeout and then retry.
+    server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
+    try:
+        conn = await asyncpg.connect(server.url)
+        await apply_migrations(conn)
+        await ensure_partitions_covering(conn, T0, T0 + 1_000_000)
+        await conn.close()
+        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        channel: Channel = Channel("market-cancelled", 5, OverflowPolicy.BLOCK)
+        writer = MarketWriter(
+            pool,
+            channel,
+            WriterPolicy(batch_rows=500, flush_interval_s=0.01, write_timeout_s=5.0),
+        )
+        running = asyncio.create_task(writer.run())
+        async with frozen(server):
+            await channel.put(batch(1, 100))
+
+            async def writing() -> bool:
+                # Its connection is taken at once (an idle one): the write then waits on the
+                # server, which answers nothing.
+                return writer.writing_since is not None and pool.get_idle_size() == 0
+
+            await eventually(writing, what="a write under way")
+            cancelled_at = time.monotonic()
+            running.cancel()
+            done, _ = await asyncio.wait({running}, timeout=4.0)
+            ended_after = time.monotonic() - cancelled_at
+            assert done, "the cancelled writer is still writing"
+            assert running.cancelled()
+            assert ended_after < 1.0
+            assert writer.unwritten["trades"] == 100
+        pool.terminate()
+    finally:
+        server.stop()
