@@ -122,6 +122,8 @@ class Daemon:
         self.left_behind: list[str] = []
         """Components that did not end even when cancelled (the process exits without them)."""
         self._embedded: EmbeddedServer | None = None
+        self._stop_by: float | None = None
+        """When the stop must be done (monotonic), from the first SIGTERM/SIGINT."""
         self.started_monotonic = time.monotonic()
         self.started_at = time.time()
 
@@ -441,7 +443,7 @@ class Daemon:
         self.log.info("daemon.starting", version=__version__)
         with handle_signals(
             on_signal=lambda name: self.log.info("daemon.signal", signal=name),
-            on_stop=lambda _name: self.hard_stop.arm(deadline_s + FORCE_AFTER_S),
+            on_stop=lambda _name: self._stop_requested(deadline_s),
             on_force=lambda name: self.hard_stop.force(f"a second signal ({name})"),
         ) as sig:
             if settings.engine.enabled:
@@ -471,6 +473,8 @@ class Daemon:
                 if db.embedded is not None:
                     self._embedded = db.embedded
                     self.hard_stop.add_last_resort(self._stop_embedded_at_once)
+                # Unwound after the API has closed, before the pool's own (unbounded) close.
+                stack.push_async_callback(self._close_pool, db)
                 self.log.info(
                     "database.ready",
                     embedded=db.embedded is not None,
@@ -536,6 +540,20 @@ class Daemon:
 
         return wait
 
+    def _stop_requested(self, deadline_s: float) -> None:
+        self._stop_by = time.monotonic() + deadline_s
+        self.hard_stop.arm(deadline_s + FORCE_AFTER_S)
+
+    async def _close_pool(self, db: Database) -> None:
+        """Close the pool within what is left of the deadline (keeping a second for the
+        server); a connection the frozen database never lets go of is closed under it."""
+        budget = 5.0 if self._stop_by is None else self._stop_by - time.monotonic() - 1.0
+        try:
+            await asyncio.wait_for(db.pool.close(), max(0.1, budget))
+        except TimeoutError:
+            db.pool.terminate()
+            self.log.warning("database.pool_terminated", waited_s=round(max(0.1, budget), 3))
+
     def _stop_embedded_at_once(self) -> None:
         embedded = self._embedded
         if embedded is not None:
@@ -587,8 +605,12 @@ class Daemon:
                 "daemon.components_stopped", elapsed_s=round(time.monotonic() - started, 3)
             )
             if any(writer.unwritten for writer in self.writers):
-                return EXIT_ROWS_NOT_WRITTEN
-            return EXIT_ABANDONED if late else EXIT_OK
+                code = EXIT_ROWS_NOT_WRITTEN
+            else:
+                code = EXIT_ABANDONED if late else EXIT_OK
+            if code != EXIT_OK:
+                self.hard_stop.code = code  # what a forced exit after this reports too
+            return code
         finally:
             for task in (stopping, supervised):
                 if not task.done():

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import psutil
 from prometheus_client import REGISTRY
 
 from arbengine.domain.market import Indicator, TapeGap, TradeBatch
@@ -19,7 +17,7 @@ from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
 from arbengine.store.signal_writer import SignalWriter
 from arbengine.store.writer import MarketWriter, WriterPolicy
-from tests.support.postgres import PgTestServer
+from tests.support.postgres import PgTestServer, frozen
 from tests.support.waiting import eventually
 
 T0 = 1_790_000_000_000
@@ -131,25 +129,6 @@ async def test_a_replayed_batch_is_not_stored_twice(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     assert await conn.fetchval("SELECT rows FROM agg_trades_meta") == 14
     await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def frozen(server: PgTestServer) -> AsyncIterator[None]:
-    """Every process of the server stopped (SIGSTOP): it accepts and answers nothing."""
-    postmaster = psutil.Process(server.info.pid)
-    processes = [postmaster, *postmaster.children(recursive=True)]
-    try:
-        for process in processes:
-            process.suspend()
-
-        async def all_stopped() -> bool:
-            return {p.status() for p in processes} == {psutil.STATUS_STOPPED}
-
-        await eventually(all_stopped, timeout=10, what="the server's processes stopped")
-        yield
-    finally:
-        for process in processes:
-            process.resume()
 
 
 async def test_a_frozen_database_times_out_and_buffers_as_when_it_is_down(tmp_path: Path) -> None:
