@@ -48,18 +48,29 @@ class PgTestServer:
 
 @contextlib.asynccontextmanager
 async def frozen(server: PgTestServer) -> AsyncIterator[None]:
-    """Every process of the server stopped (SIGSTOP): it accepts and answers nothing."""
+    """Every process of the server stopped (SIGSTOP): it accepts and answers nothing.
+
+    A backend that ends meanwhile (its client went) is no longer part of the server."""
     postmaster = psutil.Process(server.info.pid)
     processes = [postmaster, *postmaster.children(recursive=True)]
+
+    def status(process: psutil.Process) -> str:
+        try:
+            return str(process.status())
+        except psutil.NoSuchProcess:
+            return psutil.STATUS_STOPPED
+
     try:
         for process in processes:
-            process.suspend()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.suspend()
 
         async def all_stopped() -> bool:
-            return {p.status() for p in processes} == {psutil.STATUS_STOPPED}
+            return {status(p) for p in processes} == {psutil.STATUS_STOPPED}
 
         await eventually(all_stopped, timeout=10, what="the server's processes stopped")
         yield
     finally:
         for process in processes:
-            process.resume()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()
