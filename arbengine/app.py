@@ -617,6 +617,8 @@ class Daemon:
                     task.cancel()
                     # Bounded: a component that ignores cancellation keeps the group open.
                     await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
+                if task.done() and not task.cancelled():
+                    task.exception()  # raised above already, or moot once stopping
 
 
 def _pid() -> int:

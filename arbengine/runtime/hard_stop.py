@@ -16,6 +16,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,6 @@ class HardStop:
         self._exit = exit
         self._last_resort: list[Callable[[], None]] = []
         self._lock = threading.Lock()
-        self._disarmed = threading.Event()
         self._timer: threading.Thread | None = None
 
     def add_last_resort(self, hook: Callable[[], None]) -> None:
@@ -51,14 +51,11 @@ class HardStop:
             return
 
         def wait() -> None:
-            if not self._disarmed.wait(after_s):
-                self.force("the shutdown deadline passed", after_s=round(after_s, 3))
+            time.sleep(after_s)
+            self.force("the shutdown deadline passed", after_s=round(after_s, 3))
 
         self._timer = threading.Thread(target=wait, name="hard-stop", daemon=True)
         self._timer.start()
-
-    def disarm(self) -> None:
-        self._disarmed.set()
 
     def force(self, reason: str, **fields: Any) -> None:
         """Stop what must not be left running, log why, and end the process now."""
