@@ -105,6 +105,12 @@ class _Stopped(Exception):
     """Raised inside a poll when the daemon asked the pollers to stop."""
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """A call abandoned at a stop: whatever it ended with is of no interest."""
+    if not task.cancelled():
+        task.exception()
+
+
 POLLERS = ("premium_index", "open_interest", "ratios", "funding", "coinbase")
 RATIO_LIMIT = 500
 FUNDING_LIMIT = 1000
@@ -205,11 +211,28 @@ class IndicatorPollers:
             await self.out.put(event)
 
     async def _retrying(self, what: str, call: Any) -> Any:
-        """One REST call, retried on retryable errors (the client waits out limits itself)."""
+        """One REST call, retried on retryable errors (the client waits out limits itself).
+
+        Abandoned when the pollers are asked to stop: a call may wait up to a minute for
+        the weight budget (or a 429's Retry-After), and at shutdown nothing is lost by not
+        sending it, while waiting would hold the daemon's stop."""
         attempt = 0
         while True:
+            if self._stop.is_set():
+                raise _Stopped
+            calling = asyncio.ensure_future(call())
+            stopping = asyncio.ensure_future(self._stop.wait())
             try:
-                return await call()
+                await asyncio.wait({calling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not calling.done():
+                    calling.cancel()
+                    calling.add_done_callback(_retrieve)
+            if not calling.done():
+                raise _Stopped
+            try:
+                return calling.result()
             except RetryableExchangeError as exc:
                 attempt += 1
                 delay = backoff_delay(attempt + 1, 0.5, 30.0)
