@@ -105,12 +105,6 @@ class _Stopped(Exception):
     """Raised inside a poll when the daemon asked the pollers to stop."""
 
 
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """A call abandoned at a stop: whatever it ended with is of no interest."""
-    if not task.cancelled():
-        task.exception()
-
-
 POLLERS = ("premium_index", "open_interest", "ratios", "funding", "coinbase")
 RATIO_LIMIT = 500
 FUNDING_LIMIT = 1000
@@ -147,6 +141,8 @@ class IndicatorPollers:
         self._log = structlog.get_logger("pollers").bind(component="pollers")
         self._products = {s: p for s in self.symbols if (p := product_for(s)) is not None}
         self._stop = asyncio.Event()
+        self._calling: set[asyncio.Task[Any]] = set()
+        """Tasks waiting for a REST call: a stop request cancels them (see ``_retrying``)."""
         self.ready = asyncio.Event()
         """Set once every poller has completed its first round (history backfilled)."""
         self._first_rounds: set[str] = set()
@@ -197,6 +193,8 @@ class IndicatorPollers:
 
     def request_stop(self) -> None:
         self._stop.set()
+        for task in self._calling:
+            task.cancel()
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep until the next poll; False when asked to stop meanwhile."""
@@ -215,30 +213,31 @@ class IndicatorPollers:
 
         Abandoned when the pollers are asked to stop: a call may wait up to a minute for
         the weight budget (or a 429's Retry-After), and at shutdown nothing is lost by not
-        sending it, while waiting would hold the daemon's stop."""
+        sending it, while waiting would hold the daemon's stop (``request_stop`` cancels it).
+        """
         attempt = 0
+        task = asyncio.current_task()
+        assert task is not None
         while True:
             if self._stop.is_set():
                 raise _Stopped
-            calling = asyncio.ensure_future(call())
-            stopping = asyncio.ensure_future(self._stop.wait())
+            self._calling.add(task)
             try:
-                await asyncio.wait({calling, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopping.cancel()
-                if not calling.done():
-                    calling.cancel()
-                    calling.add_done_callback(_retrieve)
-            if not calling.done():
-                raise _Stopped
-            try:
-                return calling.result()
-            except RetryableExchangeError as exc:
-                attempt += 1
-                delay = backoff_delay(attempt + 1, 0.5, 30.0)
-                self._log.warning("poller.retry", what=what, error=str(exc)[:200], retry_in_s=delay)
-                if not await self._pause(delay):
+                return await call()
+            except asyncio.CancelledError:
+                # Ours (the stop) when no other cancellation is pending: then stop quietly.
+                if self._stop.is_set() and task.uncancel() == 0:
                     raise _Stopped from None
+                raise
+            except RetryableExchangeError as exc:
+                error = exc
+            finally:
+                self._calling.discard(task)
+            attempt += 1
+            delay = backoff_delay(attempt + 1, 0.5, 30.0)
+            self._log.warning("poller.retry", what=what, error=str(error)[:200], retry_in_s=delay)
+            if not await self._pause(delay):
+                raise _Stopped from None
 
     async def _every(
         self, interval_s: float, body: Any, name: str, *, listed_only: bool = True
