@@ -73,7 +73,7 @@ def _stop(server: Any) -> None:
     type(server)._instances.pop(server.pgdata, None)
 
 
-def stop_at_once(server: EmbeddedServer, wait_s: float = 1.5) -> bool:
+def stop_at_once(server: EmbeddedServer, wait_s: float = 1.8) -> bool:
     """Immediate shutdown, for a forced exit: what ``pg_ctl stop -m immediate`` does (SIGQUIT
     to the postmaster), without starting a process, waiting at most ``wait_s``.
 

@@ -89,7 +89,7 @@ async def test_sigterm_with_the_writer_stuck_on_a_frozen_database_exits_within_t
     # A real fault: PostgreSQL frozen (every process stopped), so the writer's last flush is
     # never answered and write_timeout (a minute here) does not come to the rescue.
     server = await asyncio.to_thread(PgTestServer, tmp_path / "own-pg")
-    deadline_s = 4.0
+    deadline_s = 6.0
     env = {
         **collect_env(sim, daemon_env, server.url),
         "ARB_RUNTIME_SHUTDOWN_DEADLINE": f"{deadline_s:g}s",
