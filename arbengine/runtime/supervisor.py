@@ -382,7 +382,7 @@ class Supervisor:
                 task.cancel()
         late: list[str] = []
         stages = sorted({c.stage for c in members})
-        for index, stage in enumerate(stages):
+        for stage in stages:
             remaining = loop_deadline - loop.time()
             if remaining <= 0:
                 break
@@ -399,8 +399,11 @@ class Supervisor:
             if not waiting:
                 continue
             # A stage that overruns its share is cancelled, so a stuck intake or engine
-            # never takes the time the writers after it need to flush.
-            _, overran = await asyncio.wait(waiting, timeout=remaining / (len(stages) - index))
+            # never takes the time the writers after it need to flush. (Stages with nothing
+            # to drain are only cancelled: they take no share.)
+            draining = {c.stage for c in members if c.drain is not None and c.stage >= stage}
+            share = remaining / max(1, len(draining))
+            _, overran = await asyncio.wait(waiting, timeout=share)
             for task in overran:
                 task.cancel()
             late += sorted(waiting[task] for task in overran)

@@ -413,3 +413,33 @@ async def test_stop_leaves_behind_a_component_that_swallows_cancellation() -> No
     running.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await running
+
+
+async def test_a_stuck_stage_leaves_the_writers_after_it_their_share_of_the_deadline() -> None:
+    sup = Supervisor(RestartPolicy())
+    stuck_running = asyncio.Event()
+    flush = asyncio.Event()
+    flushed: list[str] = []
+
+    async def stuck_intake() -> None:
+        stuck_running.set()
+        await asyncio.Event().wait()  # ignores its drain
+
+    async def writer() -> None:
+        await flush.wait()
+        await asyncio.sleep(0.1)  # its last flush takes a moment
+        flushed.append("rows")
+
+    async def sim() -> None:
+        await asyncio.Event().wait()
+
+    sup.add(Component("intake", stuck_intake, stage=0, drain=lambda: None))
+    sup.add(Component("writer", writer, stage=20, drain=flush.set))
+    sup.add(Component("sim", sim, stage=30))  # nothing to drain: takes no share
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(sup.run())
+        await stuck_running.wait()
+        late = await sup.stop(deadline_s=0.6)
+        await running
+    assert late == ["intake"]
+    assert flushed == ["rows"]
