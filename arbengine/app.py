@@ -4,13 +4,18 @@ Start-up: settings are already validated; open the database (embedded server
 or URL, migrations), make sure partitions exist, start the HTTP API, then
 run the supervised components. Shutdown (SIGTERM/SIGINT): stop intake, let
 processing drain its channels, flush writers, close the API and the pool,
-stop the embedded server; all within ``runtime.shutdown_deadline``.
+stop the embedded server; all within ``runtime.shutdown_deadline``. That deadline
+is a hard bound: what still runs then is cancelled and named (``daemon.abandoned``),
+and if the process has not ended ``FORCE_AFTER_S`` later, or at a second signal,
+it is ended at once (``runtime/hard_stop.py``) with the embedded server stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -37,10 +42,12 @@ from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
 from arbengine.runtime.backoff import backoff_delay
 from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
+from arbengine.runtime.hard_stop import HardStop
 from arbengine.runtime.health import HealthBoard
 from arbengine.runtime.os_signals import handle_signals
 from arbengine.runtime.readiness import Readiness
 from arbengine.runtime.supervisor import (
+    CANCEL_GRACE_S,
     Component,
     RestartPolicy,
     Supervisor,
@@ -51,6 +58,7 @@ from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store import continuity as continuity_sql
 from arbengine.store import signal_writes as signal_sql
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
+from arbengine.store.embedded import EmbeddedServer, stop_at_once
 from arbengine.store.market_writes import (
     insert_trades,
     last_indicator_times,
@@ -66,6 +74,14 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ROWS_NOT_WRITTEN = 3
 """Stopped while the database was away, holding rows it could not write (see the writers)."""
+EXIT_ABANDONED = 4
+"""Stopped by force: a component still running at the shutdown deadline was cancelled, or a
+second signal (or the hard bound) ended the process at once."""
+
+FORCE_AFTER_S = 1.0
+"""After ``shutdown_deadline``, the process is ended at once if it is still there."""
+SHUTDOWN_MARGIN_S = 3.0
+"""SIGTERM to exit is at most ``shutdown_deadline`` plus this (the forced exit included)."""
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:
@@ -107,6 +123,12 @@ class Daemon:
         self.writers: list[MarketWriter | SignalWriter] = []
         self.rest: BinanceRest | None = None
         self.backfill: BackfillProgress | None = None
+        self.hard_stop = HardStop(EXIT_ABANDONED, running=self.supervisor.unresponsive)
+        self.left_behind: list[str] = []
+        """Components that did not end even when cancelled (the process exits without them)."""
+        self._embedded: EmbeddedServer | None = None
+        self._stop_by: float | None = None
+        """When the stop must be done (monotonic), from the first SIGTERM/SIGINT."""
         self.started_monotonic = time.monotonic()
         self.started_at = time.time()
 
@@ -475,7 +497,9 @@ class Daemon:
         deadline_s = duration_s(settings.runtime.shutdown_deadline)
         self.log.info("daemon.starting", version=__version__)
         with handle_signals(
-            on_signal=lambda name: self.log.info("daemon.signal", signal=name)
+            on_signal=lambda name: self.log.info("daemon.signal", signal=name),
+            on_stop=lambda _name: self._stop_requested(deadline_s),
+            on_force=lambda name: self.hard_stop.force(f"a second signal ({name})"),
         ) as sig:
             if settings.engine.enabled:
                 directory = strategies_dir(settings.engine)
@@ -492,6 +516,8 @@ class Daemon:
             async with contextlib.AsyncExitStack() as stack:
                 if self.sim_config is not None:
                     settings = self.settings = await self._start_sim(stack)
+                # Unwound after the server's own stop: a forced exit then has nothing to stop.
+                stack.callback(functools.partial(setattr, self, "_embedded", None))
                 try:
                     db = await stack.enter_async_context(
                         open_database(settings.database, wait=self._database_waiter(sig.stop))
@@ -501,6 +527,11 @@ class Daemon:
                         raise
                     self.log.info("daemon.stopped_waiting_for_database")
                     return EXIT_OK
+                if db.embedded is not None:
+                    self._embedded = db.embedded
+                    self.hard_stop.add_last_resort(self._stop_embedded_at_once)
+                # Unwound after the API has closed, before the pool's own (unbounded) close.
+                stack.push_async_callback(self._close_pool, db)
                 self.log.info(
                     "database.ready",
                     embedded=db.embedded is not None,
@@ -524,6 +555,7 @@ class Daemon:
                     self._add_engine(db)
                 if settings.collect.enabled:
                     await self._add_collection(stack, db)
+                self._add_test_component()
 
                 ctx = ApiContext(
                     version=__version__,
@@ -547,7 +579,7 @@ class Daemon:
                 self.log.info(
                     "daemon.started", http=f"http://{settings.http.host}:{port}", pid=_pid()
                 )
-                return await self._run_until_stopped(sig.stop, deadline_s)
+                return await self._run_until_stopped(sig.stop, deadline_s, db)
 
     def _database_waiter(
         self, stop: asyncio.Event
@@ -568,7 +600,41 @@ class Daemon:
 
         return wait
 
-    async def _run_until_stopped(self, stop: asyncio.Event, deadline_s: float) -> int:
+    def _stop_requested(self, deadline_s: float) -> None:
+        self._stop_by = time.monotonic() + deadline_s
+        self.hard_stop.arm(deadline_s + FORCE_AFTER_S)
+
+    async def _close_pool(self, db: Database) -> None:
+        """Close the pool within what is left of the deadline (keeping a second for the
+        server); a connection the frozen database never lets go of is closed under it."""
+        budget = 5.0 if self._stop_by is None else self._stop_by - time.monotonic() - 1.0
+        try:
+            await asyncio.wait_for(db.pool.close(), max(0.1, budget))
+        except TimeoutError:
+            db.pool.terminate()
+            self.log.warning("database.pool_terminated", waited_s=round(max(0.1, budget), 3))
+
+    def _stop_embedded_at_once(self) -> None:
+        embedded = self._embedded
+        if embedded is not None:
+            stopped = stop_at_once(embedded)
+            self.log.warning(
+                "database.stopped_at_once",
+                server_pid=embedded.pid,
+                stopped=stopped,
+                lost="open transactions (committed data is recovered at the next start)",
+            )
+
+    def _add_test_component(self) -> None:
+        """The test seam of ``runtime/stuck.py`` (an environment variable, not a setting)."""
+        from arbengine.runtime import stuck
+
+        kind = os.environ.get(stuck.ENV)
+        if kind:
+            self.supervisor.add(stuck.stuck_component(kind))
+            self.log.warning("daemon.test_component", name=stuck.NAME, kind=kind)
+
+    async def _run_until_stopped(self, stop: asyncio.Event, deadline_s: float, db: Database) -> int:
         supervised = asyncio.create_task(self.supervisor.run(), name="supervisor")
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         try:
@@ -579,22 +645,40 @@ class Daemon:
             self.log.info("daemon.stopping", deadline_s=deadline_s)
             started = time.monotonic()
             # Leave a quarter of the budget for closing the API, the pool and the server.
-            late = await self.supervisor.stop(deadline_s * 0.75)
+            late = await self.supervisor.stop(max(0.0, deadline_s * 0.75 - CANCEL_GRACE_S))
+            self.left_behind = self.supervisor.unresponsive()
+            if not self.left_behind:
+                # Every component has ended: the supervisor's task group follows at once.
+                await asyncio.wait({supervised}, timeout=CANCEL_GRACE_S)
             if late:
-                self.log.error("daemon.drain_deadline_exceeded", components=late)
-            await supervised
+                self.log.error(
+                    "daemon.abandoned",
+                    components=late,
+                    still_running=self.left_behind,
+                    deadline_s=deadline_s,
+                    note="cancelled at the shutdown deadline; still_running ignored it",
+                )
+            if self.left_behind:
+                # They may hold connections the pool would wait for: close them under them.
+                db.pool.terminate()
             self.log.info(
                 "daemon.components_stopped", elapsed_s=round(time.monotonic() - started, 3)
             )
             if any(writer.unwritten for writer in self.writers):
-                return EXIT_ROWS_NOT_WRITTEN
-            return EXIT_OK
+                code = EXIT_ROWS_NOT_WRITTEN
+            else:
+                code = EXIT_ABANDONED if late else EXIT_OK
+            if code != EXIT_OK:
+                self.hard_stop.code = code  # what a forced exit after this reports too
+            return code
         finally:
             for task in (stopping, supervised):
                 if not task.done():
                     task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.gather(task, return_exceptions=True)
+                    # Bounded: a component that ignores cancellation keeps the group open.
+                    await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
+                if task.done() and not task.cancelled():
+                    task.exception()  # raised above already, or moot once stopping
 
 
 def _pid() -> int:
@@ -615,4 +699,7 @@ async def run_daemon(settings: Settings, sim: Any | None = None) -> int:
         )
         code = EXIT_FAILED
     daemon.log.info("daemon.stopped", exit_code=code)
+    if daemon.left_behind:
+        # The interpreter's teardown would wait for them for ever: exit without it.
+        daemon.hard_stop.exit_now(code)
     return code

@@ -123,7 +123,8 @@ class HttpSettings(_Section, frozen=True):
 
 class RuntimeSettings(_Section, frozen=True):
     shutdown_deadline: Duration = "20s"
-    """SIGTERM to exit: stop intake, drain channels, flush writes, stop the database."""
+    """SIGTERM to exit: stop intake, drain channels, flush writes, stop the database. A hard
+    bound: the process exits within it plus ``app.SHUTDOWN_MARGIN_S`` whatever is stuck."""
     restart_initial: Duration = "500ms"
     restart_max: Duration = "30s"
     healthy_after: Duration = "60s"

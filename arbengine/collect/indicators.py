@@ -181,6 +181,8 @@ class IndicatorPollers:
         self._log = structlog.get_logger("pollers").bind(component="pollers")
         self._products = {s: p for s in self.symbols if (p := product_for(s)) is not None}
         self._stop = asyncio.Event()
+        self._calling: set[asyncio.Task[Any]] = set()
+        """Tasks waiting for a REST call: a stop request cancels them (see ``_retrying``)."""
         self.ready = asyncio.Event()
         """Set once every poller has completed its first round (history backfilled)."""
         self._first_rounds: set[str] = set()
@@ -285,6 +287,8 @@ class IndicatorPollers:
 
     def request_stop(self) -> None:
         self._stop.set()
+        for task in self._calling:
+            task.cancel()
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep until the next poll; False when asked to stop meanwhile."""
@@ -299,17 +303,35 @@ class IndicatorPollers:
             await self.out.put(event)
 
     async def _retrying(self, what: str, call: Any) -> Any:
-        """One REST call, retried on retryable errors (the client waits out limits itself)."""
+        """One REST call, retried on retryable errors (the client waits out limits itself).
+
+        Abandoned when the pollers are asked to stop: a call may wait up to a minute for
+        the weight budget (or a 429's Retry-After), and at shutdown nothing is lost by not
+        sending it, while waiting would hold the daemon's stop (``request_stop`` cancels it).
+        """
         attempt = 0
+        task = asyncio.current_task()
+        assert task is not None
         while True:
+            if self._stop.is_set():
+                raise _Stopped
+            self._calling.add(task)
             try:
                 return await call()
-            except RetryableExchangeError as exc:
-                attempt += 1
-                delay = backoff_delay(attempt + 1, 0.5, 30.0)
-                self._log.warning("poller.retry", what=what, error=str(exc)[:200], retry_in_s=delay)
-                if not await self._pause(delay):
+            except asyncio.CancelledError:
+                # Ours (the stop) when no other cancellation is pending: then stop quietly.
+                if self._stop.is_set() and task.uncancel() == 0:
                     raise _Stopped from None
+                raise
+            except RetryableExchangeError as exc:
+                error = exc
+            finally:
+                self._calling.discard(task)
+            attempt += 1
+            delay = backoff_delay(attempt + 1, 0.5, 30.0)
+            self._log.warning("poller.retry", what=what, error=str(error)[:200], retry_in_s=delay)
+            if not await self._pause(delay):
+                raise _Stopped from None
 
     async def _every(
         self, interval_s: float, body: Any, name: str, *, listed_only: bool = True

@@ -1,7 +1,7 @@
 """OS signals turned into events. Handlers only set events; tasks do the work.
 
-SIGTERM and SIGINT request a graceful stop (a second one is logged and ignored:
-the shutdown deadline bounds how long the stop takes). SIGHUP requests a reload.
+SIGTERM and SIGINT request a graceful stop; a second one (either) forces the
+exit at once (``on_force``). SIGHUP requests a reload.
 
 The daemon spends its first second importing and starting up before an event
 loop exists, and SIGHUP's default action ends a process: ``hold_signals`` is
@@ -41,7 +41,11 @@ class ProcessSignals:
 @contextlib.contextmanager
 def handle_signals(
     on_signal: Callable[[str], None] | None = None,
+    on_stop: Callable[[str], None] | None = None,
+    on_force: Callable[[str], None] | None = None,
 ) -> Iterator[ProcessSignals]:
+    """``on_stop`` is called at the first SIGTERM/SIGINT (as it arrives, before any task
+    notices the event), ``on_force`` at the next one."""
     loop = asyncio.get_running_loop()
     events = ProcessSignals()
 
@@ -49,7 +53,13 @@ def handle_signals(
         events.received.append(name)
         if on_signal:
             on_signal(name)
+        if events.stop.is_set():
+            if on_force:
+                on_force(name)
+            return
         events.stop.set()
+        if on_stop:
+            on_stop(name)
 
     def reload(name: str) -> None:
         events.received.append(name)

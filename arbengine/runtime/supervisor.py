@@ -25,12 +25,17 @@ Shutdown is staged: components with a lower ``stage`` are stopped first
 (intake before processing before writers). A component with a ``drain``
 callback is asked to finish by itself (typically: its input channel is
 closed and it returns once the channel is empty); others are cancelled.
+Every wait of a stop is bounded: a component waiting to restart is ended at
+once and never restarted; whatever still runs at the deadline, in any stage,
+is cancelled; and one that does not end even then (it swallows the
+cancellation, or is stuck in a call that cannot be interrupted) is left
+behind after ``CANCEL_GRACE_S`` and named by ``unresponsive()``, so the
+caller can exit anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 import traceback
@@ -67,6 +72,10 @@ class TooManyRestarts(RuntimeError):
         )
         self.component = name
         self.last_error = last_error
+
+
+CANCEL_GRACE_S = 0.5
+"""How long a stop waits for cancelled components to end before leaving them behind."""
 
 
 def leaf_errors(exc: BaseException) -> list[BaseException]:
@@ -293,7 +302,16 @@ class Supervisor:
                         error=cause,
                         traceback="".join(traceback.format_exception(exc)),
                     )
-                await self._sleep(delay)
+                try:
+                    await self._sleep(delay)
+                except asyncio.CancelledError:
+                    status.state = "stopped"
+                    self._recovered(component.name, status)
+                    raise
+                if component.name in self._stopping:  # stopping began during the backoff
+                    status.state = "stopped"
+                    self._recovered(component.name, status)
+                    return
                 continue
             status.state = "stopped" if component.name in self._stopping else "finished"
             self._recovered(component.name, status)
@@ -338,37 +356,74 @@ class Supervisor:
             if self._health is not None:
                 self._health.clear(name)
 
-    async def stop(self, deadline_s: float, skip: str | None = None) -> list[str]:
+    async def stop(
+        self, deadline_s: float, skip: str | None = None, grace_s: float = CANCEL_GRACE_S
+    ) -> list[str]:
         """Stop components stage by stage within ``deadline_s``; return those cancelled late.
 
-        A draining component that has not finished when the deadline is used
-        up is cancelled, and named in the result so the caller can log it.
-        ``skip`` is the component calling this (it is finishing on its own).
+        Returns within ``deadline_s + grace_s`` whatever the components do. A
+        component waiting to restart is ended at once (it has nothing to
+        finish). Each stage may use an equal share of what is left of the
+        deadline (what it does not use passes on); a component still running
+        at the end of its stage's share is cancelled and named in the result
+        so the caller can log it; ``unresponsive()`` then names those that did
+        not end even so. ``skip`` is the component calling this (it is
+        finishing on its own).
         """
-        loop_deadline = asyncio.get_running_loop().time() + deadline_s
+        loop = asyncio.get_running_loop()
+        loop_deadline = loop.time() + deadline_s
+        members = [c for c in self._components.values() if c.name != skip]
+        # From now on nothing is restarted, whichever stage it belongs to.
+        self._stopping.update(c.name for c in members)
+        for component in members:
+            task = self._tasks.get(component.name)
+            waiting_to_restart = self._status[component.name].state == "backoff"
+            if task is not None and not task.done() and waiting_to_restart:
+                task.cancel()
         late: list[str] = []
-        for stage in sorted({c.stage for c in self._components.values()}):
-            members = [c for c in self._components.values() if c.stage == stage and c.name != skip]
-            self._stopping.update(c.name for c in members)
-            waiting: list[tuple[Component, asyncio.Task[None]]] = []
+        stages = sorted({c.stage for c in members})
+        for stage in stages:
+            remaining = loop_deadline - loop.time()
+            if remaining <= 0:
+                break
+            waiting: dict[asyncio.Task[None], str] = {}
             for component in members:
                 task = self._tasks.get(component.name)
-                if task is None or task.done():
+                if component.stage != stage or task is None or task.done():
                     continue
                 if component.drain is not None and self._status[component.name].state == "running":
                     component.drain()
                 else:
                     task.cancel()
-                waiting.append((component, task))
-            for component, task in waiting:
-                remaining = loop_deadline - asyncio.get_running_loop().time()
-                done, _ = await asyncio.wait({task}, timeout=max(0.0, remaining))
-                if not done:
+                waiting[task] = component.name
+            if not waiting:
+                continue
+            # A stage that overruns its share is cancelled, so a stuck intake or engine
+            # never takes the time the writers after it need to flush. (Stages with nothing
+            # to drain are only cancelled: they take no share.)
+            draining = {c.stage for c in members if c.drain is not None and c.stage >= stage}
+            share = remaining / max(1, len(draining))
+            _, overran = await asyncio.wait(waiting, timeout=share)
+            for task in overran:
+                task.cancel()
+            late += sorted(waiting[task] for task in overran)
+        cancelled: list[asyncio.Task[None]] = []
+        for component in members:
+            task = self._tasks.get(component.name)
+            if task is not None and not task.done():
+                if component.name not in late:
                     late.append(component.name)
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                task.cancel()
+                cancelled.append(task)
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=grace_s)
         return late
+
+    def unresponsive(self) -> list[str]:
+        """Components whose task still runs after ``stop`` cancelled it (left behind)."""
+        return [
+            name for name, task in self._tasks.items() if name in self._stopping and not task.done()
+        ]
 
 
 class _SupervisorCollector(Collector):

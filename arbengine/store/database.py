@@ -74,6 +74,7 @@ async def write_transaction(
     nothing, and asyncpg's own timeouts then wait on a cancel request the server never
     acts on. So at the deadline the connection is closed instead: the server rolls the
     transaction back, the caller gets WriteTimeout, the pool connects afresh next time.
+    A cancelled write closes its connection at once the same way, and stays cancelled.
     """
     timeout_s *= max(1.0, rows / ROWS_PER_WRITE_TIMEOUT)
     loop = asyncio.get_running_loop()
@@ -90,10 +91,26 @@ async def write_transaction(
         conn.terminate()
 
     timer = loop.call_at(deadline, expire)
+    cancelled: asyncio.CancelledError | None = None
     try:
         async with conn.transaction():
-            yield conn
+            try:
+                yield conn
+            except asyncio.CancelledError as exc:
+                # Stopping: a rollback would wait for the busy (or frozen) server to answer,
+                # up to the timeout, and then come back as WriteTimeout, which the caller
+                # retries: the cancellation would be lost. Closing the connection rolls back.
+                cancelled = exc
+                conn.terminate()
+                raise
+    except asyncio.CancelledError:
+        # The same when cancelled in BEGIN: releasing a connection whose command was
+        # cancelled waits for the server to acknowledge the cancel request.
+        conn.terminate()
+        raise
     except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+        if cancelled is not None:
+            raise cancelled from None
         if expired:
             raise WriteTimeout(f"no answer within {timeout_s:g}s; connection closed") from exc
         raise

@@ -73,6 +73,36 @@ def _stop(server: Any) -> None:
     type(server)._instances.pop(server.pgdata, None)
 
 
+def stop_at_once(server: EmbeddedServer, wait_s: float = 1.8) -> bool:
+    """Immediate shutdown, for a forced exit: what ``pg_ctl stop -m immediate`` does (SIGQUIT
+    to the postmaster), without starting a process, waiting at most ``wait_s``.
+
+    No checkpoint and no goodbye to clients: open transactions are lost (rolled back),
+    committed ones are safe in the WAL and replayed by the next start's recovery.
+    True once the server is gone.
+    """
+    import signal
+    import time
+
+    import psutil
+
+    try:
+        postmaster = psutil.Process(server.pid)
+        postmaster.send_signal(signal.SIGQUIT)
+    except psutil.NoSuchProcess:
+        return True
+    until = time.monotonic() + wait_s
+    while time.monotonic() < until:
+        try:
+            # Gone, or a zombie its new parent has not reaped yet: either way it has ended.
+            if postmaster.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def stop_embedded_server(data_dir: Path) -> None:
     """Stop a server left running in ``data_dir`` (used by tests that simulate an outage)."""
     from pgserver._commands import pg_ctl

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import psutil
 from prometheus_client import REGISTRY
 
 from arbengine.domain.market import Indicator, TapeGap, TradeBatch
@@ -19,7 +17,7 @@ from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
 from arbengine.store.signal_writer import SignalWriter
 from arbengine.store.writer import MarketWriter, WriterPolicy
-from tests.support.postgres import PgTestServer
+from tests.support.postgres import PgTestServer, frozen
 from tests.support.waiting import eventually
 
 T0 = 1_790_000_000_000
@@ -131,25 +129,6 @@ async def test_a_replayed_batch_is_not_stored_twice(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     assert await conn.fetchval("SELECT rows FROM agg_trades_meta") == 14
     await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def frozen(server: PgTestServer) -> AsyncIterator[None]:
-    """Every process of the server stopped (SIGSTOP): it accepts and answers nothing."""
-    postmaster = psutil.Process(server.info.pid)
-    processes = [postmaster, *postmaster.children(recursive=True)]
-    try:
-        for process in processes:
-            process.suspend()
-
-        async def all_stopped() -> bool:
-            return {p.status() for p in processes} == {psutil.STATUS_STOPPED}
-
-        await eventually(all_stopped, timeout=10, what="the server's processes stopped")
-        yield
-    finally:
-        for process in processes:
-            process.resume()
 
 
 async def test_a_frozen_database_times_out_and_buffers_as_when_it_is_down(tmp_path: Path) -> None:
@@ -299,6 +278,47 @@ async def test_a_signal_writer_stopped_while_the_database_is_down_counts_what_it
         with contextlib.suppress(asyncio.CancelledError):
             await running
         assert writer.unwritten == {"evaluations": 2, "signals": 0, "paper_updates": 0}
+        pool.terminate()
+    finally:
+        server.stop()
+
+
+async def test_a_writer_cancelled_in_a_write_to_a_frozen_database_ends_at_once(
+    tmp_path: Path,
+) -> None:
+    # The shutdown deadline cancels a writer whose write the server does not answer: it must
+    # end now and count what it held, not wait out write_timeout and then retry.
+    server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
+    try:
+        conn = await asyncpg.connect(server.url)
+        await apply_migrations(conn)
+        await ensure_partitions_covering(conn, T0, T0 + 1_000_000)
+        await conn.close()
+        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        channel: Channel = Channel("market-cancelled", 5, OverflowPolicy.BLOCK)
+        writer = MarketWriter(
+            pool,
+            channel,
+            WriterPolicy(batch_rows=500, flush_interval_s=0.01, write_timeout_s=5.0),
+        )
+        running = asyncio.create_task(writer.run())
+        async with frozen(server):
+            await channel.put(batch(1, 100))
+
+            async def writing() -> bool:
+                # Its connection is taken at once (an idle one): the write then waits on the
+                # server, which answers nothing.
+                return writer.writing_since is not None and pool.get_idle_size() == 0
+
+            await eventually(writing, what="a write under way")
+            cancelled_at = time.monotonic()
+            running.cancel()
+            done, _ = await asyncio.wait({running}, timeout=4.0)
+            ended_after = time.monotonic() - cancelled_at
+            assert done, "the cancelled writer is still writing"
+            assert running.cancelled()
+            assert ended_after < 1.0
+            assert writer.unwritten["trades"] == 100
         pool.terminate()
     finally:
         server.stop()

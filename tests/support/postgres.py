@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import psutil
 
 from arbengine.store.embedded import _start, _stop
+from tests.support.waiting import eventually
 
 
 class PgTestServer:
@@ -40,3 +44,33 @@ class PgTestServer:
 
     def stop(self) -> None:
         _stop(self._handle)
+
+
+@contextlib.asynccontextmanager
+async def frozen(server: PgTestServer) -> AsyncIterator[None]:
+    """Every process of the server stopped (SIGSTOP): it accepts and answers nothing.
+
+    A backend that ends meanwhile (its client went) is no longer part of the server."""
+    postmaster = psutil.Process(server.info.pid)
+    processes = [postmaster, *postmaster.children(recursive=True)]
+
+    def status(process: psutil.Process) -> str:
+        try:
+            return str(process.status())
+        except psutil.NoSuchProcess:
+            return psutil.STATUS_STOPPED
+
+    try:
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.suspend()
+
+        async def all_stopped() -> bool:
+            return {status(p) for p in processes} == {psutil.STATUS_STOPPED}
+
+        await eventually(all_stopped, timeout=10, what="the server's processes stopped")
+        yield
+    finally:
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()

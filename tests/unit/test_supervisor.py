@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import pytest
@@ -339,3 +340,106 @@ async def test_a_component_waiting_to_restart_shows_why_in_its_status_and_metric
         b'arb_component_backoff{component="continuity-test",error="Outage",retryable="true"} 1.0'
         in metrics
     )
+
+
+async def test_a_component_in_backoff_at_stop_is_ended_at_once_and_never_restarted() -> None:
+    sup = Supervisor(RestartPolicy(initial_s=0.05, max_s=0.05, jitter=0.0, max_restarts=100))
+    runs = 0
+    failed = asyncio.Event()
+    draining = asyncio.Event()
+    release = asyncio.Event()
+
+    async def flaky() -> None:
+        nonlocal runs
+        runs += 1
+        failed.set()
+        raise RuntimeError("boom")
+
+    async def slow_intake() -> None:
+        await draining.wait()
+        await release.wait()  # its drain takes a while: longer than flaky's backoff
+
+    sup.add(Component("slow-intake", slow_intake, stage=0, drain=draining.set))
+    sup.add(Component("flaky", flaky, stage=20, drain=lambda: None))
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(sup.run())
+        await failed.wait()
+        assert {s.name: s.state for s in sup.status()}["flaky"] == "backoff"
+        stopping = group.create_task(sup.stop(deadline_s=5))
+        await asyncio.sleep(0.3)  # six backoffs' worth while the intake drains
+        release.set()
+        late = await stopping
+        await running
+    assert late == []
+    assert runs == 1
+    assert {s.name: s.state for s in sup.status()}["flaky"] == "stopped"
+
+
+async def test_stop_leaves_behind_a_component_that_swallows_cancellation() -> None:
+    sup = Supervisor(RestartPolicy())
+    running_now = asyncio.Event()
+    let_go = asyncio.Event()  # so that the test can end it after all
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        running_now.set()
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if let_go.is_set():
+                    raise
+
+    async def writer() -> None:
+        await asyncio.Event().wait()
+
+    sup.add(Component("stubborn", stubborn, stage=0, drain=lambda: None))
+    sup.add(Component("writer", writer, stage=20, drain=lambda: None))
+    running = asyncio.create_task(sup.run())
+    await running_now.wait()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    late = await asyncio.wait_for(sup.stop(deadline_s=0.2, grace_s=0.2), 5)
+    elapsed = loop.time() - began
+    # Cancelled at the deadline, every stage at once, and not waited for beyond the grace.
+    assert late == ["stubborn", "writer"]
+    assert sup.unresponsive() == ["stubborn"]
+    assert swallowed >= 1
+    assert 0.2 <= elapsed < 0.4 + 0.3
+    assert not running.done()
+    let_go.set()
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+
+async def test_a_stuck_stage_leaves_the_writers_after_it_their_share_of_the_deadline() -> None:
+    sup = Supervisor(RestartPolicy())
+    stuck_running = asyncio.Event()
+    flush = asyncio.Event()
+    flushed: list[str] = []
+
+    async def stuck_intake() -> None:
+        stuck_running.set()
+        await asyncio.Event().wait()  # ignores its drain
+
+    async def writer() -> None:
+        await flush.wait()
+        await asyncio.sleep(0.1)  # its last flush takes a moment
+        flushed.append("rows")
+
+    async def sim() -> None:
+        await asyncio.Event().wait()
+
+    sup.add(Component("intake", stuck_intake, stage=0, drain=lambda: None))
+    sup.add(Component("writer", writer, stage=20, drain=flush.set))
+    sup.add(Component("sim", sim, stage=30))  # nothing to drain: takes no share
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(sup.run())
+        await stuck_running.wait()
+        late = await sup.stop(deadline_s=0.6)
+        await running
+    assert late == ["intake"]
+    assert flushed == ["rows"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import orjson
 
+from arbengine.app import EXIT_ROWS_NOT_WRITTEN, SHUTDOWN_MARGIN_S
 from tests.e2e.collect.conftest import (
     SYMBOLS,
     Run,
@@ -18,7 +20,7 @@ from tests.e2e.collect.conftest import (
     stored_tape,
 )
 from tests.support.daemon import DaemonProcess
-from tests.support.postgres import PgTestServer
+from tests.support.postgres import PgTestServer, frozen
 
 
 async def test_a_rest_retry_in_the_first_seconds_is_a_json_line(
@@ -78,4 +80,40 @@ async def test_sigterm_while_the_database_is_down_exits_3_and_the_next_start_rep
             assert stored == sim_tape(sim, symbol, stored[0][0]), symbol
     finally:
         await run.daemon.stop()  # before its database goes
+        server.stop()
+
+
+async def test_sigterm_with_the_writer_stuck_on_a_frozen_database_exits_within_the_bound(
+    sim, daemon_env: dict, spawn_daemon, tmp_path: Path
+) -> None:
+    # A real fault: PostgreSQL frozen (every process stopped), so the writer's last flush is
+    # never answered and write_timeout (a minute here) does not come to the rescue.
+    server = await asyncio.to_thread(PgTestServer, tmp_path / "own-pg")
+    deadline_s = 6.0
+    env = {
+        **collect_env(sim, daemon_env, server.url),
+        "ARB_RUNTIME_SHUTDOWN_DEADLINE": f"{deadline_s:g}s",
+        "ARB_DATABASE_WRITE_TIMEOUT": "1m",
+    }
+    daemon: DaemonProcess = await spawn_daemon(env)
+    run = Run(sim, server.url, daemon, spawn_daemon, env)
+    try:
+        await daemon.started()
+        await daemon.wait_for("stream.connected")
+        await run.advance(2)
+        await caught_up(sim, server.url)
+        async with frozen(server):
+            await run.advance(2)  # trades the writer takes and cannot store
+            began = time.monotonic()
+            daemon.send(signal.SIGTERM)
+            code = await daemon.wait_exit(timeout=60)
+            elapsed = time.monotonic() - began
+        assert elapsed <= deadline_s + SHUTDOWN_MARGIN_S
+        assert code == EXIT_ROWS_NOT_WRITTEN  # rows lost says more than "abandoned"
+        (abandoned,) = daemon.events("daemon.abandoned")
+        assert "writer" in abandoned["components"]
+        assert abandoned["still_running"] == []
+        assert daemon.events("writer.rows_not_written")[0]["trades"] > 0
+    finally:
+        await daemon.stop()
         server.stop()

@@ -155,3 +155,20 @@ async def test_each_symbols_first_round_of_each_series_is_reported_once_publishe
     await asyncio.wait_for(board.wait_delivered("ETHUSDT", ratio_kinds), 20)
     polled.pollers.request_stop()
     await asyncio.wait_for(asyncio.gather(*loops), 10)
+
+
+async def test_a_poller_asked_to_stop_does_not_wait_for_its_call(sim, session) -> None:
+    # At shutdown a poll may be held by the exchange (or by the weight budget until the next
+    # minute): the stop must not wait for it.
+    polled = Polled(sim, session)
+    await polled.start()
+    await control(session, sim, "faults", {"hang": {"seconds": 30, "scope": "rest"}})
+    polling = asyncio.create_task(polled.pollers.premium_index_loop())
+    # Let the call reach the sim, which holds it (nothing shows it arrived; the outcome does
+    # not hang on it: a poller that sends it after the stop request waits all the same).
+    await asyncio.sleep(0.2)
+    assert not polling.done()
+    polled.pollers.request_stop()
+    done, _ = await asyncio.wait({polling}, timeout=2.0)
+    assert done, "the poller waits for a call although asked to stop"
+    assert polling.result() is None
