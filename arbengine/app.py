@@ -42,7 +42,7 @@ from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
 from arbengine.runtime.backoff import backoff_delay
 from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
-from arbengine.runtime.hard_stop import HardStop
+from arbengine.runtime.hard_stop import FORCE_AFTER_S, HardStop
 from arbengine.runtime.health import HealthBoard
 from arbengine.runtime.os_signals import handle_signals
 from arbengine.runtime.readiness import Readiness
@@ -77,11 +77,6 @@ EXIT_ROWS_NOT_WRITTEN = 3
 EXIT_ABANDONED = 4
 """Stopped by force: a component still running at the shutdown deadline was cancelled, or a
 second signal (or the hard bound) ended the process at once."""
-
-FORCE_AFTER_S = 1.0
-"""After ``shutdown_deadline``, the process is ended at once if it is still there."""
-SHUTDOWN_MARGIN_S = 3.0
-"""SIGTERM to exit is at most ``shutdown_deadline`` plus this (the forced exit included)."""
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:

@@ -124,7 +124,8 @@ class HttpSettings(_Section, frozen=True):
 class RuntimeSettings(_Section, frozen=True):
     shutdown_deadline: Duration = "20s"
     """SIGTERM to exit: stop intake, drain channels, flush writes, stop the database. A hard
-    bound: the process exits within it plus ``app.SHUTDOWN_MARGIN_S`` whatever is stuck."""
+    bound: the process exits within it plus ``hard_stop.SHUTDOWN_MARGIN_S`` (3 s), whatever is
+    stuck."""
     restart_initial: Duration = "500ms"
     restart_max: Duration = "30s"
     healthy_after: Duration = "60s"

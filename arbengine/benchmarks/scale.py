@@ -71,12 +71,11 @@ from arbengine.benchmarks.processes import ChildFailed, LoggedProcess, daemon_pr
 from arbengine.domain.durations import DurationError, parse_duration_ms
 from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.runtime.bench import BenchReport, BenchRow
+from arbengine.runtime.hard_stop import SHUTDOWN_MARGIN_S
 
 MAJORS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
 READY_EVENTS = ("engine.collectors_ready", "engine.collectors_not_ready")
 RATE_AGE_TARGET_S = 3.0
-EXIT_MARGIN_S = 5.0
-"""SIGTERM-to-exit target: the daemon's ``shutdown_deadline`` plus this."""
 CATCH_UP_S = 60.0
 """How long the daemon may take to store what the sim published by the end."""
 
@@ -449,7 +448,7 @@ def report(opts: Options, f: Figures) -> BenchReport:
     late = f.counted("arb_engine_late_trades_total")
     premium = f.counted('arb_rest_requests_total{path="/fapi/v1/premiumIndex"}')
     peak = max(f.rss_mb) if f.rss_mb else math.nan
-    exit_target = f.deadline_s + EXIT_MARGIN_S
+    exit_target = f.deadline_s + SHUTDOWN_MARGIN_S
     ready = f.ready_event == READY_EVENTS[0]
     minutes = f.measured_s / 60
     return BenchReport(

@@ -22,6 +22,11 @@ from typing import Any
 
 import structlog
 
+FORCE_AFTER_S = 1.0
+"""After ``shutdown_deadline``, the process is ended at once if it is still there."""
+SHUTDOWN_MARGIN_S = 3.0
+"""SIGTERM to exit is at most ``shutdown_deadline`` plus this (the forced exit included)."""
+
 
 class HardStop:
     def __init__(

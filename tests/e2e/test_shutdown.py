@@ -15,7 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from arbengine.app import EXIT_ABANDONED, SHUTDOWN_MARGIN_S
+from arbengine.app import EXIT_ABANDONED
+from arbengine.runtime.hard_stop import SHUTDOWN_MARGIN_S
 from tests.support.daemon import DaemonProcess
 
 DEADLINE_S = 6.0

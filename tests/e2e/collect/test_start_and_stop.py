@@ -9,7 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from arbengine.app import EXIT_ROWS_NOT_WRITTEN, SHUTDOWN_MARGIN_S
+from arbengine.app import EXIT_ROWS_NOT_WRITTEN
+from arbengine.runtime.hard_stop import SHUTDOWN_MARGIN_S
 from tests.e2e.collect.conftest import (
     SYMBOLS,
     Run,
