@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +143,27 @@ async def daemon_process(env: Mapping[str, str], cwd: Path) -> AsyncIterator[Log
         yield daemon
     finally:
         await daemon.stop(60)
+
+
+def daemon_env_for_sim(
+    work: Path, database_url: str, symbols: Sequence[str], urls: Mapping[str, str]
+) -> dict[str, str]:
+    """A benchmark daemon's settings: collecting ``symbols`` from the sim at ``urls`` (as
+    ``sim_process`` yields them) and running the strategies in ``work/strategies``, with its
+    files in ``work``; a benchmark adds or overrides what it measures."""
+    return {
+        "ARB_DATABASE_URL": database_url,
+        "ARB_DATABASE_DATA_DIR": str(work / "pg"),
+        "ARB_AUTH_SECRET_FILE": str(work / "jwt.secret"),
+        "ARB_HTTP_HOST": "127.0.0.1",
+        "ARB_HTTP_PORT": "0",
+        "ARB_LOG_LEVEL": "info",
+        "ARB_COLLECT_ENABLED": "true",
+        "ARB_COLLECT_SYMBOLS": ",".join(symbols),
+        "ARB_EXCHANGE_REST_URL": urls["rest"],
+        "ARB_EXCHANGE_WS_URL": urls["market_ws"],
+        "ARB_EXCHANGE_PRIVATE_WS_URL": urls["private_ws"],
+        "ARB_EXCHANGE_COINBASE_URL": urls["coinbase"],
+        "ARB_ENGINE_ENABLED": "true",
+        "ARB_ENGINE_STRATEGIES_DIR": str(work / "strategies"),
+    }

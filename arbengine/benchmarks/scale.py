@@ -67,7 +67,13 @@ from arbengine.benchmarks.probes import (
     rss_mb,
     write_strategies,
 )
-from arbengine.benchmarks.processes import ChildFailed, LoggedProcess, daemon_process, sim_process
+from arbengine.benchmarks.processes import (
+    ChildFailed,
+    LoggedProcess,
+    daemon_env_for_sim,
+    daemon_process,
+    sim_process,
+)
 from arbengine.domain.durations import DurationError, parse_duration_ms
 from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.runtime.bench import BenchReport, BenchRow
@@ -280,21 +286,8 @@ class _Scale:
 
     def _daemon_env(self, urls: dict[str, str]) -> dict[str, str]:
         return {
-            "ARB_DATABASE_URL": self.database_url,
-            "ARB_DATABASE_DATA_DIR": str(self.work / "pg"),
-            "ARB_AUTH_SECRET_FILE": str(self.work / "jwt.secret"),
-            "ARB_HTTP_HOST": "127.0.0.1",
-            "ARB_HTTP_PORT": "0",
-            "ARB_LOG_LEVEL": "info",
-            "ARB_COLLECT_ENABLED": "true",
-            "ARB_COLLECT_SYMBOLS": ",".join(self.opts.symbols),
+            **daemon_env_for_sim(self.work, self.database_url, self.opts.symbols, urls),
             "ARB_COLLECT_HISTORY_BACKFILL": self.opts.history_backfill,
-            "ARB_EXCHANGE_REST_URL": urls["rest"],
-            "ARB_EXCHANGE_WS_URL": urls["market_ws"],
-            "ARB_EXCHANGE_PRIVATE_WS_URL": urls["private_ws"],
-            "ARB_EXCHANGE_COINBASE_URL": urls["coinbase"],
-            "ARB_ENGINE_ENABLED": "true",
-            "ARB_ENGINE_STRATEGIES_DIR": str(self.work / "strategies"),
             **self.opts.settings,
         }
 
