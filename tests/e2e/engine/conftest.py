@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -12,6 +15,7 @@ import asyncpg
 import pytest
 
 from arbengine.sim.server import SimConfig, SimServer
+from tests.conftest import REPO
 from tests.e2e.collect.conftest import collect_env
 from tests.support.daemon import DaemonProcess
 
@@ -134,3 +138,52 @@ async def engine_run(
     await daemon.started()
     await daemon.wait_for("engine.warm_start")
     return EngineRun(engine_sim, daemon, database_url, strategies)
+
+
+@dataclass(frozen=True)
+class StoreBacktest:
+    """A backtest of what a live run stored, and the evaluations of both to compare."""
+
+    out: Path
+    """The backtest's output directory (evaluations, signals and trades CSV)."""
+    last_common: int
+    """The last tick every symbol reached live: both sides are compared up to it."""
+    live: dict[tuple[str, str, int], asyncpg.Record]
+    """Stored evaluations by (strategy, symbol, tick)."""
+    replayed: dict[tuple[str, str, int], dict[str, str]]
+    """The backtest's evaluations by (strategy, symbol, tick)."""
+
+
+async def backtest_the_store(run: EngineRun, strategies: list[str], out: Path) -> StoreBacktest:
+    """Backtest the stored data with the run's strategy files ``strategies`` (names), from the
+    first tick evaluated live to the last stored trade, as a user would (``arbengine backtest``
+    in a process of its own)."""
+    ticks = await run.fetch(
+        "SELECT symbol, min(tick) AS first, max(tick) AS last FROM signal_indicators GROUP BY 1"
+    )
+    first = min(r["first"] for r in ticks)
+    last_common = min(r["last"] for r in ticks)
+    last_trade = (await run.fetch("SELECT max(ts) AS t FROM agg_trades"))[0]["t"]
+    files = [
+        arg for name in strategies for arg in ("--strategy", str(run.strategies / f"{name}.json"))
+    ]
+    backtest = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "arbengine", "backtest", *files,
+        "--from", str(first), "--to", str(last_trade + 1), "--out", str(out), "--evaluations",
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "ARB_DATABASE_URL": run.url,
+             "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(backtest.communicate(), 300)
+    assert backtest.returncode == 0, stderr.decode()
+    live = {
+        (r["strategy"], r["symbol"], r["tick"]): r
+        for r in await run.fetch("SELECT * FROM signal_indicators WHERE tick <= $1", last_common)
+    }
+    with (out / "evaluations.csv").open() as handle:
+        replayed = {
+            (r["strategy"], r["symbol"], int(r["tick"])): r
+            for r in csv.DictReader(handle)
+            if int(r["tick"]) <= last_common
+        }
+    return StoreBacktest(out, last_common, live, replayed)

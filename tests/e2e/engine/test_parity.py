@@ -10,12 +10,10 @@ compared field by field.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import math
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -28,8 +26,7 @@ from arbengine.signals.features import FEATURE_NAMES
 from arbengine.sim.server import SimServer
 from arbengine.store.market_writes import insert_indicators
 from arbengine.store.migrations import apply_migrations
-from tests.conftest import REPO
-from tests.e2e.engine.conftest import PROBE, SYMBOLS, EngineRun
+from tests.e2e.engine.conftest import PROBE, SYMBOLS, EngineRun, backtest_the_store
 from tests.support.waiting import eventually
 
 REL = 1e-9
@@ -164,37 +161,11 @@ async def test_backtest_reproduces_live_signals_and_paper_trades(
     assert not run.daemon.events("engine.late_trade")
     assert not run.daemon.events("engine.late_event"), str(run.daemon.events("engine.late_event"))
 
-    ticks = await run.fetch(
-        "SELECT symbol, min(tick) AS first, max(tick) AS last FROM signal_indicators GROUP BY 1"
-    )
-    first = min(r["first"] for r in ticks)
-    last_common = min(r["last"] for r in ticks)
-    last_trade = (await run.fetch("SELECT max(ts) AS t FROM agg_trades"))[0]["t"]
-
-    out = tmp_path / "bt"
-    backtest = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "arbengine", "backtest",
-        "--strategy", str(run.strategies / "probe.json"),
-        "--strategy", str(run.strategies / "every.json"),
-        "--from", str(first), "--to", str(last_trade + 1), "--out", str(out), "--evaluations",
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"PATH": "/usr/bin:/bin", "ARB_DATABASE_URL": run.url,
-             "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
-    )  # fmt: skip
-    _, stderr = await asyncio.wait_for(backtest.communicate(), 300)
-    assert backtest.returncode == 0, stderr.decode()
+    bt = await backtest_the_store(run, ["probe", "every"], tmp_path / "bt")
+    out, last_common = bt.out, bt.last_common
 
     # -- evaluations: every one, fired or not -------------------------------------------
-    live_evaluations = {
-        (r["strategy"], r["symbol"], r["tick"]): r
-        for r in await run.fetch("SELECT * FROM signal_indicators WHERE tick <= $1", last_common)
-    }
-    with (out / "evaluations.csv").open() as handle:
-        replayed_evaluations = {
-            (r["strategy"], r["symbol"], int(r["tick"])): r
-            for r in csv.DictReader(handle)
-            if int(r["tick"]) <= last_common
-        }
+    live_evaluations, replayed_evaluations = bt.live, bt.replayed
     assert set(replayed_evaluations) == set(live_evaluations)
     in_play: set[str] = set()
     for key, row in live_evaluations.items():

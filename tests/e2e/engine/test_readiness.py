@@ -6,11 +6,8 @@ stored data, with no late trade."""
 
 from __future__ import annotations
 
-import asyncio
-import csv
 import json
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +16,9 @@ import pytest
 
 from arbengine.signals import parse_strategy
 from arbengine.sim.server import SimServer
-from tests.conftest import REPO
 from tests.e2e.collect.conftest import fault
 from tests.e2e.collect.test_outages import bearer
-from tests.e2e.engine.conftest import PROBE, SYMBOLS, EngineRun
+from tests.e2e.engine.conftest import PROBE, SYMBOLS, EngineRun, backtest_the_store
 from tests.e2e.engine.test_parity import close, same
 from tests.support.waiting import eventually
 
@@ -141,34 +137,10 @@ async def same_as_a_backtest(run: EngineRun, tmp_path: Path) -> None:
     are stored too, but their series are not waited for: while the slow symbol's other ratio
     series still come in, they may be absent where the backtest has them.)"""
     reads = set(parse_strategy(CROWD).reads)
-    ticks = await run.fetch(
-        "SELECT symbol, min(tick) AS first, max(tick) AS last FROM signal_indicators GROUP BY 1"
-    )
-    assert {r["symbol"] for r in ticks} == set(SYMBOLS)
-    first = min(r["first"] for r in ticks)
-    last_common = min(r["last"] for r in ticks)
-    last_trade = (await run.fetch("SELECT max(ts) AS t FROM agg_trades"))[0]["t"]
-    out = tmp_path / "bt"
-    backtest = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "arbengine", "backtest",
-        "--strategy", str(run.strategies / "crowd.json"),
-        "--from", str(first), "--to", str(last_trade + 1), "--out", str(out), "--evaluations",
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"PATH": "/usr/bin:/bin", "ARB_DATABASE_URL": run.url,
-             "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
-    )  # fmt: skip
-    _, stderr = await asyncio.wait_for(backtest.communicate(), 300)
-    assert backtest.returncode == 0, stderr.decode()
-    live = {
-        (r["symbol"], r["tick"]): r
-        for r in await run.fetch("SELECT * FROM signal_indicators WHERE tick <= $1", last_common)
-    }
-    with (out / "evaluations.csv").open() as handle:
-        replayed = {
-            (r["symbol"], int(r["tick"])): r
-            for r in csv.DictReader(handle)
-            if int(r["tick"]) <= last_common
-        }
+    evaluated = await run.fetch("SELECT DISTINCT symbol FROM signal_indicators")
+    assert {r["symbol"] for r in evaluated} == set(SYMBOLS)
+    bt = await backtest_the_store(run, ["crowd"], tmp_path / "bt")
+    live, replayed = bt.live, bt.replayed
     assert set(replayed) == set(live)
     slow_ratio_seen = False
     for key, row in live.items():
@@ -184,5 +156,5 @@ async def same_as_a_backtest(run: EngineRun, tmp_path: Path) -> None:
             assert (value is None and row[name] is None) or close(value, row[name]), (key, name)
         for name in ("contributions", "gates"):
             assert same(json.loads(other[name]), json.loads(row[name])), (key, name)
-        slow_ratio_seen |= key[0] == SLOW and "ls_global" in live_features
+        slow_ratio_seen |= key[1] == SLOW and "ls_global" in live_features
     assert slow_ratio_seen  # the history the slow symbol waited for is in its evaluations
