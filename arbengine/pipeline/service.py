@@ -257,7 +257,10 @@ class EngineService:
         self._check_readiness()
         while True:
             try:
-                events = await asyncio.wait_for(self._inbox.get_many(4096), timeout=0.25)
+                # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives with the result, and the stop would wait for the hard bound.)
+                async with asyncio.timeout(0.25):
+                    events = await self._inbox.get_many(4096)
             except TimeoutError:
                 events = []
             except ChannelClosed:
