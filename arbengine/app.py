@@ -624,19 +624,35 @@ class Daemon:
         """The test seam of ``runtime/stuck.py`` (an environment variable, not a setting)."""
         from arbengine.runtime import stuck
 
-        kind = os.environ.get(stuck.ENV)
-        if kind:
-            self.supervisor.add(stuck.stuck_component(kind))
-            self.log.warning("daemon.test_component", name=stuck.NAME, kind=kind)
+        for component in stuck.stuck_components(os.environ.get(stuck.ENV, "")):
+            self.supervisor.add(component)
+            self.log.warning("daemon.test_component", name=component.name)
 
     async def _run_until_stopped(self, stop: asyncio.Event, deadline_s: float, db: Database) -> int:
         supervised = asyncio.create_task(self.supervisor.run(), name="supervisor")
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+        giving_up = asyncio.create_task(self.supervisor.given_up.wait(), name="gave-up")
         try:
-            await asyncio.wait({supervised, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {supervised, stopping, giving_up}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if giving_up.done() and not supervised.done():
+                # The supervisor has stopped the others (bounded); its task group now waits
+                # for every task to end, which one that ignores its cancellation never does.
+                await asyncio.wait({supervised}, timeout=2 * CANCEL_GRACE_S)
             if supervised.done():
                 supervised.result()  # raises TooManyRestarts when the supervisor gave up
                 return EXIT_OK
+            if giving_up.done():
+                self.left_behind = self.supervisor.unresponsive()
+                self.log.error(
+                    "daemon.abandoned",
+                    components=self.left_behind,
+                    still_running=self.left_behind,
+                    note="a component gave up; these ignored their cancellation",
+                )
+                assert self.supervisor.gave_up is not None
+                raise self.supervisor.gave_up
             self.log.info("daemon.stopping", deadline_s=deadline_s)
             started = time.monotonic()
             # Leave a quarter of the budget for closing the API, the pool and the server.
@@ -667,7 +683,7 @@ class Daemon:
                 self.hard_stop.code = code  # what a forced exit after this reports too
             return code
         finally:
-            for task in (stopping, supervised):
+            for task in (giving_up, stopping, supervised):
                 if not task.done():
                     task.cancel()
                     # Bounded: a component that ignores cancellation keeps the group open.

@@ -1,8 +1,9 @@
 """Test seam: a component that misbehaves at shutdown, to prove the hard bound holds.
 
-Only the environment variable ``ARBENGINE_TEST_STUCK_COMPONENT`` adds one (it is not a
-setting and not documented for users; the daemon logs ``daemon.test_component``
-when it honours it). Kinds:
+Only the environment variable ``ARBENGINE_TEST_STUCK_COMPONENT`` adds them, one per
+kind it lists (comma-separated), each named ``test.stuck.<kind>`` (it is not a setting
+and not documented for users; the daemon logs ``daemon.test_component`` for each).
+Kinds:
 
 - ``drain``: ignores its drain request and runs until cancelled;
 - ``backoff``: fails at once, then waits to be restarted (``runtime.restart_initial``);
@@ -16,13 +17,18 @@ import asyncio
 from arbengine.runtime.supervisor import Component
 
 ENV = "ARBENGINE_TEST_STUCK_COMPONENT"
-NAME = "test.stuck"
+PREFIX = "test.stuck."
 KINDS = ("drain", "backoff", "swallow")
+
+
+def stuck_components(spec: str) -> list[Component]:
+    """The components ``spec`` (the variable's value, e.g. ``backoff,swallow``) asks for."""
+    return [stuck_component(kind.strip()) for kind in spec.split(",") if kind.strip()]
 
 
 def stuck_component(kind: str) -> Component:
     if kind not in KINDS:
-        raise ValueError(f"{ENV}={kind!r}: expected one of {', '.join(KINDS)}")
+        raise ValueError(f"{ENV}: {kind!r}: expected one of {', '.join(KINDS)}")
 
     async def ignores_drain() -> None:
         await asyncio.Event().wait()
@@ -38,4 +44,4 @@ def stuck_component(kind: str) -> Component:
                 continue
 
     run = {"drain": ignores_drain, "backoff": fails, "swallow": swallows_cancellation}[kind]
-    return Component(NAME, run, stage=10, drain=lambda: None)
+    return Component(PREFIX + kind, run, stage=10, drain=lambda: None)

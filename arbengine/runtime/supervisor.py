@@ -195,6 +195,11 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
+        self.gave_up: TooManyRestarts | None = None
+        """Set when a component exhausted its restarts (``given_up`` is set then too)."""
+        self.given_up = asyncio.Event()
+        """A component gave up: ``run`` raises once every other task has ended, which a task
+        that ignores its cancellation never does, so the owner waits for this instead."""
         _COLLECTOR.supervisors.add(self)
 
     def add(self, component: Component) -> None:
@@ -337,7 +342,9 @@ class Supervisor:
         late = await self.stop(self.escalation_deadline_s, skip=component.name)
         if late:
             self._log.error("supervisor.drain_deadline_exceeded", components=late)
-        raise TooManyRestarts(component.name, restarts, self._policy.window_s, cause) from exc
+        self.gave_up = TooManyRestarts(component.name, restarts, self._policy.window_s, cause)
+        self.given_up.set()
+        raise self.gave_up from exc
 
     def _arm_recovery(self, name: str, status: ComponentStatus) -> None:
         """Take the report back once the restarted component has run for ``healthy_after``."""

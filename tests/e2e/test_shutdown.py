@@ -63,7 +63,7 @@ async def test_a_component_stuck_in_its_drain_is_cancelled_named_and_the_exit_is
     assert code == EXIT_ABANDONED
     (abandoned,) = daemon.events("daemon.abandoned")
     assert abandoned["level"] == "error"
-    assert abandoned["components"] == ["test.stuck"]
+    assert abandoned["components"] == ["test.stuck.drain"]
     assert abandoned["still_running"] == []  # it ended once cancelled
     assert daemon.events("daemon.stopped")[-1]["exit_code"] == EXIT_ABANDONED
     assert not daemon.events("daemon.forced_exit")
@@ -77,7 +77,9 @@ async def test_a_component_in_restart_backoff_is_stopped_at_once_and_the_exit_is
     daemon: DaemonProcess = await spawn_daemon(env)
     await daemon.started()
     await daemon.wait_for(
-        lambda line: line.get("event") == "supervisor.restarting" and line["task"] == "test.stuck"
+        lambda line: (
+            line.get("event") == "supervisor.restarting" and line["task"] == "test.stuck.backoff"
+        )
     )
     code, elapsed = await sigterm_and_time_the_exit(daemon, DEADLINE_S + SHUTDOWN_MARGIN_S)
     # Nothing to abandon: waiting to restart, it had nothing to finish.
@@ -97,8 +99,8 @@ async def test_a_component_that_swallows_cancellation_does_not_hold_the_process(
     assert elapsed <= DEADLINE_S + SHUTDOWN_MARGIN_S
     assert code == EXIT_ABANDONED
     (abandoned,) = daemon.events("daemon.abandoned")
-    assert abandoned["components"] == ["test.stuck"]
-    assert abandoned["still_running"] == ["test.stuck"]
+    assert abandoned["components"] == ["test.stuck.swallow"]
+    assert abandoned["still_running"] == ["test.stuck.swallow"]
     assert daemon.events("daemon.stopped")[-1]["exit_code"] == EXIT_ABANDONED
     await assert_postgres_stopped(daemon)
 
@@ -125,3 +127,29 @@ async def test_a_second_signal_forces_the_exit_at_once(
     # ... and not left running.
     await assert_postgres_stopped(daemon)
     assert not (Path(daemon.env["ARB_DATABASE_DATA_DIR"]) / "postmaster.pid").exists()
+
+
+async def test_a_component_giving_up_beside_one_that_swallows_cancellation_ends_the_process(
+    spawn_daemon, daemon_env: dict[str, str]
+) -> None:
+    # No signal at all: a component exhausts its restarts while another ignores its
+    # cancellation. The process still ends (status 1, gave up) within the deadline and margin.
+    env = stuck_env(
+        daemon_env,
+        "backoff,swallow",
+        ARB_RUNTIME_RESTART_INITIAL="10ms",
+        ARB_RUNTIME_RESTART_MAX="10ms",
+        ARB_RUNTIME_MAX_RESTARTS="1",
+    )
+    daemon: DaemonProcess = await spawn_daemon(env)
+    await daemon.started()
+    gave_up = await daemon.wait_for("supervisor.gave_up")
+    assert gave_up["task"] == "test.stuck.backoff"
+    began = time.monotonic()
+    code = await daemon.wait_exit(timeout=DEADLINE_S + SHUTDOWN_MARGIN_S + 30)
+    assert time.monotonic() - began <= DEADLINE_S + SHUTDOWN_MARGIN_S
+    assert code == 1
+    (abandoned,) = daemon.events("daemon.abandoned")
+    assert abandoned["still_running"] == ["test.stuck.swallow"]
+    assert daemon.events("daemon.giving_up")[0]["task"] == "test.stuck.backoff"
+    await assert_postgres_stopped(daemon)

@@ -415,6 +415,34 @@ async def test_stop_leaves_behind_a_component_that_swallows_cancellation() -> No
         await running
 
 
+async def test_giving_up_is_announced_even_when_a_sibling_ignores_its_cancellation() -> None:
+    # run() cannot raise while a task of its group still runs: the owner learns of the
+    # give-up from ``given_up`` instead, and which sibling was left behind.
+    policy = RestartPolicy(initial_s=0.01, max_s=0.01, jitter=0.0, max_restarts=1, window_s=100)
+    sup = Supervisor(policy, escalation_deadline_s=0.2)
+    let_go = asyncio.Event()
+
+    async def always_fails() -> None:
+        raise ValueError("broken config upstream")
+
+    async def stubborn() -> None:
+        while not let_go.is_set():  # ends only when the test lets it go
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    sup.add(Component("bad", always_fails))
+    sup.add(Component("stubborn", stubborn, drain=lambda: None))
+    running = asyncio.create_task(sup.run())
+    await asyncio.wait_for(sup.given_up.wait(), 5)
+    assert sup.gave_up is not None
+    assert sup.gave_up.component == "bad"
+    assert sup.unresponsive() == ["stubborn"]
+    assert not running.done()
+    let_go.set()
+    with pytest.raises(TooManyRestarts):
+        await asyncio.wait_for(running, 5)
+
+
 async def test_a_stuck_stage_leaves_the_writers_after_it_their_share_of_the_deadline() -> None:
     sup = Supervisor(RestartPolicy())
     stuck_running = asyncio.Event()
