@@ -68,7 +68,6 @@ async def test_premium_index_keeps_its_pace_while_a_large_backfill_runs(
     now = int(time.time() * 1000) // 1000 * 1000
     config = SimConfig(
         port=0,
-        manual=True,
         seed=12,
         symbols=SYMBOLS,
         trade_rate=0.2,
@@ -77,8 +76,13 @@ async def test_premium_index_keeps_its_pace_while_a_large_backfill_runs(
         history_days=30,
     )
     async with SimServer(config) as sim:
+        # Ten minutes of market at once, then on in real time: the exchange's clock (its
+        # /fapi/v1/time) is the wall clock, as its weight windows are, like Binance's.
+        sim.clock.pause()
         await sim.advance_to(now)
         await store_first_trades(sim, database_url)
+        await sim.advance_to(int(time.time() * 1000))
+        sim.clock.resume()
         env = {
             **daemon_env,
             "ARB_DATABASE_URL": database_url,
