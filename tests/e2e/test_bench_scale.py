@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
-import orjson
-
-from tests.conftest import REPO
+from tests.support.bench import run_bench
 
 
 async def test_a_short_scale_run_reports_every_figure(database_url: str, tmp_path: Path) -> None:
-    out = tmp_path / "scale.json"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "arbengine", "bench", "scale", "--symbols", "6",
-        "--measure", "10s", "--warmup-timeout", "2m", "--top-rate", "10",
-        "--strategies", str(REPO / "strategies"),
-        "--database-url", database_url, "--json", str(out),
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
+    run = await run_bench(
+        "scale", "--symbols", "6", "--measure", "10s", "--warmup-timeout", "2m",
+        "--top-rate", "10", database_url=database_url, cwd=tmp_path,
     )  # fmt: skip
-    output, _ = await asyncio.wait_for(process.communicate(), 240)
-    text = output.decode(errors="replace")
     # 1 when a target is missed (timing on a loaded machine is not judged here).
-    assert process.returncode in (0, 1), text
-    report = orjson.loads(out.read_bytes())
-    rows = {row["metric"]: row for row in report["rows"]}
+    assert run.returncode in (0, 1), run.text
+    text, report, rows = run.text, run.report, run.rows
     assert report["name"] == "scale"
     assert report["params"]["symbols"] == 6
     assert report["params"]["strategies"] == "v51,v52"

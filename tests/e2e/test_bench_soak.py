@@ -3,36 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
-import orjson
 import pytest
 
 from arbengine.benchmarks.processes import ChildFailed, daemon_process
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.bench import run_bench
 
 
 async def test_a_short_soak_reports_every_figure(database_url: str, tmp_path: Path) -> None:
-    out = tmp_path / "soak.json"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "arbengine", "bench", "soak", "--hours", "2",
-        "--window-hours", "1", "--settled-hours", "1", "--speed", "720",
-        "--symbols", "BTCUSDT", "--trade-rate", "2", "--sample-every", "0.5",
-        "--strategies", str(REPO / "strategies"),
-        "--database-url", database_url, "--json", str(out),
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
+    run = await run_bench(
+        "soak", "--hours", "2", "--window-hours", "1", "--settled-hours", "1",
+        "--speed", "720", "--symbols", "BTCUSDT", "--trade-rate", "2", "--sample-every", "0.5",
+        database_url=database_url, cwd=tmp_path,
     )  # fmt: skip
-    output, _ = await asyncio.wait_for(process.communicate(), 240)
-    text = output.decode(errors="replace")
     # 1 when a target is missed: the engine's 26 h window cannot fill in two hours, so
     # memory may still be growing when the slope is fitted.
-    assert process.returncode in (0, 1), text
-    report = orjson.loads(out.read_bytes())
-    rows = {row["metric"]: row for row in report["rows"]}
+    assert run.returncode in (0, 1), run.text
+    text, report, rows = run.text, run.report, run.rows
     assert report["name"] == "soak"
     assert report["params"]["strategies"] == "v51,v52"
     assert report["params"]["samples"] >= 3
