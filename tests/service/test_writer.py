@@ -45,14 +45,21 @@ async def stored_ids(url: str) -> list[int]:
         await conn.close()
 
 
+async def migrated_pool(url: str) -> asyncpg.Pool:
+    """A small pool on a migrated database with the trades partitions around ``T0``."""
+    conn = await asyncpg.connect(url)
+    try:
+        await apply_migrations(conn)
+        await ensure_partitions_covering(conn, T0, T0 + 1_000_000)
+    finally:
+        await conn.close()
+    return await asyncpg.create_pool(url, min_size=1, max_size=2)
+
+
 async def test_rows_survive_a_database_outage_exactly_once(tmp_path: Path) -> None:
     server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
     try:
-        conn = await asyncpg.connect(server.url)
-        await apply_migrations(conn)
-        await ensure_partitions_covering(conn, T0, T0 + 1_000_000)
-        await conn.close()
-        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        pool = await migrated_pool(server.url)
         channel: Channel = Channel("market-test", 5, OverflowPolicy.BLOCK)
         writer = MarketWriter(
             pool,
@@ -112,11 +119,7 @@ async def test_rows_survive_a_database_outage_exactly_once(tmp_path: Path) -> No
 
 
 async def test_a_replayed_batch_is_not_stored_twice(database_url: str) -> None:
-    conn = await asyncpg.connect(database_url)
-    await apply_migrations(conn)
-    await ensure_partitions_covering(conn, T0, T0 + 1_000_000)
-    await conn.close()
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    pool = await migrated_pool(database_url)
     channel: Channel = Channel("market-dup", 10, OverflowPolicy.BLOCK)
     writer = MarketWriter(pool, channel, WriterPolicy(flush_interval_s=0.01))
     running = asyncio.create_task(writer.run())
@@ -134,11 +137,7 @@ async def test_a_replayed_batch_is_not_stored_twice(database_url: str) -> None:
 async def test_a_frozen_database_times_out_and_buffers_as_when_it_is_down(tmp_path: Path) -> None:
     server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
     try:
-        conn = await asyncpg.connect(server.url)
-        await apply_migrations(conn)
-        await ensure_partitions_covering(conn, T0, T0 + 1_000_000)
-        await conn.close()
-        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        pool = await migrated_pool(server.url)
         channel: Channel = Channel("market-frozen", 5, OverflowPolicy.BLOCK)
         writer = MarketWriter(
             pool,
@@ -228,10 +227,7 @@ async def test_the_signal_writer_times_out_on_a_frozen_database_and_writes_once_
 ) -> None:
     server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
     try:
-        conn = await asyncpg.connect(server.url)
-        await apply_migrations(conn)
-        await conn.close()
-        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        pool = await migrated_pool(server.url)
         channel: Channel = Channel("engine-out-frozen", 100, OverflowPolicy.BLOCK)
         writer = SignalWriter(pool, channel, write_timeout_s=1.0)
         running = asyncio.create_task(writer.run())
@@ -262,10 +258,7 @@ async def test_a_signal_writer_stopped_while_the_database_is_down_counts_what_it
 ) -> None:
     server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
     try:
-        conn = await asyncpg.connect(server.url)
-        await apply_migrations(conn)
-        await conn.close()
-        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        pool = await migrated_pool(server.url)
         await asyncio.to_thread(server.stop)
         channel: Channel = Channel("engine-out-down", 100, OverflowPolicy.BLOCK)
         writer = SignalWriter(pool, channel)
@@ -290,11 +283,7 @@ async def test_a_writer_cancelled_in_a_write_to_a_frozen_database_ends_at_once(
     # end now and count what it held, not wait out write_timeout and then retry.
     server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
     try:
-        conn = await asyncpg.connect(server.url)
-        await apply_migrations(conn)
-        await ensure_partitions_covering(conn, T0, T0 + 1_000_000)
-        await conn.close()
-        pool = await asyncpg.create_pool(server.url, min_size=1, max_size=2)
+        pool = await migrated_pool(server.url)
         channel: Channel = Channel("market-cancelled", 5, OverflowPolicy.BLOCK)
         writer = MarketWriter(
             pool,
