@@ -30,7 +30,7 @@ lint: $(STAMP)
 # The synchronous cores and the generic runtime are held to mypy --strict.
 typecheck: $(STAMP)
 	$(BIN)/mypy arbengine/domain arbengine/runtime arbengine/settings.py arbengine/logs.py \
-		arbengine/sim arbengine/signals arbengine/collect/tape.py arbengine/trading
+		arbengine/sim arbengine/signals arbengine/collect/tape_sequencer.py arbengine/trading
 
 # Debian's Chromium for the browser test of the page (installed when missing and we are root;
 # otherwise that one test is skipped and says why).

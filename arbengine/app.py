@@ -56,19 +56,19 @@ from arbengine.runtime.supervisor import (
 from arbengine.settings import Settings, duration_ms, duration_s, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store import continuity as continuity_sql
-from arbengine.store import signal_writes as signal_sql
+from arbengine.store import engine_sql
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
 from arbengine.store.embedded import EmbeddedServer, stop_at_once
-from arbengine.store.market_writes import (
+from arbengine.store.engine_writer import EngineWriter
+from arbengine.store.market_sql import (
     insert_trades,
     last_indicator_times,
     last_stored_trade_ids,
     record_gaps,
     update_trade_meta,
 )
+from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import ensure_partitions_covering, maintain_partitions
-from arbengine.store.signal_writer import SignalWriter
-from arbengine.store.writer import MarketWriter, WriterPolicy
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -115,7 +115,7 @@ class Daemon:
         self.engine_inbox: Channel[MarketEvent] | None = None
         self.engine: EngineService | None = None
         self.strategies_at_start: StrategySet | None = None
-        self.writers: list[MarketWriter | SignalWriter] = []
+        self.writers: list[MarketWriter | EngineWriter] = []
         self.rest: BinanceRest | None = None
         self.backfill: BackfillProgress | None = None
         self.hard_stop = HardStop(EXIT_ABANDONED, running=self.supervisor.unresponsive)
@@ -183,7 +183,7 @@ class Daemon:
 
         self.reload_hooks.append(reload)
         self.supervisor.add(Component("engine", engine.run, stage=10, drain=inbox.close))
-        writer = SignalWriter(
+        writer = EngineWriter(
             db.pool, outbox, write_timeout_s=duration_s(self.settings.database.write_timeout)
         )
         self._watch_writer("signal-writer", writer)
@@ -215,7 +215,7 @@ class Daemon:
                 hint="remove it from these strategies and reload (SIGHUP)",
             )
 
-    def _watch_writer(self, name: str, writer: MarketWriter | SignalWriter) -> None:
+    def _watch_writer(self, name: str, writer: MarketWriter | EngineWriter) -> None:
         """Kept for the exit status, and on the health board: failing writes, or a write that
         has run past its deadline (a stall the timeout has not caught yet)."""
         self.writers.append(writer)
@@ -226,15 +226,15 @@ class Daemon:
     def _engine_store(db: Database) -> EngineStore:
         async def last_evaluated() -> dict[tuple[str, str], int]:
             async with db.acquire() as conn:
-                return await signal_sql.last_evaluated_ticks(conn)
+                return await engine_sql.last_evaluated_ticks(conn)
 
         async def last_fired() -> dict[tuple[str, str], int]:
             async with db.acquire() as conn:
-                return await signal_sql.last_fired_ticks(conn)
+                return await engine_sql.last_fired_ticks(conn)
 
         async def open_paper() -> list[dict[str, Any]]:
             async with db.acquire() as conn:
-                return await signal_sql.open_paper_trades(conn)
+                return await engine_sql.open_paper_trades(conn)
 
         async def replay(
             pipeline: ReplayTarget, symbols: Sequence[str], from_ms: int, to_ms: int

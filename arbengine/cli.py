@@ -24,21 +24,30 @@ EXIT_USAGE = 2
 
 # name -> module exposing add_arguments(parser) and run(args) -> BenchReport
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "channels": ("arbengine.runtime.channels_bench", "bounded channel throughput"),
-    "sim": ("arbengine.sim.bench", "simulated exchange: aggTrade messages/s to one client"),
-    "ingest": ("arbengine.benchmarks.ingest", "sim at full speed -> collectors -> PostgreSQL"),
+    "channels": ("arbengine.benchmarks.channels_bench", "bounded channel throughput"),
+    "sim": (
+        "arbengine.benchmarks.sim_bench",
+        "simulated exchange: aggTrade messages/s to one client",
+    ),
+    "ingest": (
+        "arbengine.benchmarks.ingest_bench",
+        "sim at full speed -> collectors -> PostgreSQL",
+    ),
     "backtest": (
-        "arbengine.benchmarks.backtest",
+        "arbengine.benchmarks.backtest_bench",
         "trades/s through the backtester from PostgreSQL",
     ),
-    "engine": ("arbengine.signals.bench", "signal engine tick cost and memory per symbol"),
+    "engine": (
+        "arbengine.benchmarks.engine_bench",
+        "signal engine tick cost and memory per symbol",
+    ),
     "soak": (
-        "arbengine.benchmarks.soak",
+        "arbengine.benchmarks.soak_bench",
         "daemon memory through 60 market hours on an accelerated sim",
     ),
-    "api": ("arbengine.api.bench", "API requests/s and latency on cached endpoints"),
+    "api": ("arbengine.benchmarks.api_bench", "API requests/s and latency on cached endpoints"),
     "scale": (
-        "arbengine.benchmarks.scale",
+        "arbengine.benchmarks.scale_bench",
         "the daemon following 100 or 300 symbols in real time: rates, ingest, engine, memory",
     ),
 }

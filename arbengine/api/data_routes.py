@@ -17,7 +17,7 @@ from arbengine.api.schemas import (
     Bar,
     DailyCompleteness,
     EquityPoint,
-    Evaluation,
+    EvaluationInfo,
     FundingPoint,
     FundingStats,
     History,
@@ -329,7 +329,7 @@ async def signals_latest(call: Call) -> SignalLatest:
         fields = dict(r)
         for name in ("features", "contributions", "gates"):
             fields[name] = _json(fields[name])
-        out.append(Evaluation(**fields))
+        out.append(EvaluationInfo(**fields))
     engine = call.request.app[CONTEXT].engine()
     waiting = [
         NotEvaluated(

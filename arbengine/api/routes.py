@@ -16,14 +16,14 @@ from arbengine.api import auth_routes, data_routes, system_routes
 from arbengine.api import schemas as s
 from arbengine.api.services import Call
 
-Handler = Callable[[Call], Awaitable[Any]]
+CallHandler = Callable[[Call], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
 class Route:
     method: Literal["GET", "POST"]
     path: str
-    handler: Handler
+    handler: CallHandler
     summary: str
     tag: str
     response: Any

@@ -228,7 +228,7 @@ class PaperSummaryQuery(_Query):
 # -- system -------------------------------------------------------------------------
 
 
-class Degradation(_Shape):
+class DegradationInfo(_Shape):
     component: str
     """Who reports it: ``stream``, ``rest``, ``collect``, ``collector``, ``pollers``, or a
     supervised component's name (restarting)."""
@@ -246,10 +246,10 @@ class Health(_Shape):
     ``unavailable`` (503: the database does not answer)."""
     process: Literal["ok"]
     database: str
-    reasons: list[Degradation] = field(default_factory=list)
+    reasons: list[DegradationInfo] = field(default_factory=list)
 
 
-class SkippedSymbol(_Shape):
+class SkippedSymbolInfo(_Shape):
     symbol: str
     reason: str
     since: float
@@ -261,7 +261,7 @@ class SymbolsInfo(_Shape):
     """The configured symbols the exchange lists (empty until exchangeInfo was read)."""
     checked: bool
     """False until the exchange's symbol list has been read once."""
-    skipped: list[SkippedSymbol]
+    skipped: list[SkippedSymbolInfo]
     """Unknown at start, or stopped while running (delisted): not collected."""
 
 
@@ -351,7 +351,7 @@ class ServerInfo(_Shape):
     database_size_bytes: int | None
     symbols: SymbolsInfo | None = None
     """Null when the daemon does not collect."""
-    degraded: list[Degradation] = field(default_factory=list)
+    degraded: list[DegradationInfo] = field(default_factory=list)
     backfill: list[BackfillSeries] | None = None
     """Start-up history per series (null when the daemon does not collect)."""
     rest: RestBudgetInfo | None = None
@@ -503,7 +503,7 @@ class SignalHistory(_Shape):
     truncated: bool
 
 
-class Evaluation(_Shape):
+class EvaluationInfo(_Shape):
     strategy: str
     strategy_hash: str
     symbol: str
@@ -531,7 +531,7 @@ class NotEvaluated(_Shape):
 
 
 class SignalLatest(_Shape):
-    rows: list[Evaluation]
+    rows: list[EvaluationInfo]
     waiting: list[NotEvaluated] = field(default_factory=list)
     """Strategy and symbol pairs the engine does not evaluate now because the symbol's
     history since start is not in yet (a row above, if any, is from before)."""

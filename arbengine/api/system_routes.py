@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from arbengine.api.context import CONTEXT, OPENAPI
 from arbengine.api.schemas import (
     BackfillSeries,
-    Degradation,
+    DegradationInfo,
     EngineInfo,
     Health,
     RestBudgetInfo,
@@ -55,8 +55,8 @@ def health_status(value: Health) -> int:
     return 503 if value.status == "unavailable" else 200
 
 
-def _degradations(entries: list[dict[str, object]]) -> list[Degradation]:
-    return [msgspec.convert(e, Degradation) for e in entries]
+def _degradations(entries: list[dict[str, object]]) -> list[DegradationInfo]:
+    return [msgspec.convert(e, DegradationInfo) for e in entries]
 
 
 async def server(call: Call) -> ServerInfo:

@@ -1,6 +1,6 @@
 """The market stream collector: aggTrade, markPrice@1s and forceOrder for every symbol.
 
-Owns one ``TradeTape`` per symbol and keeps it complete:
+Owns one ``TapeSequencer`` per symbol and keeps it complete:
 
 - every aggTrade from the stream goes into the tape; the tape hands out only
   the next contiguous run of ids and holds anything past a gap;
@@ -53,7 +53,7 @@ from prometheus_client import Counter, Gauge
 from arbengine.collect.listing import SymbolListing
 from arbengine.collect.progress import BackfillProgress
 from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades
-from arbengine.collect.tape import TradeTape
+from arbengine.collect.tape_sequencer import TapeSequencer
 from arbengine.domain.market import TAPE_INPUT, Liquidation, MarketEvent, MarkPrice, TapeGap
 from arbengine.exchange.budget import Priority
 from arbengine.exchange.errors import InvalidSymbol
@@ -122,7 +122,7 @@ class MarketStreamCollector:
         self.exchange_clock = exchange_clock or RemoteClock(self._clock)
         self._newest_event_ms = 0
         self._log = structlog.get_logger("collector").bind(component="collector")
-        self.tapes = {s: TradeTape(s) for s in self.symbols}
+        self.tapes = {s: TapeSequencer(s) for s in self.symbols}
         self._receiving = dict(self.tapes)
         """Tapes of the symbols followed: frames of any other symbol are ignored."""
         self._backwards: set[str] = set()
@@ -289,7 +289,7 @@ class MarketStreamCollector:
         elif type(data) is ForceOrderEvent:
             self._on_liquidation(data)
 
-    def _on_backwards(self, tape: TradeTape) -> None:
+    def _on_backwards(self, tape: TapeSequencer) -> None:
         BACKWARDS.labels(tape.symbol).inc()
         seen = tape.backwards_seen
         if tape.symbol in self._backwards or seen is None:
@@ -307,7 +307,7 @@ class MarketStreamCollector:
         )
         self._report_backwards(tape)
 
-    def _report_backwards(self, tape: TradeTape) -> None:
+    def _report_backwards(self, tape: TapeSequencer) -> None:
         seen = tape.backwards_seen
         if self._health is None or seen is None:
             return

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from prometheus_client import Gauge
 
-SYMBOLS = Gauge(
+BACKFILL_SYMBOLS = Gauge(
     "arb_backfill_symbols",
     "Symbols whose start-up history is fetched (state=done) and expected (state=total), by series",
     ["series", "state"],
@@ -85,8 +85,8 @@ class BackfillProgress:
     def _update(self, series: str, force: bool = False) -> None:
         state = self._series[series]
         total, done = len(state.expected), len(state.done & state.expected)
-        SYMBOLS.labels(series, "done").set(done)
-        SYMBOLS.labels(series, "total").set(total)
+        BACKFILL_SYMBOLS.labels(series, "done").set(done)
+        BACKFILL_SYMBOLS.labels(series, "total").set(total)
         complete = done >= total and state.finished_at is None
         if complete:
             state.finished_at = self._wall()

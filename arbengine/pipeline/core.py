@@ -38,7 +38,7 @@ from arbengine.signals.scoring import Evaluation
 from arbengine.signals.strategy import Strategy
 from arbengine.trading.paper import (
     ExitRule,
-    FundingEvent,
+    FundingSettlement,
     PaperBook,
     PaperPosition,
     open_position,
@@ -138,7 +138,7 @@ class SignalPipeline:
         if indicator.kind == "funding_rate" and indicator.value is not None:
             mark = indicator.data.get("mark_price")
             for position in self.book.on_funding(
-                FundingEvent(
+                FundingSettlement(
                     indicator.symbol,
                     indicator.ts,
                     indicator.value,

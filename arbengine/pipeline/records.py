@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from arbengine.signals.scoring import Evaluation
-from arbengine.trading.paper import ExitRule, Fill, FundingCharge, PaperPosition
+from arbengine.trading.paper import ExitRule, FundingCharge, PaperExit, PaperPosition
 
 EvaluationRow = tuple[Any, ...]
 SignalRow = tuple[Any, ...]
@@ -128,7 +128,7 @@ def position_from_row(row: Mapping[str, Any]) -> PaperPosition:
         take_profit_1=row["take_profit_1"],
         take_profit_2=row["take_profit_2"],
         rule=rule,
-        fills=[Fill(**f) for f in exits["fills"]],
+        fills=[PaperExit(**f) for f in exits["fills"]],
         funding=[FundingCharge(**c) for c in exits["funding"]],
         remaining=float(state["remaining"]),
         tp1_done=bool(state["tp1_done"]),

@@ -41,7 +41,7 @@ from arbengine.signals.strategy import (
     uncollected_symbols,
     validate_document,
 )
-from arbengine.signals.tape import AddResult, TickOrderError, TradeColumns
+from arbengine.signals.trade_window import AddResult, TickOrderError, TradeColumns
 
 __all__ = [
     "DEFAULT_GRACE_MS",

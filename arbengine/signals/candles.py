@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from arbengine.signals.tape import TickOrderError
+from arbengine.signals.trade_window import TickOrderError
 
 CANDLE_MS = 300_000
 HORIZON_MS = 26 * 3_600_000

@@ -24,7 +24,7 @@ from arbengine.domain.market import (
 from arbengine.signals.features import FeatureSpec, SymbolFeatures
 from arbengine.signals.scoring import Evaluation, evaluate_strategy
 from arbengine.signals.strategy import Strategy, StrategySet
-from arbengine.signals.tape import AddResult, TradeColumns
+from arbengine.signals.trade_window import AddResult, TradeColumns
 
 DEFAULT_GRACE_MS = 2_000
 

@@ -33,7 +33,7 @@ from arbengine.signals.series import (
     LiquidationSeries,
     asof_each,
 )
-from arbengine.signals.tape import AddResult, TickOrderError, TradeColumns, TradeTape
+from arbengine.signals.trade_window import AddResult, TickOrderError, TradeColumns, TradeWindow
 
 SECOND_MS = 1_000
 MINUTE_MS = 60_000
@@ -190,7 +190,7 @@ class SymbolFeatures:
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
-        self._tape = TradeTape()
+        self._tape = TradeWindow()
         self._candles = Candles()
         self._trackers: dict[int, LargeTracker] = {}
         self._series: dict[InputSeries, AsOfSeries] = {k: AsOfSeries() for k in _SERIES}

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-from arbengine.signals.tape import TradeTape
+from arbengine.signals.trade_window import TradeWindow
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -272,7 +272,7 @@ class LargeTracker:
         fast = sum(32 * len(f.sorted) for f in self._fast.values())
         return self._tail.approx_nbytes + self._members.nbytes + scan + fast
 
-    def advance(self, tape: TradeTape, t_sec: int) -> None:
+    def advance(self, tape: TradeWindow, t_sec: int) -> None:
         lo = t_sec - self.window_sec
         new_start, new_end = tape.positions_before((lo, t_sec))
         if self._fast and t_sec >= self._prune_fast_at:
@@ -304,7 +304,7 @@ class LargeTracker:
             self._start, self._end, self._t_sec = new_start, new_end, t_sec
         self._rebalance(tape)
 
-    def _entering(self, tape: TradeTape, lo: int, hi: int) -> tuple[array[int], array[float]]:
+    def _entering(self, tape: TradeWindow, lo: int, hi: int) -> tuple[array[int], array[float]]:
         """Second and notional of the trades at ring positions ``[lo, hi)`` with |x| ≥ floor.
 
         Trades are often stored well ahead of the ticks (a backtest stores a day at a
@@ -367,7 +367,7 @@ class LargeTracker:
             for v in np.abs(xs[m]).tolist():
                 self._tail.add(v)
 
-    def _rebalance(self, tape: TradeTape) -> None:
+    def _rebalance(self, tape: TradeWindow) -> None:
         n = self._end - self._start
         if n < MIN_TRADES:
             return
@@ -383,7 +383,7 @@ class LargeTracker:
             self._members.keep(np.abs(self._members.values()) >= floor)
             self._floor = floor
 
-    def _refloor(self, tape: TradeTape) -> None:
+    def _refloor(self, tape: TradeWindow) -> None:
         """Choose a floor leaving about 2·r values above it and rebuild the tail from the window."""
         xs = tape.ring.get(self._start, self._end)
         n = len(xs)

@@ -67,7 +67,7 @@ FORGET_EVERY_MS = 3_600_000
 ALL_DONE = {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 
-class ApiError(Exception):
+class SimApiError(Exception):
     """A Binance error reply: ``{"code": code, "msg": msg}`` with an HTTP status."""
 
     def __init__(self, code: int, msg: str, status: int = 400) -> None:
@@ -80,8 +80,8 @@ class ApiError(Exception):
         return {"code": self.code, "msg": self.msg}
 
 
-def mandatory(name: str) -> ApiError:
-    return ApiError(
+def mandatory(name: str) -> SimApiError:
+    return SimApiError(
         -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
     )
 
@@ -169,7 +169,7 @@ class AlgoOrder:
 
 
 @dataclass(frozen=True, slots=True)
-class Fill:
+class SimFill:
     trade_id: int
     order_id: int
     symbol: str
@@ -208,7 +208,7 @@ def _bool_param(params: Mapping[str, str], name: str, default: bool = False) -> 
         return default
     if raw.lower() in ("true", "false"):
         return raw.lower() == "true"
-    raise ApiError(-1130, f"Data sent for parameter '{name}' is not valid.")
+    raise SimApiError(-1130, f"Data sent for parameter '{name}' is not valid.")
 
 
 def _int_param(params: Mapping[str, str], name: str) -> int | None:
@@ -216,7 +216,7 @@ def _int_param(params: Mapping[str, str], name: str) -> int | None:
     if raw is None or raw == "":
         return None
     if not raw.isdigit():
-        raise ApiError(
+        raise SimApiError(
             -1100,
             f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",
         )
@@ -243,7 +243,7 @@ class Account:
         self.order_by_client: dict[tuple[str, str], Order] = {}
         self.algos: dict[int, AlgoOrder] = {}
         self.algo_by_client: dict[str, AlgoOrder] = {}
-        self.fills: list[Fill] = []
+        self.fills: list[SimFill] = []
         self.income: list[Income] = []
         self.outbox: list[dict[str, Any]] = []
         self.slippage_bps: dict[str, float] = {}
@@ -262,7 +262,7 @@ class Account:
             raise mandatory("symbol")
         spec = self.specs.get(symbol)
         if spec is None:
-            raise ApiError(-1121, "Invalid symbol.")
+            raise SimApiError(-1121, "Invalid symbol.")
         return spec
 
     def _price(self, spec: SymbolSpec, units: int) -> Decimal:
@@ -303,17 +303,19 @@ class Account:
         try:
             units = to_units(raw, spec.qty_precision)
         except PrecisionError:
-            raise ApiError(-1111, "Precision is over the maximum defined for this asset.") from None
+            raise SimApiError(
+                -1111, "Precision is over the maximum defined for this asset."
+            ) from None
         except NumberFormatError:
-            raise ApiError(-1100, "Illegal characters found in parameter 'quantity'.") from None
+            raise SimApiError(-1100, "Illegal characters found in parameter 'quantity'.") from None
         if units <= 0:
-            raise ApiError(-4003, "Quantity less than or equal to zero.")
+            raise SimApiError(-4003, "Quantity less than or equal to zero.")
         max_qty = spec.market_max_qty if market_lot else spec.max_qty
         if units > max_qty:
-            raise ApiError(-4005, "Quantity greater than max quantity.")
+            raise SimApiError(-4005, "Quantity greater than max quantity.")
         if units < spec.min_qty or units % spec.step:
             kind = "MARKET_LOT_SIZE" if market_lot else "LOT_SIZE"
-            raise ApiError(-1013, f"Filter failure: {kind}")
+            raise SimApiError(-1013, f"Filter failure: {kind}")
         return Decimal(units).scaleb(-spec.qty_precision)
 
     def _client_id(self, params: Mapping[str, str], name: str) -> str | None:
@@ -321,7 +323,7 @@ class Account:
         if cid is None or cid == "":
             return None
         if not CLIENT_ID.match(cid):
-            raise ApiError(
+            raise SimApiError(
                 -1100,
                 f"Illegal characters found in parameter '{name}'; legal range is "
                 f"'{CLIENT_ID_RANGE}'.",
@@ -331,14 +333,14 @@ class Account:
     def _position_side(self, params: Mapping[str, str]) -> None:
         ps = params.get("positionSide", "BOTH")
         if ps not in ("BOTH", ""):
-            raise ApiError(-4061, "Order's position side does not match user's setting.")
+            raise SimApiError(-4061, "Order's position side does not match user's setting.")
 
     def _side(self, params: Mapping[str, str]) -> str:
         side = params.get("side")
         if not side:
             raise mandatory("side")
         if side not in ("BUY", "SELL"):
-            raise ApiError(-1117, "Invalid side.")
+            raise SimApiError(-1117, "Invalid side.")
         return side
 
     def _fill_price(self, spec: SymbolSpec, side: str) -> Decimal:
@@ -355,7 +357,7 @@ class Account:
         if (side == "BUY" and price > mark * Decimal("1.05")) or (
             side == "SELL" and price < mark * Decimal("0.95")
         ):
-            raise ApiError(
+            raise SimApiError(
                 -4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit."
             )
 
@@ -363,7 +365,7 @@ class Account:
         """The quantity a reduce-only order may execute; -2022 when it would not reduce."""
         reduces = (pos.amt > 0 and side == "SELL") or (pos.amt < 0 and side == "BUY")
         if not reduces:
-            raise ApiError(-2022, "ReduceOnly Order is rejected.")
+            raise SimApiError(-2022, "ReduceOnly Order is rejected.")
         return abs(pos.amt) if qty is None else min(qty, abs(pos.amt))
 
     def _check_margin(self, pos: Position, side: str, qty: Decimal, price: Decimal) -> None:
@@ -381,7 +383,7 @@ class Account:
         )
         available = self.wallet + realized - fee + upnl - im
         if available < 0:
-            raise ApiError(-2019, "Margin is insufficient.")
+            raise SimApiError(-2019, "Margin is insufficient.")
 
     def _new_order_id(self) -> int:
         oid = self._next_order
@@ -398,21 +400,21 @@ class Account:
         if not otype:
             raise mandatory("type")
         if otype in ALGO_ONLY_TYPES:
-            raise ApiError(
+            raise SimApiError(
                 -4120,
                 "Order type not supported for this endpoint. Please use the Algo Order API "
                 "endpoints instead.",
             )
         if otype != "MARKET":
-            raise ApiError(-1116, "Invalid orderType.")
+            raise SimApiError(-1116, "Invalid orderType.")
         self._position_side(params)
         cid = self._client_id(params, "newClientOrderId")
         if cid is not None and (spec.symbol, cid) in self.order_by_client:
-            raise ApiError(-4116, "ClientOrderId is duplicated.")
+            raise SimApiError(-4116, "ClientOrderId is duplicated.")
         reduce_only = _bool_param(params, "reduceOnly")
         resp_type = params.get("newOrderRespType", "ACK") or "ACK"
         if resp_type not in ("ACK", "RESULT"):
-            raise ApiError(-1130, "Data sent for parameter 'newOrderRespType' is not valid.")
+            raise SimApiError(-1130, "Data sent for parameter 'newOrderRespType' is not valid.")
         qty = self._qty(spec, params, market_lot=True)
         plan = self._plan(spec, side, qty, reduce_only)
         order = self._execute(plan, cid, reduce_only, orig_type="MARKET")
@@ -425,7 +427,7 @@ class Account:
         if reduce_only or qty is None:
             qty = self._reduce_qty(pos, side, qty)
         elif qty * price < spec.min_notional:
-            raise ApiError(
+            raise SimApiError(
                 -4164,
                 f"Order's notional must be no smaller than {spec.min_notional} "
                 "(unless you choose reduce only).",
@@ -471,7 +473,7 @@ class Account:
 
     def _apply_fill(
         self, order: Order, price: Decimal, qty: Decimal, fee_rate: Decimal, now: int
-    ) -> Fill:
+    ) -> SimFill:
         pos = self.positions[order.symbol]
         signed = qty if order.side == "BUY" else -qty
         realized, new_entry = _after_fill(pos.amt, pos.entry, signed, price)
@@ -487,7 +489,7 @@ class Account:
         order.cum_quote = q8(price * qty)
         order.status = "FILLED"
         order.update_time = now
-        fill = Fill(
+        fill = SimFill(
             self._next_trade,
             order.order_id,
             order.symbol,
@@ -543,7 +545,7 @@ class Account:
         oid = _int_param(params, "orderId")
         cid = params.get("origClientOrderId")
         if oid is None and not cid:
-            raise ApiError(
+            raise SimApiError(
                 -1102,
                 "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
             )
@@ -553,7 +555,7 @@ class Account:
             else self.order_by_client.get((spec.symbol, cid or ""))
         )
         if order is None or order.symbol != spec.symbol:
-            raise ApiError(-2013, "Order does not exist.")
+            raise SimApiError(-2013, "Order does not exist.")
         return order
 
     def query_order(self, params: Mapping[str, str]) -> dict[str, Any]:
@@ -563,10 +565,10 @@ class Account:
         """Market orders fill at once, so there is never anything left to cancel."""
         try:
             self.find_order(params)
-        except ApiError as err:
+        except SimApiError as err:
             if err.code != -2013:
                 raise
-        raise ApiError(-2011, "Unknown order sent.")
+        raise SimApiError(-2011, "Unknown order sent.")
 
     def cancel_all(self, params: Mapping[str, str]) -> dict[str, Any]:
         self._spec(params)
@@ -625,14 +627,14 @@ class Account:
         if not algo_type:
             raise mandatory("algoType")
         if algo_type != "CONDITIONAL":
-            raise ApiError(-1130, "Data sent for parameter 'algoType' is not valid.")
+            raise SimApiError(-1130, "Data sent for parameter 'algoType' is not valid.")
         spec = self._spec(params)
         side = self._side(params)
         otype = params.get("type")
         if not otype:
             raise mandatory("type")
         if otype not in CONDITIONAL_TYPES:
-            raise ApiError(-1116, "Invalid orderType.")
+            raise SimApiError(-1116, "Invalid orderType.")
         self._position_side(params)
         raw_trigger = params.get("triggerPrice")
         if not raw_trigger:
@@ -640,38 +642,42 @@ class Account:
         try:
             trigger_units = to_units(raw_trigger, spec.price_precision)
         except PrecisionError:
-            raise ApiError(-1111, "Precision is over the maximum defined for this asset.") from None
+            raise SimApiError(
+                -1111, "Precision is over the maximum defined for this asset."
+            ) from None
         except NumberFormatError:
-            raise ApiError(-1100, "Illegal characters found in parameter 'triggerPrice'.") from None
+            raise SimApiError(
+                -1100, "Illegal characters found in parameter 'triggerPrice'."
+            ) from None
         if trigger_units <= 0:
-            raise ApiError(-4006, "Stop price less than zero.")
+            raise SimApiError(-4006, "Stop price less than zero.")
         if trigger_units % spec.tick:
-            raise ApiError(-4014, "Price not increased by tick size.")
+            raise SimApiError(-4014, "Price not increased by tick size.")
         close_position = _bool_param(params, "closePosition")
         reduce_only = _bool_param(params, "reduceOnly")
         qty: Decimal | None = None
         if close_position:
             if params.get("quantity"):
-                raise ApiError(-1106, "Parameter 'quantity' sent when not required.")
+                raise SimApiError(-1106, "Parameter 'quantity' sent when not required.")
             if params.get("reduceOnly"):
-                raise ApiError(-1106, "Parameter 'reduceOnly' sent when not required.")
+                raise SimApiError(-1106, "Parameter 'reduceOnly' sent when not required.")
         else:
             qty = self._qty(spec, params, market_lot=True)
         working = params.get("workingType") or "CONTRACT_PRICE"
         if working not in ("MARK_PRICE", "CONTRACT_PRICE"):
-            raise ApiError(-1130, "Data sent for parameter 'workingType' is not valid.")
+            raise SimApiError(-1130, "Data sent for parameter 'workingType' is not valid.")
         price_protect = _bool_param(params, "priceProtect")
         cid = self._client_id(params, "clientAlgoId")
         if cid is not None and cid in self.algo_by_client:
-            raise ApiError(-4116, "ClientOrderId is duplicated.")
+            raise SimApiError(-4116, "ClientOrderId is duplicated.")
         open_count = sum(
             1 for a in self.algos.values() if a.symbol == spec.symbol and a.status == "NEW"
         )
         if open_count >= MAX_ALGO_ORDERS:
-            raise ApiError(-4045, "Reach max stop order limit.")
+            raise SimApiError(-4045, "Reach max stop order limit.")
         trigger = self._price(spec, trigger_units)
         if _triggered(otype, side, trigger, self._working_price(spec, working)):
-            raise ApiError(-2021, "Order would immediately trigger.")
+            raise SimApiError(-2021, "Order would immediately trigger.")
         now = self.market.now_ms()
         self.forget_old(now)
         algo = AlgoOrder(
@@ -705,12 +711,12 @@ class Account:
         aid = _int_param(params, "algoId")
         cid = params.get("clientAlgoId")
         if aid is None and not cid:
-            raise ApiError(
+            raise SimApiError(
                 -1102, "Param 'clientAlgoId' or 'algoId' must be sent, but both were empty/null!"
             )
         algo = self.algos.get(aid) if aid is not None else self.algo_by_client.get(cid or "")
         if algo is None:
-            raise ApiError(-2013, "Order does not exist.")
+            raise SimApiError(-2013, "Order does not exist.")
         return algo
 
     def query_algo(self, params: Mapping[str, str]) -> dict[str, Any]:
@@ -719,12 +725,12 @@ class Account:
     def cancel_algo(self, params: Mapping[str, str]) -> dict[str, Any]:
         try:
             algo = self.find_algo(params)
-        except ApiError as err:
+        except SimApiError as err:
             if err.code == -2013:
-                raise ApiError(-2011, "Unknown order sent.") from None
+                raise SimApiError(-2011, "Unknown order sent.") from None
             raise
         if algo.status != "NEW":
-            raise ApiError(-2011, "Unknown order sent.")
+            raise SimApiError(-2011, "Unknown order sent.")
         self._finish_algo(algo, "CANCELED")
         return {
             "algoId": algo.algo_id,
@@ -831,7 +837,7 @@ class Account:
                 self._finish_algo(algo, "EXPIRED")
                 return
             plan = self._plan(spec, algo.side, algo.qty, algo.reduce_only)
-        except ApiError as err:
+        except SimApiError as err:
             reason = "Reduce Only reject" if err.code == -2022 else err.msg
             self._finish_algo(algo, "REJECTED", reason)
             return
@@ -929,7 +935,7 @@ class Account:
         if lev is None:
             raise mandatory("leverage")
         if not 1 <= lev <= 125:
-            raise ApiError(-4028, f"Leverage {lev} is not valid")
+            raise SimApiError(-4028, f"Leverage {lev} is not valid")
         self.positions[spec.symbol].leverage = lev
         return {
             "leverage": lev,
@@ -943,10 +949,10 @@ class Account:
         if not margin_type:
             raise mandatory("marginType")
         if margin_type == "CROSSED":
-            raise ApiError(-4046, "No need to change margin type.")
+            raise SimApiError(-4046, "No need to change margin type.")
         if margin_type == "ISOLATED":
-            raise ApiError(-1000, "The simulated exchange supports CROSSED margin only.")
-        raise ApiError(-1130, "Data sent for parameter 'marginType' is not valid.")
+            raise SimApiError(-1000, "The simulated exchange supports CROSSED margin only.")
+        raise SimApiError(-1130, "Data sent for parameter 'marginType' is not valid.")
 
     # ==== reads ================================================================================
 
@@ -1190,7 +1196,9 @@ class Account:
         out, self.outbox = self.outbox, []
         return out
 
-    def _emit_order(self, o: Order, exec_type: str, status: str, fill: Fill | None = None) -> None:
+    def _emit_order(
+        self, o: Order, exec_type: str, status: str, fill: SimFill | None = None
+    ) -> None:
         spec = self.specs[o.symbol]
         now = o.update_time
         qp, pp = spec.qty_precision, spec.price_precision

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from urllib.parse import parse_qsl
 
-from arbengine.sim.account import ApiError, mandatory
+from arbengine.sim.account import SimApiError, mandatory
 
 # Binance's documented example credentials (the sim accepts these unless told otherwise).
 DEFAULT_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
@@ -34,7 +34,7 @@ def _strip_signature(raw: str) -> tuple[str, str | None]:
     for part in parts:
         if part.startswith("signature="):
             if signature is not None:
-                raise ApiError(-1101, "Duplicate values for a parameter detected.")
+                raise SimApiError(-1101, "Duplicate values for a parameter detected.")
             signature = part[len("signature=") :]
         else:
             kept.append(part)
@@ -47,27 +47,27 @@ def parse_params(query: str, body: str) -> dict[str, str]:
     for raw in (query, body):
         for key, value in parse_qsl(raw, keep_blank_values=True):
             if key in out:
-                raise ApiError(-1101, f"Duplicate values for parameter '{key}'.")
+                raise SimApiError(-1101, f"Duplicate values for parameter '{key}'.")
             out[key] = value
     return out
 
 
 def check_api_key(header: str | None, api_key: str) -> None:
     if not header:
-        raise ApiError(-2014, "API-key format invalid.", 401)
+        raise SimApiError(-2014, "API-key format invalid.", 401)
     if not hmac.compare_digest(header, api_key):
-        raise ApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        raise SimApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
 
 
 def verify_signed(
     query: str, body: str, secret: str, server_time_ms: int, check_time: bool = True
 ) -> dict[str, str]:
-    """The request's parameters, or the ApiError Binance would answer."""
+    """The request's parameters, or the SimApiError Binance would answer."""
     params = parse_params(query, body)
     q_msg, q_sig = _strip_signature(query)
     b_msg, b_sig = _strip_signature(body)
     if q_sig is not None and b_sig is not None:
-        raise ApiError(-1101, "Duplicate values for a parameter detected.")
+        raise SimApiError(-1101, "Duplicate values for a parameter detected.")
     signature = q_sig if q_sig is not None else b_sig
     if not signature:
         raise mandatory("signature")
@@ -76,28 +76,28 @@ def verify_signed(
     if not ts_text:
         raise mandatory("timestamp")
     if not ts_text.isdigit():
-        raise ApiError(
+        raise SimApiError(
             -1100,
             "Illegal characters found in parameter 'timestamp'; legal range is '^[0-9]{1,20}$'.",
         )
     recv_text = params.get("recvWindow") or "5000"
     if not recv_text.isdigit():
-        raise ApiError(
+        raise SimApiError(
             -1100,
             "Illegal characters found in parameter 'recvWindow'; legal range is '^[0-9]{1,20}$'.",
         )
     recv_window = int(recv_text)
     if recv_window > MAX_RECV_WINDOW:
-        raise ApiError(-1131, "recvWindow must be less than 60000")
+        raise SimApiError(-1131, "recvWindow must be less than 60000")
     expected = sign(secret, q_msg + b_msg)
     if not hmac.compare_digest(expected, signature.lower()):
-        raise ApiError(-1022, "Signature for this request is not valid.")
+        raise SimApiError(-1022, "Signature for this request is not valid.")
     if check_time:
         timestamp = int(ts_text)
         if timestamp >= server_time_ms + 1000:
-            raise ApiError(
+            raise SimApiError(
                 -1021, "Timestamp for this request was 1000ms ahead of the server's time."
             )
         if server_time_ms - timestamp > recv_window:
-            raise ApiError(-1021, "Timestamp for this request is outside of the recvWindow.")
+            raise SimApiError(-1021, "Timestamp for this request is outside of the recvWindow.")
     return params

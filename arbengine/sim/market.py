@@ -39,7 +39,7 @@ import numpy as np
 from arbengine.sim.retention import MIN_COMPACT_ROWS, Retention
 from arbengine.sim.series import Series
 from arbengine.sim.symbols import SymbolSpec, fmt_decimal, fmt_float, fmt_units
-from arbengine.sim.tape import Tape, TradeColumns
+from arbengine.sim.trade_history import TradeHistory, TradeHistoryColumns
 
 BLOCK_MS = 1_000
 FIVE_MIN_MS = 300_000
@@ -93,7 +93,7 @@ class LiquidationEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class FundingEvent:
+class SimFunding:
     symbol: str
     t: int
     rate: float
@@ -110,7 +110,7 @@ class SymbolRelease:
     """Newly released tape rows ``[lo, hi)``."""
     marks: list[MarkPoint] = field(default_factory=list)
     liquidations: list[LiquidationEvent] = field(default_factory=list)
-    fundings: list[FundingEvent] = field(default_factory=list)
+    fundings: list[SimFunding] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -139,7 +139,7 @@ class SymbolBook:
 
     def __init__(self, spec: SymbolSpec) -> None:
         self.spec = spec
-        self.tape = Tape(spec.price_precision, spec.qty_precision)
+        self.tape = TradeHistory(spec.price_precision, spec.qty_precision)
         self.marks = Series(
             {
                 "mark": np.float64,
@@ -162,7 +162,7 @@ class SymbolBook:
                 "sell_vol": np.float64,
             }
         )
-        self.funding: list[FundingEvent] = []
+        self.funding: list[SimFunding] = []
         self.funding_released = 0
         self.liquidations: list[LiquidationEvent] = []
         self.liq_released = 0
@@ -507,7 +507,7 @@ def fill_prehistory(
     while ft <= start_ms:
         rate += 0.3 * (interest - rate) + 0.00005 * float(rng.standard_normal())
         i = min(n - 1, max(0, int(np.searchsorted(times, ft))))
-        book.funding.append(FundingEvent(spec.symbol, ft, float(rate), float(price[i])))
+        book.funding.append(SimFunding(spec.symbol, ft, float(rate), float(price[i])))
         ft += step
 
 
@@ -787,7 +787,7 @@ class SyntheticMarket(Market):
         rate_est = min(max(rate_est, -p.rate_cap), p.rate_cap)
         mark = index * (1.0 + g.premium)
         if t1 % interval_ms == 0:
-            book.funding.append(FundingEvent(spec.symbol, t1, rate_est, mark))
+            book.funding.append(SimFunding(spec.symbol, t1, rate_est, mark))
         g.ind.on_second(volatile, liq_qty)
         book.marks.append(
             t1,
@@ -893,7 +893,9 @@ def _template(spec: SymbolSpec) -> bytes:
 _BOOL = (b"false", b"true")
 
 
-def agg_trade_payloads(spec: SymbolSpec, cols: TradeColumns) -> tuple[list[bytes], list[int]]:
+def agg_trade_payloads(
+    spec: SymbolSpec, cols: TradeHistoryColumns
+) -> tuple[list[bytes], list[int]]:
     """aggTrade stream payloads (JSON bytes) for a tape slice, and their ids.
 
     The hot path of the market streams: one ``bytes % tuple`` per trade over

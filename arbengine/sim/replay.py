@@ -31,11 +31,11 @@ from arbengine.sim.market import (
     BLOCK_MS,
     FIVE_MIN_MS,
     INTEREST_RATE,
-    FundingEvent,
     IndicatorModel,
     LiquidationEvent,
     Market,
     Release,
+    SimFunding,
     fill_prehistory,
     next_funding_after,
 )
@@ -303,7 +303,7 @@ class ReplayMarket(Market):
         nxt = int(d.get("T") or next_funding_after(t, book.spec.funding_interval_hours))
         prev = self._next_funding.get(sym)
         if prev is not None and nxt > prev[0] and prev[0] <= t:
-            book.funding.append(FundingEvent(sym, prev[0], prev[1], mark))
+            book.funding.append(SimFunding(sym, prev[0], prev[1], mark))
         self._next_funding[sym] = (nxt, rate)
         ind = self._ind[sym]
         if t >= book.marks.value("t", book.marks.n - 1):

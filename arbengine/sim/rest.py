@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from arbengine.sim.account import ApiError, mandatory
+from arbengine.sim.account import SimApiError, mandatory
 from arbengine.sim.auth import check_api_key, parse_params, verify_signed
 from arbengine.sim.limits import group_of
 from arbengine.sim.market import HIST_KINDS, HIST_PERIODS, HOUR_MS
@@ -30,7 +30,7 @@ from arbengine.sim.wshub import Conn, serve_connection
 if TYPE_CHECKING:
     from arbengine.sim.server import SimServer
 
-Handler = Callable[[dict[str, str]], Any]
+SimHandler = Callable[[dict[str, str]], Any]
 Weight = int | Callable[[Mapping[str, str]], int]
 
 UNKNOWN_OUTCOME = {
@@ -60,10 +60,10 @@ def json_response(
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class SimRoute:
     method: str
     path: str
-    handler: Handler
+    handler: SimHandler
     weight: Weight
     auth: str = "none"
     """none | key (API key only) | signed."""
@@ -85,7 +85,7 @@ def _int(params: Mapping[str, str], name: str, default: int | None = None) -> in
     if raw is None or raw == "":
         return default
     if not raw.lstrip("-").isdigit():
-        raise ApiError(
+        raise SimApiError(
             -1100,
             f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",
         )
@@ -96,7 +96,7 @@ def _limit(params: Mapping[str, str], default: int, maximum: int) -> int:
     limit = _int(params, "limit", default)
     assert limit is not None
     if not 1 <= limit <= maximum:
-        raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        raise SimApiError(-1130, "Data sent for parameter 'limit' is not valid.")
     return limit
 
 
@@ -104,67 +104,73 @@ class RestApi:
     def __init__(self, sim: SimServer) -> None:
         self.sim = sim
         acc = sim.account
-        self.routes: list[Route] = [
-            Route("GET", "/fapi/v1/ping", lambda p: {}, 1),
-            Route("GET", "/fapi/v1/time", self.time, 1),
-            Route("GET", "/fapi/v1/exchangeInfo", self.exchange_info, 1),
-            Route("GET", "/fapi/v1/aggTrades", self.agg_trades, 20),
-            Route("GET", "/fapi/v1/premiumIndex", self.premium_index, _per_symbol(1, 10)),
+        self.routes: list[SimRoute] = [
+            SimRoute("GET", "/fapi/v1/ping", lambda p: {}, 1),
+            SimRoute("GET", "/fapi/v1/time", self.time, 1),
+            SimRoute("GET", "/fapi/v1/exchangeInfo", self.exchange_info, 1),
+            SimRoute("GET", "/fapi/v1/aggTrades", self.agg_trades, 20),
+            SimRoute("GET", "/fapi/v1/premiumIndex", self.premium_index, _per_symbol(1, 10)),
             # Weight 0: counted against the funding request limit (500 / 5 min / IP) instead.
-            Route("GET", "/fapi/v1/fundingRate", self.funding_rate, 0),
-            Route("GET", "/fapi/v1/fundingInfo", self.funding_info, 0),
-            Route("GET", "/fapi/v1/openInterest", self.open_interest, 1),
-            Route("GET", "/fapi/v1/ticker/price", self.ticker_price, _per_symbol(1, 2)),
-            Route("GET", "/fapi/v2/ticker/price", self.ticker_price, _per_symbol(1, 2)),
-            Route("GET", "/fapi/v1/ticker/bookTicker", self.book_ticker, _per_symbol(2, 5)),
+            SimRoute("GET", "/fapi/v1/fundingRate", self.funding_rate, 0),
+            SimRoute("GET", "/fapi/v1/fundingInfo", self.funding_info, 0),
+            SimRoute("GET", "/fapi/v1/openInterest", self.open_interest, 1),
+            SimRoute("GET", "/fapi/v1/ticker/price", self.ticker_price, _per_symbol(1, 2)),
+            SimRoute("GET", "/fapi/v2/ticker/price", self.ticker_price, _per_symbol(1, 2)),
+            SimRoute("GET", "/fapi/v1/ticker/bookTicker", self.book_ticker, _per_symbol(2, 5)),
             # Weight 0: counted against the /futures/data request limit (1000 / 5 min / IP).
-            *[Route("GET", f"/futures/data/{kind}", self._hist(kind), 0) for kind in HIST_KINDS],
-            Route("POST", "/fapi/v1/listenKey", self.listen_key_create, 1, "key"),
-            Route("PUT", "/fapi/v1/listenKey", self.listen_key_keepalive, 1, "key"),
-            Route("DELETE", "/fapi/v1/listenKey", self.listen_key_delete, 1, "key"),
-            Route("POST", "/fapi/v1/order", self.new_order, 0, "signed", order=True),
-            Route("GET", "/fapi/v1/order", acc.query_order, 1, "signed"),
-            Route("DELETE", "/fapi/v1/order", self._events(acc.cancel_order), 1, "signed"),
-            Route("DELETE", "/fapi/v1/allOpenOrders", acc.cancel_all, 1, "signed"),
-            Route("GET", "/fapi/v1/openOrders", acc.open_orders, _per_symbol(1, 40), "signed"),
-            Route("GET", "/fapi/v1/allOrders", acc.all_orders, 5, "signed"),
-            Route("POST", "/fapi/v1/algoOrder", self.new_algo, 0, "signed", order=True),
-            Route("GET", "/fapi/v1/algoOrder", acc.query_algo, 1, "signed"),
-            Route("DELETE", "/fapi/v1/algoOrder", self._events(acc.cancel_algo), 1, "signed"),
-            Route(
+            *[SimRoute("GET", f"/futures/data/{kind}", self._hist(kind), 0) for kind in HIST_KINDS],
+            SimRoute("POST", "/fapi/v1/listenKey", self.listen_key_create, 1, "key"),
+            SimRoute("PUT", "/fapi/v1/listenKey", self.listen_key_keepalive, 1, "key"),
+            SimRoute("DELETE", "/fapi/v1/listenKey", self.listen_key_delete, 1, "key"),
+            SimRoute("POST", "/fapi/v1/order", self.new_order, 0, "signed", order=True),
+            SimRoute("GET", "/fapi/v1/order", acc.query_order, 1, "signed"),
+            SimRoute("DELETE", "/fapi/v1/order", self._events(acc.cancel_order), 1, "signed"),
+            SimRoute("DELETE", "/fapi/v1/allOpenOrders", acc.cancel_all, 1, "signed"),
+            SimRoute("GET", "/fapi/v1/openOrders", acc.open_orders, _per_symbol(1, 40), "signed"),
+            SimRoute("GET", "/fapi/v1/allOrders", acc.all_orders, 5, "signed"),
+            SimRoute("POST", "/fapi/v1/algoOrder", self.new_algo, 0, "signed", order=True),
+            SimRoute("GET", "/fapi/v1/algoOrder", acc.query_algo, 1, "signed"),
+            SimRoute("DELETE", "/fapi/v1/algoOrder", self._events(acc.cancel_algo), 1, "signed"),
+            SimRoute(
                 "DELETE",
                 "/fapi/v1/algoOpenOrders",
                 self._events(acc.cancel_all_algos),
                 1,
                 "signed",
             ),
-            Route("GET", "/fapi/v1/openAlgoOrders", acc.open_algos, _per_symbol(1, 40), "signed"),
-            Route("GET", "/fapi/v1/allAlgoOrders", acc.all_algos, 5, "signed"),
-            Route("GET", "/fapi/v3/positionRisk", lambda p: acc.position_risk(p, 3), 5, "signed"),
-            Route("GET", "/fapi/v2/positionRisk", lambda p: acc.position_risk(p, 2), 5, "signed"),
-            Route("GET", "/fapi/v3/balance", lambda p: acc.balance(), 5, "signed"),
-            Route("GET", "/fapi/v2/balance", lambda p: acc.balance(), 5, "signed"),
-            Route("GET", "/fapi/v3/account", lambda p: acc.account(3), 5, "signed"),
-            Route("GET", "/fapi/v2/account", lambda p: acc.account(2), 5, "signed"),
-            Route("POST", "/fapi/v1/leverage", acc.set_leverage, 1, "signed"),
-            Route("POST", "/fapi/v1/marginType", acc.set_margin_type, 1, "signed"),
-            Route(
+            SimRoute(
+                "GET", "/fapi/v1/openAlgoOrders", acc.open_algos, _per_symbol(1, 40), "signed"
+            ),
+            SimRoute("GET", "/fapi/v1/allAlgoOrders", acc.all_algos, 5, "signed"),
+            SimRoute(
+                "GET", "/fapi/v3/positionRisk", lambda p: acc.position_risk(p, 3), 5, "signed"
+            ),
+            SimRoute(
+                "GET", "/fapi/v2/positionRisk", lambda p: acc.position_risk(p, 2), 5, "signed"
+            ),
+            SimRoute("GET", "/fapi/v3/balance", lambda p: acc.balance(), 5, "signed"),
+            SimRoute("GET", "/fapi/v2/balance", lambda p: acc.balance(), 5, "signed"),
+            SimRoute("GET", "/fapi/v3/account", lambda p: acc.account(3), 5, "signed"),
+            SimRoute("GET", "/fapi/v2/account", lambda p: acc.account(2), 5, "signed"),
+            SimRoute("POST", "/fapi/v1/leverage", acc.set_leverage, 1, "signed"),
+            SimRoute("POST", "/fapi/v1/marginType", acc.set_margin_type, 1, "signed"),
+            SimRoute(
                 "GET",
                 "/fapi/v1/positionSide/dual",
                 lambda p: {"dualSidePosition": False},
                 30,
                 "signed",
             ),
-            Route("POST", "/fapi/v1/positionSide/dual", self.set_dual, 1, "signed"),
-            Route("GET", "/fapi/v1/userTrades", acc.user_trades, 5, "signed"),
-            Route("GET", "/fapi/v1/income", acc.income_history, 30, "signed"),
-            Route("GET", "/fapi/v1/commissionRate", acc.commission_rate, 20, "signed"),
+            SimRoute("POST", "/fapi/v1/positionSide/dual", self.set_dual, 1, "signed"),
+            SimRoute("GET", "/fapi/v1/userTrades", acc.user_trades, 5, "signed"),
+            SimRoute("GET", "/fapi/v1/income", acc.income_history, 30, "signed"),
+            SimRoute("GET", "/fapi/v1/commissionRate", acc.commission_rate, 20, "signed"),
         ]
 
     # ==== wiring ===============================================================================
 
     def add_routes(self, app: web.Application) -> None:
-        by_path: dict[str, dict[str, Route]] = {}
+        by_path: dict[str, dict[str, SimRoute]] = {}
         for route in self.routes:
             by_path.setdefault(route.path, {})[route.method] = route
         for path, methods in by_path.items():
@@ -194,7 +200,7 @@ class RestApi:
         return response
 
     def _dispatcher(
-        self, path: str, methods: dict[str, Route]
+        self, path: str, methods: dict[str, SimRoute]
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def dispatch(request: web.Request) -> web.Response:
             route = methods.get(request.method)
@@ -272,7 +278,7 @@ class RestApi:
         response.headers.update(headers)
         return response
 
-    async def _handle(self, request: web.Request, route: Route) -> web.Response:
+    async def _handle(self, request: web.Request, route: SimRoute) -> web.Response:
         early = await self._faults_gate(request)
         if early is not None:
             return early
@@ -283,7 +289,7 @@ class RestApi:
         try:
             params = parse_params(query, body)
             weight = route.weight(params) if callable(route.weight) else route.weight
-        except ApiError:
+        except SimApiError:
             params, weight = {}, 1
         ip = _ip(request)
         verdict = sim.limiter.check(ip, weight, now_s)
@@ -321,7 +327,7 @@ class RestApi:
                 result.headers.update(headers)
                 return result
             return json_response(result, 200, headers)
-        except ApiError as err:
+        except SimApiError as err:
             return json_response(err.body(), err.status, headers)
 
     def _flush_events(self) -> None:
@@ -330,7 +336,7 @@ class RestApi:
             self.sim.hub.publish_user(events)
             self.sim.hub.flush()
 
-    def _events(self, fn: Handler) -> Handler:
+    def _events(self, fn: SimHandler) -> SimHandler:
         def run(params: dict[str, str]) -> Any:
             try:
                 return fn(params)
@@ -348,7 +354,7 @@ class RestApi:
                 raise mandatory("symbol")
             return None
         if symbol not in self.sim.market.books or symbol in self.sim.delisted:
-            raise ApiError(-1121, "Invalid symbol.")
+            raise SimApiError(-1121, "Invalid symbol.")
         return symbol
 
     def _listed_books(self) -> list[Any]:
@@ -375,7 +381,7 @@ class RestApi:
         end = _int(params, "endTime")
         tape = self.sim.market.books[symbol].tape
         if from_id is not None and (start is not None or end is not None):
-            raise ApiError(-1128, "Combination of optional parameters invalid.")
+            raise SimApiError(-1128, "Combination of optional parameters invalid.")
         if start is not None or end is not None:
             if start is None:
                 assert end is not None
@@ -383,9 +389,9 @@ class RestApi:
             elif end is None:
                 end = start + HOUR_MS
             if start > end:
-                raise ApiError(-1023, "Start time is greater than end time.")
+                raise SimApiError(-1023, "Start time is greater than end time.")
             if end - start > HOUR_MS:
-                raise ApiError(-1127, "More than 1 hours between startTime and endTime.")
+                raise SimApiError(-1127, "More than 1 hours between startTime and endTime.")
         lo, hi = tape.select(from_id, start, end, limit)
         return tape.rows(lo, hi)
 
@@ -470,7 +476,7 @@ class RestApi:
 
         return one(symbol) if symbol else [one(b.spec.symbol) for b in self._listed_books()]
 
-    def _hist(self, kind: str) -> Handler:
+    def _hist(self, kind: str) -> SimHandler:
         def handler(params: dict[str, str]) -> list[dict[str, Any]]:
             symbol = self._symbol(params)
             assert symbol is not None
@@ -478,7 +484,7 @@ class RestApi:
             if not period:
                 raise mandatory("period")
             if period not in HIST_PERIODS:
-                raise ApiError(-1130, "Data sent for parameter 'period' is not valid.")
+                raise SimApiError(-1130, "Data sent for parameter 'period' is not valid.")
             limit = _limit(params, 30, 500)
             market = self.sim.market
             return market.books[symbol].hist_rows(
@@ -509,14 +515,14 @@ class RestApi:
     def new_algo(self, params: dict[str, str]) -> Any:
         return self._order_with_faults(self.sim.account.place_algo, params)
 
-    def _order_with_faults(self, place: Handler, params: dict[str, str]) -> Any:
+    def _order_with_faults(self, place: SimHandler, params: dict[str, str]) -> Any:
         faults = self.sim.faults
         if faults.order_5xx:
             faults.order_5xx -= 1
             if faults.order_5xx_execute:
                 try:
                     place(params)
-                except ApiError:
+                except SimApiError:
                     pass
                 finally:
                     self._flush_events()
@@ -532,8 +538,8 @@ class RestApi:
         if not value:
             raise mandatory("dualSidePosition")
         if value.lower() == "false":
-            raise ApiError(-4059, "No need to change position side.")
-        raise ApiError(-1000, "The simulated exchange supports one-way position mode only.")
+            raise SimApiError(-4059, "No need to change position side.")
+        raise SimApiError(-1000, "The simulated exchange supports one-way position mode only.")
 
     def listen_key_create(self, params: dict[str, str]) -> dict[str, Any]:
         return {"listenKey": self.sim.listen_keys.create(time.monotonic())}
@@ -541,7 +547,7 @@ class RestApi:
     def listen_key_keepalive(self, params: dict[str, str]) -> dict[str, Any]:
         key = self.sim.listen_keys.keepalive(time.monotonic())
         if key is None:
-            raise ApiError(-1125, "This listenKey does not exist.")
+            raise SimApiError(-1125, "This listenKey does not exist.")
         return {"listenKey": key}
 
     def listen_key_delete(self, params: dict[str, str]) -> dict[str, Any]:

@@ -78,7 +78,7 @@ from arbengine.sim.requests import RequestLog
 from arbengine.sim.rest import RestApi
 from arbengine.sim.retention import MAX_TRADES, TRADE_HISTORY_MS, Retention
 from arbengine.sim.symbols import DEFAULT_SYMBOLS, spec_for
-from arbengine.sim.tape import Tape
+from arbengine.sim.trade_history import TradeHistory
 from arbengine.sim.wshub import Hub, WsRules, canonical_stream
 
 
@@ -348,7 +348,7 @@ class SimServer:
     def sim_time_ms(self) -> int:
         return self.market.now_ms
 
-    def tape(self, symbol: str) -> Tape:
+    def tape(self, symbol: str) -> TradeHistory:
         """The symbol's full tape (``released`` rows are what the stream has sent)."""
         return self.market.books[symbol.upper()].tape
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from arbengine.store.market_writes import refresh_gap_counters
+from arbengine.store.market_sql import refresh_gap_counters
 
 
 async def find_holes(conn: asyncpg.Connection, symbol: str, from_id: int) -> list[tuple[int, int]]:

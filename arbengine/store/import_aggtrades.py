@@ -26,7 +26,7 @@ import asyncpg
 
 from arbengine.domain.errors import FatalError
 from arbengine.domain.market import TradeBatch
-from arbengine.store.market_writes import insert_trades, update_trade_meta
+from arbengine.store.market_sql import insert_trades, update_trade_meta
 from arbengine.store.partitions import ensure_partitions_covering
 
 HEADER = (

@@ -45,7 +45,7 @@ class ExitRule:
 
 
 @dataclass(frozen=True, slots=True)
-class Fill:
+class PaperExit:
     ts: int
     agg_id: int
     price: float
@@ -76,7 +76,7 @@ class PaperPosition:
     take_profit_1: float | None
     take_profit_2: float | None
     rule: ExitRule
-    fills: list[Fill] = field(default_factory=list)
+    fills: list[PaperExit] = field(default_factory=list)
     funding: list[FundingCharge] = field(default_factory=list)
     remaining: float = 1.0
     tp1_done: bool = False
@@ -153,7 +153,7 @@ def open_position(
 
 
 @dataclass(frozen=True, slots=True)
-class FundingEvent:
+class FundingSettlement:
     symbol: str
     time: int
     rate: float
@@ -166,7 +166,7 @@ class PaperBook:
     def __init__(self) -> None:
         self.open: list[PaperPosition] = []
         self.closed: list[PaperPosition] = []
-        self._funding: dict[str, dict[int, FundingEvent]] = {}
+        self._funding: dict[str, dict[int, FundingSettlement]] = {}
         # Last trade of each minute per symbol (24 h): funding times are minute-aligned,
         # so "the last trade before τ" is the last entry before τ, exactly.
         self._minute_last: dict[str, dict[int, tuple[int, float]]] = {}
@@ -182,7 +182,7 @@ class PaperBook:
         for position in positions:
             (self.open if position.is_open else self.closed).append(position)
 
-    def on_funding(self, event: FundingEvent) -> list[PaperPosition]:
+    def on_funding(self, event: FundingSettlement) -> list[PaperPosition]:
         """Record a funding rate and charge the positions the walk has already carried past
         its time (a record can arrive after the trades that followed it). Returns them."""
         self._funding.setdefault(event.symbol, {})[event.time] = event
@@ -342,7 +342,9 @@ class PaperBook:
                 best = (ts, price)
         return None if best is None else best[1]
 
-    def _charge(self, position: PaperPosition, event: FundingEvent, reached: int | None) -> bool:
+    def _charge(
+        self, position: PaperPosition, event: FundingSettlement, reached: int | None
+    ) -> bool:
         """Charge ``event`` if entry tick < τ ≤ how far the position has been walked (and, once
         closed, τ ≤ its close), once. The fraction is what was open just before τ."""
         if event.time <= position.entry_tick or reached is None or event.time > reached:
@@ -390,7 +392,7 @@ def _fill(
     slip = position.rule.slippage_bps * 1e-4
     x = price * (1 - position.direction * slip)
     fraction = min(fraction, position.remaining)
-    position.fills.append(Fill(ts, agg_id, x, fraction, reason))
+    position.fills.append(PaperExit(ts, agg_id, x, fraction, reason))
     position.remaining = position.remaining - fraction
     if position.remaining <= 1e-12:
         position.remaining = 0.0

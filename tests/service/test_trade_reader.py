@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import numpy as np
 
-from arbengine.store.market_writes import TRADE_COLUMNS
+from arbengine.store.market_sql import TRADE_COLUMNS
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
 from arbengine.store.trade_reader import read_columns_by_symbol, read_trades_of

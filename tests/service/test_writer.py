@@ -13,10 +13,10 @@ from prometheus_client import REGISTRY
 from arbengine.domain.market import Indicator, TapeGap, TradeBatch
 from arbengine.pipeline.service import EngineOutput
 from arbengine.runtime.channels import Channel, OverflowPolicy
+from arbengine.store.engine_writer import EngineWriter
+from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
-from arbengine.store.signal_writer import SignalWriter
-from arbengine.store.writer import MarketWriter, WriterPolicy
 from tests.support.postgres import PgTestServer, frozen
 from tests.support.waiting import eventually
 
@@ -229,7 +229,7 @@ async def test_the_signal_writer_times_out_on_a_frozen_database_and_writes_once_
     try:
         pool = await migrated_pool(server.url)
         channel: Channel = Channel("engine-out-frozen", 100, OverflowPolicy.BLOCK)
-        writer = SignalWriter(pool, channel, write_timeout_s=1.0)
+        writer = EngineWriter(pool, channel, write_timeout_s=1.0)
         running = asyncio.create_task(writer.run())
         await channel.put(engine_output(15_000))
         await asyncio.wait_for(writer.wait_until(lambda: writer.batches_written == 1), 10)
@@ -261,7 +261,7 @@ async def test_a_signal_writer_stopped_while_the_database_is_down_counts_what_it
         pool = await migrated_pool(server.url)
         await asyncio.to_thread(server.stop)
         channel: Channel = Channel("engine-out-down", 100, OverflowPolicy.BLOCK)
-        writer = SignalWriter(pool, channel)
+        writer = EngineWriter(pool, channel)
         running = asyncio.create_task(writer.run())
         await channel.put(engine_output(15_000))
         await asyncio.wait_for(writer.wait_until(lambda: writer.last_error is not None), 30)

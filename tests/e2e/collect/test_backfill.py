@@ -7,7 +7,7 @@ import time
 import asyncpg
 
 from arbengine.sim.server import SimConfig, SimServer
-from arbengine.store.market_writes import TRADE_COLUMNS
+from arbengine.store.market_sql import TRADE_COLUMNS
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
 from tests.e2e.collect.conftest import collect_env, last_stored_id, meta

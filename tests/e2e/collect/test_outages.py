@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from arbengine.sim.server import SimConfig, SimServer
-from arbengine.store.market_writes import TRADE_COLUMNS
+from arbengine.store.market_sql import TRADE_COLUMNS
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
 from tests.conftest import free_port

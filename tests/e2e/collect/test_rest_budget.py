@@ -19,7 +19,7 @@ import asyncpg
 
 from arbengine.sim.market import HIST_KINDS
 from arbengine.sim.server import SimConfig, SimServer
-from arbengine.store.market_writes import TRADE_COLUMNS
+from arbengine.store.market_sql import TRADE_COLUMNS
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
 from tests.e2e.collect.test_outages import bearer, get_json

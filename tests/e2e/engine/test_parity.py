@@ -24,7 +24,7 @@ import pytest
 from arbengine.domain.market import Indicator
 from arbengine.signals.features import FEATURE_NAMES
 from arbengine.sim.server import SimServer
-from arbengine.store.market_writes import insert_indicators
+from arbengine.store.market_sql import insert_indicators
 from arbengine.store.migrations import apply_migrations
 from tests.e2e.engine.conftest import PROBE, SYMBOLS, EngineRun, backtest_the_store
 from tests.support.waiting import eventually

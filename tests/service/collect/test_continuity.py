@@ -13,7 +13,7 @@ from arbengine.domain.market import TapeGap, TradeBatch
 from arbengine.exchange.rest import BinanceRest
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.store import continuity as sql
-from arbengine.store.market_writes import (
+from arbengine.store.market_sql import (
     TRADE_COLUMNS,
     insert_trades,
     record_gaps,

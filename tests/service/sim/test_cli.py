@@ -14,7 +14,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from arbengine.sim import bench
+from arbengine.benchmarks import sim_bench as bench
 from arbengine.sim.cli import Chaos, run_chaos
 from tests.service.sim.conftest import START, MakeSim
 from tests.service.sim.simclient import WAIT, wait_for

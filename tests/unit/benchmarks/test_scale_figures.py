@@ -8,7 +8,13 @@ import math
 import pytest
 
 from arbengine.benchmarks.probes import histogram_between, histogram_quantile, metric_totals
-from arbengine.benchmarks.scale import _options, add_arguments, pick_symbols, published, zipf_rates
+from arbengine.benchmarks.scale_bench import (
+    _options,
+    add_arguments,
+    pick_symbols,
+    published,
+    zipf_rates,
+)
 from arbengine.domain.errors import ConfigError
 from tests.conftest import REPO
 

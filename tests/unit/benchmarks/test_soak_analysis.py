@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 import pytest
 
-from arbengine.benchmarks.soak import (
+from arbengine.benchmarks.soak_bench import (
     Sample,
     _options,
     add_arguments,

@@ -5,21 +5,21 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arbengine.collect.tape import TradeTape
+from arbengine.collect.tape_sequencer import TapeSequencer
 
 
-def add(tape: TradeTape, *ids: int) -> None:
+def add(tape: TapeSequencer, *ids: int) -> None:
     for i in ids:
         tape.add(i, 1_000 + i, 100.0 + i, 1.0, i * 10, i * 10 + 1, i % 2 == 0)
 
 
-def taken_ids(tape: TradeTape) -> list[int]:
+def taken_ids(tape: TapeSequencer) -> list[int]:
     batch = tape.take()
     return [] if batch is None else batch.agg_id
 
 
 def test_first_trade_fixes_the_start_and_runs_are_emitted_in_order() -> None:
-    tape = TradeTape("BTCUSDT")
+    tape = TapeSequencer("BTCUSDT")
     add(tape, 5, 6, 7)
     batch = tape.take()
     assert batch is not None
@@ -31,14 +31,14 @@ def test_first_trade_fixes_the_start_and_runs_are_emitted_in_order() -> None:
 
 
 def test_duplicates_are_dropped_once_emitted_or_held() -> None:
-    tape = TradeTape("BTCUSDT", last_id=9)
+    tape = TapeSequencer("BTCUSDT", last_id=9)
     add(tape, 10, 10, 9, 12, 12)
     assert taken_ids(tape) == [10]
     assert tape.counters.duplicates == 3
 
 
 def test_a_gap_holds_later_trades_until_it_is_filled() -> None:
-    tape = TradeTape("BTCUSDT", last_id=0)
+    tape = TapeSequencer("BTCUSDT", last_id=0)
     add(tape, 1, 2, 5, 6)
     assert taken_ids(tape) == [1, 2]
     assert tape.gap() == (3, 4)
@@ -51,14 +51,14 @@ def test_a_gap_holds_later_trades_until_it_is_filled() -> None:
 
 
 def test_resuming_after_a_stored_id_detects_the_gap_to_the_stream() -> None:
-    tape = TradeTape("BTCUSDT", last_id=100)
+    tape = TapeSequencer("BTCUSDT", last_id=100)
     add(tape, 150)
     assert tape.gap() == (101, 149)
     assert tape.take() is None
 
 
 def test_skip_to_records_a_hole_and_releases_held_trades() -> None:
-    tape = TradeTape("BTCUSDT", last_id=10)
+    tape = TapeSequencer("BTCUSDT", last_id=10)
     add(tape, 20, 21)
     assert tape.skip_to(15) == (11, 14)
     assert tape.gap() == (15, 19)
@@ -71,7 +71,7 @@ def test_skip_to_records_a_hole_and_releases_held_trades() -> None:
 def test_any_arrival_order_with_repeats_gives_each_id_once_in_order(
     order: list[int], repeat_every: int
 ) -> None:
-    tape = TradeTape("X", last_id=0)
+    tape = TapeSequencer("X", last_id=0)
     out: list[int] = []
     for n, i in enumerate(order):
         add(tape, i)
@@ -83,7 +83,7 @@ def test_any_arrival_order_with_repeats_gives_each_id_once_in_order(
 
 
 def test_ids_going_backwards_are_told_apart_from_duplicates() -> None:
-    tape = TradeTape("BTCUSDT", last_id=1000, last_ts=50_000)
+    tape = TapeSequencer("BTCUSDT", last_id=1000, last_ts=50_000)
     tape.add(1001, 50_010, 1.0, 1.0, 1, 1, False)
     tape.add(1001, 50_010, 1.0, 1.0, 1, 1, False)  # the same trade again: a duplicate
     tape.add(990, 49_000, 1.0, 1.0, 1, 1, False)  # an old one: a duplicate
@@ -106,13 +106,13 @@ def test_ids_going_backwards_are_told_apart_from_duplicates() -> None:
 
 
 def test_without_a_known_time_a_low_id_is_a_duplicate() -> None:
-    tape = TradeTape("BTCUSDT", last_id=100)  # resumed from an id whose time is unknown
+    tape = TapeSequencer("BTCUSDT", last_id=100)  # resumed from an id whose time is unknown
     tape.add(50, 10**12, 1.0, 1.0, 1, 1, False)
     assert (tape.counters.duplicates, tape.counters.backwards) == (1, 0)
 
 
 def test_while_a_gap_is_open_the_tape_is_complete_up_to_its_last_emitted_trade() -> None:
-    tape = TradeTape("BTCUSDT")
+    tape = TapeSequencer("BTCUSDT")
     tape.add(10, 1_000, 1.0, 1.0, 10, 10, False)
     assert tape.complete_until() is None  # nothing held: no bound
     tape.add(14, 1_400, 1.0, 1.0, 14, 14, False)
@@ -125,6 +125,6 @@ def test_while_a_gap_is_open_the_tape_is_complete_up_to_its_last_emitted_trade()
 
 
 def test_a_tape_that_never_emitted_is_complete_up_to_nothing_while_it_holds_trades() -> None:
-    tape = TradeTape("BTCUSDT", last_id=9)  # the catch-up starts after id 9, time unknown
+    tape = TapeSequencer("BTCUSDT", last_id=9)  # the catch-up starts after id 9, time unknown
     tape.add(12, 1_200, 1.0, 1.0, 12, 12, False)
     assert tape.complete_until() == 0

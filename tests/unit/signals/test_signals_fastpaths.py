@@ -16,13 +16,13 @@ import numpy as np
 from arbengine.signals import FeatureSpec, SymbolFeatures, TradeColumns, parse_strategy
 from arbengine.signals.features import Features
 from arbengine.signals.scoring import Evaluation, evaluate_strategy
-from arbengine.signals.tape import TradeTape
+from arbengine.signals.trade_window import TradeWindow
 from tests.unit.signals.signals_helpers import HOUR, MIN, SEC, T0
 
 _VOL_PQ = slice(0, 3)
 
 
-def _store(tape: TradeTape, t: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> None:
+def _store(tape: TradeWindow, t: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> None:
     n = len(t)
     p = np.round(100 + rng.random(n), 2)
     q = np.round(rng.exponential(1.0, n), 3)
@@ -30,7 +30,7 @@ def _store(tape: TradeTape, t: np.ndarray, ids: np.ndarray, rng: np.random.Gener
     tape.store(t, ids, p, q, sign * q, sign * p * q)
 
 
-def _plain_window(tape: TradeTape, hi: int, w: int) -> tuple[int, float, float, float]:
+def _plain_window(tape: TradeWindow, hi: int, w: int) -> tuple[int, float, float, float]:
     """The window sum as first written: direct, or left + minute blocks + right."""
     rows = tape.rows
     secs = rows.secs
@@ -57,7 +57,7 @@ def _plain_window(tape: TradeTape, hi: int, w: int) -> tuple[int, float, float, 
 
 def test_row_index_and_window_memos_follow_appends_late_trades_and_forgetting() -> None:
     rng = np.random.default_rng(21)
-    tape = TradeTape()
+    tape = TradeWindow()
     base_s = T0 // SEC
     next_id = 1
     lengths = [90, 600, 4 * 3600, 13_000, 86_400]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbengine.signals import SymbolFeatures, TradeColumns
-from arbengine.signals.tape import IdSet, Ring, TradeTape
+from arbengine.signals.trade_window import IdSet, Ring, TradeWindow
 from tests.unit.signals.signals_helpers import HOUR, SEC, T0
 
 
@@ -83,7 +83,7 @@ def test_ring_keeps_logical_positions_across_wraps_pops_and_inserts() -> None:
 
 
 def test_rows_hold_one_row_per_non_empty_second() -> None:
-    tape = TradeTape()
+    tape = TradeWindow()
     t = np.array([T0, T0 + 10, T0 + 999, T0 + 5000], dtype=np.int64)
     tape.store(
         t,

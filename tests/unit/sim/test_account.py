@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from arbengine.sim.account import Account, ApiError
+from arbengine.sim.account import Account, SimApiError
 from arbengine.sim.symbols import KNOWN_SPECS
 
 D = Decimal
@@ -60,7 +60,7 @@ def order(acc: Account, symbol: str, side: str, qty: str, **extra: str) -> dict[
 
 
 def error_code(fn: Any, *args: Any, **kwargs: Any) -> int:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         fn(*args, **kwargs)
     return err.value.code
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from arbengine.sim.account import ApiError
+from arbengine.sim.account import SimApiError
 from arbengine.sim.auth import check_api_key, parse_params, sign, verify_signed
 
 SECRET = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9"
@@ -42,19 +42,19 @@ def test_message_is_query_followed_directly_by_body() -> None:
 
 def test_tampered_parameter_is_rejected_with_1022() -> None:
     tampered = PAYLOAD.replace("quantity=1", "quantity=2")
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         verify_signed(f"{tampered}&signature={EXPECTED}", "", SECRET, NOW)
     assert err.value.code == -1022
 
 
 def test_wrong_secret_is_rejected_with_1022() -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         verify_signed(f"{PAYLOAD}&signature={EXPECTED}", "", "another-secret", NOW)
     assert err.value.code == -1022
 
 
 def test_stale_timestamp_is_rejected_with_1021() -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         verify_signed(f"{PAYLOAD}&signature={EXPECTED}", "", SECRET, NOW + 5001)
     assert err.value.code == -1021
     assert "recvWindow" in err.value.msg
@@ -65,34 +65,34 @@ def test_timestamp_at_the_edge_of_recv_window_is_accepted() -> None:
 
 
 def test_timestamp_a_second_ahead_of_the_server_is_rejected_with_1021() -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         verify_signed(f"{PAYLOAD}&signature={EXPECTED}", "", SECRET, NOW - 1000)
     assert err.value.code == -1021
     assert "ahead" in err.value.msg
 
 
 def test_missing_signature_and_missing_timestamp_are_1102() -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         verify_signed(PAYLOAD, "", SECRET, NOW)
     assert err.value.code == -1102
     query = "symbol=BTCUSDT"
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         verify_signed(f"{query}&signature={sign(SECRET, query)}", "", SECRET, NOW)
     assert err.value.code == -1102
     assert "timestamp" in err.value.msg
 
 
 def test_repeated_parameter_is_1101() -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         parse_params("symbol=BTCUSDT&symbol=ETHUSDT", "")
     assert err.value.code == -1101
 
 
 def test_api_key_missing_is_2014_and_wrong_is_2015() -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         check_api_key(None, "key")
     assert (err.value.code, err.value.status) == (-2014, 401)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(SimApiError) as err:
         check_api_key("other", "key")
     assert (err.value.code, err.value.status) == (-2015, 401)
     check_api_key("key", "key")

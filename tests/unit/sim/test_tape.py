@@ -6,11 +6,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbengine.sim.tape import Tape
+from arbengine.sim.trade_history import TradeHistory
 
 
-def _tape(n: int = 10) -> Tape:
-    tape = Tape(2, 3, capacity=2)
+def _tape(n: int = 10) -> TradeHistory:
+    tape = TradeHistory(2, 3, capacity=2)
     a = np.arange(100, 100 + n, dtype=np.int64)
     t = 1000 + 10 * np.arange(n, dtype=np.int64)
     tape.append(
@@ -88,7 +88,7 @@ def test_forgetting_caps_the_rows_and_always_keeps_the_newest() -> None:
 
 
 def test_a_tape_sliding_over_a_long_run_keeps_its_memory() -> None:
-    tape = Tape(2, 3, capacity=1024)
+    tape = TradeHistory(2, 3, capacity=1024)
     window, step = 5_000, 50  # 5 s of a 1 trade/ms tape
     capacities = []
     for k in range(2_000):  # 100 s: 20 windows
@@ -120,7 +120,7 @@ def test_forgetting_never_changes_what_is_kept(
     ops: list[tuple[int, int, int, int | None]],
 ) -> None:
     """Against a plain list: compaction moves rows, never alters, loses or invents them."""
-    tape = Tape(2, 3, capacity=4)
+    tape = TradeHistory(2, 3, capacity=4)
     model: list[tuple[int, int]] = []  # (id, T) of every row kept, released or not
     released = 0
     next_id, t, now = 1, 0, 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from arbengine.trading.paper import ExitRule, FundingEvent, PaperBook, open_position
+from arbengine.trading.paper import ExitRule, FundingSettlement, PaperBook, open_position
 
 T0 = 1_700_002_800_000  # on the hour, as funding times are
 MIN = 60_000
@@ -115,8 +115,8 @@ def test_funding_charged_on_the_open_fraction_and_included_in_the_result() -> No
     rule = ExitRule(sl_atr=1.5, tp1_atr=1.5, tp1_fraction=0.5, tp2_atr=3.0)
     book, pos = book_with(1, rule)
     tau1, tau2 = T0 + 10 * MIN, T0 + 20 * MIN
-    book.on_funding(FundingEvent("BTCUSDT", tau1, 0.0001, 100.0))
-    book.on_funding(FundingEvent("BTCUSDT", tau2, 0.0002, None))  # mark from the last trade
+    book.on_funding(FundingSettlement("BTCUSDT", tau1, 0.0001, 100.0))
+    book.on_funding(FundingSettlement("BTCUSDT", tau2, 0.0002, None))  # mark from the last trade
     walk(book, (T0 + 1, 103.0), (tau1, 104.0), (tau2 - 5, 104.5), (tau2, 106.0))
     # τ1: full position open (the TP1 fill at T0+1 left half) -> fraction 0.5
     # τ2: fraction 0.5, mark = last trade before τ2 = 104.5; the TP2 fill at τ2 comes after.
@@ -134,15 +134,15 @@ def test_short_receives_positive_funding_and_late_records_are_charged() -> None:
     walk(book, (tau + 1, 99.0), (T0 + 60 * MIN, 98.0))
     assert not pos.is_open
     assert pos.funding == []
-    book.on_funding(FundingEvent("BTCUSDT", tau, 0.0003, 99.5))  # arrives after the close
+    book.on_funding(FundingSettlement("BTCUSDT", tau, 0.0003, 99.5))  # arrives after the close
     assert pos.funding_per_unit == pytest.approx(0.0003 * 99.5)
-    book.on_funding(FundingEvent("BTCUSDT", T0 + 61 * MIN, 0.01, 99.0))  # after the close
+    book.on_funding(FundingSettlement("BTCUSDT", T0 + 61 * MIN, 0.01, 99.0))  # after the close
     assert len(pos.funding) == 1
 
 
 def test_funding_at_or_before_entry_is_not_charged() -> None:
     book, pos = book_with(1, ExitRule(sl_atr=1.5))
-    book.on_funding(FundingEvent("BTCUSDT", T0, 0.01, 100.0))
+    book.on_funding(FundingSettlement("BTCUSDT", T0, 0.01, 100.0))
     walk(book, (T0 + 1, 100.0), (T0 + 2, 90.0))
     assert pos.funding == []
 
@@ -153,10 +153,10 @@ def test_a_closed_position_is_forgotten_once_its_funding_is_final() -> None:
     walk(book, (tau + 1, 99.0), (T0 + 60 * MIN, 98.0))
     assert book.closed == [closed]
     assert book.forget_settled() == 0  # its funding at τ may still come: kept
-    book.on_funding(FundingEvent("BTCUSDT", tau, 0.0003, 99.5))  # and is charged when it does
+    book.on_funding(FundingSettlement("BTCUSDT", tau, 0.0003, 99.5))  # and is charged when it does
     assert closed.funding_per_unit == pytest.approx(0.0003 * 99.5)
     assert book.forget_settled() == 0  # a funding time at its close may still come
-    book.on_funding(FundingEvent("BTCUSDT", T0 + 60 * MIN, 0.01, 98.0))
+    book.on_funding(FundingSettlement("BTCUSDT", T0 + 60 * MIN, 0.01, 98.0))
     assert len(closed.funding) == 2  # the time of its close is still charged
     assert book.forget_settled() == 1
     assert book.closed == []
@@ -169,7 +169,7 @@ def test_funding_times_no_open_position_can_be_charged_are_forgotten() -> None:
                          rule=ExitRule(sl_atr=1.5))  # fmt: skip
     book.add(late)
     for k in (1, 2, 3):  # funding every 30 minutes, not yet walked to
-        book.on_funding(FundingEvent("BTCUSDT", T0 + k * 30 * MIN, 0.0001, 100.0))
+        book.on_funding(FundingSettlement("BTCUSDT", T0 + k * 30 * MIN, 0.0001, 100.0))
     book.forget_settled()
     walk(book, (T0 + 100 * MIN, 100.0))
     assert [c.time for c in early.funding] == [T0 + 30 * MIN, T0 + 60 * MIN, T0 + 90 * MIN]

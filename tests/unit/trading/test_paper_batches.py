@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbengine.trading.paper import ExitRule, FundingEvent, PaperBook, open_position
+from arbengine.trading.paper import ExitRule, FundingSettlement, PaperBook, open_position
 
 T0 = 1_700_002_800_000
 RULE = ExitRule(
@@ -24,7 +24,7 @@ RULE = ExitRule(
 
 def run(prices: list[float], cuts: list[int], direction: int) -> list[tuple]:
     book = PaperBook()
-    book.on_funding(FundingEvent("X", T0 + 1_800_000, 0.0001, None))
+    book.on_funding(FundingSettlement("X", T0 + 1_800_000, 0.0001, None))
     position = open_position(strategy="s", strategy_hash="h", symbol="X", direction=direction,
                              tick=T0, price=100.0, atr=1.0, rule=RULE)  # fmt: skip
     book.add(position)

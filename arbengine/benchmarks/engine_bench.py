@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.domain.market import Indicator, MarkPrice
-from arbengine.runtime.bench import BenchReport, BenchRow
 from arbengine.signals.core import SignalCore
 from arbengine.signals.features import SymbolFeatures
 from arbengine.signals.strategy import StrategySet, parse_strategy
-from arbengine.signals.tape import TradeColumns
+from arbengine.signals.trade_window import TradeColumns
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000

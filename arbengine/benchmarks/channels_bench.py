@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import time
 
-from arbengine.runtime.bench import BenchReport, BenchRow
+from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.runtime.channels import Channel, OverflowPolicy
 
 

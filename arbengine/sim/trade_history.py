@@ -29,7 +29,7 @@ U8 = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True, slots=True)
-class TradeColumns:
+class TradeHistoryColumns:
     """A read-only slice of the tape (numpy views)."""
 
     a: I64
@@ -44,7 +44,7 @@ class TradeColumns:
         return len(self.a)
 
 
-class Tape:
+class TradeHistory:
     _COLUMNS = ("_a", "_t", "_p", "_q", "_f", "_l", "_m")
 
     def __init__(self, price_precision: int, qty_precision: int, capacity: int = 4096) -> None:
@@ -165,13 +165,13 @@ class Tape:
 
     # -- reading --------------------------------------------------------------------------
 
-    def cols(self, lo: int, hi: int) -> TradeColumns:
+    def cols(self, lo: int, hi: int) -> TradeHistoryColumns:
         s = slice(self._start + lo, self._start + hi)
-        return TradeColumns(
+        return TradeHistoryColumns(
             self._a[s], self._t[s], self._p[s], self._q[s], self._f[s], self._l[s], self._m[s]
         )
 
-    def released_cols(self) -> TradeColumns:
+    def released_cols(self) -> TradeHistoryColumns:
         return self.cols(0, self.released)
 
     @property

@@ -1,6 +1,6 @@
 """The bench's websocket client, run in its own process so it has its own core.
 
-``python -m arbengine.sim._benchclient URL SECONDS WARMUP`` connects with
+``python -m arbengine.benchmarks.sim_bench_client URL SECONDS WARMUP`` connects with
 aiohttp (C frame reader), parses every message with orjson, checks that each
 symbol's aggTrade ids are contiguous, and prints one JSON line of results.
 """

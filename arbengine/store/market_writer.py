@@ -43,7 +43,7 @@ from arbengine.logs import get_logger
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.store.database import WriteTimeout, write_transaction
-from arbengine.store.market_writes import (
+from arbengine.store.market_sql import (
     insert_indicators,
     insert_liquidations,
     insert_rate_snapshots,

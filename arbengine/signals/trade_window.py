@@ -575,7 +575,7 @@ class LastTrade:
     price: float
 
 
-class TradeTape:
+class TradeWindow:
     """Trades of one symbol, as the feature windows and the large-order tracker read them.
 
     Retains trades from ``floor`` (the last evaluated tick − 24 h, the

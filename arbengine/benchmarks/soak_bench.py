@@ -84,9 +84,9 @@ from arbengine.benchmarks.processes import (
     daemon_process,
     sim_process,
 )
+from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.domain.durations import parse_duration_ms
 from arbengine.domain.errors import ConfigError, FatalError
-from arbengine.runtime.bench import BenchReport, BenchRow
 
 HOUR_MS = 3_600_000
 MB = 1024 * 1024
@@ -254,7 +254,7 @@ def scaled_settings(speed: float) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Options:
+class SoakOptions:
     hours: float
     speed: float
     symbols: tuple[str, ...]
@@ -268,9 +268,9 @@ class Options:
     samples: Path | None
 
 
-def _options(args: argparse.Namespace) -> Options:
+def _options(args: argparse.Namespace) -> SoakOptions:
     symbols = tuple(s.strip().upper() for s in str(args.symbols).split(",") if s.strip())
-    opts = Options(
+    opts = SoakOptions(
         hours=float(args.hours),
         speed=float(args.speed),
         symbols=symbols,
@@ -309,7 +309,7 @@ def _options(args: argparse.Namespace) -> Options:
 
 
 class _Soak:
-    def __init__(self, opts: Options, work: Path, database_url: str) -> None:
+    def __init__(self, opts: SoakOptions, work: Path, database_url: str) -> None:
         self.opts = opts
         self.work = work
         self.database_url = database_url
@@ -463,7 +463,7 @@ def _progress(hours: float) -> Iterator[Any]:
 # Report
 
 
-def report(opts: Options, soak: _Soak) -> BenchReport:
+def report(opts: SoakOptions, soak: _Soak) -> BenchReport:
     a = analyse(soak.samples, opts.window_hours, opts.settled_hours)
     s = soak.summary
     n = len(opts.symbols)
@@ -534,7 +534,7 @@ def report(opts: Options, soak: _Soak) -> BenchReport:
     )
 
 
-async def _bench(opts: Options) -> BenchReport:
+async def _bench(opts: SoakOptions) -> BenchReport:
     with tempfile.TemporaryDirectory(prefix="arbengine-soak-") as tmp:
         async with bench_database(opts.database_url) as url:
             soak = _Soak(opts, Path(tmp), url)

@@ -74,9 +74,9 @@ from arbengine.benchmarks.processes import (
     daemon_process,
     sim_process,
 )
+from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.domain.durations import DurationError, parse_duration_ms
 from arbengine.domain.errors import ConfigError, FatalError
-from arbengine.runtime.bench import BenchReport, BenchRow
 from arbengine.runtime.hard_stop import SHUTDOWN_MARGIN_S
 
 MAJORS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
@@ -166,7 +166,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 @dataclass(frozen=True)
-class Options:
+class ScaleOptions:
     symbols: tuple[str, ...]
     rates: dict[str, float]
     measure_s: float
@@ -191,7 +191,7 @@ def _duration_s(flag: str, text: str, problems: list[str]) -> float:
     return ms / 1000
 
 
-def _options(args: argparse.Namespace) -> Options:
+def _options(args: argparse.Namespace) -> ScaleOptions:
     problems: list[str] = []
     measure = _duration_s("--measure", str(args.measure), problems)
     warmup = _duration_s("--warmup-timeout", str(args.warmup_timeout), problems)
@@ -217,7 +217,7 @@ def _options(args: argparse.Namespace) -> Options:
     if problems:
         raise ConfigError("bench scale: " + "; ".join(problems))
     symbols = pick_symbols(int(args.symbols))
-    return Options(
+    return ScaleOptions(
         symbols=symbols,
         rates=zipf_rates(symbols, float(args.top_rate), float(args.zipf)),
         measure_s=measure,
@@ -268,7 +268,7 @@ class Figures:
 
 
 class _Scale:
-    def __init__(self, opts: Options, work: Path, database_url: str) -> None:
+    def __init__(self, opts: ScaleOptions, work: Path, database_url: str) -> None:
         self.opts = opts
         self.work = work
         self.database_url = database_url
@@ -432,7 +432,7 @@ def waiting_rows(metrics: dict[str, float]) -> list[BenchRow]:
     return [BenchRow("symbols not ready at the end", waiting, "symbols", "== 0", waiting == 0)]
 
 
-def report(opts: Options, f: Figures) -> BenchReport:
+def report(opts: ScaleOptions, f: Figures) -> BenchReport:
     n = len(opts.symbols)
     ages = f.rate_ages_s
     age_p99 = percentile(ages, 99)
@@ -528,7 +528,7 @@ def report(opts: Options, f: Figures) -> BenchReport:
     )
 
 
-async def _bench(opts: Options) -> BenchReport:
+async def _bench(opts: ScaleOptions) -> BenchReport:
     with tempfile.TemporaryDirectory(prefix="arbengine-scale-") as tmp:
         async with bench_database(opts.database_url) as url:
             scale = _Scale(opts, Path(tmp), url)

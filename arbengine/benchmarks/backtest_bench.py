@@ -20,8 +20,8 @@ import asyncpg
 import numpy as np
 
 from arbengine.benchmarks import bench_database
+from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.pipeline.backtest import run_backtest
-from arbengine.runtime.bench import BenchReport, BenchRow
 from arbengine.signals import load_strategy_set
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from arbengine.runtime.bench import BenchReport, BenchRow
+from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.sim.wshub import WsRules
 
@@ -63,7 +63,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "arbengine.sim._benchclient",
+            "arbengine.benchmarks.sim_bench_client",
             url,
             str(args.seconds),
             str(args.warmup),

@@ -47,7 +47,7 @@ class Backwards:
 
 
 @dataclass
-class TradeTape:
+class TapeSequencer:
     symbol: str
     last_id: int | None = None
     """Highest id emitted so far (None until the first trade fixes the start)."""

@@ -24,15 +24,15 @@ import asyncpg
 
 from arbengine.benchmarks import bench_database
 from arbengine.benchmarks.processes import sim_process
+from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.rest import BinanceRest
-from arbengine.runtime.bench import BenchReport, BenchRow
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import RemoteClock, SystemClock
+from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import maintain_partitions
-from arbengine.store.writer import MarketWriter, WriterPolicy
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
 

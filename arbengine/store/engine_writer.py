@@ -26,8 +26,8 @@ from prometheus_client import Counter
 from arbengine.logs import get_logger
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.store.database import write_transaction
-from arbengine.store.signal_writes import insert_evaluations, insert_signals, upsert_paper_trades
-from arbengine.store.writer import DB_DOWN_ERRORS, WriterHealth, failure_reason
+from arbengine.store.engine_sql import insert_evaluations, insert_signals, upsert_paper_trades
+from arbengine.store.market_writer import DB_DOWN_ERRORS, WriterHealth, failure_reason
 
 WRITE_FAILURES = Counter(
     "arb_signal_writer_write_failures",
@@ -50,7 +50,7 @@ def _rows(items: list[EngineRows]) -> dict[str, int]:
     }
 
 
-class SignalWriter:
+class EngineWriter:
     def __init__(
         self, pool: asyncpg.Pool, channel: Channel[Any], *, write_timeout_s: float = 10.0
     ) -> None:

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from arbengine.runtime.bench import BenchReport, BenchRow
+from arbengine.benchmarks.report import BenchReport, BenchRow
 
 ROUTES = ("/api/rates", "/api/stats")
 TARGET_RPS = 2000.0
