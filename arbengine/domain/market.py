@@ -31,6 +31,33 @@ class TradeBatch:
     received_ms: int = 0
     """Wall-clock time the newest trade of the batch was received (latency metrics)."""
 
+    @classmethod
+    def of(
+        cls,
+        symbol: str,
+        agg_id: list[int],
+        ts: list[int],
+        price: list[float],
+        qty: list[float],
+        first_trade_id: list[int],
+        last_trade_id: list[int],
+        is_buyer_maker: list[bool],
+        *,
+        received_ms: int = 0,
+    ) -> TradeBatch:
+        """The one way to build a batch from parallel columns (the exchange edge's decode)."""
+        return cls(
+            symbol,
+            agg_id,
+            ts,
+            price,
+            qty,
+            first_trade_id,
+            last_trade_id,
+            is_buyer_maker,
+            received_ms,
+        )
+
     def __len__(self) -> int:
         return len(self.agg_id)
 
