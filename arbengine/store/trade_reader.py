@@ -81,7 +81,6 @@ async def read_columns_by_symbol(
 
 _TRADE_COLUMNS = (("agg_id", "i8"), ("ts", "i8"), ("price", "f8"), ("qty", "f8"),
                   ("is_buyer_maker", "?"))  # fmt: skip
-_NOT_LOADED = np.empty(0, np.int64)
 
 
 async def read_trades_of(
@@ -108,6 +107,6 @@ async def read_trades_of(
             cols = {name: values[order] for name, values in cols.items()}
         out[symbol] = TradeBatch.of(
             symbol, cols["agg_id"], cols["ts"], cols["price"], cols["qty"],
-            _NOT_LOADED, _NOT_LOADED, cols["is_buyer_maker"],
+            (), (), cols["is_buyer_maker"],
         )  # fmt: skip
     return out
