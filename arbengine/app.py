@@ -431,7 +431,9 @@ class Daemon:
                 nonempty = [b for b in batches if len(b)]
                 if nonempty:
                     await ensure_partitions_covering(
-                        conn, min(b.ts[0] for b in nonempty), max(b.ts[-1] for b in nonempty)
+                        conn,
+                        min(int(b.ts[0]) for b in nonempty),
+                        max(int(b.ts[-1]) for b in nonempty),
                     )
                 inserted = await insert_trades(conn, nonempty)
                 await update_trade_meta(conn, nonempty, inserted)

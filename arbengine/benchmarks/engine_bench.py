@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from arbengine.benchmarks.report import BenchReport, BenchRow
-from arbengine.domain.market import Indicator, MarkPrice
+from arbengine.domain.market import Indicator, MarkPrice, TradeBatch
 from arbengine.signals.core import SignalCore
 from arbengine.signals.features import SymbolFeatures
 from arbengine.signals.strategy import StrategySet, parse_strategy
-from arbengine.signals.trade_window import TradeColumns
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -96,13 +95,14 @@ def _profile(n_symbols: int, btc_rate: int) -> list[int]:
 class _Gen:
     """A synthetic symbol that keeps producing trades where it left off."""
 
+    symbol: str
     rng: np.random.Generator
     rate_per_ms: float
     price: float
     tick_size: float
     next_id: int
 
-    def trades(self, start_ms: int, end_ms: int) -> TradeColumns:
+    def trades(self, start_ms: int, end_ms: int) -> TradeBatch:
         n = int(self.rng.poisson(self.rate_per_ms * (end_ms - start_ms)))
         t = np.sort(self.rng.integers(start_ms, end_ms, n, dtype=np.int64))
         steps = self.rng.choice(np.array([-1.0, 0.0, 0.0, 1.0]), n).cumsum()
@@ -113,7 +113,8 @@ class _Gen:
         qty = np.maximum(0.001, np.round(self.rng.lognormal(-3.0, 1.6, n) * 30000 / self.price, 3))
         ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
         self.next_id += n
-        return TradeColumns(ids, t, prices, qty, self.rng.random(n) < 0.5)
+        maker = self.rng.random(n) < 0.5
+        return TradeBatch.of(self.symbol, ids, t, prices, qty, ids, ids, maker)
 
 
 def _describe_mix(n: int, btc_rate: int) -> str:
@@ -174,32 +175,32 @@ def _measure_ticks(
     core = SignalCore(strategies)
     rates = _profile(n_symbols, args.btc_trades_per_day)
     gens = [
-        _Gen(rng, rate / DAY_MS, 100.0 if i else 30000.0, 0.01 if i else 0.1, 1_000_000)
-        for i, rate in enumerate(rates)
+        _Gen(symbol, rng, rate / DAY_MS, 100.0 if i else 30000.0, 0.01 if i else 0.1, 1_000_000)
+        for i, (symbol, rate) in enumerate(zip(symbols, rates, strict=True))
     ]
     start = T0_MS
     warm_end = start + 26 * HOUR_MS
     total = 0
     ingest_s = 0.0
     for h in range(26):
-        for symbol, gen in zip(symbols, gens, strict=True):
+        for gen in gens:
             batch = gen.trades(start + h * HOUR_MS, start + (h + 1) * HOUR_MS)
             total += len(batch)
             began = time.perf_counter()
-            core.add_trades(symbol, batch)
+            core.add_trades(batch)
             ingest_s += time.perf_counter() - began
         for m in range(0, 60, 5):
             for symbol in symbols:
                 _indicators(core, symbol, start + h * HOUR_MS + m * 60_000, rng)
-    for symbol, gen in zip(symbols, gens, strict=True):
-        core.add_trades(symbol, gen.trades(warm_end, warm_end + _AHEAD_MS))
+    for gen in gens:
+        core.add_trades(gen.trades(warm_end, warm_end + _AHEAD_MS))
     core.evaluate(warm_end)  # first tick builds the large-order tails: not a steady tick
     latencies = []
     for k in range(1, args.ticks + 1):
         t = warm_end + k * TICK_MS
         for symbol, gen in zip(symbols, gens, strict=True):
             # As live: a tick is evaluated once a trade at or after it has arrived.
-            core.add_trades(symbol, gen.trades(t - TICK_MS + _AHEAD_MS, t + _AHEAD_MS))
+            core.add_trades(gen.trades(t - TICK_MS + _AHEAD_MS, t + _AHEAD_MS))
             _indicators(core, symbol, t - 1000, rng)
         gc.collect()
         began = time.perf_counter()
@@ -210,7 +211,7 @@ def _measure_ticks(
 
 def _measure_memory(args: argparse.Namespace, rng: np.random.Generator) -> tuple[float, float, int]:
     """(structure MB, tracemalloc MB, trades held) for one BTC-like symbol at full history."""
-    gen = _Gen(rng, args.btc_trades_per_day / DAY_MS, 30000.0, 0.1, 1_000_000)
+    gen = _Gen("BTCUSDT", rng, args.btc_trades_per_day / DAY_MS, 30000.0, 0.1, 1_000_000)
     batches = [gen.trades(T0_MS + h * HOUR_MS, T0_MS + (h + 1) * HOUR_MS) for h in range(26)]
     gc.collect()
     tracemalloc.start()

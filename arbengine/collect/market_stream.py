@@ -383,7 +383,7 @@ class MarketStreamCollector:
             batch = tape.take(received)
             if batch is not None:
                 await self._out.put(batch)
-                delivered = max(delivered, batch.ts[-1])  # trades fetched over REST too
+                delivered = max(delivered, int(batch.ts[-1]))  # trades fetched over REST too
             HELD.labels(symbol).set(tape.held_count)
             complete = tape.complete_until() if symbol in self._receiving else None
             if complete is not None:  # never past trades still missing behind a gap

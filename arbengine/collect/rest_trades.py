@@ -48,7 +48,7 @@ async def fetch_agg_trades(
 
 
 def rows_to_batch(symbol: str, rows: list[dict[str, Any]]) -> TradeBatch:
-    return TradeBatch(
+    return TradeBatch.of(
         symbol,
         [int(r["a"]) for r in rows],
         [int(r["T"]) for r in rows],

@@ -25,7 +25,59 @@ from dataclasses import dataclass, field
 
 from arbengine.domain.market import TradeBatch
 
-Row = tuple[int, float, float, int, int, bool]  # ts, price, qty, first, last, maker
+
+class _Columns:
+    """Trades as parallel lists, one per ``TradeBatch`` column: appended one at a time
+    (the stream decodes one trade per frame), turned into a batch at once."""
+
+    __slots__ = ("agg_id", "first", "last", "maker", "price", "qty", "ts")
+
+    def __init__(self) -> None:
+        self.agg_id: list[int] = []
+        self.ts: list[int] = []
+        self.price: list[float] = []
+        self.qty: list[float] = []
+        self.first: list[int] = []
+        self.last: list[int] = []
+        self.maker: list[bool] = []
+
+    def __len__(self) -> int:
+        return len(self.agg_id)
+
+    def append(
+        self, agg_id: int, ts: int, price: float, qty: float, first: int, last: int, maker: bool
+    ) -> None:
+        self.agg_id.append(agg_id)
+        self.ts.append(ts)
+        self.price.append(price)
+        self.qty.append(qty)
+        self.first.append(first)
+        self.last.append(last)
+        self.maker.append(maker)
+
+    def copy_row(self, row: int, into: _Columns) -> None:
+        into.append(
+            self.agg_id[row],
+            self.ts[row],
+            self.price[row],
+            self.qty[row],
+            self.first[row],
+            self.last[row],
+            self.maker[row],
+        )
+
+    def batch(self, symbol: str, received_ms: int) -> TradeBatch:
+        return TradeBatch.of(
+            symbol,
+            self.agg_id,
+            self.ts,
+            self.price,
+            self.qty,
+            self.first,
+            self.last,
+            self.maker,
+            received_ms=received_ms,
+        )
 
 
 @dataclass
@@ -58,22 +110,19 @@ class TapeSequencer:
     """Set while ids go backwards (see the module docstring); None otherwise."""
 
     def __post_init__(self) -> None:
-        self._held: dict[int, Row] = {}
-        self._held_ids: list[int] = []  # min-heap over the keys of _held
-        self._ids: list[int] = []
-        self._ts: list[int] = []
-        self._price: list[float] = []
-        self._qty: list[float] = []
-        self._first: list[int] = []
-        self._last: list[int] = []
-        self._maker: list[bool] = []
+        self._emitted = _Columns()
+        """Trades that left the tape since the last ``take``."""
+        self._held = _Columns()
+        """Trades waiting for the ids before them, in arrival order (emptied once none are)."""
+        self._held_row: dict[int, int] = {}  # agg_id → row of _held
+        self._held_ids: list[int] = []  # min-heap over the keys of _held_row
 
     def add(
         self, agg_id: int, ts: int, price: float, qty: float, first: int, last: int, maker: bool
     ) -> None:
         if self.last_id is None:
             self.last_id = agg_id - 1
-        if agg_id <= self.last_id or agg_id in self._held:
+        if agg_id <= self.last_id or agg_id in self._held_row:
             if agg_id <= self.last_id and self.last_ts is not None and ts > self.last_ts:
                 self.counters.backwards += 1
                 if self.backwards_seen is None:
@@ -82,7 +131,8 @@ class TapeSequencer:
             self.counters.duplicates += 1
             return
         if agg_id != self.last_id + 1:
-            self._held[agg_id] = (ts, price, qty, first, last, maker)
+            self._held_row[agg_id] = len(self._held)
+            self._held.append(agg_id, ts, price, qty, first, last, maker)
             heapq.heappush(self._held_ids, agg_id)
             self.counters.held += 1
             return
@@ -94,25 +144,23 @@ class TapeSequencer:
     def _emit(
         self, agg_id: int, ts: int, price: float, qty: float, first: int, last: int, maker: bool
     ) -> None:
-        self._ids.append(agg_id)
-        self._ts.append(ts)
-        self._price.append(price)
-        self._qty.append(qty)
-        self._first.append(first)
-        self._last.append(last)
-        self._maker.append(maker)
+        self._emitted.append(agg_id, ts, price, qty, first, last, maker)
         self.last_id = agg_id
         self.last_ts = ts
         self.counters.accepted += 1
 
     def _release_held(self) -> None:
-        held = self._held
-        heap = self._held_ids
+        held, rows, heap = self._held, self._held_row, self._held_ids
         while heap and self.last_id is not None and heap[0] <= self.last_id + 1:
             agg_id = heapq.heappop(heap)
-            row = held.pop(agg_id)
+            row = rows.pop(agg_id)
             if agg_id == self.last_id + 1:
-                self._emit(agg_id, *row)
+                held.copy_row(row, self._emitted)
+                self.last_id = agg_id
+                self.last_ts = held.ts[row]
+                self.counters.accepted += 1
+        if not rows and len(held):
+            self._held = _Columns()
 
     def gap(self) -> tuple[int, int] | None:
         """The missing id range blocking held trades, if any (inclusive bounds)."""
@@ -122,7 +170,7 @@ class TapeSequencer:
 
     @property
     def held_count(self) -> int:
-        return len(self._held)
+        return len(self._held_row)
 
     def complete_until(self) -> int | None:
         """While trades are held behind a gap, the time up to which every trade has left the
@@ -143,28 +191,17 @@ class TapeSequencer:
         self.last_id = next_id - 1
         # Held trades inside the hole are impossible (they would close it); drop any below.
         while self._held_ids and self._held_ids[0] <= self.last_id:
-            self._held.pop(heapq.heappop(self._held_ids), None)
+            self._held_row.pop(heapq.heappop(self._held_ids), None)
         self._release_held()
         return hole
 
     def pending(self) -> int:
-        return len(self._ids)
+        return len(self._emitted)
 
     def take(self, received_ms: int = 0) -> TradeBatch | None:
         """Everything emitted since the last take, as one batch (None when empty)."""
-        if not self._ids:
+        if not len(self._emitted):
             return None
-        batch = TradeBatch(
-            self.symbol,
-            self._ids,
-            self._ts,
-            self._price,
-            self._qty,
-            self._first,
-            self._last,
-            self._maker,
-            received_ms,
-        )
-        self._ids, self._ts, self._price, self._qty = [], [], [], []
-        self._first, self._last, self._maker = [], [], []
+        batch = self._emitted.batch(self.symbol, received_ms)
+        self._emitted = _Columns()
         return batch

@@ -33,7 +33,7 @@ from arbengine.domain.market import (
     TapeGap,
     TradeBatch,
 )
-from arbengine.signals import SignalCore, StrategySet, TradeColumns, due_ticks, tick_at_or_after
+from arbengine.signals import SignalCore, StrategySet, due_ticks, tick_at_or_after
 from arbengine.signals.scoring import Evaluation
 from arbengine.signals.strategy import Strategy
 from arbengine.trading.paper import (
@@ -112,8 +112,7 @@ class SignalPipeline:
 
     def on_event(self, event: MarketEvent) -> None:
         if isinstance(event, TradeBatch):
-            if event.symbol in self.core.symbols and len(event):
-                self.on_trades(event.symbol, TradeColumns.from_market(event))
+            self.on_trades(event)
         elif isinstance(event, RateSnapshot):
             self.core.add_mark_price(event)
         elif isinstance(event, Indicator):
@@ -147,7 +146,7 @@ class SignalPipeline:
             ):
                 self._out.positions[id(position)] = position
 
-    def on_trades(self, symbol: str, trades: TradeColumns) -> None:
+    def on_trades(self, trades: TradeBatch) -> None:
         """Trades of one symbol in (T, agg_id) order.
 
         The feature state takes the whole batch at once (it only ever reads trades before
@@ -155,13 +154,14 @@ class SignalPipeline:
         walked up to each tick before that tick is evaluated, so ``open_count`` sees the
         positions open at the tick, and new positions walk only the trades after it.
         """
+        symbol = trades.symbol
         if symbol not in self.core.symbols or not len(trades):
             return
-        result = self.core.add_trades(symbol, trades)
+        result = self.core.add_trades(trades)
         if result is not None:
             self._out.late_trades += result.late
-        self.book.note_trades(symbol, trades.time_ms, trades.price)
-        times = trades.time_ms
+        self.book.note_trades(symbol, trades.ts, trades.price)
+        times = trades.ts
         n = len(trades)
         walked = 0
         while True:
@@ -176,10 +176,10 @@ class SignalPipeline:
             self._evaluate_due(symbol, latest_trade_ms=int(times[i]), wall_ms=None)
         self._walk_paper(symbol, trades, walked, n)
 
-    def _walk_paper(self, symbol: str, trades: TradeColumns, lo: int, hi: int) -> None:
+    def _walk_paper(self, symbol: str, trades: TradeBatch, lo: int, hi: int) -> None:
         if hi <= lo or not self.book.has_open(symbol):
             return
-        ids, ts, px = trades.agg_id[lo:hi], trades.time_ms[lo:hi], trades.price[lo:hi]
+        ids, ts, px = trades.agg_id[lo:hi], trades.ts[lo:hi], trades.price[lo:hi]
         for position in self.book.on_trades(symbol, ids, ts, px, note=False):
             self._out.positions[id(position)] = position
 

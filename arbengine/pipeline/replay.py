@@ -27,8 +27,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from arbengine.domain.market import Indicator, Liquidation, MarketEvent
-from arbengine.signals import TradeColumns
+from arbengine.domain.market import Indicator, Liquidation, MarketEvent, TradeBatch
 from arbengine.store.market_reads import read_indicators, read_liquidations
 from arbengine.store.trade_reader import read_columns_by_symbol, read_trades_of
 
@@ -44,7 +43,7 @@ class ReplayTarget(Protocol):
         self, symbol: str, known_ms: list[int], funding_rate: list[float], index: list[float]
     ) -> None: ...
 
-    def on_trades(self, symbol: str, trades: TradeColumns) -> None: ...
+    def on_trades(self, trades: TradeBatch) -> None: ...
 
 
 @dataclass
@@ -58,7 +57,7 @@ class _Chunk:
     end: int
     events: list[Indicator | Liquidation] = field(default_factory=list)
     rates: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict)
-    trades: dict[str, TradeColumns] = field(default_factory=dict)
+    trades: list[TradeBatch] = field(default_factory=list)
 
 
 _RATE_COLUMNS = (("known_at", "i8"), ("funding_rate", "f8"), ("index_price", "f8"))
@@ -86,10 +85,7 @@ async def _read_chunk(
         if symbol in rates:
             cols = rates[symbol]
             chunk.rates[symbol] = (cols["known_at"], cols["funding_rate"], cols["index_price"])
-    for symbol, cols in (await read_trades_of(conn, symbols, start, end)).items():
-        chunk.trades[symbol] = TradeColumns(
-            cols["agg_id"], cols["ts"], cols["price"], cols["qty"], cols["is_buyer_maker"]
-        )
+    chunk.trades = list((await read_trades_of(conn, symbols, start, end)).values())
     return chunk
 
 
@@ -101,9 +97,9 @@ def _feed(pipeline: ReplayTarget, chunk: _Chunk, stats: ReplayStats) -> int:
         stats.events += len(known)
     stats.events += len(chunk.events)
     trades = 0
-    for symbol, cols in chunk.trades.items():
-        pipeline.on_trades(symbol, cols)
-        trades += len(cols)
+    for batch in chunk.trades:
+        pipeline.on_trades(batch)
+        trades += len(batch)
     stats.trades += trades
     return trades
 

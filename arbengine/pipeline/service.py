@@ -66,7 +66,6 @@ from arbengine.signals import (
     Collected,
     StrategyError,
     StrategySet,
-    TradeColumns,
     load_strategy_set,
 )
 
@@ -140,14 +139,14 @@ class WarmStartFeed:
     ) -> None:
         self.pipeline.on_rate_columns(symbol, known_ms, funding_rate, index)
 
-    def on_trades(self, symbol: str, trades: TradeColumns) -> None:
-        start = self.pipeline.next_tick(symbol)
+    def on_trades(self, trades: TradeBatch) -> None:
+        start = self.pipeline.next_tick(trades.symbol)
         n = len(trades)
-        cut = n if start is None else int(np.searchsorted(trades.time_ms, start, side="left"))
+        cut = n if start is None else int(np.searchsorted(trades.ts, start, side="left"))
         if cut:
-            self.pipeline.on_trades(symbol, trades if cut == n else trades.take(slice(0, cut)))
+            self.pipeline.on_trades(trades if cut == n else trades.take(slice(0, cut)))
         if cut < n:
-            self.hold.add_columns(symbol, trades.take(slice(cut, n)))
+            self.hold.add(trades.take(slice(cut, n)))
 
 
 def to_output(out: PipelineOutput) -> EngineOutput:
@@ -268,8 +267,8 @@ class EngineService:
                 # still waiting for its history stays unevaluated; the next start catches its
                 # ticks up from the store.
                 self._check_readiness()
-                for symbol, trades in hold.release(None, self.gate.ready):
-                    self.pipeline.on_trades(symbol, trades)
+                for trades in hold.release(None, self.gate.ready):
+                    self.pipeline.on_trades(trades)
                 await self._emit()
                 return
             started = time.perf_counter()
@@ -292,8 +291,8 @@ class EngineService:
             self._check_readiness()
             ready = self.gate.ready
             now = self._clock.time_ms()
-            for symbol, trades in hold.release(now, ready):
-                pipeline.on_trades(symbol, trades)
+            for trades in hold.release(now, ready):
+                pipeline.on_trades(trades)
             pipeline.on_wall_clock(now, ready)
             HELD_TRADES.set(hold.count)
             TICK_SECONDS.observe(time.perf_counter() - started)

@@ -18,7 +18,7 @@ counted as late, like a late trade.
 A symbol whose history is not in yet (``readiness.py``) keeps its trades
 held, however old, until it is; so do the warm start's catch-up trades
 (stored trades from the first tick to evaluate on), which go in first.
-Trades are held as numpy columns, a few dozen bytes each.
+Trades are held as the batches they came in (numpy columns), a few dozen bytes each.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from collections.abc import Container
 import numpy as np
 
 from arbengine.domain.market import TradeBatch
-from arbengine.signals import TradeColumns
 
 
 class TradeHold:
@@ -37,17 +36,13 @@ class TradeHold:
 
     def __init__(self, settle_ms: int) -> None:
         self.settle_ms = settle_ms
-        self._held: dict[str, deque[TradeColumns]] = {}
+        self._held: dict[str, deque[TradeBatch]] = {}
         self.count = 0
         """Trades held now."""
 
-    def add(self, batch: TradeBatch) -> None:
-        if len(batch):
-            self.add_columns(batch.symbol, TradeColumns.from_market(batch))
-
-    def add_columns(self, symbol: str, trades: TradeColumns) -> None:
+    def add(self, trades: TradeBatch) -> None:
         if len(trades):
-            self._held.setdefault(symbol, deque()).append(trades)
+            self._held.setdefault(trades.symbol, deque()).append(trades)
             self.count += len(trades)
 
     def held(self, symbol: str) -> int:
@@ -60,14 +55,14 @@ class TradeHold:
 
     def release(
         self, now_ms: int | None, symbols: Container[str] | None = None
-    ) -> list[tuple[str, TradeColumns]]:
+    ) -> list[TradeBatch]:
         """Every held trade with ``T + settle ≤ now_ms`` (all of them for ``None``) of the
         ``symbols`` given (all for ``None``).
 
         Per symbol the batches come out in arrival order, and a batch is cut where its
         trades become too young (a batch is ordered by id, so by time).
         """
-        out: list[tuple[str, TradeColumns]] = []
+        out: list[TradeBatch] = []
         cutoff = None if now_ms is None else now_ms - self.settle_ms
         for symbol in list(self._held):
             if symbols is not None and symbol not in symbols:
@@ -75,15 +70,15 @@ class TradeHold:
             queue = self._held[symbol]
             while queue:
                 trades = queue[0]
-                if cutoff is None or trades.time_ms[-1] <= cutoff:
-                    out.append((symbol, queue.popleft()))
+                if cutoff is None or trades.ts[-1] <= cutoff:
+                    out.append(queue.popleft())
                     continue
-                n = int(np.searchsorted(trades.time_ms, cutoff, side="right"))
+                n = int(np.searchsorted(trades.ts, cutoff, side="right"))
                 if n:
-                    out.append((symbol, trades.take(slice(0, n))))
+                    out.append(trades.take(slice(0, n)))
                     queue[0] = trades.take(slice(n, len(trades)))
                 break
             if not queue:
                 del self._held[symbol]
-        self.count -= sum(len(t) for _, t in out)
+        self.count -= sum(len(t) for t in out)
         return out

@@ -41,7 +41,7 @@ from arbengine.signals.strategy import (
     uncollected_symbols,
     validate_document,
 )
-from arbengine.signals.trade_window import AddResult, TickOrderError, TradeColumns
+from arbengine.signals.trade_window import AddResult, TickOrderError
 
 __all__ = [
     "DEFAULT_GRACE_MS",
@@ -63,7 +63,6 @@ __all__ = [
     "StrategySet",
     "SymbolFeatures",
     "TickOrderError",
-    "TradeColumns",
     "canonical_json",
     "check_files",
     "content_hash",

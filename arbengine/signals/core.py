@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
-from arbengine.domain.events import AggTrade
 from arbengine.domain.market import (
     Indicator,
     Liquidation,
@@ -24,7 +23,7 @@ from arbengine.domain.market import (
 from arbengine.signals.features import FeatureSpec, SymbolFeatures
 from arbengine.signals.scoring import Evaluation, evaluate_strategy
 from arbengine.signals.strategy import Strategy, StrategySet
-from arbengine.signals.trade_window import AddResult, TradeColumns
+from arbengine.signals.trade_window import AddResult
 
 DEFAULT_GRACE_MS = 2_000
 
@@ -140,11 +139,9 @@ class SignalCore:
     def state(self, symbol: str) -> SymbolFeatures:
         return self._states[symbol]
 
-    def add_trades(
-        self, symbol: str, trades: TradeColumns | TradeBatch | AggTrade | Iterable[AggTrade]
-    ) -> AddResult | None:
+    def add_trades(self, trades: TradeBatch) -> AddResult | None:
         """Feed trades of one symbol; None when no enabled strategy follows it."""
-        state = self._states.get(symbol)
+        state = self._states.get(trades.symbol)
         return None if state is None else state.add_trades(trades)
 
     def add_indicator(self, indicator: Indicator) -> None:
@@ -177,7 +174,7 @@ class SignalCore:
     def add_market_event(self, event: MarketEvent) -> AddResult | None:
         """Route one event from the market channel; returns the AddResult of trades."""
         if isinstance(event, TradeBatch):
-            return self.add_trades(event.symbol, event)
+            return self.add_trades(event)
         if isinstance(event, MarkPrice | RateSnapshot):
             self.add_mark_price(event)
         elif isinstance(event, Indicator):

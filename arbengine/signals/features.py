@@ -21,9 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from arbengine.domain.events import AggTrade
-from arbengine.domain.market import Indicator, Liquidation, MarkPrice, RateSnapshot
-from arbengine.domain.market import TradeBatch as MarketTradeBatch
+from arbengine.domain.market import Indicator, Liquidation, MarkPrice, RateSnapshot, TradeBatch
 from arbengine.signals.candles import HORIZON_MS, AtrState, Candles
 from arbengine.signals.large import LargeTracker
 from arbengine.signals.series import (
@@ -33,7 +31,7 @@ from arbengine.signals.series import (
     LiquidationSeries,
     asof_each,
 )
-from arbengine.signals.trade_window import AddResult, TickOrderError, TradeColumns, TradeWindow
+from arbengine.signals.trade_window import AddResult, TickOrderError, TradeWindow
 
 SECOND_MS = 1_000
 MINUTE_MS = 60_000
@@ -228,18 +226,8 @@ class SymbolFeatures:
         self._base = None
         self._large_memo.clear()
 
-    def add_trades(
-        self, trades: TradeColumns | MarketTradeBatch | AggTrade | Iterable[AggTrade]
-    ) -> AddResult:
+    def add_trades(self, batch: TradeBatch) -> AddResult:
         """Add trades in any order and any batching; repeated agg_ids count once."""
-        if isinstance(trades, TradeColumns):
-            batch = trades
-        elif isinstance(trades, MarketTradeBatch):
-            batch = TradeColumns.from_market(trades)
-        elif isinstance(trades, AggTrade):
-            batch = TradeColumns.from_trades([trades])
-        else:
-            batch = TradeColumns.from_trades(trades)
         n = len(batch)
         if n == 0:
             return AddResult(0, 0, 0, 0)
@@ -254,7 +242,7 @@ class SymbolFeatures:
         keep = first & self._tape.ids.unseen(sid)
         duplicates = n - int(np.count_nonzero(keep))
         idx = order[keep]
-        t_all = batch.time_ms[idx]
+        t_all = batch.ts[idx]
         too_old = 0
         if self._last_eval_ms is not None:
             fresh = t_all >= self._last_eval_ms - HORIZON_MS
@@ -265,7 +253,7 @@ class SymbolFeatures:
         self._tape.ids.add(batch.agg_id[idx], t_all)  # idx is ascending by agg_id
         o = np.lexsort((batch.agg_id[idx], t_all))
         idx = idx[o]
-        t = batch.time_ms[idx]
+        t = batch.ts[idx]
         ids = batch.agg_id[idx]
         p = batch.price[idx]
         q = batch.qty[idx]

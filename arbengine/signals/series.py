@@ -41,7 +41,7 @@ MARKET_KINDS: dict[str, InputSeries] = {
     "ls_top_position": InputSeries.LS_TOP,
     "taker_ratio": InputSeries.TAKER_RATIO,
 }
-"""Collector indicator kinds (:data:`arbengine.domain.market.IndicatorKind`) the features read.
+"""Collector indicator kinds (``Indicator.kind``, see ``collect/indicators.py``) the features read.
 
 Not read: ``funding_rate`` (the *settled* fundingRate history; the feature is
 the current rate from premiumIndex/markPrice), ``open_interest_hist``,

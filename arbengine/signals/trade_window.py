@@ -33,14 +33,9 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-
-if TYPE_CHECKING:
-    from arbengine.domain.events import AggTrade
-    from arbengine.domain.market import TradeBatch as MarketTradeBatch
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -50,86 +45,6 @@ B8 = NDArray[np.bool_]
 _SEC, _END, _LAST_T, _LAST_ID = 0, 1, 2, 3
 # Float columns of the per-second rows.
 _VOL, _CVD, _PQ, _LAST_P = 0, 1, 2, 3
-
-
-@dataclass(frozen=True, slots=True)
-class TradeColumns:
-    """Columnar aggTrades as numpy arrays: the unit the feature engine ingests.
-
-    Build with :meth:`of` (coerces dtypes), :meth:`from_market` (a collector
-    batch) or :meth:`from_trades` (AggTrade events).
-    """
-
-    agg_id: I64
-    time_ms: I64
-    price: F64
-    qty: F64
-    is_buyer_maker: B8
-
-    def __post_init__(self) -> None:
-        n = len(self.agg_id)
-        for name, arr, dtype in (
-            ("agg_id", self.agg_id, np.int64),
-            ("time_ms", self.time_ms, np.int64),
-            ("price", self.price, np.float64),
-            ("qty", self.qty, np.float64),
-            ("is_buyer_maker", self.is_buyer_maker, np.bool_),
-        ):
-            if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype != dtype:
-                raise TypeError(f"TradeColumns.{name} must be a 1-D {np.dtype(dtype)} array")
-            if len(arr) != n:
-                raise ValueError("TradeColumns columns must all have the same length")
-
-    @classmethod
-    def of(
-        cls,
-        agg_id: Iterable[int] | NDArray[np.integer],
-        time_ms: Iterable[int] | NDArray[np.integer],
-        price: Iterable[float] | NDArray[np.floating],
-        qty: Iterable[float] | NDArray[np.floating],
-        is_buyer_maker: Iterable[bool] | NDArray[np.bool_],
-    ) -> TradeColumns:
-        return cls(
-            _column(agg_id, np.int64),
-            _column(time_ms, np.int64),
-            _column(price, np.float64),
-            _column(qty, np.float64),
-            _column(is_buyer_maker, np.bool_),
-        )
-
-    @classmethod
-    def from_market(cls, batch: MarketTradeBatch) -> TradeColumns:
-        """Columns of a collector batch (:class:`arbengine.domain.market.TradeBatch`)."""
-        return cls.of(batch.agg_id, batch.ts, batch.price, batch.qty, batch.is_buyer_maker)
-
-    @classmethod
-    def from_trades(cls, trades: Iterable[AggTrade]) -> TradeColumns:
-        rows = list(trades)
-        return cls.of(
-            [t.agg_id for t in rows],
-            [t.time_ms for t in rows],
-            [t.price for t in rows],
-            [t.qty for t in rows],
-            [t.is_buyer_maker for t in rows],
-        )
-
-    def __len__(self) -> int:
-        return len(self.agg_id)
-
-    def take(self, index: NDArray[np.intp] | slice) -> TradeColumns:
-        return TradeColumns(
-            np.ascontiguousarray(self.agg_id[index]),
-            np.ascontiguousarray(self.time_ms[index]),
-            np.ascontiguousarray(self.price[index]),
-            np.ascontiguousarray(self.qty[index]),
-            np.ascontiguousarray(self.is_buyer_maker[index]),
-        )
-
-
-def _column(values: object, dtype: type[np.generic]) -> NDArray[Any]:
-    if not isinstance(values, np.ndarray | list | tuple):
-        values = list(values)  # type: ignore[call-overload]
-    return np.ascontiguousarray(np.asarray(values, dtype=dtype))
 
 
 @dataclass(frozen=True, slots=True)

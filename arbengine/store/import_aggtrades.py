@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import numpy as np
 
 from arbengine.domain.errors import FatalError
 from arbengine.domain.market import TradeBatch
@@ -128,15 +129,13 @@ def parse_file(path: Path, symbol: str) -> TradeBatch:
             maker.append(m)
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError, csv.Error) as exc:
         raise ImportFileError(f"{path}: cannot read: {exc}") from None
-    increasing = all(ids[i] < ids[i + 1] for i in range(len(ids) - 1))
-    if not increasing:
-        order = sorted(range(len(ids)), key=ids.__getitem__)
-        if any(ids[order[i]] == ids[order[i + 1]] for i in range(len(order) - 1)):
-            raise ImportFileError(f"{path}: the same agg_trade_id appears twice")
-        ids, ts, first, last = (array("q", [c[i] for i in order]) for c in (ids, ts, first, last))
-        price, qty = (array("d", [c[i] for i in order]) for c in (price, qty))
-        maker = array("b", [maker[i] for i in order])
-    return TradeBatch(symbol, ids, ts, price, qty, first, last, maker)  # type: ignore[arg-type]
+    batch = TradeBatch.of(symbol, ids, ts, price, qty, first, last, np.asarray(maker, np.bool_))
+    if (np.diff(batch.agg_id) > 0).all():
+        return batch
+    batch = batch.take(np.argsort(batch.agg_id, kind="stable"))
+    if (np.diff(batch.agg_id) == 0).any():
+        raise ImportFileError(f"{path}: the same agg_trade_id appears twice")
+    return batch
 
 
 async def import_file(
@@ -155,19 +154,9 @@ async def import_file(
     inserted_total = 0
     async with conn.transaction():
         if len(batch):
-            await ensure_partitions_covering(conn, min(batch.ts), max(batch.ts))
+            await ensure_partitions_covering(conn, int(batch.ts.min()), int(batch.ts.max()))
         for start in range(0, len(batch), chunk_rows):
-            stop = start + chunk_rows
-            part = TradeBatch(
-                symbol,
-                batch.agg_id[start:stop].tolist(),  # type: ignore[attr-defined]
-                batch.ts[start:stop].tolist(),  # type: ignore[attr-defined]
-                batch.price[start:stop].tolist(),  # type: ignore[attr-defined]
-                batch.qty[start:stop].tolist(),  # type: ignore[attr-defined]
-                batch.first_trade_id[start:stop].tolist(),  # type: ignore[attr-defined]
-                batch.last_trade_id[start:stop].tolist(),  # type: ignore[attr-defined]
-                [bool(m) for m in batch.is_buyer_maker[start:stop]],
-            )
+            part = batch.take(slice(start, start + chunk_rows))
             inserted = await insert_trades(conn, [part])
             await update_trade_meta(conn, [part], inserted)
             inserted_total += inserted.get(symbol, 0)
@@ -178,8 +167,8 @@ async def import_file(
         symbol,
         len(batch),
         inserted_total,
-        batch.agg_id[0] if len(batch) else 0,
-        batch.agg_id[-1] if len(batch) else 0,
+        int(batch.agg_id[0]) if len(batch) else 0,
+        int(batch.agg_id[-1]) if len(batch) else 0,
     )
 
 

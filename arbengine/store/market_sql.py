@@ -76,8 +76,8 @@ async def update_trade_meta(
     for batch in batches:
         if not len(batch):
             continue
-        lo_id, hi_id = batch.agg_id[0], batch.agg_id[-1]
-        lo_ts, hi_ts = min(batch.ts), max(batch.ts)
+        lo_id, hi_id = int(batch.agg_id[0]), int(batch.agg_id[-1])
+        lo_ts, hi_ts = int(batch.ts.min()), int(batch.ts.max())
         if batch.symbol in span:
             s = span[batch.symbol]
             span[batch.symbol] = [

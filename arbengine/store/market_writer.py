@@ -351,11 +351,11 @@ class MarketWriter:
         FLUSHES.inc()
         if pending.trades:
             now_ms = self._clock.time_ms()
-            newest = max(b.ts[-1] for b in pending.trades if len(b))
+            newest = max(int(b.ts[-1]) for b in pending.trades if len(b))
             COMMIT_LATENCY.observe(max(0.0, (now_ms - newest) / 1000))
             if self.record_latency:
                 for b in pending.trades:
-                    self.latencies_ms.extend(now_ms - t for t in b.ts)
+                    self.latencies_ms.extend((now_ms - b.ts).tolist())
         committed = pending.trades
         self._pending = _Pending()
         BUFFERED.set(0)
@@ -366,11 +366,11 @@ class MarketWriter:
                 await result
 
     async def _ensure_partitions(self, conn: asyncpg.Connection, batches: list[TradeBatch]) -> None:
-        months = {month_of_ms(t) for b in batches for t in (b.ts[0], b.ts[-1]) if len(b)}
+        months = {month_of_ms(int(t)) for b in batches for t in (b.ts[0], b.ts[-1]) if len(b)}
         missing = months - self._months
         if not missing:
             return
-        lo = min(min(b.ts) for b in batches if len(b))
-        hi = max(max(b.ts) for b in batches if len(b))
+        lo = min(int(b.ts.min()) for b in batches if len(b))
+        hi = max(int(b.ts.max()) for b in batches if len(b))
         await ensure_partitions_covering(conn, lo, hi)
         self._months |= missing

@@ -19,6 +19,8 @@ import asyncpg
 import numpy as np
 from numpy.typing import NDArray
 
+from arbengine.domain.market import TradeBatch
+
 # Column kind → (PostgreSQL's binary send function, numpy's big-endian dtype, native dtype).
 _KINDS = {
     "i8": ("int8send", ">i8", np.int64),
@@ -83,17 +85,18 @@ _TRADE_COLUMNS = (("agg_id", "i8"), ("ts", "i8"), ("price", "f8"), ("qty", "f8")
 
 async def read_trades_of(
     conn: asyncpg.Connection, symbols: Sequence[str], from_ms: int, to_ms: int
-) -> dict[str, dict[str, NDArray[Any]]]:
+) -> dict[str, TradeBatch]:
     """Every stored trade of ``symbols`` with ``from_ms ≤ ts < to_ms``, ordered by (ts, agg_id):
-    columns ``agg_id``, ``ts``, ``price``, ``qty`` and ``is_buyer_maker`` per symbol, in the
-    order of ``symbols`` (those without trades left out).
+    a batch per symbol, in the order of ``symbols`` (those without trades left out).
 
-    One scan for all symbols; rows come in storage order, which is (ts, agg_id) order unless a
-    repair filled a hole later, so numpy sorts only when it is not."""
+    The batches leave ``first_trade_id`` and ``last_trade_id`` unloaded (empty): replays do
+    not use them, and they would be a third more to read. One scan for all symbols; rows come
+    in storage order, which is (ts, agg_id) order unless a repair filled a hole later, so
+    numpy sorts only when it is not."""
     found = await read_columns_by_symbol(
         conn, "agg_trades", _TRADE_COLUMNS, symbols, "ts >= $2 AND ts < $3", (from_ms, to_ms)
     )
-    out: dict[str, dict[str, NDArray[Any]]] = {}
+    out: dict[str, TradeBatch] = {}
     for symbol in symbols:
         if symbol not in found:
             continue
@@ -102,5 +105,8 @@ async def read_trades_of(
         if not ((np.diff(ts) >= 0).all() and (np.diff(ids) > 0).all()):
             order = np.lexsort((ids, ts))
             cols = {name: values[order] for name, values in cols.items()}
-        out[symbol] = cols
+        out[symbol] = TradeBatch.of(
+            symbol, cols["agg_id"], cols["ts"], cols["price"], cols["qty"],
+            (), (), cols["is_buyer_maker"],
+        )  # fmt: skip
     return out

@@ -40,14 +40,14 @@ async def test_reads_exact_columns_in_order(database_url: str) -> None:
         found = await read_trades_of(conn, ["BTCUSDT", "SOLUSDT", "ETHUSDT"], T0, T0 + 9_000)
         assert list(found) == ["BTCUSDT", "ETHUSDT"]  # asked order; SOLUSDT has none
         cols = found["BTCUSDT"]
-        assert cols["agg_id"].tolist() == list(range(10, 19))
-        assert cols["ts"].tolist() == [T0 + i * 1000 for i in range(9)]
-        assert cols["price"].tolist() == [r[3] for r in rows[:9]]
-        assert cols["qty"].tolist() == [r[4] for r in rows[:9]]
-        assert cols["is_buyer_maker"].tolist() == [r[7] for r in rows[:9]]
-        assert cols["agg_id"].dtype == np.int64
-        assert cols["price"].dtype == np.float64
-        assert found["ETHUSDT"]["price"].tolist() == [3000.0]
+        assert cols.agg_id.tolist() == list(range(10, 19))
+        assert cols.ts.tolist() == [T0 + i * 1000 for i in range(9)]
+        assert cols.price.tolist() == [r[3] for r in rows[:9]]
+        assert cols.qty.tolist() == [r[4] for r in rows[:9]]
+        assert cols.is_buyer_maker.tolist() == [r[7] for r in rows[:9]]
+        assert cols.agg_id.dtype == np.int64
+        assert cols.price.dtype == np.float64
+        assert found["ETHUSDT"].price.tolist() == [3000.0]
         assert await read_trades_of(conn, ["BTCUSDT"], T0 + 10_000, T0 + 20_000) == {}
 
         # Ordered aggregation: every column follows the same order.

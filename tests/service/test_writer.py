@@ -25,7 +25,7 @@ T0 = 1_790_000_000_000
 
 def batch(first_id: int, n: int) -> TradeBatch:
     ids = list(range(first_id, first_id + n))
-    return TradeBatch(
+    return TradeBatch.of(
         "BTCUSDT",
         ids,
         [T0 + i for i in ids],

@@ -141,7 +141,7 @@ async def test_ids_the_exchange_no_longer_has_are_recorded_as_a_hole(
 
 def batch_of(rows: list[tuple]) -> TradeBatch:
     """Rows in TRADE_COLUMNS order as one batch of columns."""
-    return TradeBatch("BTCUSDT", *([r[i] for r in rows] for i in range(1, 8)))
+    return TradeBatch.of("BTCUSDT", *([r[i] for r in rows] for i in range(1, 8)))
 
 
 async def written_by_the_daemon(conn: asyncpg.Connection, rows: list[tuple]) -> None:

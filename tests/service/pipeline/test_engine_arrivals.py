@@ -41,7 +41,7 @@ STRATEGY = {
 def trades(*times: int, first_id: int = 1) -> TradeBatch:
     ids = list(range(first_id, first_id + len(times)))
     n = len(times)
-    return TradeBatch(SYMBOL, ids, list(times), [100.0] * n, [1.0] * n, ids, ids, [False] * n)
+    return TradeBatch.of(SYMBOL, ids, list(times), [100.0] * n, [1.0] * n, ids, ids, [False] * n)
 
 
 def short_liquidated(at_ms: int, pushed_ms: int) -> Liquidation:

@@ -21,7 +21,7 @@ from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import ManualClock
 from arbengine.runtime.readiness import Readiness
-from arbengine.signals import StrategySet, TradeColumns, parse_strategy
+from arbengine.signals import StrategySet, parse_strategy
 from tests.e2e.engine.conftest import write_strategy
 from tests.support.waiting import eventually
 
@@ -51,8 +51,8 @@ def trades(symbol: str, first_id: int, *times: int) -> TradeBatch:
     n = len(times)
     prices = [100.0 + i % 3 for i in range(n)]
     makers = [i % 2 == 0 for i in range(n)]
-    return TradeBatch(symbol, ids, list(times), prices, [1.0 + i for i in range(n)], ids, ids,
-                      makers)  # fmt: skip
+    return TradeBatch.of(symbol, ids, list(times), prices, [1.0 + i for i in range(n)], ids, ids,
+                         makers)  # fmt: skip
 
 
 def ls_global(symbol: str, known_at: int, value: float) -> Indicator:
@@ -93,7 +93,7 @@ class Store:
                     target.on_event(event)
             for event in self.history:
                 if isinstance(event, TradeBatch):
-                    target.on_trades(event.symbol, TradeColumns.from_market(event))
+                    target.on_trades(event)
             return ReplayStats()
 
         return EngineStore(last_evaluated, last_fired, open_paper, replay)

@@ -15,7 +15,7 @@ def add(tape: TapeSequencer, *ids: int) -> None:
 
 def taken_ids(tape: TapeSequencer) -> list[int]:
     batch = tape.take()
-    return [] if batch is None else batch.agg_id
+    return [] if batch is None else batch.agg_id.tolist()
 
 
 def test_first_trade_fixes_the_start_and_runs_are_emitted_in_order() -> None:
@@ -23,11 +23,27 @@ def test_first_trade_fixes_the_start_and_runs_are_emitted_in_order() -> None:
     add(tape, 5, 6, 7)
     batch = tape.take()
     assert batch is not None
-    assert batch.agg_id == [5, 6, 7]
-    assert batch.ts == [1005, 1006, 1007]
-    assert batch.price == [105.0, 106.0, 107.0]
-    assert batch.is_buyer_maker == [False, True, False]
+    assert batch.agg_id.tolist() == [5, 6, 7]
+    assert batch.ts.tolist() == [1005, 1006, 1007]
+    assert batch.price.tolist() == [105.0, 106.0, 107.0]
+    assert batch.is_buyer_maker.tolist() == [False, True, False]
     assert tape.take() is None
+
+
+def test_trades_held_behind_a_gap_come_out_whole_in_id_order() -> None:
+    tape = TapeSequencer("BTCUSDT", last_id=0)
+    add(tape, 1, 4, 3)
+    assert tape.held_count == 2
+    add(tape, 2)
+    batch = tape.take(received_ms=77)
+    assert batch is not None
+    assert list(batch.rows()) == [
+        ("BTCUSDT", i, 1_000 + i, 100.0 + i, 1.0, i * 10, i * 10 + 1, i % 2 == 0)
+        for i in (1, 2, 3, 4)
+    ]
+    assert batch.received_ms == 77
+    add(tape, 6, 5)  # a second gap after the first was released
+    assert taken_ids(tape) == [5, 6]
 
 
 def test_duplicates_are_dropped_once_emitted_or_held() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from arbengine.domain.market import Indicator, TradeBatch
 from arbengine.pipeline.core import SignalPipeline
-from arbengine.signals import StrategySet, TradeColumns, parse_strategy
+from arbengine.signals import StrategySet, parse_strategy
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
 HOURS = 2.5
@@ -53,9 +53,9 @@ def market(seed: int) -> dict[str, TradeBatch]:
         price = 100 * (1 + k) * np.exp(np.cumsum(rng.normal(0, 0.0006, n) + regime * 0.00005))
         qty = rng.pareto(2.5, n) + 0.01
         ids = np.arange(1000, 1000 + n)
-        out[symbol] = TradeBatch(symbol, ids.tolist(), ts.tolist(), price.round(4).tolist(),
-                                 qty.round(4).tolist(), ids.tolist(), ids.tolist(),
-                                 sells.tolist())  # fmt: skip
+        out[symbol] = TradeBatch.of(symbol, ids.tolist(), ts.tolist(), price.round(4).tolist(),
+                                    qty.round(4).tolist(), ids.tolist(), ids.tolist(),
+                                    sells.tolist())  # fmt: skip
     return out
 
 
@@ -84,7 +84,7 @@ def replay_whole(seed: int) -> tuple[list[tuple], list[tuple]]:
     pipe.start_ticks_at(T0 + 1_800_000)
     for symbol, batch in market(seed).items():
         pipe.on_event(funding(symbol))
-        pipe.on_trades(symbol, TradeColumns.from_market(batch))
+        pipe.on_trades(batch)
     pipe.finish(T0 + int(HOURS * 3_600_000))
     return results(pipe)
 
@@ -124,7 +124,7 @@ def test_results_do_not_depend_on_batching_or_interleaving(sizes: list[int], ord
         size = sizes[step % len(sizes)]
         step += 1
         lo = cursors[symbol]
-        pipe.on_event(batches[symbol].slice(lo, lo + size))
+        pipe.on_event(batches[symbol].take(slice(lo, lo + size)))
         cursors[symbol] = lo + size
     pipe.finish(T0 + int(HOURS * 3_600_000))
     assert results(pipe) == expected
@@ -146,7 +146,7 @@ def test_quiet_symbols_are_evaluated_by_the_wall_clock_as_a_replay_would() -> No
         for batch in batches.values():
             idx = [i for i, t in enumerate(batch.ts) if lo_t <= t < hi_t]
             if idx:
-                pipe.on_event(batch.slice(idx[0], idx[-1] + 1))
+                pipe.on_event(batch.take(slice(idx[0], idx[-1] + 1)))
         pipe.on_wall_clock(min(hi_t, end) + 2_000 - 1)
     pipe.finish(end)
     assert results(pipe) == expected

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from arbengine.domain.market import TradeBatch
 from arbengine.pipeline.settle import TradeHold
-from arbengine.signals import TradeColumns
 
 
 def batch(symbol: str, first_id: int, *times: int) -> TradeBatch:
     ids = list(range(first_id, first_id + len(times)))
     n = len(times)
-    return TradeBatch(symbol, ids, list(times), [1.0] * n, [1.0] * n, ids, ids, [False] * n)
+    return TradeBatch.of(symbol, ids, list(times), [1.0] * n, [1.0] * n, ids, ids, [False] * n)
 
 
-def ids(released: list[tuple[str, TradeColumns]]) -> list[tuple[str, int]]:
-    return [(symbol, int(a)) for symbol, trades in released for a in trades.agg_id]
+def ids(released: list[TradeBatch]) -> list[tuple[str, int]]:
+    return [(trades.symbol, int(a)) for trades in released for a in trades.agg_id]
 
 
 def test_trades_are_released_once_settle_old_and_a_batch_is_cut_where_they_get_younger() -> None:
@@ -44,8 +43,8 @@ def test_everything_is_released_at_the_end() -> None:
 def test_a_symbol_left_out_keeps_its_trades_however_old_until_it_may_go() -> None:
     hold = TradeHold(settle_ms=1_500)
     hold.add(batch("AAA", 1, 1_000))
-    hold.add_columns("BBB", TradeColumns.of([10, 11], [500, 9_000], [1.0, 1.0], [1.0, 1.0],
-                                            [False, False]))  # fmt: skip
+    hold.add(TradeBatch.of("BBB", [10, 11], [500, 9_000], [1.0, 1.0], [1.0, 1.0], [], [],
+                           [False, False]))  # fmt: skip
     hold.add(batch("BBB", 12, 9_100))
 
     assert ids(hold.release(60_000, {"AAA"})) == [("AAA", 1)]

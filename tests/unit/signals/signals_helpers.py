@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from arbengine.signals import FeatureSpec, TradeColumns
+from arbengine.domain.market import TradeBatch
+from arbengine.signals import FeatureSpec
 
 # 2023-11-14T00:00:00Z: aligned to days, hours, 5-minute candles and 15 s ticks.
 T0 = 1_699_920_000_000
@@ -24,15 +26,24 @@ Row = tuple[int, int, float, float, bool]
 """(agg_id, T ms, price, qty, is_buyer_maker)"""
 
 
-def batch(rows: Iterable[Row]) -> TradeColumns:
+def batch(rows: Iterable[Row], symbol: str = "X") -> TradeBatch:
+    """A batch of ``rows`` (trade ids not loaded: the feature state does not read them)."""
     items = list(rows)
-    return TradeColumns.of(
+    return columns(
         [r[0] for r in items],
         [r[1] for r in items],
         [r[2] for r in items],
         [r[3] for r in items],
         [r[4] for r in items],
+        symbol,
     )
+
+
+def columns(
+    agg_id: Any, t_ms: Any, price: Any, qty: Any, maker: Any, symbol: str = "X"
+) -> TradeBatch:
+    """A batch from parallel columns (sequences or arrays), trade ids not loaded."""
+    return TradeBatch.of(symbol, agg_id, t_ms, price, qty, [], [], maker)
 
 
 def buy(agg_id: int, t_ms: int, price: float, qty: float) -> Row:

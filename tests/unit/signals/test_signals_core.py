@@ -45,7 +45,7 @@ def candles_and_flow(core: SignalCore, symbol: str, start: int, n: int, taker_se
         t = start + 80 * MIN + i * SEC
         rows.append((sell if taker_sells else buy)(next_id, t, 100.0, 1.0))
         next_id += 1
-    core.add_trades(symbol, batch(rows))
+    core.add_trades(batch(rows, symbol))
 
 
 START = T0 + 2 * HOUR
@@ -89,7 +89,7 @@ def test_cooldown_blocks_the_opposite_direction_too() -> None:
     # three minutes of buying, then heavy selling
     rows += [buy(10_000 + i, START + 80 * MIN + i * SEC, 100.0, 1.0) for i in range(180)]
     rows += [sell(20_000 + i, START + 83 * MIN + i * SEC, 100.0, 20.0) for i in range(120)]
-    core.add_trades("BTCUSDT", batch(rows))
+    core.add_trades(batch(rows, "BTCUSDT"))
     long = core.evaluate(START + 83 * MIN)[0]
     assert (long.fired, long.direction) == (True, 1)
     # flow_mid = (180 − 1200) / 1440 over 79..84 min: a full-score short, within cooldown
@@ -126,13 +126,13 @@ def test_reload_reports_new_symbols_and_drops_unused_ones() -> None:
     )
     assert added == {"ETHUSDT"}
     assert core.symbols == {"ETHUSDT"}
-    assert core.add_trades("BTCUSDT", batch([buy(1, START, 1.0, 1.0)])) is None
+    assert core.add_trades(batch([buy(1, START, 1.0, 1.0)], "BTCUSDT")) is None
 
 
 def test_market_events_are_routed_by_symbol() -> None:
     core = SignalCore(StrategySet((strategy("a"),)))
-    trades = TradeBatch(
-        symbol="BTCUSDT",
+    trades = TradeBatch.of(
+        "BTCUSDT",
         agg_id=[1, 2],
         ts=[START, START + SEC],
         price=[100.0, 101.0],

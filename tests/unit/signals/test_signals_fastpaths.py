@@ -13,11 +13,11 @@ import math
 
 import numpy as np
 
-from arbengine.signals import FeatureSpec, SymbolFeatures, TradeColumns, parse_strategy
+from arbengine.signals import FeatureSpec, SymbolFeatures, parse_strategy
 from arbengine.signals.features import Features
 from arbengine.signals.scoring import Evaluation, evaluate_strategy
 from arbengine.signals.trade_window import TradeWindow
-from tests.unit.signals.signals_helpers import HOUR, MIN, SEC, T0
+from tests.unit.signals.signals_helpers import HOUR, MIN, SEC, T0, columns
 
 _VOL_PQ = slice(0, 3)
 
@@ -111,7 +111,7 @@ def test_tail_scanned_ahead_matches_brute_force_when_a_day_is_stored_at_once() -
     price = np.full(n, 3.0)
     maker = rng.random(n) < 0.5
     s = SymbolFeatures("X")
-    s.add_trades(TradeColumns.of(np.arange(n), t, price, qty, maker))
+    s.add_trades(columns(np.arange(n), t, price, qty, maker))
     short = FeatureSpec(fast_ms=3 * MIN, mid_ms=30 * MIN, day_ms=HOUR)
     longer = FeatureSpec(fast_ms=20 * MIN, mid_ms=30 * MIN, day_ms=HOUR)
     notional = price * qty

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbengine.signals import FeatureSpec, SymbolFeatures, TradeColumns
+from arbengine.signals import FeatureSpec, SymbolFeatures
 from arbengine.signals.large import SortedFloats, nearest_rank_from_top
-from tests.unit.signals.signals_helpers import HOUR, MIN, SEC, T0, Row, batch, buy, sell
+from tests.unit.signals.signals_helpers import HOUR, MIN, SEC, T0, Row, batch, buy, columns, sell
 
 SPEC = FeatureSpec(fast_ms=10 * MIN, mid_ms=30 * MIN, day_ms=HOUR)
 T = T0 + 5 * HOUR
@@ -151,7 +151,7 @@ def test_incremental_tail_matches_a_full_sort_through_regime_changes() -> None:
     price = np.full(n, 2.0)
     maker = rng.random(n) < 0.5
     ids = np.arange(n, dtype=np.int64)
-    cols = TradeColumns.of(ids, t, price, qty, maker)
+    cols = columns(ids, t, price, qty, maker)
     s = SymbolFeatures("X")
     spec = FeatureSpec(fast_ms=5 * MIN, mid_ms=30 * MIN, day_ms=HOUR)
     wide = FeatureSpec(fast_ms=HOUR, mid_ms=HOUR, day_ms=HOUR)

@@ -10,8 +10,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arbengine.signals import FeatureSpec, SymbolFeatures, TradeColumns
-from tests.unit.signals.signals_helpers import HOUR, MIN, SEC, T0
+from arbengine.domain.market import TradeBatch
+from arbengine.signals import FeatureSpec, SymbolFeatures
+from tests.unit.signals.signals_helpers import HOUR, MIN, SEC, T0, columns
 from tests.unit.signals.signals_reference import Trade, dedup, reference_trade_features
 
 SPEC = FeatureSpec(
@@ -23,7 +24,7 @@ SPEC = FeatureSpec(
 )
 
 
-def stream(seed: int, n: int, span_ms: int, start: int = T0) -> TradeColumns:
+def stream(seed: int, n: int, span_ms: int, start: int = T0) -> TradeBatch:
     """Trades in (T, agg_id) order with same-millisecond ties and repeated agg_ids."""
     rng = np.random.default_rng(seed)
     t = np.sort(rng.integers(start, start + span_ms, n)) // 7 * 7  # force ties
@@ -34,11 +35,11 @@ def stream(seed: int, n: int, span_ms: int, start: int = T0) -> TradeColumns:
     repeat = np.sort(rng.choice(n, n // 50, replace=False))
     # a repeated agg_id arrives again right after the original
     order = np.sort(np.concatenate((np.arange(n), repeat)), kind="stable")
-    return TradeColumns(ids[order], t[order], price[order], qty[order], maker[order])
+    return columns(ids[order], t[order], price[order], qty[order], maker[order])
 
 
 def run(
-    cols: TradeColumns,
+    cols: TradeBatch,
     cuts: list[int],
     ticks: list[int],
     spec: FeatureSpec,
@@ -58,7 +59,7 @@ def run(
         if shuffle_seed is not None:
             rng.shuffle(index)
         s.add_trades(cols.take(index))
-        newest = int(cols.time_ms[hi - 1])
+        newest = int(cols.ts[hi - 1])
         while pending and (pending[0] <= newest or hi == len(cols)):
             t = pending.pop(0)
             out[t] = dict(s.evaluate(t, spec))
@@ -107,7 +108,7 @@ def test_long_windows_are_batch_independent_too() -> None:
     many = run(cols, sorted(rng.choice(len(cols), 300, replace=False).tolist()), ticks, spec)
     hourly = run(
         cols,
-        np.searchsorted(cols.time_ms, np.arange(T0, T0 + 26 * HOUR, HOUR)).tolist(),
+        np.searchsorted(cols.ts, np.arange(T0, T0 + 26 * HOUR, HOUR)).tolist(),
         ticks,
         spec,
     )
@@ -130,7 +131,7 @@ def compare_with_oracle(
     for lo, hi in itertools.pairwise(cuts):
         chunk = arrival[lo:hi]
         s.add_trades(
-            TradeColumns.of(
+            columns(
                 [x.agg_id for x in chunk],
                 [x.time_ms for x in chunk],
                 [x.price for x in chunk],

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbengine.signals import SymbolFeatures, TradeColumns
+from arbengine.signals import SymbolFeatures
 from arbengine.signals.trade_window import IdSet, Ring, TradeWindow
-from tests.unit.signals.signals_helpers import HOUR, SEC, T0
+from tests.unit.signals.signals_helpers import HOUR, SEC, T0, columns
 
 
 def ids(*values: int) -> np.ndarray:
@@ -110,9 +110,7 @@ def test_memory_per_trade_is_bounded_and_old_trades_are_forgotten() -> None:
     rng = np.random.default_rng(0)
     n = 400_000
     t = np.sort(rng.integers(T0, T0 + 30 * HOUR, n))
-    cols = TradeColumns.of(
-        np.arange(n), t, 100 + rng.random(n), rng.random(n) + 0.01, rng.random(n) < 0.5
-    )
+    cols = columns(np.arange(n), t, 100 + rng.random(n), rng.random(n) + 0.01, rng.random(n) < 0.5)
     s = SymbolFeatures("X")
     s.add_trades(cols)
     end = T0 + 30 * HOUR

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from arbengine.domain.events import AggTrade
 from arbengine.signals import SymbolFeatures, TickOrderError
 from arbengine.signals.features import FEATURE_NAMES
 from tests.unit.signals.signals_helpers import HOUR, SEC, SMALL_SPEC, T0, batch, buy, sell
@@ -122,13 +121,11 @@ def test_last_trade_is_by_time_then_agg_id_not_arrival() -> None:
     assert s2.evaluate(T, SMALL_SPEC)["price"] == 99.0  # later T wins over larger id
 
 
-def test_single_aggtrade_events_are_accepted() -> None:
+def test_a_batch_of_one_trade_is_accepted_once() -> None:
     s = SymbolFeatures("X")
-    trade = AggTrade(
-        symbol="X", agg_id=1, price=100.0, qty=2.0, time_ms=T - SEC, is_buyer_maker=True
-    )
+    trade = batch([sell(1, T - SEC, 100.0, 2.0)])
     assert s.add_trades(trade).accepted == 1
-    assert s.add_trades([trade]).duplicates == 1
+    assert s.add_trades(trade).duplicates == 1
     assert s.evaluate(T, SMALL_SPEC)["cvd_fast"] == -2.0
 
 
