@@ -585,9 +585,7 @@ class Daemon:
         rt = self.settings.runtime
 
         async def wait(exc: DatabaseUnavailable, attempt: int) -> bool:
-            delay = backoff_delay(
-                attempt, rt.restart_initial.seconds, rt.restart_max.seconds
-            )
+            delay = backoff_delay(attempt, rt.restart_initial.seconds, rt.restart_max.seconds)
             self.log.warning(
                 "database.unavailable", attempt=attempt, error=str(exc), retry_in_s=round(delay, 3)
             )
