@@ -140,6 +140,10 @@ class Strategy(StrategyFile, frozen=True, kw_only=True):
     """The hash input: the document with defaults, sorted keys, no whitespace."""
     source: str | None = None
 
+    def __hash__(self) -> int:
+        # Equal strategies have equal content hashes (gate bounds are a dict: not hashable).
+        return hash((self.hash, self.source))
+
     @cached_property
     def tick_ms(self) -> int:
         return parse_duration_ms(self.tick)

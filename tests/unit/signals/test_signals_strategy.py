@@ -449,3 +449,11 @@ def test_one_message_per_mistake_in_the_order_of_the_file() -> None:
         "$.gates.atr: must have at most 2 items",
         "$.gates.vwap_dev_fast: must be an array",
     ]
+
+
+def test_a_strategy_is_a_value_equal_to_its_reload() -> None:
+    first, again = parse_strategy(MINIMAL, "m.json"), parse_strategy(MINIMAL, "m.json")
+    assert first.tick_ms == 15_000  # derived values are cached on one of them only
+    assert first == again
+    assert {first: "kept"}[again] == "kept"
+    assert first != parse_strategy(with_changes(entry__threshold=51), "m.json")
