@@ -21,6 +21,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, cast
@@ -301,9 +302,17 @@ def _section_types() -> dict[str, type[_Section]]:
 
 
 def _field_kinds(section: type[_Section]) -> dict[str, msgspec.inspect.Type]:
+    """Each key's declared type (a Literal's choices in declared order, not msgspec's)."""
     info = msgspec.inspect.type_info(section)
     assert isinstance(info, msgspec.inspect.StructType)
-    return {f.name: f.type for f in info.fields}
+    hints = typing.get_type_hints(section)
+    kinds: dict[str, msgspec.inspect.Type] = {}
+    for f in info.fields:
+        kind = f.type
+        if isinstance(kind, msgspec.inspect.LiteralType):
+            kind = msgspec.inspect.LiteralType(typing.get_args(hints[f.name]))
+        kinds[f.name] = kind
+    return kinds
 
 
 def _env_overrides(
@@ -389,7 +398,7 @@ def _expected(kind: msgspec.inspect.Type, got: Any) -> str:
     if isinstance(kind, msgspec.inspect.CustomType) and kind.cls is Duration:
         return f"expected a duration like {EXAMPLES}"
     if isinstance(kind, msgspec.inspect.LiteralType):
-        return "expected one of " + ", ".join(map(str, kind.values))
+        return "expected one of " + ", ".join(map(str, kind.values))  # in declared order
     if isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
         number = int if isinstance(kind, msgspec.inspect.IntType) else float
         try:

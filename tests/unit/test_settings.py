@@ -88,6 +88,11 @@ def test_secrets_redacted_in_repr_and_display() -> None:
             {"ARB_EXCHANGE_WEIGHT_SAFETY": "most"},
             "ARB_EXCHANGE_WEIGHT_SAFETY (exchange.weight_safety): expected float (got 'most')",
         ),
+        (
+            {"ARB_COLLECT_RATIO_PERIOD": "3m"},
+            "ARB_COLLECT_RATIO_PERIOD (collect.ratio_period): "
+            "expected one of 5m, 15m, 30m, 1h, 2h, 4h, 6h, 12h, 1d (got '3m')",
+        ),
         ({"ARB_LOG_PRETTY": "maybe"}, "ARB_LOG_PRETTY (log.pretty): expected bool (got 'maybe')"),
         (
             {"ARB_DATABASE_POOL_MIN_SIZE": "20"},
