@@ -57,6 +57,10 @@ class Duration:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Duration is immutable (cannot set {name})")
 
+    def __reduce__(self) -> tuple[type[Duration], tuple[str]]:
+        # Copied and pickled by its spelling: the immutable slots cannot be set one by one.
+        return (Duration, (self.text,))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Duration) and other.text == self.text
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 from arbengine.domain.durations import (
@@ -42,3 +45,10 @@ def test_a_duration_is_converted_once_and_keeps_its_spelling() -> None:
         d.ms = 1
     with pytest.raises(DurationError, match="expected a duration"):
         Duration("1.5s")
+
+
+def test_a_duration_can_be_copied_and_pickled() -> None:
+    d = Duration("250ms")
+    assert copy.deepcopy(d) == d
+    again = pickle.loads(pickle.dumps(d))
+    assert (again, again.ms, again.seconds) == (d, 250, 0.25)

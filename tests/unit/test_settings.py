@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import tomllib
 from pathlib import Path
 
@@ -141,6 +143,13 @@ def test_durations_are_converted_once_at_load_and_shown_as_written(tmp_path: Pat
     shown = settings.redacted()
     assert (shown["engine"]["grace"], shown["collect"]["repair_grace"]) == ("2500ms", "90s")
     assert shown["collect"]["max_backfill"] == "24h"  # not respelled as "1d"
+
+
+def test_settings_can_be_copied_and_pickled() -> None:
+    settings = load_settings(None, {"ARB_COLLECT_REPAIR_GRACE": "750ms"})
+    assert copy.deepcopy(settings) == settings
+    again = pickle.loads(pickle.dumps(settings))
+    assert (again, again.collect.repair_grace.seconds) == (settings, 0.75)
 
 
 def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
