@@ -28,7 +28,7 @@ from typing import Annotated, Any, ClassVar, Literal, cast
 
 import msgspec
 
-from arbengine.domain.durations import EXAMPLES, Duration
+from arbengine.domain.durations import EXAMPLES, Duration, decode_hook, encode_hook
 from arbengine.domain.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/arbengine.toml")
@@ -266,7 +266,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         out: dict[str, dict[str, Any]] = {}
         for section_name in self.__struct_fields__:
             section = getattr(self, section_name)
-            values = msgspec.to_builtins(section, enc_hook=_encode)
+            values = msgspec.to_builtins(section, enc_hook=encode_hook)
             for key in section.SECRETS:
                 if values.get(key):
                     values[key] = REDACTED
@@ -350,21 +350,6 @@ def _env_overrides(
         values.setdefault(section_name, {})[key] = raw
         origin[(section_name, key)] = name
     return values, origin
-
-
-def _encode(value: Any) -> Any:
-    """Settings shown again: a duration as it was written."""
-    if isinstance(value, Duration):
-        return value.text
-    raise NotImplementedError(type(value))
-
-
-def _decode(kind: type, value: Any) -> Any:
-    if kind is Duration:
-        if not isinstance(value, str):
-            raise ValueError("not a string")
-        return Duration(value)  # a DurationError is a ValueError: msgspec reports where
-    raise NotImplementedError(kind)
 
 
 _ERROR_PATH = re.compile(r" - at `\$((?:\.\w+|\[\d+\])*)`$")
@@ -451,7 +436,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         merged.setdefault(section_name, {}).update(section_values)
 
     try:
-        return msgspec.convert(merged, type=Settings, strict=False, dec_hook=_decode)
+        return msgspec.convert(merged, type=Settings, strict=False, dec_hook=decode_hook)
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain(exc, path, origin, merged, sections)) from None
 

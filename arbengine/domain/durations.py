@@ -72,3 +72,20 @@ class Duration:
 
     def __str__(self) -> str:
         return self.text
+
+
+def decode_hook(kind: type, value: Any) -> Any:
+    """msgspec's ``dec_hook`` for structs with Duration fields: a string becomes a Duration
+    (a bad one a ValueError, which msgspec reports with the path of the field)."""
+    if kind is Duration:
+        if not isinstance(value, str):
+            raise ValueError("not a string")
+        return Duration(value)
+    raise NotImplementedError(kind)
+
+
+def encode_hook(value: Any) -> Any:
+    """msgspec's ``enc_hook``: a Duration is written as it was read."""
+    if isinstance(value, Duration):
+        return value.text
+    raise NotImplementedError(type(value))

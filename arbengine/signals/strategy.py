@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from arbengine.domain.durations import parse_duration_ms
+from arbengine.domain.durations import Duration, decode_hook, encode_hook
 from arbengine.domain.errors import ConfigError
 from arbengine.signals.features import FeatureSpec
 from arbengine.signals.series import inputs_read
@@ -37,21 +37,21 @@ class _Part(msgspec.Struct, frozen=True, dict=True, forbid_unknown_fields=True):
 
 
 class Windows(_Part, frozen=True, kw_only=True):
-    fast: str = "30m"
-    mid: str = "4h"
-    day: str = "24h"
+    fast: Duration = Duration("30m")
+    mid: Duration = Duration("4h")
+    day: Duration = Duration("24h")
 
     @cached_property
     def fast_ms(self) -> int:
-        return parse_duration_ms(self.fast)
+        return self.fast.ms
 
     @cached_property
     def mid_ms(self) -> int:
-        return parse_duration_ms(self.mid)
+        return self.mid.ms
 
     @cached_property
     def day_ms(self) -> int:
-        return parse_duration_ms(self.day)
+        return self.day.ms
 
 
 class Direction(_Part, frozen=True):
@@ -79,12 +79,12 @@ class Gate(msgspec.Struct, frozen=True):
 class Entry(_Part, frozen=True, kw_only=True):
     threshold: float
     min_coverage: float = 0.0
-    cooldown: str = "0s"
+    cooldown: Duration = Duration("0s")
     max_open_per_symbol: int | None = None
 
     @cached_property
     def cooldown_ms(self) -> int:
-        return parse_duration_ms(self.cooldown)
+        return self.cooldown.ms
 
 
 class Exit(_Part, frozen=True, kw_only=True):
@@ -93,11 +93,11 @@ class Exit(_Part, frozen=True, kw_only=True):
     tp1_fraction: float | None = None
     tp2_atr: float | None = None
     breakeven_after_tp1: bool = False
-    max_hold: str | None = None
+    max_hold: Duration | None = None
 
     @cached_property
     def max_hold_ms(self) -> int | None:
-        return None if self.max_hold is None else parse_duration_ms(self.max_hold)
+        return None if self.max_hold is None else self.max_hold.ms
 
 
 class Costs(_Part, frozen=True, kw_only=True):
@@ -116,9 +116,9 @@ class StrategyFile(_Part, frozen=True, kw_only=True):
     name: str
     enabled: bool = True
     symbols: tuple[str, ...]
-    tick: str = "15s"
+    tick: Duration = Duration("15s")
     windows: Windows = msgspec.field(default_factory=Windows)
-    max_staleness: str = "5m"
+    max_staleness: Duration = Duration("5m")
     atr_percentile_min_values: int = 288
     direction: Direction
     factors: tuple[Factor, ...]
@@ -146,11 +146,11 @@ class Strategy(StrategyFile, frozen=True, kw_only=True):
 
     @cached_property
     def tick_ms(self) -> int:
-        return parse_duration_ms(self.tick)
+        return self.tick.ms
 
     @cached_property
     def max_staleness_ms(self) -> int:
-        return parse_duration_ms(self.max_staleness)
+        return self.max_staleness.ms
 
     @cached_property
     def gates(self) -> tuple[Gate, ...]:
@@ -186,7 +186,7 @@ class Strategy(StrategyFile, frozen=True, kw_only=True):
         return doc
 
 
-_WINDOW_DEFAULTS = msgspec.structs.asdict(Windows())
+_WINDOW_DEFAULTS: dict[str, str] = msgspec.to_builtins(Windows(), enc_hook=encode_hook)
 
 
 class StrategyError(ConfigError):
@@ -236,8 +236,8 @@ def _decode(doc: Any) -> tuple[StrategyFile, dict[str, Any]] | list[str]:
     found = problems(doc, _WINDOW_DEFAULTS)
     if found:
         return list(found)
-    typed = msgspec.convert(doc, StrategyFile)
-    full: dict[str, Any] = _with_defaults(msgspec.to_builtins(typed), doc)
+    typed = msgspec.convert(doc, StrategyFile, dec_hook=decode_hook)
+    full: dict[str, Any] = _with_defaults(msgspec.to_builtins(typed, enc_hook=encode_hook), doc)
     return typed, full
 
 

@@ -13,6 +13,7 @@ import jsonschema
 import msgspec
 import pytest
 
+from arbengine.domain.durations import encode_hook
 from arbengine.domain.errors import ConfigError
 from arbengine.signals import (
     Collected,
@@ -415,7 +416,7 @@ def _assert_same_shape(shape: type[msgspec.Struct], schema: dict[str, Any], wher
         sub = properties[name]
         if not f.required:
             default = f.default_factory() if f.default is msgspec.NODEFAULT else f.default
-            plain = msgspec.to_builtins(default)
+            plain = msgspec.to_builtins(default, enc_hook=encode_hook)
             stated = sub["default"]
             if isinstance(plain, dict) and "properties" in sub:  # a section: its own defaults
                 stated = {k: s["default"] for k, s in sub["properties"].items()}
