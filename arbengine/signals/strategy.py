@@ -1,9 +1,10 @@
 """Strategy files: the typed shape, validation, defaults, hashing, loading.
 
 A strategy is pure data (``strategies/*.json``). Its shape, types and
-defaults are stated once, by the structs below; ``strategy_rules`` holds
-the published JSON Schema (checked against these structs by a test) and the
-rules no schema can say, and words every problem as ``file: $.path: what``.
+defaults are the structs below; ``strategy_rules`` holds the published JSON
+Schema that users write against (a test holds it to these structs: same
+keys, requirements and defaults) and the rules no schema can say, and words
+every problem as ``file: $.path: what``.
 A valid document is then decoded into the structs by msgspec; what the
 engine derives from it (milliseconds, gate bounds, the features it reads) is
 computed from the structs, once.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -186,6 +188,7 @@ class Strategy(StrategyFile, frozen=True, kw_only=True):
         return doc
 
 
+_ERROR_PATH = re.compile(r" - at `(\$[^`]*)`$")
 _WINDOW_DEFAULTS: dict[str, str] = msgspec.to_builtins(Windows(), enc_hook=encode_hook)
 
 
@@ -236,7 +239,13 @@ def _decode(doc: Any) -> tuple[StrategyFile, dict[str, Any]] | list[str]:
     found = problems(doc, _WINDOW_DEFAULTS)
     if found:
         return list(found)
-    typed = msgspec.convert(doc, StrategyFile, dec_hook=decode_hook)
+    try:
+        typed = msgspec.convert(doc, StrategyFile, dec_hook=decode_hook)
+    except msgspec.ValidationError as exc:
+        # The schema let it through, so it is a number no float holds (400 digits): the path
+        # is all we read of msgspec's message.
+        where = _ERROR_PATH.search(str(exc))
+        return [f"{where.group(1) if where else '$'}: is out of range"]
     full: dict[str, Any] = _with_defaults(msgspec.to_builtins(typed, enc_hook=encode_hook), doc)
     return typed, full
 

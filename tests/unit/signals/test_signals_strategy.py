@@ -172,6 +172,7 @@ def test_v52_is_the_documented_example() -> None:
             '$.factors[1].feature: "flow_mid" is already a factor ($.factors[0])',
         ),
         ([1, 2], "$: must be an object"),
+        (with_changes(exit__sl_atr=10**400), "$.exit.sl_atr: is out of range"),
     ],
 )
 def test_each_rule_is_reported_with_its_json_path(doc: Any, expected: str | None) -> None:
