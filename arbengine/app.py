@@ -53,7 +53,7 @@ from arbengine.runtime.supervisor import (
     Supervisor,
     TooManyRestarts,
 )
-from arbengine.settings import Settings, duration_ms, duration_s, shipped, strategies_dir
+from arbengine.settings import Settings, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store import continuity as continuity_sql
 from arbengine.store import engine_sql
@@ -82,11 +82,11 @@ second signal (or the hard bound) ended the process at once."""
 def restart_policy(settings: Settings) -> RestartPolicy:
     rt = settings.runtime
     return RestartPolicy(
-        initial_s=duration_s(rt.restart_initial),
-        max_s=duration_s(rt.restart_max),
-        healthy_after_s=duration_s(rt.healthy_after),
+        initial_s=rt.restart_initial.seconds,
+        max_s=rt.restart_max.seconds,
+        healthy_after_s=rt.healthy_after.seconds,
         max_restarts=rt.max_restarts,
-        window_s=duration_s(rt.restart_window),
+        window_s=rt.restart_window.seconds,
     )
 
 
@@ -105,7 +105,7 @@ class Daemon:
         self.health = HealthBoard()
         self.supervisor = Supervisor(
             restart_policy(settings),
-            escalation_deadline_s=duration_s(settings.runtime.shutdown_deadline) * 0.75,
+            escalation_deadline_s=settings.runtime.shutdown_deadline.seconds * 0.75,
             retryable=is_retryable,
             health=self.health,
         )
@@ -131,7 +131,7 @@ class Daemon:
 
     async def _partitions_loop(self, db: Database) -> None:
         """Keep agg_trades partitions ahead of time and apply retention, daily."""
-        interval = duration_s(self.settings.database.partition_check_interval)
+        interval = self.settings.database.partition_check_interval.seconds
         log = get_logger("partitions")
         while True:
             async with db.acquire() as conn:
@@ -171,9 +171,9 @@ class Daemon:
             inbox,
             outbox,
             self._engine_store(db),
-            grace_ms=duration_ms(es.grace),
-            settle_ms=duration_ms(es.settle),
-            max_catch_up_ms=duration_ms(es.max_catch_up),
+            grace_ms=es.grace.ms,
+            settle_ms=es.settle.ms,
+            max_catch_up_ms=es.max_catch_up.ms,
             clock=self.exchange_clock,
             collected=self.collected,
         )
@@ -184,7 +184,7 @@ class Daemon:
         self.reload_hooks.append(reload)
         self.supervisor.add(Component("engine", engine.run, stage=10, drain=inbox.close))
         writer = EngineWriter(
-            db.pool, outbox, write_timeout_s=duration_s(self.settings.database.write_timeout)
+            db.pool, outbox, write_timeout_s=self.settings.database.write_timeout.seconds
         )
         self._watch_writer("signal-writer", writer)
         self.supervisor.add(Component("signal-writer", writer.run, stage=20, drain=outbox.close))
@@ -219,7 +219,7 @@ class Daemon:
         """Kept for the exit status, and on the health board: failing writes, or a write that
         has run past its deadline (a stall the timeout has not caught yet)."""
         self.writers.append(writer)
-        stall_after_s = duration_s(self.settings.database.write_timeout)
+        stall_after_s = self.settings.database.write_timeout.seconds
         self.health.watch(name, lambda: writer.health().trouble(time.time(), stall_after_s))
 
     @staticmethod
@@ -285,12 +285,12 @@ class Daemon:
             weight_safety=ex.weight_safety,
             groups=binance_groups(
                 ex.futures_data_limit,
-                duration_ms(ex.futures_data_window),
+                ex.futures_data_window.ms,
                 ex.funding_limit,
-                duration_ms(ex.funding_window),
+                ex.funding_window.ms,
             ),
-            timeout_s=duration_s(ex.request_timeout),
-            forbidden_backoff_s=duration_s(ex.forbidden_backoff),
+            timeout_s=ex.request_timeout.seconds,
+            forbidden_backoff_s=ex.forbidden_backoff.seconds,
             clock=self.clock,
             health=self.health,
         )
@@ -309,9 +309,9 @@ class Daemon:
         refresher = ExchangeInfoRefresher(
             rest,
             listing,
-            interval_s=duration_s(cs.symbols_refresh_interval),
-            retry_initial_s=duration_s(cs.reconnect_initial),
-            retry_max_s=duration_s(cs.reconnect_max),
+            interval_s=cs.symbols_refresh_interval.seconds,
+            retry_initial_s=cs.reconnect_initial.seconds,
+            retry_max_s=cs.reconnect_max.seconds,
             on_time_synced=self.exchange_clock.set_offset,
         )
         market: Channel[MarketEvent] = Channel(
@@ -331,16 +331,16 @@ class Daemon:
             sink,
             last_stored=last_trades,
             policy=CollectorPolicy(
-                repair_grace_s=duration_s(cs.repair_grace),
-                max_backfill_ms=duration_ms(cs.max_backfill),
-                initial_backfill_ms=duration_ms(cs.initial_backfill),
-                flush_interval_s=duration_s(cs.stream_flush_interval),
+                repair_grace_s=cs.repair_grace.seconds,
+                max_backfill_ms=cs.max_backfill.ms,
+                initial_backfill_ms=cs.initial_backfill.ms,
+                flush_interval_s=cs.stream_flush_interval.seconds,
                 streams_per_connection=cs.streams_per_connection,
                 stream=StreamPolicy(
-                    max_age_s=duration_s(cs.max_connection_age),
-                    silence_s=duration_s(cs.silence_timeout),
-                    reconnect_initial_s=duration_s(cs.reconnect_initial),
-                    reconnect_max_s=duration_s(cs.reconnect_max),
+                    max_age_s=cs.max_connection_age.seconds,
+                    silence_s=cs.silence_timeout.seconds,
+                    reconnect_initial_s=cs.reconnect_initial.seconds,
+                    reconnect_max_s=cs.reconnect_max.seconds,
                 ),
             ),
             clock=self.clock,
@@ -357,13 +357,13 @@ class Daemon:
             sink,
             last_known=last_indicators,
             policy=PollerPolicy(
-                premium_index_interval_s=duration_s(cs.premium_index_interval),
-                open_interest_interval_s=duration_s(cs.open_interest_interval),
-                ratios_interval_s=duration_s(cs.ratios_interval),
+                premium_index_interval_s=cs.premium_index_interval.seconds,
+                open_interest_interval_s=cs.open_interest_interval.seconds,
+                ratios_interval_s=cs.ratios_interval.seconds,
                 ratio_period=cs.ratio_period,
-                funding_history_interval_s=duration_s(cs.funding_history_interval),
-                coinbase_interval_s=duration_s(cs.coinbase_interval),
-                history_backfill_ms=duration_ms(cs.history_backfill),
+                funding_history_interval_s=cs.funding_history_interval.seconds,
+                coinbase_interval_s=cs.coinbase_interval.seconds,
+                history_backfill_ms=cs.history_backfill.ms,
             ),
             clock=self.exchange_clock,
             listing=listing,
@@ -376,9 +376,9 @@ class Daemon:
             market,
             WriterPolicy(
                 batch_rows=cs.writer_batch_rows,
-                flush_interval_s=duration_s(cs.writer_flush_interval),
+                flush_interval_s=cs.writer_flush_interval.seconds,
                 max_buffer_rows=cs.writer_max_buffer_rows,
-                write_timeout_s=duration_s(self.settings.database.write_timeout),
+                write_timeout_s=self.settings.database.write_timeout.seconds,
             ),
             clock=self.clock,
         )
@@ -400,7 +400,7 @@ class Daemon:
             cs.symbols,
             rest,
             self._continuity_store(db),
-            interval_s=duration_s(cs.continuity_check_interval),
+            interval_s=cs.continuity_check_interval.seconds,
             clock=self.clock,
             listing=listing,
         )
@@ -491,7 +491,7 @@ class Daemon:
 
     async def run(self) -> int:
         settings = self.settings
-        deadline_s = duration_s(settings.runtime.shutdown_deadline)
+        deadline_s = settings.runtime.shutdown_deadline.seconds
         self.log.info("daemon.starting", version=__version__)
         with handle_signals(
             on_signal=lambda name: self.log.info("daemon.signal", signal=name),
@@ -585,9 +585,7 @@ class Daemon:
         rt = self.settings.runtime
 
         async def wait(exc: DatabaseUnavailable, attempt: int) -> bool:
-            delay = backoff_delay(
-                attempt, duration_s(rt.restart_initial), duration_s(rt.restart_max)
-            )
+            delay = backoff_delay(attempt, rt.restart_initial.seconds, rt.restart_max.seconds)
             self.log.warning(
                 "database.unavailable", attempt=attempt, error=str(exc), retry_in_s=round(delay, 3)
             )

@@ -21,13 +21,14 @@ import ipaddress
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, cast
 
 import msgspec
 
-from arbengine.domain.durations import parse_duration_ms
+from arbengine.domain.durations import EXAMPLES, Duration, decode_hook, encode_hook
 from arbengine.domain.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/arbengine.toml")
@@ -36,21 +37,9 @@ ENV_PREFIX = "ARB_"
 RESERVED_ENV = frozenset({"ARB_CONFIG"})
 REDACTED = "***"
 
-Duration = Annotated[
-    str,
-    msgspec.Meta(pattern=r"^\d+(ms|s|m|h|d)$", description="a duration like '250ms', '20s', '5m'"),
-]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535, description="0 picks a free port")]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
-
-
-def duration_ms(value: str) -> int:
-    return parse_duration_ms(value)
-
-
-def duration_s(value: str) -> float:
-    return parse_duration_ms(value) / 1000.0
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -75,13 +64,13 @@ class DatabaseSettings(_Section, frozen=True):
     data_dir: str = "./var/pg"
     pool_min_size: PositiveInt = 2
     pool_max_size: PositiveInt = 10
-    connect_timeout: Duration = "10s"
-    write_timeout: Duration = "10s"
+    connect_timeout: Duration = Duration("10s")
+    write_timeout: Duration = Duration("10s")
     """A write (a batch of the market or the signal writer, connection included) not done in
     this long is abandoned and retried as when the database is down; longer per 50,000 rows."""
     trade_retention_months: NonNegativeInt = 0
     """Drop ``agg_trades`` partitions older than this many months; 0 keeps everything."""
-    partition_check_interval: Duration = "1d"
+    partition_check_interval: Duration = Duration("1d")
 
     def __post_init__(self) -> None:
         if self.pool_min_size > self.pool_max_size:
@@ -94,13 +83,13 @@ class HttpSettings(_Section, frozen=True):
     cors_origins: list[str] = msgspec.field(default_factory=list)
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
     """Addresses or CIDR networks of reverse proxies whose ``X-Forwarded-For`` is believed."""
-    keepalive_timeout: Duration = "75s"
+    keepalive_timeout: Duration = Duration("75s")
     """A connection with no request under way is closed after this long."""
-    header_timeout: Duration = "10s"
+    header_timeout: Duration = Duration("10s")
     """A request's line and headers must arrive within this long of its first byte."""
-    body_timeout: Duration = "10s"
+    body_timeout: Duration = Duration("10s")
     """A request's body must arrive within this long of its headers."""
-    send_timeout: Duration = "60s"
+    send_timeout: Duration = Duration("60s")
     """A client that takes none of a response for this long is disconnected."""
     max_connections: PositiveInt = 4096
     """Connections served at once; more are refused with 503 (see ``descriptor_reserve``)."""
@@ -117,21 +106,21 @@ class HttpSettings(_Section, frozen=True):
                     f"trusted_proxies: {proxy!r} is not an IP address or CIDR network"
                 ) from None
         for name in ("keepalive_timeout", "header_timeout", "body_timeout", "send_timeout"):
-            if parse_duration_ms(getattr(self, name)) <= 0:
+            if getattr(self, name).ms <= 0:
                 raise ValueError(f"{name} must be longer than 0s")
 
 
 class RuntimeSettings(_Section, frozen=True):
-    shutdown_deadline: Duration = "20s"
+    shutdown_deadline: Duration = Duration("20s")
     """SIGTERM to exit: stop intake, drain channels, flush writes, stop the database. A hard
     bound: the process exits within it plus ``hard_stop.SHUTDOWN_MARGIN_S`` (3 s), whatever is
     stuck."""
-    restart_initial: Duration = "500ms"
-    restart_max: Duration = "30s"
-    healthy_after: Duration = "60s"
+    restart_initial: Duration = Duration("500ms")
+    restart_max: Duration = Duration("30s")
+    healthy_after: Duration = Duration("60s")
     """A component running this long has its restart backoff reset."""
     max_restarts: PositiveInt = 5
-    restart_window: Duration = "5m"
+    restart_window: Duration = Duration("5m")
     """More than ``max_restarts`` restarts of one component within this window stop the daemon."""
     channel_capacity: PositiveInt = 50_000
 
@@ -147,19 +136,19 @@ class ExchangeSettings(_Section, frozen=True):
     api_key: str = ""
     api_secret: str = ""
     recv_window: Annotated[int, msgspec.Meta(ge=1, le=60000)] = 5000
-    request_timeout: Duration = "10s"
+    request_timeout: Duration = Duration("10s")
     weight_safety: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     """Use at most this share of the per-minute request weight limit from exchangeInfo."""
-    forbidden_backoff: Duration = "5m"
+    forbidden_backoff: Duration = Duration("5m")
     """After an HTTP 403 (the exchange's firewall) every REST call waits this long (or the
     Retry-After it sent)."""
     futures_data_limit: PositiveInt = 1000
     """Requests to ``/futures/data/*`` (ratio and open-interest history) per
     ``futures_data_window`` per IP: Binance's own count for them (they weigh nothing)."""
-    futures_data_window: Duration = "5m"
+    futures_data_window: Duration = Duration("5m")
     funding_limit: PositiveInt = 500
     """Requests to ``fundingRate`` and ``fundingInfo`` together per ``funding_window`` per IP."""
-    funding_window: Duration = "5m"
+    funding_window: Duration = Duration("5m")
 
 
 class CollectSettings(_Section, frozen=True):
@@ -169,32 +158,32 @@ class CollectSettings(_Section, frozen=True):
         default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
     )
     streams_per_connection: Annotated[int, msgspec.Meta(ge=3, le=200)] = 200
-    max_backfill: Duration = "24h"
+    max_backfill: Duration = Duration("24h")
     """A start-up backfill reaching further back starts here instead and records the hole."""
-    initial_backfill: Duration = "0s"
+    initial_backfill: Duration = Duration("0s")
     """With no stored trades, backfill this far back at first start (0s: start live)."""
-    repair_grace: Duration = "500ms"
+    repair_grace: Duration = Duration("500ms")
     """A gap may close by itself (reordered frames) before REST is asked."""
-    max_connection_age: Duration = "23h"
-    silence_timeout: Duration = "30s"
-    reconnect_initial: Duration = "1s"
-    reconnect_max: Duration = "60s"
-    stream_flush_interval: Duration = "20ms"
-    premium_index_interval: Duration = "2s"
-    open_interest_interval: Duration = "30s"
-    ratios_interval: Duration = "5m"
+    max_connection_age: Duration = Duration("23h")
+    silence_timeout: Duration = Duration("30s")
+    reconnect_initial: Duration = Duration("1s")
+    reconnect_max: Duration = Duration("60s")
+    stream_flush_interval: Duration = Duration("20ms")
+    premium_index_interval: Duration = Duration("2s")
+    open_interest_interval: Duration = Duration("30s")
+    ratios_interval: Duration = Duration("5m")
     ratio_period: Literal["5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"] = "5m"
-    funding_history_interval: Duration = "1h"
-    history_backfill: Duration = "30d"
+    funding_history_interval: Duration = Duration("1h")
+    history_backfill: Duration = Duration("30d")
     """How far back funding, open-interest and ratio history is fetched at first start
     (Binance keeps the ratio series for about 30 days only: we store them ourselves)."""
-    coinbase_interval: Duration = "5s"
-    continuity_check_interval: Duration = "10m"
-    symbols_refresh_interval: Duration = "1h"
+    coinbase_interval: Duration = Duration("5s")
+    continuity_check_interval: Duration = Duration("10m")
+    symbols_refresh_interval: Duration = Duration("1h")
     """How often exchangeInfo is read again: rate limits, server time, and which configured
     symbols the exchange still lists (an unlisted one stops, the others go on)."""
     writer_batch_rows: PositiveInt = 20000
-    writer_flush_interval: Duration = "250ms"
+    writer_flush_interval: Duration = Duration("250ms")
     writer_max_buffer_rows: PositiveInt = 1000000
 
     def __post_init__(self) -> None:
@@ -211,16 +200,16 @@ class EngineSettings(_Section, frozen=True):
     strategies_dir: str = ""
     """Empty: ``./strategies`` if there is one, else the strategies shipped with the package.
     A directory named here must exist."""
-    grace: Duration = "2s"
+    grace: Duration = Duration("2s")
     """A tick with no later trade yet is evaluated once the clock passes it by this much."""
-    settle: Duration = "1500ms"
+    settle: Duration = Duration("1500ms")
     """Each trade is applied once the exchange clock has passed its time by this much, so
     the events before it (liquidations, pushed up to ~1 s late) are applied first."""
-    max_catch_up: Duration = "24h"
+    max_catch_up: Duration = Duration("24h")
     """Ticks missed while the daemon was down are evaluated at start, this far back at most."""
 
     def __post_init__(self) -> None:
-        if parse_duration_ms(self.settle) > parse_duration_ms(self.grace):
+        if self.settle.ms > self.grace.ms:
             raise ValueError(
                 f"settle ({self.settle}) must not exceed grace ({self.grace}): a tick made due "
                 "by the clock would miss trades still settling"
@@ -233,8 +222,8 @@ class AuthSettings(_Section, frozen=True):
     jwt_secret: str = ""
     """HS256 key. Empty: generated once and kept in ``secret_file`` (mode 0600)."""
     secret_file: str = "./var/jwt.secret"
-    access_ttl: Duration = "15m"
-    refresh_ttl: Duration = "30d"
+    access_ttl: Duration = Duration("15m")
+    refresh_ttl: Duration = Duration("30d")
     login_attempts_per_ip: PositiveInt = 20
     """Failed logins from one address (any account) per ``login_window``; then 429."""
     login_attempts_per_account_ip: PositiveInt = 5
@@ -243,16 +232,16 @@ class AuthSettings(_Section, frozen=True):
     """Failed logins to one account (from any address) per ``login_window`` answered at once;
     each further attempt waits first, so an attack slows the account down but never locks
     out its owner."""
-    login_delay_initial: Duration = "1s"
-    login_delay_max: Duration = "10s"
+    login_delay_initial: Duration = Duration("1s")
+    login_delay_max: Duration = Duration("10s")
     """The wait doubles from ``login_delay_initial`` with each further failure, up to this."""
-    login_window: Duration = "15m"
+    login_window: Duration = Duration("15m")
     register_attempts_per_ip: PositiveInt = 10
 
     def __post_init__(self) -> None:
         if self.jwt_secret and len(self.jwt_secret) < 32:
             raise ValueError("jwt_secret must be at least 32 characters (or empty to generate one)")
-        if parse_duration_ms(self.login_delay_initial) > parse_duration_ms(self.login_delay_max):
+        if self.login_delay_initial.ms > self.login_delay_max.ms:
             raise ValueError("login_delay_initial must not exceed login_delay_max")
 
 
@@ -277,7 +266,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         out: dict[str, dict[str, Any]] = {}
         for section_name in self.__struct_fields__:
             section = getattr(self, section_name)
-            values = msgspec.to_builtins(section)
+            values = msgspec.to_builtins(section, enc_hook=encode_hook)
             for key in section.SECRETS:
                 if values.get(key):
                     values[key] = REDACTED
@@ -313,9 +302,17 @@ def _section_types() -> dict[str, type[_Section]]:
 
 
 def _field_kinds(section: type[_Section]) -> dict[str, msgspec.inspect.Type]:
+    """Each key's declared type (a Literal's choices in declared order, not msgspec's)."""
     info = msgspec.inspect.type_info(section)
     assert isinstance(info, msgspec.inspect.StructType)
-    return {f.name: f.type for f in info.fields}
+    hints = typing.get_type_hints(section)
+    kinds: dict[str, msgspec.inspect.Type] = {}
+    for f in info.fields:
+        kind = f.type
+        if isinstance(kind, msgspec.inspect.LiteralType):
+            kind = msgspec.inspect.LiteralType(typing.get_args(hints[f.name]))
+        kinds[f.name] = kind
+    return kinds
 
 
 def _env_overrides(
@@ -355,18 +352,52 @@ def _env_overrides(
     return values, origin
 
 
-def _friendly(message: str, section: type[_Section] | None, key: str | None) -> str:
-    """msgspec's message, reworded for a person editing a settings file."""
-    if "matching regex" in message and "(ms|s|m|h|d)" in message:
-        return "expected a duration like '250ms', '20s' or '5m'"
-    if message.startswith("Invalid enum value") and section is not None and key is not None:
-        kind = _field_kinds(section)[key]
-        if isinstance(kind, msgspec.inspect.LiteralType):
-            return "expected one of " + ", ".join(map(str, kind.values))
-    message = re.sub(r"Expected `int` >= (\d+)", r"expected an integer ≥ \1", message)
-    message = re.sub(r"Expected `int` <= (\d+)", r"expected an integer ≤ \1", message)
-    message = re.sub(r"Expected `(\w+)`, got `\w+`", r"expected \1", message)
-    return message[0].lower() + message[1:] if message else message
+_ERROR_PATH = re.compile(r" - at `\$((?:\.\w+|\[\d+\])*)`$")
+
+
+def _error_path(exc: msgspec.ValidationError) -> tuple[str, ...]:
+    """The keys msgspec names after ``- at `$`` (``$.http.port`` → ``("http", "port")``);
+    only the path is read from its message, never its wording."""
+    match = _ERROR_PATH.search(str(exc))
+    return tuple(re.findall(r"\.(\w+)", match.group(1))) if match else ()
+
+
+def _bounds(kind: msgspec.inspect.IntType | msgspec.inspect.FloatType, value: float) -> str:
+    """The bound ``value`` breaks, in words."""
+    noun = "an integer" if isinstance(kind, msgspec.inspect.IntType) else "a number"
+    if kind.ge is not None and value < kind.ge:
+        return f"expected {noun} ≥ {kind.ge}"
+    if kind.gt is not None and value <= kind.gt:
+        return f"expected {noun} > {kind.gt}"
+    if kind.le is not None and value > kind.le:
+        return f"expected {noun} ≤ {kind.le}"
+    if kind.lt is not None and value >= kind.lt:
+        return f"expected {noun} < {kind.lt}"
+    return f"expected {noun}"
+
+
+def _expected(kind: msgspec.inspect.Type, got: Any) -> str:
+    """What a setting of type ``kind`` needs, said for ``got`` (the value that was refused)."""
+    if isinstance(kind, msgspec.inspect.Metadata):
+        kind = kind.type
+    if isinstance(kind, msgspec.inspect.CustomType) and kind.cls is Duration:
+        return f"expected a duration like {EXAMPLES}"
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return "expected one of " + ", ".join(map(str, kind.values))  # in declared order
+    if isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        number = int if isinstance(kind, msgspec.inspect.IntType) else float
+        try:
+            value = msgspec.convert(got, number, strict=False)
+        except msgspec.ValidationError:
+            return f"expected {number.__name__}"
+        return _bounds(kind, value)
+    if isinstance(kind, msgspec.inspect.ListType):
+        return f"expected a list of {_expected(kind.item_type, None).removeprefix('expected ')}"
+    if isinstance(kind, msgspec.inspect.BoolType):
+        return "expected bool"
+    if isinstance(kind, msgspec.inspect.StrType):
+        return "expected str"
+    return "invalid value"  # pragma: no cover - every settings type is named above
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -394,6 +425,10 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             )
         if not isinstance(section_values, dict):
             raise ConfigError(f"{path}: {section_name} must be a [{section_name}] table")
+        kinds = _field_kinds(sections[section_name])
+        for key in section_values:
+            if key not in kinds:
+                raise ConfigError(f"{path}: [{section_name}] {key}: unknown key")
 
     env_values, origin = _env_overrides(env, sections)
     merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in file_values.items()}
@@ -401,33 +436,29 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         merged.setdefault(section_name, {}).update(section_values)
 
     try:
-        return msgspec.convert(merged, type=Settings, strict=False)
+        return msgspec.convert(merged, type=Settings, strict=False, dec_hook=decode_hook)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_locate(str(exc), path, origin, merged, sections)) from None
+        raise ConfigError(_explain(exc, path, origin, merged, sections)) from None
 
 
-def _locate(
-    message: str,
+def _explain(
+    exc: msgspec.ValidationError,
     path: Path,
     origin: dict[tuple[str, str], str],
     merged: dict[str, dict[str, Any]],
     sections: dict[str, type[_Section]],
 ) -> str:
-    """Turn msgspec's ``... - at `$.http.port``` into ``ARB_HTTP_PORT (http.port): ...``."""
-    match = re.search(r" - at `\$\.(\w+)(?:\.(\w+))?[^`]*`$", message)
-    text = message[: match.start()] if match else message
-    if match is None:
-        return f"{path}: {_friendly(text, None, None)}"
-    section, key = match.group(1), match.group(2)
-    section_type = sections.get(section)
-    unknown = re.match(r"Object contains unknown field `(\w+)`", text)
-    if unknown and key is None:
-        key = unknown.group(1)
-        return f"{path}: [{section}] {key}: unknown key"
-    if key is None:
-        return f"settings [{section}]: {_friendly(text, None, None)}"
+    """``ARB_HTTP_PORT (http.port): expected an integer ≤ 65535 (got '70000')``: the key from
+    msgspec's error path, what it needs from its declared type."""
+    keys = _error_path(exc)
+    if len(keys) < 2:
+        # A section's own check (``__post_init__``): the message is ours, msgspec adds the path.
+        ours = _ERROR_PATH.sub("", str(exc))
+        return f"settings [{keys[0] if keys else path}]: {ours}"
+    section, key = keys[0], keys[1]
+    section_type = sections[section]
     where = origin.get((section, key))
     label = f"{where} ({section}.{key})" if where else f"{path}: [{section}] {key}"
     got = merged.get(section, {}).get(key)
-    shown = REDACTED if section_type and key in section_type.SECRETS else repr(got)
-    return f"{label}: {_friendly(text, section_type, key)} (got {shown})"
+    shown = REDACTED if key in section_type.SECRETS else repr(got)
+    return f"{label}: {_expected(_field_kinds(section_type)[key], got)} (got {shown})"

@@ -27,7 +27,8 @@ import orjson
 
 from arbengine.api import queries
 from arbengine.api.auth import Passwords
-from arbengine.settings import Settings, duration_ms
+from arbengine.domain.durations import parse_duration_ms
+from arbengine.settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -102,7 +103,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     expires: dt.datetime | None = None
     if command == "gen-invite" and args.expires:
         try:
-            span = duration_ms(args.expires)
+            span = parse_duration_ms(args.expires)
         except ValueError as exc:
             raise _Failure(f"--expires: {exc}", EXIT_USAGE) from None
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=span)

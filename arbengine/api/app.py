@@ -40,7 +40,6 @@ from arbengine.api.routes import Route, api_routes, page_routes
 from arbengine.api.services import Call, Services
 from arbengine.api.system_routes import static_files
 from arbengine.domain.errors import CannotListen
-from arbengine.settings import duration_s
 
 __all__ = ["CONTEXT", "SERVICES", "ApiContext", "all_routes", "build_app", "serve_http"]
 
@@ -55,7 +54,7 @@ def all_routes() -> list[Route]:
 def _wrap(route: Route, services: Services) -> Callable[[web.Request], Awaitable[web.Response]]:
     ranged = "to" in route.query.__struct_fields__
     check_query = route.validate_query
-    body_timeout_s = duration_s(services.settings.http.body_timeout)
+    body_timeout_s = services.settings.http.body_timeout.seconds
 
     async def handler(request: web.Request) -> web.Response:
         # Who is asking comes first: an anonymous caller learns nothing from validation.

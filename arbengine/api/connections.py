@@ -36,7 +36,7 @@ from prometheus_client import Counter, Gauge
 
 from arbengine.domain.errors import ConfigError
 from arbengine.logs import get_logger
-from arbengine.settings import HttpSettings, duration_s
+from arbengine.settings import HttpSettings
 
 log = get_logger("api.connections")
 
@@ -128,10 +128,10 @@ def descriptor_budget(http: HttpSettings, descriptors: int) -> ConnectionLimits:
         )
     return ConnectionLimits(
         max_connections=min(http.max_connections, room),
-        keepalive_s=duration_s(http.keepalive_timeout),
-        header_s=duration_s(http.header_timeout),
-        body_s=duration_s(http.body_timeout),
-        send_s=duration_s(http.send_timeout),
+        keepalive_s=http.keepalive_timeout.seconds,
+        header_s=http.header_timeout.seconds,
+        body_s=http.body_timeout.seconds,
+        send_s=http.send_timeout.seconds,
     )
 
 

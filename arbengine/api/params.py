@@ -28,20 +28,33 @@ from arbengine.api.schemas import INTERVAL_MS
 Q = TypeVar("Q", bound=msgspec.Struct)
 B = TypeVar("B", bound=msgspec.Struct)
 
-_AT = re.compile(r" - at `\$\.([A-Za-z0-9_]+)")
-_UNKNOWN = re.compile(r"Object contains unknown field `([^`]*)`")
-_MISSING = re.compile(r"Object missing required field `([^`]*)`")
+_ERROR_PATH = re.compile(r" - at `\$\.([A-Za-z0-9_]+)[^`]*`$")
+"""The field msgspec names after ``- at `$.`` in its message: only the path is read from it."""
 _INTEGER = re.compile(r"^-?[0-9]{1,30}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SECRET_FIELDS = frozenset({"password"})
 """Fields that may hold any character (passwords are hashed, never stored or queried)."""
+_JSON_KINDS = {str: "str", int: "int", float: "float", bool: "bool", list: "array", dict: "object"}
+_DECLARED: dict[type[msgspec.inspect.Type], str] = {
+    msgspec.inspect.StrType: "str",
+    msgspec.inspect.IntType: "int",
+    msgspec.inspect.FloatType: "float",
+    msgspec.inspect.BoolType: "bool",
+}
 
 
 @dataclass(frozen=True)
 class _FieldInfo:
     name: str
-    integer: bool
+    required: bool
+    kind: msgspec.inspect.Type
+    """The declared type, without its ``| None``."""
     choices: tuple[str, ...]
+    """A Literal's values in declared order (which reads better than msgspec's sorted one)."""
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.kind, msgspec.inspect.IntType)
 
 
 @functools.cache
@@ -53,8 +66,7 @@ def _fields(shape: type[msgspec.Struct]) -> dict[str, _FieldInfo]:
     for f in info.fields:
         kinds = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
         kinds = tuple(k.type if isinstance(k, msgspec.inspect.Metadata) else k for k in kinds)
-        integer = any(isinstance(k, msgspec.inspect.IntType) for k in kinds)
-        # The declared order of a Literal reads better in a message than msgspec's sorted one.
+        kinds = tuple(k for k in kinds if not isinstance(k, msgspec.inspect.NoneType))
         hint = hints[f.name]
         options = (hint,) if typing.get_origin(hint) is typing.Literal else typing.get_args(hint)
         choices = tuple(
@@ -63,42 +75,57 @@ def _fields(shape: type[msgspec.Struct]) -> dict[str, _FieldInfo]:
             if typing.get_origin(arg) is typing.Literal
             for value in typing.get_args(arg)
         )
-        out[f.encode_name] = _FieldInfo(f.encode_name, integer, choices)
+        kind = kinds[0] if len(kinds) == 1 else f.type
+        out[f.encode_name] = _FieldInfo(f.encode_name, f.required, kind, choices)
     return out
 
 
-def _explain(exc: msgspec.ValidationError, shape: type[msgspec.Struct]) -> tuple[str, str | None]:
-    """msgspec's message, reworded for the person who wrote the request."""
-    text = str(exc)
-    if match := _UNKNOWN.search(text):
-        name = match.group(1)
-        known = ", ".join(sorted(_fields(shape))) or "none"
-        return f"unknown parameter {name!r} (known: {known})", name
-    if match := _MISSING.search(text):
-        return f"{match.group(1)} is required", match.group(1)
-    at = _AT.search(text)
-    name = at.group(1) if at else None
-    if name is None:
-        return text, None
-    meta = _fields(shape).get(name)
-    if meta and meta.choices and text.startswith("Invalid enum value"):
-        return f"{name} must be one of {', '.join(meta.choices)}", name
-    if m := re.match(r"Expected `int` >= (-?\d+)", text):
-        return f"{name} must be at least {m.group(1)}", name
-    if m := re.match(r"Expected `int` <= (-?\d+)", text):
-        return f"{name} must be at most {m.group(1)}", name
-    if text.startswith("Expected `str` matching regex"):
-        return f"{name} is not in the expected format", name
-    if m := re.match(r"Expected `str` of length ([<>]=) (\d+)", text):
-        if m.group(1) == ">=" and m.group(2) == "1":
-            return f"{name} must not be empty", name
-        bound = "at least" if m.group(1) == ">=" else "at most"
-        return f"{name} must be {bound} {m.group(2)} characters", name
-    if meta and meta.integer and "got `str`" in text:
-        return f"{name} must be an integer", name
-    if m := re.match(r"Expected `([^`]+)`, got `(\w+)`", text):
-        return f"{name} must be {m.group(1).replace(' | null', '')}, not {m.group(2)}", name
-    return text[: at.start()] if at else text, name
+def _problem(field: _FieldInfo, value: Any) -> str:
+    """What is wrong with ``value`` for ``field``, from the field's declared type."""
+    name, kind = field.name, field.kind
+    if field.choices:
+        return f"{name} must be one of {', '.join(field.choices)}"
+    if isinstance(kind, msgspec.inspect.IntType):
+        if isinstance(value, str):
+            return f"{name} must be an integer"
+        if isinstance(value, int) and not isinstance(value, bool):
+            if kind.ge is not None and value < kind.ge:
+                return f"{name} must be at least {kind.ge}"
+            if kind.le is not None and value > kind.le:
+                return f"{name} must be at most {kind.le}"
+    if isinstance(kind, msgspec.inspect.StrType) and isinstance(value, str):
+        if kind.min_length is not None and len(value) < kind.min_length:
+            if kind.min_length == 1:
+                return f"{name} must not be empty"
+            return f"{name} must be at least {kind.min_length} characters"
+        if kind.max_length is not None and len(value) > kind.max_length:
+            return f"{name} must be at most {kind.max_length} characters"
+        return f"{name} is not in the expected format"
+    expected = _DECLARED.get(type(kind), "valid")
+    got = "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)
+    return f"{name} must be {expected}, not {got}"
+
+
+def _explain(
+    exc: msgspec.ValidationError, shape: type[msgspec.Struct], given: Any
+) -> tuple[str, str | None]:
+    """The message and the field for a refused query or body: the parameter from msgspec's
+    error path (or, for a key too many or too few, from the shape), the words from its type."""
+    if not isinstance(given, dict):
+        return "the body must be a JSON object", None
+    fields = _fields(shape)
+    for key in given:
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            return f"unknown parameter {key!r} (known: {known})", key
+    for name, meta in fields.items():
+        if meta.required and name not in given:
+            return f"{name} is required", name
+    match = _ERROR_PATH.search(str(exc))
+    if match is None or match.group(1) not in fields:  # pragma: no cover - shapes check fields
+        return "the request is not valid", None
+    name = match.group(1)
+    return _problem(fields[name], given[name]), name
 
 
 def parse_query(query: MultiMapping[str], shape: type[Q], symbols: Iterable[str]) -> Q:
@@ -117,7 +144,7 @@ def parse_query(query: MultiMapping[str], shape: type[Q], symbols: Iterable[str]
     try:
         parsed = msgspec.convert(raw, shape)
     except msgspec.ValidationError as exc:
-        message, name = _explain(exc, shape)
+        message, name = _explain(exc, shape, raw)
         raise bad_request("invalid_parameter", message, name) from None
     symbol = getattr(parsed, "symbol", None)
     if symbol is not None and symbol not in symbols:
@@ -144,6 +171,15 @@ def _duplicate_key(body: bytes) -> tuple[str, int] | None:
     return found[0] if found else None
 
 
+def _plain(body: bytes) -> Any:
+    """The body as plain data, to find what the typed decode refused; None when it is not
+    JSON at all (``3`` then garbage: the typed decode stops at the ``3``)."""
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+
+
 def parse_body(body: bytes, shape: type[B]) -> B:
     duplicate = _duplicate_key(body)
     if duplicate is not None:
@@ -152,9 +188,7 @@ def parse_body(body: bytes, shape: type[B]) -> B:
     try:
         parsed = msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as exc:
-        message, name = _explain(exc, shape)
-        if name is None and message.startswith("Expected `object`"):
-            message = "the body must be a JSON object"
+        message, name = _explain(exc, shape, _plain(body))
         raise bad_request("invalid_body", message, name) from None
     except msgspec.DecodeError:
         raise bad_request("invalid_body", "the body must be a JSON object") from None

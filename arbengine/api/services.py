@@ -20,7 +20,7 @@ from arbengine.api.params import Window
 from arbengine.api.ratelimit import LoginThrottle, SlidingWindowLimiter
 from arbengine.api.users import UserDirectory, UserState
 from arbengine.domain.errors import ConfigError, os_reason
-from arbengine.settings import Settings, duration_s
+from arbengine.settings import Settings
 
 
 @dataclass
@@ -56,13 +56,13 @@ class Services:
             if generated:
                 log.info("auth.secret_generated", path=auth.secret_file)
         auth = settings.auth
-        window = duration_s(auth.login_window)
+        window = auth.login_window.seconds
         return cls(
             settings=settings,
             pool=pool,
             symbols=tuple(settings.collect.symbols),
             tokens=TokenService(
-                secret, int(duration_s(auth.access_ttl)), int(duration_s(auth.refresh_ttl))
+                secret, int(auth.access_ttl.seconds), int(auth.refresh_ttl.seconds)
             ),
             passwords=Passwords(),
             users=UserDirectory(pool) if pool is not None else None,
@@ -71,8 +71,8 @@ class Services:
                 per_address=auth.login_attempts_per_ip,
                 per_account_address=auth.login_attempts_per_account_ip,
                 delay_after=auth.login_delay_after,
-                delay_initial_s=duration_s(auth.login_delay_initial),
-                delay_max_s=duration_s(auth.login_delay_max),
+                delay_initial_s=auth.login_delay_initial.seconds,
+                delay_max_s=auth.login_delay_max.seconds,
                 window_s=window,
             ),
             register_per_ip=SlidingWindowLimiter(auth.register_attempts_per_ip, window),

@@ -30,6 +30,7 @@ from arbengine.domain.market import MarketEvent
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import RemoteClock, SystemClock
+from arbengine.settings import ExchangeSettings
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import maintain_partitions
@@ -59,7 +60,9 @@ class _Pipeline:
 
     def __init__(self, pool: asyncpg.Pool, session: aiohttp.ClientSession,
                  urls: dict[str, str], record_latency: bool) -> None:  # fmt: skip
-        self.rest = rest = BinanceRest(session, urls["rest"])
+        self.rest = rest = BinanceRest(
+            session, urls["rest"], weight_safety=ExchangeSettings().weight_safety
+        )
         self.channel: Channel[MarketEvent] = Channel("bench-market", 50_000, OverflowPolicy.BLOCK)
         self.collector = MarketStreamCollector(
             SYMBOLS, rest, urls["market_ws"], self.channel,

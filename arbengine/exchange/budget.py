@@ -137,7 +137,8 @@ class RequestBudget:
     def __init__(
         self,
         weight_limit: int = 2400,
-        safety: float = 0.8,
+        *,
+        safety: float,
         groups: Sequence[RequestGroup] = (),
     ) -> None:
         self.weight_limit = weight_limit

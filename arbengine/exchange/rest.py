@@ -111,7 +111,7 @@ class BinanceRest:
         api_secret: str = "",
         recv_window_ms: int = 5000,
         weight_limit: int = 2400,
-        weight_safety: float = 0.8,
+        weight_safety: float,
         groups: Sequence[RequestGroup] | None = None,
         timeout_s: float = 10.0,
         forbidden_backoff_s: float = DEFAULT_FORBIDDEN_BACKOFF_S,
@@ -125,7 +125,9 @@ class BinanceRest:
         self._api_secret = api_secret
         self.recv_window_ms = recv_window_ms
         self.budget = RequestBudget(
-            weight_limit, weight_safety, binance_groups() if groups is None else groups
+            weight_limit,
+            safety=weight_safety,
+            groups=binance_groups() if groups is None else groups,
         )
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock or SystemClock()

@@ -37,10 +37,10 @@ from arbengine.signals.strategy import (
     content_hash,
     load_strategy_set,
     parse_strategy,
-    strategy_schema,
     uncollected_symbols,
     validate_document,
 )
+from arbengine.signals.strategy_rules import strategy_schema
 from arbengine.signals.trade_window import AddResult, TickOrderError
 
 __all__ = [

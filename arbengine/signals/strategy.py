@@ -1,13 +1,13 @@
-"""Strategy files: the published JSON schema, validation, defaults, hashing, loading.
+"""Strategy files: the typed shape, validation, defaults, hashing, loading.
 
-A strategy is pure data (``strategies/*.json``). The schema below is the
-single source of truth for the structure *and* the defaults: the validator
-interprets it (a small JSON Schema subset), the default filler reads its
-``default`` annotations, and ``arbengine strategies schema`` prints it. The
-rules a schema cannot say (duration bounds, unsigned + contrarian, tp1
-needs tp1_fraction, window order…) are checked in code, after the
-structure is valid, and reported the same way: one line per problem with
-the file and the JSON path.
+A strategy is pure data (``strategies/*.json``). Its shape, types and
+defaults are the structs below; ``strategy_rules`` holds the published JSON
+Schema that users write against (a test holds it to these structs: same
+keys, requirements and defaults) and the rules no schema can say, and words
+every problem as ``file: $.path: what``.
+A valid document is then decoded into the structs by msgspec; what the
+engine derives from it (milliseconds, gate bounds, the features it reads) is
+computed from the structs, once.
 
 The content hash is sha256 over ``json.dumps(doc_with_defaults,
 sort_keys=True, separators=(",", ":"))`` encoded as UTF-8, so adding a key
@@ -16,426 +16,155 @@ that merely spells out a default does not change it.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from arbengine.domain.durations import DurationError, parse_duration_ms
+import msgspec
+
+from arbengine.domain.durations import Duration, decode_hook, encode_hook
 from arbengine.domain.errors import ConfigError
-from arbengine.signals.features import (
-    FEATURE_NAMES,
-    MAX_STALENESS_MS,
-    MAX_WINDOW_MS,
-    FeatureSpec,
-)
+from arbengine.signals.features import FeatureSpec
 from arbengine.signals.series import inputs_read
-
-SCHEMA_ID = "https://arbengine.dev/schemas/strategy-1.json"
-_DURATION_PATTERN = r"^\d+(ms|s|m|h|d)$"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from arbengine.signals.strategy_rules import problems
 
 
-def _duration(default: str | None = None, *, nullable: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": ["string", "null"] if nullable else "string",
-        "pattern": _DURATION_PATTERN,
-        "description": "<integer><ms|s|m|h|d>, whole seconds",
-    }
-    if default is not None or nullable:
-        schema["default"] = default
-    return schema
+class _Part(msgspec.Struct, frozen=True, dict=True, forbid_unknown_fields=True):
+    """Base of the structs of a strategy file (``dict=True``: derived values are cached)."""
 
 
-def _feature() -> dict[str, Any]:
-    return {"type": "string", "enum": list(FEATURE_NAMES)}
+class Windows(_Part, frozen=True, kw_only=True):
+    fast: Duration = Duration("30m")
+    mid: Duration = Duration("4h")
+    day: Duration = Duration("24h")
+
+    @cached_property
+    def fast_ms(self) -> int:
+        return self.fast.ms
+
+    @cached_property
+    def mid_ms(self) -> int:
+        return self.mid.ms
+
+    @cached_property
+    def day_ms(self) -> int:
+        return self.day.ms
 
 
-def _bound() -> dict[str, Any]:
-    return {"type": ["number", "null"]}
-
-
-def strategy_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) every strategy file must satisfy."""
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "arbengine strategy",
-        "description": "A signal strategy over Binance USD-M perpetuals (see SIGNALS.md).",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "symbols", "direction", "factors", "entry", "exit"],
-        "properties": {
-            "name": {
-                "type": "string",
-                "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-                "description": "unique across the strategy set",
-            },
-            "enabled": {"type": "boolean", "default": True},
-            "symbols": {
-                "type": "array",
-                "minItems": 1,
-                "uniqueItems": True,
-                "items": {"type": "string", "pattern": r"^[A-Z0-9]{2,32}$"},
-            },
-            "tick": _duration("15s"),
-            "windows": {
-                "type": "object",
-                "additionalProperties": False,
-                "default": {},
-                "properties": {
-                    "fast": _duration("30m"),
-                    "mid": _duration("4h"),
-                    "day": _duration("24h"),
-                },
-            },
-            "max_staleness": _duration("5m"),
-            "atr_percentile_min_values": {
-                "type": "integer",
-                "minimum": 12,
-                "maximum": 288,
-                "default": 288,
-            },
-            "direction": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["feature", "min"],
-                "properties": {
-                    "feature": _feature(),
-                    "min": {"type": "number", "minimum": 0},
-                    "confirm": {
-                        "type": "array",
-                        "uniqueItems": True,
-                        "items": _feature(),
-                        "default": [],
-                    },
-                },
-            },
-            "factors": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["feature", "weight", "full"],
-                    "properties": {
-                        "feature": _feature(),
-                        "weight": {"type": "number", "exclusiveMinimum": 0},
-                        "full": {"type": "number", "exclusiveMinimum": 0},
-                        "unsigned": {"type": "boolean", "default": False},
-                        "contrarian": {"type": "boolean", "default": False},
-                    },
-                },
-            },
-            "gates": {
-                "type": "object",
-                "default": {},
-                "propertyNames": _feature(),
-                "additionalProperties": {
-                    "type": "array",
-                    "description": "[low, high], inclusive; null is unbounded",
-                    "minItems": 2,
-                    "maxItems": 2,
-                    "prefixItems": [_bound(), _bound()],
-                },
-            },
-            "entry": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["threshold"],
-                "properties": {
-                    "threshold": {"type": "number", "minimum": 0, "maximum": 100},
-                    "min_coverage": {
-                        "type": "number",
-                        "minimum": 0,
-                        "maximum": 100,
-                        "default": 0,
-                    },
-                    "cooldown": _duration("0s"),
-                    "max_open_per_symbol": {
-                        "type": ["integer", "null"],
-                        "minimum": 1,
-                        "default": None,
-                    },
-                },
-            },
-            "exit": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["sl_atr"],
-                "properties": {
-                    "sl_atr": {"type": "number", "exclusiveMinimum": 0},
-                    "tp1_atr": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None},
-                    "tp1_fraction": {
-                        "type": ["number", "null"],
-                        "exclusiveMinimum": 0,
-                        "maximum": 1,
-                        "default": None,
-                    },
-                    "tp2_atr": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None},
-                    "breakeven_after_tp1": {"type": "boolean", "default": False},
-                    "max_hold": _duration(None, nullable=True),
-                },
-            },
-            "costs": {
-                "type": "object",
-                "additionalProperties": False,
-                "default": {},
-                "properties": {
-                    "fee_bps": {"type": "number", "minimum": 0, "default": 0},
-                    "slippage_bps": {"type": "number", "minimum": 0, "default": 0},
-                },
-            },
-            "paper": {
-                "type": "object",
-                "additionalProperties": False,
-                "default": {},
-                "properties": {
-                    "enabled": {"type": "boolean", "default": True},
-                    "risk_usd": {"type": "number", "exclusiveMinimum": 0, "default": 100},
-                },
-            },
-        },
-    }
-
-
-# ---- a JSON Schema subset interpreter --------------------------------------------------------
-
-
-def _path_key(path: str, key: str) -> str:
-    return f"{path}.{key}" if _IDENT.match(key) else f"{path}[{json.dumps(key)}]"
-
-
-def _type_ok(value: Any, kind: str) -> bool:
-    if kind == "null":
-        return value is None
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "array":
-        return isinstance(value, list)
-    if kind == "object":
-        return isinstance(value, dict)
-    raise AssertionError(f"schema uses unsupported type {kind}")  # pragma: no cover
-
-
-_TYPE_WORDS = {
-    "null": "null",
-    "boolean": "true or false",
-    "integer": "an integer",
-    "number": "a number",
-    "string": "a string",
-    "array": "an array",
-    "object": "an object",
-}
-
-
-def _fmt(x: float) -> str:
-    return json.dumps(x)
-
-
-def _validate(value: Any, schema: Mapping[str, Any], path: str, errors: list[str]) -> None:
-    """Append ``"<path>: <problem>"`` for every way ``value`` violates ``schema``."""
-    kinds = schema.get("type")
-    if kinds is not None:
-        kinds_list = [kinds] if isinstance(kinds, str) else list(kinds)
-        if not any(_type_ok(value, k) for k in kinds_list):
-            words = " or ".join(_TYPE_WORDS[k] for k in kinds_list)
-            errors.append(f"{path}: must be {words}")
-            return
-    if "enum" in schema and value not in schema["enum"]:
-        if schema["enum"] == list(FEATURE_NAMES):
-            errors.append(f"{path}: unknown feature {json.dumps(value)}")
-        else:
-            errors.append(f"{path}: must be one of {json.dumps(schema['enum'])}")
-        return
-    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
-        if schema["pattern"] == _DURATION_PATTERN:
-            errors.append(
-                f"{path}: must be a duration like '15s', '30m', '4h' or '1d', "
-                f"got {json.dumps(value)}"
-            )
-        else:
-            errors.append(f"{path}: must match {schema['pattern']}, got {json.dumps(value)}")
-    if _type_ok(value, "number"):
-        if "minimum" in schema and value < schema["minimum"]:
-            errors.append(f"{path}: must be >= {_fmt(schema['minimum'])}")
-        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-            errors.append(f"{path}: must be > {_fmt(schema['exclusiveMinimum'])}")
-        if "maximum" in schema and value > schema["maximum"]:
-            errors.append(f"{path}: must be <= {_fmt(schema['maximum'])}")
-    if isinstance(value, list):
-        _validate_array(value, schema, path, errors)
-    if isinstance(value, dict):
-        _validate_object(value, schema, path, errors)
-
-
-def _validate_array(
-    value: list[Any], schema: Mapping[str, Any], path: str, errors: list[str]
-) -> None:
-    if "minItems" in schema and len(value) < schema["minItems"]:
-        n = schema["minItems"]
-        errors.append(f"{path}: must have at least {n} item{'s' if n != 1 else ''}")
-    if "maxItems" in schema and len(value) > schema["maxItems"]:
-        errors.append(f"{path}: must have at most {schema['maxItems']} items")
-    if schema.get("uniqueItems"):
-        seen: list[Any] = []
-        for i, item in enumerate(value):
-            if item in seen:
-                errors.append(f"{path}[{i}]: duplicate item {json.dumps(item)}")
-            seen.append(item)
-    prefix = schema.get("prefixItems", [])
-    for i, item in enumerate(value):
-        sub = prefix[i] if i < len(prefix) else schema.get("items")
-        if isinstance(sub, Mapping):
-            _validate(item, sub, f"{path}[{i}]", errors)
-
-
-def _validate_object(
-    value: dict[str, Any], schema: Mapping[str, Any], path: str, errors: list[str]
-) -> None:
-    props: Mapping[str, Any] = schema.get("properties", {})
-    for key in schema.get("required", []):
-        if key not in value:
-            errors.append(f"{_path_key(path, key)}: is required")
-    names = schema.get("propertyNames")
-    extra = schema.get("additionalProperties", True)
-    for key, item in value.items():
-        sub_path = _path_key(path, key)
-        if isinstance(names, Mapping):
-            before = len(errors)
-            _validate(key, names, sub_path, errors)
-            if len(errors) > before:
-                continue
-        if key in props:
-            _validate(item, props[key], sub_path, errors)
-        elif extra is False:
-            errors.append(f"{sub_path}: unknown key")
-        elif isinstance(extra, Mapping):
-            _validate(item, extra, sub_path, errors)
-
-
-def _fill_defaults(value: Any, schema: Mapping[str, Any]) -> Any:
-    """A copy of a *valid* ``value`` with every schema default written out."""
-    if isinstance(value, dict):
-        props: Mapping[str, Any] = schema.get("properties", {})
-        out: dict[str, Any] = {}
-        for key, sub in props.items():
-            if key in value:
-                out[key] = _fill_defaults(value[key], sub)
-            elif "default" in sub:
-                out[key] = _fill_defaults(copy.deepcopy(sub["default"]), sub)
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if key not in props:
-                out[key] = _fill_defaults(item, extra) if isinstance(extra, Mapping) else item
-        return out
-    if isinstance(value, list):
-        items = schema.get("items")
-        if isinstance(items, Mapping):
-            return [_fill_defaults(v, items) for v in value]
-        return list(value)
-    return value
-
-
-# ---- typed strategy --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Windows:
-    fast_ms: int
-    mid_ms: int
-    day_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Direction:
+class Direction(_Part, frozen=True):
     feature: str
     min: float
-    confirm: tuple[str, ...]
+    confirm: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Factor:
+class Factor(_Part, frozen=True):
     feature: str
     weight: float
     full: float
-    unsigned: bool
-    contrarian: bool
+    unsigned: bool = False
+    contrarian: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Gate:
+class Gate(msgspec.Struct, frozen=True):
+    """One gate as the engine reads it: ``low <= value <= high``, None unbounded."""
+
     feature: str
     low: float | None
     high: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(_Part, frozen=True, kw_only=True):
     threshold: float
-    min_coverage: float
-    cooldown_ms: int
-    max_open_per_symbol: int | None
+    min_coverage: float = 0.0
+    cooldown: Duration = Duration("0s")
+    max_open_per_symbol: int | None = None
+
+    @cached_property
+    def cooldown_ms(self) -> int:
+        return self.cooldown.ms
 
 
-@dataclass(frozen=True, slots=True)
-class Exit:
+class Exit(_Part, frozen=True, kw_only=True):
     sl_atr: float
-    tp1_atr: float | None
-    tp1_fraction: float | None
-    tp2_atr: float | None
-    breakeven_after_tp1: bool
-    max_hold_ms: int | None
+    tp1_atr: float | None = None
+    tp1_fraction: float | None = None
+    tp2_atr: float | None = None
+    breakeven_after_tp1: bool = False
+    max_hold: Duration | None = None
+
+    @cached_property
+    def max_hold_ms(self) -> int | None:
+        return None if self.max_hold is None else self.max_hold.ms
 
 
-@dataclass(frozen=True, slots=True)
-class Costs:
-    fee_bps: float
-    slippage_bps: float
+class Costs(_Part, frozen=True, kw_only=True):
+    fee_bps: float = 0.0
+    slippage_bps: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Paper:
-    enabled: bool
-    risk_usd: float
+class Paper(_Part, frozen=True, kw_only=True):
+    enabled: bool = True
+    risk_usd: float = 100.0
 
 
-@dataclass(frozen=True, slots=True)
-class Strategy:
-    """A validated strategy with every default applied."""
+class StrategyFile(_Part, frozen=True, kw_only=True):
+    """A strategy file's shape, types and defaults (the schema's ``properties``)."""
 
     name: str
-    enabled: bool
+    enabled: bool = True
     symbols: tuple[str, ...]
-    tick_ms: int
-    windows: Windows
-    max_staleness_ms: int
-    atr_percentile_min_values: int
+    tick: Duration = Duration("15s")
+    windows: Windows = msgspec.field(default_factory=Windows)
+    max_staleness: Duration = Duration("5m")
+    atr_percentile_min_values: int = 288
     direction: Direction
     factors: tuple[Factor, ...]
-    gates: tuple[Gate, ...]
+    gate_bounds: dict[str, tuple[float | None, float | None]] = msgspec.field(
+        default_factory=dict, name="gates"
+    )
     entry: Entry
     exit: Exit
-    costs: Costs
-    paper: Paper
+    costs: Costs = msgspec.field(default_factory=Costs)
+    paper: Paper = msgspec.field(default_factory=Paper)
+
+
+class Strategy(StrategyFile, frozen=True, kw_only=True):
+    """A validated strategy file, with where it came from and its content hash."""
+
     hash: str
     """sha256 hex of :attr:`canonical_json`."""
     canonical_json: str
     """The hash input: the document with defaults, sorted keys, no whitespace."""
-    reads: tuple[str, ...] = ()
-    """Every feature the strategy reads, in first-use order (direction, confirm,
-    factors, gates, then price and atr, which firing needs)."""
     source: str | None = None
+
+    def __hash__(self) -> int:
+        # Equal strategies have equal content hashes (gate bounds are a dict: not hashable).
+        return hash((self.hash, self.source))
+
+    @cached_property
+    def tick_ms(self) -> int:
+        return self.tick.ms
+
+    @cached_property
+    def max_staleness_ms(self) -> int:
+        return self.max_staleness.ms
+
+    @cached_property
+    def gates(self) -> tuple[Gate, ...]:
+        return tuple(Gate(name, low, high) for name, (low, high) in self.gate_bounds.items())
+
+    @cached_property
+    def reads(self) -> tuple[str, ...]:
+        """Every feature the strategy reads, in first-use order (direction, confirm,
+        factors, gates, then price and atr, which firing needs)."""
+        names = [self.direction.feature, *self.direction.confirm]
+        names += [f.feature for f in self.factors] + list(self.gate_bounds)
+        return tuple(dict.fromkeys([*names, "price", "atr"]))
 
     @property
     def inputs(self) -> frozenset[str]:
@@ -459,6 +188,10 @@ class Strategy:
         return doc
 
 
+_ERROR_PATH = re.compile(r" - at `(\$[^`]*)`$")
+_WINDOW_DEFAULTS: dict[str, str] = msgspec.to_builtins(Windows(), enc_hook=encode_hook)
+
+
 class StrategyError(ConfigError):
     """One or more strategy files are invalid; ``problems`` has one line each."""
 
@@ -477,182 +210,70 @@ def content_hash(doc_with_defaults: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(doc_with_defaults).encode("utf-8")).hexdigest()
 
 
-def _get(doc: Any, *keys: str) -> Any:
-    """``doc[k1][k2]…``, or None where the structure is not there (already reported)."""
-    for key in keys:
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(key)
-    return doc
+def _as_written(value: Any) -> Any:
+    """A default as the published schema writes it: a whole number without ``.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _as_written(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_written(v) for v in value]
+    return value
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+def _with_defaults(decoded: Any, written: Any) -> Any:
+    """The document as written, every absent key filled from ``decoded`` (its structs' plain
+    data): numbers keep their spelling, so ``1`` and ``1.0`` hash as written."""
+    if isinstance(decoded, dict) and isinstance(written, dict):
+        return {
+            k: _with_defaults(v, written[k]) if k in written else _as_written(v)
+            for k, v in decoded.items()
+        }
+    if isinstance(decoded, list | tuple) and isinstance(written, list):
+        return [_with_defaults(d, w) for d, w in zip(decoded, written, strict=True)]
+    return written
 
 
-def _semantic_errors(doc: Mapping[str, Any]) -> list[str]:
-    """Rules beyond the schema, on the document with its defaults.
-
-    Runs even when the structure has errors, so one pass reports everything;
-    each rule only looks at values whose structure is valid.
-    """
-    errors: list[str] = []
-
-    def duration(path: str, text: Any, *, low_ms: int, high_ms: int | None) -> int | None:
-        if not isinstance(text, str) or not re.match(_DURATION_PATTERN, text):
-            return None  # absent, null, or already reported by the schema
-        try:
-            ms = parse_duration_ms(text)
-        except DurationError:  # pragma: no cover - the pattern above is the parser's
-            return None
-        if ms % 1000:
-            errors.append(f"{path}: must be whole seconds, got {json.dumps(text)}")
-        elif ms < low_ms:
-            errors.append(f"{path}: must be at least {low_ms // 1000}s, got {json.dumps(text)}")
-        elif high_ms is not None and ms > high_ms:
-            limit = f"{high_ms // 3_600_000}h"
-            errors.append(f"{path}: must be at most {limit}, got {json.dumps(text)}")
-        else:
-            return ms
-        return None
-
-    duration("$.tick", _get(doc, "tick"), low_ms=1000, high_ms=MAX_WINDOW_MS)
-    win = {
-        key: duration(
-            f"$.windows.{key}", _get(doc, "windows", key), low_ms=1000, high_ms=MAX_WINDOW_MS
-        )
-        for key in ("fast", "mid", "day")
-    }
-    fast, mid, day = win["fast"], win["mid"], win["day"]
-    if fast is not None and mid is not None and fast > mid:
-        errors.append("$.windows.fast: must not be longer than windows.mid")
-    if mid is not None and day is not None and mid > day:
-        errors.append("$.windows.mid: must not be longer than windows.day")
-    stale = _get(doc, "max_staleness")
-    duration("$.max_staleness", stale, low_ms=1000, high_ms=MAX_STALENESS_MS)
-    duration("$.entry.cooldown", _get(doc, "entry", "cooldown"), low_ms=0, high_ms=None)
-    duration("$.exit.max_hold", _get(doc, "exit", "max_hold"), low_ms=1000, high_ms=None)
-
-    factors = _get(doc, "factors")
-    first_use: dict[str, int] = {}
-    for i, factor in enumerate(factors if isinstance(factors, list) else []):
-        if not isinstance(factor, dict):
-            continue
-        if factor.get("unsigned") is True and factor.get("contrarian") is True:
-            errors.append(f"$.factors[{i}]: unsigned and contrarian cannot both be true")
-        feature = factor.get("feature")
-        if not isinstance(feature, str):
-            continue
-        if feature in first_use:
-            errors.append(
-                f"$.factors[{i}].feature: {json.dumps(feature)} is already a factor "
-                f"($.factors[{first_use[feature]}])"
-            )
-        else:
-            first_use[feature] = i
-
-    gates = _get(doc, "gates")
-    for feature, bounds in (gates if isinstance(gates, dict) else {}).items():
-        if isinstance(bounds, list) and len(bounds) == 2:
-            low, high = _number(bounds[0]), _number(bounds[1])
-            if low is not None and high is not None and low > high:
-                errors.append(
-                    f"{_path_key('$.gates', feature)}: low {bounds[0]} is above high {bounds[1]}"
-                )
-
-    ex = _get(doc, "exit")
-    if isinstance(ex, dict):
-        tp1, tp2 = _number(ex.get("tp1_atr")), _number(ex.get("tp2_atr"))
-        has_fraction = ex.get("tp1_fraction") is not None
-        if tp1 is not None and not has_fraction:
-            errors.append("$.exit.tp1_fraction: is required when exit.tp1_atr is set")
-        if ex.get("tp1_atr") is None and has_fraction:
-            errors.append("$.exit.tp1_fraction: needs exit.tp1_atr")
-        if ex.get("tp1_atr") is None and ex.get("breakeven_after_tp1") is True:
-            errors.append("$.exit.breakeven_after_tp1: needs exit.tp1_atr")
-        if tp1 is not None and tp2 is not None and tp2 <= tp1:
-            errors.append("$.exit.tp2_atr: must be greater than exit.tp1_atr")
-    return errors
+def _decode(doc: Any) -> tuple[StrategyFile, dict[str, Any]] | list[str]:
+    """(the typed file, the document with defaults), or every problem as ``$.path: what``."""
+    found = problems(doc, _WINDOW_DEFAULTS)
+    if found:
+        return list(found)
+    try:
+        typed = msgspec.convert(doc, StrategyFile, dec_hook=decode_hook)
+    except msgspec.ValidationError as exc:
+        # The schema let it through, so it is a number no float holds (400 digits): the path
+        # is all we read of msgspec's message.
+        where = _ERROR_PATH.search(str(exc))
+        return [f"{where.group(1) if where else '$'}: is out of range"]
+    full: dict[str, Any] = _with_defaults(msgspec.to_builtins(typed, enc_hook=encode_hook), doc)
+    return typed, full
 
 
 def validate_document(doc: Any) -> tuple[dict[str, Any] | None, list[str]]:
     """(document with defaults, []) when valid, else (None, ["$.path: problem", …])."""
-    schema = strategy_schema()
-    errors: list[str] = []
-    _validate(doc, schema, "$", errors)
-    full: dict[str, Any] | None = None
-    if isinstance(doc, dict):
-        full = _fill_defaults(doc, schema)
-        errors += _semantic_errors(full)
-    if errors or full is None:
-        return None, errors
-    return full, []
+    decoded = _decode(doc)
+    if isinstance(decoded, list):
+        return None, decoded
+    return decoded[1], []
 
 
-def _build(full: Mapping[str, Any], source: str | None) -> Strategy:
-    ms = parse_duration_ms
-    w, d, en, ex = full["windows"], full["direction"], full["entry"], full["exit"]
+def _strategy(typed: StrategyFile, full: Mapping[str, Any], source: str | None) -> Strategy:
     return Strategy(
-        name=full["name"],
-        enabled=full["enabled"],
-        symbols=tuple(full["symbols"]),
-        tick_ms=ms(full["tick"]),
-        windows=Windows(ms(w["fast"]), ms(w["mid"]), ms(w["day"])),
-        max_staleness_ms=ms(full["max_staleness"]),
-        atr_percentile_min_values=full["atr_percentile_min_values"],
-        direction=Direction(d["feature"], float(d["min"]), tuple(d["confirm"])),
-        factors=tuple(
-            Factor(
-                f["feature"], float(f["weight"]), float(f["full"]), f["unsigned"], f["contrarian"]
-            )
-            for f in full["factors"]
-        ),
-        gates=tuple(
-            Gate(
-                name,
-                None if low is None else float(low),
-                None if high is None else float(high),
-            )
-            for name, (low, high) in full["gates"].items()
-        ),
-        entry=Entry(
-            float(en["threshold"]),
-            float(en["min_coverage"]),
-            ms(en["cooldown"]),
-            en["max_open_per_symbol"],
-        ),
-        exit=Exit(
-            float(ex["sl_atr"]),
-            None if ex["tp1_atr"] is None else float(ex["tp1_atr"]),
-            None if ex["tp1_fraction"] is None else float(ex["tp1_fraction"]),
-            None if ex["tp2_atr"] is None else float(ex["tp2_atr"]),
-            ex["breakeven_after_tp1"],
-            None if ex["max_hold"] is None else ms(ex["max_hold"]),
-        ),
-        costs=Costs(float(full["costs"]["fee_bps"]), float(full["costs"]["slippage_bps"])),
-        paper=Paper(full["paper"]["enabled"], float(full["paper"]["risk_usd"])),
+        **msgspec.structs.asdict(typed),
         hash=content_hash(full),
         canonical_json=canonical_json(full),
-        reads=_reads(full),
         source=source,
     )
 
 
-def _reads(full: Mapping[str, Any]) -> tuple[str, ...]:
-    names = [full["direction"]["feature"], *full["direction"]["confirm"]]
-    names += [f["feature"] for f in full["factors"]] + list(full["gates"])
-    return tuple(dict.fromkeys([*names, "price", "atr"]))
-
-
 def parse_strategy(doc: Any, source: str | None = None) -> Strategy:
     """A typed strategy from parsed JSON; raises StrategyError listing every problem."""
-    full, errors = validate_document(doc)
-    if full is None:
+    decoded = _decode(doc)
+    if isinstance(decoded, list):
         prefix = f"{source}: " if source else ""
-        raise StrategyError([prefix + e for e in errors])
-    return _build(full, source)
+        raise StrategyError([prefix + e for e in decoded])
+    return _strategy(*decoded, source)
 
 
 def _reject_constant(name: str) -> Any:
@@ -702,11 +323,11 @@ def _check(paths: Iterable[Path | str]) -> tuple[list[Strategy], list[str]]:
         if problems:
             errors += [f"{label}: {p}" for p in problems]
             continue
-        full, problems = validate_document(doc)
-        if full is None:
-            errors += [f"{label}: {p}" for p in problems]
+        decoded = _decode(doc)
+        if isinstance(decoded, list):
+            errors += [f"{label}: {p}" for p in decoded]
             continue
-        name = full["name"]
+        name = decoded[0].name
         if name in names:
             errors.append(
                 f"{label}: $.name: duplicate strategy name {json.dumps(name)} "
@@ -714,7 +335,7 @@ def _check(paths: Iterable[Path | str]) -> tuple[list[Strategy], list[str]]:
             )
             continue
         names[name] = label
-        strategies.append(_build(full, label))
+        strategies.append(_strategy(*decoded, label))
     return strategies, errors
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 
 from arbengine.domain.errors import ConfigError, FatalError, RetryableError
-from arbengine.settings import DatabaseSettings, duration_s
+from arbengine.settings import DatabaseSettings
 from arbengine.store.embedded import EmbeddedServer, embedded_server
 from arbengine.store.migrations import apply_migrations
 
@@ -168,7 +168,7 @@ async def _prepare(
     url: str, settings: DatabaseSettings, where: str
 ) -> tuple[asyncpg.Pool, list[str]]:
     """Connect, apply migrations, open the pool; outage and rejection told apart."""
-    timeout = duration_s(settings.connect_timeout)
+    timeout = settings.connect_timeout.seconds
     try:
         conn = await asyncpg.connect(url, timeout=timeout)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import tomllib
 from pathlib import Path
 
@@ -76,6 +78,25 @@ def test_secrets_redacted_in_repr_and_display() -> None:
         ),
         ({"ARB_LOG_LEVEL": "loud"}, "ARB_LOG_LEVEL (log.level): expected one of debug"),
         (
+            {"ARB_EXCHANGE_WEIGHT_SAFETY": "1.5"},
+            "ARB_EXCHANGE_WEIGHT_SAFETY (exchange.weight_safety): "
+            "expected a number ≤ 1 (got '1.5')",
+        ),
+        (
+            {"ARB_EXCHANGE_WEIGHT_SAFETY": "0"},
+            "ARB_EXCHANGE_WEIGHT_SAFETY (exchange.weight_safety): expected a number > 0 (got '0')",
+        ),
+        (
+            {"ARB_EXCHANGE_WEIGHT_SAFETY": "most"},
+            "ARB_EXCHANGE_WEIGHT_SAFETY (exchange.weight_safety): expected float (got 'most')",
+        ),
+        (
+            {"ARB_COLLECT_RATIO_PERIOD": "3m"},
+            "ARB_COLLECT_RATIO_PERIOD (collect.ratio_period): "
+            "expected one of 5m, 15m, 30m, 1h, 2h, 4h, 6h, 12h, 1d (got '3m')",
+        ),
+        ({"ARB_LOG_PRETTY": "maybe"}, "ARB_LOG_PRETTY (log.pretty): expected bool (got 'maybe')"),
+        (
             {"ARB_DATABASE_POOL_MIN_SIZE": "20"},
             "settings [database]: pool_min_size must not exceed pool_max_size",
         ),
@@ -96,6 +117,12 @@ def test_bad_environment_values_name_the_key(env: dict[str, str], message: str) 
         ("[htp]\nport = 1\n", "unknown section [htp]"),
         ("[runtime]\nrestart_max = '5x'\n", "[runtime] restart_max: expected a duration"),
         ("[http\n", "not valid TOML"),
+        ("[http]\ncors_origins = [1]\n", "[http] cors_origins: expected a list of str (got [1])"),
+        ("[collect]\nmax_backfill = 24\n", "[collect] max_backfill: expected a duration like"),
+        (
+            "[runtime]\nmax_restarts = 0\n",
+            "[runtime] max_restarts: expected an integer ≥ 1 (got 0)",
+        ),
     ],
 )
 def test_bad_file_values_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -104,6 +131,25 @@ def test_bad_file_values_name_file_and_key(tmp_path: Path, text: str, message: s
     with pytest.raises(ConfigError) as err:
         load_settings(path, {})
     assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_durations_are_converted_once_at_load_and_shown_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text('[engine]\ngrace = "2500ms"\n')
+    settings = load_settings(path, {"ARB_COLLECT_REPAIR_GRACE": "90s"})
+    assert (settings.engine.grace.ms, settings.engine.grace.seconds) == (2_500, 2.5)
+    assert (settings.collect.repair_grace.ms, settings.collect.repair_grace.seconds) == (90_000, 90)
+    assert Settings().collect.max_backfill.seconds == 24 * 3600
+    shown = settings.redacted()
+    assert (shown["engine"]["grace"], shown["collect"]["repair_grace"]) == ("2500ms", "90s")
+    assert shown["collect"]["max_backfill"] == "24h"  # not respelled as "1d"
+
+
+def test_settings_can_be_copied_and_pickled() -> None:
+    settings = load_settings(None, {"ARB_COLLECT_REPAIR_GRACE": "750ms"})
+    assert copy.deepcopy(settings) == settings
+    again = pickle.loads(pickle.dumps(settings))
+    assert (again, again.collect.repair_grace.seconds) == (settings, 0.75)
 
 
 def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:

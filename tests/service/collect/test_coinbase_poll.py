@@ -19,8 +19,12 @@ from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import ManualClock
+from arbengine.settings import ExchangeSettings
 from arbengine.sim.market import coinbase_last_trade_ms
 from arbengine.sim.server import SimConfig, SimServer
+
+WEIGHT_SAFETY = ExchangeSettings().weight_safety
+"""The daemon's share of each REST limit (a test of the budget states its own)."""
 
 START = 1_767_225_600_000  # 2026-01-01T00:00Z
 SYMBOL = "BTCUSDT"
@@ -48,7 +52,7 @@ async def test_a_coinbase_price_is_known_from_its_arrival_and_published_once(
     clock = ManualClock(START)
     async with aiohttp.ClientSession() as session:
         pollers = IndicatorPollers(
-            [SYMBOL], BinanceRest(session, sim.rest_url),
+            [SYMBOL], BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY),
             CoinbaseTicker(session, sim.coinbase_url), out, clock=clock,
         )  # fmt: skip
 

@@ -11,6 +11,7 @@ import pytest
 from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
 from arbengine.domain.market import TapeGap, TradeBatch
 from arbengine.exchange.rest import BinanceRest
+from arbengine.settings import ExchangeSettings
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.store import continuity as sql
 from arbengine.store.market_sql import (
@@ -21,6 +22,9 @@ from arbengine.store.market_sql import (
 )
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
+
+WEIGHT_SAFETY = ExchangeSettings().weight_safety
+"""The daemon's share of each REST limit (a test of the budget states its own)."""
 
 
 @pytest.fixture
@@ -88,8 +92,8 @@ async def test_a_hole_in_the_stored_tape_is_repaired(sim: SimServer, database_ur
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         async with aiohttp.ClientSession() as session:
-            check = ContinuityCheck(["BTCUSDT"], BinanceRest(session, sim.rest_url),
-                                    store_for(pool))  # fmt: skip
+            rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
+            check = ContinuityCheck(["BTCUSDT"], rest, store_for(pool))
             outcomes = await check.check("BTCUSDT")
         assert [(g.from_id, g.to_id, g.outcome) for g in outcomes] == [
             (missing[0][1], missing[-1][1], "seen"),
@@ -124,8 +128,8 @@ async def test_ids_the_exchange_no_longer_has_are_recorded_as_a_hole(
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         async with aiohttp.ClientSession() as session:
-            check = ContinuityCheck(["BTCUSDT"], BinanceRest(session, sim.rest_url),
-                                    store_for(pool))  # fmt: skip
+            rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
+            check = ContinuityCheck(["BTCUSDT"], rest, store_for(pool))
             outcomes = await check.check("BTCUSDT")
             assert "hole" in {g.outcome for g in outcomes}
             again = await check.check("BTCUSDT")  # a known hole is not chased again
@@ -168,8 +172,8 @@ async def test_repairing_deleted_rows_does_not_count_them_twice(
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         async with aiohttp.ClientSession() as session:
-            check = ContinuityCheck(["BTCUSDT"], BinanceRest(session, sim.rest_url),
-                                    store_for(pool))  # fmt: skip
+            rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
+            check = ContinuityCheck(["BTCUSDT"], rest, store_for(pool))
             outcomes = await check.check("BTCUSDT")
         assert [g.outcome for g in outcomes] == ["seen", "repaired"]
         stored = await conn.fetchval("SELECT count(*) FROM agg_trades")
@@ -199,8 +203,8 @@ async def test_a_gap_left_open_by_a_crash_is_settled_once_its_ids_are_stored(
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         async with aiohttp.ClientSession() as session:
-            check = ContinuityCheck(["BTCUSDT"], BinanceRest(session, sim.rest_url),
-                                    store_for(pool))  # fmt: skip
+            rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
+            check = ContinuityCheck(["BTCUSDT"], rest, store_for(pool))
             await check.check("BTCUSDT")
             await check.check("BTCUSDT")  # settling twice changes nothing
         meta = await conn.fetchrow("SELECT * FROM agg_trades_meta")

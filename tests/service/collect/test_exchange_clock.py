@@ -18,7 +18,11 @@ from arbengine.domain.market import MarketEvent, MarkPrice, TradeBatch
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, ChannelClosed, OverflowPolicy
 from arbengine.runtime.clock import ManualClock, RemoteClock
+from arbengine.settings import ExchangeSettings
 from arbengine.sim.server import SimConfig, SimServer
+
+WEIGHT_SAFETY = ExchangeSettings().weight_safety
+"""The daemon's share of each REST limit (a test of the budget states its own)."""
 
 START = 1_767_225_600_000  # 2026-01-01T00:00Z
 SYMBOL = "BTCUSDT"
@@ -51,7 +55,8 @@ async def test_the_clock_waits_for_trades_held_behind_a_gap() -> None:
         await sim.advance_by(2_000)
         clock = RemoteClock(ManualClock(0))
         collector = MarketStreamCollector(
-            [SYMBOL], BinanceRest(session, sim.rest_url), sim.market_ws_url, out,
+            [SYMBOL], BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY),
+            sim.market_ws_url, out,
             policy=CollectorPolicy(repair_grace_s=5.0), exchange_clock=clock,
         )  # fmt: skip
         tasks = [asyncio.create_task(collector.run()), asyncio.create_task(consume())]

@@ -18,7 +18,11 @@ from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.health import HealthBoard
 from arbengine.runtime.readiness import Readiness
+from arbengine.settings import ExchangeSettings
 from arbengine.sim.server import SimConfig, SimServer
+
+WEIGHT_SAFETY = ExchangeSettings().weight_safety
+"""The daemon's share of each REST limit (a test of the budget states its own)."""
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -49,7 +53,7 @@ class Polled:
     ) -> None:
         self.out: Channel[MarketEvent] = Channel("market", 10_000, OverflowPolicy.BLOCK)
         self.board = HealthBoard()
-        self.rest = BinanceRest(session, sim.rest_url)
+        self.rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
         self.listing = SymbolListing(SYMBOLS, health=self.board)
         self.stopped: list[str] = []
         self.listing.on_stop(self.stopped.append)

@@ -25,9 +25,13 @@ from arbengine.exchange.errors import (
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.clock import ManualClock
 from arbengine.runtime.health import HealthBoard
+from arbengine.settings import ExchangeSettings
 from arbengine.sim.auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from arbengine.sim.server import SimConfig, SimServer
 from tests.conftest import free_port
+
+WEIGHT_SAFETY = ExchangeSettings().weight_safety
+"""The daemon's share of each REST limit (a test of the budget states its own)."""
 
 
 @pytest.fixture
@@ -49,7 +53,7 @@ async def fault(session: aiohttp.ClientSession, sim: SimServer, body: dict) -> N
 
 
 async def test_weight_is_tracked_from_headers_and_limits_from_exchange_info(sim, session) -> None:
-    rest = BinanceRest(session, sim.rest_url)
+    rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
     info = await rest.get("/fapi/v1/exchangeInfo", weight=1)
     rest.apply_exchange_info(info)
     assert rest.weight_limit == 2400
@@ -112,7 +116,7 @@ async def test_a_waiting_live_call_goes_before_waiting_repair_and_backfill(sim, 
 
 
 async def test_a_refusal_of_a_counted_path_pauses_its_group_only(sim, session) -> None:
-    rest = BinanceRest(session, sim.rest_url)
+    rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
     await fault(session, sim, {"rest_429": {"count": 1, "retry_after": 30}})
     with pytest.raises(RateLimited):
         await rest.get("/futures/data/openInterestHist",
@@ -124,7 +128,7 @@ async def test_a_refusal_of_a_counted_path_pauses_its_group_only(sim, session) -
 
 
 async def test_429_pauses_and_418_bans_every_later_call(sim, session) -> None:
-    rest = BinanceRest(session, sim.rest_url)
+    rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
     await fault(session, sim, {"rest_429": {"count": 1, "retry_after": 3},
                                "rest_418": {"count": 1, "retry_after": 7}})  # fmt: skip
     with pytest.raises(RateLimited) as limited:
@@ -149,20 +153,31 @@ async def test_429_pauses_and_418_bans_every_later_call(sim, session) -> None:
 
 async def test_signed_calls_and_their_errors(sim, session) -> None:
     rest = BinanceRest(
-        session, sim.rest_url, api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET
+        session,
+        sim.rest_url,
+        api_key=DEFAULT_API_KEY,
+        api_secret=DEFAULT_API_SECRET,
+        weight_safety=WEIGHT_SAFETY,
     )
     await rest.sync_time()
     balances = await rest.get("/fapi/v3/balance", signed=True, weight=5)
     assert any(b["asset"] == "USDT" for b in balances)
 
-    wrong = BinanceRest(session, sim.rest_url, api_key=DEFAULT_API_KEY, api_secret="x" * 64)
+    wrong = BinanceRest(
+        session,
+        sim.rest_url,
+        api_key=DEFAULT_API_KEY,
+        api_secret="x" * 64,
+        weight_safety=WEIGHT_SAFETY,
+    )
     with pytest.raises(BadSignature) as bad:
         await wrong.get("/fapi/v3/balance", signed=True)
     assert bad.value.code == -1022
 
     clock = ManualClock(start_ms=int(time.time() * 1000) - 60_000)  # a minute slow
     stale = BinanceRest(session, sim.rest_url, api_key=DEFAULT_API_KEY,
-                        api_secret=DEFAULT_API_SECRET, clock=clock)  # fmt: skip
+                        api_secret=DEFAULT_API_SECRET, clock=clock,
+                        weight_safety=WEIGHT_SAFETY)  # fmt: skip
     with pytest.raises(TimestampOutsideWindow):
         await stale.get("/fapi/v3/balance", signed=True)
 
@@ -173,7 +188,11 @@ async def test_signed_calls_and_their_errors(sim, session) -> None:
 
 async def test_a_5xx_on_an_order_is_an_unknown_outcome(sim, session) -> None:
     rest = BinanceRest(
-        session, sim.rest_url, api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET
+        session,
+        sim.rest_url,
+        api_key=DEFAULT_API_KEY,
+        api_secret=DEFAULT_API_SECRET,
+        weight_safety=WEIGHT_SAFETY,
     )
     await rest.sync_time()
     await fault(session, sim, {"order_5xx": {"count": 1, "status": 503, "execute": True}})
@@ -193,7 +212,9 @@ async def test_a_5xx_on_an_order_is_an_unknown_outcome(sim, session) -> None:
 
 async def test_a_403_from_the_firewall_pauses_every_call_and_says_so(sim, session) -> None:
     board = HealthBoard()
-    rest = BinanceRest(session, sim.rest_url, forbidden_backoff_s=90, health=board)
+    rest = BinanceRest(
+        session, sim.rest_url, forbidden_backoff_s=90, health=board, weight_safety=WEIGHT_SAFETY
+    )
     await fault(session, sim, {"http_5xx": {"count": 1, "status": 403, "path": "/fapi/v1/"}})
     with pytest.raises(WafBlocked) as blocked:
         await rest.get("/fapi/v1/openInterest", {"symbol": "BTCUSDT"})
@@ -222,7 +243,7 @@ async def test_a_403_from_the_firewall_pauses_every_call_and_says_so(sim, sessio
 
 @pytest.mark.parametrize("status", [404, 451])
 async def test_an_unexpected_status_is_a_clear_fatal_error(sim, session, status: int) -> None:
-    rest = BinanceRest(session, sim.rest_url)
+    rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
     await fault(session, sim, {"http_5xx": {"count": 1, "status": status,
                                             "path": "/fapi/v1/premiumIndex"}})  # fmt: skip
     with pytest.raises(UnexpectedStatus) as unexpected:
@@ -234,7 +255,7 @@ async def test_an_unexpected_status_is_a_clear_fatal_error(sim, session, status:
 
 
 async def test_an_unknown_symbol_names_the_symbol(sim, session) -> None:
-    rest = BinanceRest(session, sim.rest_url)
+    rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
     with pytest.raises(InvalidSymbol) as invalid:
         await rest.get("/fapi/v1/openInterest", {"symbol": "NOPEUSDT"})
     assert (invalid.value.symbol, invalid.value.code) == ("NOPEUSDT", -1121)
@@ -246,7 +267,7 @@ async def test_an_unknown_symbol_names_the_symbol(sim, session) -> None:
 async def test_an_unreachable_exchange_is_reported_until_it_answers(sim, session) -> None:
     board = HealthBoard()
     closed = f"http://127.0.0.1:{free_port()}"
-    rest = BinanceRest(session, closed, health=board)
+    rest = BinanceRest(session, closed, health=board, weight_safety=WEIGHT_SAFETY)
     with pytest.raises(RetryableExchangeError):
         await rest.get("/fapi/v1/time")
     entry = board.get("rest")

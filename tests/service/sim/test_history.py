@@ -12,8 +12,12 @@ from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollect
 from arbengine.domain.market import MarketEvent, TapeGap, TradeBatch
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, ChannelClosed, OverflowPolicy
+from arbengine.settings import ExchangeSettings
 from tests.service.sim.conftest import START, MakeSim
 from tests.service.sim.simclient import control, first_id, get, history, last_id
+
+WEIGHT_SAFETY = ExchangeSettings().weight_safety
+"""The daemon's share of each REST limit (a test of the budget states its own)."""
 
 MINUTE = 60_000
 
@@ -79,7 +83,7 @@ async def test_a_gap_older_than_the_window_becomes_a_recorded_hole(
                         hole_seen.set()
 
     async with aiohttp.ClientSession() as session:
-        rest = BinanceRest(session, sim.rest_url)
+        rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
         collector = MarketStreamCollector(
             ["BTCUSDT"], rest, sim.market_ws_url, out,
             policy=CollectorPolicy(repair_grace_s=0.1),

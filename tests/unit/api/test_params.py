@@ -12,6 +12,7 @@ from arbengine.api.schemas import (
     LoginBody,
     NoQuery,
     PaperTradesQuery,
+    RegisterBody,
     SnapshotsQuery,
     TradesSummaryQuery,
 )
@@ -172,6 +173,7 @@ def test_the_largest_allowed_range_is_accepted() -> None:
     [
         (b"", None, "the body must be a JSON object"),
         (b"[]", None, "the body must be a JSON object"),
+        (b"3\x05q", None, "the body must be a JSON object"),
         (b'{"username": "abc"}', "password", "password is required"),
         (b'{"username": "abc", "password": ""}', "password", "password must not be empty"),
         (
@@ -217,3 +219,46 @@ def test_body_mistakes_are_named(body: bytes, field: str | None, message: str) -
 def test_a_password_may_hold_any_character() -> None:
     body = parse_body(b'{"username": "abc", "password": "tab\\there\\u0000"}', LoginBody)
     assert body.password == "tab\there\x00"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (
+            b'{"invite_code": "code_1234", "username": "abc", "password": "short"}',
+            "password",
+            "password must be at least 10 characters",
+        ),
+        (
+            b'{"invite_code": "code_1234", "username": "abc", "password": "' + b"p" * 257 + b'"}',
+            "password",
+            "password must be at most 256 characters",
+        ),
+        (
+            b'{"invite_code": "code_1234", "username": null, "password": "long enough"}',
+            "username",
+            "username must be str, not null",
+        ),
+        (
+            b'{"invite_code": ["x"], "username": "abc", "password": "long enough"}',
+            "invite_code",
+            "invite_code must be str, not array",
+        ),
+    ],
+)
+def test_a_fields_declared_type_says_what_it_needs(body: bytes, field: str, message: str) -> None:
+    """The field comes from msgspec's error path; the words from the field's declared type."""
+    with pytest.raises(ApiError) as caught:
+        parse_body(body, RegisterBody)
+    assert (caught.value.code, caught.value.field) == ("invalid_body", field)
+    assert caught.value.message == message
+
+
+def test_a_missing_parameter_and_an_unknown_one_are_named_from_the_shape() -> None:
+    err = refused(KlineQuery, ("interval", "1m"), ("limit", "5"))
+    assert (err.field, err.message) == (
+        "limit",
+        "unknown parameter 'limit' (known: from, interval, series, symbol, to)",
+    )
+    missing = refused(KlineQuery, ("interval", "1m"))
+    assert (missing.field, missing.message) == ("symbol", "symbol is required")

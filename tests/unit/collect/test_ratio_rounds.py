@@ -8,11 +8,15 @@ from structlog.testing import capture_logs
 from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy
+from arbengine.settings import ExchangeSettings
+
+WEIGHT_SAFETY = ExchangeSettings().weight_safety
+"""The daemon's share of each REST limit (a test of the budget states its own)."""
 
 
 async def warnings_for(symbols: int, ratios_interval_s: float) -> list[dict]:
     async with aiohttp.ClientSession() as session:  # never used: nothing is sent
-        rest = BinanceRest(session, "http://127.0.0.1:9")
+        rest = BinanceRest(session, "http://127.0.0.1:9", weight_safety=WEIGHT_SAFETY)
         with capture_logs() as logs:
             IndicatorPollers(
                 [f"S{i:03d}USDT" for i in range(symbols)],

@@ -154,7 +154,7 @@ def test_a_request_count_group_is_a_sliding_window_within_the_safety_share() -> 
 
 
 def test_a_group_refused_by_the_exchange_waits_alone() -> None:
-    budget = RequestBudget(groups=binance_groups())
+    budget = RequestBudget(safety=0.8, groups=binance_groups())
     budget.pause_group("funding", T0 + 30_000)
     assert budget.wait(LIVE, 0, "funding", T0) == Wait("funding", 30_000)
     assert budget.wait(LIVE, 0, "futures_data", T0) is None
@@ -173,4 +173,4 @@ def test_a_group_refused_by_the_exchange_waits_alone() -> None:
     ],
 )
 def test_binance_groups(path: str, group: str | None) -> None:
-    assert RequestBudget(groups=binance_groups()).group_for(path) == group
+    assert RequestBudget(safety=0.8, groups=binance_groups()).group_for(path) == group

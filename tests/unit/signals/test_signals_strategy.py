@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 import pytest
 
+from arbengine.domain.durations import encode_hook
 from arbengine.domain.errors import ConfigError
 from arbengine.signals import (
     Collected,
@@ -22,6 +25,7 @@ from arbengine.signals import (
     strategy_schema,
     validate_document,
 )
+from arbengine.signals.strategy import StrategyFile
 
 REPO = Path(__file__).resolve().parents[3]
 MINIMAL: dict[str, Any] = {
@@ -168,6 +172,7 @@ def test_v52_is_the_documented_example() -> None:
             '$.factors[1].feature: "flow_mid" is already a factor ($.factors[0])',
         ),
         ([1, 2], "$: must be an object"),
+        (with_changes(exit__sl_atr=10**400), "$.exit.sl_atr: is out of range"),
     ],
 )
 def test_each_rule_is_reported_with_its_json_path(doc: Any, expected: str | None) -> None:
@@ -391,3 +396,66 @@ def test_inputs_name_what_the_live_engine_waits_for_from_what_the_strategy_reads
         "open_interest",
         "taker_ratio",
     }
+
+
+def _struct_of(annotation: Any) -> type[msgspec.Struct] | None:
+    """The struct a field holds, itself or as the items of a tuple."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct):
+            return candidate
+    return None
+
+
+def _assert_same_shape(shape: type[msgspec.Struct], schema: dict[str, Any], where: str) -> None:
+    fields = {f.encode_name: f for f in msgspec.structs.fields(shape)}
+    properties = schema["properties"]
+    assert list(fields) == list(properties), where
+    required = {name for name, f in fields.items() if f.required}
+    assert required == set(schema.get("required", [])), where
+    hints = typing.get_type_hints(shape)
+    for name, f in fields.items():
+        sub = properties[name]
+        if not f.required:
+            default = f.default_factory() if f.default is msgspec.NODEFAULT else f.default
+            plain = msgspec.to_builtins(default, enc_hook=encode_hook)
+            stated = sub["default"]
+            if isinstance(plain, dict) and "properties" in sub:  # a section: its own defaults
+                stated = {k: s["default"] for k, s in sub["properties"].items()}
+            assert plain == stated or list(plain) == stated, f"{where}.{name}"
+        nested = _struct_of(hints[f.name])
+        if nested is not None:
+            _assert_same_shape(nested, sub.get("items", sub), f"{where}.{name}")
+
+
+def test_the_published_schema_states_the_structs_keys_requirements_and_defaults() -> None:
+    """The schema (what users write against) and the structs (what the engine reads) are one
+    shape: same keys in the same order, same required keys, same defaults."""
+    _assert_same_shape(StrategyFile, strategy_schema(), "$")
+
+
+def test_one_message_per_mistake_in_the_order_of_the_file() -> None:
+    """A wrong type is not also an unknown feature; an unknown gate's bounds are not checked;
+    1.0 is not an integer; a key that is not an identifier is quoted in the path."""
+    doc = with_changes(
+        direction__feature=5,
+        atr_percentile_min_values=144.0,
+        gates={"a b": [1, 2, 3], "atr": [1, 2, 3], "vwap_dev_fast": 5},
+        symbols=["BTCUSDT", "x", "BTCUSDT"],
+    )
+    assert errors_of(doc) == [
+        '$.symbols[1]: must match ^[A-Z0-9]{2,32}$, got "x"',
+        '$.symbols[2]: duplicate item "BTCUSDT"',
+        "$.direction.feature: must be a string",
+        "$.atr_percentile_min_values: must be an integer",
+        '$.gates["a b"]: unknown feature "a b"',
+        "$.gates.atr: must have at most 2 items",
+        "$.gates.vwap_dev_fast: must be an array",
+    ]
+
+
+def test_a_strategy_is_a_value_equal_to_its_reload() -> None:
+    first, again = parse_strategy(MINIMAL, "m.json"), parse_strategy(MINIMAL, "m.json")
+    assert first.tick_ms == 15_000  # derived values are cached on one of them only
+    assert first == again
+    assert {first: "kept"}[again] == "kept"
+    assert first != parse_strategy(with_changes(entry__threshold=51), "m.json")
