@@ -1,4 +1,4 @@
-"""``arbengine bench``: every benchmark is listed and runnable, and none is imported until it runs."""
+"""``arbengine bench``: every benchmark listed and runnable, none imported until it runs."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def test_building_the_command_line_imports_no_benchmark() -> None:
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
 def test_every_listed_benchmark_imports_and_takes_its_options(name: str) -> None:
     module = importlib.import_module(BENCHMARKS[name][0])  # a missing one fails here, loudly
-    assert callable(module.add_arguments) and callable(module.run)
+    assert callable(module.add_arguments)
+    assert callable(module.run)
     usage = python(f"from arbengine.cli import main; main(['bench', {name!r}, '--help'])")
     assert usage.startswith(f"usage: arbengine bench {name} [-h] [--json FILE]"), usage
