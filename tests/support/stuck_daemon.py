@@ -18,19 +18,19 @@ import asyncio
 import sys
 from pathlib import Path
 
+from arbengine.runtime.supervisor import Component
+
 PREFIX = "test.stuck."
 KINDS = ("drain", "backoff", "swallow")
 PROGRAM = str(Path(__file__).resolve())
 
 
-def stuck_components(spec: str) -> list:
+def stuck_components(spec: str) -> list[Component]:
     """The components ``spec`` (e.g. ``backoff,swallow``) asks for."""
     return [stuck_component(kind.strip()) for kind in spec.split(",") if kind.strip()]
 
 
-def stuck_component(kind: str):
-    from arbengine.runtime.supervisor import Component
-
+def stuck_component(kind: str) -> Component:
     if kind not in KINDS:
         raise ValueError(f"{kind!r}: expected one of {', '.join(KINDS)}")
 
