@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -94,9 +93,16 @@ class Daemon:
     """The running process: its resources, components and reload hooks."""
 
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, sim: Any | None = None
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        sim: Any | None = None,
+        components: Sequence[Component] = (),
     ) -> None:
+        """``components``: more to supervise alongside the daemon's own (a test daemon's
+        misbehaving ones; the command line never passes any)."""
         self.settings = settings
+        self.extra_components = tuple(components)
         self.sim_config = sim
         self.clock = clock or SystemClock()
         self.exchange_clock = RemoteClock(self.clock)
@@ -552,7 +558,8 @@ class Daemon:
                     self._add_engine(db)
                 if settings.collect.enabled:
                     await self._add_collection(stack, db)
-                self._add_test_component()
+                for component in self.extra_components:
+                    self.supervisor.add(component)
 
                 ctx = ApiContext(
                     version=__version__,
@@ -619,14 +626,6 @@ class Daemon:
                 stopped=stopped,
                 lost="open transactions (committed data is recovered at the next start)",
             )
-
-    def _add_test_component(self) -> None:
-        """The test seam of ``runtime/stuck.py`` (an environment variable, not a setting)."""
-        from arbengine.runtime import stuck
-
-        for component in stuck.stuck_components(os.environ.get(stuck.ENV, "")):
-            self.supervisor.add(component)
-            self.log.warning("daemon.test_component", name=component.name)
 
     async def _run_until_stopped(self, stop: asyncio.Event, deadline_s: float, db: Database) -> int:
         supervised = asyncio.create_task(self.supervisor.run(), name="supervisor")
@@ -698,9 +697,11 @@ def _pid() -> int:
     return os.getpid()
 
 
-async def run_daemon(settings: Settings, sim: Any | None = None) -> int:
+async def run_daemon(
+    settings: Settings, sim: Any | None = None, components: Sequence[Component] = ()
+) -> int:
     """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside."""
-    daemon = Daemon(settings, sim=sim)
+    daemon = Daemon(settings, sim=sim, components=components)
     try:
         code = await daemon.run()
     except TooManyRestarts as exc:

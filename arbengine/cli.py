@@ -22,7 +22,8 @@ from arbengine.settings import Settings, load_settings, shipped, strategies_dir
 
 EXIT_USAGE = 2
 
-# name -> module exposing add_arguments(parser) and run(args) -> BenchReport
+# name -> (module exposing add_arguments(parser) and run(args) -> BenchReport, summary).
+# A module is imported only when its benchmark runs: the others cost nothing at start.
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "channels": ("arbengine.benchmarks.channels_bench", "bounded channel throughput"),
     "sim": (
@@ -293,7 +294,14 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    report = args.bench_module.run(args)
+    module_name, summary = BENCHMARKS[args.bench_name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"arbengine bench {args.bench_name}",
+                                     description=summary)  # fmt: skip
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    module.add_arguments(parser)
+    args = parser.parse_args(args.bench_args)
+    report = module.run(args)
     print(report.to_table())
     if args.json:
         Path(args.json).write_bytes(report.to_json())
@@ -404,17 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = command("bench", "run a benchmark and print its figures")
     bench_commands = bench.add_subparsers(dest="bench_name", required=True, metavar="NAME")
-    for name, (module_name, summary) in BENCHMARKS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        sub = bench_commands.add_parser(name, help=summary)
-        sub.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-        module.add_arguments(sub)
-        sub.set_defaults(handler=cmd_bench, bench_module=module)
+    for name, (_module, summary) in BENCHMARKS.items():
+        # Its options (and -h) are its module's, parsed by cmd_bench from what is left over.
+        sub = bench_commands.add_parser(name, help=summary, add_help=False)
+        sub.set_defaults(handler=cmd_bench)
 
     try:
         admin_cli = importlib.import_module("arbengine.api.admin_cli")
@@ -440,7 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, left_over = parser.parse_known_args(argv)
+    if args.handler is cmd_bench:
+        args.bench_args = left_over
+    elif left_over:
+        parser.error(f"unrecognized arguments: {' '.join(left_over)}")
     try:
         return int(args.handler(args))
     except ConfigError as exc:

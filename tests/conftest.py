@@ -7,6 +7,7 @@ import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,8 +61,10 @@ async def spawn_daemon(tmp_path: Path) -> AsyncIterator[object]:
     """Factory: ``await spawn_daemon(env)`` starts ``arbengine run``; all are killed at the end."""
     started: list[DaemonProcess] = []
 
-    async def spawn(env: dict[str, str], args: list[str] | None = None) -> DaemonProcess:
-        daemon = DaemonProcess(tmp_path, env, args)
+    async def spawn(
+        env: dict[str, str], args: list[str] | None = None, **options: Any
+    ) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path, env, args, **options)
         await daemon.start()
         started.append(daemon)
         return daemon

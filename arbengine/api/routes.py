@@ -50,7 +50,6 @@ class Route:
 
 
 AUTH_ERRORS = (401, 403)
-QUERY_ERRORS = (400,)
 BODY_ERRORS = (400, 413, 415)
 
 

@@ -20,7 +20,6 @@ MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01
 Symbol = Annotated[
     str, Meta(pattern=r"^[A-Z0-9]{2,30}$", description="a tracked symbol, e.g. BTCUSDT")
 ]
-EpochMs = Annotated[int, Meta(ge=0, le=MAX_EPOCH_MS, description="epoch milliseconds, UTC")]
 Interval = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
 INTERVAL_MS: dict[str, int] = {
     "1m": 60_000,

@@ -54,8 +54,6 @@ class UserDirectory:
         self.listening = False
         self.ready = asyncio.Event()
         """Set while notifications are being received (cleared when the link drops)."""
-        self.notified = asyncio.Event()
-        """Set whenever a notification has been applied (tests await it; nobody clears it here)."""
         self._log = structlog.get_logger("api").bind(component="api.users")
 
     async def get(self, user_id: int) -> UserState | None:
@@ -81,7 +79,6 @@ class UserDirectory:
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.invalidate(int(payload) if payload.isascii() and payload.isdigit() else None)
-        self.notified.set()
 
     async def run(self) -> None:
         """Listen for changes until cancelled, reconnecting with backoff when the link drops.

@@ -135,7 +135,6 @@ class MarketStreamCollector:
         self._may_read = asyncio.Event()
         self._may_read.set()
         self._stopping = asyncio.Event()
-        self.holes_recorded = 0
         self._holes_by_symbol: dict[str, int] = dict.fromkeys(self.symbols, 0)
         self.caught_up = asyncio.Event()
         """Set once every symbol's tape has caught up over REST after start-up."""
@@ -497,7 +496,6 @@ class MarketStreamCollector:
     def _record_hole(self, symbol: str, hole: tuple[int, int] | None, reason: str) -> None:
         if hole is None:
             return
-        self.holes_recorded += 1
         self._holes_by_symbol[symbol] += 1
         self._record_gap(symbol, hole, "hole")
         self._log.warning(

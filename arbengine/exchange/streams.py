@@ -111,7 +111,6 @@ class CombinedStream:
         self._log = structlog.get_logger("stream").bind(component="stream", connection=name)
         self.connections = 0
         self.malformed = 0
-        self.messages = 0
         self._stop = asyncio.Event()
         # Cleared by the consumer when it cannot keep up: reading pauses (TCP backpressure).
         self._may_read = may_read
@@ -261,7 +260,6 @@ class CombinedStream:
             await self._serve(new)
 
     def _handle(self, frame: bytes) -> None:
-        self.messages += 1
         try:
             self._on_frame(frame)
         except (ValueError, TypeError, KeyError, msgspec.MsgspecError) as exc:

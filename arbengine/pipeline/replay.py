@@ -21,17 +21,23 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import queue
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 import asyncpg
 
+from arbengine.domain.errors import FatalError
 from arbengine.domain.market import Indicator, Liquidation, MarketEvent, TradeBatch
 from arbengine.store.market_reads import read_indicators, read_liquidations
 from arbengine.store.trade_reader import read_columns_by_symbol, read_trades_of
+from arbengine.trading.report import iso
 
 DAY_MS = 86_400_000
+READER_POLL_S = 0.5
+"""How often a wait for the reader's next chunk checks that the reader is still alive."""
 
 
 class ReplayTarget(Protocol):
@@ -132,6 +138,43 @@ def _reader_process(
         ahead.put(f"{type(exc).__name__}: {exc}")
 
 
+class ReplayReaderFailed(FatalError):
+    """The reader process ended without delivering the history: the replay cannot go on."""
+
+
+async def _next_chunk(ahead: Any, reader: BaseProcess, start_ms: int) -> _Chunk:
+    """The reader's next chunk; a reader that died (killed, out of memory) is an error at once
+    rather than a wait for ever on a queue nobody will fill."""
+    where = f"the chunk from {iso(start_ms)}"
+    while True:
+        try:
+            item = await asyncio.to_thread(ahead.get, True, READER_POLL_S)
+        except queue.Empty:
+            if reader.exitcode is None:
+                continue
+            try:  # what it put just before it ended may still be on its way
+                item = ahead.get(timeout=READER_POLL_S)
+            except queue.Empty:
+                raise ReplayReaderFailed(
+                    f"replay reader process {_how_it_ended(reader.exitcode)} before {where}"
+                ) from None
+        if item is None:
+            raise ReplayReaderFailed(f"replay reader process ended early, before {where}")
+        if isinstance(item, str):
+            raise ReplayReaderFailed(f"replay reader process failed before {where}: {item}")
+        assert isinstance(item, _Chunk)
+        return item
+
+
+def _how_it_ended(exitcode: int) -> str:
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with status {exitcode}"
+
+
 def _chunks(from_ms: int, to_ms: int, chunk_ms: int) -> list[tuple[int, int]]:
     bounds = list(range(from_ms, to_ms, chunk_ms))
     return [(start, min(to_ms, start + chunk_ms)) for start in bounds]
@@ -174,12 +217,8 @@ async def replay_history(
     )
     reader.start()
     try:
-        for _ in spans:
-            item = await asyncio.to_thread(ahead.get)
-            if item is None:
-                raise RuntimeError("replay reader ended early")
-            if isinstance(item, str):
-                raise RuntimeError(f"replay reader failed: {item}")
+        for start, _end in spans:
+            item = await _next_chunk(ahead, reader, start)
             done = _feed(pipeline, item, stats)
             if on_chunk is not None:
                 on_chunk(done, item.end)

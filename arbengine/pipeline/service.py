@@ -447,6 +447,7 @@ class EngineService:
             to_ms=now,
             trades=getattr(stats, "trades", None),
             catch_up_trades=self._hold.count,
+            restored_positions=len(positions),
             open_positions=len(pipeline.book.open),
             seconds=round(time.perf_counter() - began, 3),
         )

@@ -63,7 +63,6 @@ class Channel(Generic[T]):
         self.put_total = 0
         self.dropped_total = 0
         self.waits_total = 0
-        self.wait_seconds_total = 0.0
         _COLLECTOR.channels.add(cast("Channel[object]", self))
 
     def __len__(self) -> int:
@@ -100,7 +99,6 @@ class Channel(Generic[T]):
             self._writable.clear()
             await self._writable.wait()
         waited = time.perf_counter() - started
-        self.wait_seconds_total += waited
         PUT_WAIT.labels(self.name).observe(waited)
         if self._closed:
             raise ChannelClosed(self.name)

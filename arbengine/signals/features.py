@@ -212,10 +212,6 @@ class SymbolFeatures:
     # ---- inputs --------------------------------------------------------------------------
 
     @property
-    def last_evaluated_ms(self) -> int | None:
-        return self._last_eval_ms
-
-    @property
     def late_trades(self) -> int:
         """Trades accepted after their tick was evaluated, since start."""
         return self._late_trades

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from urllib.parse import parse_qsl
 
-from arbengine.sim.account import SimApiError, mandatory
+from arbengine.sim.error_reply import SimApiError, mandatory
 
 # Binance's documented example credentials (the sim accepts these unless told otherwise).
 DEFAULT_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"

@@ -13,6 +13,8 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
                                                        # REST history keeps them
       "duplicate": {"count": 5, "symbol": null},       # next N aggTrade messages sent twice
       "reorder": {"count": 6, "symbol": null},         # next N aggTrade messages swapped pairwise
+                                                       # (the state's "injected" counts the
+                                                       # extra copies and the messages moved)
       "malformed": {"count": 2, "kind": "json|frame"}, # N bad frames to every market client:
                                                        # truncated JSON text, or a frame with a
                                                        # reserved opcode (a protocol error)
@@ -167,6 +169,10 @@ class FaultState:
     hang_scope: str = "all"
     hang_path: str = "/"
     hang_symbol: str | None = None
+    duplicated: int = 0
+    """Extra copies sent since the last clear (proof for a test that the fault fired)."""
+    reordered: int = 0
+    """Messages sent out of order since the last clear (a swap of two equal ones moves none)."""
 
     def clear(self) -> None:
         fresh = FaultState()
@@ -254,11 +260,13 @@ class FaultState:
             doubled = [p for p in payloads[:k] for _ in range(2)]
             payloads = doubled + payloads[k:]
             self.duplicate -= k
+            self.duplicated += k
         if self.reorder and self.reorder_symbol in (None, symbol) and len(payloads) > 1:
             k = min(self.reorder, len(payloads))
             head = payloads[:k]
             for i in range(0, k - 1, 2):
                 head[i], head[i + 1] = head[i + 1], head[i]
+                self.reordered += 2 if head[i] != head[i + 1] else 0
             payloads = head + payloads[k:]
             self.reorder -= k
         return payloads
@@ -268,6 +276,7 @@ class FaultState:
             "withheld": {s: [list(r) for r in rs] for s, rs in self.withheld.items()},
             "duplicate": self.duplicate,
             "reorder": self.reorder,
+            "injected": {"duplicated": self.duplicated, "reordered": self.reordered},
             "malformed": self.malformed,
             "rest_429": self.rest_429,
             "rest_418": self.rest_418,

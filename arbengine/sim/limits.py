@@ -241,12 +241,6 @@ class RateLimiter:
             )
         return None, o.count_10s, o.count_1m
 
-    def order_counts(self, now_s: float) -> tuple[int, int]:
-        o = self._orders
-        c10 = o.count_10s if o.window_10s == int(now_s // 10) else 0
-        c60 = o.count_1m if o.window_1m == int(now_s // 60) else 0
-        return c10, c60
-
     def reset(self) -> None:
         self._ips.clear()
         self._orders = _Orders()

@@ -516,8 +516,6 @@ def fill_prehistory(
 
 
 class Market:
-    synthetic = True
-
     def __init__(
         self, specs: list[SymbolSpec], start_ms: int, retention: Retention | None = None
     ) -> None:
@@ -623,8 +621,6 @@ class _Gen:
 
 
 class SyntheticMarket(Market):
-    synthetic = True
-
     def __init__(
         self,
         specs: list[SymbolSpec],

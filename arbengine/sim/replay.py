@@ -137,8 +137,6 @@ def scan(path: Path) -> _Scan:
 
 
 class ReplayMarket(Market):
-    synthetic = False
-
     def __init__(
         self,
         path: str | Path,

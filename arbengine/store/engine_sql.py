@@ -99,20 +99,3 @@ async def open_paper_trades(conn: asyncpg.Connection) -> list[dict[str, Any]]:
         record["exits"] = orjson.loads(record["exits"])
         out.append(record)
     return out
-
-
-async def paper_trades_between(
-    conn: asyncpg.Connection, from_ms: int, to_ms: int
-) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"SELECT {', '.join(_PAPER_COLUMNS)} FROM paper_trades "
-        "WHERE entry_tick >= $1 AND entry_tick < $2 ORDER BY entry_tick, strategy, symbol",
-        from_ms,
-        to_ms,
-    )
-    out = []
-    for r in rows:
-        record = dict(r)
-        record["exits"] = orjson.loads(record["exits"])
-        out.append(record)
-    return out

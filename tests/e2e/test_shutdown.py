@@ -1,8 +1,8 @@
 """SIGTERM always ends the process: within the deadline plus a fixed margin, the embedded
 PostgreSQL stopped, exit status 4 when something had to be abandoned.
 
-The stuck components come from the test seam ``arbengine/runtime/stuck.py``
-(``ARBENGINE_TEST_STUCK_COMPONENT``); the stuck REST call is a real one, held by the sim.
+The stuck components come from the test daemon ``tests/support/stuck_daemon.py`` (the
+daemon with them added); the stuck REST call is a real one, held by the sim.
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ import psutil
 
 from arbengine.app import EXIT_ABANDONED
 from arbengine.runtime.hard_stop import SHUTDOWN_MARGIN_S
+from tests.support import stuck_daemon
 from tests.support.daemon import DaemonProcess
 
 DEADLINE_S = 6.0
 
 
-def stuck_env(daemon_env: dict[str, str], kind: str, **more: str) -> dict[str, str]:
-    return {
-        **daemon_env,
-        "ARB_RUNTIME_SHUTDOWN_DEADLINE": f"{DEADLINE_S:g}s",
-        "ARBENGINE_TEST_STUCK_COMPONENT": kind,
-        **more,
-    }
+def stuck_env(daemon_env: dict[str, str], **more: str) -> dict[str, str]:
+    return {**daemon_env, "ARB_RUNTIME_SHUTDOWN_DEADLINE": f"{DEADLINE_S:g}s", **more}
+
+
+async def spawn_stuck(spawn_daemon, env: dict[str, str], kinds: str) -> DaemonProcess:
+    """The daemon with the stuck components ``kinds`` (comma-separated) added."""
+    return await spawn_daemon(env, [kinds], program=[stuck_daemon.PROGRAM])
 
 
 async def sigterm_and_time_the_exit(daemon: DaemonProcess, limit_s: float) -> tuple[int, float]:
@@ -56,7 +57,7 @@ async def assert_postgres_stopped(daemon: DaemonProcess) -> None:
 async def test_a_component_stuck_in_its_drain_is_cancelled_named_and_the_exit_is_4(
     spawn_daemon, daemon_env: dict[str, str]
 ) -> None:
-    daemon: DaemonProcess = await spawn_daemon(stuck_env(daemon_env, "drain"))
+    daemon: DaemonProcess = await spawn_stuck(spawn_daemon, stuck_env(daemon_env), "drain")
     await daemon.started()
     code, elapsed = await sigterm_and_time_the_exit(daemon, DEADLINE_S + SHUTDOWN_MARGIN_S)
     assert elapsed <= DEADLINE_S + SHUTDOWN_MARGIN_S
@@ -73,8 +74,8 @@ async def test_a_component_stuck_in_its_drain_is_cancelled_named_and_the_exit_is
 async def test_a_component_in_restart_backoff_is_stopped_at_once_and_the_exit_is_clean(
     spawn_daemon, daemon_env: dict[str, str]
 ) -> None:
-    env = stuck_env(daemon_env, "backoff", ARB_RUNTIME_RESTART_INITIAL="1m")
-    daemon: DaemonProcess = await spawn_daemon(env)
+    env = stuck_env(daemon_env, ARB_RUNTIME_RESTART_INITIAL="1m")
+    daemon: DaemonProcess = await spawn_stuck(spawn_daemon, env, "backoff")
     await daemon.started()
     await daemon.wait_for(
         lambda line: (
@@ -93,7 +94,7 @@ async def test_a_component_in_restart_backoff_is_stopped_at_once_and_the_exit_is
 async def test_a_component_that_swallows_cancellation_does_not_hold_the_process(
     spawn_daemon, daemon_env: dict[str, str]
 ) -> None:
-    daemon: DaemonProcess = await spawn_daemon(stuck_env(daemon_env, "swallow"))
+    daemon: DaemonProcess = await spawn_stuck(spawn_daemon, stuck_env(daemon_env), "swallow")
     await daemon.started()
     code, elapsed = await sigterm_and_time_the_exit(daemon, DEADLINE_S + SHUTDOWN_MARGIN_S)
     assert elapsed <= DEADLINE_S + SHUTDOWN_MARGIN_S
@@ -108,8 +109,8 @@ async def test_a_component_that_swallows_cancellation_does_not_hold_the_process(
 async def test_a_second_signal_forces_the_exit_at_once(
     spawn_daemon, daemon_env: dict[str, str]
 ) -> None:
-    env = {**stuck_env(daemon_env, "swallow"), "ARB_RUNTIME_SHUTDOWN_DEADLINE": "60s"}
-    daemon: DaemonProcess = await spawn_daemon(env)
+    env = {**stuck_env(daemon_env), "ARB_RUNTIME_SHUTDOWN_DEADLINE": "60s"}
+    daemon: DaemonProcess = await spawn_stuck(spawn_daemon, env, "swallow")
     await daemon.started()
     daemon.send(signal.SIGTERM)
     await daemon.wait_for("daemon.stopping")
@@ -136,12 +137,11 @@ async def test_a_component_giving_up_beside_one_that_swallows_cancellation_ends_
     # cancellation. The process still ends (status 1, gave up) within the deadline and margin.
     env = stuck_env(
         daemon_env,
-        "backoff,swallow",
         ARB_RUNTIME_RESTART_INITIAL="10ms",
         ARB_RUNTIME_RESTART_MAX="10ms",
         ARB_RUNTIME_MAX_RESTARTS="1",
     )
-    daemon: DaemonProcess = await spawn_daemon(env)
+    daemon: DaemonProcess = await spawn_stuck(spawn_daemon, env, "backoff,swallow")
     await daemon.started()
     gave_up = await daemon.wait_for("supervisor.gave_up")
     assert gave_up["task"] == "test.stuck.backoff"

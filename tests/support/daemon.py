@@ -8,7 +8,7 @@ import os
 import resource
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,14 @@ class DaemonProcess:
         args: list[str] | None = None,
         *,
         nofile: tuple[int, int] | None = None,
+        program: Sequence[str] = ("-m", "arbengine"),
     ) -> None:
-        """``nofile``: the process's RLIMIT_NOFILE (soft, hard), as a service manager sets it."""
+        """``nofile``: the process's RLIMIT_NOFILE (soft, hard), as a service manager sets it;
+        ``program``: what the interpreter runs (``args`` follow it)."""
         self.cwd = cwd
         self.env = {**os.environ, **env}
         self.args = args or ["run"]
+        self.program = list(program)
         self.nofile = nofile
         self.lines: list[LogLine] = []
         self.raw: list[str] = []
@@ -40,8 +43,7 @@ class DaemonProcess:
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "arbengine",
+            *self.program,
             *self.args,
             cwd=self.cwd,
             env=self.env,

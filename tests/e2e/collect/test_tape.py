@@ -6,6 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.e2e.collect.conftest import (
@@ -68,9 +69,24 @@ async def test_dropped_connections_lose_nothing(run: Run) -> None:
 
 async def test_duplicated_and_reordered_frames_are_stored_once_in_order(run: Run) -> None:
     await run.advance(2)
-    await fault(run.sim, {"duplicate": {"count": 40}, "reorder": {"count": 40}})
+    # One symbol each: a reorder applied to a duplicated pair would swap two equal copies.
+    await fault(
+        run.sim,
+        {
+            "duplicate": {"count": 40, "symbol": "BTCUSDT"},
+            "reorder": {"count": 40, "symbol": "ETHUSDT"},
+        },
+    )
     await run.advance(6)
     await assert_tape_equal(run)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{run.sim.control_url}/state") as response,
+    ):
+        faults = (await response.json())["faults"]
+    assert (faults["duplicate"], faults["reorder"]) == (0, 0)  # every one served
+    assert faults["injected"]["duplicated"] == 40
+    assert faults["injected"]["reordered"] > 0
 
 
 async def test_malformed_frames_are_skipped_and_counted(run: Run) -> None:

@@ -81,12 +81,19 @@ async def test_sighup_unchanged_invalid_and_changed(engine_run: EngineRun) -> No
     daemon.send(signal.SIGHUP)
     failed = await daemon.wait_for("strategies.reload_failed")
     assert any("broken.json: $.direction: is required" in p for p in failed["problems"]), failed
-    await run.advance(20)
-    still = await run.fetch(
-        "SELECT DISTINCT strategy_hash FROM signal_indicators WHERE tick > $1",
-        run.sim.sim_time_ms - 15_000,
-    )  # fmt: skip
-    assert [r["strategy_hash"] for r in still] in ([old_hash], [])
+    assert failed["kept"] == "previous set"
+    refused_at = run.sim.sim_time_ms
+
+    async def evaluated_after_the_refusal() -> list:
+        await run.advance(5)
+        return await run.fetch(
+            "SELECT DISTINCT strategy, strategy_hash FROM signal_indicators WHERE tick > $1",
+            refused_at,
+        )
+
+    still = await eventually(evaluated_after_the_refusal, 60, interval=0.2,
+                             what="evaluations after the refused reload")  # fmt: skip
+    assert [(r["strategy"], r["strategy_hash"]) for r in still] == [("probe", old_hash)]
 
     (run.strategies / "broken.json").unlink()
     write_strategy(run.strategies, {**PROBE, "entry": {**PROBE["entry"], "threshold": 45}})

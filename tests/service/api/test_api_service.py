@@ -17,6 +17,7 @@ from arbengine.api.context import ApiContext
 from arbengine.api.users import UserDirectory
 from arbengine.settings import AuthSettings, Settings
 from arbengine.store.migrations import apply_migrations
+from tests.support.waiting import eventually
 
 PASSWORD = "correct horse battery staple"
 
@@ -93,10 +94,12 @@ async def test_a_cached_user_is_dropped_when_the_database_says_it_changed(
         assert not state.banned
         await pool.execute("UPDATE users SET last_login_at = now() WHERE id = $1", user_id)
         await pool.execute("UPDATE users SET banned = true WHERE id = $1", user_id)
-        await asyncio.wait_for(users.notified.wait(), 10)
-        state = await users.get(user_id)
-        assert state is not None
-        assert state.banned
+
+        async def banned() -> bool:
+            state = await users.get(user_id)
+            return state is not None and state.banned
+
+        await eventually(banned, 10, what="the cached user dropped on the notification")
     finally:
         listener.cancel()
         with pytest.raises(asyncio.CancelledError):

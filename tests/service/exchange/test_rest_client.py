@@ -128,7 +128,13 @@ async def test_a_refusal_of_a_counted_path_pauses_its_group_only(sim, session) -
 
 
 async def test_429_pauses_and_418_bans_every_later_call(sim, session) -> None:
-    rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        rest.banned_until_ms = 0
+
+    rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY, sleep=sleep)
     await fault(session, sim, {"rest_429": {"count": 1, "retry_after": 3},
                                "rest_418": {"count": 1, "retry_after": 7}})  # fmt: skip
     with pytest.raises(RateLimited) as limited:
@@ -139,14 +145,7 @@ async def test_429_pauses_and_418_bans_every_later_call(sim, session) -> None:
     with pytest.raises(IpBanned) as banned:
         await rest.get("/fapi/v1/time")
     assert banned.value.retry_after_s == 7
-
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        rest.banned_until_ms = 0
-
-    rest._sleep = sleep
+    assert slept == []
     await rest.get("/fapi/v1/time")  # waits out the ban before sending
     assert 5 < slept[0] <= 7
 
@@ -212,8 +211,19 @@ async def test_a_5xx_on_an_order_is_an_unknown_outcome(sim, session) -> None:
 
 async def test_a_403_from_the_firewall_pauses_every_call_and_says_so(sim, session) -> None:
     board = HealthBoard()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        rest.blocked_until_ms = 0
+
     rest = BinanceRest(
-        session, sim.rest_url, forbidden_backoff_s=90, health=board, weight_safety=WEIGHT_SAFETY
+        session,
+        sim.rest_url,
+        forbidden_backoff_s=90,
+        health=board,
+        weight_safety=WEIGHT_SAFETY,
+        sleep=sleep,
     )
     await fault(session, sim, {"http_5xx": {"count": 1, "status": 403, "path": "/fapi/v1/"}})
     with pytest.raises(WafBlocked) as blocked:
@@ -228,14 +238,7 @@ async def test_a_403_from_the_firewall_pauses_every_call_and_says_so(sim, sessio
     entry = board.get("rest")
     assert entry is not None
     assert "firewall (HTTP 403)" in entry.reason
-
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        rest.blocked_until_ms = 0
-
-    rest._sleep = sleep
+    assert slept == []
     await rest.get("/fapi/v1/time")  # waits out the block first, then succeeds
     assert 85 < slept[0] <= 90
     assert board.get("rest") is None  # an answer that succeeds takes the report back

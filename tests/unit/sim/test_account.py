@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from arbengine.sim.account import Account, SimApiError
+from arbengine.sim.account import Account
+from arbengine.sim.error_reply import SimApiError
 from arbengine.sim.symbols import KNOWN_SPECS
 
 D = Decimal

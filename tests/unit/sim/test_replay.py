@@ -83,8 +83,13 @@ def test_replay_releases_by_event_time(tmp_path: Path) -> None:
     assert first.passthrough
     times = [orjson.loads(p).get("E") for _, p, _ in first.passthrough]
     assert max(times) <= replay.start_ms + 5_000
-    ids = [a for _, _, a in first.passthrough if a >= 0]
-    assert ids == sorted(ids) or len({s for s, _, _ in first.passthrough}) > 1
+    ids: dict[str, list[int]] = {}
+    for stream, _, agg_id in first.passthrough:
+        if agg_id >= 0:
+            ids.setdefault(stream, []).append(agg_id)
+    assert set(ids) == {"btcusdt@aggTrade", "ethusdt@aggTrade"}
+    for stream, released in ids.items():  # each symbol's trades in id order, none skipped
+        assert released == list(range(released[0], released[0] + len(released))), stream
     assert not replay.finished
 
 

@@ -1,1 +1,0 @@
-"""Notifications (Discord webhook)."""
