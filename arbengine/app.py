@@ -18,7 +18,7 @@ import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import msgspec
@@ -70,6 +70,9 @@ from arbengine.store.market_sql import (
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import ensure_partitions_covering, maintain_partitions
 
+if TYPE_CHECKING:  # the simulated exchange is imported only when `run --sim` starts it
+    from arbengine.sim.server import SimConfig
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ROWS_NOT_WRITTEN = 3
@@ -94,7 +97,7 @@ class Daemon:
     """The running process: its resources, components and reload hooks."""
 
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, sim: Any | None = None
+        self, settings: Settings, clock: Clock | None = None, sim: SimConfig | None = None
     ) -> None:
         self.settings = settings
         self.sim_config = sim
@@ -248,15 +251,14 @@ class Daemon:
         """``run --sim``: the simulated exchange in this process, every client pointed at it."""
         from arbengine.sim.server import SimServer
 
+        config = self.sim_config
+        assert config is not None, "run() starts the sim only when it was given one"
         try:
-            sim = await stack.enter_async_context(SimServer(self.sim_config))
+            sim = await stack.enter_async_context(SimServer(config))
         except OSError as exc:
-            raise CannotListen(
-                self.sim_config.host, self.sim_config.port, exc, "(--sim-port)"
-            ) from None
+            raise CannotListen(config.host, config.port, exc, "(--sim-port)") from None
         self.supervisor.add(Component("sim", sim.wait, stage=30))
         self.log.info("daemon.sim_started", **sim.urls())
-        config = self.sim_config
         exchange = msgspec.structs.replace(
             self.settings.exchange,
             rest_url=sim.rest_url,
@@ -698,7 +700,7 @@ def _pid() -> int:
     return os.getpid()
 
 
-async def run_daemon(settings: Settings, sim: Any | None = None) -> int:
+async def run_daemon(settings: Settings, sim: SimConfig | None = None) -> int:
     """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside."""
     daemon = Daemon(settings, sim=sim)
     try:
