@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any
+from collections.abc import Callable
 
 import asyncpg
 from prometheus_client import Counter
@@ -75,7 +75,7 @@ class EngineWriter:
             backpressure=False,  # it holds one batch; the engine's channel fills behind it
         )
 
-    async def wait_until(self, predicate: Any) -> None:
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
         while not predicate():
             await self._changed.wait()
 
