@@ -217,7 +217,7 @@ async def _on_database(settings: Settings, work: Work) -> None:
         try:
             db = await stack.enter_async_context(open_database(settings.database, owner=False))
         except (FatalError, ConfigError) as exc:
-            raise AdminFailure(f"cannot connect to the database: {exc}") from None
+            raise AdminFailure(str(exc)) from None  # says what failed, never the URL
         async with db.pool.acquire() as conn:
             await work(conn)
 
