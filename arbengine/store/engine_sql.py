@@ -40,20 +40,17 @@ def _json(value: Any) -> str:
 
 
 class _Table:
-    """A table's columns as one row type's fields: the INSERT and the bind values."""
+    """A table whose columns are one row type's fields: its INSERT and a row's bind values."""
 
     def __init__(self, name: str, row_type: type[msgspec.Struct]) -> None:
-        self.name = name
         info = msgspec.inspect.type_info(row_type)
         assert isinstance(info, msgspec.inspect.StructType)
-        fields = info.fields
-        self.columns: tuple[str, ...] = tuple(f.name for f in fields)
-        self._json = tuple(isinstance(f.type, _JSON_TYPES) for f in fields)
-
-    def placeholders(self) -> str:
-        return ", ".join(
+        self.columns: tuple[str, ...] = tuple(f.name for f in info.fields)
+        self._json = tuple(isinstance(f.type, _JSON_TYPES) for f in info.fields)
+        placeholders = ", ".join(
             f"${i}::jsonb" if is_json else f"${i}" for i, is_json in enumerate(self._json, 1)
         )
+        self.insert = f"INSERT INTO {name} ({', '.join(self.columns)}) VALUES ({placeholders})"
 
     def values(self, row: msgspec.Struct) -> tuple[Any, ...]:
         return tuple(
@@ -67,40 +64,28 @@ _SIGNALS = _Table("signal_logs", SignalRow)
 _PAPER = _Table("paper_trades", PaperTradeRow)
 _PAPER_KEY = ("strategy", "symbol", "entry_tick")
 
-
-async def _insert_once(
-    conn: asyncpg.Connection, table: _Table, rows: Sequence[msgspec.Struct]
-) -> None:
-    if not rows:
-        return
-    await conn.executemany(
-        f"""
-        INSERT INTO {table.name} ({", ".join(table.columns)}) VALUES ({table.placeholders()})
-        ON CONFLICT (strategy, symbol, tick) DO NOTHING
-        """,
-        [table.values(r) for r in rows],
-    )
+_INSERT_EVALUATIONS = f"{_EVALUATIONS.insert} ON CONFLICT (strategy, symbol, tick) DO NOTHING"
+_INSERT_SIGNALS = f"{_SIGNALS.insert} ON CONFLICT (strategy, symbol, tick) DO NOTHING"
+_UPSERT_PAPER = (
+    f"{_PAPER.insert} ON CONFLICT ({', '.join(_PAPER_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _PAPER.columns if c not in _PAPER_KEY)
+    + ", updated_at = now()"
+)
 
 
 async def insert_evaluations(conn: asyncpg.Connection, rows: Sequence[EvaluationRow]) -> None:
-    await _insert_once(conn, _EVALUATIONS, rows)
+    if rows:
+        await conn.executemany(_INSERT_EVALUATIONS, [_EVALUATIONS.values(r) for r in rows])
 
 
 async def insert_signals(conn: asyncpg.Connection, rows: Sequence[SignalRow]) -> None:
-    await _insert_once(conn, _SIGNALS, rows)
+    if rows:
+        await conn.executemany(_INSERT_SIGNALS, [_SIGNALS.values(r) for r in rows])
 
 
 async def upsert_paper_trades(conn: asyncpg.Connection, rows: Sequence[PaperTradeRow]) -> None:
-    if not rows:
-        return
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _PAPER.columns if c not in _PAPER_KEY)
-    await conn.executemany(
-        f"""
-        INSERT INTO paper_trades ({", ".join(_PAPER.columns)}) VALUES ({_PAPER.placeholders()})
-        ON CONFLICT ({", ".join(_PAPER_KEY)}) DO UPDATE SET {updates}, updated_at = now()
-        """,
-        [_PAPER.values(r) for r in rows],
-    )
+    if rows:
+        await conn.executemany(_UPSERT_PAPER, [_PAPER.values(r) for r in rows])
 
 
 def _paper_trade(record: asyncpg.Record) -> PaperTradeRow:
