@@ -510,7 +510,7 @@ class Daemon:
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)
                 )
                 self.log.info(
-                    "daemon.started", http=f"http://{settings.http.host}:{port}", pid=_pid()
+                    "daemon.started", http=f"http://{settings.http.host}:{port}", pid=os.getpid()
                 )
                 return await self._run_until_stopped(sig.stop, deadline_s, db)
 
@@ -657,12 +657,6 @@ def continuity_store(db: Database) -> ContinuityStore:
         records.settle_gaps,
         records.recount_rows,
     )
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 async def run_daemon(settings: Settings, sim: SimConfig | None = None) -> int:
