@@ -27,10 +27,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check arbengine tests
 	$(BIN)/lint-imports
 
-# The synchronous cores and the generic runtime are held to mypy --strict.
+# The whole package is held to mypy --strict ([tool.mypy] in pyproject.toml).
 typecheck: $(STAMP)
-	$(BIN)/mypy arbengine/domain arbengine/runtime arbengine/settings.py arbengine/logs.py \
-		arbengine/sim arbengine/signals arbengine/collect/tape_sequencer.py arbengine/trading
+	$(BIN)/mypy arbengine
 
 # Debian's Chromium for the browser test of the page (installed when missing and we are root;
 # otherwise that one test is skipped and says why).

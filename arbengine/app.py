@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import msgspec
@@ -30,7 +31,7 @@ from arbengine.collect.listing import ExchangeInfoRefresher, SymbolListing
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
 from arbengine.collect.progress import BackfillProgress
 from arbengine.domain.errors import CannotListen, is_retryable
-from arbengine.domain.market import MarketEvent, TapeGap, TradeBatch
+from arbengine.domain.market import MarketEvent
 from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest
@@ -54,20 +55,20 @@ from arbengine.runtime.supervisor import (
 )
 from arbengine.settings import Settings, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
-from arbengine.store import continuity as continuity_sql
-from arbengine.store import engine_sql
+from arbengine.store.continuity_records import ContinuityRecords
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
 from arbengine.store.embedded import EmbeddedServer, stop_at_once
+from arbengine.store.engine_records import EngineRecords
 from arbengine.store.engine_writer import EngineWriter
 from arbengine.store.market_sql import (
-    insert_trades,
     last_indicator_times,
     last_stored_trade_ids,
-    record_gaps,
-    update_trade_meta,
 )
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
-from arbengine.store.partitions import ensure_partitions_covering, maintain_partitions
+from arbengine.store.partitions import maintain_partitions
+
+if TYPE_CHECKING:  # the simulated exchange is imported only when `run --sim` starts it
+    from arbengine.sim.server import SimConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -96,7 +97,7 @@ class Daemon:
         self,
         settings: Settings,
         clock: Clock | None = None,
-        sim: Any | None = None,
+        sim: SimConfig | None = None,
         components: Sequence[Component] = (),
     ) -> None:
         """``components``: more to supervise alongside the daemon's own (a test daemon's
@@ -176,7 +177,7 @@ class Daemon:
             strategies_dir(es),
             inbox,
             outbox,
-            self._engine_store(db),
+            engine_store(db),
             grace_ms=es.grace.ms,
             settle_ms=es.settle.ms,
             max_catch_up_ms=es.max_catch_up.ms,
@@ -228,41 +229,18 @@ class Daemon:
         stall_after_s = self.settings.database.write_timeout.seconds
         self.health.watch(name, lambda: writer.health().trouble(time.time(), stall_after_s))
 
-    @staticmethod
-    def _engine_store(db: Database) -> EngineStore:
-        async def last_evaluated() -> dict[tuple[str, str], int]:
-            async with db.acquire() as conn:
-                return await engine_sql.last_evaluated_ticks(conn)
-
-        async def last_fired() -> dict[tuple[str, str], int]:
-            async with db.acquire() as conn:
-                return await engine_sql.last_fired_ticks(conn)
-
-        async def open_paper() -> list[dict[str, Any]]:
-            async with db.acquire() as conn:
-                return await engine_sql.open_paper_trades(conn)
-
-        async def replay(
-            pipeline: ReplayTarget, symbols: Sequence[str], from_ms: int, to_ms: int
-        ) -> ReplayStats:
-            async with db.acquire() as conn:
-                return await replay_history(pipeline, conn, symbols, from_ms, to_ms)
-
-        return EngineStore(last_evaluated, last_fired, open_paper, replay)
-
     async def _start_sim(self, stack: contextlib.AsyncExitStack) -> Settings:
         """``run --sim``: the simulated exchange in this process, every client pointed at it."""
         from arbengine.sim.server import SimServer
 
+        config = self.sim_config
+        assert config is not None, "run() starts the sim only when it was given one"
         try:
-            sim = await stack.enter_async_context(SimServer(self.sim_config))
+            sim = await stack.enter_async_context(SimServer(config))
         except OSError as exc:
-            raise CannotListen(
-                self.sim_config.host, self.sim_config.port, exc, "(--sim-port)"
-            ) from None
+            raise CannotListen(config.host, config.port, exc, "(--sim-port)") from None
         self.supervisor.add(Component("sim", sim.wait, stage=30))
         self.log.info("daemon.sim_started", **sim.urls())
-        config = self.sim_config
         exchange = msgspec.structs.replace(
             self.settings.exchange,
             rest_url=sim.rest_url,
@@ -405,7 +383,7 @@ class Daemon:
         continuity = ContinuityCheck(
             cs.symbols,
             rest,
-            self._continuity_store(db),
+            continuity_store(db),
             interval_s=cs.continuity_check_interval.seconds,
             clock=self.clock,
             listing=listing,
@@ -417,47 +395,6 @@ class Daemon:
             self.engine.set_readiness(readiness)
         self.collector = collector
         self.writer = writer
-
-    @staticmethod
-    def _continuity_store(db: Database) -> ContinuityStore:
-        async def find(symbol: str, from_id: int) -> list[tuple[int, int]]:
-            async with db.acquire() as conn:
-                return await continuity_sql.find_holes(conn, symbol, from_id)
-
-        async def known(symbol: str) -> list[tuple[int, int]]:
-            async with db.acquire() as conn:
-                return await continuity_sql.known_holes(conn, symbol)
-
-        async def first_since(symbol: str, since_ms: int) -> int | None:
-            async with db.acquire() as conn:
-                return await continuity_sql.first_id_since(conn, symbol, since_ms)
-
-        async def save(batches: list[TradeBatch], gaps: list[TapeGap]) -> None:
-            async with db.acquire() as conn, conn.transaction():
-                nonempty = [b for b in batches if len(b)]
-                if nonempty:
-                    await ensure_partitions_covering(
-                        conn,
-                        min(int(b.ts[0]) for b in nonempty),
-                        max(int(b.ts[-1]) for b in nonempty),
-                    )
-                inserted = await insert_trades(conn, nonempty)
-                await update_trade_meta(conn, nonempty, inserted)
-                await record_gaps(conn, gaps)
-
-        async def daily(symbol: str, from_ms: int, to_ms: int) -> None:
-            async with db.acquire() as conn:
-                await continuity_sql.refresh_daily_completeness(conn, symbol, from_ms, to_ms)
-
-        async def settle(symbol: str) -> list[tuple[int, int]]:
-            async with db.acquire() as conn, conn.transaction():
-                return await continuity_sql.settle_open_gaps(conn, symbol)
-
-        async def recount(symbol: str) -> int:
-            async with db.acquire() as conn:
-                return await continuity_sql.recount_trade_rows(conn, symbol)
-
-        return ContinuityStore(find, known, first_since, save, daily, settle, recount)
 
     # -- API view -------------------------------------------------------------
 
@@ -581,7 +518,7 @@ class Daemon:
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)
                 )
                 self.log.info(
-                    "daemon.started", http=f"http://{settings.http.host}:{port}", pid=_pid()
+                    "daemon.started", http=f"http://{settings.http.host}:{port}", pid=os.getpid()
                 )
                 return await self._run_until_stopped(sig.stop, deadline_s, db)
 
@@ -691,14 +628,39 @@ class Daemon:
                     task.exception()  # raised above already, or moot once stopping
 
 
-def _pid() -> int:
-    import os
+def engine_store(db: Database) -> EngineStore:
+    """What the engine reads of the database: its restart state and the stored history."""
+    records = EngineRecords(db)
+    return EngineStore(
+        records.last_evaluated,
+        records.last_fired,
+        records.open_paper,
+        functools.partial(_replay_stored, db),
+    )
 
-    return os.getpid()
+
+async def _replay_stored(
+    db: Database, target: ReplayTarget, symbols: Sequence[str], from_ms: int, to_ms: int
+) -> ReplayStats:
+    async with db.acquire() as conn:
+        return await replay_history(target, conn, symbols, from_ms, to_ms)
+
+
+def continuity_store(db: Database) -> ContinuityStore:
+    records = ContinuityRecords(db)
+    return ContinuityStore(
+        records.find_holes,
+        records.known_holes,
+        records.first_id_since,
+        records.save,
+        records.refresh_daily,
+        records.settle_gaps,
+        records.recount_rows,
+    )
 
 
 async def run_daemon(
-    settings: Settings, sim: Any | None = None, components: Sequence[Component] = ()
+    settings: Settings, sim: SimConfig | None = None, components: Sequence[Component] = ()
 ) -> int:
     """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside."""
     daemon = Daemon(settings, sim=sim, components=components)

@@ -1,4 +1,4 @@
-"""Command line: ``arbengine run | migrate | config show | bench NAME | sim …``.
+"""Command line: ``arbengine run | migrate | import | backtest | admin | config | bench | sim``.
 
 Mistakes a user can make (a bad setting, an unknown benchmark) end with one
 line on stderr and exit status 2, never a traceback.
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from arbengine import __version__
+from arbengine import __version__, admin_cli
 from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.logs import configure_logging
 from arbengine.settings import Settings, load_settings, shipped, strategies_dir
@@ -99,6 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             trade_history_ms=trade_history_ms,
         )
     return int(_event_loop_run(run_daemon(settings, sim=sim)))
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    return admin_cli.run(args, _settings(args))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -417,15 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub = bench_commands.add_parser(name, help=summary, add_help=False)
         sub.set_defaults(handler=cmd_bench)
 
-    try:
-        admin_cli = importlib.import_module("arbengine.api.admin_cli")
-    except ModuleNotFoundError as exc:
-        if exc.name != "arbengine.api.admin_cli":
-            raise
-    else:
-        admin = command("admin", "manage users and invite codes")
-        admin_cli.add_arguments(admin)
-        admin.set_defaults(handler=lambda a: admin_cli.run(a, _settings(a)))
+    admin = command("admin", "manage users and invite codes")
+    admin_cli.add_arguments(admin)
+    admin.set_defaults(handler=cmd_admin)
 
     try:
         sim_cli = importlib.import_module("arbengine.sim.cli")

@@ -26,6 +26,13 @@ TIMEOUT_S = 10.0
 USERS_CHANNEL = "arbengine_users"
 """NOTIFY channel of migration 0010: a user's role, ban or name changed (payload: id)."""
 
+
+async def _fetch(db: Db, query: str, *args: object, timeout: float | None = None) -> Rows:
+    """``db.fetch``, typed: asyncpg itself ships no annotations."""
+    rows: Rows = await db.fetch(query, *args, timeout=timeout)
+    return rows
+
+
 # -- users ----------------------------------------------------------------------------
 
 _USER_COLUMNS = "id, username, role, banned, created_at, last_login_at"
@@ -278,7 +285,7 @@ async def set_role(db: Db, username: str, role: str) -> bool:
 
 
 async def list_users(db: Db) -> Rows:
-    return await db.fetch(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")
+    return await _fetch(db, f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")
 
 
 async def create_invites(db: Db, codes: Sequence[str], expires_at: dt.datetime | None) -> None:
@@ -289,7 +296,8 @@ async def create_invites(db: Db, codes: Sequence[str], expires_at: dt.datetime |
 
 
 async def list_invites(db: Db, include_spent: bool) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT i.code, i.created_at, i.expires_at, i.used_at, u.username AS used_by
         FROM invite_codes i LEFT JOIN users u ON u.id = i.used_by
@@ -313,7 +321,8 @@ LEFT JOIN LATERAL (
 
 async def latest_rates(db: Db, symbols: Sequence[str]) -> Rows:
     """The newest premiumIndex sample and funding interval per symbol (index lookups only)."""
-    return await db.fetch(
+    return await _fetch(
+        db,
         f"""
         SELECT s.symbol, r.ts, r.mark_price, r.index_price, r.funding_rate,
                r.next_funding_time, i.value AS interval_hours
@@ -332,7 +341,8 @@ async def latest_rates(db: Db, symbols: Sequence[str]) -> Rows:
 
 async def funding_stats(db: Db, symbols: Sequence[str], start: int, end: int) -> Rows:
     """Settled funding rates (``market_indicators`` kind ``funding_rate``) per symbol."""
-    return await db.fetch(
+    return await _fetch(
+        db,
         f"""
         SELECT s.symbol, count(f.value) AS samples, avg(f.value) AS mean, min(f.value) AS min,
                max(f.value) AS max, sum(f.value) AS total, min(f.ts) AS first_ts,
@@ -353,7 +363,8 @@ async def funding_stats(db: Db, symbols: Sequence[str], start: int, end: int) ->
 
 
 async def funding_history(db: Db, symbols: Sequence[str], start: int, end: int) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT symbol, ts, value AS funding_rate,
                CASE WHEN jsonb_typeof(data -> 'mark_price') = 'number'
@@ -371,7 +382,8 @@ async def funding_history(db: Db, symbols: Sequence[str], start: int, end: int) 
 
 
 async def snapshots(db: Db, symbol: str, start: int, end: int, limit: int) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT ts, mark_price, index_price, estimated_settle_price, funding_rate,
                interest_rate, next_funding_time
@@ -403,14 +415,15 @@ _KLINE_SQL = {
 
 
 async def rate_bars(db: Db, symbol: str, series: str, bar_ms: int, start: int, end: int) -> Rows:
-    return await db.fetch(_KLINE_SQL[series], symbol, bar_ms, start, end, timeout=TIMEOUT_S)
+    return await _fetch(db, _KLINE_SQL[series], symbol, bar_ms, start, end, timeout=TIMEOUT_S)
 
 
 # -- trades ------------------------------------------------------------------------------------
 
 
 async def trade_bars(db: Db, symbol: str, bar_ms: int, start: int, end: int) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT (ts / $2) * $2 AS ts,
                (min(ARRAY[agg_id::double precision, price]))[2] AS open,
@@ -431,7 +444,8 @@ async def trade_bars(db: Db, symbol: str, bar_ms: int, start: int, end: int) -> 
 
 
 async def trade_meta(db: Db, symbols: Sequence[str]) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT s.symbol, m.first_id, m.last_id, m.first_ts, m.last_ts,
                coalesce(m.rows, 0) AS rows, coalesce(m.gaps_seen, 0) AS gaps_seen,
@@ -448,7 +462,8 @@ async def trade_meta(db: Db, symbols: Sequence[str]) -> Rows:
 
 
 async def daily_completeness(db: Db, symbols: Sequence[str], since: dt.date) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT symbol, day, first_id, last_id, rows, completeness FROM agg_trades_daily
         WHERE symbol = ANY($1::text[]) AND day >= $2 ORDER BY symbol, day
@@ -465,7 +480,8 @@ async def daily_completeness(db: Db, symbols: Sequence[str], since: dt.date) -> 
 async def liquidation_bars(
     db: Db, symbols: Sequence[str], bar_ms: int, start: int, end: int
 ) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT (minute / $2) * $2 AS ts, symbol, side, sum(count)::bigint AS count,
                sum(qty) AS qty, sum(notional) AS notional
@@ -492,7 +508,8 @@ async def signal_history(
     end: int,
     limit: int,
 ) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT id, strategy, strategy_hash, symbol, tick, direction, score, coverage, price, atr,
                features::text AS features, contributions::text AS contributions, created_at
@@ -516,7 +533,8 @@ async def latest_evaluations(db: Db, strategy: str | None, symbol: str | None) -
     A skip scan over the primary key finds the pairs (one index probe each)
     instead of reading the whole table as DISTINCT ON would.
     """
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         WITH RECURSIVE pairs AS (
             (SELECT strategy, symbol FROM signal_indicators ORDER BY strategy, symbol LIMIT 1)
@@ -555,7 +573,8 @@ async def paper_trades(
     end: int,
     limit: int,
 ) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT id, strategy, strategy_hash, symbol, direction, entry_tick, entry_price,
                r_distance, stop_loss, take_profit_1, take_profit_2, quantity, risk_usd, status,
@@ -577,7 +596,8 @@ async def paper_trades(
 
 
 async def paper_summary(db: Db, strategy: str | None, symbol: str | None) -> Rows:
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT strategy, count(*) AS trades,
                count(*) FILTER (WHERE status = 'open') AS open,
@@ -598,7 +618,8 @@ async def paper_summary(db: Db, strategy: str | None, symbol: str | None) -> Row
 
 async def paper_closes(db: Db, strategy: str | None, symbol: str | None) -> Rows:
     """Closed trades in close order: the steps of each strategy's equity curve."""
-    return await db.fetch(
+    return await _fetch(
+        db,
         """
         SELECT strategy, id, closed_at, result_r FROM paper_trades
         WHERE status = 'closed' AND closed_at IS NOT NULL AND result_r IS NOT NULL

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import msgspec
 
+from arbengine.domain.engine_rows import EvaluationRow
 from arbengine.pipeline.core import SignalPipeline
 from arbengine.pipeline.records import evaluation_row
 from arbengine.pipeline.replay import replay_history
@@ -43,11 +45,9 @@ SIGNAL_COLUMNS = (
     "tick", "time", "symbol", "strategy", "strategy_hash", "direction", "score", "coverage",
     "price", "atr", "contributions",
 )  # fmt: skip
-EVALUATION_COLUMNS = (
-    "strategy", "strategy_hash", "symbol", "tick", "direction", "score", "coverage", "fired",
-    "reason", "features", "contributions", "gates",
-)  # fmt: skip
+EVALUATION_COLUMNS: tuple[str, ...] = EvaluationRow.__struct_fields__
 """``signal_indicators`` columns, in its order; JSON columns as JSON, floats exact."""
+_JSON_FROM = EVALUATION_COLUMNS.index("features")
 
 
 class EvaluationsCsv:
@@ -61,10 +61,11 @@ class EvaluationsCsv:
 
     def write(self, evaluations: Sequence[Evaluation]) -> None:
         for e in sorted(evaluations, key=lambda e: (e.tick_ms, e.symbol, e.strategy)):
-            row = evaluation_row(e)
+            row = msgspec.structs.astuple(evaluation_row(e))
             self._writer.writerow(
-                [*(repr(v) if isinstance(v, float) else v for v in row[:9]),
-                 *(json.dumps(v, sort_keys=True) for v in row[9:])]
+                [*(repr(v) if isinstance(v, float) else v for v in row[:_JSON_FROM]),
+                 *(json.dumps(v, sort_keys=True, default=msgspec.structs.asdict)
+                   for v in row[_JSON_FROM:])]
             )  # fmt: skip
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ import numpy as np
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
+from arbengine.domain.engine_rows import EngineOutput as EngineOutput
+from arbengine.domain.engine_rows import PaperTradeRow
 from arbengine.domain.market import (
     PREMIUM_INDEX_INPUT,
     Indicator,
@@ -57,7 +59,7 @@ from arbengine.pipeline.records import (
     position_from_row,
     signal_row,
 )
-from arbengine.pipeline.replay import ReplayTarget
+from arbengine.pipeline.replay import ReplayStats, ReplayTarget
 from arbengine.pipeline.settle import TradeHold
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
@@ -99,22 +101,13 @@ OPEN_POSITIONS = Gauge("arb_paper_open_positions", "Open paper positions")
 
 
 @dataclass(frozen=True)
-class EngineOutput:
-    """One batch of rows for the signal writer."""
-
-    evaluations: list[tuple[Any, ...]] = field(default_factory=list)
-    signals: list[tuple[Any, ...]] = field(default_factory=list)
-    paper: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class EngineStore:
     """What the engine needs of the database, as functions (the app binds them)."""
 
     last_evaluated: Callable[[], Awaitable[dict[tuple[str, str], int]]]
     last_fired: Callable[[], Awaitable[dict[tuple[str, str], int]]]
-    open_paper: Callable[[], Awaitable[list[dict[str, Any]]]]
-    replay: Callable[[ReplayTarget, Sequence[str], int, int], Awaitable[Any]]
+    open_paper: Callable[[], Awaitable[list[PaperTradeRow]]]
+    replay: Callable[[ReplayTarget, Sequence[str], int, int], Awaitable[ReplayStats]]
 
 
 @dataclass
@@ -445,7 +438,7 @@ class EngineService:
             symbols=symbols,
             from_ms=first - HORIZON_MS,
             to_ms=now,
-            trades=getattr(stats, "trades", None),
+            trades=stats.trades,
             catch_up_trades=self._hold.count,
             restored_positions=len(positions),
             open_positions=len(pipeline.book.open),

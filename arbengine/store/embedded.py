@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import importlib
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -62,13 +63,16 @@ def _start(data_dir: Path) -> tuple[EmbeddedServer, Any]:
     return EmbeddedServer(url=server.get_uri(), pid=int(pid), data_dir=data_dir), server
 
 
-def _stop(server: Any) -> None:
-    from pgserver._commands import pg_ctl
-
+def _pg_ctl_stop(pgdata: Path, user: str | None) -> None:
+    """``pg_ctl stop -m fast``, waiting for it; a server already gone is no error."""
+    # pgserver makes its command functions at import time: the type checker cannot see them.
+    commands: Any = importlib.import_module("pgserver._commands")
     with contextlib.suppress(subprocess.CalledProcessError):
-        pg_ctl(
-            ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30
-        )
+        commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30)
+
+
+def _stop(server: Any) -> None:
+    _pg_ctl_stop(server.pgdata, server.system_user)
     server.global_process_id_list.get_and_remove(os.getpid())
     type(server)._instances.pop(server.pgdata, None)
 
@@ -105,11 +109,7 @@ def stop_at_once(server: EmbeddedServer, wait_s: float = 1.8) -> bool:
 
 def stop_embedded_server(data_dir: Path) -> None:
     """Stop a server left running in ``data_dir`` (used by tests that simulate an outage)."""
-    from pgserver._commands import pg_ctl
-
-    user = "pgserver" if os.geteuid() == 0 else None
-    with contextlib.suppress(subprocess.CalledProcessError):
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir.resolve(), user=user, timeout=30)
+    _pg_ctl_stop(data_dir.resolve(), "pgserver" if os.geteuid() == 0 else None)
 
 
 class EmbeddedServerFailed(FatalError):

@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
 
 import asyncpg
 from prometheus_client import Counter
 
+from arbengine.domain.engine_rows import EngineOutput, PaperTradeRow
 from arbengine.logs import get_logger
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.store.database import write_transaction
@@ -36,13 +37,7 @@ WRITE_FAILURES = Counter(
 )
 
 
-class EngineRows(Protocol):
-    evaluations: list[tuple[Any, ...]]
-    signals: list[tuple[Any, ...]]
-    paper: list[dict[str, Any]]
-
-
-def _rows(items: list[EngineRows]) -> dict[str, int]:
+def _rows(items: list[EngineOutput]) -> dict[str, int]:
     return {
         "evaluations": sum(len(item.evaluations) for item in items),
         "signals": sum(len(item.signals) for item in items),
@@ -52,7 +47,11 @@ def _rows(items: list[EngineRows]) -> dict[str, int]:
 
 class EngineWriter:
     def __init__(
-        self, pool: asyncpg.Pool, channel: Channel[Any], *, write_timeout_s: float = 10.0
+        self,
+        pool: asyncpg.Pool,
+        channel: Channel[EngineOutput],
+        *,
+        write_timeout_s: float = 10.0,
     ) -> None:
         self._pool = pool
         self._channel = channel
@@ -60,7 +59,7 @@ class EngineWriter:
         self._log = get_logger("signal-writer")
         self.batches_written = 0
         self._changed = asyncio.Event()
-        self._held: list[EngineRows] = []
+        self._held: list[EngineOutput] = []
         self.unavailable_since: float | None = None
         self.last_error: str | None = None
         self.writing_since: float | None = None
@@ -76,7 +75,7 @@ class EngineWriter:
             backpressure=False,  # it holds one batch; the engine's channel fills behind it
         )
 
-    async def wait_until(self, predicate: Any) -> None:
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
         while not predicate():
             await self._changed.wait()
 
@@ -146,13 +145,13 @@ class EngineWriter:
             self._held = []
             self._notify()
 
-    async def _write(self, items: list[EngineRows]) -> None:
+    async def _write(self, items: list[EngineOutput]) -> None:
         evaluations = [row for item in items for row in item.evaluations]
         signals = [row for item in items for row in item.signals]
-        paper: dict[tuple[str, str, int], dict[str, Any]] = {}
+        paper: dict[tuple[str, str, int], PaperTradeRow] = {}
         for item in items:
             for row in item.paper:  # the latest state of each trade wins
-                paper[(row["strategy"], row["symbol"], row["entry_tick"])] = row
+                paper[(row.strategy, row.symbol, row.entry_tick)] = row
         rows = len(evaluations) + len(signals) + len(paper)
         async with write_transaction(self._pool, self.write_timeout_s, rows) as conn:
             await insert_evaluations(conn, evaluations)

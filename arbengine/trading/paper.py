@@ -23,44 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-ExitReason = Literal["sl", "breakeven", "tp1", "tp2", "max_hold"]
-
-
-@dataclass(frozen=True, slots=True)
-class ExitRule:
-    sl_atr: float
-    tp1_atr: float | None = None
-    tp1_fraction: float | None = None
-    tp2_atr: float | None = None
-    breakeven_after_tp1: bool = False
-    max_hold_ms: int | None = None
-    fee_bps: float = 0.0
-    slippage_bps: float = 0.0
-    risk_usd: float = 100.0
-
-
-@dataclass(frozen=True, slots=True)
-class PaperExit:
-    ts: int
-    agg_id: int
-    price: float
-    fraction: float
-    reason: ExitReason
-
-
-@dataclass(frozen=True, slots=True)
-class FundingCharge:
-    time: int
-    rate: float
-    mark: float
-    fraction: float
-    usd_per_unit: float
-    """P&L per unit of quantity: −d · rate · mark · fraction."""
+# The paper trader's values are stored with each trade: they are defined with its row.
+from arbengine.domain.engine_rows import ExitReason as ExitReason
+from arbengine.domain.engine_rows import ExitRule as ExitRule
+from arbengine.domain.engine_rows import FundingCharge as FundingCharge
+from arbengine.domain.engine_rows import PaperExit as PaperExit
 
 
 @dataclass

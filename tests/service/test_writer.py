@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 from prometheus_client import REGISTRY
 
+from arbengine.domain.engine_rows import EngineOutput, EvaluationBreakdown, EvaluationRow
 from arbengine.domain.market import Indicator, TapeGap, TradeBatch
-from arbengine.pipeline.service import EngineOutput
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.store.engine_writer import EngineWriter
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
@@ -208,7 +208,10 @@ async def test_a_frozen_database_times_out_and_buffers_as_when_it_is_down(tmp_pa
 
 
 def engine_output(tick: int) -> EngineOutput:
-    evaluation = ("v52", "h" * 64, "BTCUSDT", tick, None, None, 0.5, False, "gated", {}, {}, {})
+    evaluation = EvaluationRow(
+        "v52", "h" * 64, "BTCUSDT", tick, None, None, 0.5, False, "gated", {},
+        EvaluationBreakdown({}, {}), {},
+    )  # fmt: skip
     return EngineOutput(evaluations=[evaluation])
 
 

@@ -8,12 +8,13 @@ import aiohttp
 import asyncpg
 import pytest
 
+from arbengine.app import continuity_store
 from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
 from arbengine.domain.market import TapeGap, TradeBatch
 from arbengine.exchange.rest import BinanceRest
 from arbengine.settings import ExchangeSettings
 from arbengine.sim.server import SimConfig, SimServer
-from arbengine.store import continuity as sql
+from arbengine.store.database import Database
 from arbengine.store.market_sql import (
     TRADE_COLUMNS,
     insert_trades,
@@ -46,37 +47,8 @@ def tape_rows(sim: SimServer) -> list[tuple]:
 
 
 def store_for(pool: asyncpg.Pool) -> ContinuityStore:
-    async def find(symbol: str, from_id: int) -> list[tuple[int, int]]:
-        async with pool.acquire() as conn:
-            return await sql.find_holes(conn, symbol, from_id)
-
-    async def known(symbol: str) -> list[tuple[int, int]]:
-        async with pool.acquire() as conn:
-            return await sql.known_holes(conn, symbol)
-
-    async def first_since(symbol: str, since: int) -> int | None:
-        async with pool.acquire() as conn:
-            return await sql.first_id_since(conn, symbol, since)
-
-    async def save(batches, gaps) -> None:
-        async with pool.acquire() as conn, conn.transaction():
-            inserted = await insert_trades(conn, batches)
-            await update_trade_meta(conn, batches, inserted)
-            await record_gaps(conn, gaps)
-
-    async def daily(symbol: str, a: int, b: int) -> None:
-        async with pool.acquire() as conn:
-            await sql.refresh_daily_completeness(conn, symbol, a, b)
-
-    async def settle(symbol: str) -> list[tuple[int, int]]:
-        async with pool.acquire() as conn, conn.transaction():
-            return await sql.settle_open_gaps(conn, symbol)
-
-    async def recount(symbol: str) -> int:
-        async with pool.acquire() as conn:
-            return await sql.recount_trade_rows(conn, symbol)
-
-    return ContinuityStore(find, known, first_since, save, daily, settle, recount)
+    """The daemon's own store (``app.continuity_store``), on the test's pool."""
+    return continuity_store(Database(pool=pool, url="", embedded=None, migrations_applied=[]))
 
 
 async def test_a_hole_in_the_stored_tape_is_repaired(sim: SimServer, database_url: str) -> None:

@@ -86,7 +86,7 @@ class Engine:
         while True:
             out = await asyncio.wait_for(self.outbox.get(), 10)
             for row in out.evaluations:
-                if row[3] == tick:
+                if row.tick == tick:
                     return row
 
 
@@ -138,7 +138,7 @@ async def test_a_liquidation_received_after_a_later_trade_counts_in_its_tick(
 
     row = await engine.evaluation_of(TICK)
 
-    features = row[9]
+    features = row.features
     assert features["liq_imbalance_fast"] == 1.0  # the short liquidation before the tick
     assert features == reference([liquidation, before, past_tick], TICK)
 
@@ -153,7 +153,7 @@ async def test_a_liquidation_after_its_tick_was_evaluated_is_counted_late(
     engine.clock.set_ms(TICK + 2_100)  # due by the clock: evaluated without a later trade
     assert engine.inbox.put_nowait(trades(TICK - 3_000, TICK - 2_000))
     row = await engine.evaluation_of(TICK)
-    assert row[9]["liq_imbalance_fast"] == 0.0
+    assert row.features["liq_imbalance_fast"] == 0.0
     counted = late()
 
     assert engine.inbox.put_nowait(short_liquidated(TICK - 500, pushed_ms=TICK + 2_200))
@@ -162,7 +162,7 @@ async def test_a_liquidation_after_its_tick_was_evaluated_is_counted_late(
     row = await engine.evaluation_of(TICK + 15_000)
 
     assert late() == counted + 1
-    assert row[9]["liq_imbalance_fast"] == 1.0  # counted from the next tick on
+    assert row.features["liq_imbalance_fast"] == 1.0  # counted from the next tick on
 
 
 async def test_how_long_after_its_time_a_tick_was_evaluated_is_measured(engine: Engine) -> None:

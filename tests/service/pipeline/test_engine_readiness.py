@@ -115,7 +115,7 @@ class Engine:
         """The features of ``symbol`` at ``tick`` once the engine has evaluated it."""
         for _ in range(2000):
             if (symbol, tick) in self.evaluations:
-                return dict(self.evaluations[(symbol, tick)][9])
+                return dict(self.evaluations[(symbol, tick)].features)
             await asyncio.sleep(0.005)
         raise AssertionError(f"{symbol} was not evaluated at {tick}")
 
@@ -138,8 +138,8 @@ async def start_engine(
     async def collect() -> None:
         async for out in outbox:
             for row in out.evaluations:
-                assert (row[2], row[3]) not in evaluations, "a tick evaluated twice"
-                evaluations[(row[2], row[3])] = row
+                assert (row.symbol, row.tick) not in evaluations, "a tick evaluated twice"
+                evaluations[(row.symbol, row.tick)] = row
 
     engine = Engine(service, inbox, clock, board, evaluations)
     running = asyncio.create_task(service.run())
