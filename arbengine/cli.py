@@ -313,9 +313,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _run_sim(sim_cli: Any, args: argparse.Namespace) -> int:
+def _run_sim(args: argparse.Namespace) -> int:
+    from arbengine.sim import cli as sim_cli
+
     configure_logging("info", pretty=True if args.pretty else None)
-    return int(sim_cli.run(args))
+    return sim_cli.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,15 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.add_arguments(admin)
     admin.set_defaults(handler=cmd_admin)
 
-    try:
-        sim_cli = importlib.import_module("arbengine.sim.cli")
-    except ModuleNotFoundError as exc:
-        if exc.name != "arbengine.sim.cli":
-            raise
-    else:
-        sim = command("sim", "run the simulated Binance USD-M exchange")
-        sim_cli.add_arguments(sim)
-        sim.set_defaults(handler=lambda a: _run_sim(sim_cli, a))
+    from arbengine.sim import cli as sim_cli  # the exchange the tests and benchmarks run
+
+    sim = command("sim", "run the simulated Binance USD-M exchange")
+    sim_cli.add_arguments(sim)
+    sim.set_defaults(handler=_run_sim)
     return parser
 
 
