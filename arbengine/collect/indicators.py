@@ -47,6 +47,7 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -534,7 +535,7 @@ class IndicatorPollers:
                 "startTime": start,
             }
             rows = await self._retrying(
-                series.path, lambda: series.fetch(self.rest, params, priority)
+                series.path, partial(series.fetch, self.rest, params, priority)
             )
             if not rows:
                 break
@@ -596,7 +597,8 @@ class IndicatorPollers:
                 self.progress.request("funding_rate")
             rows = await self._retrying(
                 "fundingRate",
-                lambda: self.rest.get(
+                partial(
+                    self.rest.get,
                     "/fapi/v1/fundingRate",
                     {"symbol": symbol, "startTime": start, "limit": FUNDING_LIMIT},
                     reply=list[FundingRate],

@@ -52,6 +52,6 @@ class CoinbaseTicker:
             parse_time_ms(ticker.time)
         except ValueError:
             raise InvalidResponse(
-                f"coinbase {product}: unexpected reply: time {ticker.time[:40]!r} is not an ISO time"
+                f"coinbase {product}: unexpected reply: time {ticker.time[:40]!r} is not ISO 8601"
             ) from None
         return ticker
