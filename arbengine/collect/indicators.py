@@ -58,7 +58,12 @@ from arbengine.domain.durations import parse_duration_ms
 from arbengine.domain.market import PREMIUM_INDEX_INPUT, Indicator, MarketEvent, RateSnapshot
 from arbengine.exchange.budget import Priority
 from arbengine.exchange.coinbase import CoinbaseTicker, ProductNotFound, parse_time_ms, product_for
-from arbengine.exchange.errors import FatalExchangeError, InvalidSymbol, RetryableExchangeError
+from arbengine.exchange.errors import (
+    FatalExchangeError,
+    InvalidResponse,
+    InvalidSymbol,
+    RetryableExchangeError,
+)
 from arbengine.exchange.payloads import number_or_none
 from arbengine.exchange.replies import (
     FundingInfo,
@@ -164,6 +169,24 @@ RATIO_SERIES: tuple[AnyRatioSeries, ...] = (
         lambda r: {"buy_vol": number_or_none(r.buyVol), "sell_vol": number_or_none(r.sellVol)},
     ),
 )
+
+
+def premium_snapshot(row: PremiumIndex, received: int) -> RateSnapshot:
+    """A followed (perpetual) symbol's premiumIndex; one without a funding rate is invalid."""
+    funding_rate = number_or_none(row.lastFundingRate)
+    if funding_rate is None:
+        raise InvalidResponse(f"premiumIndex of {row.symbol}: no lastFundingRate")
+    return RateSnapshot(
+        symbol=row.symbol,
+        ts=row.time,
+        mark_price=row.markPrice,
+        index_price=row.indexPrice,
+        estimated_settle_price=number_or_none(row.estimatedSettlePrice),
+        funding_rate=funding_rate,
+        interest_rate=number_or_none(row.interestRate),
+        next_funding_time=row.nextFundingTime or None,
+        known_at=max(row.time, received),
+    )
 
 
 def known_time(own: int, received: int, *, live: bool) -> int:
@@ -451,21 +474,7 @@ class IndicatorPollers:
             )
             rows = [r for r in every if r.symbol in wanted]
         received = self._received()
-        snapshots = [
-            RateSnapshot(
-                symbol=r.symbol,
-                ts=r.time,
-                mark_price=r.markPrice,
-                index_price=r.indexPrice,
-                estimated_settle_price=number_or_none(r.estimatedSettlePrice),
-                funding_rate=r.lastFundingRate,
-                interest_rate=number_or_none(r.interestRate),
-                next_funding_time=r.nextFundingTime or None,
-                known_at=max(r.time, received),
-            )
-            for r in rows
-        ]
-        return snapshots
+        return [premium_snapshot(r, received) for r in rows]
 
     def _received(self) -> int:
         """Now, on the exchange's clock."""

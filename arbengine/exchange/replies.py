@@ -56,13 +56,17 @@ class ExchangeInfo(msgspec.Struct, frozen=True):
 
 
 class PremiumIndex(msgspec.Struct, frozen=True):
-    """``GET /fapi/v1/premiumIndex``: one (with ``symbol``) or a list of them (without)."""
+    """``GET /fapi/v1/premiumIndex``: one (with ``symbol``) or a list of them (without).
+
+    The list holds delivery contracts too, whose funding keys are empty (``""``, next
+    funding 0): a reply for every symbol must decode whatever symbols it lists.
+    """
 
     symbol: str
     markPrice: float
     indexPrice: float
-    lastFundingRate: float
     time: int
+    lastFundingRate: OptionalNumber = None
     estimatedSettlePrice: OptionalNumber = None
     interestRate: OptionalNumber = None
     nextFundingTime: int = 0

@@ -7,6 +7,7 @@ test is what the client and a poller do when an answer is not.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,7 +15,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from arbengine.collect.indicators import IndicatorPollers
+from arbengine.collect.indicators import PREMIUM_INDEX_ALL_WEIGHT, IndicatorPollers
 from arbengine.domain.market import MarketEvent, RateSnapshot
 from arbengine.exchange.errors import InvalidResponse
 from arbengine.exchange.replies import PremiumIndex
@@ -99,3 +100,28 @@ async def test_a_poller_retries_a_reply_of_another_shape_and_takes_the_next_good
     )
     [retry] = [line for line in logs if line["event"] == "poller.retry"]
     assert "`$.markPrice`" in retry["error"]
+
+
+async def test_the_reply_for_every_symbol_decodes_with_delivery_contracts_in_it(
+    exchange: tuple[str, list[bytes]], rest: BinanceRest
+) -> None:
+    """Without a symbol, premiumIndex lists delivery contracts too, their funding keys empty."""
+    _, bodies = exchange
+    symbols = [f"S{i}USDT" for i in range(PREMIUM_INDEX_ALL_WEIGHT)]  # one call for all
+    quarterly = (
+        b'{"symbol":"BTCUSDT_260327","markPrice":"11800.1","indexPrice":"11781.8",'
+        b'"estimatedSettlePrice":"11781.2","lastFundingRate":"","interestRate":"",'
+        b'"nextFundingTime":0,"time":1597370495002}'
+    )
+    bodies[:] = [
+        b"["
+        + b",".join([quarterly, *(GOOD.replace(b"BTCUSDT", s.encode()) for s in symbols)])
+        + b"]"
+    ]
+    out: Channel[MarketEvent] = Channel("market", 10, OverflowPolicy.BLOCK)
+    pollers = IndicatorPollers(symbols, rest, None, out, clock=ManualClock(1597370495000))
+    # (A reply that did not decode would be retried for ever: the poll would never end.)
+    snapshots = await asyncio.wait_for(pollers.poll_premium_index(), 10)
+    assert [(s.symbol, s.funding_rate, s.next_funding_time) for s in snapshots] == [
+        (s, 0.00038246, 1597392000000) for s in symbols
+    ]
