@@ -13,6 +13,10 @@ the group's calls when the refused path has a count of its own); a 418 (IP
 ban) stops every call until the ban ends: both are raised to the caller as
 retryable errors, and the next call of anyone waits. Secrets and signatures
 never reach a log line.
+
+Every answer is decoded, once, into the reply type the caller names
+(``exchange/replies.py``): no caller handles a dictionary, and an answer of
+another shape is ``InvalidResponse`` (retryable) naming the call and the key.
 """
 
 from __future__ import annotations
