@@ -22,6 +22,7 @@ from arbengine.exchange.replies import PremiumIndex
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import ManualClock
+from arbengine.settings import ExchangeSettings
 
 GOOD = (
     b'{"symbol":"BTCUSDT","markPrice":"11793.63104562","indexPrice":"11781.80495970",'
@@ -56,7 +57,7 @@ async def exchange() -> AsyncIterator[tuple[str, list[bytes]]]:
 @pytest.fixture
 async def rest(exchange: tuple[str, list[bytes]]) -> AsyncIterator[BinanceRest]:
     async with aiohttp.ClientSession() as session:
-        yield BinanceRest(session, exchange[0])
+        yield BinanceRest(session, exchange[0], weight_safety=ExchangeSettings().weight_safety)
 
 
 async def test_the_client_returns_the_reply_typed_and_refuses_another_shape(
