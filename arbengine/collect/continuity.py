@@ -135,15 +135,15 @@ class ContinuityCheck:
                 {"symbol": symbol, "fromId": next_id, "limit": AGG_TRADES_LIMIT},
                 Priority.BACKFILL,  # the past: after the live tape's repairs
             )
-            rows = [r for r in rows if int(r["a"]) <= high]
+            rows = [r for r in rows if r.a <= high]
             if not rows:
                 missing.append((next_id, high))
                 break
-            first = int(rows[0]["a"])
+            first = rows[0].a
             if first > next_id:
                 missing.append((next_id, first - 1))
             batches.append(rows_to_batch(symbol, rows))
-            next_id = int(rows[-1]["a"]) + 1
+            next_id = rows[-1].a + 1
             if len(rows) < AGG_TRADES_LIMIT and next_id <= high:
                 missing.append((next_id, high))
                 break

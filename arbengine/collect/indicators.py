@@ -47,19 +47,34 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
 from arbengine.collect.listing import SymbolListing
-from arbengine.collect.parsing import number, optional_number
 from arbengine.collect.progress import BackfillProgress
 from arbengine.domain.durations import parse_duration_ms
 from arbengine.domain.market import PREMIUM_INDEX_INPUT, Indicator, MarketEvent, RateSnapshot
 from arbengine.exchange.budget import Priority
 from arbengine.exchange.coinbase import CoinbaseTicker, ProductNotFound, parse_time_ms, product_for
-from arbengine.exchange.errors import FatalExchangeError, InvalidSymbol, RetryableExchangeError
-from arbengine.exchange.rest import BinanceRest
+from arbengine.exchange.errors import (
+    FatalExchangeError,
+    InvalidResponse,
+    InvalidSymbol,
+    RetryableExchangeError,
+)
+from arbengine.exchange.payloads import number_or_none
+from arbengine.exchange.replies import (
+    FundingInfo,
+    FundingRate,
+    LongShortRatio,
+    OpenInterest,
+    OpenInterestHist,
+    PremiumIndex,
+    TakerVolume,
+)
+from arbengine.exchange.rest import BinanceRest, Params
 from arbengine.runtime.backoff import backoff_delay
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, SystemClock
@@ -67,46 +82,111 @@ from arbengine.runtime.health import HealthBoard
 from arbengine.runtime.readiness import Readiness
 
 
+class PeriodRow(Protocol):
+    """A row of a ``/futures/data`` series: a value per period, stamped at the period's start."""
+
+    @property
+    def timestamp(self) -> int: ...
+
+
+Row = TypeVar("Row", bound=PeriodRow)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodReading:
+    """One period of a series, in the indicator's terms: its start, value and extra data."""
+
+    ts: int
+    value: float
+    data: dict[str, float | None]
+
+
 @dataclass(frozen=True)
-class RatioSeries:
+class RatioSeries(Generic[Row]):
     kind: str
     path: str
-    value_key: str
-    extra: tuple[tuple[str, str], ...] = ()
+    reply: type[list[Row]]
+    value: Callable[[Row], float]
+    extra: Callable[[Row], dict[str, float | None]]
+
+    async def fetch(
+        self, rest: BinanceRest, params: Params, priority: Priority
+    ) -> list[PeriodReading]:
+        """One call for the series' periods from ``params["startTime"]``, oldest first."""
+        rows = await rest.get(
+            self.path,
+            params,
+            reply=self.reply,
+            weight=0,  # /futures/data/* has its own request count instead
+            priority=priority,
+        )
+        readings = [PeriodReading(r.timestamp, self.value(r), self.extra(r)) for r in rows]
+        return sorted(readings, key=lambda r: r.ts)
 
 
-RATIO_SERIES = (
+def _long_short(row: LongShortRatio) -> dict[str, float | None]:
+    return {"long": number_or_none(row.longAccount), "short": number_or_none(row.shortAccount)}
+
+
+AnyRatioSeries = (
+    RatioSeries[OpenInterestHist] | RatioSeries[LongShortRatio] | RatioSeries[TakerVolume]
+)
+RATIO_SERIES: tuple[AnyRatioSeries, ...] = (
     RatioSeries(
         "open_interest_hist",
         "/futures/data/openInterestHist",
-        "sumOpenInterest",
-        (("value_usd", "sumOpenInterestValue"),),
+        list[OpenInterestHist],
+        lambda r: r.sumOpenInterest,
+        lambda r: {"value_usd": number_or_none(r.sumOpenInterestValue)},
     ),
     RatioSeries(
         "ls_global",
         "/futures/data/globalLongShortAccountRatio",
-        "longShortRatio",
-        (("long", "longAccount"), ("short", "shortAccount")),
+        list[LongShortRatio],
+        lambda r: r.longShortRatio,
+        _long_short,
     ),
     RatioSeries(
         "ls_top_position",
         "/futures/data/topLongShortPositionRatio",
-        "longShortRatio",
-        (("long", "longAccount"), ("short", "shortAccount")),
+        list[LongShortRatio],
+        lambda r: r.longShortRatio,
+        _long_short,
     ),
     RatioSeries(
         "ls_top_account",
         "/futures/data/topLongShortAccountRatio",
-        "longShortRatio",
-        (("long", "longAccount"), ("short", "shortAccount")),
+        list[LongShortRatio],
+        lambda r: r.longShortRatio,
+        _long_short,
     ),
     RatioSeries(
         "taker_ratio",
         "/futures/data/takerlongshortRatio",
-        "buySellRatio",
-        (("buy_vol", "buyVol"), ("sell_vol", "sellVol")),
+        list[TakerVolume],
+        lambda r: r.buySellRatio,
+        lambda r: {"buy_vol": number_or_none(r.buyVol), "sell_vol": number_or_none(r.sellVol)},
     ),
 )
+
+
+def premium_snapshot(row: PremiumIndex, received: int) -> RateSnapshot:
+    """A followed (perpetual) symbol's premiumIndex; one without a funding rate is invalid."""
+    funding_rate = number_or_none(row.lastFundingRate)
+    if funding_rate is None:
+        raise InvalidResponse(f"premiumIndex of {row.symbol}: no lastFundingRate")
+    return RateSnapshot(
+        symbol=row.symbol,
+        ts=row.time,
+        mark_price=row.markPrice,
+        index_price=row.indexPrice,
+        estimated_settle_price=number_or_none(row.estimatedSettlePrice),
+        funding_rate=funding_rate,
+        interest_rate=number_or_none(row.interestRate),
+        next_funding_time=row.nextFundingTime or None,
+        known_at=max(row.time, received),
+    )
 
 
 def known_time(own: int, received: int, *, live: bool) -> int:
@@ -302,7 +382,7 @@ class IndicatorPollers:
         for event in events:
             await self.out.put(event)
 
-    async def _retrying(self, what: str, call: Any) -> Any:
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """One REST call, retried on retryable errors (the client waits out limits itself).
 
         Abandoned when the pollers are asked to stop: a call may wait up to a minute for
@@ -369,14 +449,16 @@ class IndicatorPollers:
         symbols = self._symbols()
         wanted = set(symbols)
         self._declare_live_demand(len(symbols))
-        rows: list[dict[str, Any]]
+        rows: list[PremiumIndex]
         if len(wanted) < PREMIUM_INDEX_ALL_WEIGHT:
             rows = []
 
             async def one(symbol: str) -> None:
                 row = await self._retrying(
                     "premiumIndex",
-                    lambda: self.rest.get("/fapi/v1/premiumIndex", {"symbol": symbol}, weight=1),
+                    lambda: self.rest.get(
+                        "/fapi/v1/premiumIndex", {"symbol": symbol}, reply=PremiumIndex, weight=1
+                    ),
                 )
                 rows.append(row)
 
@@ -384,25 +466,15 @@ class IndicatorPollers:
         else:
             every = await self._retrying(
                 "premiumIndex",
-                lambda: self.rest.get("/fapi/v1/premiumIndex", weight=PREMIUM_INDEX_ALL_WEIGHT),
+                lambda: self.rest.get(
+                    "/fapi/v1/premiumIndex",
+                    reply=list[PremiumIndex],
+                    weight=PREMIUM_INDEX_ALL_WEIGHT,
+                ),
             )
-            rows = [r for r in every if r.get("symbol") in wanted]
+            rows = [r for r in every if r.symbol in wanted]
         received = self._received()
-        snapshots = [
-            RateSnapshot(
-                symbol=str(r["symbol"]),
-                ts=int(r["time"]),
-                mark_price=number(r, "markPrice"),
-                index_price=number(r, "indexPrice"),
-                estimated_settle_price=optional_number(r, "estimatedSettlePrice"),
-                funding_rate=number(r, "lastFundingRate"),
-                interest_rate=optional_number(r, "interestRate"),
-                next_funding_time=int(r["nextFundingTime"]) if r.get("nextFundingTime") else None,
-                known_at=max(int(r["time"]), received),
-            )
-            for r in rows
-        ]
-        return snapshots
+        return [premium_snapshot(r, received) for r in rows]
 
     def _received(self) -> int:
         """Now, on the exchange's clock."""
@@ -421,13 +493,12 @@ class IndicatorPollers:
         async def one(symbol: str) -> None:
             row = await self._retrying(
                 "openInterest",
-                lambda: self.rest.get("/fapi/v1/openInterest", {"symbol": symbol}, weight=1),
+                lambda: self.rest.get(
+                    "/fapi/v1/openInterest", {"symbol": symbol}, reply=OpenInterest, weight=1
+                ),
             )
-            ts = int(row["time"])
-            known = max(ts, self._received())
-            values.append(
-                Indicator(symbol, "open_interest", ts, known, number(row, "openInterest"))
-            )
+            known = max(row.time, self._received())
+            values.append(Indicator(symbol, "open_interest", row.time, known, row.openInterest))
 
         symbols = self._symbols()
         await self._each_symbol("open_interest", one, symbols)
@@ -453,7 +524,7 @@ class IndicatorPollers:
 
         await self._every(self.policy.ratios_interval_s, once, "ratios")
 
-    async def follow_series(self, symbol: str, series: RatioSeries) -> int:
+    async def follow_series(self, symbol: str, series: AnyRatioSeries) -> int:
         """Fetch every period since the last known one; return how many values were new."""
         period_ms = parse_duration_ms(self.policy.ratio_period)
         now = self.clock.time_ms()
@@ -466,33 +537,25 @@ class IndicatorPollers:
         while start <= now:
             if not live:
                 self.progress.request(series.kind)
+            params = {
+                "symbol": symbol,
+                "period": self.policy.ratio_period,
+                "limit": RATIO_LIMIT,
+                "startTime": start,
+            }
             rows = await self._retrying(
-                series.path,
-                lambda s=start: self.rest.get(
-                    series.path,
-                    {
-                        "symbol": symbol,
-                        "period": self.policy.ratio_period,
-                        "limit": RATIO_LIMIT,
-                        "startTime": s,
-                    },
-                    weight=0,  # /futures/data/* has its own request count instead
-                    priority=priority,
-                ),
+                series.path, partial(series.fetch, self.rest, params, priority)
             )
             if not rows:
                 break
             values = []
             received = self._received()
-            for row in sorted(rows, key=lambda r: int(r["timestamp"])):
-                ts = int(row["timestamp"])  # documented as a string, sent as a number: both work
+            for row in rows:
+                ts = row.ts  # documented as a string, sent as a number: both decode
                 if ts < start:
                     continue
-                data = {name: optional_number(row, source) for name, source in series.extra}
                 known = known_time(ts + period_ms, received, live=live)
-                values.append(
-                    Indicator(symbol, series.kind, ts, known, number(row, series.value_key), data)
-                )
+                values.append(Indicator(symbol, series.kind, ts, known, row.value, row.data))
                 self._last[key] = max(self._last.get(key, 0), ts)
             await self._publish(values)
             published += len(values)
@@ -518,10 +581,11 @@ class IndicatorPollers:
 
     async def poll_funding_info(self) -> None:
         rows = await self._retrying(
-            "fundingInfo", lambda: self.rest.get("/fapi/v1/fundingInfo", weight=0)
+            "fundingInfo",
+            lambda: self.rest.get("/fapi/v1/fundingInfo", reply=list[FundingInfo], weight=0),
         )
         now = self.clock.time_ms()
-        intervals = {str(r["symbol"]): int(r["fundingIntervalHours"]) for r in rows}
+        intervals = {r.symbol: r.fundingIntervalHours for r in rows}
         symbols = self._symbols()
         await self._publish(
             [
@@ -542,9 +606,11 @@ class IndicatorPollers:
                 self.progress.request("funding_rate")
             rows = await self._retrying(
                 "fundingRate",
-                lambda s=start: self.rest.get(
+                partial(
+                    self.rest.get,
                     "/fapi/v1/fundingRate",
-                    {"symbol": symbol, "startTime": s, "limit": FUNDING_LIMIT},
+                    {"symbol": symbol, "startTime": start, "limit": FUNDING_LIMIT},
+                    reply=list[FundingRate],
                     weight=0,  # it shares a request count with fundingInfo instead
                     priority=priority,
                 ),
@@ -552,18 +618,17 @@ class IndicatorPollers:
             values = []
             received = self._received()
             for row in rows:
-                ts = int(row["fundingTime"])
+                ts = row.fundingTime
                 if ts < start:
                     continue
-                mark = optional_number(row, "markPrice")
                 values.append(
                     Indicator(
                         symbol,
                         "funding_rate",
                         ts,
                         known_time(ts, received, live=live),
-                        number(row, "fundingRate"),
-                        {"mark_price": mark},
+                        row.fundingRate,
+                        {"mark_price": number_or_none(row.markPrice)},
                     )
                 )
                 self._last[key] = max(self._last.get(key, 0), ts)
@@ -590,7 +655,7 @@ class IndicatorPollers:
             if self.listing is not None and not self.listing.is_active(symbol):
                 continue
             try:
-                data = await self.coinbase.ticker(product)
+                ticker = await self.coinbase.ticker(product)
             except ProductNotFound:
                 self._log.warning("poller.coinbase_no_product", symbol=symbol, product=product)
                 del self._products[symbol]
@@ -598,7 +663,7 @@ class IndicatorPollers:
             except (RetryableExchangeError, FatalExchangeError) as exc:
                 self._log.warning("poller.coinbase_failed", product=product, error=str(exc)[:200])
                 continue
-            ts = parse_time_ms(data["time"])
+            ts = parse_time_ms(ticker.time)
             key = (symbol, "coinbase_price")
             if ts <= self._last.get(key, -1):
                 continue  # no spot trade since the last poll: nothing new is known
@@ -609,8 +674,8 @@ class IndicatorPollers:
                     "coinbase_price",
                     ts,
                     max(ts, self._received()),  # a ticker is never history: always live
-                    float(data["price"]),
-                    {"bid": optional_number(data, "bid"), "ask": optional_number(data, "ask")},
+                    ticker.price,
+                    {"bid": number_or_none(ticker.bid), "ask": number_or_none(ticker.ask)},
                 )
             )
         await self._publish(values)

@@ -19,13 +19,14 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import structlog
 
 from arbengine.exchange.errors import InvalidResponse, RetryableExchangeError
+from arbengine.exchange.replies import ExchangeInfo, SymbolInfo
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.backoff import backoff_delay
 from arbengine.runtime.health import HealthBoard
@@ -33,18 +34,18 @@ from arbengine.runtime.health import HealthBoard
 HEALTH_COMPONENT = "collect"
 CONTRACT_TYPE = "PERPETUAL"
 STATUS = "TRADING"
+T = TypeVar("T")
 
 
-def listed_symbols(info: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def listed_symbols(info: ExchangeInfo) -> dict[str, SymbolInfo]:
     """exchangeInfo's entries by symbol; a reply without any is an invalid response."""
-    entries = info.get("symbols")
-    if not isinstance(entries, list) or not entries:
+    if not info.symbols:
         # A proxy's page or a truncated reply must not read as "every symbol delisted".
-        raise InvalidResponse(f"exchangeInfo lists no symbols: {str(info)[:200]!r}")
-    return {str(e.get("symbol")): e for e in entries if isinstance(e, dict)}
+        raise InvalidResponse("exchangeInfo lists no symbols")
+    return {entry.symbol: entry for entry in info.symbols}
 
 
-def listing_problems(info: Mapping[str, Any], symbols: Sequence[str]) -> dict[str, str]:
+def listing_problems(info: ExchangeInfo, symbols: Sequence[str]) -> dict[str, str]:
     """Why each of ``symbols`` that cannot be followed cannot (absent when it can)."""
     listed = listed_symbols(info)
     problems: dict[str, str] = {}
@@ -52,10 +53,10 @@ def listing_problems(info: Mapping[str, Any], symbols: Sequence[str]) -> dict[st
         entry = listed.get(symbol)
         if entry is None:
             problems[symbol] = "not listed by the exchange"
-        elif (contract := entry.get("contractType", CONTRACT_TYPE)) != CONTRACT_TYPE:
-            problems[symbol] = f"not a perpetual contract (contractType {contract})"
-        elif (status := entry.get("status", STATUS)) != STATUS:
-            problems[symbol] = f"not trading (status {status})"
+        elif entry.contractType != CONTRACT_TYPE:
+            problems[symbol] = f"not a perpetual contract (contractType {entry.contractType})"
+        elif entry.status != STATUS:
+            problems[symbol] = f"not trading (status {entry.status})"
     return problems
 
 
@@ -125,7 +126,7 @@ class SymbolListing:
         """Call ``listener(symbol)`` whenever a symbol stops being followed."""
         self._listeners.append(listener)
 
-    def apply(self, info: Mapping[str, Any]) -> list[str]:
+    def apply(self, info: ExchangeInfo) -> list[str]:
         """Check the configured symbols against ``info``; return the ones newly skipped."""
         problems = listing_problems(info, self.configured)
         starting = not self.ready.is_set()
@@ -221,14 +222,12 @@ class ExchangeInfoRefresher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval_s)
 
-    async def _exchange_info(self) -> Mapping[str, Any]:
-        info = await self._rest.get("/fapi/v1/exchangeInfo", weight=1)
-        if not isinstance(info, dict):
-            raise InvalidResponse(f"exchangeInfo: expected an object, got {str(info)[:200]!r}")
+    async def _exchange_info(self) -> ExchangeInfo:
+        info = await self._rest.get("/fapi/v1/exchangeInfo", reply=ExchangeInfo, weight=1)
         listed_symbols(info)  # a reply without symbols is retried, not applied
         return info
 
-    async def _retrying(self, what: str, call: Callable[[], Any]) -> Any:
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T | None:
         """``call()`` until it succeeds; None when asked to stop meanwhile."""
         attempt = 0
         while not self._stop.is_set():

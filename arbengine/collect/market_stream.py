@@ -45,7 +45,7 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from prometheus_client import Counter, Gauge
@@ -58,10 +58,11 @@ from arbengine.domain.market import TAPE_INPUT, Liquidation, MarketEvent, MarkPr
 from arbengine.exchange.budget import Priority
 from arbengine.exchange.errors import InvalidSymbol
 from arbengine.exchange.payloads import (
-    AggTradeEvent,
+    AggTradeWire,
     ForceOrderEvent,
     MarkPriceEvent,
     decode_combined,
+    number_or_none,
 )
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import CombinedStream, StreamPolicy, split_streams
@@ -245,7 +246,7 @@ class MarketStreamCollector:
                 {"symbol": symbol, "startTime": start, "endTime": start + HOUR_MS - 1, "limit": 1},
             )
             if rows:
-                return int(rows[0]["a"])
+                return rows[0].a
             start += HOUR_MS
         return None
 
@@ -255,14 +256,14 @@ class MarketStreamCollector:
         data = decode_combined(frame).data
         if self._newest_event_ms < data.E:
             self._newest_event_ms = data.E
-        if type(data) is AggTradeEvent:
+        if type(data) is AggTradeWire:
             tape = self._receiving.get(data.s)
             if tape is None:
                 return
             duplicates = tape.counters.duplicates
             backwards = tape.counters.backwards
             had_gap = tape.held_count > 0
-            tape.add(data.a, data.T, float(data.p), float(data.q), data.f, data.l, data.m)
+            tape.add(data.a, data.T, data.p, data.q, data.f, data.l, data.m)
             if tape.counters.duplicates != duplicates:
                 DUPLICATES.inc()
             elif tape.counters.backwards != backwards:
@@ -274,14 +275,15 @@ class MarketStreamCollector:
         elif type(data) is MarkPriceEvent:
             if data.s not in self._receiving:
                 return
+            funding_rate = number_or_none(data.r)
             self._events.append(
                 MarkPrice(
                     symbol=data.s,
                     ts=data.E,
-                    mark_price=float(data.p),
-                    index_price=float(data.i),
-                    estimated_settle_price=float(data.P) if data.P else None,
-                    funding_rate=float(data.r) if data.r else 0.0,
+                    mark_price=data.p,
+                    index_price=data.i,
+                    estimated_settle_price=number_or_none(data.P),
+                    funding_rate=0.0 if funding_rate is None else funding_rate,
                     next_funding_time=data.T,
                 )
             )
@@ -339,12 +341,12 @@ class MarketStreamCollector:
             side="BUY" if order.S == "BUY" else "SELL",
             order_type=order.o,
             time_in_force=order.f,
-            qty=float(order.q),
-            price=float(order.p),
-            avg_price=float(order.ap),
+            qty=order.q,
+            price=order.p,
+            avg_price=order.ap,
             status=order.X,
-            last_qty=float(order.l),
-            filled_qty=float(order.z),
+            last_qty=order.l,
+            filled_qty=order.z,
         )
         key = (event.symbol, event.ts, event.side, event.avg_price, event.filled_qty)
         if key in self._seen_liquidations:  # the same push on two connections (rotation)
@@ -463,24 +465,16 @@ class MarketStreamCollector:
                     return
                 await asyncio.sleep(min(2.0, 0.05 * 2**empty_answers))
                 continue
-            first = int(rows[0]["a"])
+            first = rows[0].a
             if first > start:
                 self._record_hole(symbol, tape.skip_to(first), reason="not_in_rest_history")
             for row in rows:
-                tape.add(
-                    int(row["a"]),
-                    int(row["T"]),
-                    float(row["p"]),
-                    float(row["q"]),
-                    int(row["f"]),
-                    int(row["l"]),
-                    bool(row["m"]),
-                )
+                tape.add(row.a, row.T, row.p, row.q, row.f, row.l, row.m)
             TRADES_IN.inc(len(rows))
             if len(rows) < AGG_TRADES_LIMIT and until_id is None:
                 return
 
-    async def _call_rest(self, symbol: str, params: dict[str, object]) -> list[dict[str, Any]]:
+    async def _call_rest(self, symbol: str, params: dict[str, object]) -> list[AggTradeWire]:
         if not self.progress.is_done("agg_trades", symbol):
             self.progress.request("agg_trades")
         return await fetch_agg_trades(self._rest, symbol, params, Priority.REPAIR)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Sequence
 
 from arbengine.domain.market import TradeBatch
 from arbengine.exchange.budget import Priority
 from arbengine.exchange.errors import RetryableExchangeError
+from arbengine.exchange.payloads import AggTradeWire
+from arbengine.exchange.replies import AggTrades
 from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
 from arbengine.runtime.backoff import backoff_delay
@@ -20,7 +22,7 @@ _log = get_logger("collector")
 
 async def fetch_agg_trades(
     rest: BinanceRest, symbol: str, params: dict[str, object], priority: Priority
-) -> list[dict[str, Any]]:
+) -> list[AggTradeWire]:
     """One aggTrades call, retried while the error is retryable.
 
     The client itself waits out weight limits, 429 pauses, 418 bans and 403
@@ -32,7 +34,11 @@ async def fetch_agg_trades(
     while True:
         try:
             rows = await rest.get(
-                "/fapi/v1/aggTrades", params, weight=AGG_TRADES_WEIGHT, priority=priority
+                "/fapi/v1/aggTrades",
+                params,
+                reply=AggTrades,
+                weight=AGG_TRADES_WEIGHT,
+                priority=priority,
             )
         except RetryableExchangeError as exc:
             attempt += 1
@@ -42,19 +48,18 @@ async def fetch_agg_trades(
             )
             await asyncio.sleep(delay)
             continue
-        if not isinstance(rows, list):
-            raise TypeError(f"aggTrades for {symbol}: expected a list, got {type(rows).__name__}")
         return rows
 
 
-def rows_to_batch(symbol: str, rows: list[dict[str, Any]]) -> TradeBatch:
+def rows_to_batch(symbol: str, trades: Sequence[AggTradeWire]) -> TradeBatch:
+    """Wire aggTrades of ``symbol`` (REST rows or stream payloads) as one columnar batch."""
     return TradeBatch.of(
         symbol,
-        [int(r["a"]) for r in rows],
-        [int(r["T"]) for r in rows],
-        [float(r["p"]) for r in rows],
-        [float(r["q"]) for r in rows],
-        [int(r["f"]) for r in rows],
-        [int(r["l"]) for r in rows],
-        [bool(r["m"]) for r in rows],
+        [t.a for t in trades],
+        [t.T for t in trades],
+        [t.p for t in trades],
+        [t.q for t in trades],
+        [t.f for t in trades],
+        [t.l for t in trades],
+        [t.m for t in trades],
     )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import aiohttp
-import orjson
 
 from arbengine.exchange.errors import FatalExchangeError, InvalidResponse, RetryableExchangeError
+from arbengine.exchange.replies import SpotTicker, decode_reply
 
 
 class ProductNotFound(FatalExchangeError):
@@ -33,7 +32,8 @@ class CoinbaseTicker:
         self.base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
-    async def ticker(self, product: str) -> dict[str, Any]:
+    async def ticker(self, product: str) -> SpotTicker:
+        """The product's ticker; its ``time`` checked to be an ISO time (``InvalidResponse``)."""
         url = f"{self.base_url}/products/{product}/ticker"
         try:
             async with self._session.get(url, timeout=self._timeout) as response:
@@ -47,10 +47,11 @@ class CoinbaseTicker:
             raise ProductNotFound(f"coinbase has no product {product}", status=404)
         if status != 200:
             raise RetryableExchangeError(f"coinbase {product}: HTTP {status}", status=status)
+        ticker = decode_reply(body, SpotTicker, f"coinbase {product}")
         try:
-            data = orjson.loads(body)
-            float(data["price"])
-            parse_time_ms(data["time"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise InvalidResponse(f"coinbase {product}: unexpected reply {body[:200]!r}") from None
-        return dict(data)
+            parse_time_ms(ticker.time)
+        except ValueError:
+            raise InvalidResponse(
+                f"coinbase {product}: unexpected reply: time {ticker.time[:40]!r} is not ISO 8601"
+            ) from None
+        return ticker

@@ -13,6 +13,10 @@ the group's calls when the refused path has a count of its own); a 418 (IP
 ban) stops every call until the ban ends: both are raised to the caller as
 retryable errors, and the next call of anyone waits. Secrets and signatures
 never reach a log line.
+
+Every answer is decoded, once, into the reply type the caller names
+(``exchange/replies.py``): no caller handles a dictionary, and an answer of
+another shape is ``InvalidResponse`` (retryable) naming the call and the key.
 """
 
 from __future__ import annotations
@@ -20,14 +24,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NoReturn, TypedDict, TypeVar, Unpack
 
 import aiohttp
-import orjson
+import msgspec
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -35,7 +38,6 @@ from arbengine.exchange.budget import Priority, RequestBudget, RequestGroup, bin
 from arbengine.exchange.errors import (
     BadSignature,
     FatalExchangeError,
-    InvalidResponse,
     InvalidSymbol,
     IpBanned,
     OrderOutcomeUnknown,
@@ -44,6 +46,13 @@ from arbengine.exchange.errors import (
     TimestampOutsideWindow,
     UnexpectedStatus,
     WafBlocked,
+)
+from arbengine.exchange.replies import (
+    ErrorReply,
+    ExchangeInfo,
+    ServerTime,
+    decode_reply,
+    summarize_body,
 )
 from arbengine.exchange.signing import encode_params, signed_query
 from arbengine.runtime.clock import Clock, SystemClock
@@ -77,19 +86,20 @@ LIMITED = Counter("arb_rest_rate_limited", "429, 418 and 403 (WAF) answers recei
 DEFAULT_BAN_S = 120.0
 DEFAULT_FORBIDDEN_BACKOFF_S = 300.0
 HEALTH_COMPONENT = "rest"
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_TAGS = re.compile(rb"<[^>]*>")
+T = TypeVar("T")
+Params = Mapping[str, object]
+"""A call's parameters, in the order they are sent; None values are left out."""
+_decode_error = msgspec.json.Decoder(ErrorReply, strict=False).decode
 
 
-def summarize_body(body: bytes, limit: int = 160) -> str:
-    """One line about an error body that is not Binance JSON (a WAF or proxy HTML page)."""
-    if body.lstrip()[:1] == b"<":
-        title = _TITLE.search(body)
-        text = title.group(1) if title else _TAGS.sub(b" ", body)
-        summary = " ".join(text.decode(errors="replace").split())
-        return f"HTML page {summary[:limit]!r}" if summary else "an HTML page"
-    summary = " ".join(body.decode(errors="replace").split())
-    return repr(summary[:limit]) if summary else "an empty body"
+class CallOptions(TypedDict, total=False):
+    """What ``get``/``post``/``put``/``delete`` pass on to ``request``."""
+
+    weight: int
+    priority: Priority
+    signed: bool
+    api_key: bool
+    order_client_id: str | None
 
 
 @dataclass(order=True)
@@ -154,13 +164,9 @@ class BinanceRest:
     async def sync_time(self) -> int:
         """Measure the offset to the server clock (signed calls need it within recvWindow)."""
         before = self._clock.time_ms()
-        body = await self.get("/fapi/v1/time", weight=1)
+        reply = await self.get("/fapi/v1/time", reply=ServerTime, weight=1)
         after = self._clock.time_ms()
-        try:
-            server = int(body["serverTime"])
-        except (KeyError, TypeError, ValueError):
-            raise InvalidResponse(f"/fapi/v1/time: unexpected reply {body!r:.200}") from None
-        self.time_offset_ms = server - (before + after) // 2
+        self.time_offset_ms = reply.serverTime - (before + after) // 2
         return self.time_offset_ms
 
     @property
@@ -172,15 +178,15 @@ class BinanceRest:
         """The exchange's count of our weight this minute (as its last answer said)."""
         return self.budget.used
 
-    def apply_exchange_info(self, info: Mapping[str, Any]) -> None:
+    def apply_exchange_info(self, info: ExchangeInfo) -> None:
         """Take the REQUEST_WEIGHT per-minute limit from ``exchangeInfo`` (never hard-coded)."""
-        for limit in info.get("rateLimits", []):
+        for limit in info.rateLimits:
             if (
-                limit.get("rateLimitType") == "REQUEST_WEIGHT"
-                and limit.get("interval") == "MINUTE"
-                and int(limit.get("intervalNum", 1)) == 1
+                limit.rateLimitType == "REQUEST_WEIGHT"
+                and limit.interval == "MINUTE"
+                and limit.intervalNum == 1
             ):
-                self.budget.weight_limit = int(limit["limit"])
+                self.budget.weight_limit = limit.limit
         self._check_demand()
 
     def declare_live(self, name: str, weight_per_minute: float) -> None:
@@ -202,7 +208,7 @@ class BinanceRest:
             )
         self._demand_warned = high
 
-    def budget_view(self) -> dict[str, Any]:
+    def budget_view(self) -> dict[str, object]:
         """The budget as ``/api/server`` shows it: limits, use, reserve, who is waiting."""
         view = self.budget.view(self.server_time_ms())
         waiting = dict.fromkeys((p.label for p in Priority), 0)
@@ -285,33 +291,45 @@ class BinanceRest:
 
     # -- requests -------------------------------------------------------------
 
-    async def get(self, path: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
-        return await self.request("GET", path, params, **kw)
+    async def get(
+        self, path: str, params: Params | None = None, *, reply: type[T], **kw: Unpack[CallOptions]
+    ) -> T:
+        return await self.request("GET", path, params, reply=reply, **kw)
 
-    async def post(self, path: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
-        return await self.request("POST", path, params, **kw)
+    async def post(
+        self, path: str, params: Params | None = None, *, reply: type[T], **kw: Unpack[CallOptions]
+    ) -> T:
+        return await self.request("POST", path, params, reply=reply, **kw)
 
-    async def put(self, path: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
-        return await self.request("PUT", path, params, **kw)
+    async def put(
+        self, path: str, params: Params | None = None, *, reply: type[T], **kw: Unpack[CallOptions]
+    ) -> T:
+        return await self.request("PUT", path, params, reply=reply, **kw)
 
-    async def delete(self, path: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
-        return await self.request("DELETE", path, params, **kw)
+    async def delete(
+        self, path: str, params: Params | None = None, *, reply: type[T], **kw: Unpack[CallOptions]
+    ) -> T:
+        return await self.request("DELETE", path, params, reply=reply, **kw)
 
     async def request(
         self,
         method: str,
         path: str,
-        params: Mapping[str, Any] | None = None,
+        params: Params | None = None,
         *,
+        reply: type[T],
         weight: int = 1,
         priority: Priority = Priority.LIVE,
         signed: bool = False,
         api_key: bool = False,
         order_client_id: str | None = None,
-    ) -> Any:
-        """Send one call. ``weight`` is the exchange's (0 for paths with a request count of
-        their own), ``priority`` whom it serves (see ``Priority``); ``order_client_id`` marks an
-        order: failures become outcome-unknown."""
+    ) -> T:
+        """Send one call; return its answer decoded as ``reply`` (``exchange/replies.py``).
+
+        ``weight`` is the exchange's (0 for paths with a request count of their own),
+        ``priority`` whom it serves (see ``Priority``); ``order_client_id`` marks an order:
+        failures become outcome-unknown. An answer of another shape is ``InvalidResponse``.
+        """
         params = {k: v for k, v in (params or {}).items() if v is not None}
         if (signed or api_key) and not self._api_key:
             raise FatalExchangeError(f"{path}: an API key is required (exchange.api_key)")
@@ -354,12 +372,7 @@ class BinanceRest:
                 self._troubled_at = None
                 if self._health is not None:
                     self._health.clear(HEALTH_COMPONENT)
-            try:
-                return orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise InvalidResponse(
-                    f"{method} {path}: reply is not JSON: {summarize_body(body)}"
-                ) from None
+            return decode_reply(body, reply, f"{method} {path}")
         self._raise_for(
             method,
             path,
@@ -411,20 +424,17 @@ class BinanceRest:
         headers: Mapping[str, str],
         order_client_id: str | None,
         elapsed_ms: float,
-        symbol: Any = None,
+        symbol: object = None,
         group: str | None = None,
-    ) -> None:
+    ) -> NoReturn:
         code: int | None = None
-        msg: str | None = None
         try:
-            parsed = orjson.loads(body)
-            if isinstance(parsed, dict) and "code" in parsed:
-                code = int(parsed["code"])
-                msg = " ".join(str(parsed.get("msg", "")).split())[:300]
-        except (orjson.JSONDecodeError, ValueError, TypeError):
-            pass
-        if msg is None:
+            error = _decode_error(body)
+        except msgspec.DecodeError:  # not Binance's error JSON: a proxy's or firewall's page
             msg = summarize_body(body)
+        else:
+            code = error.code
+            msg = " ".join(error.msg.split())[:300]
         where = f"{method} {path}: HTTP {status}" + (f" code {code}" if code is not None else "")
         text = f"{where}: {msg}"
         now = self._clock.time_ms()

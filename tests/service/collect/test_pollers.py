@@ -14,6 +14,7 @@ from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import SymbolListing
 from arbengine.domain.market import Indicator, MarketEvent
 from arbengine.exchange.errors import UnexpectedStatus
+from arbengine.exchange.replies import ExchangeInfo
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.health import HealthBoard
@@ -70,7 +71,7 @@ class Polled:
         )
 
     async def start(self) -> None:
-        self.listing.apply(await self.rest.get("/fapi/v1/exchangeInfo"))
+        self.listing.apply(await self.rest.get("/fapi/v1/exchangeInfo", reply=ExchangeInfo))
 
     async def open_interest(self) -> list[str]:
         """One round of the open-interest poller: the symbols it published."""

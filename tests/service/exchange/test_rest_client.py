@@ -22,6 +22,16 @@ from arbengine.exchange.errors import (
     UnexpectedStatus,
     WafBlocked,
 )
+from arbengine.exchange.replies import (
+    AccountBalance,
+    AggTrades,
+    ExchangeInfo,
+    OpenInterest,
+    OpenInterestHist,
+    OrderReply,
+    PremiumIndex,
+    ServerTime,
+)
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.clock import ManualClock
 from arbengine.runtime.health import HealthBoard
@@ -54,10 +64,12 @@ async def fault(session: aiohttp.ClientSession, sim: SimServer, body: dict) -> N
 
 async def test_weight_is_tracked_from_headers_and_limits_from_exchange_info(sim, session) -> None:
     rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
-    info = await rest.get("/fapi/v1/exchangeInfo", weight=1)
+    info = await rest.get("/fapi/v1/exchangeInfo", weight=1, reply=ExchangeInfo)
     rest.apply_exchange_info(info)
     assert rest.weight_limit == 2400
-    await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 10}, weight=20)
+    await rest.get(
+        "/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 10}, weight=20, reply=AggTrades
+    )
     assert rest.used_weight >= 21
 
 
@@ -71,10 +83,16 @@ async def test_the_client_waits_for_the_next_minute_instead_of_exceeding(sim, se
 
     rest = BinanceRest(session, sim.rest_url, weight_limit=50, weight_safety=1.0, clock=clock,
                        sleep=sleep)  # fmt: skip
-    await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20)
-    await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20)
+    await rest.get(
+        "/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20, reply=AggTrades
+    )
+    await rest.get(
+        "/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20, reply=AggTrades
+    )
     assert slept == []
-    await rest.get("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20)
+    await rest.get(
+        "/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "limit": 5}, weight=20, reply=AggTrades
+    )
     assert slept == [50.05]  # to the next minute, and a little past it
 
 
@@ -90,10 +108,12 @@ async def test_a_waiting_live_call_goes_before_waiting_repair_and_backfill(sim, 
     rest = BinanceRest(session, sim.rest_url, weight_limit=100, weight_safety=1.0, clock=clock,
                        sleep=sleep)  # fmt: skip
     params = {"symbol": "BTCUSDT", "limit": 1}
-    await rest.get("/fapi/v1/aggTrades", params, weight=100)  # the minute's budget, all of it
+    await rest.get(
+        "/fapi/v1/aggTrades", params, weight=100, reply=AggTrades
+    )  # the minute's budget, all of it
 
     async def call(name: str, priority: Priority) -> None:
-        await rest.get("/fapi/v1/aggTrades", params, weight=40, priority=priority)
+        await rest.get("/fapi/v1/aggTrades", params, weight=40, priority=priority, reply=AggTrades)
         sent.append(name)
 
     asking = [
@@ -119,12 +139,14 @@ async def test_a_refusal_of_a_counted_path_pauses_its_group_only(sim, session) -
     rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
     await fault(session, sim, {"rest_429": {"count": 1, "retry_after": 30}})
     with pytest.raises(RateLimited):
-        await rest.get("/futures/data/openInterestHist",
-                       {"symbol": "BTCUSDT", "period": "5m"}, weight=0)  # fmt: skip
+        await rest.get("/futures/data/openInterestHist", {"symbol": "BTCUSDT", "period": "5m"},
+                       weight=0, reply=list[OpenInterestHist])  # fmt: skip
     assert rest.paused_until_ms == 0
     [futures_data] = [g for g in rest.budget_view()["groups"] if g["name"] == "futures_data"]
     assert futures_data["paused_until_ms"] >= rest.server_time_ms() + 29_000
-    await rest.get("/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"})  # everything else goes on
+    await rest.get(
+        "/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"}, reply=PremiumIndex
+    )  # everything else goes on
 
 
 async def test_429_pauses_and_418_bans_every_later_call(sim, session) -> None:
@@ -138,15 +160,15 @@ async def test_429_pauses_and_418_bans_every_later_call(sim, session) -> None:
     await fault(session, sim, {"rest_429": {"count": 1, "retry_after": 3},
                                "rest_418": {"count": 1, "retry_after": 7}})  # fmt: skip
     with pytest.raises(RateLimited) as limited:
-        await rest.get("/fapi/v1/time")
+        await rest.get("/fapi/v1/time", reply=ServerTime)
     assert limited.value.retry_after_s == 3
     assert rest.paused_until_ms >= int(time.time() * 1000) + 2_000
     rest.paused_until_ms = 0  # (skip the wait in this test)
     with pytest.raises(IpBanned) as banned:
-        await rest.get("/fapi/v1/time")
+        await rest.get("/fapi/v1/time", reply=ServerTime)
     assert banned.value.retry_after_s == 7
     assert slept == []
-    await rest.get("/fapi/v1/time")  # waits out the ban before sending
+    await rest.get("/fapi/v1/time", reply=ServerTime)  # waits out the ban before sending
     assert 5 < slept[0] <= 7
 
 
@@ -159,8 +181,8 @@ async def test_signed_calls_and_their_errors(sim, session) -> None:
         weight_safety=WEIGHT_SAFETY,
     )
     await rest.sync_time()
-    balances = await rest.get("/fapi/v3/balance", signed=True, weight=5)
-    assert any(b["asset"] == "USDT" for b in balances)
+    balances = await rest.get("/fapi/v3/balance", signed=True, weight=5, reply=list[AccountBalance])
+    assert any(b.asset == "USDT" for b in balances)
 
     wrong = BinanceRest(
         session,
@@ -170,7 +192,7 @@ async def test_signed_calls_and_their_errors(sim, session) -> None:
         weight_safety=WEIGHT_SAFETY,
     )
     with pytest.raises(BadSignature) as bad:
-        await wrong.get("/fapi/v3/balance", signed=True)
+        await wrong.get("/fapi/v3/balance", signed=True, reply=list[AccountBalance])
     assert bad.value.code == -1022
 
     clock = ManualClock(start_ms=int(time.time() * 1000) - 60_000)  # a minute slow
@@ -178,10 +200,10 @@ async def test_signed_calls_and_their_errors(sim, session) -> None:
                         api_secret=DEFAULT_API_SECRET, clock=clock,
                         weight_safety=WEIGHT_SAFETY)  # fmt: skip
     with pytest.raises(TimestampOutsideWindow):
-        await stale.get("/fapi/v3/balance", signed=True)
+        await stale.get("/fapi/v3/balance", signed=True, reply=list[AccountBalance])
 
     with pytest.raises(FatalExchangeError) as invalid:
-        await rest.get("/fapi/v1/premiumIndex", {"symbol": "NOPEUSDT"})
+        await rest.get("/fapi/v1/premiumIndex", {"symbol": "NOPEUSDT"}, reply=PremiumIndex)
     assert invalid.value.code == -1121
 
 
@@ -200,13 +222,14 @@ async def test_a_5xx_on_an_order_is_an_unknown_outcome(sim, session) -> None:
             "/fapi/v1/order",
             {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002",
              "newClientOrderId": "t-1"},
+            reply=OrderReply,
             signed=True,
             order_client_id="t-1",
         )  # fmt: skip
     assert unknown.value.client_order_id == "t-1"
     order = await rest.get("/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": "t-1"},
-                           signed=True)  # fmt: skip
-    assert order["status"] == "FILLED"
+                           signed=True, reply=OrderReply)  # fmt: skip
+    assert order.status == "FILLED"
 
 
 async def test_a_403_from_the_firewall_pauses_every_call_and_says_so(sim, session) -> None:
@@ -227,7 +250,7 @@ async def test_a_403_from_the_firewall_pauses_every_call_and_says_so(sim, sessio
     )
     await fault(session, sim, {"http_5xx": {"count": 1, "status": 403, "path": "/fapi/v1/"}})
     with pytest.raises(WafBlocked) as blocked:
-        await rest.get("/fapi/v1/openInterest", {"symbol": "BTCUSDT"})
+        await rest.get("/fapi/v1/openInterest", {"symbol": "BTCUSDT"}, reply=OpenInterest)
     assert isinstance(blocked.value, RetryableError)
     assert blocked.value.retry_after_s == 90
     # The firewall's HTML page is summarised, not dumped.
@@ -239,7 +262,7 @@ async def test_a_403_from_the_firewall_pauses_every_call_and_says_so(sim, sessio
     assert entry is not None
     assert "firewall (HTTP 403)" in entry.reason
     assert slept == []
-    await rest.get("/fapi/v1/time")  # waits out the block first, then succeeds
+    await rest.get("/fapi/v1/time", reply=ServerTime)  # waits out the block first, then succeeds
     assert 85 < slept[0] <= 90
     assert board.get("rest") is None  # an answer that succeeds takes the report back
 
@@ -250,7 +273,7 @@ async def test_an_unexpected_status_is_a_clear_fatal_error(sim, session, status:
     await fault(session, sim, {"http_5xx": {"count": 1, "status": status,
                                             "path": "/fapi/v1/premiumIndex"}})  # fmt: skip
     with pytest.raises(UnexpectedStatus) as unexpected:
-        await rest.get("/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"})
+        await rest.get("/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"}, reply=PremiumIndex)
     assert isinstance(unexpected.value, FatalExchangeError)
     message = str(unexpected.value)
     assert message.startswith(f"GET /fapi/v1/premiumIndex: HTTP {status}: unexpected answer (")
@@ -260,7 +283,7 @@ async def test_an_unexpected_status_is_a_clear_fatal_error(sim, session, status:
 async def test_an_unknown_symbol_names_the_symbol(sim, session) -> None:
     rest = BinanceRest(session, sim.rest_url, weight_safety=WEIGHT_SAFETY)
     with pytest.raises(InvalidSymbol) as invalid:
-        await rest.get("/fapi/v1/openInterest", {"symbol": "NOPEUSDT"})
+        await rest.get("/fapi/v1/openInterest", {"symbol": "NOPEUSDT"}, reply=OpenInterest)
     assert (invalid.value.symbol, invalid.value.code) == ("NOPEUSDT", -1121)
     assert str(invalid.value) == (
         "GET /fapi/v1/openInterest: HTTP 400 code -1121: Invalid symbol. (symbol NOPEUSDT)"
@@ -272,10 +295,10 @@ async def test_an_unreachable_exchange_is_reported_until_it_answers(sim, session
     closed = f"http://127.0.0.1:{free_port()}"
     rest = BinanceRest(session, closed, health=board, weight_safety=WEIGHT_SAFETY)
     with pytest.raises(RetryableExchangeError):
-        await rest.get("/fapi/v1/time")
+        await rest.get("/fapi/v1/time", reply=ServerTime)
     entry = board.get("rest")
     assert entry is not None
     assert entry.reason.startswith("exchange REST unreachable: GET /fapi/v1/time: ClientConnector")
     rest.base_url = sim.rest_url  # the exchange is back
-    await rest.get("/fapi/v1/time")
+    await rest.get("/fapi/v1/time", reply=ServerTime)
     assert not board

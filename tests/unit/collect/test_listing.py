@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from arbengine.collect.listing import SymbolListing, listing_problems
 from arbengine.exchange.errors import InvalidResponse
+from arbengine.exchange.replies import ExchangeInfo, decode_reply
 from arbengine.runtime.health import HealthBoard
 
 
-def info(*entries: dict) -> dict:
-    return {"symbols": list(entries)}
+def info(*entries: dict) -> ExchangeInfo:
+    """An exchangeInfo reply as the client decodes it."""
+    return decode_reply(msgspec.json.encode({"symbols": entries}), ExchangeInfo, "exchangeInfo")
 
 
 def perpetual(symbol: str, status: str = "TRADING", contract: str = "PERPETUAL") -> dict:
@@ -34,10 +37,18 @@ def test_only_trading_perpetuals_are_followed() -> None:
     }
 
 
-@pytest.mark.parametrize("reply", [{}, {"symbols": []}, {"symbols": "none"}])
-def test_a_reply_without_symbols_is_invalid_not_a_mass_delisting(reply: dict) -> None:
+@pytest.mark.parametrize("reply", [b"{}", b'{"symbols": []}'])
+def test_a_reply_without_symbols_is_invalid_not_a_mass_delisting(reply: bytes) -> None:
     with pytest.raises(InvalidResponse, match="lists no symbols"):
-        listing_problems(reply, ["BTCUSDT"])
+        listing_problems(decode_reply(reply, ExchangeInfo, "exchangeInfo"), ["BTCUSDT"])
+
+
+def test_a_reply_whose_symbols_are_not_a_list_is_invalid_where_it_is_decoded() -> None:
+    with pytest.raises(InvalidResponse) as invalid:
+        decode_reply(b'{"symbols": "none"}', ExchangeInfo, "GET /fapi/v1/exchangeInfo")
+    assert str(invalid.value) == (
+        "GET /fapi/v1/exchangeInfo: unexpected reply: Expected `array`, got `str` - at `$.symbols`"
+    )
 
 
 def test_skipped_at_start_then_stopped_while_running_each_reported_once() -> None:
