@@ -153,7 +153,10 @@ class CombinedStream:
                 if ws is None:
                     ws = await self._open()
                 attempt = 0
-                ws = await self._serve(ws)
+                handed_to = await self._serve(ws)
+                if handed_to is None:  # stopping
+                    await ws.close()
+                ws = handed_to
             except (OSError, aiohttp.ClientError, TimeoutError, _Silent, _Closed) as exc:
                 if ws is not None:
                     await ws.close()
