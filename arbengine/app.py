@@ -39,7 +39,7 @@ from arbengine.exchange.streams import StreamPolicy
 from arbengine.logs import get_logger
 from arbengine.pipeline.replay import ReplayStats, ReplayTarget, replay_history
 from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
-from arbengine.runtime.backoff import backoff_delay
+from arbengine.runtime.backoff import RetryPolicy
 from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
 from arbengine.runtime.hard_stop import FORCE_AFTER_S, HardStop
@@ -290,12 +290,14 @@ class Daemon:
 
         listing.on_stop(stopped)
         listing.on_stop(self._symbol_stopped)
+        exchange_retry = RetryPolicy(
+            initial_s=cs.reconnect_initial.seconds, max_s=cs.reconnect_max.seconds
+        )
         refresher = ExchangeInfoRefresher(
             rest,
             listing,
             interval_s=cs.symbols_refresh_interval.seconds,
-            retry_initial_s=cs.reconnect_initial.seconds,
-            retry_max_s=cs.reconnect_max.seconds,
+            retry=exchange_retry,
             on_time_synced=self.exchange_clock.set_offset,
         )
         market: Channel[MarketEvent] = Channel(
@@ -323,8 +325,7 @@ class Daemon:
                 stream=StreamPolicy(
                     max_age_s=cs.max_connection_age.seconds,
                     silence_s=cs.silence_timeout.seconds,
-                    reconnect_initial_s=cs.reconnect_initial.seconds,
-                    reconnect_max_s=cs.reconnect_max.seconds,
+                    reconnect=exchange_retry,
                 ),
             ),
             clock=self.clock,
@@ -526,16 +527,14 @@ class Daemon:
         self, stop: asyncio.Event
     ) -> Callable[[DatabaseUnavailable, int], Awaitable[bool]]:
         """At start-up, PostgreSQL being away is waited out (a line per attempt) until a stop."""
-        rt = self.settings.runtime
+        policy = restart_policy(self.settings)
 
         async def wait(exc: DatabaseUnavailable, attempt: int) -> bool:
-            delay = backoff_delay(attempt, rt.restart_initial.seconds, rt.restart_max.seconds)
+            delay = policy.delay(attempt)
             self.log.warning(
                 "database.unavailable", attempt=attempt, error=str(exc), retry_in_s=round(delay, 3)
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            return not stop.is_set()
+            return await self.clock.sleep(delay, stop)
 
         return wait
 

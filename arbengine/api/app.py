@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
-import structlog
 from aiohttp import web
 
 from arbengine import __version__
@@ -40,6 +39,7 @@ from arbengine.api.routes import Route, api_routes, page_routes
 from arbengine.api.services import Call, Services
 from arbengine.api.system_routes import static_files
 from arbengine.domain.errors import CannotListen
+from arbengine.logs import get_logger
 
 __all__ = ["CONTEXT", "SERVICES", "ApiContext", "all_routes", "build_app", "serve_http"]
 
@@ -149,7 +149,7 @@ async def serve_http(app: web.Application, host: str, port: int) -> AsyncIterato
             await site.start()
         except OSError as exc:
             raise CannotListen(host, port, exc) from None
-        structlog.get_logger("api").info(
+        get_logger("api").info(
             "api.listening",
             component="api",
             max_connections=limits.max_connections,

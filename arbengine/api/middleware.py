@@ -12,6 +12,7 @@ from aiohttp import web
 
 from arbengine.api.connections import serving
 from arbengine.api.errors import ApiError, error_response
+from arbengine.logs import get_logger
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -134,7 +135,7 @@ async def _handle(request: web.Request, handler: Handler, request_id: str) -> we
                 response.headers[name] = exc.headers[name]
         return response
     except UNAVAILABLE as exc:
-        structlog.get_logger("api").warning(
+        get_logger("api").warning(
             "api.database_unavailable",
             component="api",
             path=request.path,
@@ -147,7 +148,7 @@ async def _handle(request: web.Request, handler: Handler, request_id: str) -> we
             headers={"Retry-After": "5"},
         )
     except Exception:
-        structlog.get_logger("api").exception(
+        get_logger("api").exception(
             "api.unhandled_error", component="api", path=request.path, method=request.method
         )
         return error_response(

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import structlog
 from aiohttp import web
 
 from arbengine.api.auth import Passwords, TokenError, TokenService, load_or_create_secret
@@ -20,6 +19,7 @@ from arbengine.api.params import Window
 from arbengine.api.ratelimit import LoginThrottle, SlidingWindowLimiter
 from arbengine.api.users import UserDirectory, UserState
 from arbengine.domain.errors import ConfigError, os_reason
+from arbengine.logs import get_logger
 from arbengine.settings import Settings
 
 
@@ -39,7 +39,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings | None, pool: asyncpg.Pool | None) -> Services:
-        log = structlog.get_logger("api").bind(component="api")
+        log = get_logger("api")
         if settings is None:
             # The bare app of unit tests: an ephemeral key, nothing written to disk.
             settings = Settings()

@@ -22,9 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import structlog
 
 from arbengine.api import queries
+from arbengine.logs import get_logger
+from arbengine.runtime.backoff import DATABASE_RETRY
+from arbengine.runtime.clock import SystemClock
+
+_SYSTEM_CLOCK = SystemClock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ class UserDirectory:
         self.listening = False
         self.ready = asyncio.Event()
         """Set while notifications are being received (cleared when the link drops)."""
-        self._log = structlog.get_logger("api").bind(component="api.users")
+        self._log = get_logger("api.users")
 
     async def get(self, user_id: int) -> UserState | None:
         """The user's state, or None when there is no such user (any more)."""
@@ -86,7 +90,7 @@ class UserDirectory:
         Any failure only turns caching off until the next connection, which is the safe
         state, so every error is retried rather than ending the task.
         """
-        delay = 0.0
+        failures = 0
         while True:
             self._was_up = False
             try:
@@ -95,8 +99,8 @@ class UserDirectory:
                 self._log.warning("api.user_listener_lost", error=f"{type(exc).__name__}: {exc}")
             self._stop_caching()
             # After a link that worked, retry soon; while it keeps failing, back off.
-            delay = 0.5 if self._was_up else min(max(delay * 2, 0.5), 10.0)
-            await asyncio.sleep(delay)
+            failures = 1 if self._was_up else failures + 1
+            await _SYSTEM_CLOCK.sleep(DATABASE_RETRY.delay(failures))
 
     def _stop_caching(self) -> None:
         self.listening = False

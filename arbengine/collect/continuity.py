@@ -20,14 +20,13 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import structlog
-
 from arbengine.collect.listing import SymbolListing
 from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades, rows_to_batch
 from arbengine.domain.market import TapeGap, TradeBatch
 from arbengine.exchange.budget import Priority
 from arbengine.exchange.errors import InvalidSymbol
 from arbengine.exchange.rest import BinanceRest
+from arbengine.logs import get_logger
 from arbengine.runtime.clock import Clock, SystemClock
 
 DAY_MS = 86_400_000
@@ -66,7 +65,7 @@ class ContinuityCheck:
         self.lookback_ms = lookback_ms
         self._clock = clock or SystemClock()
         self._checked_from: dict[str, int] = {}
-        self._log = structlog.get_logger("continuity").bind(component="continuity")
+        self._log = get_logger("continuity")
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -134,6 +133,7 @@ class ContinuityCheck:
                 symbol,
                 {"symbol": symbol, "fromId": next_id, "limit": AGG_TRADES_LIMIT},
                 Priority.BACKFILL,  # the past: after the live tape's repairs
+                self._stop,
             )
             rows = [r for r in rows if r.a <= high]
             if not rows:

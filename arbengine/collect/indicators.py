@@ -45,12 +45,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
-
-import structlog
 
 from arbengine.collect.listing import SymbolListing
 from arbengine.collect.progress import BackfillProgress
@@ -75,7 +74,8 @@ from arbengine.exchange.replies import (
     TakerVolume,
 )
 from arbengine.exchange.rest import BinanceRest, Params
-from arbengine.runtime.backoff import backoff_delay
+from arbengine.logs import get_logger
+from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.health import HealthBoard
@@ -251,14 +251,18 @@ class IndicatorPollers:
     """How far the history of each series is (shared with the trade collector)."""
     readiness: Readiness | None = None
     """Where each symbol's first round of each series is reported as delivered."""
+    retry: RetryPolicy = EXCHANGE_REST_RETRY
+    """Waits between tries of a call that failed for a retryable reason."""
+    rng: random.Random = field(default_factory=random.Random)
+    """Jitters those waits."""
 
     def __post_init__(self) -> None:
+        self._log = get_logger("pollers")
         self._declare_live_demand(len(self.symbols))
         self._check_ratio_rounds(len(self.symbols))
         if self.listing is not None:
             self.listing.on_stop(self.progress.drop)
         self._last: dict[tuple[str, str], int] = dict(self.last_known)
-        self._log = structlog.get_logger("pollers").bind(component="pollers")
         self._products = {s: p for s in self.symbols if (p := product_for(s)) is not None}
         self._stop = asyncio.Event()
         self._calling: set[asyncio.Task[Any]] = set()
@@ -341,9 +345,8 @@ class IndicatorPollers:
         round_s = per_round * window_ms / 1000 / allowed
         if round_s <= self.policy.ratios_interval_s:
             return
-        structlog.get_logger("pollers").warning(
+        self._log.warning(
             "pollers.ratios_interval_short",
-            component="pollers",
             symbols=symbols,
             calls_per_round=per_round,
             allowed=allowed,
@@ -408,7 +411,7 @@ class IndicatorPollers:
             finally:
                 self._calling.discard(task)
             attempt += 1
-            delay = backoff_delay(attempt + 1, 0.5, 30.0)
+            delay = self.retry.delay(attempt, self.rng)
             self._log.warning("poller.retry", what=what, error=str(error)[:200], retry_in_s=delay)
             if not await self._pause(delay):
                 raise _Stopped from None

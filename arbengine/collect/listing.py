@@ -23,12 +23,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-import structlog
-
 from arbengine.exchange.errors import InvalidResponse, RetryableExchangeError
 from arbengine.exchange.replies import ExchangeInfo, SymbolInfo
 from arbengine.exchange.rest import BinanceRest
-from arbengine.runtime.backoff import backoff_delay
+from arbengine.logs import get_logger
+from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy
+from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.health import HealthBoard
 
 HEALTH_COMPONENT = "collect"
@@ -87,7 +87,7 @@ class SymbolListing:
         self._skipped: dict[str, SkippedSymbol] = {}
         self._listeners: list[Callable[[str], None]] = []
         self._listed_again: set[str] = set()
-        self._log = structlog.get_logger("collect").bind(component="collect")
+        self._log = get_logger("collect")
         self.ready = asyncio.Event()
         """Set once the first exchangeInfo has been checked: collectors start after it."""
 
@@ -188,9 +188,9 @@ class ExchangeInfoRefresher:
         listing: SymbolListing,
         *,
         interval_s: float = 3600.0,
-        retry_initial_s: float = 1.0,
-        retry_max_s: float = 60.0,
+        retry: RetryPolicy = EXCHANGE_REST_RETRY,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
         on_time_synced: Callable[[int], None] | None = None,
     ) -> None:
         self._rest = rest
@@ -198,11 +198,11 @@ class ExchangeInfoRefresher:
         """Told each newly measured offset of the exchange's clock to ours."""
         self._listing = listing
         self.interval_s = interval_s
-        self.retry_initial_s = retry_initial_s
-        self.retry_max_s = retry_max_s
+        self.retry = retry
         self._rng = rng or random.Random()
+        self._clock = clock or SystemClock()
         self._stop = asyncio.Event()
-        self._log = structlog.get_logger("collect").bind(component="exchange-info")
+        self._log = get_logger("exchange-info")
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -235,7 +235,7 @@ class ExchangeInfoRefresher:
                 return await call()
             except RetryableExchangeError as exc:
                 attempt += 1
-                delay = backoff_delay(attempt, self.retry_initial_s, self.retry_max_s, self._rng)
+                delay = self.retry.delay(attempt, self._rng)
                 self._log.warning(
                     "collect.exchange_info_retry",
                     what=what,
@@ -244,6 +244,5 @@ class ExchangeInfoRefresher:
                     retry_in_s=round(delay, 3),
                 )
                 self._listing.waiting(f"the exchange did not answer {what}: {exc}")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                await self._clock.sleep(delay, self._stop)
         return None

@@ -47,7 +47,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import structlog
 from prometheus_client import Counter, Gauge
 
 from arbengine.collect.listing import SymbolListing
@@ -66,6 +65,8 @@ from arbengine.exchange.payloads import (
 )
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import CombinedStream, StreamPolicy, split_streams
+from arbengine.logs import get_logger
+from arbengine.runtime.backoff import EXCHANGE_REST_CATCH_UP, Stopped
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
 from arbengine.runtime.health import HealthBoard
@@ -122,7 +123,7 @@ class MarketStreamCollector:
         self._clock = clock or SystemClock()
         self.exchange_clock = exchange_clock or RemoteClock(self._clock)
         self._newest_event_ms = 0
-        self._log = structlog.get_logger("collector").bind(component="collector")
+        self._log = get_logger("collector")
         self.tapes = {s: TapeSequencer(s) for s in self.symbols}
         self._receiving = dict(self.tapes)
         """Tapes of the symbols followed: frames of any other symbol are ignored."""
@@ -463,7 +464,9 @@ class MarketStreamCollector:
                 empty_answers += 1  # REST may trail the stream by a moment
                 if empty_answers > 20:
                     return
-                await asyncio.sleep(min(2.0, 0.05 * 2**empty_answers))
+                delay = EXCHANGE_REST_CATCH_UP.delay(empty_answers)
+                if not await self._clock.sleep(delay, self._stopping):
+                    return
                 continue
             first = rows[0].a
             if first > start:
@@ -477,7 +480,12 @@ class MarketStreamCollector:
     async def _call_rest(self, symbol: str, params: dict[str, object]) -> list[AggTradeWire]:
         if not self.progress.is_done("agg_trades", symbol):
             self.progress.request("agg_trades")
-        return await fetch_agg_trades(self._rest, symbol, params, Priority.REPAIR)
+        try:
+            return await fetch_agg_trades(
+                self._rest, symbol, params, Priority.REPAIR, self._stopping, clock=self._clock
+            )
+        except Stopped:
+            return []  # the repair loops see the stop and end; what was received is flushed
 
     # -- bookkeeping ----------------------------------------------------------
 

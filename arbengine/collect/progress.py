@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from prometheus_client import Gauge
+
+from arbengine.logs import get_logger
 
 BACKFILL_SYMBOLS = Gauge(
     "arb_backfill_symbols",
@@ -48,7 +49,7 @@ class BackfillProgress:
         self._wall = wall
         self._monotonic = monotonic
         self._series: dict[str, _Series] = {}
-        self._log = structlog.get_logger("backfill").bind(component="backfill")
+        self._log = get_logger("backfill")
 
     def begin(self, series: str, symbols: Iterable[str]) -> None:
         """The series' history is fetched for ``symbols`` (only the first call counts)."""

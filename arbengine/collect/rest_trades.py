@@ -12,16 +12,25 @@ from arbengine.exchange.payloads import AggTradeWire
 from arbengine.exchange.replies import AggTrades
 from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
-from arbengine.runtime.backoff import backoff_delay
+from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy, Stopped
+from arbengine.runtime.clock import Clock, SystemClock
 
 AGG_TRADES_LIMIT = 1000
 AGG_TRADES_WEIGHT = 20
 
 _log = get_logger("collector")
+_SYSTEM_CLOCK = SystemClock()
 
 
 async def fetch_agg_trades(
-    rest: BinanceRest, symbol: str, params: dict[str, object], priority: Priority
+    rest: BinanceRest,
+    symbol: str,
+    params: dict[str, object],
+    priority: Priority,
+    stop: asyncio.Event | None = None,
+    *,
+    retry: RetryPolicy = EXCHANGE_REST_RETRY,
+    clock: Clock = _SYSTEM_CLOCK,
 ) -> list[AggTradeWire]:
     """One aggTrades call, retried while the error is retryable.
 
@@ -29,6 +38,7 @@ async def fetch_agg_trades(
     blocks before sending, so this loop only spaces out network-level retries
     (capped and jittered). ``InvalidSymbol`` and other rejections are raised.
     ``priority``: REPAIR for the live tape, BACKFILL for holes in the stored one.
+    Raises ``Stopped`` when ``stop`` is set while it waits to try again.
     """
     attempt = 0
     while True:
@@ -42,11 +52,12 @@ async def fetch_agg_trades(
             )
         except RetryableExchangeError as exc:
             attempt += 1
-            delay = backoff_delay(attempt + 1, 0.25, 30.0)
+            delay = retry.delay(attempt)
             _log.warning(
                 "collector.rest_retry", symbol=symbol, error=str(exc)[:200], retry_in_s=delay
             )
-            await asyncio.sleep(delay)
+            if not await clock.sleep(delay, stop):
+                raise Stopped(f"aggTrades for {symbol}: stopped while retrying") from exc
             continue
         return rows
 

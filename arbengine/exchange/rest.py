@@ -31,7 +31,6 @@ from typing import NoReturn, TypedDict, TypeVar, Unpack
 
 import aiohttp
 import msgspec
-import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from arbengine.exchange.budget import Priority, RequestBudget, RequestGroup, binance_groups
@@ -55,6 +54,7 @@ from arbengine.exchange.replies import (
     summarize_body,
 )
 from arbengine.exchange.signing import encode_params, signed_query
+from arbengine.logs import get_logger
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.health import HealthBoard
 
@@ -154,7 +154,7 @@ class BinanceRest:
         self._health = health
         self._troubled_at: float | None = None
         """When the trouble on the health board was reported (perf_counter), if it was."""
-        self._log = structlog.get_logger("rest").bind(component="rest")
+        self._log = get_logger("rest")
 
     # -- time and limits ------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 - One connection per ≤ 200 streams (``<base>/stream?streams=a/b/c``); each
   message is ``{"stream": name, "data": payload}``.
-- Reconnects with jittered exponential backoff after any failure.
+- Reconnects after any failure, waiting as its ``RetryPolicy`` says.
 - Binance closes a connection after 24 h. Before that (``max_age``) we open
   a second connection, switch to it once it delivers, then close the first:
-  the overlap means no gap (consumers drop the duplicates by id).
+  the overlap means no gap (consumers drop the duplicates by id). A hand-over
+  that fails is logged and tried again later (the first connection serves on).
+- Connection age, silence and backoff are measured and waited on the injected clock.
 - A watchdog reconnects a connection that stays silent for ``silence``.
 - A frame the consumer cannot decode is logged, counted and skipped; it
   never takes the connection down.
@@ -22,16 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import msgspec
-import structlog
 from prometheus_client import Counter, Gauge
 
+from arbengine.logs import get_logger
+from arbengine.runtime.backoff import EXCHANGE_STREAM_RETRY, RetryPolicy
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.health import HealthBoard
 
@@ -51,8 +52,8 @@ OnConnected = Callable[[int], Awaitable[None]]
 class StreamPolicy:
     max_age_s: float = 23 * 3600.0
     silence_s: float = 30.0
-    reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 60.0
+    reconnect: RetryPolicy = EXCHANGE_STREAM_RETRY
+    """Waits between reconnects after a failure, and between tries of a failed hand-over."""
     open_timeout_s: float = 10.0
 
 
@@ -108,7 +109,7 @@ class CombinedStream:
         self.policy = policy or StreamPolicy()
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
-        self._log = structlog.get_logger("stream").bind(component="stream", connection=name)
+        self._log = get_logger("stream", connection=name)
         self.connections = 0
         self.malformed = 0
         self._stop = asyncio.Event()
@@ -143,22 +144,29 @@ class CombinedStream:
                 self._health.clear("stream", subject=self.name)
 
     async def _reconnecting(self) -> None:
+        """One connection after another, in a flat loop: a hand-over returns the next
+        connection here rather than serving it from inside the old one's frame."""
         attempt = 0
+        ws: aiohttp.ClientWebSocketResponse | None = None
         while not self._stop.is_set():
             try:
-                async with self._connect() as ws:
-                    attempt = 0
-                    await self._serve(ws)
+                if ws is None:
+                    ws = await self._open()
+                attempt = 0
+                handed_to = await self._serve(ws)
+                if handed_to is None:  # stopping
+                    await ws.close()
+                ws = handed_to
             except (OSError, aiohttp.ClientError, TimeoutError, _Silent, _Closed) as exc:
+                if ws is not None:
+                    await ws.close()
+                    ws = None
                 if self._stop.is_set():
                     return
                 attempt += 1
                 reason = "silent" if isinstance(exc, _Silent) else type(exc).__name__
                 RECONNECTS.labels(reason).inc()
-                delay = min(
-                    self.policy.reconnect_max_s,
-                    self.policy.reconnect_initial_s * 2 ** min(attempt - 1, 16),
-                ) * (0.5 + 0.5 * self._rng.random())
+                delay = self.policy.reconnect.delay(attempt, self._rng)
                 self._log.warning(
                     "stream.reconnecting",
                     reason=reason,
@@ -171,13 +179,18 @@ class CombinedStream:
                         f"disconnected ({reason}: {str(exc)[:200]}), reconnecting",
                         subject=self.name,
                     )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                await self._clock.sleep(delay, self._stop)
+            except BaseException:
+                if ws is not None:
+                    await ws.close()
+                raise
+        if ws is not None:
+            await ws.close()
 
-    def _connect(self) -> Any:
+    async def _open(self) -> aiohttp.ClientWebSocketResponse:
         # aiohttp's websocket reader is compiled: it parses frames about twice as fast as a
         # pure-Python one, which is most of the cost of a busy stream.
-        return self._session.ws_connect(
+        connecting = self._session.ws_connect(
             self.url,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
             autoping=True,  # the server pings; pongs are automatic
@@ -185,16 +198,22 @@ class CombinedStream:
             max_msg_size=2**22,
             compress=0,
         )
+        return await asyncio.wait_for(connecting, self.policy.open_timeout_s)
 
-    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Read one connection until it ages out (hand over), falls silent, or we stop."""
+    async def _serve(
+        self, ws: aiohttp.ClientWebSocketResponse
+    ) -> aiohttp.ClientWebSocketResponse | None:
+        """Read one connection until it falls silent or we stop (None), or until it ages out:
+        then the next connection, already delivering, is returned and this one is closed."""
         self.connections += 1
         CONNECTED.labels(self.name).set(1)
         if self._health is not None:
             self._health.clear("stream", subject=self.name)
         self._log.info("stream.connected", streams_url=self.url.split("?")[0], n=self.connections)
-        opened = time.monotonic()
-        self._last_message = opened
+        clock = self._clock
+        hand_over_at = clock.monotonic() + self.policy.max_age_s
+        hand_over_failures = 0
+        self._last_message = clock.monotonic()
         # A watchdog beside the reader, rather than a timeout on every receive: at tens of
         # thousands of messages a second a per-message timer costs more than the parsing.
         watchdog = asyncio.create_task(self._watch(ws), name=f"{self.name}:watchdog")
@@ -205,21 +224,35 @@ class CombinedStream:
             handle = self._handle
             may_read = self._may_read
             while not self._stop.is_set():
-                if time.monotonic() - opened >= self.policy.max_age_s:
-                    await self._hand_over(ws)
-                    return
+                if clock.monotonic() >= hand_over_at:
+                    try:
+                        return await self._hand_over(ws)
+                    except (OSError, aiohttp.ClientError, TimeoutError, _Closed) as exc:
+                        # The old connection still serves (the exchange ends it only at
+                        # 24 h): keep reading it, and try again after the policy's delay.
+                        hand_over_failures += 1
+                        delay = self.policy.reconnect.delay(hand_over_failures, self._rng)
+                        hand_over_at = clock.monotonic() + delay
+                        RECONNECTS.labels("hand_over_failed").inc()
+                        self._log.warning(
+                            "stream.hand_over_failed",
+                            error=f"{type(exc).__name__}: {exc}"[:200],
+                            attempt=hand_over_failures,
+                            retry_in_s=round(delay, 3),
+                        )
                 if may_read is not None and not may_read.is_set():
                     await may_read.wait()
                 message = await receive()
                 if message.type not in _DATA:
                     if self._stop.is_set():
-                        return
+                        return None
                     if self._went_silent:
                         raise _Silent(f"no message for {self.policy.silence_s:g}s")
                     raise _Closed(f"{message.type.name}: {message.extra or message.data or ''}")
-                self._last_message = time.monotonic()
+                self._last_message = clock.monotonic()
                 data = message.data
                 handle(data if isinstance(data, bytes) else data.encode())
+            return None
         finally:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -230,34 +263,45 @@ class CombinedStream:
         """Close the connection when it falls silent, or at once when asked to stop."""
         self._went_silent = False
         period = max(0.05, self.policy.silence_s / 4)
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), period)
-            if self._stop.is_set():
-                await ws.close()
-                return
-            if time.monotonic() - self._last_message > self.policy.silence_s:
+        clock = self._clock
+        while await clock.sleep(period, self._stop):
+            if clock.monotonic() - self._last_message > self.policy.silence_s:
                 self._went_silent = True
                 await ws.close()
                 return
+        await ws.close()
 
-    async def _hand_over(self, old: aiohttp.ClientWebSocketResponse) -> None:
-        """Open the next connection before closing this one, so nothing falls between."""
+    async def _hand_over(
+        self, old: aiohttp.ClientWebSocketResponse
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open the next connection and, once it delivers, drain and close this one, so
+        nothing falls between (the consumer drops the overlap's duplicates by id).
+
+        Returns the new connection for the caller's loop to serve. A failure (the new
+        connection refused, or silent) closes the new connection and is raised: the old
+        one is left open."""
         self._log.info("stream.rotating", age_limit_s=self.policy.max_age_s)
         RECONNECTS.labels("max_age").inc()
-        async with self._connect() as new:
+        new = await self._open()
+        try:
             first = await asyncio.wait_for(new.receive(), self.policy.silence_s)
+            if first.type not in _DATA:
+                raise _Closed(f"the next connection: {first.type.name}")
             # Drain what the old connection still holds, then switch.
-            with contextlib.suppress(Exception):
-                while True:
+            while True:
+                try:
                     message = await asyncio.wait_for(old.receive(), 0.05)
-                    if message.type not in _DATA:
-                        break
-                    self._handle(_bytes(message.data))
-            await old.close()
-            if first.type in _DATA:
-                self._handle(_bytes(first.data))
-            await self._serve(new)
+                except TimeoutError:
+                    break
+                if message.type not in _DATA:
+                    break
+                self._handle(_bytes(message.data))
+        except BaseException:
+            await new.close()
+            raise
+        await old.close()
+        self._handle(_bytes(first.data))
+        return new
 
     def _handle(self, frame: bytes) -> None:
         try:

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from arbengine.domain.engine_rows import EngineOutput as EngineOutput
@@ -51,6 +50,7 @@ from arbengine.domain.market import (
     RateSnapshot,
     TradeBatch,
 )
+from arbengine.logs import get_logger
 from arbengine.pipeline.core import PipelineOutput, SignalPipeline
 from arbengine.pipeline.readiness import SymbolGate
 from arbengine.pipeline.records import (
@@ -180,7 +180,7 @@ class EngineService:
         self._hold = TradeHold(settle_ms)
         self._clock = clock or SystemClock()
         """The exchange's clock: ticks and settling are judged on it."""
-        self._log = structlog.get_logger("engine").bind(component="engine")
+        self._log = get_logger("engine")
         self.pipeline: SignalPipeline | None = None
         self._pending_set: StrategySet | None = None
         self._late_events: dict[str, int] = {}

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import structlog
+from arbengine.logs import get_logger
 
 FORCE_AFTER_S = 1.0
 """After ``shutdown_deadline``, the process is ended at once if it is still there."""
@@ -40,7 +40,7 @@ class HardStop:
         """``code`` is the exit status of a forced exit; ``running`` names what still runs."""
         self.code = code
         self._running = running
-        self._log = log or structlog.get_logger("daemon").bind(component="daemon")
+        self._log = log or get_logger("daemon")
         self._exit = exit
         self._last_resort: list[Callable[[], None]] = []
         self._lock = threading.Lock()

@@ -44,11 +44,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
-import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from arbengine.runtime.backoff import backoff_delay
+from arbengine.logs import get_logger
+from arbengine.runtime.backoff import RetryPolicy
 from arbengine.runtime.health import HealthBoard
 
 ComponentState = Literal["pending", "running", "backoff", "finished", "stopped", "failed"]
@@ -102,26 +102,12 @@ def never_retryable(exc: BaseException) -> bool:
 
 
 @dataclass(frozen=True)
-class RestartPolicy:
-    initial_s: float = 0.5
-    max_s: float = 30.0
-    multiplier: float = 2.0
-    jitter: float = 0.5
-    """Each delay is drawn uniformly from [delay·(1−jitter), delay]."""
+class RestartPolicy(RetryPolicy):
+    """The retry policy between restarts, and the budget of restarts after faults."""
+
     healthy_after_s: float = 60.0
     max_restarts: int = 5
     window_s: float = 300.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Delay before restart number ``attempt`` (1-based), capped then jittered."""
-        return backoff_delay(
-            attempt,
-            self.initial_s,
-            self.max_s,
-            rng,
-            multiplier=self.multiplier,
-            jitter=self.jitter,
-        )
 
 
 @dataclass(frozen=True)
@@ -188,7 +174,7 @@ class Supervisor:
         self._wall = wall
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._log = log or structlog.get_logger("supervisor").bind(component="supervisor")
+        self._log = log or get_logger("supervisor")
         self.escalation_deadline_s = escalation_deadline_s
         self._components: dict[str, Component] = {}
         self._status: dict[str, ComponentStatus] = {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable
 
 import asyncpg
@@ -25,7 +24,9 @@ from prometheus_client import Counter
 
 from arbengine.domain.engine_rows import EngineOutput, PaperTradeRow
 from arbengine.logs import get_logger
+from arbengine.runtime.backoff import DATABASE_RETRY, RetryPolicy
 from arbengine.runtime.channels import Channel, ChannelClosed
+from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.store.database import write_transaction
 from arbengine.store.engine_sql import insert_evaluations, insert_signals, upsert_paper_trades
 from arbengine.store.market_writer import DB_DOWN_ERRORS, WriterHealth, failure_reason
@@ -52,8 +53,15 @@ class EngineWriter:
         channel: Channel[EngineOutput],
         *,
         write_timeout_s: float = 10.0,
+        retry: RetryPolicy = DATABASE_RETRY,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """``clock`` times the retries (as ``retry`` says) and ``rng`` jitters them."""
         self._pool = pool
+        self.retry = retry
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
         self._channel = channel
         self.write_timeout_s = write_timeout_s
         self._log = get_logger("signal-writer")
@@ -115,7 +123,7 @@ class EngineWriter:
                 return
             attempt = 0
             while True:
-                started = self.writing_since = time.time()
+                started = self.writing_since = self._clock.time_ms() / 1000
                 failed: BaseException | None = None
                 try:
                     await self._write(self._held)
@@ -131,7 +139,7 @@ class EngineWriter:
                 self.last_error = f"{type(failed).__name__}: {failed}"[:200]
                 if self.unavailable_since is None:
                     self.unavailable_since = started
-                delay = min(5.0, 0.2 * 2 ** min(attempt, 5)) * (0.5 + random.random() / 2)
+                delay = self.retry.delay(attempt, self._rng)
                 self._log.warning(
                     "signal_writer.db_unavailable",
                     reason=reason,
@@ -139,7 +147,7 @@ class EngineWriter:
                     retry_in_s=round(delay, 3),
                 )
                 self._notify()
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
             self.unavailable_since = self.last_error = None
             self.batches_written += len(self._held)
             self._held = []

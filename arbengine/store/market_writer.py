@@ -5,7 +5,8 @@ per flush: when ``batch_rows`` trades are waiting, when the oldest waiting
 event is ``flush_interval`` old, or as soon as the channel runs dry (so a
 quiet market is written within milliseconds, a busy one in large COPYs).
 
-Database outage: the flush is retried with capped backoff while events keep
+Database outage: the flush is retried as ``policy.retry`` says (waiting on the
+writer's clock, jittered by its rng) while events keep
 being buffered, up to ``max_buffer_rows``; past that the writer stops taking
 from the channel, so the channel fills and producers wait (backpressure),
 which is logged (``writer.backpressure``) and visible in metrics. Nothing is
@@ -40,6 +41,7 @@ from arbengine.domain.market import (
     TradeBatch,
 )
 from arbengine.logs import get_logger
+from arbengine.runtime.backoff import DATABASE_RETRY, RetryPolicy
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.store.database import WriteTimeout, write_transaction
@@ -118,8 +120,7 @@ class WriterPolicy:
     batch_rows: int = 20_000
     flush_interval_s: float = 0.25
     max_buffer_rows: int = 1_000_000
-    retry_initial_s: float = 0.2
-    retry_max_s: float = 5.0
+    retry: RetryPolicy = DATABASE_RETRY
     write_timeout_s: float = 10.0
 
 
@@ -133,10 +134,12 @@ class _Pending:
     trade_rows: int = 0
     events: int = 0
     oldest: float = 0.0
+    monotonic: Callable[[], float] = time.monotonic
+    """The writer's clock: when the oldest event arrived decides when it is flushed."""
 
     def add(self, event: MarketEvent) -> None:
         if not self.events:
-            self.oldest = time.monotonic()
+            self.oldest = self.monotonic()
         self.events += 1
         if isinstance(event, TradeBatch):
             self.trades.append(event)
@@ -169,13 +172,17 @@ class MarketWriter:
         policy: WriterPolicy | None = None,
         *,
         clock: Clock | None = None,
+        rng: random.Random | None = None,
         on_committed: Callable[[list[TradeBatch]], Awaitable[None] | None] | None = None,
     ) -> None:
+        """``clock`` times flushes and retries (and stamps commits: the exchange's clock
+        gives the commit latency); ``rng`` jitters the retries."""
         self._pool = pool
         self._channel = channel
         self.policy = policy or WriterPolicy()
         self._clock = clock or SystemClock()
-        self._pending = _Pending()
+        self._rng = rng or random.Random()
+        self._pending = self._new_pending()
         self._months: set[tuple[int, int]] = set()
         self._on_committed = on_committed
         self._log = get_logger("writer")
@@ -189,6 +196,9 @@ class MarketWriter:
         self.unwritten: dict[str, int] = {}
         """Set when the writer was stopped holding rows it could not write."""
         self._changed = asyncio.Event()
+
+    def _new_pending(self) -> _Pending:
+        return _Pending(monotonic=self._clock.monotonic)
 
     def health(self) -> WriterHealth:
         return WriterHealth(
@@ -272,10 +282,7 @@ class MarketWriter:
                 self.last_error = f"{type(failed).__name__}: {failed}"[:200]
                 if self.unavailable_since is None:
                     self.unavailable_since = started
-                delay = min(
-                    self.policy.retry_max_s, self.policy.retry_initial_s * 2 ** min(failures, 10)
-                )
-                delay *= 0.5 + random.random() / 2
+                delay = self.policy.retry.delay(failures, self._rng)
                 self._log.warning(
                     "writer.db_unavailable",
                     reason=reason,
@@ -285,7 +292,7 @@ class MarketWriter:
                     attempt=failures,
                 )
                 self._notify()
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
                 continue
             if failures:
                 self._log.info("writer.db_recovered", attempts=failures)
@@ -312,7 +319,8 @@ class MarketWriter:
         """Take queued events without waiting, up to ``limit_rows`` trades buffered (or the
         deadline); True once the channel is closed and empty."""
         pending = self._pending
-        while pending.trade_rows < limit_rows and time.monotonic() < deadline:
+        monotonic = self._clock.monotonic
+        while pending.trade_rows < limit_rows and monotonic() < deadline:
             items = self._channel.get_nowait_many(1024)
             if not items:
                 break
@@ -357,7 +365,7 @@ class MarketWriter:
                 for b in pending.trades:
                     self.latencies_ms.extend((now_ms - b.ts).tolist())
         committed = pending.trades
-        self._pending = _Pending()
+        self._pending = self._new_pending()
         BUFFERED.set(0)
         self._notify()
         if self._on_committed is not None and committed:

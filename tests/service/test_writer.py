@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from prometheus_client import REGISTRY
 
 from arbengine.domain.engine_rows import EngineOutput, EvaluationBreakdown, EvaluationRow
 from arbengine.domain.market import Indicator, TapeGap, TradeBatch
+from arbengine.runtime.backoff import RetryPolicy
 from arbengine.runtime.channels import Channel, OverflowPolicy
+from arbengine.runtime.clock import ManualClock
 from arbengine.store.engine_writer import EngineWriter
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.migrations import apply_migrations
@@ -68,8 +71,7 @@ async def test_rows_survive_a_database_outage_exactly_once(tmp_path: Path) -> No
                 batch_rows=500,
                 flush_interval_s=0.01,
                 max_buffer_rows=3000,
-                retry_initial_s=0.05,
-                retry_max_s=0.2,
+                retry=RetryPolicy(initial_s=0.05, max_s=0.2),
             ),
         )
         running = asyncio.create_task(writer.run())
@@ -146,8 +148,7 @@ async def test_a_frozen_database_times_out_and_buffers_as_when_it_is_down(tmp_pa
                 batch_rows=500,
                 flush_interval_s=0.01,
                 max_buffer_rows=3000,
-                retry_initial_s=0.05,
-                retry_max_s=0.2,
+                retry=RetryPolicy(initial_s=0.05, max_s=0.2),
                 write_timeout_s=1.0,
             ),
         )
@@ -312,5 +313,46 @@ async def test_a_writer_cancelled_in_a_write_to_a_frozen_database_ends_at_once(
             assert ended_after < 1.0
             assert writer.unwritten["trades"] == 100
         pool.terminate()
+    finally:
+        server.stop()
+
+
+async def test_the_signal_writer_retries_through_an_outage_as_its_policy_says_and_writes_once(
+    tmp_path: Path,
+) -> None:
+    server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
+    try:
+        pool = await migrated_pool(server.url)
+        channel: Channel = Channel("engine-out-outage", 100, OverflowPolicy.BLOCK)
+        clock = ManualClock(T0)
+        retry = RetryPolicy(initial_s=1.0, max_s=4.0, jitter=0.5)
+        writer = EngineWriter(pool, channel, retry=retry, clock=clock, rng=random.Random(3))
+        running = asyncio.create_task(writer.run())
+        await channel.put(engine_output(15_000))
+        await asyncio.wait_for(writer.wait_until(lambda: writer.batches_written == 1), 10)
+
+        await asyncio.to_thread(server.stop)
+        for k in range(2, 5):
+            await channel.put(engine_output(k * 15_000))
+        expected = random.Random(3)
+        for attempt in range(1, 5):
+            # Each failed write waits on the writer's clock, as long as the policy says.
+            await asyncio.wait_for(clock.until_sleeping(), 30)
+            assert clock.sleeps[-1] == retry.delay(attempt, expected)
+            assert writer.batches_written == 1
+            assert writer.health().unavailable_since is not None
+            clock.advance(int(clock.sleeps[-1] * 1000) + 1)
+        assert len(clock.sleeps) == 4
+
+        server = await asyncio.to_thread(PgTestServer, tmp_path / "pg")
+        await asyncio.wait_for(clock.until_sleeping(), 30)
+        clock.advance(int(clock.sleeps[-1] * 1000) + 1)
+        await asyncio.wait_for(writer.wait_until(lambda: writer.batches_written == 4), 30)
+        channel.close()
+        await asyncio.wait_for(running, 30)
+        await pool.close()
+        assert await stored_ticks(server.url) == [k * 15_000 for k in range(1, 5)]
+        assert (writer.health().unavailable_since, writer.health().last_error) == (None, None)
+        assert writer.unwritten == {}
     finally:
         server.stop()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.collect.conftest import (
     SYMBOLS,
@@ -20,6 +21,7 @@ from tests.e2e.collect.conftest import (
     stored_tape,
 )
 from tests.support.postgres import PgTestServer
+from tests.support.waiting import eventually
 
 
 async def assert_tape_equal(run: Run, from_ids: dict[str, int] | None = None) -> None:
@@ -55,8 +57,21 @@ async def test_withheld_ids_are_repaired_over_rest(run: Run) -> None:
     assert row["holes_left"] == 0
 
 
+async def rest_trades(run: Run) -> float:
+    """Trades the daemon's tapes have fetched over REST so far (its metrics)."""
+    base = await run.daemon.started()
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    for family in text_string_to_metric_families(text):
+        if family.name == "arb_tape_rest_trades":
+            return sum(s.value for s in family.samples if s.name.endswith("_total"))
+    raise AssertionError("no arb_tape_rest_trades in the metrics")
+
+
 async def test_dropped_connections_lose_nothing(run: Run) -> None:
     await run.advance(3)
+    await caught_up(run.sim, run.url)
+    before = await rest_trades(run)
     await fault(run.sim, {"drop_ws": {"which": "market", "mode": "abort"}})
     await run.advance(3)  # trades published while the collector reconnects
     await run.daemon.wait_for(
@@ -65,6 +80,8 @@ async def test_dropped_connections_lose_nothing(run: Run) -> None:
     await run.advance(3)
     await assert_tape_equal(run)
     assert run.daemon.events("stream.reconnecting")
+    # What passed while it was away came over REST (the stream never sent it again).
+    assert await rest_trades(run) > before
 
 
 async def test_duplicated_and_reordered_frames_are_stored_once_in_order(run: Run) -> None:
@@ -169,9 +186,14 @@ async def test_postgres_stopped_for_5_seconds_mid_stream(
 
 @pytest.mark.settings({"ARB_COLLECT_MAX_CONNECTION_AGE": "2s"})
 async def test_connections_are_rotated_before_their_age_limit_without_a_gap(run: Run) -> None:
-    for _ in range(12):
-        await run.advance(1)
-        await asyncio.sleep(0.25)  # wall time passes: the connection ages
-    await run.daemon.wait_for("stream.rotating")
+    async def rotated_twice() -> bool:
+        await run.advance(0.5)  # the market goes on while the connections age
+        return len(run.daemon.events("stream.rotating")) >= 2
+
+    await eventually(rotated_twice, what="two hand-overs")
+    await run.advance(1)
     await assert_tape_equal(run)
     assert not run.daemon.events("collector.gap_detected")
+    # Handed over, never dropped: no reconnect, and no hand-over that failed.
+    assert not run.daemon.events("stream.reconnecting")
+    assert not run.daemon.events("stream.hand_over_failed")

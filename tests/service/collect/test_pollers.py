@@ -4,11 +4,13 @@ and each symbol's first round of each series is reported delivered on its own.""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import SymbolListing
@@ -16,6 +18,7 @@ from arbengine.domain.market import Indicator, MarketEvent
 from arbengine.exchange.errors import UnexpectedStatus
 from arbengine.exchange.replies import ExchangeInfo
 from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.health import HealthBoard
 from arbengine.runtime.readiness import Readiness
@@ -50,7 +53,11 @@ async def control(session: aiohttp.ClientSession, sim: SimServer, path: str, bod
 
 class Polled:
     def __init__(
-        self, sim: SimServer, session: aiohttp.ClientSession, policy: PollerPolicy | None = None
+        self,
+        sim: SimServer,
+        session: aiohttp.ClientSession,
+        policy: PollerPolicy | None = None,
+        retry: RetryPolicy = EXCHANGE_REST_RETRY,
     ) -> None:
         self.out: Channel[MarketEvent] = Channel("market", 10_000, OverflowPolicy.BLOCK)
         self.board = HealthBoard()
@@ -68,6 +75,8 @@ class Polled:
             health=self.board,
             readiness=self.readiness,
             policy=policy or PollerPolicy(),
+            retry=retry,
+            rng=random.Random(5),
         )
 
     async def start(self) -> None:
@@ -177,3 +186,31 @@ async def test_a_poller_asked_to_stop_does_not_wait_for_its_call(sim, session) -
     done, _ = await asyncio.wait({polling}, timeout=2.0)
     assert done, "the poller waits for a call although asked to stop"
     assert polling.result() is None
+
+
+async def test_a_poller_backs_off_on_5xx_and_429_as_its_policy_says_and_resumes(
+    sim, session
+) -> None:
+    retry = RetryPolicy(initial_s=0.01, max_s=0.04)
+    polled = Polled(sim, session, retry=retry)
+    await polled.start()
+    expected = random.Random(5)
+    failing = {"count": 3, "status": 503, "path": "/fapi/v1/premiumIndex", "symbol": "BTCUSDT"}
+    await control(session, sim, "faults", {"http_5xx": failing})
+    with capture_logs() as logs:
+        snapshots = await polled.pollers.poll_premium_index()
+    assert sorted(s.symbol for s in snapshots) == sorted(SYMBOLS)
+    retries = [e for e in logs if e["event"] == "poller.retry"]
+    assert [e["retry_in_s"] for e in retries] == [retry.delay(a, expected) for a in (1, 2, 3)]
+    assert all("HTTP 503" in e["error"] for e in retries), retries
+    assert not polled.board
+
+    # A 429: the client pauses for its Retry-After, the poller tries again and resumes.
+    await control(session, sim, "faults", {"rest_429": {"count": 1, "retry_after": 1}})
+    with capture_logs() as logs:
+        snapshots = await polled.pollers.poll_premium_index()
+    assert sorted(s.symbol for s in snapshots) == sorted(SYMBOLS)
+    retries = [e for e in logs if e["event"] == "poller.retry"]
+    assert [e["retry_in_s"] for e in retries] == [retry.delay(1, expected)]
+    assert "429" in retries[0]["error"], retries
+    assert not polled.board
