@@ -29,6 +29,12 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
 
 _FIRST_KEYS = ("timestamp", "level", "event", "component")
 
+_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+"""Tracebacks as JSON, without the frames' local variables: a local may hold a password,
+a token or the exchange secret (structlog's ``dict_tracebacks`` shows them)."""
+
 
 def _component_and_order(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     """Every line names its component (a library's logger name if none); stable keys first."""
@@ -57,9 +63,9 @@ def configure_logging(level: str = "info", pretty: bool | None = None) -> None:
     ]
     renderer: Any
     if pretty:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     else:
-        shared.append(structlog.processors.dict_tracebacks)
+        shared.append(_TRACEBACKS)
         shared.append(_component_and_order)
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
 
