@@ -50,7 +50,8 @@ class PgTestServer:
 async def frozen(server: PgTestServer) -> AsyncIterator[None]:
     """Every process of the server stopped (SIGSTOP): it accepts and answers nothing.
 
-    A backend that ends meanwhile (its client went) is no longer part of the server."""
+    A backend that ends meanwhile (its client went) is no longer part of the server; nor is
+    one that exited but cannot be reaped while its stopped parent is (a zombie)."""
     postmaster = psutil.Process(server.info.pid)
     processes = [postmaster, *postmaster.children(recursive=True)]
 
@@ -65,8 +66,10 @@ async def frozen(server: PgTestServer) -> AsyncIterator[None]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.suspend()
 
+        gone = {psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD}
+
         async def all_stopped() -> bool:
-            return {status(p) for p in processes} == {psutil.STATUS_STOPPED}
+            return {status(p) for p in processes} <= gone
 
         await eventually(all_stopped, timeout=10, what="the server's processes stopped")
         yield
