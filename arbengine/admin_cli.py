@@ -60,7 +60,7 @@ def create_admin(args: argparse.Namespace) -> Work:
 
     async def work(conn: asyncpg.Connection) -> None:
         from arbengine.api import queries
-        from arbengine.api.auth import Passwords
+        from arbengine.api.tokens import Passwords
 
         row = await queries.create_user(conn, username, Passwords().hash_sync(password), "admin")
         if row is None:

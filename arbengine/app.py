@@ -24,7 +24,7 @@ import aiohttp
 import msgspec
 
 from arbengine import __version__
-from arbengine.api.app import ApiContext, build_app, serve_http
+from arbengine.api.http_app import ApiContext, build_app, serve_http
 from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
 from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import ExchangeInfoRefresher, SymbolListing
@@ -42,10 +42,10 @@ from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
 from arbengine.runtime.backoff import RetryPolicy
 from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
+from arbengine.runtime.delivered_inputs import Readiness
 from arbengine.runtime.hard_stop import FORCE_AFTER_S, HardStop
 from arbengine.runtime.health import HealthBoard
 from arbengine.runtime.os_signals import handle_signals
-from arbengine.runtime.readiness import Readiness
 from arbengine.runtime.supervisor import (
     CANCEL_GRACE_S,
     Component,

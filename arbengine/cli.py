@@ -78,8 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     sim = None
     if args.sim:
-        from arbengine.sim.cli import parse_speed, parse_trade_history
         from arbengine.sim.server import SimConfig
+        from arbengine.sim.sim_command import parse_speed, parse_trade_history
 
         try:
             speed, manual = parse_speed(args.sim_speed)
@@ -314,7 +314,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from arbengine.sim import cli as sim_cli
+    from arbengine.sim import sim_command as sim_cli
 
     configure_logging("info", pretty=True if args.pretty else None)
     return sim_cli.run(args)
@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.add_arguments(admin)
     admin.set_defaults(handler=cmd_admin)
 
-    from arbengine.sim import cli as sim_cli  # the exchange the tests and benchmarks run
+    from arbengine.sim import sim_command as sim_cli  # the exchange the tests and benchmarks run
 
     sim = command("sim", "run the simulated Binance USD-M exchange")
     sim_cli.add_arguments(sim)

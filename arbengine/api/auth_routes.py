@@ -8,13 +8,13 @@ import asyncpg
 from prometheus_client import Counter
 
 from arbengine.api import queries
-from arbengine.api.auth import TokenError, token_hash
 from arbengine.api.client_address import throttle_key
-from arbengine.api.errors import ApiError, too_many_requests, unauthorized
+from arbengine.api.http_errors import ApiError, too_many_requests, unauthorized
 from arbengine.api.queries import RegisterOutcome, RotateOutcome
 from arbengine.api.ratelimit import Refused
 from arbengine.api.schemas import LoginBody, RefreshBody, RegisterBody, Tokens, User
 from arbengine.api.services import Call, Services
+from arbengine.api.tokens import TokenError, token_hash
 from arbengine.logs import get_logger
 
 log = get_logger("api.auth")

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from arbengine.api.connections import serving
-from arbengine.api.errors import ApiError, error_response
+from arbengine.api.http_errors import ApiError, error_response
 from arbengine.logs import get_logger
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

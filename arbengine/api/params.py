@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import msgspec
 from multidict import MultiMapping
 
-from arbengine.api.errors import bad_request
+from arbengine.api.http_errors import bad_request
 from arbengine.api.schemas import INTERVAL_MS
 
 Q = TypeVar("Q", bound=msgspec.Struct)

@@ -11,12 +11,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from arbengine.api.auth import Passwords, TokenError, TokenService, load_or_create_secret
 from arbengine.api.cache import ResponseCache
 from arbengine.api.client_address import ClientAddresses
-from arbengine.api.errors import ApiError, unauthorized
+from arbengine.api.http_errors import ApiError, unauthorized
 from arbengine.api.params import Window
 from arbengine.api.ratelimit import LoginThrottle, SlidingWindowLimiter
+from arbengine.api.tokens import Passwords, TokenError, TokenService, load_or_create_secret
 from arbengine.api.users import UserDirectory, UserState
 from arbengine.domain.errors import ConfigError, os_reason
 from arbengine.logs import get_logger

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from arbengine.benchmarks.report import BenchReport, BenchRow
+from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 
 ROUTES = ("/api/rates", "/api/stats")
 TARGET_RPS = 2000.0
@@ -242,7 +242,7 @@ async def _seed(url: str, symbols: list[str]) -> None:
     import asyncpg
 
     from arbengine.api import queries
-    from arbengine.api.auth import Passwords
+    from arbengine.api.tokens import Passwords
 
     now = int(time.time() * 1000)
     conn = await asyncpg.connect(url)

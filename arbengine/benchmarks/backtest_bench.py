@@ -20,7 +20,7 @@ import asyncpg
 import numpy as np
 
 from arbengine.benchmarks import bench_database
-from arbengine.benchmarks.report import BenchReport, BenchRow
+from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.pipeline.backtest import run_backtest
 from arbengine.signals import load_strategy_set
 from arbengine.store.migrations import apply_migrations

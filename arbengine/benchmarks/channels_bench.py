@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import time
 
-from arbengine.benchmarks.report import BenchReport, BenchRow
+from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.runtime.channels import Channel, OverflowPolicy
 
 

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from arbengine.benchmarks.report import BenchReport, BenchRow
+from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.domain.market import Indicator, MarkPrice, TradeBatch
-from arbengine.signals.core import SignalCore
 from arbengine.signals.features import SymbolFeatures
+from arbengine.signals.signal_core import SignalCore
 from arbengine.signals.strategy import StrategySet, parse_strategy
 
 HOUR_MS = 3_600_000

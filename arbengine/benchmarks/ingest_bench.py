@@ -23,8 +23,8 @@ import aiohttp
 import asyncpg
 
 from arbengine.benchmarks import bench_database
+from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.benchmarks.processes import sim_process
-from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.rest import BinanceRest

@@ -58,6 +58,7 @@ import numpy as np
 from tqdm import tqdm
 
 from arbengine.benchmarks import bench_database
+from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.benchmarks.probes import (
     cpu_seconds,
     get_json,
@@ -74,7 +75,6 @@ from arbengine.benchmarks.processes import (
     daemon_process,
     sim_process,
 )
-from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.domain.durations import DurationError, parse_duration_ms
 from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.runtime.hard_stop import SHUTDOWN_MARGIN_S

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from arbengine.benchmarks.report import BenchReport, BenchRow
+from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.sim.wshub import WsRules
 

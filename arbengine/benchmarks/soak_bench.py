@@ -70,6 +70,7 @@ import numpy as np
 from tqdm import tqdm
 
 from arbengine.benchmarks import bench_database
+from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.benchmarks.probes import (
     get_json,
     metric_totals,
@@ -84,7 +85,6 @@ from arbengine.benchmarks.processes import (
     daemon_process,
     sim_process,
 )
-from arbengine.benchmarks.report import BenchReport, BenchRow
 from arbengine.domain.durations import parse_duration_ms
 from arbengine.domain.errors import ConfigError, FatalError
 

@@ -24,7 +24,7 @@ from arbengine.collect.listing import SymbolListing
 from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades, rows_to_batch
 from arbengine.domain.market import TapeGap, TradeBatch
 from arbengine.exchange.budget import Priority
-from arbengine.exchange.errors import InvalidSymbol
+from arbengine.exchange.exchange_errors import InvalidSymbol
 from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
 from arbengine.runtime.clock import Clock, SystemClock

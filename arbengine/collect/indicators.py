@@ -57,7 +57,7 @@ from arbengine.domain.durations import parse_duration_ms
 from arbengine.domain.market import PREMIUM_INDEX_INPUT, Indicator, MarketEvent, RateSnapshot
 from arbengine.exchange.budget import Priority
 from arbengine.exchange.coinbase import CoinbaseTicker, ProductNotFound, parse_time_ms, product_for
-from arbengine.exchange.errors import (
+from arbengine.exchange.exchange_errors import (
     FatalExchangeError,
     InvalidResponse,
     InvalidSymbol,
@@ -78,8 +78,8 @@ from arbengine.logs import get_logger
 from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.runtime.delivered_inputs import Readiness
 from arbengine.runtime.health import HealthBoard
-from arbengine.runtime.readiness import Readiness
 
 
 class PeriodRow(Protocol):

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from arbengine.exchange.errors import InvalidResponse, RetryableExchangeError
+from arbengine.exchange.exchange_errors import InvalidResponse, RetryableExchangeError
 from arbengine.exchange.replies import ExchangeInfo, SymbolInfo
 from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger

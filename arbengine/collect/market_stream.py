@@ -55,7 +55,7 @@ from arbengine.collect.rest_trades import AGG_TRADES_LIMIT, fetch_agg_trades
 from arbengine.collect.tape_sequencer import TapeSequencer
 from arbengine.domain.market import TAPE_INPUT, Liquidation, MarketEvent, MarkPrice, TapeGap
 from arbengine.exchange.budget import Priority
-from arbengine.exchange.errors import InvalidSymbol
+from arbengine.exchange.exchange_errors import InvalidSymbol
 from arbengine.exchange.payloads import (
     AggTradeWire,
     ForceOrderEvent,
@@ -69,8 +69,8 @@ from arbengine.logs import get_logger
 from arbengine.runtime.backoff import EXCHANGE_REST_CATCH_UP, Stopped
 from arbengine.runtime.channels import Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
+from arbengine.runtime.delivered_inputs import Readiness
 from arbengine.runtime.health import HealthBoard
-from arbengine.runtime.readiness import Readiness
 
 HOUR_MS = 3_600_000
 

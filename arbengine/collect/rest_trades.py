@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from arbengine.domain.market import TradeBatch
 from arbengine.exchange.budget import Priority
-from arbengine.exchange.errors import RetryableExchangeError
+from arbengine.exchange.exchange_errors import RetryableExchangeError
 from arbengine.exchange.payloads import AggTradeWire
 from arbengine.exchange.replies import AggTrades
 from arbengine.exchange.rest import BinanceRest

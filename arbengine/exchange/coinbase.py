@@ -6,7 +6,11 @@ from datetime import datetime
 
 import aiohttp
 
-from arbengine.exchange.errors import FatalExchangeError, InvalidResponse, RetryableExchangeError
+from arbengine.exchange.exchange_errors import (
+    FatalExchangeError,
+    InvalidResponse,
+    RetryableExchangeError,
+)
 from arbengine.exchange.replies import SpotTicker, decode_reply
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from arbengine.exchange.errors import InvalidResponse
+from arbengine.exchange.exchange_errors import InvalidResponse
 from arbengine.exchange.payloads import AggTradeWire, OptionalNumber
 
 T = TypeVar("T")

@@ -34,7 +34,7 @@ import msgspec
 from prometheus_client import Counter, Gauge, Histogram
 
 from arbengine.exchange.budget import Priority, RequestBudget, RequestGroup, binance_groups
-from arbengine.exchange.errors import (
+from arbengine.exchange.exchange_errors import (
     BadSignature,
     FatalExchangeError,
     InvalidSymbol,

@@ -23,9 +23,9 @@ import asyncpg
 import msgspec
 
 from arbengine.domain.engine_rows import EvaluationRow
-from arbengine.pipeline.core import SignalPipeline
 from arbengine.pipeline.records import evaluation_row
 from arbengine.pipeline.replay import replay_history
+from arbengine.pipeline.signal_pipeline import SignalPipeline
 from arbengine.signals import StrategySet
 from arbengine.signals.scoring import Evaluation
 from arbengine.trading.paper import PaperPosition

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from arbengine.runtime.readiness import Readiness
+from arbengine.runtime.delivered_inputs import Readiness
 from arbengine.signals import StrategySet
 
 State = Literal["ready", "waiting", "not_collected"]

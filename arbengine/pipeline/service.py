@@ -51,7 +51,6 @@ from arbengine.domain.market import (
     TradeBatch,
 )
 from arbengine.logs import get_logger
-from arbengine.pipeline.core import PipelineOutput, SignalPipeline
 from arbengine.pipeline.readiness import SymbolGate
 from arbengine.pipeline.records import (
     evaluation_row,
@@ -61,9 +60,10 @@ from arbengine.pipeline.records import (
 )
 from arbengine.pipeline.replay import ReplayStats, ReplayTarget
 from arbengine.pipeline.settle import TradeHold
+from arbengine.pipeline.signal_pipeline import PipelineOutput, SignalPipeline
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
-from arbengine.runtime.readiness import Readiness
+from arbengine.runtime.delivered_inputs import Readiness
 from arbengine.signals import (
     Collected,
     StrategyError,

@@ -3,13 +3,6 @@
 See SIGNALS.md for the contract these modules implement.
 """
 
-from arbengine.signals.core import (
-    DEFAULT_GRACE_MS,
-    OpenPositions,
-    SignalCore,
-    due_ticks,
-    tick_at_or_after,
-)
 from arbengine.signals.features import (
     DEFAULT_SPEC,
     FEATURE_NAMES,
@@ -27,6 +20,13 @@ from arbengine.signals.scoring import (
     factor_score,
 )
 from arbengine.signals.series import InputSeries
+from arbengine.signals.signal_core import (
+    DEFAULT_GRACE_MS,
+    OpenPositions,
+    SignalCore,
+    due_ticks,
+    tick_at_or_after,
+)
 from arbengine.signals.strategy import (
     Collected,
     Strategy,

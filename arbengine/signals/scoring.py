@@ -195,7 +195,7 @@ def factor_score(factor: Factor, x: float, d: int) -> float:
 _PLAIN, _CONTRARIAN, _UNSIGNED = 0, 1, 2
 
 
-class _Plan(NamedTuple):
+class _ScorePlan(NamedTuple):
     """A strategy's scoring inputs as flat tuples, built once per strategy object."""
 
     strategy: Strategy
@@ -205,12 +205,12 @@ class _Plan(NamedTuple):
     gates: tuple[tuple[str, float | None, float | None], ...]
 
 
-_PLANS: dict[int, _Plan] = {}
+_PLANS: dict[int, _ScorePlan] = {}
 """Plans by ``id(strategy)``; the plan holds the strategy, so the id cannot be reused
 while the entry exists, and the identity check guards against stale entries."""
 
 
-def _plan(strategy: Strategy) -> _Plan:
+def _plan(strategy: Strategy) -> _ScorePlan:
     plan = _PLANS.get(id(strategy))
     if plan is not None and plan.strategy is strategy:
         return plan
@@ -221,7 +221,7 @@ def _plan(strategy: Strategy) -> _Plan:
         kind = _UNSIGNED if f.unsigned else _CONTRARIAN if f.contrarian else _PLAIN
         factors.append((f.feature, f.weight, kind, f.full))
     gates = tuple((g.feature, g.low, g.high) for g in strategy.gates)
-    plan = _Plan(strategy, tuple(factors), total_w, gates)
+    plan = _ScorePlan(strategy, tuple(factors), total_w, gates)
     if len(_PLANS) >= 1024:
         _PLANS.clear()  # reloads create new strategy objects; never let old ones pile up
     _PLANS[id(strategy)] = plan

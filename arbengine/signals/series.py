@@ -59,7 +59,7 @@ FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
     "coinbase_premium_bps": ("coinbase_price", PREMIUM_INDEX_INPUT),
 }
 """The collected inputs a feature reads besides the trade tape, by the names collectors
-report their deliveries under (``arbengine.runtime.readiness``). Every other feature is
+report their deliveries under (``arbengine.runtime.delivered_inputs``). Every other feature is
 computed from trades, or from liquidations, which come from the stream alone: there is no
 history of them to wait for."""
 

@@ -9,7 +9,7 @@ Layout: synchronous cores (``market``, ``replay``, ``trade_history``, ``retentio
 ``cli`` (``arbengine sim``); its benchmark is ``arbengine.benchmarks.sim_bench``.
 
 ``SimServer`` and ``SimConfig`` are imported lazily, so importing a core (say
-``arbengine.sim.market`` in a backtest) does not pull in aiohttp.
+``arbengine.sim.market_model`` in a backtest) does not pull in aiohttp.
 """
 
 from __future__ import annotations

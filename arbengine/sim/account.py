@@ -79,7 +79,7 @@ class MarketView(Protocol):
 
 
 @dataclass(slots=True)
-class _Plan:
+class _OrderPlan:
     """A market execution that passed every check, ready to apply."""
 
     symbol: str
@@ -207,7 +207,9 @@ class Account:
         order = self._execute(plan, cid, reduce_only, orig_type="MARKET")
         return self.order_reply(order, result=resp_type == "RESULT")
 
-    def _plan(self, spec: SymbolSpec, side: str, qty: Decimal | None, reduce_only: bool) -> _Plan:
+    def _plan(
+        self, spec: SymbolSpec, side: str, qty: Decimal | None, reduce_only: bool
+    ) -> _OrderPlan:
         pos = self.positions[spec.symbol]
         price = self._fill_price(spec, side)
         self._check_percent_price(spec, side, price)
@@ -220,11 +222,11 @@ class Account:
                 "(unless you choose reduce only).",
             )
         self._check_margin(pos, side, qty, price)
-        return _Plan(spec.symbol, side, qty, price)
+        return _OrderPlan(spec.symbol, side, qty, price)
 
     def _execute(
         self,
-        plan: _Plan,
+        plan: _OrderPlan,
         client_id: str | None,
         reduce_only: bool,
         orig_type: str,

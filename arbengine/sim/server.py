@@ -57,13 +57,11 @@ from aiohttp import web
 
 from arbengine.logs import get_logger
 from arbengine.sim.account import Account
-from arbengine.sim.auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
-from arbengine.sim.clock import ClockMode, SimClock, wall_ms
 from arbengine.sim.control import add_control_routes
 from arbengine.sim.faults import FaultRequest, FaultState
 from arbengine.sim.limits import LimitConfig, RateLimiter
 from arbengine.sim.listenkeys import ListenKeys
-from arbengine.sim.market import (
+from arbengine.sim.market_model import (
     BLOCK_MS,
     Market,
     ModelParams,
@@ -73,10 +71,12 @@ from arbengine.sim.market import (
     liquidation_payload,
     mark_payload,
 )
-from arbengine.sim.replay import ReplayMarket
+from arbengine.sim.recording_replay import ReplayMarket
+from arbengine.sim.request_auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from arbengine.sim.requests import RequestLog
-from arbengine.sim.rest import RestApi
+from arbengine.sim.rest_api import RestApi
 from arbengine.sim.retention import MAX_TRADES, TRADE_HISTORY_MS, Retention
+from arbengine.sim.sim_clock import ClockMode, SimClock, wall_ms
 from arbengine.sim.symbols import DEFAULT_SYMBOLS, spec_for
 from arbengine.sim.trade_history import TradeHistory
 from arbengine.sim.wshub import Hub, WsRules, canonical_stream

@@ -2,14 +2,14 @@
 
 What ``ContinuityCheck`` (``collect/continuity.py``) needs of the database,
 bound to a ``Database`` by the composition root; the SQL is in
-``store/continuity.py`` and ``store/market_sql.py``. An outage surfaces as
+``store/continuity_sql.py`` and ``store/market_sql.py``. An outage surfaces as
 ``DatabaseUnavailable`` (``Database.acquire``), which the supervisor retries.
 """
 
 from __future__ import annotations
 
 from arbengine.domain.market import TapeGap, TradeBatch
-from arbengine.store import continuity as continuity_sql
+from arbengine.store import continuity_sql
 from arbengine.store.database import Database
 from arbengine.store.market_sql import insert_trades, record_gaps, update_trade_meta
 from arbengine.store.partitions import ensure_partitions_covering

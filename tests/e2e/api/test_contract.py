@@ -30,7 +30,7 @@ from xml.etree import ElementTree
 import asyncpg
 import pytest
 
-from arbengine.api.app import all_routes
+from arbengine.api.http_app import all_routes
 from tests.e2e.api.harness import ApiUnderTest
 from tests.e2e.api.seed import HOUR, seed_market_data
 

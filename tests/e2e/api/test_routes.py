@@ -74,7 +74,7 @@ async def test_rates_show_latest_sample_and_annualise_with_each_interval(
 
 
 async def test_openapi_document_is_public_and_lists_every_route(api: ApiUnderTest) -> None:
-    from arbengine.api.app import all_routes
+    from arbengine.api.http_app import all_routes
 
     reply = await api.get("/api/openapi.json")
     assert reply.status == 200

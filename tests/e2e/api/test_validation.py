@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from arbengine.api.app import all_routes
+from arbengine.api.http_app import all_routes
 from tests.e2e.api.harness import ApiUnderTest, Session, start_api, stop_api
 from tests.support.postgres import PgTestServer
 

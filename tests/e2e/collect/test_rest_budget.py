@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from arbengine.sim.market import HIST_KINDS
+from arbengine.sim.market_model import HIST_KINDS
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.store.market_sql import TRADE_COLUMNS
 from arbengine.store.migrations import apply_migrations

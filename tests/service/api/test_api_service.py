@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from arbengine.api.app import build_app
 from arbengine.api.context import ApiContext
+from arbengine.api.http_app import build_app
 from arbengine.api.users import UserDirectory
 from arbengine.settings import AuthSettings, Settings
 from arbengine.store.migrations import apply_migrations

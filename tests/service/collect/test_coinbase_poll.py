@@ -20,7 +20,7 @@ from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import ManualClock
 from arbengine.settings import ExchangeSettings
-from arbengine.sim.market import coinbase_last_trade_ms
+from arbengine.sim.market_model import coinbase_last_trade_ms
 from arbengine.sim.server import SimConfig, SimServer
 
 WEIGHT_SAFETY = ExchangeSettings().weight_safety

@@ -15,13 +15,13 @@ from structlog.testing import capture_logs
 from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import SymbolListing
 from arbengine.domain.market import Indicator, MarketEvent
-from arbengine.exchange.errors import UnexpectedStatus
+from arbengine.exchange.exchange_errors import UnexpectedStatus
 from arbengine.exchange.replies import ExchangeInfo
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy
 from arbengine.runtime.channels import Channel, OverflowPolicy
+from arbengine.runtime.delivered_inputs import Readiness
 from arbengine.runtime.health import HealthBoard
-from arbengine.runtime.readiness import Readiness
 from arbengine.settings import ExchangeSettings
 from arbengine.sim.server import SimConfig, SimServer
 

@@ -10,7 +10,7 @@ import pytest
 
 from arbengine.domain.errors import RetryableError
 from arbengine.exchange.budget import Priority
-from arbengine.exchange.errors import (
+from arbengine.exchange.exchange_errors import (
     BadSignature,
     FatalExchangeError,
     InvalidSymbol,
@@ -36,7 +36,7 @@ from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.clock import ManualClock
 from arbengine.runtime.health import HealthBoard
 from arbengine.settings import ExchangeSettings
-from arbengine.sim.auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from arbengine.sim.request_auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from arbengine.sim.server import SimConfig, SimServer
 from tests.conftest import free_port
 

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from arbengine.collect.indicators import PREMIUM_INDEX_ALL_WEIGHT, IndicatorPollers
 from arbengine.domain.market import MarketEvent, RateSnapshot
-from arbengine.exchange.errors import InvalidResponse
+from arbengine.exchange.exchange_errors import InvalidResponse
 from arbengine.exchange.replies import PremiumIndex
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy

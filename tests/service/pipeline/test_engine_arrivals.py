@@ -13,9 +13,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from arbengine.domain.market import Liquidation, MarketEvent, TradeBatch
-from arbengine.pipeline.core import SignalPipeline
 from arbengine.pipeline.replay import ReplayStats
 from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
+from arbengine.pipeline.signal_pipeline import SignalPipeline
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import ManualClock
 from arbengine.signals import StrategySet, parse_strategy

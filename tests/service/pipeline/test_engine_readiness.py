@@ -15,12 +15,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from arbengine.domain.market import Indicator, MarketEvent, TradeBatch
-from arbengine.pipeline.core import SignalPipeline
 from arbengine.pipeline.replay import ReplayStats, ReplayTarget
 from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
+from arbengine.pipeline.signal_pipeline import SignalPipeline
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import ManualClock
-from arbengine.runtime.readiness import Readiness
+from arbengine.runtime.delivered_inputs import Readiness
 from arbengine.signals import StrategySet, parse_strategy
 from tests.e2e.engine.conftest import write_strategy
 from tests.support.waiting import eventually

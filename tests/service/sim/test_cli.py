@@ -15,14 +15,14 @@ import websockets
 from websockets.asyncio.client import connect
 
 from arbengine.benchmarks import sim_bench as bench
-from arbengine.sim.cli import Chaos, run_chaos
+from arbengine.sim.sim_command import Chaos, run_chaos
 from tests.service.sim.conftest import START, MakeSim
 from tests.service.sim.simclient import WAIT, wait_for
 
 CLI = (  # what ``arbengine sim`` does, without depending on the rest of the CLI
     "import argparse, sys\n"
     "from arbengine.domain.errors import ConfigError\n"
-    "from arbengine.sim import cli\n"
+    "from arbengine.sim import sim_command as cli\n"
     "parser = argparse.ArgumentParser()\n"
     "cli.add_arguments(parser)\n"
     "try:\n"

@@ -11,7 +11,7 @@ import jwt
 import orjson
 import pytest
 
-from arbengine.api.auth import (
+from arbengine.api.tokens import (
     Passwords,
     TokenError,
     TokenService,

@@ -9,9 +9,9 @@ import pytest
 import schemathesis
 from multidict import MultiDict
 
-from arbengine.api.app import all_routes, build_app
 from arbengine.api.context import OPENAPI, ApiContext
-from arbengine.api.errors import ApiError
+from arbengine.api.http_app import all_routes, build_app
+from arbengine.api.http_errors import ApiError
 from arbengine.api.params import parse_query, resolve_range
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from multidict import MultiDict
 
-from arbengine.api.errors import ApiError
+from arbengine.api.http_errors import ApiError
 from arbengine.api.params import parse_body, parse_query, resolve_range
 from arbengine.api.schemas import (
     KlineQuery,

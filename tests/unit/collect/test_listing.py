@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from arbengine.collect.listing import SymbolListing, listing_problems
-from arbengine.exchange.errors import InvalidResponse
+from arbengine.exchange.exchange_errors import InvalidResponse
 from arbengine.exchange.replies import ExchangeInfo, decode_reply
 from arbengine.runtime.health import HealthBoard
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from arbengine.domain.errors import RetryableError
-from arbengine.exchange.errors import InvalidResponse
+from arbengine.exchange.exchange_errors import InvalidResponse
 from arbengine.exchange.payloads import AggTradeWire, MarkPriceEvent, decode_combined
 from arbengine.exchange.replies import (
     AggTrades,

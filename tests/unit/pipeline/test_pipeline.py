@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbengine.domain.market import Indicator, TradeBatch
-from arbengine.pipeline.core import SignalPipeline
+from arbengine.pipeline.signal_pipeline import SignalPipeline
 from arbengine.signals import StrategySet, parse_strategy
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00Z

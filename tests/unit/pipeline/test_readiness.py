@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from arbengine.pipeline.readiness import SymbolGate
-from arbengine.runtime.readiness import Readiness
+from arbengine.runtime.delivered_inputs import Readiness
 from arbengine.signals import StrategySet, parse_strategy
 
 

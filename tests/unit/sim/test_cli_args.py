@@ -6,7 +6,13 @@ import argparse
 
 import pytest
 
-from arbengine.sim.cli import add_arguments, config_from_args, parse_rates, parse_speed, parse_start
+from arbengine.sim.sim_command import (
+    add_arguments,
+    config_from_args,
+    parse_rates,
+    parse_speed,
+    parse_start,
+)
 
 
 def parse(*argv: str) -> argparse.Namespace:

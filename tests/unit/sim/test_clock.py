@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from arbengine.sim.clock import ClockMode, SimClock
+from arbengine.sim.sim_clock import ClockMode, SimClock
 
 
 class Wall:

@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 import pytest
 
-from arbengine.sim.market import (
+from arbengine.sim.market_model import (
     DAY_MS,
     FIVE_MIN_MS,
     HOUR_MS,
@@ -15,7 +15,7 @@ from arbengine.sim.market import (
     liquidation_payload,
     mark_payload,
 )
-from arbengine.sim.series import Series
+from arbengine.sim.release_series import Series
 from arbengine.sim.symbols import spec_for
 
 START = 1_700_000_000_000  # 2023-11-14T22:13:20Z

@@ -9,14 +9,14 @@ import numpy as np
 import orjson
 import pytest
 
-from arbengine.sim.market import (
+from arbengine.sim.market_model import (
     HOUR_MS,
     SyntheticMarket,
     agg_trade_payloads,
     liquidation_payload,
     mark_payload,
 )
-from arbengine.sim.replay import ReplayError, ReplayMarket
+from arbengine.sim.recording_replay import ReplayError, ReplayMarket
 from arbengine.sim.symbols import spec_for
 
 FUNDING = 1_700_006_400_000  # an 8-hour boundary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arbengine.sim.market import DAY_MS, FIVE_MIN_MS, HOUR_MS, SyntheticMarket
+from arbengine.sim.market_model import DAY_MS, FIVE_MIN_MS, HOUR_MS, SyntheticMarket
 from arbengine.sim.retention import Retention
 from arbengine.sim.symbols import spec_for
 

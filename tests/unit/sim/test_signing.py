@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from arbengine.sim.auth import check_api_key, parse_params, sign, verify_signed
 from arbengine.sim.error_reply import SimApiError
+from arbengine.sim.request_auth import check_api_key, parse_params, sign, verify_signed
 
 SECRET = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9"
 PAYLOAD = (

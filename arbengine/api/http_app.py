@@ -30,7 +30,7 @@ from arbengine.api.connections import (
     raise_descriptor_limit,
 )
 from arbengine.api.context import CONTEXT, OPENAPI, ApiContext
-from arbengine.api.errors import ApiError
+from arbengine.api.http_errors import ApiError
 from arbengine.api.jsonio import bytes_response, encode
 from arbengine.api.middleware import make_middleware
 from arbengine.api.openapi import build_document

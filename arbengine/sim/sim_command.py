@@ -20,10 +20,10 @@ import uvloop
 from arbengine.domain.durations import DurationError, format_duration_ms, parse_duration_ms
 from arbengine.domain.errors import ConfigError
 from arbengine.logs import get_logger
-from arbengine.sim.auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from arbengine.sim.faults import DropSpec, FaultRequest, WithholdSpec, decode_request
 from arbengine.sim.limits import LimitConfig
-from arbengine.sim.replay import ReplayError
+from arbengine.sim.recording_replay import ReplayError
+from arbengine.sim.request_auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from arbengine.sim.retention import TRADE_HISTORY_MS
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.sim.symbols import DEFAULT_SYMBOLS

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from arbengine.sim.release_series import Series
 from arbengine.sim.retention import MIN_COMPACT_ROWS, Retention
-from arbengine.sim.series import Series
 from arbengine.sim.symbols import SymbolSpec, fmt_decimal, fmt_float, fmt_units
 from arbengine.sim.trade_history import TradeHistory, TradeHistoryColumns
 
@@ -602,7 +602,7 @@ class ModelParams:
 
 
 @dataclass(slots=True)
-class _Gen:
+class _SymbolGenerator:
     rng: np.random.Generator
     ind: IndicatorModel
     logmid: float
@@ -637,13 +637,13 @@ class SyntheticMarket(Market):
         super().__init__(specs, start_ms, retention)
         self.params = params or ModelParams()
         self.seed = seed
-        self._gens: dict[str, _Gen] = {}
+        self._gens: dict[str, _SymbolGenerator] = {}
         for spec in specs:
             key = zlib.crc32(spec.symbol.encode())
             rng = np.random.default_rng([seed, key])
             rate = trade_rates.get(spec.symbol, 0.0)
             self.trade_rates[spec.symbol] = rate
-            g = _Gen(
+            g = _SymbolGenerator(
                 rng=rng,
                 ind=IndicatorModel(spec, np.random.default_rng([seed, key, 2]), spec.start_price),
                 logmid=math.log(spec.start_price),
@@ -699,7 +699,7 @@ class SyntheticMarket(Market):
                 g.gen_until += BLOCK_MS
         return Release(to_ms, self._release_all(to_ms))
 
-    def _block(self, book: SymbolBook, g: _Gen, t0: int) -> None:
+    def _block(self, book: SymbolBook, g: _SymbolGenerator, t0: int) -> None:
         p = self.params
         spec = book.spec
         rng = g.rng
@@ -798,7 +798,7 @@ class SyntheticMarket(Market):
         if t1 % FIVE_MIN_MS == 0:
             book.hist.append(t1, **g.ind.five_minute_row(mark, volatile))
 
-    def _liquidation(self, book: SymbolBook, g: _Gen, t0: int, ret: float) -> float:
+    def _liquidation(self, book: SymbolBook, g: _SymbolGenerator, t0: int, ret: float) -> float:
         spec = book.spec
         rng = g.rng
         longs_hit = float(rng.random()) < (0.8 if ret < 0 else 0.2)

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from arbengine.sim.auth import check_api_key, parse_params, verify_signed
 from arbengine.sim.error_reply import SimApiError, mandatory
 from arbengine.sim.limits import group_of
-from arbengine.sim.market import HIST_KINDS, HIST_PERIODS, HOUR_MS
+from arbengine.sim.market_model import HIST_KINDS, HIST_PERIODS, HOUR_MS
+from arbengine.sim.request_auth import check_api_key, parse_params, verify_signed
 from arbengine.sim.symbols import RATE_LIMITS, exchange_info, fmt_units
 from arbengine.sim.wshub import Conn, serve_connection
 

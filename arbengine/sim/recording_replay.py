@@ -27,7 +27,7 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
-from arbengine.sim.market import (
+from arbengine.sim.market_model import (
     BLOCK_MS,
     FIVE_MIN_MS,
     INTEREST_RATE,
