@@ -70,8 +70,15 @@ async def spawn_daemon(tmp_path: Path) -> AsyncIterator[object]:
         return daemon
 
     yield spawn
-    for daemon in started:
+    for n, daemon in enumerate(started):
         await daemon.stop()
+        # Kept with the test's files, and shown (captured) when the test fails: what the daemon
+        # said is what explains a failure that a rerun does not repeat.
+        log = tmp_path / f"daemon-{n}.log"
+        log.write_text("\n".join(daemon.raw) + "\n")
+        notable = [line for line in daemon.raw if '"level":"info"' not in line.replace(" ", "")]
+        print(f"daemon {n}: {len(daemon.raw)} log lines in {log}; last warnings and errors:")
+        print("\n".join(notable[-30:]))
         data_dir = Path(daemon.env.get("ARB_DATABASE_DATA_DIR", ""))
         if (data_dir / "postmaster.pid").exists():  # killed before it could stop its server
             stop_embedded_server(data_dir)
