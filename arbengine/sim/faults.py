@@ -38,7 +38,8 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
                                                        # -4131 PERCENT_PRICE; nothing executed
       "order_drop": {"count": 1, "execute": true},     # next N orders: carried out (with
                                                        # execute), then the HTTP connection is
-                                                       # cut without an answer
+                                                       # cut without an answer (counted as
+                                                       # status 499 in /_sim/state)
       "fill_delay": {"count": 1, "ms": 500},           # next N orders: carried out and answered
                                                        # at once, their user-stream events
                                                        # (fill, ACCOUNT_UPDATE) sent ms later
