@@ -112,7 +112,13 @@ class Account:
         self.income: list[Income] = []
         self.outbox: list[dict[str, Any]] = []
         self.slippage_bps: dict[str, float] = {}
-        self.update_time = 0
+        self.update_time = market.now_ms()
+        """The balance's last change; a fresh account's is its creation (clients read 0 as
+        "no balance yet")."""
+        self.dual_side = False
+        """Hedge mode, set only behind the client's back (``/_sim/account``): the sim
+        trades one-way, so in hedge mode it refuses orders as Binance refuses a
+        ``positionSide`` that does not match the setting."""
         self._next_order = 4_000_000_001
         self._next_algo = 1_000_000_001
         self._next_trade = 100_000_001
@@ -184,6 +190,11 @@ class Account:
         if available is not None and available < 0:
             raise SimApiError(-2019, "Margin is insufficient.")
 
+    def _check_position_mode(self, params: Mapping[str, str]) -> None:
+        param.check_position_side(params)
+        if self.dual_side:
+            raise SimApiError(-4061, "Order's position side does not match user's setting.")
+
     def _new_order_id(self) -> int:
         oid = self._next_order
         self._next_order += 1
@@ -196,7 +207,7 @@ class Account:
         spec = self._spec(params)
         side = param.side(params)
         param.market_order_type(params)
-        param.check_position_side(params)
+        self._check_position_mode(params)
         cid = param.client_id(params, "newClientOrderId")
         if cid is not None and (spec.symbol, cid) in self.order_by_client:
             raise SimApiError(-4116, "ClientOrderId is duplicated.")
@@ -379,7 +390,7 @@ class Account:
         spec = self._spec(params)
         side = param.side(params)
         otype = param.conditional_order_type(params)
-        param.check_position_side(params)
+        self._check_position_mode(params)
         trigger_units = param.trigger_units(spec, params)
         close_position = param.bool_param(params, "closePosition")
         reduce_only = param.bool_param(params, "reduceOnly")
@@ -569,32 +580,77 @@ class Account:
             return False
         now = self.market.now_ms()
         for pos in self.positions.values():
-            if pos.amt == 0:
-                continue
-            spec = self.specs[pos.symbol]
-            mark_units = round(self.mark(pos.symbol) * spec.price_scale / spec.tick) * spec.tick
-            price = self._price(spec, int(mark_units))
-            side = "SELL" if pos.amt > 0 else "BUY"
-            order = Order(
-                order_id=self._new_order_id(),
-                client_id=f"autoclose-{now}{pos.symbol[:3].lower()}",
-                symbol=pos.symbol,
-                side=side,
-                qty=abs(pos.amt),
-                reduce_only=True,
-                time=now,
-                update_time=now,
-            )
-            self.orders[order.order_id] = order
-            self.order_by_client[(pos.symbol, order.client_id)] = order
-            self._emit_order(order, "NEW", "NEW")
-            fill = self._apply_fill(order, price, abs(pos.amt), LIQUIDATION_FEE, now)
-            self._emit_account("ORDER", [pos.symbol])
-            self._emit_order(order, "CALCULATED", "FILLED", fill)
-            self._expire_close_position_algos(pos.symbol)
+            if pos.amt != 0:
+                self._autoclose(pos, now)
         if self.wallet < 0:  # the insurance fund takes the rest
             self.wallet = ZERO
         return True
+
+    def _autoclose(self, pos: Position, now: int) -> Order:
+        """Close ``pos`` at mark as the exchange's liquidation engine does: an ``autoclose-``
+        order, a ``CALCULATED`` fill at the liquidation fee, the closePosition algos expired."""
+        spec = self.specs[pos.symbol]
+        mark_units = round(self.mark(pos.symbol) * spec.price_scale / spec.tick) * spec.tick
+        price = self._price(spec, int(mark_units))
+        side = "SELL" if pos.amt > 0 else "BUY"
+        order = Order(
+            order_id=self._new_order_id(),
+            client_id=f"autoclose-{now}{pos.symbol[:3].lower()}",
+            symbol=pos.symbol,
+            side=side,
+            qty=abs(pos.amt),
+            reduce_only=True,
+            time=now,
+            update_time=now,
+        )
+        self.orders[order.order_id] = order
+        self.order_by_client[(pos.symbol, order.client_id)] = order
+        self._emit_order(order, "NEW", "NEW")
+        fill = self._apply_fill(order, price, abs(pos.amt), LIQUIDATION_FEE, now)
+        self._emit_account("ORDER", [pos.symbol])
+        self._emit_order(order, "CALCULATED", "FILLED", fill)
+        self._expire_close_position_algos(pos.symbol)
+        return order
+
+    # ==== behind the client's back (the control endpoint) ======================================
+
+    def liquidate(self, symbol: str) -> dict[str, Any]:
+        """Liquidate one position now, whatever its margin: the order as ``GET /fapi/v1/order``
+        shows it. ValueError when there is no such position."""
+        pos = self.positions.get(symbol)
+        if pos is None:
+            raise ValueError(f"unknown symbol {symbol!r}")
+        if pos.amt == 0:
+            raise ValueError(f"no {symbol} position to liquidate")
+        order = self._autoclose(pos, self.market.now_ms())
+        if self.wallet < 0:
+            self.wallet = ZERO
+        return self.order_reply(order, result=True, query=True)
+
+    def open_orphan(
+        self, symbol: str, side: str, qty: Decimal, client_id: str | None
+    ) -> dict[str, Any]:
+        """A market fill placed as if by another client (the web UI, a second bot): the
+        order and its events are the same as through the API. ValueError on bad input."""
+        spec = self.specs.get(symbol)
+        if spec is None:
+            raise ValueError(f"unknown symbol {symbol!r}")
+        if side not in ("BUY", "SELL"):
+            raise ValueError(f"side must be BUY or SELL, got {side!r}")
+        if qty <= 0:
+            raise ValueError(f"quantity must be positive, got {qty}")
+        units = qty.scaleb(spec.qty_precision)
+        if units != units.to_integral_value() or int(units) % spec.step:
+            raise ValueError(f"quantity {qty} is not a multiple of {symbol}'s step size")
+        cid = client_id or f"web_{self._next_order}"
+        if (symbol, cid) in self.order_by_client:
+            raise ValueError(f"client order id {cid!r} already used")
+        try:
+            plan = self._plan(spec, side, qty, reduce_only=False)
+        except SimApiError as err:
+            raise ValueError(f"the exchange would refuse it: {err.code} {err.msg}") from None
+        order = self._execute(plan, cid, False, orig_type="MARKET")
+        return self.order_reply(order, result=True, query=True)
 
     # ==== settings endpoints ===================================================================
 
@@ -603,6 +659,26 @@ class Account:
         lev = param.leverage(params)
         self.positions[spec.symbol].leverage = lev
         return wire.leverage_reply(lev, spec.symbol)
+
+    def get_dual(self, params: Mapping[str, str]) -> dict[str, Any]:
+        return {"dualSidePosition": self.dual_side}
+
+    def set_dual(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """Back to one-way mode is allowed when flat; the sim does not trade in hedge mode."""
+        value = params.get("dualSidePosition")
+        if not value:
+            raise mandatory("dualSidePosition")
+        if value.lower() not in ("true", "false"):
+            raise SimApiError(-1130, "Data sent for parameter 'dualSidePosition' is not valid.")
+        wanted = value.lower() == "true"
+        if wanted == self.dual_side:
+            raise SimApiError(-4059, "No need to change position side.")
+        if wanted:
+            raise SimApiError(-1000, "The simulated exchange supports one-way position mode only.")
+        if any(p.amt != 0 for p in self.positions.values()):
+            raise SimApiError(-4068, "Position side cannot be changed if there exists position.")
+        self.dual_side = False
+        return {"code": 200, "msg": "success"}
 
     def set_margin_type(self, params: Mapping[str, str]) -> dict[str, Any]:
         self._spec(params)

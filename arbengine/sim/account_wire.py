@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from arbengine.sim.account_records import AlgoOrder, Income, Order, SimFill
+from arbengine.sim.leverage_brackets import max_notional
 from arbengine.sim.margin import ZERO, Marked, Position, Totals, q8
 from arbengine.sim.symbols import SymbolSpec, fmt_decimal, fmt_units
 
@@ -23,10 +24,6 @@ def plain(value: Decimal) -> str:
         return "0"
     text = f"{value.normalize():f}"
     return text
-
-
-def max_notional(leverage: int) -> str:
-    return str(max(50_000, 300_000_000 // leverage))
 
 
 # ---- REST replies --------------------------------------------------------------------------
@@ -231,6 +228,7 @@ def user_trade(f: SimFill, spec: SymbolSpec) -> dict[str, Any]:
         "commissionAsset": "USDT",
         "id": f.trade_id,
         "maker": False,
+        "marginAsset": "USDT",
         "orderId": f.order_id,
         "price": fmt_decimal(f.price, spec.price_precision),
         "qty": fmt_decimal(f.qty, spec.qty_precision),

@@ -26,7 +26,17 @@
     fall silent).
 
 ``POST /_sim/account``
-    ``{"balance": "5000"}`` sets the wallet balance (an ADJUSTMENT update follows).
+    Changes made behind the client's back, each key optional:
+    ``{"balance": "5000"}`` sets the wallet balance (an ADJUSTMENT update follows);
+    ``{"dual_side_position": true}`` turns hedge mode on (``GET positionSide/dual``
+    says so, orders are refused with -4061) or off; refused while a position is open;
+    ``{"liquidate": "BTCUSDT"}`` liquidates that position now at mark (an
+    ``autoclose-…`` order: ORDER_TRADE_UPDATE ``CALCULATED``, ACCOUNT_UPDATE, its
+    closePosition algos expired, REST shows it flat);
+    ``{"orphan": {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.010",
+    "client_id": null}}`` fills a market order as if another client had sent it
+    (client id ``web_<orderId>`` unless given; the usual user-stream events).
+    Replies the account (v3) with ``dualSidePosition`` and the ``orders`` made.
 
 ``POST /_sim/reset_limits``
     Forget request weights, order counts and bans.
@@ -71,6 +81,41 @@ async def _json(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("expected a JSON object")
     return body
+
+
+def _account_changes(sim: SimServer, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Apply ``POST /_sim/account``; the orders it made. ValueError names the bad part."""
+    acc = sim.account
+    orders: list[dict[str, Any]] = []
+    if "balance" in body:
+        acc.set_balance(Decimal(str(body["balance"])))
+    if "dual_side_position" in body:
+        wanted = body["dual_side_position"]
+        if not isinstance(wanted, bool):
+            raise ValueError("dual_side_position must be true or false")
+        if wanted != acc.dual_side and any(p.amt != 0 for p in acc.positions.values()):
+            raise ValueError("dual_side_position cannot change while a position is open")
+        acc.dual_side = wanted
+    if "liquidate" in body:
+        orders.append(acc.liquidate(str(body["liquidate"]).upper()))
+    if "orphan" in body:
+        spec = body["orphan"]
+        if not isinstance(spec, dict):
+            raise ValueError("orphan must be an object {symbol, side, quantity[, client_id]}")
+        unknown = set(spec) - {"symbol", "side", "quantity", "client_id"}
+        missing = {"symbol", "side", "quantity"} - set(spec)
+        if unknown or missing:
+            raise ValueError(f"orphan: unknown keys {sorted(unknown)}, missing {sorted(missing)}")
+        client_id = spec.get("client_id")
+        orders.append(
+            acc.open_orphan(
+                str(spec["symbol"]).upper(),
+                str(spec["side"]).upper(),
+                Decimal(str(spec["quantity"])),
+                None if client_id is None else str(client_id),
+            )
+        )
+    return orders
 
 
 def add_control_routes(app: web.Application, sim: SimServer) -> None:
@@ -139,16 +184,19 @@ def add_control_routes(app: web.Application, sim: SimServer) -> None:
     async def account(request: web.Request) -> web.Response:
         try:
             body = await _json(request)
-            unknown = set(body) - {"balance"}
+            unknown = set(body) - {"balance", "dual_side_position", "liquidate", "orphan"}
             if unknown:
                 raise ValueError(f"unknown keys {sorted(unknown)}")
-            if "balance" in body:
-                sim.account.set_balance(Decimal(str(body["balance"])))
-                sim.hub.publish_user(sim.account.drain())
-                sim.hub.flush()
+            orders = _account_changes(sim, body)
         except (ValueError, TypeError, InvalidOperation, orjson.JSONDecodeError) as exc:
             return _bad(f"account: {exc}")
-        return _reply(sim.account.account(3))
+        finally:
+            sim.hub.publish_user(sim.account.drain())
+            sim.hub.flush()
+        reply = sim.account.account(3)
+        reply["dualSidePosition"] = sim.account.dual_side
+        reply["orders"] = orders
+        return _reply(reply)
 
     async def reset_limits(request: web.Request) -> web.Response:
         sim.limiter.reset()

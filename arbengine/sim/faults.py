@@ -30,6 +30,19 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
                                                        # next N orders (order or algoOrder)
                                                        # answer 5xx (or 408); with execute the
                                                        # order was nevertheless carried out
+      "order_reject": {"count": 1, "code": -2019},     # next N orders (order or algoOrder)
+                                                       # refused with Binance's 400 and
+                                                       # message for the code: -2019 margin,
+                                                       # -4164 notional, -1111 precision,
+                                                       # -1021 recvWindow, -2022 reduceOnly,
+                                                       # -4131 PERCENT_PRICE; nothing executed
+      "order_drop": {"count": 1, "execute": true},     # next N orders: carried out (with
+                                                       # execute), then the HTTP connection is
+                                                       # cut without an answer (counted as
+                                                       # status 499 in /_sim/state)
+      "fill_delay": {"count": 1, "ms": 500},           # next N orders: carried out and answered
+                                                       # at once, their user-stream events
+                                                       # (fill, ACCOUNT_UPDATE) sent ms later
       "latency": {"rest_ms": 200, "ws_ms": 0},         # added delay (0 removes it)
       "hang": {"seconds": 3, "scope": "all|rest|ws"},  # stop answering: REST calls are held,
                                                        # websockets get no data and no pongs;
@@ -91,6 +104,33 @@ class Order5xxSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     execute: bool = True
 
 
+ORDER_REJECTIONS: dict[int, str] = {
+    -2019: "Margin is insufficient.",
+    -4164: "Order's notional must be no smaller than {min_notional} (unless you choose reduce "
+    "only).",
+    -1111: "Precision is over the maximum defined for this asset.",
+    -1021: "Timestamp for this request is outside of the recvWindow.",
+    -2022: "ReduceOnly Order is rejected.",
+    -4131: "The counterparty's best price does not meet the PERCENT_PRICE filter limit.",
+}
+"""Binance's message for each order rejection ``order_reject`` can force."""
+
+
+class OrderRejectSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    code: int
+    count: int = 1
+
+
+class OrderDropSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    count: int = 1
+    execute: bool = True
+
+
+class FillDelaySpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    ms: int
+    count: int = 1
+
+
 class LatencySpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     rest_ms: int = 0
     ws_ms: int = 0
@@ -123,6 +163,9 @@ class FaultRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     rest_418: RestLimitSpec | None = None
     http_5xx: Http5xxSpec | None = None
     order_5xx: Order5xxSpec | None = None
+    order_reject: OrderRejectSpec | None = None
+    order_drop: OrderDropSpec | None = None
+    fill_delay: FillDelaySpec | None = None
     latency: LatencySpec | None = None
     hang: HangSpec | None = None
     expire_listen_key: bool = False
@@ -163,6 +206,12 @@ class FaultState:
     order_5xx: int = 0
     order_5xx_status: int = 503
     order_5xx_execute: bool = True
+    order_reject: int = 0
+    order_reject_code: int = -2019
+    order_drop: int = 0
+    order_drop_execute: bool = True
+    fill_delay: int = 0
+    fill_delay_ms: int = 0
     rest_latency_ms: int = 0
     ws_latency_ms: int = 0
     hang_until: float = 0.0
@@ -217,6 +266,20 @@ class FaultState:
             self.order_5xx = max(0, req.order_5xx.count)
             self.order_5xx_status = req.order_5xx.status
             self.order_5xx_execute = req.order_5xx.execute
+        if req.order_reject is not None:
+            if req.order_reject.code not in ORDER_REJECTIONS:
+                known = ", ".join(str(c) for c in ORDER_REJECTIONS)
+                raise ValueError(f"order_reject: code must be one of {known}")
+            self.order_reject = max(0, req.order_reject.count)
+            self.order_reject_code = req.order_reject.code
+        if req.order_drop is not None:
+            self.order_drop = max(0, req.order_drop.count)
+            self.order_drop_execute = req.order_drop.execute
+        if req.fill_delay is not None:
+            if req.fill_delay.ms < 0:
+                raise ValueError("fill_delay: ms must not be negative")
+            self.fill_delay = max(0, req.fill_delay.count)
+            self.fill_delay_ms = req.fill_delay.ms
         if req.latency is not None:
             self.rest_latency_ms = max(0, req.latency.rest_ms)
             self.ws_latency_ms = max(0, req.latency.ws_ms)
@@ -283,6 +346,11 @@ class FaultState:
             "http_5xx": self.http_5xx,
             "order_5xx": self.order_5xx,
             "order_5xx_execute": self.order_5xx_execute,
+            "order_reject": self.order_reject,
+            "order_reject_code": self.order_reject_code,
+            "order_drop": self.order_drop,
+            "fill_delay": self.fill_delay,
+            "fill_delay_ms": self.fill_delay_ms,
             "latency": {"rest_ms": self.rest_latency_ms, "ws_ms": self.ws_latency_ms},
             "hang_seconds_left": round(max(0.0, self.hang_until - now), 3),
             "hang_scope": self.hang_scope,

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from arbengine.sim import market_summaries as summaries
 from arbengine.sim.error_reply import SimApiError, mandatory
+from arbengine.sim.faults import ORDER_REJECTIONS
+from arbengine.sim.leverage_brackets import brackets
 from arbengine.sim.limits import group_of
 from arbengine.sim.market_model import HIST_KINDS, HIST_PERIODS, HOUR_MS
 from arbengine.sim.request_auth import check_api_key, parse_params, verify_signed
@@ -38,6 +41,8 @@ UNKNOWN_OUTCOME = {
     "msg": "Timeout waiting for response from backend server. Send status unknown; "
     "execution status unknown.",
 }
+DROP_CONNECTION = object()
+"""A handler's answer meaning: cut the connection, answer nothing (``order_drop``)."""
 SERVER_ERROR = {"code": -1001, "msg": "Internal error; unable to process your request."}
 # A web application firewall answers with its own HTML page, not Binance JSON.
 FORBIDDEN_PAGE = (
@@ -80,6 +85,16 @@ def _per_symbol(light: int, heavy: int) -> Callable[[Mapping[str, str]], int]:
     return weight
 
 
+def _klines_weight(params: Mapping[str, str]) -> int:
+    raw = params.get("limit", "")
+    return summaries.klines_weight(int(raw)) if raw.isdigit() else summaries.klines_weight(500)
+
+
+def _depth_weight(params: Mapping[str, str]) -> int:
+    raw = params.get("limit", "")
+    return summaries.DEPTH_LIMITS.get(int(raw) if raw.isdigit() else 500, 10)
+
+
 def _int(params: Mapping[str, str], name: str, default: int | None = None) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
@@ -117,6 +132,9 @@ class RestApi:
             SimRoute("GET", "/fapi/v1/ticker/price", self.ticker_price, _per_symbol(1, 2)),
             SimRoute("GET", "/fapi/v2/ticker/price", self.ticker_price, _per_symbol(1, 2)),
             SimRoute("GET", "/fapi/v1/ticker/bookTicker", self.book_ticker, _per_symbol(2, 5)),
+            SimRoute("GET", "/fapi/v1/ticker/24hr", self.ticker_24hr, _per_symbol(1, 40)),
+            SimRoute("GET", "/fapi/v1/klines", self.klines, _klines_weight),
+            SimRoute("GET", "/fapi/v1/depth", self.depth, _depth_weight),
             # Weight 0: counted against the /futures/data request limit (1000 / 5 min / IP).
             *[SimRoute("GET", f"/futures/data/{kind}", self._hist(kind), 0) for kind in HIST_KINDS],
             SimRoute("POST", "/fapi/v1/listenKey", self.listen_key_create, 1, "key"),
@@ -154,14 +172,9 @@ class RestApi:
             SimRoute("GET", "/fapi/v2/account", lambda p: acc.account(2), 5, "signed"),
             SimRoute("POST", "/fapi/v1/leverage", acc.set_leverage, 1, "signed"),
             SimRoute("POST", "/fapi/v1/marginType", acc.set_margin_type, 1, "signed"),
-            SimRoute(
-                "GET",
-                "/fapi/v1/positionSide/dual",
-                lambda p: {"dualSidePosition": False},
-                30,
-                "signed",
-            ),
-            SimRoute("POST", "/fapi/v1/positionSide/dual", self.set_dual, 1, "signed"),
+            SimRoute("GET", "/fapi/v1/positionSide/dual", acc.get_dual, 30, "signed"),
+            SimRoute("POST", "/fapi/v1/positionSide/dual", acc.set_dual, 1, "signed"),
+            SimRoute("GET", "/fapi/v1/leverageBracket", self.leverage_bracket, 1, "signed"),
             SimRoute("GET", "/fapi/v1/userTrades", acc.user_trades, 5, "signed"),
             SimRoute("GET", "/fapi/v1/income", acc.income_history, 30, "signed"),
             SimRoute("GET", "/fapi/v1/commissionRate", acc.commission_rate, 20, "signed"),
@@ -323,6 +336,11 @@ class RestApi:
                     headers["Retry-After"] = str(limited.retry_after)
                     return json_response({"code": limited.code, "msg": limited.msg}, 429, headers)
             result = route.handler(params)
+            if result is DROP_CONNECTION:
+                if request.transport is not None:
+                    request.transport.abort()
+                # Never delivered (the transport is gone); 499 is what the call counts as.
+                return web.Response(status=499)
             if isinstance(result, web.Response):
                 result.headers.update(headers)
                 return result
@@ -463,7 +481,7 @@ class RestApi:
             book = market.books[sym]
             bid, ask = book.quote()
             pp, qp = book.spec.price_precision, book.spec.qty_precision
-            depth = fmt_units(max(book.spec.min_qty, 10 * book.spec.step) * 7, qp)
+            depth = fmt_units(summaries.top_size(book.spec), qp)
             return {
                 "symbol": sym,
                 "bidPrice": fmt_units(bid, pp),
@@ -475,6 +493,50 @@ class RestApi:
             }
 
         return one(symbol) if symbol else [one(b.spec.symbol) for b in self._listed_books()]
+
+    def ticker_24hr(self, params: dict[str, str]) -> Any:
+        symbol = self._symbol(params, required=False)
+        market = self.sim.market
+
+        def one(sym: str) -> dict[str, Any]:
+            book = market.books[sym]
+            return summaries.ticker_24hr(book.tape, book.spec, book.quote()[0], market.now_ms)
+
+        return one(symbol) if symbol else [one(b.spec.symbol) for b in self._listed_books()]
+
+    def klines(self, params: dict[str, str]) -> list[list[Any]]:
+        symbol = self._symbol(params)
+        assert symbol is not None
+        interval = params.get("interval")
+        if not interval:
+            raise mandatory("interval")
+        if interval not in summaries.INTERVALS:
+            raise SimApiError(-1120, "Invalid interval.")
+        limit = _limit(params, 500, 1500)
+        start, end = _int(params, "startTime"), _int(params, "endTime")
+        if start is not None and end is not None and start > end:
+            raise SimApiError(-1023, "Start time is greater than end time.")
+        book = self.sim.market.books[symbol]
+        return summaries.klines(
+            book.tape, book.spec, interval, start, end, limit, self.sim.market.now_ms
+        )
+
+    def depth(self, params: dict[str, str]) -> dict[str, Any]:
+        symbol = self._symbol(params)
+        assert symbol is not None
+        limit = _int(params, "limit", 500)
+        if limit not in summaries.DEPTH_LIMITS:
+            raise SimApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        book = self.sim.market.books[symbol]
+        bid, ask = book.quote()
+        return summaries.depth(book.spec, bid, ask, limit, self.sim.market.now_ms)
+
+    def leverage_bracket(self, params: dict[str, str]) -> Any:
+        symbol = self._symbol(params, required=False)
+        specs = self.sim.market.specs
+        if symbol is not None:
+            return brackets(specs[symbol])
+        return [brackets(specs[b.spec.symbol]) for b in self._listed_books()]
 
     def _hist(self, kind: str) -> SimHandler:
         def handler(params: dict[str, str]) -> list[dict[str, Any]]:
@@ -517,6 +579,28 @@ class RestApi:
 
     def _order_with_faults(self, place: SimHandler, params: dict[str, str]) -> Any:
         faults = self.sim.faults
+        if faults.order_reject:
+            faults.order_reject -= 1
+            code = faults.order_reject_code
+            self.sim.log.info("sim.fault.order_reject", code=code)
+            raise SimApiError(code, self._rejection_message(code, params))
+        if faults.order_drop:
+            faults.order_drop -= 1
+            if faults.order_drop_execute:
+                try:
+                    place(params)
+                except SimApiError:
+                    pass
+                finally:
+                    self._flush_events()
+            self.sim.log.info("sim.fault.order_drop", executed=faults.order_drop_execute)
+            return DROP_CONNECTION
+        if faults.fill_delay:
+            faults.fill_delay -= 1
+            try:
+                return place(params)
+            finally:
+                self._publish_later(faults.fill_delay_ms)
         if faults.order_5xx:
             faults.order_5xx -= 1
             if faults.order_5xx_execute:
@@ -533,13 +617,23 @@ class RestApi:
         finally:
             self._flush_events()
 
-    def set_dual(self, params: dict[str, str]) -> dict[str, Any]:
-        value = params.get("dualSidePosition")
-        if not value:
-            raise mandatory("dualSidePosition")
-        if value.lower() == "false":
-            raise SimApiError(-4059, "No need to change position side.")
-        raise SimApiError(-1000, "The simulated exchange supports one-way position mode only.")
+    def _rejection_message(self, code: int, params: Mapping[str, str]) -> str:
+        spec = self.sim.market.specs.get(params.get("symbol", ""))
+        min_notional = spec.min_notional if spec is not None else 5
+        return ORDER_REJECTIONS[code].format(min_notional=min_notional)
+
+    def _publish_later(self, delay_ms: int) -> None:
+        """Hold the user-stream events the call produced for ``delay_ms`` (a slow fill report)."""
+        events = self.sim.account.drain()
+        if not events:
+            return
+        self.sim.log.info("sim.fault.fill_delay", delay_ms=delay_ms, events=len(events))
+
+        def publish() -> None:
+            self.sim.hub.publish_user(events)
+            self.sim.hub.flush()
+
+        asyncio.get_running_loop().call_later(delay_ms / 1000.0, publish)
 
     def listen_key_create(self, params: dict[str, str]) -> dict[str, Any]:
         return {"listenKey": self.sim.listen_keys.create(time.monotonic())}

@@ -71,6 +71,7 @@ from arbengine.sim.market_model import (
     liquidation_payload,
     mark_payload,
 )
+from arbengine.sim.market_summaries import trade_payloads
 from arbengine.sim.recording_replay import ReplayMarket
 from arbengine.sim.request_auth import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from arbengine.sim.requests import RequestLog
@@ -222,6 +223,7 @@ class SimServer:
             )
             for sym in self.market.symbols
         }
+        self._trade_streams = {sym: f"{sym.lower()}@trade" for sym in self.market.symbols}
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -572,6 +574,9 @@ class SimServer:
             if sr.hi > sr.lo and hub.has_subscribers(agg):
                 payloads, ids = agg_trade_payloads(book.spec, book.tape.cols(sr.lo, sr.hi))
                 hub.publish(agg, payloads, ids, sr.symbol)
+            trade = self._trade_streams[sr.symbol]
+            if sr.hi > sr.lo and hub.has_subscribers(trade):
+                hub.publish(trade, trade_payloads(book.spec, book.tape.cols(sr.lo, sr.hi)))
             for point in sr.marks:
                 payload = orjson.dumps(mark_payload(point))
                 hub.publish(mark1, [payload])
