@@ -16,7 +16,7 @@ Layout, 36 characters at most (Binance: ``^[.A-Z:/a-z0-9_-]{1,36}$``)::
   configured strategies is a configuration error the executor checks at start, with
   :func:`strategy_tag`).
 - The symbol is kept as it is when it fits (15 characters: every USD-M perpetual listed
-  today); a longer one is replaced by ``~`` and 8 characters of its hash.
+  today); a longer one is replaced by ``.`` and 8 characters of its hash.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ MAX_REPLACEMENTS = 35
 _SYMBOL_ROOM = MAX_LENGTH - len(PREFIX) - 8 - 8 - 1 - 1 - 1
 EXCHANGE_PREFIXES = ("autoclose-", "adl_autoclose", "settlement_autoclose-")
 BINANCE_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-_OURS = re.compile(r"^ae([a-z2-7]{8})([0-9a-z]{8})([a-z0-9])([0-9a-z])-([A-Z0-9~a-z_]{1,15})$")
+_OURS = re.compile(
+    r"^ae([a-z2-7]{8})([0-9a-z]{8})([a-z0-9])([0-9a-z])-([A-Z0-9_]{1,15}|\.[a-z2-7]{8})$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,7 @@ def _symbol_tag(symbol: str) -> str:
     if len(symbol) <= _SYMBOL_ROOM and re.fullmatch(r"[A-Z0-9_]+", symbol):
         return symbol
     digest = base64.b32encode(hashlib.sha256(symbol.encode()).digest()[:5]).decode().lower()
-    return f"~{digest}"
+    return f".{digest}"
 
 
 def _base36(value: int, width: int) -> str:
