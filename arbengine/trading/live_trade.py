@@ -274,6 +274,8 @@ class LiveTrade:
     entry_attempts: int = 0
     stop_id: str | None = None
     """The client id of the stop that protects the position now."""
+    flat_on_exchange: bool = False
+    """The exchange reported the position zero (it is, whatever fills we have seen)."""
     _queries: int = 0
     _replacements: dict[OrderRole, int] = field(default_factory=dict)
     _close_asked: Literal["time_exit", "flatten"] | None = None
@@ -284,9 +286,10 @@ class LiveTrade:
 
     @property
     def position(self) -> Decimal:
-        """The open quantity: the entry's execution less every exit's."""
+        """The open quantity: the entry's execution less every exit's (zero once the
+        exchange has said so)."""
         entry = self.orders.get(self.entry_id)
-        if entry is None:
+        if entry is None or self.flat_on_exchange:
             return ZERO
         exits = sum((o.executed for o in self.orders.values() if o.role != "entry"), ZERO)
         return max(ZERO, entry.executed - exits)
@@ -382,6 +385,8 @@ class LiveTrade:
             return []
         if code == DUPLICATE_CLIENT_ID:
             order.status = "unknown"  # it exists: find out in what state
+            if order.role == "entry":
+                self.state = TradeState.ENTRY_UNKNOWN
             return self._ask(order)
         order.status = "ended"
         order.reject_code = code
@@ -480,6 +485,7 @@ class LiveTrade:
     def _on_position(self, amount: Decimal) -> list[TradeAction]:
         if self.plan is None or amount != 0 or self.state == TradeState.CLOSED:
             return []
+        self.flat_on_exchange = True
         return self._gone("exchange")
 
     # -- plan steps -----------------------------------------------------------------------
