@@ -285,6 +285,12 @@ class LiveTrade:
         return entry_order(self.signal, self.sized).client_order_id
 
     @property
+    def is_protected(self) -> bool:
+        """A stop of ours is acknowledged and open on the exchange now."""
+        stop = self.orders.get(self.stop_id) if self.stop_id else None
+        return stop is not None and stop.status in ("open", "cancel_unknown", "triggered")
+
+    @property
     def position(self) -> Decimal:
         """The open quantity: the entry's execution less every exit's (zero once the
         exchange has said so)."""
@@ -420,15 +426,24 @@ class LiveTrade:
         if self.state in (TradeState.CLOSING, TradeState.CLOSED) and self.position <= 0:
             order.status = "cancelling"
             return [Cancel(order.client_id)]
+        if order.role == "sl" and any(
+            o.role == "breakeven_sl" and o.status == "open" for o in self.orders.values()
+        ):
+            # A first stop acknowledged after the breakeven stop that supersedes it.
+            order.status = "cancelling"
+            return [Cancel(order.client_id)]
         if order.role in ("sl", "breakeven_sl"):
-            previous = self.stop_id
             self.stop_id = order.client_id
             if self.state == TradeState.OPEN_UNPROTECTED:
                 self.state = TradeState.PROTECTED
-            old = self.orders.get(previous) if previous and previous != order.client_id else None
-            if old is not None and old.status == "open":
-                old.status = "cancelling"
-                return [Cancel(old.client_id)]
+            if order.role == "breakeven_sl":
+                # Only now, with the new stop in place, does the first one go.
+                actions: list[TradeAction] = []
+                for old in self.orders.values():
+                    if old.role == "sl" and old.status == "open":
+                        old.status = "cancelling"
+                        actions.append(Cancel(old.client_id))
+                return actions
         return []
 
     def _on_filled(self, order: TrackedOrder, event: Filled) -> list[TradeAction]:
@@ -528,7 +543,8 @@ class LiveTrade:
         replacement = replace(request, client_algo_id=client_id(self.plan.key, ended.role, count))
         self.orders[replacement.client_algo_id] = TrackedOrder(replacement)
         self.stop_id = replacement.client_algo_id
-        self.state = TradeState.OPEN_UNPROTECTED
+        if self.state == TradeState.PROTECTED:
+            self.state = TradeState.OPEN_UNPROTECTED
         return [Place(replacement)]
 
     def _close(self, role: Literal["time_exit", "flatten"]) -> list[TradeAction]:

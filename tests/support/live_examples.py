@@ -19,7 +19,12 @@ T0 = 1_765_000_800_000
 
 _FILTERS = {
     "BTCUSDT": [
-        {"filterType": "PRICE_FILTER", "minPrice": "261.10", "maxPrice": "809484", "tickSize": "0.10"},
+        {
+            "filterType": "PRICE_FILTER",
+            "minPrice": "261.10",
+            "maxPrice": "809484",
+            "tickSize": "0.10",
+        },
         {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000", "stepSize": "0.001"},
         {"filterType": "MARKET_LOT_SIZE", "minQty": "0.001", "maxQty": "120", "stepSize": "0.001"},
         {"filterType": "MAX_NUM_ORDERS", "limit": 200},
@@ -27,7 +32,12 @@ _FILTERS = {
         {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500"},
     ],
     "XRPUSDT": [
-        {"filterType": "PRICE_FILTER", "minPrice": "0.0143", "maxPrice": "100000", "tickSize": "0.0001"},
+        {
+            "filterType": "PRICE_FILTER",
+            "minPrice": "0.0143",
+            "maxPrice": "100000",
+            "tickSize": "0.0001",
+        },
         {"filterType": "LOT_SIZE", "minQty": "0.1", "maxQty": "10000000", "stepSize": "0.1"},
         {"filterType": "MARKET_LOT_SIZE", "minQty": "0.1", "maxQty": "2000000", "stepSize": "0.1"},
         {"filterType": "MIN_NOTIONAL", "notional": "5"},

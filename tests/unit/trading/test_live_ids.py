@@ -25,7 +25,9 @@ KEY = TradeKey("v52", "BTCUSDT", 1_765_000_800_000)
 
 
 def test_the_same_trade_and_role_give_the_same_id() -> None:
-    assert client_id(KEY, "entry") == client_id(TradeKey("v52", "BTCUSDT", 1_765_000_800_000), "entry")
+    assert client_id(KEY, "entry") == client_id(
+        TradeKey("v52", "BTCUSDT", 1_765_000_800_000), "entry"
+    )
     assert client_id(KEY, "entry") != client_id(KEY, "sl")
     assert client_id(KEY, "sl", 1) != client_id(KEY, "sl")
 
@@ -71,7 +73,8 @@ def test_a_long_symbol_is_hashed_to_fit() -> None:
     value = client_id(key, "tp2", 35)
     assert BINANCE.match(value)
     parsed = parse_client_id(value)
-    assert parsed is not None and parsed.belongs_to(key)
+    assert parsed is not None
+    assert parsed.belongs_to(key)
     assert parsed.symbol_tag.startswith(".")
 
 

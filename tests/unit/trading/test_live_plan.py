@@ -107,7 +107,8 @@ def test_a_partial_fill_is_planned_for_what_filled_and_tp1_floored() -> None:
 
 def test_a_tp1_too_small_to_place_is_left_out_and_recorded() -> None:
     plan = plan_for(1, "0.001", "60010.5")
-    assert plan.take_profit_1 is None and plan.tp1_quantity is None
+    assert plan.take_profit_1 is None
+    assert plan.tp1_quantity is None
     assert plan.breakeven_stop is None  # no TP1, so nothing moves the stop
     assert Difference("tp1_quantity", Decimal("0.0005"), None) in plan.differences
     assert [o.role for o in plan.protection()] == ["sl", "tp2"]
@@ -143,7 +144,8 @@ def test_protection_orders_have_the_algo_endpoints_shape() -> None:
         True,
         "60376.3",
     )
-    assert "quantity" not in tp2.params() and "reduceOnly" not in tp2.params()
+    assert "quantity" not in tp2.params()
+    assert "reduceOnly" not in tp2.params()
 
 
 def test_the_breakeven_stop_is_a_reduce_only_quantity_and_the_closes_are_market() -> None:
@@ -157,7 +159,8 @@ def test_the_breakeven_stop_is_a_reduce_only_quantity_and_the_closes_are_market(
         False,
     )
     parsed = parse_client_id(be.client_algo_id)
-    assert parsed is not None and parsed.role == "breakeven_sl"
+    assert parsed is not None
+    assert parsed.role == "breakeven_sl"
     exit_order = plan.close("time_exit", Decimal("0.270"))
     assert exit_order.params() == {
         "symbol": "BTCUSDT",
@@ -184,7 +187,9 @@ def test_the_entry_is_a_market_order_with_the_signals_id() -> None:
 
 
 def test_tp1_of_the_whole_position_closes_it_and_needs_no_tp2_or_breakeven() -> None:
-    rule = ExitRule(sl_atr=1.5, tp1_atr=1.5, tp1_fraction=1.0, tp2_atr=3.0, breakeven_after_tp1=True)
+    rule = ExitRule(
+        sl_atr=1.5, tp1_atr=1.5, tp1_fraction=1.0, tp2_atr=3.0, breakeven_after_tp1=True
+    )
     plan = plan_for(1, "0.540", "60010.5", rule)
     assert [(o.role, o.close_position) for o in plan.protection()] == [
         ("sl", True),
@@ -247,8 +252,12 @@ def test_live_triggers_are_the_paper_levels_within_one_tick_on_the_safe_side(
         return (value - BTC.min_price) % tick == 0
 
     # Stops: towards the position's direction (no more loss than the paper's).
-    for live, level in ((plan.stop_loss, paper.stop_loss), (plan.breakeven_stop, paper.entry_price)):
-        assert live is not None and on_grid(live)
+    for live, level in (
+        (plan.stop_loss, paper.stop_loss),
+        (plan.breakeven_stop, paper.entry_price),
+    ):
+        assert live is not None
+        assert on_grid(live)
         assert 0 <= d * (live - to_decimal(level)) < tick
     # Take-profits: against it (reached whenever the paper's level is).
     for live_tp, level_tp in (
@@ -257,7 +266,8 @@ def test_live_triggers_are_the_paper_levels_within_one_tick_on_the_safe_side(
     ):
         if live_tp is None:
             continue  # TP1 too small to place: recorded as a difference instead
-        assert level_tp is not None and on_grid(live_tp)
+        assert level_tp is not None
+        assert on_grid(live_tp)
         assert 0 <= -d * (live_tp - to_decimal(level_tp)) < tick
     # Every order of the plan is a whole number of steps and never more than the position.
     for order in plan.protection():

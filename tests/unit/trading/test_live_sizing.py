@@ -23,7 +23,9 @@ PLENTY = Decimal(1_000_000)
 
 
 def test_quantity_is_risk_over_r_floored_to_the_market_step() -> None:
-    sized = size_entry(signal(1), V52_EXIT, BTC, risk_usd=RISK, leverage=10, available_margin=PLENTY)
+    sized = size_entry(
+        signal(1), V52_EXIT, BTC, risk_usd=RISK, leverage=10, available_margin=PLENTY
+    )
     assert isinstance(sized, Sized)
     assert sized.entry == Decimal("60006.0")
     assert sized.stop == Decimal("59706.0")
