@@ -36,6 +36,21 @@ the exchange ends while the position is open is placed again (next replacement i
 After TP1 the breakeven stop is placed and the first stop cancelled only once the new
 one is acknowledged. When the position reaches zero by any path, every order left is
 cancelled; the trade is closed when none is left.
+
+Feeding it (the executor's side). Perform one trade's actions in order, one at a time
+(a query must not overtake the placement it asks about). Translate what the exchange
+says into events by client id, from the REST answers and the user data stream alike
+(the machine ignores what it has already heard):
+
+- an order's ``status`` NEW → ``Acked``; PARTIALLY_FILLED → ``Filled(complete=False)``;
+  FILLED → ``Filled``; CANCELED or EXPIRED → ``Ended``; an error reply → ``Rejected``;
+- an algo order's ``algoStatus`` NEW → ``Acked``; TRIGGERING/TRIGGERED → ``Triggered``;
+  FINISHED → ``Filled`` with its order's execution; CANCELED, EXPIRED or REJECTED →
+  ``Ended``; a cancel's success → ``Ended``, its ``-2011`` → ``Rejected``;
+- a timeout, 5xx, 503 or a connection lost after sending → ``OutcomeUnknown``; a query's
+  ``-2013`` → ``NotFound`` with the query's number;
+- ``PositionChanged`` only from a report newer than the entry's fill; ``HoldExpired``
+  when the clock reaches ``plan.time_exit_at``.
 """
 
 from __future__ import annotations
