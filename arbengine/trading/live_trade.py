@@ -62,7 +62,7 @@ from typing import Literal
 
 from arbengine.domain.engine_rows import ExitRule
 from arbengine.domain.events import Signal
-from arbengine.trading.live_ids import OrderRole, client_id
+from arbengine.trading.live_ids import MAX_REPLACEMENTS, OrderRole, client_id
 from arbengine.trading.live_plan import (
     AlgoOrder,
     LivePlan,
@@ -80,6 +80,8 @@ UNKNOWN_ORDER = -2011
 """A cancel of an order the exchange does not have (open)."""
 WOULD_TRIGGER = -2021
 """A conditional order whose level the price has already crossed."""
+MAX_CLOSE_ATTEMPTS = 3
+"""Time exits or flattens placed in all while the exchange keeps refusing them."""
 REDUCE_ONLY_REJECTED = -2022
 """A reduce-only order with nothing to reduce: the position is already zero."""
 
@@ -289,6 +291,9 @@ class LiveTrade:
     entry_attempts: int = 0
     stop_id: str | None = None
     """The client id of the stop that protects the position now."""
+    needs_attention: bool = False
+    """The machine has done all it may and the position is still open: the executor
+    raises an alert and the reconciliation takes over."""
     flat_on_exchange: bool = False
     """The exchange reported the position zero (it is, whatever fills we have seen)."""
     _queries: int = 0
@@ -423,6 +428,13 @@ class LiveTrade:
             return self._close("flatten") if code == WOULD_TRIGGER else []
         if code == REDUCE_ONLY_REJECTED:
             return self._on_position(ZERO)
+        # A refused time exit or flatten: the position is still there. Try again under a
+        # new id a few times; past that it is left (with its stop, if any) to the
+        # reconciliation and a person: ``needs_attention``.
+        assert order.role in ("time_exit", "flatten")
+        if self._replacements.get(order.role, 0) < MAX_CLOSE_ATTEMPTS:
+            return self._close("time_exit" if order.role == "time_exit" else "flatten")
+        self.needs_attention = True
         return []
 
     def _on_acked(self, order: TrackedOrder) -> list[TradeAction]:
@@ -552,6 +564,9 @@ class LiveTrade:
     def _replace_stop(self, ended: TrackedOrder) -> list[TradeAction]:
         assert self.plan is not None
         count = self._replacements.get(ended.role, 0) + 1
+        if count > MAX_REPLACEMENTS:
+            self.needs_attention = True
+            return []
         self._replacements[ended.role] = count
         request = ended.request
         assert isinstance(request, AlgoOrder)
@@ -574,6 +589,9 @@ class LiveTrade:
         if remaining <= 0:
             return self._gone(_EXIT_REASONS[role])
         count = self._replacements.get(role, 0)
+        if count > MAX_REPLACEMENTS:
+            self.needs_attention = True
+            return []
         self._replacements[role] = count + 1
         order: MarketOrder = self.plan.close(role, remaining, count)
         self.orders[order.client_order_id] = TrackedOrder(order)

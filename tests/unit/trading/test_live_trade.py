@@ -350,6 +350,19 @@ def test_a_time_exit_with_nothing_left_to_reduce_means_flat() -> None:
     assert trade.state == TradeState.CLOSED
 
 
+def test_a_refused_flatten_is_tried_again_then_left_to_a_person() -> None:
+    trade = new_trade()
+    trade.start()
+    trade.on(Filled(ENTRY, QTY, FILL))
+    assert ids(trade.on(Rejected(SL, -1111))) == [("place", "flatten")]
+    for attempt in (1, 2):
+        flatten = client_id(KEY, "flatten", attempt - 1)
+        assert ids(trade.on(Rejected(flatten, -1111))) == [("place", f"flatten#{attempt}")]
+    assert trade.on(Rejected(client_id(KEY, "flatten", 2), -1111)) == []
+    assert trade.needs_attention
+    assert trade.position == QTY
+
+
 def test_events_about_other_orders_are_ignored() -> None:
     trade = protected_trade()
     assert trade.on(Filled("autoclose-1700000000000", QTY, FILL)) == []
@@ -440,6 +453,17 @@ def test_no_sequence_of_events_yields_a_second_entry(data: st.DataObject) -> Non
         assert exchange.entries_executed <= 1
     assert entry_ids <= {ENTRY}
     assert trade.entry_attempts <= trade.max_entry_attempts
+    if not queue and trade.position > 0:
+        # Whatever happened, an open position has a stop on its way or in place, or an
+        # exit on its way, or the machine says it needs a person.
+        live = {"sending", "unknown", "open", "triggered", "cancel_unknown"}
+        stop = any(
+            o.role in ("sl", "breakeven_sl") and o.status in live for o in trade.orders.values()
+        )
+        closing = any(
+            o.role in ("time_exit", "flatten") and o.status in live for o in trade.orders.values()
+        )
+        assert stop or closing or trade.needs_attention, trade.orders
 
 
 def test_a_first_stop_acknowledged_after_the_breakeven_stop_is_the_one_cancelled() -> None:
