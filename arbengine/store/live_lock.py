@@ -55,6 +55,11 @@ class AccountLock:
         conn.add_termination_listener(lambda _conn: self._lost.set())
 
     @property
+    def session_pid(self) -> int:
+        """The holding session's process id on the server (what a refusal names)."""
+        return self._conn.get_server_pid()
+
+    @property
     def held(self) -> bool:
         """False once the connection has ended: the lock is gone, and another process may
         have taken it; the executor must stop trading."""
