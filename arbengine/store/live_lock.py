@@ -57,7 +57,7 @@ class AccountLock:
     @property
     def session_pid(self) -> int:
         """The holding session's process id on the server (what a refusal names)."""
-        return self._conn.get_server_pid()
+        return int(self._conn.get_server_pid())
 
     @property
     def held(self) -> bool:
