@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -23,7 +24,7 @@ from arbengine.domain.live_rows import (
 from arbengine.settings import DatabaseSettings
 from arbengine.store.database import Database, open_database
 from arbengine.store.live_records import LiveRecords
-from arbengine.store.migrations import apply_migrations, available_migrations
+from arbengine.store.migrations import MigrationError, apply_migrations, available_migrations
 
 T0 = 1_700_002_800_000
 MIN = 60_000
@@ -35,38 +36,38 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
 
 
-def a_trade(**changes: object) -> LiveTradeRow:
-    fields: dict[str, object] = {
-        "strategy": "v52",
-        "strategy_hash": "h" * 64,
-        "symbol": "BTCUSDT",
-        "signal_tick": T0,
-        "direction": 1,
-        "status": "pending",
-        "quantity": 0.004,
-        "stop_price": 97_500.0,
-        "r_distance": 2_500.0,
-        "risk_usd": 10.0,
-        "paper_entry_tick": T0,
-    }
-    fields.update(changes)
-    return LiveTradeRow(**fields)  # type: ignore[arg-type]
+TRADE = LiveTradeRow(
+    strategy="v52",
+    strategy_hash="h" * 64,
+    symbol="BTCUSDT",
+    signal_tick=T0,
+    direction=1,
+    status="pending",
+    quantity=0.004,
+    stop_price=97_500.0,
+    r_distance=2_500.0,
+    risk_usd=10.0,
+    paper_entry_tick=T0,
+)
+ENTRY = LiveOrderRow(
+    client_order_id="arb-v52-BTCUSDT-1700002800000-e",
+    kind="order",
+    role="entry",
+    symbol="BTCUSDT",
+    side="BUY",
+    type="MARKET",
+    quantity=0.004,
+    status="PENDING",
+    status_time=T0 + 10,
+)
 
 
-def an_order(**changes: object) -> LiveOrderRow:
-    fields: dict[str, object] = {
-        "client_order_id": "arb-v52-BTCUSDT-1700002800000-e",
-        "kind": "order",
-        "role": "entry",
-        "symbol": "BTCUSDT",
-        "side": "BUY",
-        "type": "MARKET",
-        "quantity": 0.004,
-        "status": "PENDING",
-        "status_time": T0 + 10,
-    }
-    fields.update(changes)
-    return LiveOrderRow(**fields)  # type: ignore[arg-type]
+def a_trade(**changes: Any) -> LiveTradeRow:
+    return msgspec.structs.replace(TRADE, **changes)
+
+
+def an_order(**changes: Any) -> LiveOrderRow:
+    return msgspec.structs.replace(ENTRY, **changes)
 
 
 async def test_an_order_keeps_its_status_history_and_ignores_stale_reports(db: Database) -> None:
@@ -298,7 +299,11 @@ async def test_the_unused_placeholder_tables_are_replaced_only_when_empty(
                 migration.checksum,
             )
         await conn.execute("INSERT INTO live_events (kind, severity) VALUES ('x', 'info')")
-        with pytest.raises(asyncpg.RaiseError, match="holds rows: rename those tables"):
+        with pytest.raises(
+            MigrationError,
+            match=r"^migration 0011_live_trading.sql refused: live_trades, live_config or "
+            "live_events holds rows: rename those tables",
+        ):
             await apply_migrations(conn)
         await conn.execute("DELETE FROM live_events")
         assert [name for name in await apply_migrations(conn) if name.startswith("0011")]
