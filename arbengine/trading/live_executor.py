@@ -464,7 +464,7 @@ class LiveExecutor:
                 self._log.warning(
                     "live.query_failed", client_id=cid, error=str(exc), retry_in_s=round(delay, 2)
                 )
-                if await self._clock.sleep(delay, self._stop):
+                if not await self._clock.sleep(delay, self._stop):
                     raise
         await self._store(running, order, report.status, report=report)
         return event
@@ -594,7 +594,7 @@ class LiveExecutor:
                 self._log.warning(
                     "live.record_write_failed", error=str(exc), retry_in_s=round(delay, 2)
                 )
-                if await self._clock.sleep(delay, self._stop):
+                if not await self._clock.sleep(delay, self._stop):
                     raise
 
     async def _store(
