@@ -18,6 +18,10 @@ out (capped, jittered) at the write that met it: the exchange's answer is never 
 Until the user data stream feeds it, the service learns about fills, triggers and the
 position by polling (``poll_once``, every ``poll_interval_s``); the stream will call
 ``on_exchange_event`` with the same events (``live_wire`` translates both).
+
+``clock`` is the market's time (the exchange's: the time exit is due when the exchange's
+clock passes the plan's ``time_exit_at``, as the paper's is at the tape's first trade at
+or after it); its ``sleep`` paces the polls and the backoffs.
 """
 
 from __future__ import annotations
@@ -324,7 +328,7 @@ class LiveExecutor:
         trade = running.trade
         plan = trade.plan
         exit_at = None if plan is None else plan.time_exit_at
-        if exit_at is not None and self._rest.server_time_ms() >= exit_at:
+        if exit_at is not None and self._clock.time_ms() >= exit_at:
             await self._feed(running, [HoldExpired()])
         for order in list(trade.orders.values()):
             if order.status not in ("open", "triggered"):
@@ -502,6 +506,9 @@ class LiveExecutor:
             await self._order_event(
                 running, "order.cancel_refused", cid, {"code": exc.code, "error": str(exc)}
             )
+            # Not open any more (-2011): record how it did end (the machine hears only
+            # the refusal, which tells it the order is over).
+            await self._ask(running, order)
             return [Rejected(cid, exc.code, str(exc))]
         except ExchangeError as exc:
             await self._order_event(running, "order.cancel_unknown", cid, {"error": str(exc)})

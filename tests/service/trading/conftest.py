@@ -11,8 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from arbengine.domain.engine_rows import ExitRule
 from arbengine.domain.events import Signal
 from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.clock import Clock, ManualClock
 from arbengine.settings import DatabaseSettings
 from arbengine.sim import SimServer
 from arbengine.store.database import open_database
@@ -47,9 +49,7 @@ async def records(database_url: str) -> AsyncIterator[LiveRecords]:
 
 
 @pytest.fixture
-async def executor(
-    sim: SimServer, http: aiohttp.ClientSession, records: LiveRecords
-) -> LiveExecutor:
+async def rest(sim: SimServer, http: aiohttp.ClientSession) -> BinanceRest:
     rest = BinanceRest(
         http,
         sim.rest_url,
@@ -58,13 +58,35 @@ async def executor(
         weight_safety=0.8,
     )
     await rest.sync_time()
+    return rest
+
+
+def make_executor(
+    rest: BinanceRest, records: LiveRecords, rule: ExitRule = V52_EXIT, clock: Clock | None = None
+) -> LiveExecutor:
     settings = ExecutorSettings(
         strategies=frozenset({"v52"}),
         risk_per_trade_usd=RISK_USD,
         max_positions=2,
         leverage=1,
     )
-    return LiveExecutor(rest, records, settings, {"v52": V52_EXIT})
+    return LiveExecutor(rest, records, settings, {"v52": rule}, clock=clock)
+
+
+@pytest.fixture
+def market_time(sim: SimServer) -> ManualClock:
+    """The exchange's market time as the executor sees it (the sim's clock is manual):
+    a test moves it with the sim (``advance``)."""
+    return ManualClock(sim.sim_time_ms)
+
+
+@pytest.fixture
+def executor(rest: BinanceRest, records: LiveRecords, market_time: ManualClock) -> LiveExecutor:
+    return make_executor(rest, records, clock=market_time)
+
+
+async def advance(sim: SimServer, market_time: ManualClock, ms: int) -> None:
+    market_time.set_ms(await sim.advance_to(sim.sim_time_ms + ms))
 
 
 async def last_price(http: aiohttp.ClientSession, sim: SimServer, symbol: str) -> float:
@@ -78,7 +100,7 @@ async def a_signal(
     """A v52 signal at the sim's last price, its stop and targets 0.75 % and more away."""
     price = await last_price(http, sim, symbol)
     return Signal(
-        tick_ms=sim.server_time_ms(),
+        tick_ms=sim.sim_time_ms,
         symbol=symbol,
         strategy="v52",
         strategy_hash="h" * 64,

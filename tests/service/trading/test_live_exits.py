@@ -1,0 +1,147 @@
+"""Each way a live position ends, learned by polling the simulated exchange: the position
+is gone, nothing of ours is left open there, and the trade is closed with its reason."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import aiohttp
+
+from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.clock import ManualClock
+from arbengine.sim import SimServer
+from arbengine.store.live_records import LiveRecords
+from arbengine.trading.live_executor import LiveExecutor
+from arbengine.trading.live_trade import TradeState
+from tests.service.sim.simclient import control
+from tests.service.trading.conftest import (
+    a_signal,
+    advance,
+    make_executor,
+    open_algos,
+    positions,
+)
+from tests.support.live_examples import V52_EXIT
+
+
+async def opened(executor: LiveExecutor, http: aiohttp.ClientSession, sim: SimServer) -> int:
+    trade_id = await executor.on_signal(await a_signal(http, sim))
+    assert trade_id is not None
+    trade = executor.trade(trade_id)
+    assert trade is not None
+    assert trade.state == TradeState.PROTECTED
+    return trade_id
+
+
+async def move(
+    sim: SimServer, http: aiohttp.ClientSession, market_time: ManualClock, bps: int
+) -> None:
+    """Jump BTCUSDT's price by ``bps`` and let trades run through it (the jump starts at
+    the first one-second block the sim has not generated yet: the one after next)."""
+    await control(http, sim, "market", {"symbol": "BTCUSDT", "shock_bps": bps})
+    await advance(sim, market_time, 2_000)
+
+
+async def assert_closed(
+    executor: LiveExecutor,
+    records: LiveRecords,
+    http: aiohttp.ClientSession,
+    sim: SimServer,
+    trade_id: int,
+    reason: str,
+) -> None:
+    assert executor.trade(trade_id) is None
+    assert await positions(http, sim) == {}
+    assert await open_algos(http, sim) == []
+    stored = await records.trade(trade_id)
+    assert stored is not None
+    assert (stored.status, stored.exit_reason) == ("closed", reason)
+    assert stored.realised_r is not None
+    assert all(o.status != "NEW" for o in await records.orders_of_trade(trade_id))
+
+
+async def test_the_stop_loss(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    market_time: ManualClock,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    trade_id = await opened(executor, http, sim)
+    await move(sim, http, market_time, -300)
+    await executor.poll_once()
+
+    await assert_closed(executor, records, http, sim, trade_id, "sl")
+    stored = await records.trade(trade_id)
+    assert stored is not None
+    assert stored.realised_r is not None
+    assert stored.realised_r < -0.9
+
+
+async def test_tp1_then_the_breakeven_stop(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    market_time: ManualClock,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    trade_id = await opened(executor, http, sim)
+    await move(sim, http, market_time, 100)  # past TP1 (0.75 %), short of TP2 (1.5 %)
+    await executor.poll_once()
+
+    trade = executor.trade(trade_id)
+    assert trade is not None
+    assert trade.state == TradeState.BREAKEVEN
+    algos = {a["clientAlgoId"]: a for a in await open_algos(http, sim)}
+    roles = sorted(trade.orders[cid].role for cid in algos)
+    assert roles == ["breakeven_sl", "tp2"]  # the first stop went once the new one stood
+    assert trade.plan is not None
+    assert trade.plan.breakeven_stop is not None
+
+    await move(sim, http, market_time, -150)
+    await executor.poll_once()
+    await assert_closed(executor, records, http, sim, trade_id, "breakeven")
+
+
+async def test_the_time_exit(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    market_time: ManualClock,
+    records: LiveRecords,
+) -> None:
+    rule = dataclasses.replace(V52_EXIT, max_hold_ms=60_000)
+    executor = make_executor(rest, records, rule, clock=market_time)
+    trade_id = await opened(executor, http, sim)
+    await advance(sim, market_time, 59_000)
+    await executor.poll_once()
+    assert executor.trade(trade_id) is not None  # not yet
+
+    await advance(sim, market_time, 2_000)
+    await executor.poll_once()
+    await assert_closed(executor, records, http, sim, trade_id, "max_hold")
+
+
+async def test_a_flatten(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    trade_id = await opened(executor, http, sim)
+    await executor.flatten(trade_id)
+
+    await assert_closed(executor, records, http, sim, trade_id, "flatten")
+
+
+async def test_a_liquidation_closes_the_trade_as_the_exchange_did(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    trade_id = await opened(executor, http, sim)
+    await control(http, sim, "account", {"liquidate": "BTCUSDT"})
+    await executor.poll_once()
+
+    await assert_closed(executor, records, http, sim, trade_id, "exchange")
