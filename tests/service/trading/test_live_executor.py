@@ -11,12 +11,19 @@ import msgspec
 import pytest
 
 from arbengine.domain.live_rows import LiveEventRow, LiveOrderRow
+from arbengine.exchange.rest import BinanceRest
 from arbengine.sim import SimServer
 from arbengine.store.live_records import LiveRecords
 from arbengine.trading.live_executor import LiveExecutor
 from arbengine.trading.live_trade import TradeState
 from tests.service.sim.simclient import control
-from tests.service.trading.conftest import a_signal, entry_orders, open_algos, positions
+from tests.service.trading.conftest import (
+    a_signal,
+    entry_orders,
+    make_executor,
+    open_algos,
+    positions,
+)
 
 
 async def events_of(records: LiveRecords) -> list[LiveEventRow]:
@@ -169,3 +176,72 @@ async def test_a_signal_too_small_to_trade_is_skipped_with_its_reason(
     skipped = [e for e in await events_of(records) if e.kind == "signal.skipped"]
     assert [e.detail["reason"] for e in skipped] == ["below_min_qty"]
     assert await records.trade_for_signal("v52", "BTCUSDT", signal.tick_ms) is None
+
+
+async def test_an_entry_the_exchange_never_gets_is_given_up_after_its_attempts(
+    sim: SimServer, http: aiohttp.ClientSession, records: LiveRecords, executor: LiveExecutor
+) -> None:
+    await control(http, sim, "faults", {"order_5xx": {"count": 3, "execute": False}})
+    trade_id = await executor.on_signal(await a_signal(http, sim))
+
+    assert trade_id is not None
+    assert executor.trade(trade_id) is None
+    assert await positions(http, sim) == {}
+    assert await entry_orders(http, sim) == []
+    entry = by_role(await records.orders_of_trade(trade_id))["entry"]
+    assert history(entry) == ["PENDING", "UNKNOWN", "NOT_FOUND"] * 3
+    stored = await records.trade(trade_id)
+    assert stored is not None
+    assert (stored.status, stored.exit_reason) == ("not_opened", "entry_failed")
+
+
+async def test_protective_orders_of_unknown_outcome_are_found_not_doubled(
+    sim: SimServer, http: aiohttp.ClientSession, records: LiveRecords, executor: LiveExecutor
+) -> None:
+    # The entry and its three algo orders: each placed, each answered 503.
+    await control(http, sim, "faults", {"order_5xx": {"count": 4, "execute": True}})
+    trade_id = await executor.on_signal(await a_signal(http, sim))
+
+    assert trade_id is not None
+    trade = executor.trade(trade_id)
+    assert trade is not None
+    assert trade.state == TradeState.PROTECTED
+    assert len(await open_algos(http, sim)) == 3
+    orders = by_role(await records.orders_of_trade(trade_id))
+    assert history(orders["entry"]) == ["PENDING", "UNKNOWN", "FILLED"]
+    for role in ("sl", "tp1", "tp2"):
+        assert history(orders[role]) == ["PENDING", "UNKNOWN", "NEW"]
+
+
+async def test_a_stop_the_exchange_never_got_is_placed_again_under_its_id(
+    sim: SimServer, http: aiohttp.ClientSession, records: LiveRecords, executor: LiveExecutor
+) -> None:
+    await control(
+        http, sim, "faults", {"http_5xx": {"count": 1, "status": 503, "path": "/fapi/v1/algoOrder"}}
+    )
+    trade_id = await executor.on_signal(await a_signal(http, sim))
+
+    assert trade_id is not None
+    trade = executor.trade(trade_id)
+    assert trade is not None
+    assert trade.state == TradeState.PROTECTED
+    stops = [a for a in await open_algos(http, sim) if a["orderType"] == "STOP_MARKET"]
+    assert [s["clientAlgoId"] for s in stops] == [trade.stop_id]
+    sl = by_role(await records.orders_of_trade(trade_id))["sl"]
+    assert history(sl) == ["PENDING", "UNKNOWN", "NOT_FOUND", "PENDING", "NEW"]
+
+
+async def test_a_restarted_executor_does_not_trade_a_signal_again(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    signal = await a_signal(http, sim)
+    assert await executor.on_signal(signal) is not None
+    restarted = make_executor(rest, records)
+
+    assert await restarted.on_signal(signal) is None
+    assert len(await entry_orders(http, sim)) == 1
+    assert "signal.already_traded" in [e.kind for e in await events_of(records)]
