@@ -87,8 +87,8 @@ from arbengine.trading.live_trade import (
 from arbengine.trading.live_wire import (
     ORDER_DOES_NOT_EXIST,
     OrderReport,
-    algo_event,
-    order_event,
+    algo_events,
+    order_events,
     order_row,
     request_client_id,
     trade_result,
@@ -333,9 +333,11 @@ class LiveExecutor:
         for order in list(trade.orders.values()):
             if order.status not in ("open", "triggered"):
                 continue
-            event = await self._ask(running, order.request)
-            if event is not None and not isinstance(event, NotFound):
-                await self._feed(running, [event])
+            events = [
+                e for e in await self._ask(running, order.request) if not isinstance(e, NotFound)
+            ]
+            if events:
+                await self._feed(running, events)
         if trade.plan is not None and trade.state != TradeState.CLOSED:
             rows = await self._rest.get(
                 "/fapi/v3/positionRisk",
@@ -371,10 +373,11 @@ class LiveExecutor:
             return await self._place(running, action.order)
         if isinstance(action, Query):
             order = trade.orders[action.client_id].request
-            event = await self._ask(running, order)
-            if isinstance(event, NotFound):
-                return [NotFound(action.client_id, action.query)]
-            return [] if event is None else [event]
+            events = await self._ask(running, order)
+            return [
+                NotFound(e.client_id, action.query) if isinstance(e, NotFound) else e
+                for e in events
+            ]
         return await self._cancel(running, trade.orders[action.client_id].request)
 
     async def _place(self, running: _Running, order: OrderRequest) -> list[TradeEvent]:
@@ -390,14 +393,14 @@ class LiveExecutor:
                         weight=0, order_client_id=cid,
                     )  # fmt: skip
                     report = _algo_report(reply_a)
-                    event = algo_event(report)
+                    events = algo_events(report)
                 else:
                     reply_o = await self._rest.post(
                         ORDER_PATH, order.params(), reply=OrderReply, signed=True,
                         weight=0, order_client_id=cid,
                     )  # fmt: skip
                     report = _order_report(reply_o)
-                    event = order_event(report)
+                    events = order_events(report)
             except TimestampOutsideWindow as exc:
                 # -1021: refused before it was placed; our clock drifted. Resync, once.
                 await self._order_event(running, "order.clock_resync", cid, {"error": str(exc)})
@@ -418,7 +421,7 @@ class LiveExecutor:
                 return await self._unknown(running, order, exc)
             await self._store(running, order, report.status, report=report)
             await self._order_event(running, "order.placed", cid, {"status": report.status})
-            return [] if event is None else [event]
+            return events
         raise AssertionError("unreachable")
 
     async def _unknown(
@@ -431,7 +434,7 @@ class LiveExecutor:
         )
         return [OutcomeUnknown(cid)]
 
-    async def _ask(self, running: _Running, order: OrderRequest) -> TradeEvent | None:
+    async def _ask(self, running: _Running, order: OrderRequest) -> list[TradeEvent]:
         """The order's state by client id, asked until the exchange answers; ``NotFound``
         (query 0: the caller sets the query's number) when it has no such order."""
         cid = request_client_id(order)
@@ -445,7 +448,7 @@ class LiveExecutor:
                     report = _algo_report(reply_a)
                     if reply_a.algoStatus == "FINISHED" and reply_a.actualOrderId:
                         report = await self._algo_execution(reply_a, report)
-                    event = algo_event(report)
+                    events = algo_events(report)
                 else:
                     reply_o = await self._rest.get(
                         ORDER_PATH,
@@ -454,14 +457,14 @@ class LiveExecutor:
                         signed=True,
                     )
                     report = _order_report(reply_o)
-                    event = order_event(report)
+                    events = order_events(report)
                 break
             except FatalExchangeError as exc:
                 if exc.code != ORDER_DOES_NOT_EXIST:
                     raise
                 await self._store(running, order, NOT_FOUND, note=str(exc))
                 await self._order_event(running, "order.not_found", cid, {})
-                return NotFound(cid, 0)
+                return [NotFound(cid, 0)]
             except (ExchangeError, RetryableError) as exc:
                 attempt += 1
                 delay = self._rest_retry.delay(attempt)
@@ -471,7 +474,7 @@ class LiveExecutor:
                 if not await self._clock.sleep(delay, self._stop):
                     raise
         await self._store(running, order, report.status, report=report)
-        return event
+        return events
 
     async def _algo_execution(self, reply: AlgoOrderReply, report: OrderReport) -> OrderReport:
         """A FINISHED algo order's execution: that of the order it placed."""

@@ -41,36 +41,39 @@ class OrderReport:
     time_ms: int = 0
 
 
-def order_event(report: OrderReport) -> TradeEvent | None:
-    """An order's ``status`` as an event (None for a status that says nothing new)."""
+def order_events(report: OrderReport) -> list[TradeEvent]:
+    """An order's ``status`` as events (none for a status that says nothing new)."""
     status = report.status
     if status == "NEW":
-        return Acked(report.client_id)
+        return [Acked(report.client_id)]
     if status == "PARTIALLY_FILLED":
-        return Filled(report.client_id, report.executed_qty, report.avg_price, complete=False)
+        return [Filled(report.client_id, report.executed_qty, report.avg_price, complete=False)]
     if status == "FILLED":
-        return Filled(report.client_id, report.executed_qty, report.avg_price)
+        return [Filled(report.client_id, report.executed_qty, report.avg_price)]
     if status in ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"):
         if report.executed_qty > 0:
-            # Ended with part of it done: the machine learns the fill first, then the end.
-            return Filled(report.client_id, report.executed_qty, report.avg_price, complete=False)
-        return Ended(report.client_id)
-    return None
+            # Ended with part of it done: the machine hears the fill, then the end.
+            partial = Filled(
+                report.client_id, report.executed_qty, report.avg_price, complete=False
+            )
+            return [partial, Ended(report.client_id)]
+        return [Ended(report.client_id)]
+    return []
 
 
-def algo_event(report: OrderReport) -> TradeEvent | None:
-    """An algo order's ``algoStatus`` as an event; FINISHED carries its order's execution
+def algo_events(report: OrderReport) -> list[TradeEvent]:
+    """An algo order's ``algoStatus`` as events; FINISHED carries its order's execution
     (the caller reads it from the order the algo order placed)."""
     status = report.status
     if status == "NEW":
-        return Acked(report.client_id)
+        return [Acked(report.client_id)]
     if status in ("TRIGGERING", "TRIGGERED"):
-        return Triggered(report.client_id)
+        return [Triggered(report.client_id)]
     if status == "FINISHED":
-        return Filled(report.client_id, report.executed_qty, report.avg_price)
+        return [Filled(report.client_id, report.executed_qty, report.avg_price)]
     if status in ("CANCELED", "EXPIRED", "REJECTED"):
-        return Ended(report.client_id)
-    return None
+        return [Ended(report.client_id)]
+    return []
 
 
 def request_client_id(order: OrderRequest) -> str:

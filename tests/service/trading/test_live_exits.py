@@ -4,6 +4,7 @@ is gone, nothing of ours is left open there, and the trade is closed with its re
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 import aiohttp
 
@@ -12,7 +13,7 @@ from arbengine.runtime.clock import ManualClock
 from arbengine.sim import SimServer
 from arbengine.store.live_records import LiveRecords
 from arbengine.trading.live_executor import LiveExecutor
-from arbengine.trading.live_trade import TradeState
+from arbengine.trading.live_trade import PositionChanged, TradeState
 from tests.service.sim.simclient import control
 from tests.service.trading.conftest import (
     a_signal,
@@ -144,4 +145,20 @@ async def test_a_liquidation_closes_the_trade_as_the_exchange_did(
     await control(http, sim, "account", {"liquidate": "BTCUSDT"})
     await executor.poll_once()
 
+    await assert_closed(executor, records, http, sim, trade_id, "exchange")
+
+
+async def test_a_reported_flat_position_closes_the_trade_through_the_one_event_method(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    """What the user data stream will do: report the position gone (ACCOUNT_UPDATE)."""
+    trade_id = await opened(executor, http, sim)
+    await control(http, sim, "account", {"liquidate": "BTCUSDT"})
+    await executor.on_exchange_event(PositionChanged(Decimal(0)), symbol="ETHUSDT")
+    assert executor.trade(trade_id) is not None  # another symbol's report: not this trade
+
+    await executor.on_exchange_event(PositionChanged(Decimal(0)), symbol="BTCUSDT")
     await assert_closed(executor, records, http, sim, trade_id, "exchange")
