@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -352,7 +352,7 @@ class LiveExecutor:
 
     # -- driving the machine --------------------------------------------------------------
 
-    async def _feed(self, running: _Running, events: list[TradeEvent]) -> None:
+    async def _feed(self, running: _Running, events: Sequence[TradeEvent]) -> None:
         actions: list[TradeAction] = []
         for event in events:
             actions += running.trade.on(event)
