@@ -228,6 +228,13 @@ class LiveExecutor:
         if rule is None:
             await self._event("signal.skipped", signal, {"reason": "no exit rule"}, "error")
             return None
+        if any(r.trade.signal.symbol == signal.symbol for r in self._running.values()):
+            # One-way mode nets every trade on a symbol into one position: a second trade
+            # would share the first one's closePosition stop and its "position gone".
+            await self._event(
+                "signal.skipped", signal, {"reason": "symbol_has_open_trade"}, "warning"
+            )
+            return None
         if len(self._running) >= self.settings.max_positions:
             await self._event(
                 "signal.skipped",

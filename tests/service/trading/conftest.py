@@ -62,12 +62,16 @@ async def rest(sim: SimServer, http: aiohttp.ClientSession) -> BinanceRest:
 
 
 def make_executor(
-    rest: BinanceRest, records: LiveRecords, rule: ExitRule = V52_EXIT, clock: Clock | None = None
+    rest: BinanceRest,
+    records: LiveRecords,
+    rule: ExitRule = V52_EXIT,
+    clock: Clock | None = None,
+    max_positions: int = 2,
 ) -> LiveExecutor:
     settings = ExecutorSettings(
         strategies=frozenset({"v52"}),
         risk_per_trade_usd=RISK_USD,
-        max_positions=2,
+        max_positions=max_positions,
         leverage=1,
     )
     return LiveExecutor(rest, records, settings, {"v52": rule}, clock=clock)

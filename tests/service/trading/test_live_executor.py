@@ -245,3 +245,23 @@ async def test_a_restarted_executor_does_not_trade_a_signal_again(
     assert await restarted.on_signal(signal) is None
     assert len(await entry_orders(http, sim)) == 1
     assert "signal.already_traded" in [e.kind for e in await events_of(records)]
+
+
+async def test_one_trade_per_symbol_and_no_more_than_max_positions(
+    sim: SimServer, http: aiohttp.ClientSession, rest: BinanceRest, records: LiveRecords
+) -> None:
+    executor = make_executor(rest, records, max_positions=1)
+    btc = await a_signal(http, sim)
+    assert await executor.on_signal(btc) is not None
+
+    later = msgspec.structs.replace(btc, tick_ms=btc.tick_ms + 60_000)
+    assert await executor.on_signal(later) is None
+    assert await executor.on_signal(await a_signal(http, sim, symbol="ETHUSDT")) is None
+
+    assert set(await positions(http, sim)) == {"BTCUSDT"}
+    assert len(await entry_orders(http, sim)) == 1
+    skipped = [e for e in await events_of(records) if e.kind == "signal.skipped"]
+    assert [(e.symbol, e.detail["reason"]) for e in skipped] == [
+        ("BTCUSDT", "symbol_has_open_trade"),
+        ("ETHUSDT", "max_positions"),
+    ]
