@@ -67,12 +67,14 @@ def make_executor(
     rule: ExitRule = V52_EXIT,
     clock: Clock | None = None,
     max_positions: int = 2,
+    poll_s: float = 1.0,
 ) -> LiveExecutor:
     settings = ExecutorSettings(
         strategies=frozenset({"v52"}),
         risk_per_trade_usd=RISK_USD,
         max_positions=max_positions,
         leverage=1,
+        poll_interval_s=poll_s,
     )
     return LiveExecutor(rest, records, settings, {"v52": rule}, clock=clock)
 

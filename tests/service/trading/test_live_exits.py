@@ -3,13 +3,14 @@ is gone, nothing of ours is left open there, and the trade is closed with its re
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from decimal import Decimal
 
 import aiohttp
 
 from arbengine.exchange.rest import BinanceRest
-from arbengine.runtime.clock import ManualClock
+from arbengine.runtime.clock import ManualClock, SystemClock
 from arbengine.sim import SimServer
 from arbengine.store.live_records import LiveRecords
 from arbengine.trading.live_executor import LiveExecutor
@@ -23,6 +24,7 @@ from tests.service.trading.conftest import (
     positions,
 )
 from tests.support.live_examples import V52_EXIT
+from tests.support.waiting import eventually
 
 
 async def opened(executor: LiveExecutor, http: aiohttp.ClientSession, sim: SimServer) -> int:
@@ -162,3 +164,41 @@ async def test_a_reported_flat_position_closes_the_trade_through_the_one_event_m
 
     await executor.on_exchange_event(PositionChanged(Decimal(0)), symbol="BTCUSDT")
     await assert_closed(executor, records, http, sim, trade_id, "exchange")
+
+
+async def test_the_poll_loop_outlasts_exchange_errors_and_sees_the_stop(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    market_time: ManualClock,
+    records: LiveRecords,
+) -> None:
+    no_time_exit = dataclasses.replace(V52_EXIT, max_hold_ms=None)
+    executor = make_executor(rest, records, no_time_exit, clock=SystemClock(), poll_s=0.05)
+    trade_id = await opened(executor, http, sim)
+    await control(
+        http,
+        sim,
+        "faults",
+        {"http_5xx": {"count": 3, "status": 503, "path": "/fapi/v3/positionRisk"}},
+    )
+    stop = asyncio.Event()
+    polling = asyncio.create_task(executor.run(stop))
+    try:
+
+        async def errors_served() -> bool:
+            return bool(sim.state()["faults"]["http_5xx"] == 0)
+
+        await eventually(errors_served, what="three 503s answered to the poll loop")
+        assert not polling.done()
+        await move(sim, http, market_time, -300)
+
+        async def closed() -> bool:
+            row = await records.trade(trade_id)
+            return row is not None and row.status == "closed"
+
+        await eventually(closed, what="the stop seen by the poll loop")
+    finally:
+        stop.set()
+        await polling
+    await assert_closed(executor, records, http, sim, trade_id, "sl")
