@@ -61,6 +61,7 @@ from arbengine.exchange.replies import (
     OrderReply,
     PositionRisk,
     SymbolLeverageBrackets,
+    UserTrade,
 )
 from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
@@ -136,6 +137,10 @@ class _Running:
     opened_at: int | None = None
     protected_reported: bool = False
     attention_reported: bool = False
+    order_ids: dict[str, int] = field(default_factory=dict)
+    """Client id → the exchange's id of the order that executed it (an algo order's:
+    the order it placed), to find its fills."""
+    entry_fills: list[Fill] = field(default_factory=list)
 
 
 class LiveExecutor:
@@ -408,6 +413,7 @@ class LiveExecutor:
                     )  # fmt: skip
                     report = _order_report(reply_o)
                     events = order_events(report)
+                    running.order_ids[cid] = reply_o.orderId
             except TimestampOutsideWindow as exc:
                 # -1021: refused before it was placed; our clock drifted. Resync, once.
                 await self._order_event(running, "order.clock_resync", cid, {"error": str(exc)})
@@ -455,6 +461,7 @@ class LiveExecutor:
                     report = _algo_report(reply_a)
                     if reply_a.algoStatus == "FINISHED" and reply_a.actualOrderId:
                         report = await self._algo_execution(reply_a, report)
+                        running.order_ids[cid] = int(reply_a.actualOrderId)
                     events = algo_events(report)
                 else:
                     reply_o = await self._rest.get(
@@ -465,6 +472,7 @@ class LiveExecutor:
                     )
                     report = _order_report(reply_o)
                     events = order_events(report)
+                    running.order_ids[cid] = reply_o.orderId
                 break
             except FatalExchangeError as exc:
                 if exc.code != ORDER_DOES_NOT_EXIST:
@@ -534,6 +542,7 @@ class LiveExecutor:
         if trade.plan is not None and running.opened_at is None:
             entry = trade.orders[trade.entry_id]
             running.opened_at = self._now_ms()
+            running.entry_fills = await self._fills(running, [trade.entry_id])
             await self._event(
                 "trade.opened",
                 signal,
@@ -554,15 +563,18 @@ class LiveExecutor:
                 "trade.needs_attention", signal, {"trade_id": running.trade_id}, "error"
             )
         if trade.state == TradeState.CLOSED and trade.plan is not None:
-            result = trade_result(trade)
+            exits = [o.client_id for o in trade.orders.values() if o.role != "entry" and o.executed]
+            exit_fills = await self._fills(running, exits)
+            fees = sum(f.fee for f in running.entry_fills + exit_fills)
+            result = trade_result(trade, fees)
             await self._write(
                 lambda: self._records.close_trade(
                     running.trade_id,
                     TradeClose(
                         closed_at=self._now_ms(),
                         exit_reason=trade.exit_reason or "exchange",
-                        exit_fills=_exit_fills(trade, self._now_ms()),
-                        fees=0.0,
+                        exit_fills=exit_fills,
+                        fees=fees,
                         funding=0.0,
                         realised_r=result.realised_r,
                         realised_usd=result.realised_usd,
@@ -580,7 +592,7 @@ class LiveExecutor:
             )
             self._forget(running)
             return
-        row = trade_row(trade, opened_at=running.opened_at)
+        row = trade_row(trade, opened_at=running.opened_at, entry_fills=running.entry_fills)
         await self._write(lambda: self._records.upsert_trade(row))
         if trade.state == TradeState.CLOSED:
             await self._event(
@@ -590,6 +602,42 @@ class LiveExecutor:
                 "warning",
             )
             self._forget(running)
+
+    async def _fills(self, running: _Running, client_ids: Iterable[str]) -> list[Fill]:
+        """The exchange's fills (price, quantity, commission) of these orders; none for an
+        order whose exchange id we never learnt, and none (reported) while the exchange
+        cannot be asked: the trade's result then counts no fees."""
+        trade = running.trade
+        fills: list[Fill] = []
+        for cid in client_ids:
+            order_id = running.order_ids.get(cid)
+            if order_id is None:
+                continue
+            try:
+                rows = await self._rest.get(
+                    "/fapi/v1/userTrades",
+                    {"symbol": trade.signal.symbol, "orderId": order_id},
+                    reply=list[UserTrade],
+                    weight=5,
+                    signed=True,
+                )
+            except RetryableError as exc:
+                self._log.warning("live.fills_unavailable", client_id=cid, error=str(exc))
+                continue
+            role = trade.orders[cid].role
+            fills += [
+                Fill(
+                    time=r.time,
+                    price=r.price,
+                    quantity=r.qty,
+                    fee=r.commission,
+                    client_order_id=cid,
+                    trade_id=r.id,
+                    reason=None if role == "entry" else role,
+                )
+                for r in rows
+            ]
+        return fills
 
     def _forget(self, running: _Running) -> None:
         self._running.pop(running.trade_id, None)
@@ -687,18 +735,3 @@ def _algo_report(reply: AlgoOrderReply) -> OrderReport:
         exchange_id=reply.algoId,
         time_ms=reply.updateTime,
     )
-
-
-def _exit_fills(trade: LiveTrade, now_ms: int) -> list[Fill]:
-    return [
-        Fill(
-            time=now_ms,
-            price=float(o.avg_price),
-            quantity=float(o.executed),
-            fee=0.0,
-            client_order_id=o.client_id,
-            reason=o.role,
-        )
-        for o in trade.orders.values()
-        if o.role != "entry" and o.executed > 0
-    ]

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from arbengine.domain.live_rows import LiveOrderRow, LiveTradeRow, PlanDifference
+from arbengine.domain.live_rows import Fill, LiveOrderRow, LiveTradeRow, PlanDifference
 from arbengine.trading.live_plan import AlgoOrder, MarketOrder, OrderRequest
-from arbengine.trading.live_rules import ZERO
+from arbengine.trading.live_rules import ZERO, to_decimal
 from arbengine.trading.live_trade import (
     Acked,
     Ended,
@@ -127,9 +127,10 @@ class TradeResult:
     realised_r: float
 
 
-def trade_result(trade: LiveTrade) -> TradeResult:
-    """Realised USD (before fees) and R of a trade whose entry filled: each exit's
-    execution against the entry's average price, in units of the risk taken."""
+def trade_result(trade: LiveTrade, fees: float = 0.0) -> TradeResult:
+    """Realised USD and R of a trade whose entry filled: each exit's execution against
+    the entry's average price, less ``fees``, in units of the risk taken (R distance ×
+    the filled quantity)."""
     entry = trade.orders[trade.entry_id]
     direction = trade.signal.direction
     usd = sum(
@@ -140,11 +141,14 @@ def trade_result(trade: LiveTrade) -> TradeResult:
         ),
         ZERO,
     )
+    net = usd - to_decimal(fees)
     risk = trade.sized.r_distance * entry.executed
-    return TradeResult(float(usd), float(usd / risk) if risk > 0 else 0.0)
+    return TradeResult(float(net), float(net / risk) if risk > 0 else 0.0)
 
 
-def trade_row(trade: LiveTrade, *, opened_at: int | None = None) -> LiveTradeRow:
+def trade_row(
+    trade: LiveTrade, *, opened_at: int | None = None, entry_fills: list[Fill] | None = None
+) -> LiveTradeRow:
     """The ``live_trades`` row of ``trade`` while it is pending or open (the close is
     written by ``close_trade``); ``not_opened`` once it ended without a position."""
     entry = trade.orders.get(trade.entry_id)
@@ -168,6 +172,7 @@ def trade_row(trade: LiveTrade, *, opened_at: int | None = None) -> LiveTradeRow
         stop_price=float(plan.stop_loss if plan is not None else trade.sized.stop),
         r_distance=float(trade.sized.r_distance),
         risk_usd=float(trade.sized.risk_usd),
+        entry_fills=entry_fills or [],
         exit_reason=trade.exit_reason if status == "not_opened" else None,
         plan_differences=[]
         if plan is None

@@ -8,6 +8,7 @@ import dataclasses
 from decimal import Decimal
 
 import aiohttp
+import pytest
 
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.clock import ManualClock, SystemClock
@@ -61,6 +62,9 @@ async def assert_closed(
     assert (stored.status, stored.exit_reason) == ("closed", reason)
     assert stored.realised_r is not None
     assert all(o.status != "NEW" for o in await records.orders_of_trade(trade_id))
+    assert stored.entry_fills  # the exchange's fills, with their commission
+    assert stored.fees == pytest.approx(sum(f.fee for f in stored.entry_fills + stored.exit_fills))
+    assert stored.fees > 0
 
 
 async def test_the_stop_loss(
@@ -77,7 +81,13 @@ async def test_the_stop_loss(
     await assert_closed(executor, records, http, sim, trade_id, "sl")
     stored = await records.trade(trade_id)
     assert stored is not None
-    assert stored.realised_r is not None
+    assert stored.entry_price is not None
+    assert [f.reason for f in stored.exit_fills] == ["sl"]
+    gross = sum((f.price - stored.entry_price) * f.quantity for f in stored.exit_fills)
+    assert stored.realised_usd == pytest.approx(gross - stored.fees)
+    assert stored.realised_r == pytest.approx(
+        stored.realised_usd / (stored.r_distance * stored.quantity)
+    )
     assert stored.realised_r < -0.9
 
 
