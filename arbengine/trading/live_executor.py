@@ -481,6 +481,8 @@ class LiveExecutor:
                 await self._order_event(running, "order.not_found", cid, {})
                 return [NotFound(cid, 0)]
             except (ExchangeError, RetryableError) as exc:
+                if isinstance(exc, TimestampOutsideWindow):
+                    await self._rest.sync_time()
                 attempt += 1
                 delay = self._rest_retry.delay(attempt)
                 self._log.warning(
