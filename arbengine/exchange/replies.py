@@ -223,6 +223,14 @@ class AlgoOrderReply(msgspec.Struct, frozen=True):
     updateTime: int = 0
 
 
+class AlgoCancelReply(msgspec.Struct, frozen=True):
+    """``DELETE /fapi/v1/algoOrder`` (signed): ``{"algoId", "clientAlgoId", "code": "200",
+    "msg": "success"}``, not the order itself."""
+
+    algoId: int
+    clientAlgoId: str
+
+
 class UserTrade(msgspec.Struct, frozen=True):
     """A row of ``GET /fapi/v1/userTrades`` (signed): one fill of one of our orders."""
 

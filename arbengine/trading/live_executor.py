@@ -56,6 +56,7 @@ from arbengine.exchange.exchange_errors import (
 )
 from arbengine.exchange.replies import (
     AccountBalance,
+    AlgoCancelReply,
     AlgoOrderReply,
     ExchangeInfo,
     OrderReply,
@@ -141,6 +142,8 @@ class _Running:
     """Client id → the exchange's id of the order that executed it (an algo order's:
     the order it placed), to find its fills."""
     entry_fills: list[Fill] = field(default_factory=list)
+    status_times: dict[str, int] = field(default_factory=dict)
+    """Client id → the time of the last status written for it."""
 
 
 class LiveExecutor:
@@ -514,7 +517,7 @@ class LiveExecutor:
         cid = request_client_id(order)
         try:
             await self._rest.delete(
-                ALGO_PATH, {"clientAlgoId": cid}, reply=AlgoOrderReply, signed=True,
+                ALGO_PATH, {"clientAlgoId": cid}, reply=AlgoCancelReply, signed=True,
                 order_client_id=cid,
             )  # fmt: skip
         except OrderOutcomeUnknown as exc:
@@ -565,6 +568,10 @@ class LiveExecutor:
                 "trade.needs_attention", signal, {"trade_id": running.trade_id}, "error"
             )
         if trade.state == TradeState.CLOSED and trade.plan is not None:
+            # Opened and closed in one go (a refused stop flattened at once) or not: the
+            # trade is written open, with its entry, before its close.
+            opened = trade_row(trade, opened_at=running.opened_at, entry_fills=running.entry_fills)
+            await self._write(lambda: self._records.upsert_trade(opened))
             exits = [o.client_id for o in trade.orders.values() if o.role != "entry" and o.executed]
             exit_fills = await self._fills(running, exits)
             fees = sum(f.fee for f in running.entry_fills + exit_fills)
@@ -673,10 +680,15 @@ class LiveExecutor:
         report: OrderReport | None = None,
         note: str | None = None,
     ) -> None:
+        # Never before a status already written: our own times (PENDING, a cancel's
+        # answer) and the exchange's report times come from two clocks.
+        cid = request_client_id(order)
+        at = max(self._now_ms(), report.time_ms if report else 0, running.status_times.get(cid, 0))
+        running.status_times[cid] = at
         row = order_row(
             order,
             status=status,
-            status_time=max(self._now_ms(), report.time_ms if report is not None else 0),
+            status_time=at,
             trade_id=running.trade_id,
             report=report,
         )

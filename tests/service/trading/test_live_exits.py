@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import aiohttp
+import msgspec
 import pytest
 
 from arbengine.exchange.rest import BinanceRest
@@ -65,6 +67,9 @@ async def assert_closed(
     assert stored.entry_fills  # the exchange's fills, with their commission
     assert stored.fees == pytest.approx(sum(f.fee for f in stored.entry_fills + stored.exit_fills))
     assert stored.fees > 0
+    now = datetime.now(UTC)
+    events = await records.events_between(now - timedelta(hours=1), now + timedelta(hours=1))
+    assert [e.kind for e in events if e.kind == "order.cancel_unknown"] == []  # all answered
 
 
 async def test_the_stop_loss(
@@ -212,3 +217,23 @@ async def test_the_poll_loop_outlasts_exchange_errors_and_sees_the_stop(
         stop.set()
         await polling
     await assert_closed(executor, records, http, sim, trade_id, "sl")
+
+
+async def test_a_stop_the_exchange_refuses_flattens_the_position_at_once(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    # A long signalled 2 % above the market: its stop (0.75 % under the signal) is above
+    # the price already, so the exchange refuses it (-2021, would immediately trigger).
+    signal = await a_signal(http, sim)
+    high = msgspec.structs.replace(signal, price=round(signal.price * 1.02, 1))
+    trade_id = await executor.on_signal(high)
+
+    assert trade_id is not None
+    await assert_closed(executor, records, http, sim, trade_id, "flatten")
+    orders = {o.role: o for o in await records.orders_of_trade(trade_id)}
+    assert orders["sl"].status == "REJECTED"
+    assert "-2021" in (orders["sl"].status_history[-1].note or "")
+    assert orders["flatten"].status == "FILLED"
