@@ -195,11 +195,16 @@ async def test_an_entry_the_exchange_never_gets_is_given_up_after_its_attempts(
     assert (stored.status, stored.exit_reason) == ("not_opened", "entry_failed")
 
 
+@pytest.mark.parametrize("fault", ["order_5xx", "order_drop"])
 async def test_protective_orders_of_unknown_outcome_are_found_not_doubled(
-    sim: SimServer, http: aiohttp.ClientSession, records: LiveRecords, executor: LiveExecutor
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    records: LiveRecords,
+    executor: LiveExecutor,
+    fault: str,
 ) -> None:
-    # The entry and its three algo orders: each placed, each answered 503.
-    await control(http, sim, "faults", {"order_5xx": {"count": 4, "execute": True}})
+    # The entry and its three algo orders: each placed, each unanswered (503, or cut).
+    await control(http, sim, "faults", {fault: {"count": 4, "execute": True}})
     trade_id = await executor.on_signal(await a_signal(http, sim))
 
     assert trade_id is not None
