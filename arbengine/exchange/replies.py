@@ -223,6 +223,29 @@ class AlgoOrderReply(msgspec.Struct, frozen=True):
     updateTime: int = 0
 
 
+class AlgoCancelReply(msgspec.Struct, frozen=True):
+    """``DELETE /fapi/v1/algoOrder`` (signed): ``{"algoId", "clientAlgoId", "code": "200",
+    "msg": "success"}``, not the order itself."""
+
+    algoId: int
+    clientAlgoId: str
+
+
+class UserTrade(msgspec.Struct, frozen=True):
+    """A row of ``GET /fapi/v1/userTrades`` (signed): one fill of one of our orders."""
+
+    id: int
+    orderId: int
+    symbol: str
+    side: str
+    price: float
+    qty: float
+    commission: float
+    commissionAsset: str = "USDT"
+    realizedPnl: float = 0.0
+    time: int = 0
+
+
 class ErrorReply(msgspec.Struct, frozen=True):
     """The body of a refused call: ``{"code": -1121, "msg": "Invalid symbol."}``."""
 
