@@ -223,6 +223,13 @@ class AlgoOrderReply(msgspec.Struct, frozen=True):
     updateTime: int = 0
 
 
+class ListenKeyReply(msgspec.Struct, frozen=True):
+    """``POST``/``PUT /fapi/v1/listenKey`` (API key, unsigned): the user stream's key
+    (a keep-alive may answer ``{}``)."""
+
+    listenKey: str = ""
+
+
 class ErrorReply(msgspec.Struct, frozen=True):
     """The body of a refused call: ``{"code": -1121, "msg": "Invalid symbol."}``."""
 
