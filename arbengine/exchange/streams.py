@@ -119,6 +119,10 @@ class CombinedStream:
         self._url_for_next = url_for_next
         self._reconnect_requested = False
         self._current: aiohttp.ClientWebSocketResponse | None = None
+        self._next: aiohttp.ClientWebSocketResponse | None = None
+        """A quiet stream's next connection, opened by the watchdog at the age limit."""
+        self._hand_over_at = 0.0
+        self._hand_over_failures = 0
         self._closing: set[asyncio.Task[object]] = set()
         self._health = health
         self._session = session
@@ -250,6 +254,9 @@ class CombinedStream:
         self._log.info("stream.connected", streams_url=self.url.split("?")[0], n=self.connections)
         clock = self._clock
         hand_over_at = clock.monotonic() + self.policy.max_age_s
+        self._hand_over_at = hand_over_at
+        self._hand_over_failures = 0
+        quiet = self.policy.silence_s is None
         hand_over_failures = 0
         self._last_message = clock.monotonic()
         # A watchdog beside the reader, rather than a timeout on every receive: at tens of
@@ -266,10 +273,16 @@ class CombinedStream:
                     self._reconnect_requested = False
                     self._log.info("stream.reconnecting_now")
                     return None
-                if clock.monotonic() >= hand_over_at:
+                if not quiet and clock.monotonic() >= hand_over_at:
                     try:
                         return await self._hand_over(ws)
-                    except (OSError, aiohttp.ClientError, TimeoutError, RetryableError, _Closed) as exc:
+                    except (
+                        OSError,
+                        aiohttp.ClientError,
+                        TimeoutError,
+                        RetryableError,
+                        _Closed,
+                    ) as exc:
                         # The old connection still serves (the exchange ends it only at
                         # 24 h): keep reading it, and try again after the policy's delay.
                         hand_over_failures += 1
@@ -290,6 +303,9 @@ class CombinedStream:
                         return None
                     if self._reconnect_requested:
                         continue  # the loop's head opens the next connection
+                    if self._next is not None:  # the watchdog handed over
+                        handed_to, self._next = self._next, None
+                        return handed_to
                     if self._went_silent:
                         raise _Silent(f"no message for {self.policy.silence_s:g}s")
                     raise _Closed(f"{message.type.name}: {message.extra or message.data or ''}")
@@ -302,6 +318,9 @@ class CombinedStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
             self._current = None
+            if self._next is not None:  # stopping amid a hand-over
+                await self._next.close()
+                self._next = None
             CONNECTED.labels(self.name).set(0)
 
     async def _watch(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -311,11 +330,40 @@ class CombinedStream:
         period = max(0.05, silence / 4) if silence is not None else 1.0
         clock = self._clock
         while await clock.sleep(period, self._stop):
-            if silence is not None and clock.monotonic() - self._last_message > silence:
+            if silence is None:
+                if clock.monotonic() >= self._hand_over_at and await self._open_next(ws):
+                    return
+                continue
+            if clock.monotonic() - self._last_message > silence:
                 self._went_silent = True
                 await ws.close()
                 return
         await ws.close()
+
+    async def _open_next(self, old: aiohttp.ClientWebSocketResponse) -> bool:
+        """A quiet stream's hand-over, from the watchdog (the reader may wait for hours):
+        open the next connection, then close this one. The reader gets what this one still
+        holds, then its close, and serves the next (the overlap's duplicates are the
+        consumer's to drop). False when the next one could not be opened: tried again
+        after the policy's delay, this one serving on."""
+        self._log.info("stream.rotating", age_limit_s=self.policy.max_age_s)
+        RECONNECTS.labels("max_age").inc()
+        try:
+            self._next = await self._open()
+        except (OSError, aiohttp.ClientError, TimeoutError, RetryableError) as exc:
+            self._hand_over_failures += 1
+            delay = self.policy.reconnect.delay(self._hand_over_failures, self._rng)
+            self._hand_over_at = self._clock.monotonic() + delay
+            RECONNECTS.labels("hand_over_failed").inc()
+            self._log.warning(
+                "stream.hand_over_failed",
+                error=self._redact(f"{type(exc).__name__}: {exc}")[:200],
+                attempt=self._hand_over_failures,
+                retry_in_s=round(delay, 3),
+            )
+            return False
+        await old.close()
+        return True
 
     async def _hand_over(
         self, old: aiohttp.ClientWebSocketResponse

@@ -77,6 +77,8 @@ class UserStream:
         self._rng = rng or random.Random()
         self._log = get_logger("user_stream")
         self._key: str | None = None
+        self._connected_with_key = True
+        """The last address asked for led to a connection (else the key may be what fails)."""
         self._pending: ResyncReason | None = None
         """Why the next connection is made, when it is not an ordinary reconnect."""
         self._queue: asyncio.Queue[UserEvent | None] = asyncio.Queue()
@@ -117,6 +119,11 @@ class UserStream:
     # -- the listen key --------------------------------------------------------
 
     async def _next_url(self) -> str:
+        if self._key is not None and not self._connected_with_key:
+            # The last try with this key did not connect: a key gone while no connection
+            # was open is refused at the handshake, and only a keep-alive says why.
+            await self._refresh_key()
+        self._connected_with_key = False
         if self._key is None:
             reply = await self._rest.post(
                 LISTEN_KEY_PATH, reply=ListenKeyReply, weight=1, api_key=True
@@ -138,12 +145,8 @@ class UserStream:
             if self._key is None:
                 continue
             try:
-                await self._rest.put(LISTEN_KEY_PATH, reply=ListenKeyReply, weight=1, api_key=True)
-            except FatalExchangeError as exc:
-                if exc.code != KEY_GONE:
-                    raise
-                self._log.warning("user_stream.listen_key_gone", error=str(exc)[:200])
-                self._replace_key("listen_key_gone")
+                if not await self._refresh_key():
+                    self.stream.reconnect_now()
             except ExchangeError as exc:  # retryable: the key lives on for a while yet
                 attempt += 1
                 wait = EXCHANGE_REST_RETRY.delay(attempt, self._rng)
@@ -154,6 +157,19 @@ class UserStream:
             attempt = 0
             self._log.debug("user_stream.keepalive")
 
+    async def _refresh_key(self) -> bool:
+        """Keep the key alive; False when it is gone (-1125): the next connection makes one."""
+        try:
+            await self._rest.put(LISTEN_KEY_PATH, reply=ListenKeyReply, weight=1, api_key=True)
+        except FatalExchangeError as exc:
+            if exc.code != KEY_GONE:
+                raise
+            self._log.warning("user_stream.listen_key_gone", error=str(exc)[:200])
+            self._key = None
+            self._pending = "listen_key_gone"
+            return False
+        return True
+
     def _replace_key(self, reason: ResyncReason) -> None:
         self._key = None
         self._pending = reason
@@ -162,6 +178,7 @@ class UserStream:
     # -- frames and delivery ---------------------------------------------------
 
     async def _on_connected(self, connection: int) -> None:
+        self._connected_with_key = True
         reason = self._pending or ("connected" if connection == 1 else "reconnected")
         self._pending = None
         self._log.info("user_stream.resync", reason=reason, connection=connection)

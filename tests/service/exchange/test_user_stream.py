@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -117,6 +118,14 @@ async def open_orphan(session: aiohttp.ClientSession, sim: SimServer, symbol: st
     return client_id
 
 
+async def delete_listen_key(session: aiohttp.ClientSession, sim: SimServer) -> None:
+    """The key ends behind the stream's back (another client of the account deletes it)."""
+    async with session.delete(
+        f"{sim.rest_url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": DEFAULT_API_KEY}
+    ) as response:
+        assert response.status == 200
+
+
 def filled(client_id: str) -> Callable[[list[UserEvent]], bool]:
     def done(events: list[UserEvent]) -> bool:
         return any(
@@ -164,7 +173,8 @@ async def test_an_orders_fill_arrives_as_typed_events_after_a_resync(
     assert fill.order_id == reply.orderId
     assert fill.filled_qty == fill.last_filled_qty == Decimal("0.010")
     assert fill.avg_price == Decimal(str(reply.avgPrice)) > 0
-    assert fill.commission > 0 and fill.commission_asset == "USDT"
+    assert fill.commission > 0
+    assert fill.commission_asset == "USDT"
     assert not fill.exchange_close
     account = inbox.of(AccountUpdate)[0].account
     assert account.reason == "ORDER"
@@ -203,11 +213,9 @@ async def test_a_key_gone_at_keep_alive_is_replaced(
         await clock.until_sleeping(2)  # the keep-alive and the connection's watchdog
         clock.advance(50 * 60 * 1000)  # the key is alive: the keep-alive keeps it
         await clock.until_sleeping(2)
-        assert sim.listen_keys.key == first_key and stream.keys_made == 1
-        async with session.delete(
-            f"{sim.rest_url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": DEFAULT_API_KEY}
-        ) as response:
-            assert response.status == 200
+        assert sim.listen_keys.key == first_key
+        assert stream.keys_made == 1
+        await delete_listen_key(session, sim)
         clock.advance(50 * 60 * 1000)
         await inbox.until(lambda events: len(inbox.of(Resync)) == 2)
         assert inbox.resyncs() == ["connected", "listen_key_gone"]
@@ -232,6 +240,49 @@ async def test_a_dropped_connection_reconnects_with_a_resync(
         await inbox.until(filled(client_id))
 
 
+async def test_a_key_gone_while_disconnected_is_replaced_at_the_next_connection(
+    sim: SimServer, rest: BinanceRest, session: aiohttp.ClientSession
+) -> None:
+    """The key ends behind the stream's back, then the connection drops: the handshake with
+    the old key is refused, a keep-alive tells why, and the next connection has a new key."""
+    inbox = Inbox()
+    stream = stream_for(rest, sim, session, inbox)
+    async with running(stream):
+        await inbox.until(lambda events: len(events) == 1)
+        first_key = sim.listen_keys.key
+        await delete_listen_key(session, sim)
+        await control(session, sim, "faults", {"drop_ws": {"which": "private"}})
+        await inbox.until(lambda events: len(inbox.of(Resync)) == 2)
+        assert inbox.resyncs() == ["connected", "listen_key_gone"]
+        assert sim.listen_keys.key not in (None, first_key)
+        client_id = await open_orphan(session, sim, "BTCUSDT")
+        await inbox.until(filled(client_id))
+
+
+async def test_the_connection_is_handed_over_before_the_exchange_ends_it(
+    sim: SimServer, rest: BinanceRest, session: aiohttp.ClientSession
+) -> None:
+    """A user stream is quiet for hours: at the age limit the watchdog opens the next
+    connection and closes the first, on the same key; events flow on the new one."""
+    clock = ManualClock(start_ms=sim.server_time_ms())
+    inbox = Inbox()
+    policy = replace(FAST, max_age_s=100.0)
+    stream = UserStream(
+        rest, sim.private_ws_url, inbox, session=session, policy=policy, clock=clock
+    )
+    async with running(stream):
+        await inbox.until(lambda events: len(events) == 1)
+        await clock.until_sleeping(2)  # the keep-alive and the connection's watchdog
+        clock.advance(101_000)
+        await inbox.until(lambda events: len(inbox.of(Resync)) == 2)
+        assert stream.stream.connections == 2
+        assert stream.keys_made == 1
+        client_id = await open_orphan(session, sim, "BTCUSDT")
+        await inbox.until(filled(client_id))
+    fills = [e for e in inbox.of(OrderTradeUpdate) if e.order.client_id == client_id]
+    assert len(fills) == len({orjson.dumps(e.order.status) for e in fills})
+
+
 async def test_a_liquidation_is_recognised_as_the_exchanges_close(
     sim: SimServer, rest: BinanceRest, session: aiohttp.ClientSession
 ) -> None:
@@ -248,11 +299,9 @@ async def test_a_liquidation_is_recognised_as_the_exchanges_close(
     closes = [e.order for e in inbox.of(OrderTradeUpdate) if e.order.exchange_close]
     assert {o.client_id for o in closes} == {liquidation}
     assert closes[-1].execution_type == "CALCULATED"
-    assert [o.client_id for o in (e.order for e in inbox.of(OrderTradeUpdate))].count(
-        opened
-    ) >= 1 and not any(
-        e.order.exchange_close for e in inbox.of(OrderTradeUpdate) if e.order.client_id == opened
-    )
+    ours = [e.order for e in inbox.of(OrderTradeUpdate) if e.order.client_id == opened]
+    assert ours
+    assert not any(o.exchange_close for o in ours)
     flat = inbox.of(AccountUpdate)[-1].account.positions
     assert [(p.symbol, p.amount) for p in flat] == [("BTCUSDT", Decimal(0))]
 
@@ -304,19 +353,18 @@ async def test_neither_the_secret_nor_the_listen_key_is_ever_logged(
             keys = {sim.listen_keys.key}
             # The key ends behind the stream's back, then the connection drops: the
             # reconnect with the old key is refused before the stream learns it is gone.
-            async with session.delete(
-                f"{sim.rest_url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": DEFAULT_API_KEY}
-            ) as response:
-                assert response.status == 200
+            await delete_listen_key(session, sim)
             await control(session, sim, "faults", {"drop_ws": {"which": "private"}})
-            await asyncio.sleep(0.5)
+            await inbox.until(lambda events: len(inbox.of(Resync)) == 2)
+            keys.add(sim.listen_keys.key)
             await control(session, sim, "faults", {"expire_listen_key": True})
-            async with asyncio.timeout(WAIT_S):
-                while not any(e.get("event") == "stream.reconnecting" for e in logs):
-                    await asyncio.sleep(0.05)
+            await inbox.until(lambda events: len(inbox.of(Resync)) == 3)
+            keys.add(sim.listen_keys.key)
     ours = [e for e in logs if e.get("component") in {"user_stream", "stream", "rest"}]
-    assert any(e["event"] == "stream.reconnecting" for e in ours)
+    assert any(e["event"] == "stream.reconnecting" for e in ours)  # the refused handshake
+    assert len(keys) == 3
     text = "\n".join(orjson.dumps(e, default=str).decode() for e in ours)
     assert DEFAULT_API_SECRET not in text
     for key in keys:
-        assert key is not None and key not in text
+        assert key is not None
+        assert key not in text
