@@ -81,9 +81,10 @@ class UserStream:
         """The last address asked for led to a connection (else the key may be what fails)."""
         self._pending: ResyncReason | None = None
         """Why the next connection is made, when it is not an ordinary reconnect."""
-        self._queue: asyncio.Queue[UserEvent | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[UserEvent] = asyncio.Queue()
         self._seen: deque[bytes] = deque(maxlen=_SEEN_FRAMES)
         self._stop = asyncio.Event()
+        self._failure: Exception | None = None
         self.keys_made = 0
         self.stream = CombinedStream(
             "user",
@@ -104,17 +105,28 @@ class UserStream:
         self.stream.request_stop()
 
     async def run(self) -> None:
-        """Deliver events until ``request_stop``; a fatal error (keys refused) is raised."""
-        async with asyncio.TaskGroup() as tasks:
-            deliver = tasks.create_task(self._deliver(), name="user_stream:deliver")
-            keepalive = tasks.create_task(self._keep_alive(), name="user_stream:keepalive")
-            try:
-                await self.stream.run()
-            finally:
-                self._stop.set()
-                keepalive.cancel()
-                self._queue.put_nowait(None)
-            await deliver
+        """Deliver events until ``request_stop``. A fatal error (the API key refused, the
+        consumer's own failure) stops the stream and is raised as it is."""
+        helpers = [
+            asyncio.create_task(self._guarded(self._deliver()), name="user_stream:deliver"),
+            asyncio.create_task(self._guarded(self._keep_alive()), name="user_stream:keepalive"),
+        ]
+        try:
+            await self.stream.run()
+        finally:
+            self._stop.set()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        if self._failure is not None:
+            raise self._failure
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception as exc:
+            self._failure = exc
+            self.request_stop()
 
     # -- the listen key --------------------------------------------------------
 
@@ -198,6 +210,7 @@ class UserStream:
         self._queue.put_nowait(event)
 
     async def _deliver(self) -> None:
-        while (event := await self._queue.get()) is not None:
+        while True:
+            event = await self._queue.get()
             EVENTS.labels(type(event).__name__).inc()
             await self._on_event(event)

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
+from arbengine.exchange.exchange_errors import FatalExchangeError
 from arbengine.exchange.replies import AlgoOrderReply, OrderReply, PremiumIndex
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import StreamPolicy
@@ -181,6 +182,33 @@ async def test_an_orders_fill_arrives_as_typed_events_after_a_resync(
     assert [(p.symbol, p.amount) for p in account.positions] == [("BTCUSDT", Decimal("0.010"))]
     assert account.balances[0].asset == "USDT"
     assert inbox.resyncs() == ["connected"]
+
+
+async def test_a_refused_api_key_stops_the_stream_with_the_exchanges_error(
+    sim: SimServer, session: aiohttp.ClientSession
+) -> None:
+    rest = BinanceRest(
+        session,
+        sim.rest_url,
+        api_key="someone-else",
+        weight_safety=ExchangeSettings().weight_safety,
+    )
+    stream = stream_for(rest, sim, session, Inbox())
+    with pytest.raises(FatalExchangeError, match="POST /fapi/v1/listenKey: HTTP 401 code -2015"):
+        async with asyncio.timeout(WAIT_S):
+            await stream.run()
+
+
+async def test_a_failing_consumer_stops_the_stream_with_its_error(
+    sim: SimServer, rest: BinanceRest, session: aiohttp.ClientSession
+) -> None:
+    async def broken(event: UserEvent) -> None:
+        raise RuntimeError(f"cannot take {type(event).__name__}")
+
+    stream = UserStream(rest, sim.private_ws_url, broken, session=session, policy=FAST)
+    with pytest.raises(RuntimeError, match="cannot take Resync"):
+        async with asyncio.timeout(WAIT_S):
+            await stream.run()
 
 
 async def test_an_expired_listen_key_gives_a_resync_and_a_new_key_and_events_flow_again(
