@@ -7,6 +7,9 @@
   a second connection, switch to it once it delivers, then close the first:
   the overlap means no gap (consumers drop the duplicates by id). A hand-over
   that fails is logged and tried again later (the first connection serves on).
+  A quiet stream (``silence_s`` None: a user data stream) may send nothing for
+  hours, so its watchdog hands over: once the next connection is open, it
+  closes the first, whose reader then serves the next.
 - Connection age, silence and backoff are measured and waited on the injected clock.
 - A watchdog reconnects a connection that stays silent for ``silence``.
 - A frame the consumer cannot decode is logged, counted and skipped; it
