@@ -246,6 +246,13 @@ class UserTrade(msgspec.Struct, frozen=True):
     time: int = 0
 
 
+class ListenKeyReply(msgspec.Struct, frozen=True):
+    """``POST``/``PUT /fapi/v1/listenKey`` (API key, unsigned): the user stream's key
+    (a keep-alive may answer ``{}``)."""
+
+    listenKey: str = ""
+
+
 class ErrorReply(msgspec.Struct, frozen=True):
     """The body of a refused call: ``{"code": -1121, "msg": "Invalid symbol."}``."""
 
