@@ -55,7 +55,7 @@ def test_every_route_is_one_operation_and_nothing_else_is(document: dict[str, An
 def test_authenticated_operations_declare_bearer_and_401(document: dict[str, Any]) -> None:
     for route in all_routes():
         operation = document["paths"][route.path][route.method.lower()]
-        if route.auth:
+        if route.authenticated:
             assert operation["security"] == [{"bearerAuth": []}]
             assert {"401", "403"} <= operation["responses"].keys()
         else:
