@@ -895,14 +895,14 @@ async def change_live_config(pool: asyncpg.Pool, change: LiveConfigChange) -> as
         await conn.execute(
             f"""
             INSERT INTO live_events (event_id, at, level, kind, detail, who)
-            SELECT $1, $2, 'info', 'live.config_changed',
-                   jsonb_build_object('change_id', $1::text, 'before', (
+            SELECT $1::uuid, $2, 'info', 'live.config_changed',
+                   jsonb_build_object('change_id', $1::uuid::text, 'before', (
                        SELECT to_jsonb(c) FROM (
                            SELECT {_LIVE_CONFIG_RAW} FROM live_config
-                           WHERE id < (SELECT id FROM live_config WHERE change_id = $1)
+                           WHERE id < (SELECT id FROM live_config WHERE change_id = $1::uuid)
                            ORDER BY id DESC LIMIT 1) c),
                        'after', (SELECT to_jsonb(c) FROM (
-                           SELECT {_LIVE_CONFIG_RAW} FROM live_config WHERE change_id = $1) c)),
+                           SELECT {_LIVE_CONFIG_RAW} FROM live_config WHERE change_id = $1::uuid) c)),
                    $3
             """,
             change_id,
