@@ -394,7 +394,7 @@ def api_routes() -> list[Route]:
             auth=True,
             query=s.LiveSummaryQuery,
             errors=LIVE_ERRORS,
-            description="Over trades whose signal tick is in the range (by default all).",
+            description="Over the trades whose signal tick is in the range.",
         ),
         Route(
             "GET",

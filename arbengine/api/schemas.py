@@ -747,7 +747,10 @@ class LiveEventsQuery(_Query):
 
 
 class LiveSummaryQuery(_Query):
-    """Trades whose signal tick is in the range; by default all of them."""
+    """Trades whose signal tick is in the range (like LiveTradesQuery)."""
+
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+    MAX_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
 
     strategy: StrategyName | None = None
     symbol: Symbol | None = None
