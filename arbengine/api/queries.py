@@ -902,7 +902,8 @@ async def change_live_config(pool: asyncpg.Pool, change: LiveConfigChange) -> as
                            WHERE id < (SELECT id FROM live_config WHERE change_id = $1::uuid)
                            ORDER BY id DESC LIMIT 1) c),
                        'after', (SELECT to_jsonb(c) FROM (
-                           SELECT {_LIVE_CONFIG_RAW} FROM live_config WHERE change_id = $1::uuid) c)),
+                           SELECT {_LIVE_CONFIG_RAW} FROM live_config
+                           WHERE change_id = $1::uuid) c)),
                    $3
             """,
             change_id,
