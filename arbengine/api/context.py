@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,9 @@ class ApiContext:
     """The exchange REST budget: limits, use, live reserve, waiting calls (None: no client)."""
     engine: Callable[[], dict[str, Any] | None] = lambda: None
     """The engine's readiness per symbol (None when the engine is off)."""
+    strategies: Callable[[], Collection[str] | None] = lambda: None
+    """Names of the strategies the engine has loaded now (None when it loaded none): what
+    an admin may choose to trade live."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

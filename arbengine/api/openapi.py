@@ -162,7 +162,7 @@ def build_document(
             "operationId": route.operation_id,
             "summary": route.summary,
             "tags": [route.tag],
-            "security": [{"bearerAuth": []}] if route.auth else [],
+            "security": [{"bearerAuth": []}] if route.authenticated else [],
             "responses": responses,
         }
         description = route.description
@@ -183,6 +183,8 @@ def build_document(
                     "application/json": {"schema": {"$ref": REF.format(name=route.body.__name__)}}
                 },
             }
+        if route.admin:
+            operation["x-roles"] = ["admin"]
         paths.setdefault(route.path, {})[route.method.lower()] = operation
 
     return {
@@ -199,7 +201,16 @@ def build_document(
         },
         "tags": [
             {"name": name}
-            for name in ("auth", "funding", "trades", "liquidations", "signals", "paper", "system")
+            for name in (
+                "auth",
+                "funding",
+                "trades",
+                "liquidations",
+                "signals",
+                "paper",
+                "live",
+                "system",
+            )
         ]
         + [{"name": "page"}],
         "paths": paths,
