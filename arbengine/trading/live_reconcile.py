@@ -18,7 +18,8 @@ Rules, per symbol (one-way mode: one position per symbol, one open trade per sym
   already carrying a stop is left alone.
 - An open trade of ours whose symbol has no position on the exchange was closed there
   (stop, take-profit, liquidation, a manual close while we were away):
-  :class:`CloseWithFills` (the service closes it with the exchange's fills).
+  :class:`CloseWithFills` (the service closes it with the exchange's fills), and its
+  algo orders still open there are cancelled (:class:`CancelLeftover`).
 - An order our records hold open that the exchange has no more (not among its open
   orders or algo orders): :class:`MarkOrderGone` (the service asks for it by client id
   and records how it ended).
@@ -136,6 +137,15 @@ class CloseWithFills:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelLeftover:
+    client_id: str
+    symbol: str
+    trade_id: int
+    reason: str = "trade_closed_on_exchange"
+    kind: str = "reconcile.leftover_canceled"
+
+
+@dataclass(frozen=True, slots=True)
 class MarkOrderGone:
     client_id: str
     symbol: str
@@ -146,7 +156,13 @@ class MarkOrderGone:
 
 
 Decision = (
-    RestoreStop | ProtectOrphan | FlattenOrphan | AlertOrphan | CloseWithFills | MarkOrderGone
+    RestoreStop
+    | ProtectOrphan
+    | FlattenOrphan
+    | AlertOrphan
+    | CloseWithFills
+    | CancelLeftover
+    | MarkOrderGone
 )
 
 
@@ -187,6 +203,11 @@ def reconcile(
             continue
         assert trade.id is not None
         decisions.append(CloseWithFills(trade.id, trade.symbol))
+        decisions += [
+            CancelLeftover(o.client_order_id, o.symbol, trade.id)
+            for o in records.orders
+            if o.trade_id == trade.id and o.kind == "algo" and o.client_order_id in open_ids
+        ]
 
     for order in records.orders:
         if order.trade_id is not None and order.trade_id in driven_ids:
@@ -309,3 +330,25 @@ def _orphan_id(code: str, symbol: str, now_ms: int) -> str:
         value, digit = divmod(value, 36)
         digits.append("0123456789abcdefghijklmnopqrstuvwxyz"[digit])
     return f"{ORPHAN_PREFIX}{code}{''.join(reversed(digits))}-{symbol}"[:36]
+
+
+def decision_detail(decision: Decision) -> dict[str, object]:
+    """What a decision says, for its ``live_events`` row, its log line and the CLI."""
+    detail: dict[str, object] = {"reason": decision.reason}
+    if isinstance(decision, RestoreStop | CloseWithFills):
+        detail["trade_id"] = decision.trade_id
+    if isinstance(decision, ProtectOrphan | FlattenOrphan | AlertOrphan):
+        detail["amount"] = str(decision.amount)
+    if isinstance(decision, RestoreStop | ProtectOrphan):
+        detail["client_id"] = decision.order.client_algo_id
+        detail["stop"] = str(decision.order.trigger_price)
+    if isinstance(decision, FlattenOrphan):
+        detail["client_id"] = decision.order.client_order_id
+        detail["quantity"] = str(decision.order.quantity)
+    if isinstance(decision, CancelLeftover):
+        detail["client_id"] = decision.client_id
+        detail["trade_id"] = decision.trade_id
+    if isinstance(decision, MarkOrderGone):
+        detail["client_id"] = decision.client_id
+        detail["trade_id"] = decision.trade_id
+    return detail

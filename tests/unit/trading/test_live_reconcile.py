@@ -12,6 +12,7 @@ from arbengine.domain.live_rows import LiveOrderRow, LiveTradeRow
 from arbengine.trading.live_ids import TradeKey, client_id, parse_client_id
 from arbengine.trading.live_reconcile import (
     AlertOrphan,
+    CancelLeftover,
     CloseWithFills,
     Decision,
     ExchangeOrder,
@@ -222,3 +223,16 @@ def test_every_position_ends_protected_or_acted_on_once_and_driven_trades_are_un
             assert acted == (symbol not in stopped or policy == "flatten")
     for symbol in traded - set(positions):
         assert (CloseWithFills in {type(d) for d in decisions if d.symbol == symbol}) != driven
+
+
+def test_the_algo_orders_left_of_a_trade_closed_on_the_exchange_are_cancelled() -> None:
+    tp = an_order_row(client_id(KEY, "tp1"))
+    stop = an_order_row(client_id(KEY, "sl"))
+    open_tp = ExchangeOrder(tp.client_order_id, "BTCUSDT", "SELL", "TAKE_PROFIT_MARKET", False,
+                            True, True)  # fmt: skip
+    decisions = decide([], [open_tp], [a_trade()], [tp, stop])
+    assert decisions == [
+        CloseWithFills(7, "BTCUSDT"),
+        CancelLeftover(tp.client_order_id, "BTCUSDT", 7),
+        MarkOrderGone(stop.client_order_id, "BTCUSDT", True, 7),
+    ]
