@@ -185,7 +185,7 @@ def reconcile(
 
     for symbol, position in sorted(positions.items()):
         trade = trades_by_symbol.get(symbol)
-        stopped = _has_stop(exchange.orders, symbol, position.amount)
+        stopped = has_stop(exchange.orders, symbol, position.amount)
         if trade is not None:
             if trade.id in driven_ids or stopped or trade.status != "open":
                 continue
@@ -220,7 +220,8 @@ def reconcile(
     return decisions
 
 
-def _has_stop(orders: Iterable[ExchangeOrder], symbol: str, amount: Decimal) -> bool:
+def has_stop(orders: Iterable[ExchangeOrder], symbol: str, amount: Decimal) -> bool:
+    """An open stop on the position's exit side, whoever placed it."""
     exit_side = "SELL" if amount > 0 else "BUY"
     return any(
         o.symbol == symbol

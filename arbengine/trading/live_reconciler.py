@@ -126,8 +126,8 @@ class LiveReconciler:
 
     async def reconcile_once(self, *, dry_run: bool = False) -> list[Decision]:
         """One round: the decisions, carried out unless ``dry_run``."""
-        exchange = await self._exchange_view()
-        records = await self._records_view()
+        exchange = await self.exchange_view()
+        records = await self.records_view()
         await self._load_rules({p.symbol for p in exchange.positions if p.amount != 0})
         decisions = reconcile(
             exchange,
@@ -148,7 +148,7 @@ class LiveReconciler:
 
     # -- reading --------------------------------------------------------------------------
 
-    async def _exchange_view(self) -> ExchangeView:
+    async def exchange_view(self) -> ExchangeView:
         risks = await self._rest.get(
             "/fapi/v3/positionRisk", reply=list[PositionRisk], weight=5, signed=True
         )
@@ -176,7 +176,7 @@ class LiveReconciler:
         ]  # fmt: skip
         return ExchangeView(tuple(amounts.values()), tuple(orders))
 
-    async def _records_view(self) -> RecordsView:
+    async def records_view(self) -> RecordsView:
         trades = await self._records.open_trades()
         orders: dict[str, LiveOrderRow] = {}
         for trade in trades:
