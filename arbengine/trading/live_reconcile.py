@@ -7,7 +7,8 @@ only shows them). Each decision says what and why; each becomes a ``live_events`
 
 Rules, per symbol (one-way mode: one position per symbol, one open trade per symbol):
 
-- A position with an open trade of ours and no stop on the exchange (an open
+- A position with an open (or pending: its fill not written yet) trade of ours and
+  no stop on the exchange (an open
   STOP_MARKET on the exit side, ``closePosition`` or reduce-only: whoever placed it)
   gets its stop back at the trade's recorded stop price, under the trade's next
   ``sl`` client id: :class:`RestoreStop`.
@@ -187,7 +188,9 @@ def reconcile(
         trade = trades_by_symbol.get(symbol)
         stopped = has_stop(exchange.orders, symbol, position.amount)
         if trade is not None:
-            if trade.id in driven_ids or stopped or trade.status != "open":
+            # A pending trade with a position: its entry filled and the process ended
+            # before the fill was written (killed between entry and protection).
+            if trade.id in driven_ids or stopped or trade.status not in ("open", "pending"):
                 continue
             assert trade.id is not None
             decisions.append(

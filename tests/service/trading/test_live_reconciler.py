@@ -3,6 +3,8 @@ ours whose stop went missing, a trade the exchange closed while nobody was drivi
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -26,6 +28,7 @@ from arbengine.trading.live_reconcile import (
 from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
 from tests.service.sim.simclient import control, signed
 from tests.service.trading.conftest import RISK_USD, a_signal, open_algos, positions
+from tests.support.waiting import eventually
 
 
 async def events_of(records: LiveRecords) -> list[LiveEventRow]:
@@ -185,3 +188,32 @@ async def test_a_trade_the_exchange_closed_is_closed_with_its_fills(
     assert stored.fees > 0
     assert await open_algos(http, sim) == []  # its stop and take-profits cancelled
     assert await records.open_orders() == []
+
+
+async def test_run_reconciles_at_start_and_again_every_interval(
+    sim: SimServer, http: aiohttp.ClientSession, rest: BinanceRest, records: LiveRecords
+) -> None:
+    await orphan(http, sim, "BUY", "0.010")
+    recon = LiveReconciler(rest, records, ReconcileSettings("protect", RISK_USD, interval_s=0.05))
+    stop = asyncio.Event()
+    task = asyncio.create_task(recon.run(stop))
+
+    async def protections() -> list[LiveEventRow]:
+        return [e for e in await events_of(records) if e.kind == "reconcile.orphan_protected"]
+
+    try:
+        [first] = await eventually(protections, what="the start-up round")
+        # Its stop removed behind our back: a later round gives it one again.
+        status, _, _ = await signed(
+            http, sim, "DELETE", "/fapi/v1/algoOrder", {"clientAlgoId": first.detail["client_id"]}
+        )
+        assert status == 200
+        await eventually(lambda: _at_least(protections, 2), what="a later round")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+    assert len(await open_algos(http, sim)) == 1
+
+
+async def _at_least(check: Callable[[], Awaitable[list[LiveEventRow]]], n: int) -> bool:
+    return len(await check()) >= n

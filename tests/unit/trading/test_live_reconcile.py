@@ -173,8 +173,15 @@ def test_a_trade_whose_position_is_gone_is_closed_and_its_orders_marked() -> Non
     ]
 
 
-def test_a_pending_trade_is_neither_closed_nor_protected() -> None:
+def test_a_pending_trade_without_a_position_is_left_as_it_is() -> None:
     assert decide([], [], [a_trade(status="pending")]) == []
+
+
+def test_a_pending_trade_with_a_position_gets_its_stop() -> None:
+    # The entry filled, and the process was killed before it wrote the fill or the stop.
+    [decision] = decide([a_position("0.010")], [], [a_trade(status="pending")])
+    assert isinstance(decision, RestoreStop)
+    assert decision.order.client_algo_id == client_id(KEY, "sl", 1)
 
 
 def test_a_trade_the_executor_drives_is_its_own() -> None:
