@@ -169,7 +169,7 @@ async def test_a_trade_the_exchange_closed_is_closed_with_its_fills(
         rest,
         records,
         ReconcileSettings("protect", RISK_USD),
-        driven=lambda: {trade_id} if driven else set(),
+        driven=lambda: executor.trade_ids if driven else frozenset(),
     )
 
     decisions = await recon.reconcile_once()
