@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from arbengine.domain.live_rows import LiveOrderRow, LiveTradeRow
-from arbengine.trading.live_ids import TradeKey, client_id, parse_client_id
+from arbengine.domain.live_rows import NOT_FOUND, LiveOrderRow, LiveTradeRow
+from arbengine.trading.live_ids import MAX_REPLACEMENTS, TradeKey, client_id, parse_client_id
 from arbengine.trading.live_plan import AlgoOrder, MarketOrder, Side, stop_rounding
 from arbengine.trading.live_rules import SymbolRules, to_decimal
 
@@ -194,7 +194,9 @@ def reconcile(
                 continue
             assert trade.id is not None
             decisions.append(
-                RestoreStop(trade.id, symbol, _trade_stop(trade, records.orders, rules))
+                RestoreStop(
+                    trade.id, symbol, _trade_stop(trade, position.amount, records.orders, rules)
+                )
             )
             continue
         if stopped and orphan_policy != "flatten":
@@ -236,24 +238,48 @@ def has_stop(orders: Iterable[ExchangeOrder], symbol: str, amount: Decimal) -> b
 
 
 def _trade_stop(
-    trade: LiveTradeRow, orders: Iterable[LiveOrderRow], rules: Mapping[str, SymbolRules]
+    trade: LiveTradeRow,
+    amount: Decimal,
+    orders: Iterable[LiveOrderRow],
+    rules: Mapping[str, SymbolRules],
 ) -> AlgoOrder:
-    """The trade's stop again, under the next ``sl`` id not used yet (a fresh id: the old
-    one's order is over, and an id is never reused for another order)."""
+    """The trade's stop again, under the next id of its role not used yet (a fresh id:
+    the old one's order is over, and an id is never reused for another order).
+
+    Before TP1 it is the first stop (``closePosition``) at the recorded stop price; once
+    a breakeven stop was placed (TP1 filled), the breakeven stop at its price for what
+    is left, reduce-only, as the executor places it: never the wider first stop again.
+    """
     key = TradeKey(trade.strategy, trade.symbol, trade.signal_tick)
-    used = [
-        parsed.replacement
+    ours = [
+        (parsed, o)
         for o in orders
-        if (parsed := parse_client_id(o.client_order_id)) is not None
-        and parsed.role == "sl"
-        and parsed.belongs_to(key)
+        if (parsed := parse_client_id(o.client_order_id)) is not None and parsed.belongs_to(key)
     ]
-    replacement = max(used, default=0) + 1
+    breakevens = [
+        (p.replacement, o)
+        for p, o in ours
+        if p.role == "breakeven_sl" and o.status not in ("REJECTED", NOT_FOUND) and o.trigger_price
+    ]
+    side: Side = "SELL" if trade.direction == 1 else "BUY"
+    if breakevens:
+        last, row = max(breakevens, key=lambda pair: pair[0])
+        assert row.trigger_price is not None
+        return AlgoOrder(
+            symbol=trade.symbol,
+            side=side,
+            type="STOP_MARKET",
+            trigger_price=to_decimal(row.trigger_price),
+            quantity=abs(amount),
+            close_position=False,
+            client_algo_id=client_id(key, "breakeven_sl", min(last + 1, MAX_REPLACEMENTS)),
+            role="breakeven_sl",
+        )
+    used = [p.replacement for p, _ in ours if p.role == "sl"]
     stop = to_decimal(trade.stop_price)
     symbol_rules = rules.get(trade.symbol)
     if symbol_rules is not None:
         stop = symbol_rules.price(stop, stop_rounding(trade.direction))
-    side: Side = "SELL" if trade.direction == 1 else "BUY"
     return AlgoOrder(
         symbol=trade.symbol,
         side=side,
@@ -261,7 +287,7 @@ def _trade_stop(
         trigger_price=stop,
         quantity=None,
         close_position=True,
-        client_algo_id=client_id(key, "sl", min(replacement, 35)),
+        client_algo_id=client_id(key, "sl", min(max(used, default=0) + 1, MAX_REPLACEMENTS)),
         role="sl",
     )
 

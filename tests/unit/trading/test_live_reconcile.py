@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -243,3 +244,30 @@ def test_the_algo_orders_left_of_a_trade_closed_on_the_exchange_are_cancelled() 
         CancelLeftover(tp.client_order_id, "BTCUSDT", 7),
         MarkOrderGone(stop.client_order_id, "BTCUSDT", True, 7),
     ]
+
+
+def test_after_tp1_the_breakeven_stop_is_restored_not_the_wider_first_one() -> None:
+    first = an_order_row(client_id(KEY, "sl"), status="CANCELED")
+    breakeven = msgspec.structs.replace(
+        an_order_row(client_id(KEY, "breakeven_sl"), status="CANCELED"),
+        role="breakeven_sl",
+        trigger_price=60_006.1,
+        close_position=False,
+        reduce_only=True,
+    )
+    [decision] = decide([a_position("0.005")], [], [a_trade()], [first, breakeven])
+
+    assert isinstance(decision, RestoreStop)
+    order = decision.order
+    assert order.trigger_price == Decimal("60006.1")
+    assert (order.quantity, order.close_position) == (Decimal("0.005"), False)
+    assert order.client_algo_id == client_id(KEY, "breakeven_sl", 1)
+
+
+def test_a_refused_breakeven_stop_leaves_the_first_stop_to_restore() -> None:
+    breakeven = msgspec.structs.replace(
+        an_order_row(client_id(KEY, "breakeven_sl"), status="REJECTED"), trigger_price=60_006.1
+    )
+    [decision] = decide([a_position("0.005")], [], [a_trade()], [breakeven])
+    assert isinstance(decision, RestoreStop)
+    assert decision.order.client_algo_id == client_id(KEY, "sl", 1)
