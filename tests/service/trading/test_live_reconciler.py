@@ -13,6 +13,7 @@ import pytest
 
 from arbengine.domain.live_rows import LiveEventRow
 from arbengine.exchange.rest import BinanceRest
+from arbengine.runtime.clock import ManualClock
 from arbengine.sim import SimServer
 from arbengine.store.live_records import LiveRecords
 from arbengine.trading.live_executor import LiveExecutor
@@ -26,8 +27,15 @@ from arbengine.trading.live_reconcile import (
     RestoreStop,
 )
 from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
+from arbengine.trading.live_trade import TradeState
 from tests.service.sim.simclient import control, signed
-from tests.service.trading.conftest import RISK_USD, a_signal, open_algos, positions
+from tests.service.trading.conftest import (
+    RISK_USD,
+    a_signal,
+    advance,
+    open_algos,
+    positions,
+)
 from tests.support.waiting import eventually
 
 
@@ -217,3 +225,38 @@ async def test_run_reconciles_at_start_and_again_every_interval(
 
 async def _at_least(check: Callable[[], Awaitable[list[LiveEventRow]]], n: int) -> bool:
     return len(await check()) >= n
+
+
+async def test_after_tp1_the_breakeven_stop_is_restored(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    market_time: ManualClock,
+    rest: BinanceRest,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    trade_id = await executor.on_signal(await a_signal(http, sim))
+    assert trade_id is not None
+    await control(http, sim, "market", {"symbol": "BTCUSDT", "shock_bps": 100})  # past TP1
+    await advance(sim, market_time, 2_000)
+    await executor.poll_once()
+    trade = executor.trade(trade_id)
+    assert trade is not None
+    assert trade.state == TradeState.BREAKEVEN
+    assert trade.plan is not None
+    assert trade.stop_id is not None
+    status, _, _ = await signed(
+        http, sim, "DELETE", "/fapi/v1/algoOrder", {"clientAlgoId": trade.stop_id}
+    )
+    assert status == 200
+
+    [restored] = [
+        d for d in await reconciler(rest, records).reconcile_once() if isinstance(d, RestoreStop)
+    ]
+
+    [stop] = [a for a in await open_algos(http, sim) if a["orderType"] == "STOP_MARKET"]
+    assert stop["clientAlgoId"] == restored.order.client_algo_id
+    assert Decimal(stop["triggerPrice"]) == trade.plan.breakeven_stop
+    assert stop["closePosition"] is False
+    assert Decimal(stop["quantity"]) == trade.position
+    assert await positions(http, sim) == {"BTCUSDT": trade.position}
