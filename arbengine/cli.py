@@ -389,10 +389,8 @@ def cmd_live_status(args: argparse.Namespace) -> int:
                 print(f"  {p.symbol} {p.amount} entry {p.entry_price} mark {p.mark_price} {guard}")
             print(f"exchange open orders ({len(view.orders)}):")
             for o in view.orders:
-                what = (
-                    "closePosition" if o.close_position else "reduceOnly" if o.reduce_only else ""
-                )
-                print(f"  {o.symbol} {o.side} {o.type} {what} {o.client_id}".replace("  ", " "))
+                how = ["closePosition"] if o.close_position else ["reduceOnly"] * o.reduce_only
+                print("  " + " ".join([o.symbol, o.side, o.type, *how, o.client_id]))
         now = datetime.now(UTC)
         events = await records.events_between(now - timedelta(days=7), now)
         last = events[-args.events :] if args.events > 0 else []

@@ -222,7 +222,7 @@ class LiveReconciler:
             level = "info"
         if detail.get("outcome") in ("rejected", "unknown", "no_fills"):
             level = "error"
-        trade = trades.get(detail.get("trade_id"))  # type: ignore[call-overload]
+        trade = trades.get(getattr(decision, "trade_id", None))
         await self._event(decision.kind, decision.symbol, detail, level, trade)
 
     async def _place(self, order: OrderRequest, trade_id: int | None) -> dict[str, object]:

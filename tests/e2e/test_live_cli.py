@@ -161,3 +161,27 @@ async def test_an_unreachable_exchange_is_one_line_and_exit_1(env: dict[str, str
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert line.startswith("arbengine: live reconcile: ")
+
+
+async def test_status_shows_a_position_protected_by_its_stop(
+    sim: SimServer, env: dict[str, str]
+) -> None:
+    await an_orphan(sim)
+    async with aiohttp.ClientSession() as http:
+        status, body, _ = await signed(
+            http, sim, "POST", "/fapi/v1/algoOrder",
+            {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "SELL",
+             "type": "STOP_MARKET", "triggerPrice": "1000", "closePosition": "true",
+             "clientAlgoId": "by_hand_1"},
+        )  # fmt: skip
+    assert status == 200, body
+
+    result = await arbengine("live", "status", env=env)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2].endswith(" protected")
+    assert lines[3:5] == [
+        "exchange open orders (1):",
+        "  BTCUSDT SELL STOP_MARKET closePosition by_hand_1",
+    ]
