@@ -167,6 +167,8 @@ class OrderReply(msgspec.Struct, frozen=True):
     executedQty: float
     avgPrice: float = 0.0
     updateTime: int = 0
+    reduceOnly: bool = False
+    closePosition: bool = False
 
 
 class LeverageBracket(msgspec.Struct, frozen=True):

@@ -180,6 +180,11 @@ class LiveExecutor:
     def open_trades(self) -> list[LiveTrade]:
         return [r.trade for r in self._running.values()]
 
+    @property
+    def trade_ids(self) -> frozenset[int]:
+        """The trades it is driving now: reconciliation leaves them to it."""
+        return frozenset(self._running)
+
     def trade(self, trade_id: int) -> LiveTrade | None:
         running = self._running.get(trade_id)
         return None if running is None else running.trade
