@@ -1,0 +1,147 @@
+"""Live trading in the daemon on the simulated exchange: a signal becomes a position
+protected on the exchange; the account is traded by one daemon only; an account in hedge
+mode is refused at start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from arbengine.sim.server import SimServer
+from tests.e2e.live.conftest import LIVE_STRATEGY, fetch, open_algo_orders, sim_account
+from tests.support.daemon import DaemonProcess
+from tests.support.waiting import eventually
+
+
+def plain_lines(daemon: DaemonProcess) -> list[str]:
+    """What the daemon printed that is not a JSON log line (a refusal's one line)."""
+    return [line for line in daemon.raw if not line.startswith("{")]
+
+
+async def test_a_live_signal_becomes_a_protected_position(
+    live_sim: SimServer, live_env: dict[str, str], database_url: str, spawn_daemon
+) -> None:
+    sim = live_sim
+    daemon: DaemonProcess = await spawn_daemon(live_env)
+    await daemon.started()
+    started = await daemon.wait_for("live.started")
+    assert started["strategies"] == [LIVE_STRATEGY]
+    await daemon.wait_for("engine.warm_start")
+
+    async def protected() -> list:
+        end = sim.sim_time_ms + 5_000
+        while sim.sim_time_ms < end:
+            await sim.advance_to(min(end, sim.sim_time_ms + 500))
+        return await fetch(
+            database_url, "SELECT * FROM live_trades WHERE status = 'open' ORDER BY id"
+        )
+
+    trades = await eventually(protected, 120, interval=0.2, what="an open live trade")
+    trade = trades[0]
+    assert trade["strategy"] == LIVE_STRATEGY
+    # The trade is that of a signal fired live (stored by the engine as well).
+    signal = await fetch(
+        database_url,
+        "SELECT * FROM signal_logs WHERE strategy = $1 AND symbol = $2 AND tick = $3",
+        trade["strategy"], trade["symbol"], trade["signal_tick"],
+    )  # fmt: skip
+    assert len(signal) == 1
+    assert signal[0]["direction"] == trade["direction"]
+    warm = daemon.events("engine.warm_start")[0]
+    assert trade["signal_tick"] >= warm["to_ms"], "a catch-up tick was traded live"
+
+    # On the exchange: the position, and its stop-loss and take-profit as algo orders.
+    algos = await eventually(
+        lambda: _algos_of(sim, trade["symbol"]), 30, what="the trade's protection"
+    )
+    kinds = {a["orderType"] for a in algos}
+    assert "STOP_MARKET" in kinds
+    assert kinds & {"TAKE_PROFIT_MARKET", "TAKE_PROFIT"}
+    stop = next(a for a in algos if a["orderType"] == "STOP_MARKET")
+    assert stop["closePosition"] is True
+    assert float(stop["triggerPrice"]) == trade["stop_price"]
+    entry_side = "BUY" if trade["direction"] == 1 else "SELL"
+    assert all(a["side"] != entry_side for a in algos)
+
+    # The records: the entry filled with its fills; each algo order stored as the exchange has it.
+    assert trade["entry_price"] is not None
+    assert trade["quantity"] > 0
+    assert json.loads(trade["entry_fills"])
+    orders = await fetch(database_url, "SELECT * FROM live_orders WHERE trade_id = $1", trade["id"])
+    by_id = {o["client_order_id"]: o for o in orders}
+    entry = [o for o in orders if o["role"] == "entry"]
+    assert [o["status"] for o in entry] == ["FILLED"]
+    for algo in algos:
+        assert by_id[algo["clientAlgoId"]]["status"] == "NEW"
+    events = await fetch(database_url, "SELECT kind FROM live_events ORDER BY id")
+    kinds_seen = [e["kind"] for e in events]
+    assert {"trade.created", "trade.opened", "trade.protected"} <= set(kinds_seen)
+
+
+async def _algos_of(sim: SimServer, symbol: str) -> list[dict]:
+    return [a for a in await open_algo_orders(sim) if a["symbol"] == symbol]
+
+
+async def test_a_second_daemon_on_the_same_account_refuses_to_trade(
+    live_env: dict[str, str], spawn_daemon, tmp_path: Path
+) -> None:
+    first: DaemonProcess = await spawn_daemon(live_env)
+    await first.started()
+    await first.wait_for("live.started")
+    # The same account and database, a daemon of its own (port, data directory).
+    second_env = {**live_env, "ARB_HTTP_PORT": str(int(live_env["ARB_HTTP_PORT"]) + 1)}
+    second: DaemonProcess = await spawn_daemon(second_env)
+    assert await second.wait_exit(timeout=60) == 2
+    holder = first.events("live.started")[0]["lock_session"]
+    refused = second.events("live.account_in_use")
+    assert len(refused) == 1
+    error = refused[0]["error"]
+    assert error.startswith(f"another executor trades this account: database session {holder}")
+    assert plain_lines(second) == [f"arbengine: {error}"]
+    assert not second.events("live.started")
+    assert not first.events("daemon.stopped"), "the first daemon trades on"
+
+
+async def test_hedge_mode_at_start_is_refused_with_one_line(
+    live_sim: SimServer, live_env: dict[str, str], spawn_daemon
+) -> None:
+    await sim_account(live_sim, {"dual_side_position": True})
+    daemon: DaemonProcess = await spawn_daemon(live_env)
+    assert await daemon.wait_exit(timeout=60) == 2
+    assert plain_lines(daemon) == [
+        "arbengine: live: hedge mode is on for this account (dualSidePosition true); the "
+        "executor trades one-way mode: turn hedge mode off, then start again"
+    ]
+    assert not daemon.events("daemon.started")
+
+
+async def test_multi_assets_mode_at_start_is_refused_with_one_line(
+    live_sim: SimServer, live_env: dict[str, str], spawn_daemon
+) -> None:
+    await sim_account(live_sim, {"multi_assets_margin": True})
+    daemon: DaemonProcess = await spawn_daemon(live_env)
+    assert await daemon.wait_exit(timeout=60) == 2
+    assert plain_lines(daemon) == [
+        "arbengine: live: multi-assets margin mode is on for this account; the executor "
+        "sizes from the USDT balance alone: turn it off, then start again"
+    ]
+
+
+async def test_a_refused_key_and_an_unknown_live_strategy_are_one_line(
+    live_env: dict[str, str], spawn_daemon
+) -> None:
+    wrong_key = {**live_env, "ARB_EXCHANGE_API_KEY": "not-the-sim-key"}
+    daemon: DaemonProcess = await spawn_daemon(wrong_key)
+    assert await daemon.wait_exit(timeout=60) == 2
+    [line] = plain_lines(daemon)
+    assert line.startswith("arbengine: live: the exchange refused the API key (-20")
+    assert "not-the-sim-key" not in "\n".join(daemon.raw)
+
+    unknown = {**live_env, "ARB_LIVE_STRATEGIES": "nosuch"}
+    daemon = await spawn_daemon(unknown)
+    assert await daemon.wait_exit(timeout=60) == 2
+    [line] = plain_lines(daemon)
+    assert line.startswith(
+        f"arbengine: config error: live.strategies: nosuch not among the loaded strategies "
+        f"({LIVE_STRATEGY}) in "
+    )
