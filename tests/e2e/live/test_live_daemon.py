@@ -5,12 +5,15 @@ mode is refused at start."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from arbengine.sim.server import SimServer
 from tests.e2e.live.conftest import LIVE_STRATEGY, fetch, open_algo_orders, sim_account
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import BTC_STRATEGIES, DaemonProcess
 from tests.support.waiting import eventually
+
+BTC_STRATEGY = "btc-probe"
 
 
 def plain_lines(daemon: DaemonProcess) -> list[str]:
@@ -40,13 +43,13 @@ async def test_a_live_signal_becomes_a_protected_position(
     trade = trades[0]
     assert trade["strategy"] == LIVE_STRATEGY
     # The trade is that of a signal fired live (stored by the engine as well).
-    signal = await fetch(
+    fired = await fetch(
         database_url,
         "SELECT * FROM signal_logs WHERE strategy = $1 AND symbol = $2 AND tick = $3",
         trade["strategy"], trade["symbol"], trade["signal_tick"],
     )  # fmt: skip
-    assert len(signal) == 1
-    assert signal[0]["direction"] == trade["direction"]
+    assert len(fired) == 1
+    assert fired[0]["direction"] == trade["direction"]
     warm = daemon.events("engine.warm_start")[0]
     assert trade["signal_tick"] >= warm["to_ms"], "a catch-up tick was traded live"
 
@@ -145,3 +148,27 @@ async def test_a_refused_key_and_an_unknown_live_strategy_are_one_line(
         f"arbengine: config error: live.strategies: nosuch not among the loaded strategies "
         f"({LIVE_STRATEGY}) in "
     )
+
+
+async def test_run_sim_points_live_trading_at_the_inprocess_exchange(
+    spawn_daemon, daemon_env: dict[str, str], database_url: str
+) -> None:
+    env = {
+        **daemon_env,
+        "ARB_DATABASE_URL": database_url,
+        "ARB_COLLECT_SYMBOLS": "BTCUSDT",
+        "ARB_ENGINE_STRATEGIES_DIR": str(BTC_STRATEGIES),
+        "ARB_LIVE_ENABLED": "true",
+        "ARB_LIVE_STRATEGIES": BTC_STRATEGY,
+        # Required by the settings; --sim replaces them with the sim's own.
+        "ARB_EXCHANGE_API_KEY": "placeholder",
+        "ARB_EXCHANGE_API_SECRET": "placeholder",
+    }
+    daemon: DaemonProcess = await spawn_daemon(env, ["run", "--sim", "--sim-speed", "5"])
+    await daemon.started()
+    sim = daemon.events("daemon.sim_started")[0]
+    live = daemon.events("live.started")[0]
+    assert live["rest_url"] == sim["rest"]
+    await daemon.wait_for("user_stream.resync")
+    daemon.send(signal.SIGTERM)
+    assert await daemon.wait_exit(30) == 0
