@@ -8,7 +8,11 @@ import json
 import signal
 from pathlib import Path
 
+from arbengine.domain.live_rows import LiveConfigRow
+from arbengine.settings import DatabaseSettings
 from arbengine.sim.server import SimServer
+from arbengine.store.database import open_database
+from arbengine.store.live_records import LiveRecords
 from tests.e2e.live.conftest import LIVE_STRATEGY, fetch, open_algo_orders, sim_account
 from tests.support.daemon import BTC_STRATEGIES, DaemonProcess
 from tests.support.waiting import eventually
@@ -172,3 +176,31 @@ async def test_run_sim_points_live_trading_at_the_inprocess_exchange(
     await daemon.wait_for("user_stream.resync")
     daemon.send(signal.SIGTERM)
     assert await daemon.wait_exit(30) == 0
+
+
+async def test_the_latest_live_config_overrides_the_file(
+    live_sim: SimServer, live_env: dict[str, str], database_url: str, spawn_daemon
+) -> None:
+    async with open_database(DatabaseSettings(url=database_url), owner=False) as db:
+        await LiveRecords(db).set_config(
+            LiveConfigRow(
+                strategies=[LIVE_STRATEGY], risk_per_trade_usd=5.0, max_positions=1,
+                paused=True, changed_by="admin:alice",
+            )
+        )  # fmt: skip
+    daemon: DaemonProcess = await spawn_daemon(live_env)
+    await daemon.started()
+    started = await daemon.wait_for("live.started")
+    assert started["from_live_config"] is True
+    assert started["strategies"] == [], "paused: no strategy is traded"
+
+    async def a_signal() -> list:
+        end = live_sim.sim_time_ms + 5_000
+        while live_sim.sim_time_ms < end:
+            await live_sim.advance_to(min(end, live_sim.sim_time_ms + 500))
+        return daemon.events("engine.signal")
+
+    await eventually(a_signal, 120, interval=0.2, what="a fired signal")
+    await eventually(lambda: fetch(database_url, "SELECT 1 FROM signal_logs"), 30)
+    assert await fetch(database_url, "SELECT * FROM live_trades") == []
+    assert await open_algo_orders(live_sim) == []
