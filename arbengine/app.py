@@ -81,7 +81,7 @@ from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
 from arbengine.trading.live_executor import LiveExecutor
 from arbengine.trading.live_service import (
-    UserStreamWakeup,
+    LivePolling,
     check_account,
     executor_settings,
     trade_signals,
@@ -359,15 +359,17 @@ class Daemon:
         )
         self.channels.append(signals)
         self.live_signals = signals
+        polling = LivePolling(
+            executor, executor.settings.poll_interval_s, clock=self.exchange_clock
+        )
         stream = UserStream(
             rest,
             endpoints.private_ws_url,
-            UserStreamWakeup(executor).on_event,
+            polling.on_event,
             session=session,
             clock=self.clock,
             health=self.health,
         )
-        executor_stop = asyncio.Event()
         add = self.supervisor.add
         add(Component("live.lock", functools.partial(_hold_lock, lock), stage=40))
         add(Component("live.user-stream", stream.run, stage=0, drain=stream.request_stop))
@@ -379,14 +381,7 @@ class Daemon:
                 drain=signals.close,
             )
         )
-        add(
-            Component(
-                "live.executor",
-                functools.partial(executor.run, executor_stop),
-                stage=30,
-                drain=executor_stop.set,
-            )
-        )
+        add(Component("live.executor", polling.run, stage=30, drain=polling.request_stop))
         self.log.info(
             "live.started",
             environment=live.environment,

@@ -7,10 +7,10 @@ symbol), or multi-assets margin on (sizing reads the USDT balance alone). A netw
 error or a 5xx while asking is waited out (capped, jittered), never fatal.
 
 Inputs: fired signals arrive on a channel from the engine (``trade_signals``); the
-user data stream's events wake the executor (``UserStreamWakeup``), which then asks
-the exchange by REST about every order it drives, so the stream, a resync after a
-gap and the executor's own polling all go through the one path that stores every
-status, order id and fill.
+user data stream's events wake the executor's poll loop (``LivePolling``), which then
+asks the exchange by REST about every order it drives, so the stream, a resync after
+a gap and the regular polls all go through the one path that stores every status,
+order id and fill.
 """
 
 from __future__ import annotations
@@ -136,18 +136,52 @@ async def trade_signals(signals: Channel[Signal], executor: LiveExecutor) -> Non
             )
 
 
-class UserStreamWakeup:
-    """The user stream's consumer: any account event, or a resync after a gap, makes the
-    executor ask the exchange about its trades now rather than at its next poll."""
+class LivePolling:
+    """The executor's one poll loop: every ``interval_s``, and at once when woken by the
+    user stream (any account event, or a resync after a gap). Polls never overlap, so a
+    trade is never driven by two polls at the same moment."""
 
-    def __init__(self, executor: LiveExecutor) -> None:
+    def __init__(
+        self,
+        executor: LiveExecutor,
+        interval_s: float,
+        *,
+        clock: Clock | None = None,
+        retry: RetryPolicy = EXCHANGE_REST_RETRY,
+    ) -> None:
         self._executor = executor
+        self._interval_s = interval_s
+        self._clock = clock or SystemClock()
+        self._retry = retry
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._log = get_logger("live")
+        self.polls = 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
 
     async def on_event(self, event: UserEvent) -> None:
+        """The user stream's consumer."""
         if isinstance(event, Resync):
             self._log.info("live.resync", reason=event.reason, connection=event.connection)
-        try:
-            await self._executor.poll_once()
-        except RetryableError as exc:  # the executor's own poll loop carries on
-            self._log.warning("live.wakeup_poll_failed", error=str(exc)[:200])
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Poll until ``request_stop``; an exchange outage is reported and waited out."""
+        attempt = 0
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                await self._executor.poll_once()
+                self.polls += 1
+                attempt = 0
+                delay = self._interval_s
+            except RetryableError as exc:
+                attempt += 1
+                delay = self._retry.delay(attempt)
+                self._log.warning(
+                    "live.poll_failed", error=str(exc)[:200], retry_in_s=round(delay, 2)
+                )
+            await self._clock.sleep(delay, self._wake)

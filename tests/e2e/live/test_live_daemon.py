@@ -83,6 +83,23 @@ async def test_a_live_signal_becomes_a_protected_position(
     events = await fetch(database_url, "SELECT kind FROM live_events ORDER BY id")
     kinds_seen = [e["kind"] for e in events]
     assert {"trade.created", "trade.opened", "trade.protected"} <= set(kinds_seen)
+    # The user stream is wired to the executor (its first connection's resync reached it).
+    await daemon.wait_for("live.resync")
+
+    # The exchange ends the position (a liquidation): the daemon closes the trade as the
+    # exchange did and cancels what protected it.
+    await sim_account(sim, {"liquidate": trade["symbol"]})
+
+    async def closed() -> list:
+        return await fetch(
+            database_url, "SELECT * FROM live_trades WHERE id = $1 AND status = 'closed'",
+            trade["id"],
+        )  # fmt: skip
+
+    [ended] = await eventually(closed, 30, what="the liquidated trade closed")
+    assert ended["exit_reason"] == "exchange"
+    assert ended["closed_at"] is not None
+    assert await _algos_of(sim, trade["symbol"]) == []
 
 
 async def _algos_of(sim: SimServer, symbol: str) -> list[dict]:
