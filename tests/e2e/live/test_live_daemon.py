@@ -221,3 +221,24 @@ async def test_the_latest_live_config_overrides_the_file(
     await eventually(lambda: fetch(database_url, "SELECT 1 FROM signal_logs"), 30)
     assert await fetch(database_url, "SELECT * FROM live_trades") == []
     assert await open_algo_orders(live_sim) == []
+
+
+async def test_production_says_so_once_at_start(live_env: dict[str, str], spawn_daemon) -> None:
+    production = {**live_env, "ARB_LIVE_ENVIRONMENT": "production"}  # its URLs: the sim's
+    daemon: DaemonProcess = await spawn_daemon(production)
+    await daemon.started()
+    started = await daemon.wait_for("live.started")
+    assert started["environment"] == "production"
+    [line] = daemon.events("live.production")
+    assert line["level"] == "warning"
+    assert line["rest_url"] == production["ARB_LIVE_REST_URL"]
+    assert line["strategies"] == [LIVE_STRATEGY]
+
+
+async def test_a_testnet_start_has_no_production_line(
+    live_env: dict[str, str], spawn_daemon
+) -> None:
+    daemon: DaemonProcess = await spawn_daemon(live_env)
+    await daemon.started()
+    assert (await daemon.wait_for("live.started"))["environment"] == "testnet"
+    assert daemon.events("live.production") == []
