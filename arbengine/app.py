@@ -38,7 +38,7 @@ from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import ExchangeInfoRefresher, SymbolListing
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
 from arbengine.collect.progress import BackfillProgress
-from arbengine.domain.errors import CannotListen, ConfigError, FatalError, is_retryable
+from arbengine.domain.errors import CannotListen, ConfigError, is_retryable
 from arbengine.domain.events import Signal
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.budget import binance_groups
@@ -101,10 +101,6 @@ LIVE_SIGNALS_CAPACITY = 64
 """Fired signals waiting for the executor; when full the oldest is dropped (stale anyway)."""
 
 
-class LiveLockLost(FatalError):
-    """The account lock's database connection ended: another process may trade now."""
-
-
 def restart_policy(settings: Settings) -> RestartPolicy:
     rt = settings.runtime
     return RestartPolicy(
@@ -148,6 +144,8 @@ class Daemon:
         self.engine_inbox: Channel[MarketEvent] | None = None
         self.live_signals: Channel[Signal] | None = None
         self.live_executor: LiveExecutor | None = None
+        self.lock_lost = False
+        """The account lock went while running: the daemon stopped, and exits non-zero."""
         self.engine: EngineService | None = None
         self.strategies_at_start: StrategySet | None = None
         self.writers: list[MarketWriter | EngineWriter] = []
@@ -287,6 +285,23 @@ class Daemon:
         )
         return msgspec.structs.replace(self.settings, exchange=exchange, collect=collect, live=live)
 
+    async def _hold_lock(self, lock: AccountLock, stop: asyncio.Event) -> None:
+        """Runs while the account lock is held. Its loss (the lock's connection ended: a
+        database restart, a network cut) stops the daemon at once, exit status 1: another
+        process may take the lock and trade the account now, so this one must not; a
+        restart takes the lock again or is refused. (Cancelled at shutdown before the lock
+        is released, so a return of ``wait_lost`` is a real loss.)"""
+        await lock.wait_lost()
+        self.lock_lost = True
+        self.log.error(
+            "live.lock_lost",
+            lock_session=lock.session_pid,
+            action="stopping the daemon: it must not trade without the account's lock",
+        )
+        self._stop_requested(self.settings.runtime.shutdown_deadline.seconds)
+        stop.set()
+        await asyncio.Event().wait()  # stopped with the others
+
     def _check_live_strategies(self) -> None:
         """Every ``[live] strategies`` name must be a loaded, enabled strategy (exit 2)."""
         live = self.settings.live
@@ -371,7 +386,7 @@ class Daemon:
             health=self.health,
         )
         add = self.supervisor.add
-        add(Component("live.lock", functools.partial(_hold_lock, lock), stage=40))
+        add(Component("live.lock", functools.partial(self._hold_lock, lock, stop), stage=40))
         add(Component("live.user-stream", stream.run, stage=0, drain=stream.request_stop))
         add(
             Component(
@@ -663,7 +678,8 @@ class Daemon:
                 self.log.info(
                     "daemon.started", http=f"http://{settings.http.host}:{port}", pid=os.getpid()
                 )
-                return await self._run_until_stopped(sig.stop, deadline_s, db)
+                code = await self._run_until_stopped(sig.stop, deadline_s, db)
+                return EXIT_FAILED if self.lock_lost and code == EXIT_OK else code
 
     def _database_waiter(
         self, stop: asyncio.Event
@@ -767,14 +783,6 @@ class Daemon:
                     await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
                 if task.done() and not task.cancelled():
                     task.exception()  # raised above already, or moot once stopping
-
-
-async def _hold_lock(lock: AccountLock) -> None:
-    """Runs while the account lock is held; its loss stops the daemon (another process may
-    trade the account now, so this one must not). Cancelled at shutdown before the lock is
-    released, so a return of ``wait_lost`` is a real loss."""
-    await lock.wait_lost()
-    raise LiveLockLost("live: the account lock's database connection ended; stopped trading")
 
 
 def engine_store(db: Database) -> EngineStore:

@@ -242,3 +242,17 @@ async def test_a_testnet_start_has_no_production_line(
     await daemon.started()
     assert (await daemon.wait_for("live.started"))["environment"] == "testnet"
     assert daemon.events("live.production") == []
+
+
+async def test_losing_the_account_lock_stops_the_daemon(
+    live_env: dict[str, str], database_url: str, spawn_daemon
+) -> None:
+    daemon: DaemonProcess = await spawn_daemon(live_env)
+    await daemon.started()
+    session = (await daemon.wait_for("live.started"))["lock_session"]
+    [ended] = await fetch(database_url, "SELECT pg_terminate_backend($1) AS ok", session)
+    assert ended["ok"] is True
+    assert await daemon.wait_exit(timeout=60) == 1
+    [lost] = daemon.events("live.lock_lost")
+    assert lost["lock_session"] == session
+    assert daemon.events("daemon.stopped")[0]["exit_code"] == 1
