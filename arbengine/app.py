@@ -8,6 +8,14 @@ stop the embedded server; all within ``runtime.shutdown_deadline``. That deadlin
 is a hard bound: what still runs then is cancelled and named (``daemon.abandoned``),
 and if the process has not ended ``FORCE_AFTER_S`` later, or at a second signal,
 it is ended at once (``runtime/hard_stop.py``) with the embedded server stopped.
+
+Live trading (``[live] enabled``): before anything trades, the account's lock is taken
+(a second daemon on the account exits 2 saying who holds it), the account is checked
+(``trading/live_service.py``: exit 2 with one line on a refused key, hedge mode or
+multi-assets mode) and a live strategy must be loaded (exit 2 otherwise). The engine
+hands the fired signals of live ticks to the executor on a channel; the user data
+stream wakes the executor; its poll loop drives every trade. ``run --sim`` points the
+live endpoints at the sim.
 """
 
 from __future__ import annotations
@@ -30,15 +38,18 @@ from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import ExchangeInfoRefresher, SymbolListing
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
 from arbengine.collect.progress import BackfillProgress
-from arbengine.domain.errors import CannotListen, is_retryable
+from arbengine.domain.errors import CannotListen, ConfigError, is_retryable
+from arbengine.domain.events import Signal
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import StreamPolicy
+from arbengine.exchange.user_stream import UserStream
 from arbengine.logs import get_logger
 from arbengine.pipeline.replay import ReplayStats, ReplayTarget, replay_history
 from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
+from arbengine.pipeline.signal_pipeline import exit_rule
 from arbengine.runtime.backoff import RetryPolicy
 from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
@@ -53,19 +64,28 @@ from arbengine.runtime.supervisor import (
     Supervisor,
     TooManyRestarts,
 )
-from arbengine.settings import Settings, shipped, strategies_dir
+from arbengine.settings import Settings, live_endpoints, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store.continuity_records import ContinuityRecords
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
 from arbengine.store.embedded import EmbeddedServer, stop_at_once
 from arbengine.store.engine_records import EngineRecords
 from arbengine.store.engine_writer import EngineWriter
+from arbengine.store.live_lock import AccountInUse, AccountLock, acquire_account_lock
+from arbengine.store.live_records import LiveRecords
 from arbengine.store.market_sql import (
     last_indicator_times,
     last_stored_trade_ids,
 )
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
+from arbengine.trading.live_executor import LiveExecutor
+from arbengine.trading.live_service import (
+    LivePolling,
+    check_account,
+    executor_settings,
+    trade_signals,
+)
 
 if TYPE_CHECKING:  # the simulated exchange is imported only when `run --sim` starts it
     from arbengine.sim.server import SimConfig
@@ -77,6 +97,8 @@ EXIT_ROWS_NOT_WRITTEN = 3
 EXIT_ABANDONED = 4
 """Stopped by force: a component still running at the shutdown deadline was cancelled, or a
 second signal (or the hard bound) ended the process at once."""
+LIVE_SIGNALS_CAPACITY = 64
+"""Fired signals waiting for the executor; when full the oldest is dropped (stale anyway)."""
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:
@@ -120,6 +142,10 @@ class Daemon:
         self.channels: list[Channel[Any]] = []
         self.reload_hooks: list[Callable[[], Awaitable[None]]] = []
         self.engine_inbox: Channel[MarketEvent] | None = None
+        self.live_signals: Channel[Signal] | None = None
+        self.live_executor: LiveExecutor | None = None
+        self.lock_lost = False
+        """The account lock went while running: the daemon stopped, and exits non-zero."""
         self.engine: EngineService | None = None
         self.strategies_at_start: StrategySet | None = None
         self.writers: list[MarketWriter | EngineWriter] = []
@@ -183,6 +209,7 @@ class Daemon:
             max_catch_up_ms=es.max_catch_up.ms,
             clock=self.exchange_clock,
             collected=self.collected,
+            signals=self.live_signals,
         )
 
         async def reload() -> None:
@@ -253,7 +280,132 @@ class Daemon:
         collect = msgspec.structs.replace(
             self.settings.collect, enabled=True, symbols=list(config.symbols)
         )
-        return msgspec.structs.replace(self.settings, exchange=exchange, collect=collect)
+        live = msgspec.structs.replace(
+            self.settings.live, rest_url=sim.rest_url, private_ws_url=sim.private_ws_url
+        )
+        return msgspec.structs.replace(self.settings, exchange=exchange, collect=collect, live=live)
+
+    async def _hold_lock(self, lock: AccountLock, stop: asyncio.Event) -> None:
+        """Runs while the account lock is held. Its loss (the lock's connection ended: a
+        database restart, a network cut) stops the daemon at once, exit status 1: another
+        process may take the lock and trade the account now, so this one must not; a
+        restart takes the lock again or is refused. (Cancelled at shutdown before the lock
+        is released, so a return of ``wait_lost`` is a real loss.)"""
+        await lock.wait_lost()
+        self.lock_lost = True
+        self.log.error(
+            "live.lock_lost",
+            lock_session=lock.session_pid,
+            action="stopping the daemon: it must not trade without the account's lock",
+        )
+        self._stop_requested(self.settings.runtime.shutdown_deadline.seconds)
+        stop.set()
+        await asyncio.Event().wait()  # stopped with the others
+
+    def _check_live_strategies(self) -> None:
+        """Every ``[live] strategies`` name must be a loaded, enabled strategy (exit 2)."""
+        live = self.settings.live
+        if not self.settings.engine.enabled:
+            raise ConfigError("live.enabled requires engine.enabled (signals come from it)")
+        loaded = self.strategies_at_start
+        names = {s.name for s in loaded.enabled} if loaded is not None else set()
+        unknown = [n for n in live.strategies if n not in names]
+        if unknown:
+            raise ConfigError(
+                f"live.strategies: {', '.join(unknown)} not among the loaded strategies "
+                f"({', '.join(sorted(names)) or 'none'}) in {strategies_dir(self.settings.engine)}"
+            )
+
+    async def _add_live(
+        self, stack: contextlib.AsyncExitStack, db: Database, stop: asyncio.Event
+    ) -> bool:
+        """The account lock, the account checks, the executor and its inputs; False when a
+        stop came while the exchange could not be reached. Raises a FatalError (exit 2)
+        when this process must not trade."""
+        settings = self.settings
+        live, ex = settings.live, settings.exchange
+        endpoints = live_endpoints(settings)
+        if live.environment == "production":
+            self.log.warning(
+                "live.production",
+                note="LIVE TRADING WITH REAL MONEY",
+                rest_url=endpoints.rest_url,
+                strategies=live.strategies,
+                risk_per_trade_usd=live.risk_per_trade_usd,
+                max_positions=live.max_positions,
+            )
+        try:
+            lock = await acquire_account_lock(db.url, ex.api_key)
+        except AccountInUse as exc:
+            self.log.error("live.account_in_use", error=str(exc))
+            raise
+        stack.push_async_callback(lock.release)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        rest = BinanceRest(
+            session,
+            endpoints.rest_url,
+            api_key=ex.api_key,
+            api_secret=ex.api_secret,
+            recv_window_ms=ex.recv_window,
+            weight_safety=ex.weight_safety,
+            timeout_s=ex.request_timeout.seconds,
+            forbidden_backoff_s=ex.forbidden_backoff.seconds,
+            clock=self.clock,
+            health=self.health,
+        )
+        if not await check_account(rest, stop, clock=self.clock):
+            return False
+        records = LiveRecords(db, write_timeout_s=settings.database.write_timeout.seconds)
+        config = await records.current_config()
+        strategies = self.strategies_at_start
+        assert strategies is not None, "checked by _check_live_strategies"
+        traded = [s for s in strategies.enabled if s.name in live.strategies]
+        executor = LiveExecutor(
+            rest,
+            records,
+            executor_settings(live, config),
+            {s.name: exit_rule(s) for s in strategies.enabled},
+            clock=self.exchange_clock,
+        )
+        await executor.load_rules({symbol for s in traded for symbol in s.symbols})
+        self.live_executor = executor
+        signals: Channel[Signal] = Channel(
+            "live-signals", LIVE_SIGNALS_CAPACITY, OverflowPolicy.DROP_OLDEST
+        )
+        self.channels.append(signals)
+        self.live_signals = signals
+        polling = LivePolling(
+            executor, executor.settings.poll_interval_s, clock=self.exchange_clock
+        )
+        stream = UserStream(
+            rest,
+            endpoints.private_ws_url,
+            polling.on_event,
+            session=session,
+            clock=self.clock,
+            health=self.health,
+        )
+        add = self.supervisor.add
+        add(Component("live.lock", functools.partial(self._hold_lock, lock, stop), stage=40))
+        add(Component("live.user-stream", stream.run, stage=0, drain=stream.request_stop))
+        add(
+            Component(
+                "live.signals",
+                functools.partial(trade_signals, signals, executor),
+                stage=20,
+                drain=signals.close,
+            )
+        )
+        add(Component("live.executor", polling.run, stage=30, drain=polling.request_stop))
+        self.log.info(
+            "live.started",
+            environment=live.environment,
+            rest_url=endpoints.rest_url,
+            strategies=sorted(executor.settings.strategies),
+            from_live_config=config is not None,
+            lock_session=lock.session_pid,
+        )
+        return True
 
     async def _add_collection(self, stack: contextlib.AsyncExitStack, db: Database) -> None:
         """Exchange clients, collectors and the market writer, wired by channels."""
@@ -454,6 +606,8 @@ class Daemon:
                 # the exchange lists is not known yet: a configured symbol it skips is reported
                 # by the collectors (and by _symbol_stopped), a reload naming it refused.
                 self.strategies_at_start = load_strategy_set(directory, self.collected())
+            if settings.live.enabled:
+                self._check_live_strategies()
             async with contextlib.AsyncExitStack() as stack:
                 if self.sim_config is not None:
                     settings = self.settings = await self._start_sim(stack)
@@ -492,6 +646,9 @@ class Daemon:
 
                 self.supervisor.add(Component("partitions", lambda: self._partitions_loop(db)))
                 self.supervisor.add(Component("reload", lambda: self._reload_loop(sig.reload)))
+                if settings.live.enabled and not await self._add_live(stack, db, sig.stop):
+                    self.log.info("daemon.stopped_waiting_for_exchange")
+                    return EXIT_OK
                 if settings.engine.enabled:
                     self._add_engine(db)
                 if settings.collect.enabled:
@@ -521,7 +678,8 @@ class Daemon:
                 self.log.info(
                     "daemon.started", http=f"http://{settings.http.host}:{port}", pid=os.getpid()
                 )
-                return await self._run_until_stopped(sig.stop, deadline_s, db)
+                code = await self._run_until_stopped(sig.stop, deadline_s, db)
+                return EXIT_FAILED if self.lock_lost and code == EXIT_OK else code
 
     def _database_waiter(
         self, stop: asyncio.Event

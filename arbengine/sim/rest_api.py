@@ -174,6 +174,7 @@ class RestApi:
             SimRoute("POST", "/fapi/v1/marginType", acc.set_margin_type, 1, "signed"),
             SimRoute("GET", "/fapi/v1/positionSide/dual", acc.get_dual, 30, "signed"),
             SimRoute("POST", "/fapi/v1/positionSide/dual", acc.set_dual, 1, "signed"),
+            SimRoute("GET", "/fapi/v1/multiAssetsMargin", acc.get_multi_assets, 30, "signed"),
             SimRoute("GET", "/fapi/v1/leverageBracket", self.leverage_bracket, 1, "signed"),
             SimRoute("GET", "/fapi/v1/userTrades", acc.user_trades, 5, "signed"),
             SimRoute("GET", "/fapi/v1/income", acc.income_history, 30, "signed"),

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from arbengine.sim.server import SimConfig, SimServer
 from tests.e2e.test_daemon import run_cli
 from tests.support.daemon import DaemonProcess
 
@@ -56,15 +57,29 @@ def test_a_live_configuration_error_is_one_line_without_the_keys(tmp_path: Path)
 async def test_the_daemon_with_live_keys_never_logs_or_exports_them(
     spawn_daemon, daemon_env: dict[str, str], tmp_path: Path
 ) -> None:
+    # The live executor signs with the keys and opens the user stream: on a sim that
+    # knows them (never the real testnet).
+    sim = SimServer(SimConfig(port=0, manual=True, api_key=API_KEY, api_secret=API_SECRET))
+    await sim.start()
     env = {
         **daemon_env,
         **key_files(tmp_path),
         "ARB_LIVE_ENABLED": "true",
         "ARB_LIVE_STRATEGIES": "v52",
+        "ARB_LIVE_REST_URL": sim.rest_url,
+        "ARB_LIVE_PRIVATE_WS_URL": sim.private_ws_url,
         "ARB_LOG_LEVEL": "debug",
     }
-    daemon: DaemonProcess = await spawn_daemon(env)
-    base = await daemon.started()
+    try:
+        daemon: DaemonProcess = await spawn_daemon(env)
+        base = await daemon.started()
+        await daemon.wait_for("user_stream.resync")
+        await _check_outputs(daemon, base)
+    finally:
+        await sim.stop()
+
+
+async def _check_outputs(daemon: DaemonProcess, base: str) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{base}/metrics") as response:
             assert response.status == 200
