@@ -80,6 +80,7 @@ from arbengine.store.market_sql import (
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
 from arbengine.trading.live_executor import LiveExecutor
+from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
 from arbengine.trading.live_service import (
     LivePolling,
     check_account,
@@ -249,6 +250,14 @@ class Daemon:
                 hint="remove it from these strategies and reload (SIGHUP)",
             )
 
+    def _strategy_names(self) -> list[str] | None:
+        """The enabled strategies the engine runs now (after any SIGHUP reload), else those
+        loaded at start; None when none were loaded."""
+        engine = self.engine
+        current = engine.pipeline.core.strategies if engine and engine.pipeline else None
+        strategies = current or self.strategies_at_start
+        return [s.name for s in strategies.enabled] if strategies is not None else None
+
     def _watch_writer(self, name: str, writer: MarketWriter | EngineWriter) -> None:
         """Kept for the exit status, and on the health board: failing writes, or a write that
         has run past its deadline (a stall the timeout has not caught yet)."""
@@ -397,6 +406,28 @@ class Daemon:
             )
         )
         add(Component("live.executor", polling.run, stage=30, drain=polling.request_stop))
+        reconciler = LiveReconciler(
+            rest,
+            records,
+            ReconcileSettings(
+                live.orphan_policy,
+                executor.settings.risk_per_trade_usd,
+                interval_s=live.reconcile_interval.seconds,
+            ),
+            driven=lambda: executor.trade_ids,
+            clock=self.exchange_clock,
+        )
+        # Its own stop: at shutdown a round under way finishes (an order it placed is
+        # recorded) instead of being cancelled between the placing and the recording.
+        reconciler_stop = asyncio.Event()
+        add(
+            Component(
+                "live.reconciler",
+                functools.partial(reconciler.run, reconciler_stop),
+                stage=30,
+                drain=reconciler_stop.set,
+            )
+        )
         self.log.info(
             "live.started",
             environment=live.environment,
@@ -671,6 +702,7 @@ class Daemon:
                     engine=self._engine_view,
                     pool=db.pool,
                     settings=settings,
+                    strategies=self._strategy_names,
                 )
                 port = await stack.enter_async_context(
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)
