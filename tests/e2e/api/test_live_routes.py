@@ -51,6 +51,8 @@ async def test_live_rows_are_served_and_the_config_is_for_admins_only(api: ApiUn
     allowed = await api.get("/api/live/config", session.access)
     assert allowed.body["current"]["source"] == "settings"
     assert allowed.body["history"] == []
+    # The strategies the daemon's engine loaded (the shipped ones), offered for the config.
+    assert allowed.body["loaded_strategies"] == ["v51", "v52"]
     code, _, err = await api.admin("set-admin", session.username, "--revoke")
     assert code == 0, err
     await eventually(lambda: _is(status, 403), 10, what="the former admin refused")

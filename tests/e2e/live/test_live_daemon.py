@@ -256,3 +256,30 @@ async def test_losing_the_account_lock_stops_the_daemon(
     [lost] = daemon.events("live.lock_lost")
     assert lost["lock_session"] == session
     assert daemon.events("daemon.stopped")[0]["exit_code"] == 1
+
+
+async def test_the_daemon_reconciles_an_orphan_found_after_start(
+    live_sim: SimServer, live_env: dict[str, str], database_url: str, spawn_daemon
+) -> None:
+    env = {**live_env, "ARB_LIVE_RECONCILE_INTERVAL": "1s"}
+    daemon: DaemonProcess = await spawn_daemon(env)
+    await daemon.started()
+    await daemon.wait_for("live.started")
+    # Opened behind the daemon's back once it runs: only a later round can find it (the sim's
+    # time stands still, so no signal is traded on the way).
+    await sim_account(
+        live_sim, {"orphan": {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.010"}}
+    )
+
+    protected = await daemon.wait_for("live.reconcile.orphan_protected", timeout=30)
+    assert (protected["symbol"], protected["outcome"]) == ("BTCUSDT", "placed")
+    [stop] = await _algos_of(live_sim, "BTCUSDT")
+    assert (stop["orderType"], stop["side"], stop["closePosition"]) == ("STOP_MARKET", "SELL", True)
+
+    async def recorded() -> list:
+        return await fetch(
+            database_url, "SELECT who FROM live_events WHERE kind = 'reconcile.orphan_protected'"
+        )
+
+    rows = await eventually(recorded, 10, what="the orphan's protection recorded")
+    assert [r["who"] for r in rows] == ["reconciler"]
