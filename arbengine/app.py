@@ -14,8 +14,9 @@ Live trading (``[live] enabled``): before anything trades, the account's lock is
 (``trading/live_service.py``: exit 2 with one line on a refused key, hedge mode or
 multi-assets mode) and a live strategy must be loaded (exit 2 otherwise). The engine
 hands the fired signals of live ticks to the executor on a channel; the user data
-stream wakes the executor; its poll loop drives every trade. ``run --sim`` points the
-live endpoints at the sim.
+stream's reports go to the executor's poll loop, which drives every trade; the
+reconciler compares the exchange with the records every ``reconcile_interval``.
+``run --sim`` points the live endpoints at the sim.
 """
 
 from __future__ import annotations

@@ -298,10 +298,13 @@ class LiveExecutor:
 
     # -- what the exchange says -----------------------------------------------------------
 
-    async def on_exchange_event(self, event: TradeEvent, symbol: str | None = None) -> None:
-        """Feed one report of the exchange (the user data stream, later) to the trade it
-        concerns: by client id, or for a position change (with its ``symbol``) to every
-        trade open on that symbol."""
+    async def on_exchange_event(
+        self, event: TradeEvent, symbol: str | None = None, *, reported_at: int | None = None
+    ) -> None:
+        """Feed one report of the exchange to the trade it concerns: by client id, or for a
+        position change (with its ``symbol``) to every trade open on that symbol. A
+        position report made (``reported_at``, exchange ms) before a trade was opened is
+        not about that trade: a flat position from before its entry is not its end."""
         client_id = getattr(event, "client_id", None)
         if isinstance(client_id, str):
             trade_id = self._by_client_id.get(client_id)
@@ -314,7 +317,27 @@ class LiveExecutor:
             ]
         for running in targets:
             async with running.lock:
+                if reported_at is not None and (
+                    running.opened_at is None or reported_at <= running.opened_at
+                ):
+                    continue
                 await self._feed(running, [event])
+
+    async def on_order_report(self, report: OrderReport, *, algo: bool) -> None:
+        """The user stream's report of one of our orders: stored as a query's answer is,
+        then fed. A report no newer than the status written is fed only (the machine
+        ignores what it has heard; the row keeps the newer status)."""
+        trade_id = self._by_client_id.get(report.client_id)
+        running = self._running.get(trade_id) if trade_id is not None else None
+        if running is None:
+            return
+        async with running.lock:
+            order = running.trade.orders.get(report.client_id)
+            if order is None:
+                return
+            if report.time_ms > running.status_times.get(report.client_id, 0):
+                await self._store(running, order.request, report.status, report=report)
+            await self._feed(running, algo_events(report) if algo else order_events(report))
 
     async def flatten(self, trade_id: int) -> None:
         running = self._running.get(trade_id)

@@ -7,15 +7,17 @@ symbol), or multi-assets margin on (sizing reads the USDT balance alone). A netw
 error or a 5xx while asking is waited out (capped, jittered), never fatal.
 
 Inputs: fired signals arrive on a channel from the engine (``trade_signals``); the
-user data stream's events wake the executor's poll loop (``LivePolling``), which then
-asks the exchange by REST about every order it drives, so the stream, a resync after
-a gap and the regular polls all go through the one path that stores every status,
-order id and fill.
+user data stream's order reports and position changes (``live_stream``) are queued for
+the executor's poll loop (``LivePolling``), which hands them over and then asks the
+exchange by REST about every order it still drives, so a resync after a gap and the
+regular polls catch whatever the stream missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from dataclasses import dataclass
 from decimal import Decimal
 
 import msgspec
@@ -25,13 +27,21 @@ from arbengine.domain.events import Signal
 from arbengine.domain.live_rows import LiveConfigRow
 from arbengine.exchange.exchange_errors import ExchangeError, FatalExchangeError
 from arbengine.exchange.rest import BinanceRest
-from arbengine.exchange.user_events import Resync, UserEvent
+from arbengine.exchange.user_events import (
+    AccountUpdate,
+    AlgoUpdate,
+    OrderTradeUpdate,
+    Resync,
+    UserEvent,
+)
 from arbengine.logs import get_logger
 from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy
 from arbengine.runtime.channels import Channel, ChannelClosed
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.settings import LiveSettings
 from arbengine.trading.live_executor import ExecutorSettings, LiveExecutor
+from arbengine.trading.live_trade import PositionChanged
+from arbengine.trading.live_wire import OrderReport
 
 KEY_REFUSED = (-2014, -2015)
 
@@ -155,6 +165,7 @@ class LivePolling:
         self._retry = retry
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._reports: deque[StreamReport] = deque()
         self._log = get_logger("live")
         self.polls = 0
 
@@ -163,10 +174,24 @@ class LivePolling:
         self._wake.set()
 
     async def on_event(self, event: UserEvent) -> None:
-        """The user stream's consumer."""
+        """The user stream's consumer: what it reports is queued for the poll loop (the
+        stream's reader never waits on a trade), which hands it over before polling."""
         if isinstance(event, Resync):
             self._log.info("live.resync", reason=event.reason, connection=event.connection)
+        self._reports.extend(stream_reports(event))
         self._wake.set()
+
+    async def _hand_over(self) -> None:
+        while self._reports:
+            report = self._reports.popleft()
+            if isinstance(report, StreamedOrder):
+                await self._executor.on_order_report(report.report, algo=report.algo)
+            else:
+                await self._executor.on_exchange_event(
+                    PositionChanged(report.amount),
+                    report.symbol,
+                    reported_at=report.reported_at,
+                )
 
     async def run(self) -> None:
         """Poll until ``request_stop``; an exchange outage is reported and waited out."""
@@ -174,6 +199,7 @@ class LivePolling:
         while not self._stop.is_set():
             self._wake.clear()
             try:
+                await self._hand_over()
                 await self._executor.poll_once()
                 self.polls += 1
                 attempt = 0
@@ -185,3 +211,62 @@ class LivePolling:
                     "live.poll_failed", error=str(exc)[:200], retry_in_s=round(delay, 2)
                 )
             await self._clock.sleep(delay, self._wake)
+
+
+# -- the user data stream's reports ----------------------------------------------------
+# ORDER_TRADE_UPDATE, ALGO_UPDATE and ACCOUNT_UPDATE as order reports (by client id) and
+# position changes (by symbol), so that a fill or a vanished position reaches its trade
+# when the exchange says so rather than at the next poll. A FINISHED algo order without
+# its execution is left out: the poll the event wakes reads it from the order it placed.
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedOrder:
+    report: OrderReport
+    algo: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedPosition:
+    symbol: str
+    amount: Decimal
+    reported_at: int
+    """The exchange's transaction time (ms)."""
+
+
+StreamReport = StreamedOrder | StreamedPosition
+
+
+def stream_reports(event: UserEvent) -> list[StreamReport]:
+    """What ``event`` tells the executor (nothing for balances, margin calls, resyncs)."""
+    if isinstance(event, OrderTradeUpdate):
+        o = event.order
+        report = OrderReport(
+            client_id=o.client_id,
+            status=o.status,
+            executed_qty=o.filled_qty,
+            avg_price=o.avg_price,
+            exchange_id=o.order_id,
+            time_ms=event.transaction_time_ms,
+        )
+        return [StreamedOrder(report, algo=False)]
+    if isinstance(event, AlgoUpdate):
+        a = event.order
+        if a.status == "FINISHED" and a.executed_qty <= 0:
+            return []
+        report = OrderReport(
+            client_id=a.client_algo_id,
+            status=a.status,
+            executed_qty=a.executed_qty,
+            avg_price=a.avg_price,
+            exchange_id=a.algo_id,
+            time_ms=event.transaction_time_ms,
+        )
+        return [StreamedOrder(report, algo=True)]
+    if isinstance(event, AccountUpdate):
+        return [
+            StreamedPosition(p.symbol, p.amount, event.transaction_time_ms)
+            for p in event.account.positions
+            if p.position_side == "BOTH"
+        ]
+    return []

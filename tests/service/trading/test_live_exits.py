@@ -18,6 +18,7 @@ from arbengine.sim import SimServer
 from arbengine.store.live_records import LiveRecords
 from arbengine.trading.live_executor import LiveExecutor
 from arbengine.trading.live_trade import PositionChanged, TradeState
+from arbengine.trading.live_wire import OrderReport
 from tests.service.sim.simclient import control
 from tests.service.trading.conftest import (
     a_signal,
@@ -237,3 +238,47 @@ async def test_a_stop_the_exchange_refuses_flattens_the_position_at_once(
     assert orders["sl"].status == "REJECTED"
     assert "-2021" in (orders["sl"].status_history[-1].note or "")
     assert orders["flatten"].status == "FILLED"
+
+
+async def test_a_streamed_flat_position_from_before_the_trade_opened_is_not_its_end(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    trade_id = await opened(executor, http, sim)
+    stored = await records.trade(trade_id)
+    assert stored is not None
+    assert stored.opened_at is not None
+    await control(http, sim, "account", {"liquidate": "BTCUSDT"})
+    # An ACCOUNT_UPDATE of the symbol made before the entry filled (a former position's end).
+    before = stored.opened_at - 1
+    await executor.on_exchange_event(PositionChanged(Decimal(0)), "BTCUSDT", reported_at=before)
+    assert executor.trade(trade_id) is not None
+
+    after = stored.opened_at + 1
+    await executor.on_exchange_event(PositionChanged(Decimal(0)), "BTCUSDT", reported_at=after)
+    await assert_closed(executor, records, http, sim, trade_id, "exchange")
+
+
+async def test_a_streamed_order_report_is_stored_and_fed_and_a_stale_one_only_fed(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    trade_id = await opened(executor, http, sim)
+    trade = executor.trade(trade_id)
+    assert trade is not None
+    assert trade.stop_id is not None
+    stop_id = trade.stop_id
+    now = sim.sim_time_ms + 60_000
+    await executor.on_order_report(OrderReport(stop_id, "TRIGGERED", time_ms=now), algo=True)
+
+    assert trade.orders[stop_id].status == "triggered"
+    [stop] = [o for o in await records.orders_of_trade(trade_id) if o.client_order_id == stop_id]
+    assert [c.status for c in stop.status_history] == ["PENDING", "NEW", "TRIGGERED"]
+    # A report older than the row (the stream's NEW, late): the row keeps TRIGGERED.
+    await executor.on_order_report(OrderReport(stop_id, "NEW", time_ms=1), algo=True)
+    [stop] = [o for o in await records.orders_of_trade(trade_id) if o.client_order_id == stop_id]
+    assert stop.status == "TRIGGERED"
