@@ -38,8 +38,10 @@ system-deps:
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	fi
 
+# A temporary tree of its own: pytest's shared one (/tmp/pytest-of-USER) is made private again by
+# any other pytest session that starts meanwhile, which locks out the embedded PostgreSQL's user.
 test: system-deps lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --basetemp="$${TMPDIR:-/tmp}/arbengine-tests"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -458,8 +458,12 @@ class RestApi:
             "time": t,
         }
 
-    def ticker_price(self, params: dict[str, str]) -> Any:
+    def _one_or_all(self, params: dict[str, str], one: Callable[[str], dict[str, Any]]) -> Any:
+        """A ticker's answer: one object for ``symbol``, else a list over every listed symbol."""
         symbol = self._symbol(params, required=False)
+        return one(symbol) if symbol else [one(b.spec.symbol) for b in self._listed_books()]
+
+    def ticker_price(self, params: dict[str, str]) -> Any:
         market = self.sim.market
 
         def one(sym: str) -> dict[str, Any]:
@@ -472,10 +476,9 @@ class RestApi:
                 "time": market.now_ms,
             }
 
-        return one(symbol) if symbol else [one(b.spec.symbol) for b in self._listed_books()]
+        return self._one_or_all(params, one)
 
     def book_ticker(self, params: dict[str, str]) -> Any:
-        symbol = self._symbol(params, required=False)
         market = self.sim.market
 
         def one(sym: str) -> dict[str, Any]:
@@ -493,17 +496,16 @@ class RestApi:
                 "lastUpdateId": market.now_ms,
             }
 
-        return one(symbol) if symbol else [one(b.spec.symbol) for b in self._listed_books()]
+        return self._one_or_all(params, one)
 
     def ticker_24hr(self, params: dict[str, str]) -> Any:
-        symbol = self._symbol(params, required=False)
         market = self.sim.market
 
         def one(sym: str) -> dict[str, Any]:
             book = market.books[sym]
             return summaries.ticker_24hr(book.tape, book.spec, book.quote()[0], market.now_ms)
 
-        return one(symbol) if symbol else [one(b.spec.symbol) for b in self._listed_books()]
+        return self._one_or_all(params, one)
 
     def klines(self, params: dict[str, str]) -> list[list[Any]]:
         symbol = self._symbol(params)
