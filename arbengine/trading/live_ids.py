@@ -44,7 +44,6 @@ PREFIX = "ae"
 MAX_LENGTH = 36
 MAX_REPLACEMENTS = 35
 _SYMBOL_ROOM = MAX_LENGTH - len(PREFIX) - 8 - 8 - 1 - 1 - 1
-EXCHANGE_PREFIXES = ("autoclose-", "adl_autoclose", "settlement_autoclose-")
 BINANCE_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 _OURS = re.compile(
     r"^ae([a-z2-7]{8})([0-9a-z]{8})([a-z0-9])([0-9a-z])-([A-Z0-9_]{1,15}|\.[a-z2-7]{8})$"
@@ -104,11 +103,6 @@ def parse_client_id(value: str) -> ParsedClientId | None:
         return None
     tag, tick, role, replacement, symbol = match.groups()
     return ParsedClientId(tag, symbol, int(tick, 36), _CODE_ROLES[role], int(replacement, 36))
-
-
-def is_exchange_close(value: str) -> bool:
-    """An order the exchange placed itself: liquidation, ADL or settlement."""
-    return value.startswith(EXCHANGE_PREFIXES)
 
 
 def _symbol_tag(symbol: str) -> str:

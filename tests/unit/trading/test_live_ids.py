@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from arbengine.domain.exchange_closes import is_exchange_close
 from arbengine.trading.live_ids import (
     OrderRole,
     TradeKey,
     client_id,
-    is_exchange_close,
     parse_client_id,
     strategy_tag,
 )
