@@ -52,6 +52,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "arbengine.benchmarks.scale_bench",
         "the daemon following 100 or 300 symbols in real time: rates, ingest, engine, memory",
     ),
+    "live": (
+        "arbengine.benchmarks.live_bench",
+        "live executor on the loopback sim: signal -> entry, fill -> stop-loss, TP1 -> breakeven",
+    ),
 }
 
 

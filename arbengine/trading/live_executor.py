@@ -27,6 +27,7 @@ or after it); its ``sleep`` paces the polls and the backoffs.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ from arbengine.logs import get_logger
 from arbengine.runtime.backoff import DATABASE_RETRY, EXCHANGE_REST_RETRY, RetryPolicy
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.trading.live_plan import AlgoOrder, OrderRequest, trade_key
+from arbengine.trading.live_replace import StopReplaceTimer
 from arbengine.trading.live_rules import SymbolRules, symbol_rules, to_decimal
 from arbengine.trading.live_sizing import Skipped, size_entry
 from arbengine.trading.live_trade import (
@@ -144,6 +146,7 @@ class _Running:
     entry_fills: list[Fill] = field(default_factory=list)
     status_times: dict[str, int] = field(default_factory=dict)
     """Client id → the time of the last status written for it."""
+    breakeven: StopReplaceTimer = field(default_factory=StopReplaceTimer)
 
 
 class LiveExecutor:
@@ -396,6 +399,7 @@ class LiveExecutor:
     # -- driving the machine --------------------------------------------------------------
 
     async def _feed(self, running: _Running, events: Sequence[TradeEvent]) -> None:
+        running.breakeven.heard(running.trade, events, time.perf_counter())
         actions: list[TradeAction] = []
         for event in events:
             actions += running.trade.on(event)
@@ -406,8 +410,18 @@ class LiveExecutor:
         queue = deque(actions)
         while queue:
             action = queue.popleft()
-            for event in await self._perform(running, action):
+            running.breakeven.starting(running.trade, action, time.perf_counter())
+            events = await self._perform(running, action)
+            running.breakeven.heard(running.trade, events, time.perf_counter())
+            for event in events:
                 queue.extend(running.trade.on(event))
+        moved = running.breakeven.finished()
+        if moved is not None:
+            await self._event(
+                "trade.breakeven_moved",
+                running.trade.signal,
+                {"trade_id": running.trade_id, **moved.detail()},
+            )
         await self._sync_trade(running)
 
     async def _perform(self, running: _Running, action: TradeAction) -> list[TradeEvent]:
