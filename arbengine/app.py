@@ -65,7 +65,7 @@ from arbengine.runtime.supervisor import (
     Supervisor,
     TooManyRestarts,
 )
-from arbengine.settings import Settings, live_endpoints, shipped, strategies_dir
+from arbengine.settings import LiveSettings, Settings, live_endpoints, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store.continuity_records import ContinuityRecords
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
@@ -80,9 +80,10 @@ from arbengine.store.market_sql import (
 )
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
-from arbengine.trading.live_executor import LiveExecutor
+from arbengine.trading.live_executor import ExecutorSettings, LiveExecutor
 from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
 from arbengine.trading.live_service import (
+    LiveConfigFollower,
     LivePolling,
     check_account,
     executor_settings,
@@ -99,6 +100,8 @@ EXIT_ROWS_NOT_WRITTEN = 3
 EXIT_ABANDONED = 4
 """Stopped by force: a component still running at the shutdown deadline was cancelled, or a
 second signal (or the hard bound) ended the process at once."""
+LIVE_RESTART_KEYS = ("enabled", "environment", "rest_url", "private_ws_url")
+"""``[live]`` keys a SIGHUP does not apply (the others are applied from the next signal)."""
 LIVE_SIGNALS_CAPACITY = 64
 """Fired signals waiting for the executor; when full the oldest is dropped (stale anyway)."""
 
@@ -123,10 +126,16 @@ class Daemon:
         clock: Clock | None = None,
         sim: SimConfig | None = None,
         components: Sequence[Component] = (),
+        reread: Callable[[], Settings] | None = None,
     ) -> None:
         """``components``: more to supervise alongside the daemon's own (a test daemon's
-        misbehaving ones; the command line never passes any)."""
+        misbehaving ones; the command line never passes any). ``reread``: the settings
+        read again from where they came from (SIGHUP applies their ``[live]`` part)."""
         self.settings = settings
+        self._reread = reread
+        self._file_live = settings.live
+        """``[live]`` as the file (and environment) gave it, before ``run --sim``'s URLs."""
+        self._live_reload: Callable[[], Awaitable[None]] | None = None
         self.extra_components = tuple(components)
         self.sim_config = sim
         self.clock = clock or SystemClock()
@@ -251,12 +260,16 @@ class Daemon:
                 hint="remove it from these strategies and reload (SIGHUP)",
             )
 
-    def _strategy_names(self) -> list[str] | None:
-        """The enabled strategies the engine runs now (after any SIGHUP reload), else those
-        loaded at start; None when none were loaded."""
+    def _current_strategies(self) -> StrategySet | None:
+        """The strategies the engine runs now (after any SIGHUP reload), else those loaded
+        at start; None when none were loaded."""
         engine = self.engine
         current = engine.pipeline.core.strategies if engine and engine.pipeline else None
-        strategies = current or self.strategies_at_start
+        return current or self.strategies_at_start
+
+    def _strategy_names(self) -> list[str] | None:
+        """The enabled strategies the engine runs now, else those loaded at start."""
+        strategies = self._current_strategies()
         return [s.name for s in strategies.enabled] if strategies is not None else None
 
     def _watch_writer(self, name: str, writer: MarketWriter | EngineWriter) -> None:
@@ -384,8 +397,28 @@ class Daemon:
         )
         self.channels.append(signals)
         self.live_signals = signals
+        reconcile_settings = ReconcileSettings(
+            live.orphan_policy,
+            executor.settings.risk_per_trade_usd,
+            interval_s=live.reconcile_interval.seconds,
+        )
+
+        def settings_changed(file_live: LiveSettings, applied: ExecutorSettings) -> None:
+            reconciler.settings = ReconcileSettings(
+                file_live.orphan_policy,
+                applied.risk_per_trade_usd,
+                interval_s=file_live.reconcile_interval.seconds,
+            )
+
+        follower = LiveConfigFollower(
+            executor, live, records.current_config, config, on_change=settings_changed
+        )
+        self._live_reload = functools.partial(self._reload_live, follower, executor)
         polling = LivePolling(
-            executor, executor.settings.poll_interval_s, clock=self.exchange_clock
+            executor,
+            executor.settings.poll_interval_s,
+            clock=self.exchange_clock,
+            follower=follower,
         )
         stream = UserStream(
             rest,
@@ -401,7 +434,7 @@ class Daemon:
         add(
             Component(
                 "live.signals",
-                functools.partial(trade_signals, signals, executor),
+                functools.partial(trade_signals, signals, executor, follower),
                 stage=20,
                 drain=signals.close,
             )
@@ -410,11 +443,7 @@ class Daemon:
         reconciler = LiveReconciler(
             rest,
             records,
-            ReconcileSettings(
-                live.orphan_policy,
-                executor.settings.risk_per_trade_usd,
-                interval_s=live.reconcile_interval.seconds,
-            ),
+            reconcile_settings,
             driven=lambda: executor.trade_ids,
             clock=self.exchange_clock,
         )
@@ -434,10 +463,45 @@ class Daemon:
             environment=live.environment,
             rest_url=endpoints.rest_url,
             strategies=sorted(executor.settings.strategies),
+            paused=executor.settings.paused,
             from_live_config=config is not None,
             lock_session=lock.session_pid,
         )
         return True
+
+    async def _reload_live(self, follower: LiveConfigFollower, executor: LiveExecutor) -> None:
+        """SIGHUP: ``[live]`` read again and applied from the next signal (``live_config``
+        still overrides its run-time part); after the engine's reload, so a strategy
+        loaded by it may be named. A file that does not load, or names a strategy the
+        engine does not run, is refused and the previous ``[live]`` kept."""
+        if self._reread is None:
+            return
+        try:
+            fresh = self._reread().live
+        except ConfigError as exc:
+            self.log.error("live.reload_failed", error=str(exc), kept="the previous [live]")
+            return
+        restart = [k for k in LIVE_RESTART_KEYS if getattr(fresh, k) != getattr(self._file_live, k)]
+        if restart:
+            self.log.warning(
+                "live.reload_needs_restart",
+                keys=restart,
+                hint="these [live] keys apply at the next start; to stop new entries now, "
+                "pause through PUT /api/live/config",
+            )
+        strategies = self._current_strategies()
+        loaded = {s.name: s for s in strategies.enabled} if strategies is not None else {}
+        unknown = [n for n in fresh.strategies if n not in loaded]
+        if unknown:
+            self.log.error(
+                "live.reload_failed",
+                error=f"live.strategies: {', '.join(unknown)} not among the loaded strategies "
+                f"({', '.join(sorted(loaded)) or 'none'})",
+                kept="the previous [live]",
+            )
+            return
+        executor.set_exit_rules({name: exit_rule(s) for name, s in loaded.items()})
+        follower.reload_file(fresh)
 
     async def _add_collection(self, stack: contextlib.AsyncExitStack, db: Database) -> None:
         """Exchange clients, collectors and the market writer, wired by channels."""
@@ -685,6 +749,8 @@ class Daemon:
                     self._add_engine(db)
                 if settings.collect.enabled:
                     await self._add_collection(stack, db)
+                if self._live_reload is not None:
+                    self.reload_hooks.append(self._live_reload)  # after the engine's
                 for component in self.extra_components:
                     self.supervisor.add(component)
 
@@ -850,10 +916,14 @@ def continuity_store(db: Database) -> ContinuityStore:
 
 
 async def run_daemon(
-    settings: Settings, sim: SimConfig | None = None, components: Sequence[Component] = ()
+    settings: Settings,
+    sim: SimConfig | None = None,
+    components: Sequence[Component] = (),
+    reread: Callable[[], Settings] | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside."""
-    daemon = Daemon(settings, sim=sim, components=components)
+    """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside;
+    ``reread`` reads the settings again at SIGHUP (their ``[live]`` part is applied)."""
+    daemon = Daemon(settings, sim=sim, components=components, reread=reread)
     try:
         code = await daemon.run()
     except TooManyRestarts as exc:

@@ -6,6 +6,10 @@ account cannot be traded safely by the executor as built: the API key refused
 symbol), or multi-assets margin on (sizing reads the USDT balance alone). A network
 error or a 5xx while asking is waited out (capped, jittered), never fatal.
 
+Settings: ``LiveConfigFollower`` keeps the executor on the file's ``[live]`` (reloaded
+at SIGHUP) overridden by the admin's latest ``live_config`` row, read before each
+signal and at each poll round.
+
 Inputs: fired signals arrive on a channel from the engine (``trade_signals``); the
 user data stream's order reports and position changes (``live_stream``) are queued for
 the executor's poll loop (``LivePolling``), which hands them over and then asks the
@@ -16,7 +20,9 @@ regular polls catch whatever the stream missed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -106,28 +112,123 @@ async def check_account(
 
 def executor_settings(live: LiveSettings, config: LiveConfigRow | None) -> ExecutorSettings:
     """``[live]``, overridden by the admin's latest ``live_config`` row when there is one
-    (paused: no strategy is traded; open trades are still driven to their end)."""
+    (a row holds every run-time value: strategies, risk per trade, max positions, pause).
+    Paused: no new entry; open trades are still driven to their end."""
     if config is None:
-        strategies, risk, max_positions = (
+        strategies, risk, max_positions, paused = (
             live.strategies,
             live.risk_per_trade_usd,
             live.max_positions,
+            False,
         )
     else:
-        strategies = [] if config.paused else config.strategies
-        risk, max_positions = config.risk_per_trade_usd, config.max_positions
+        strategies, risk = config.strategies, config.risk_per_trade_usd
+        max_positions, paused = config.max_positions, config.paused
     return ExecutorSettings(
         strategies=frozenset(strategies),
         risk_per_trade_usd=Decimal(str(risk)),
         max_positions=max_positions,
         leverage=live.leverage,
+        paused=paused,
     )
 
 
-async def trade_signals(signals: Channel[Signal], executor: LiveExecutor) -> None:
-    """Hand each fired signal to the executor, in order, until the channel closes. A
-    signal the exchange or the database could not take now is reported and left (the
-    executor's records make a later one of the same tick a no-op)."""
+class LiveConfigFollower:
+    """Keeps the executor's settings those in force: the file's ``[live]`` (replaced at
+    SIGHUP by ``reload_file``) overridden by the latest ``live_config`` row.
+
+    The row is read (one indexed row, ``latest``) before each signal and at each poll
+    round, so an admin's change is in force from the next signal after it was stored,
+    and applied within a poll interval when no signal comes. A notification would save
+    the reads but not the first one after a reconnect; a read per round is cheap. The
+    database being away keeps the settings in force (``live.config_unreadable``, once
+    per outage; the executor's own writes wait the outage out)."""
+
+    def __init__(
+        self,
+        executor: LiveExecutor,
+        live: LiveSettings,
+        latest: Callable[[], Awaitable[LiveConfigRow | None]],
+        config: LiveConfigRow | None,
+        *,
+        on_change: Callable[[LiveSettings, ExecutorSettings], None] | None = None,
+    ) -> None:
+        self._executor = executor
+        self._latest = latest
+        self._on_change = on_change
+        self.live = live
+        """The file's ``[live]`` in force (the one at start, or the last reloaded)."""
+        self.config = config
+        """The ``live_config`` row in force, if any."""
+        self._unreadable = False
+        self._log = get_logger("live")
+
+    async def refresh(self) -> None:
+        """Read the latest ``live_config`` row; apply it if it is a new one."""
+        try:
+            row = await self._latest()
+        except RetryableError as exc:
+            if not self._unreadable:
+                self._unreadable = True
+                self._log.warning(
+                    "live.config_unreadable",
+                    error=str(exc)[:200],
+                    kept=_described(self._executor.settings),
+                )
+            return
+        self._unreadable = False
+        current = self.config.change_id if self.config is not None else None
+        if row is not None and row.change_id != current:
+            self.config = row
+            self._apply("live_config")
+
+    def reload_file(self, live: LiveSettings) -> None:
+        """SIGHUP: the file's ``[live]`` anew (``live_config`` still overrides it)."""
+        self.live = live
+        self._apply("file")
+
+    def _apply(self, cause: str) -> None:
+        settings = executor_settings(self.live, self.config)
+        settings = dataclasses.replace(
+            settings,
+            poll_interval_s=self._executor.settings.poll_interval_s,
+            max_entry_attempts=self._executor.settings.max_entry_attempts,
+        )
+        changed = settings != self._executor.settings
+        self._executor.settings = settings
+        config = self.config
+        self._log.info(
+            "live.config_applied",
+            cause=cause,
+            changed=changed,
+            source="live_config" if config is not None else "file",
+            changed_by=config.changed_by if config is not None else None,
+            change_id=str(config.change_id) if config is not None else None,
+            **_described(settings),
+        )
+        if self._on_change is not None:
+            self._on_change(self.live, settings)
+
+
+def _described(settings: ExecutorSettings) -> dict[str, object]:
+    return {
+        "strategies": sorted(settings.strategies),
+        "risk_per_trade_usd": float(settings.risk_per_trade_usd),
+        "max_positions": settings.max_positions,
+        "leverage": settings.leverage,
+        "paused": settings.paused,
+    }
+
+
+async def trade_signals(
+    signals: Channel[Signal],
+    executor: LiveExecutor,
+    follower: LiveConfigFollower | None = None,
+) -> None:
+    """Hand each fired signal to the executor, in order, until the channel closes, under
+    the settings in force when it is handed over (``follower``). A signal the exchange
+    or the database could not take now is reported and left (the executor's records make
+    a later one of the same tick a no-op)."""
     log = get_logger("live")
     while True:
         try:
@@ -135,6 +236,8 @@ async def trade_signals(signals: Channel[Signal], executor: LiveExecutor) -> Non
         except ChannelClosed:
             return
         try:
+            if follower is not None:
+                await follower.refresh()
             await executor.on_signal(signal)
         except RetryableError as exc:
             log.error(
@@ -158,8 +261,10 @@ class LivePolling:
         *,
         clock: Clock | None = None,
         retry: RetryPolicy = EXCHANGE_REST_RETRY,
+        follower: LiveConfigFollower | None = None,
     ) -> None:
         self._executor = executor
+        self._follower = follower
         self._interval_s = interval_s
         self._clock = clock or SystemClock()
         self._retry = retry
@@ -199,6 +304,8 @@ class LivePolling:
         while not self._stop.is_set():
             self._wake.clear()
             try:
+                if self._follower is not None:
+                    await self._follower.refresh()
                 await self._hand_over()
                 await self._executor.poll_once()
                 self.polls += 1
