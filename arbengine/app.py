@@ -26,6 +26,7 @@ import contextlib
 import functools
 import os
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,7 @@ from arbengine.domain.events import Signal
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
-from arbengine.exchange.rest import BinanceRest
+from arbengine.exchange.rest import BinanceRest, RestLimits
 from arbengine.exchange.streams import StreamPolicy
 from arbengine.exchange.user_stream import UserStream
 from arbengine.logs import get_logger
@@ -161,6 +162,8 @@ class Daemon:
         self.strategies_at_start: StrategySet | None = None
         self.writers: list[MarketWriter | EngineWriter] = []
         self.rest: BinanceRest | None = None
+        self._rest_limits: dict[str, RestLimits] = {}
+        """One per exchange host (``_limits_for``)."""
         self.backfill: BackfillProgress | None = None
         self.hard_stop = HardStop(EXIT_ABANDONED, running=self.supervisor.unresponsive)
         self.left_behind: list[str] = []
@@ -375,7 +378,9 @@ class Daemon:
             forbidden_backoff_s=ex.forbidden_backoff.seconds,
             clock=self.clock,
             health=self.health,
+            limits=self._limits_for(endpoints.rest_url),
         )
+        shares_limits = settings.collect.enabled and _host(ex.rest_url) == _host(endpoints.rest_url)
         if not await check_account(rest, stop, clock=self.clock):
             return False
         records = LiveRecords(db, write_timeout_s=settings.database.write_timeout.seconds)
@@ -465,9 +470,27 @@ class Daemon:
             strategies=sorted(executor.settings.strategies),
             paused=executor.settings.paused,
             from_live_config=config is not None,
+            rest_limits="shared with the collectors" if shares_limits else "its own",
             lock_session=lock.session_pid,
         )
         return True
+
+    def _limits_for(self, rest_url: str) -> RestLimits:
+        """The limits of the exchange at ``rest_url``'s host. Binance counts request weight
+        per IP: the collectors' and the live executor's clients share one when they talk
+        to the same host (production); the testnet is another exchange with its own."""
+        host = _host(rest_url)
+        limits = self._rest_limits.get(host)
+        if limits is None:
+            ex = self.settings.exchange
+            groups = binance_groups(
+                ex.futures_data_limit,
+                ex.futures_data_window.ms,
+                ex.funding_limit,
+                ex.funding_window.ms,
+            )
+            limits = self._rest_limits[host] = RestLimits(safety=ex.weight_safety, groups=groups)
+        return limits
 
     async def _reload_live(self, follower: LiveConfigFollower, executor: LiveExecutor) -> None:
         """SIGHUP: ``[live]`` read again and applied from the next signal (``live_config``
@@ -515,16 +538,11 @@ class Daemon:
             api_secret=ex.api_secret,
             recv_window_ms=ex.recv_window,
             weight_safety=ex.weight_safety,
-            groups=binance_groups(
-                ex.futures_data_limit,
-                ex.futures_data_window.ms,
-                ex.funding_limit,
-                ex.funding_window.ms,
-            ),
             timeout_s=ex.request_timeout.seconds,
             forbidden_backoff_s=ex.forbidden_backoff.seconds,
             clock=self.clock,
             health=self.health,
+            limits=self._limits_for(ex.rest_url),
         )
         self.rest = rest
         self.backfill = progress = BackfillProgress()
@@ -882,6 +900,11 @@ class Daemon:
                     await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
                 if task.done() and not task.cancelled():
                     task.exception()  # raised above already, or moot once stopping
+
+
+def _host(url: str) -> str:
+    """Host and port: what one set of exchange limits belongs to."""
+    return urllib.parse.urlsplit(url).netloc.lower()
 
 
 def engine_store(db: Database) -> EngineStore:

@@ -32,6 +32,7 @@ from arbengine.domain.errors import FatalError, RetryableError
 from arbengine.domain.events import Signal
 from arbengine.domain.live_rows import LiveConfigRow
 from arbengine.exchange.exchange_errors import ExchangeError, FatalExchangeError
+from arbengine.exchange.replies import ExchangeInfo
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.user_events import (
     AccountUpdate,
@@ -79,6 +80,10 @@ async def check_account(
     while True:
         try:
             await rest.sync_time()
+            # Its limits (REQUEST_WEIGHT, ORDERS) as the exchange states them.
+            rest.apply_exchange_info(
+                await rest.get("/fapi/v1/exchangeInfo", reply=ExchangeInfo, weight=1)
+            )
             dual = await rest.get("/fapi/v1/positionSide/dual", reply=_Dual, weight=30, signed=True)
             multi = await rest.get(
                 "/fapi/v1/multiAssetsMargin", reply=_MultiAssets, weight=30, signed=True

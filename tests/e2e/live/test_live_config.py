@@ -1,7 +1,8 @@
 """The live configuration changed while the daemon trades: an admin's ``PUT
 /api/live/config`` is in force from the next signal (a pause stops new entries and says
-so; new strategies and risk size the next entry), and SIGHUP reloads ``[live]`` of the
-settings file (a file naming an unknown strategy is refused, the previous kept)."""
+so, an open trade stays protected; new strategies and risk size the next entry), and
+SIGHUP reloads ``[live]`` of the settings file, ``live_config`` still overriding it (a
+file naming an unknown strategy is refused, the previous kept)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from typing import Any
 
 import aiohttp
 
+from arbengine.domain.live_rows import LiveConfigRow
+from arbengine.settings import DatabaseSettings
 from arbengine.sim.server import SimServer
+from arbengine.store.database import open_database
+from arbengine.store.live_records import LiveRecords
 from tests.conftest import REPO
 from tests.e2e.engine.conftest import write_strategy
-from tests.e2e.live.conftest import LIVE_PROBE, LIVE_STRATEGY, fetch
+from tests.e2e.live.conftest import LIVE_PROBE, LIVE_STRATEGY, fetch, open_algo_orders
 from tests.support.daemon import DaemonProcess
 from tests.support.waiting import eventually
 
@@ -47,6 +52,15 @@ async def admin_token(api: str, database_url: str) -> str:
     return token
 
 
+async def get_json(api: str, path: str, token: str) -> Any:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{api}{path}", headers={"Authorization": f"Bearer {token}"}) as reply,
+    ):
+        assert reply.status == 200, await reply.text()
+        return await reply.json()
+
+
 async def put_config(api: str, token: str, body: dict[str, Any]) -> int:
     async with (
         aiohttp.ClientSession() as http,
@@ -70,67 +84,56 @@ async def test_the_live_config_applies_from_the_next_signal_and_sighup_reloads_t
         {**LIVE_PROBE, "name": OTHER_STRATEGY},
         f"{OTHER_STRATEGY}.json",
     )
-    config = settings_file(
-        tmp_path / "arbengine.toml",
-        f'enabled = true\nstrategies = ["{LIVE_STRATEGY}"]\nrisk_per_trade_usd = 10.0\n',
-    )
-    env = {k: v for k, v in live_env.items() if k != "ARB_LIVE_STRATEGIES"}
+    async with open_database(DatabaseSettings(url=database_url), owner=False) as db:
+        await LiveRecords(db).set_config(
+            LiveConfigRow(
+                strategies=[LIVE_STRATEGY], risk_per_trade_usd=10.0, max_positions=1,
+                paused=True, changed_by="admin:setup",
+            )
+        )  # fmt: skip
+    config = settings_file(tmp_path / "arbengine.toml", live_section(risk=10, leverage=20))
+    env = {
+        k: v for k, v in live_env.items() if k not in ("ARB_LIVE_STRATEGIES", "ARB_LIVE_LEVERAGE")
+    }
     env["ARB_CONFIG"] = str(config)
     daemon: DaemonProcess = await spawn_daemon(env)
     api = await daemon.started()
     started = await daemon.wait_for("live.started")
-    assert (started["strategies"], started["paused"]) == ([LIVE_STRATEGY], False)
+    assert (started["strategies"], started["paused"]) == ([LIVE_STRATEGY], True)
+    # The collectors and the executor talk to one host (the sim): one set of limits.
+    assert started["rest_limits"] == "shared with the collectors"
     await daemon.wait_for("engine.warm_start")
 
     # SIGHUP: a [live] naming a strategy the engine does not run is refused ...
-    settings_file(config, 'enabled = true\nstrategies = ["nosuch"]\n')
+    settings_file(config, live_section(risk=10, leverage=20, strategy="nosuch"))
     daemon.send(signal.SIGHUP)
     refused = await daemon.wait_for("live.reload_failed")
     assert refused["error"].startswith("live.strategies: nosuch not among the loaded strategies")
-    # ... a valid one is in force at once.
-    settings_file(
-        config, f'enabled = true\nstrategies = ["{LIVE_STRATEGY}"]\nrisk_per_trade_usd = 15.0\n'
-    )
+    # ... a valid one is in force at once, the admin's live_config still overriding it.
+    settings_file(config, live_section(risk=15, leverage=10))
     daemon.send(signal.SIGHUP)
-    reloaded = await daemon.wait_for(lambda e: e.get("event") == "live.config_applied")
-    assert (reloaded["cause"], reloaded["source"]) == ("file", "file")
-    assert (reloaded["risk_per_trade_usd"], reloaded["strategies"]) == (15.0, [LIVE_STRATEGY])
+    reloaded = await daemon.wait_for("live.config_applied")
+    assert (reloaded["cause"], reloaded["source"]) == ("file", "live_config")
+    assert (reloaded["leverage"], reloaded["risk_per_trade_usd"]) == (10, 10.0)
+    assert reloaded["paused"] is True
 
-    # An admin pauses: the next signal of the live strategy is not traded, and says why.
-    token = await admin_token(api, database_url)
-    paused = {
-        "strategies": [LIVE_STRATEGY], "risk_per_trade_usd": 10.0, "max_positions": 1,
-        "paused": True,
-    }  # fmt: skip
-
-    async def accepted(body: dict[str, Any]) -> bool:
-        return await put_config(api, token, body) == 200
-
-    await eventually(lambda: accepted(paused), 10, what="the admin's PUT accepted")
-
-    async def skipped() -> list:
-        await _advance(sim, 5_000)
-        return await fetch(
-            database_url,
-            "SELECT * FROM live_events WHERE kind = 'signal.skipped' "
-            "AND detail->>'reason' = 'paused'",
-        )
-
-    skip = (await eventually(skipped, 120, interval=0.2, what="a paused signal"))[0]
+    # Paused: the next signal of the live strategy is not traded, and says why.
+    skip = (await eventually(lambda: paused_skips(sim, database_url), 120, interval=0.2,
+                             what="a paused signal"))[0]  # fmt: skip
     assert skip["strategy"] == LIVE_STRATEGY
     assert await fetch(database_url, "SELECT * FROM live_trades") == []
-    applied = [e for e in daemon.events("live.config_applied") if e["cause"] == "live_config"]
-    assert applied[0]["paused"] is True
-    assert applied[0]["changed_by"].startswith("admin_")
 
-    # Another strategy and risk, not paused: the next entry is that strategy's, sized by it.
-    await eventually(
-        lambda: accepted(
-            {"strategies": [OTHER_STRATEGY], "risk_per_trade_usd": 25.0, "max_positions": 1,
-             "paused": False}
-        ),
-        10,
-    )  # fmt: skip
+    # An admin names another strategy and risk, not paused: the next entry is that
+    # strategy's, sized by that risk (at the reloaded leverage).
+    token = await admin_token(api, database_url)
+    body = {"strategies": [OTHER_STRATEGY], "risk_per_trade_usd": 25.0, "max_positions": 1,
+            "paused": False}  # fmt: skip
+    await eventually(lambda: accepted(api, token, body), 10, what="the admin's PUT accepted")
+    applied = await daemon.wait_for(
+        lambda e: e.get("event") == "live.config_applied" and e["cause"] == "live_config"
+    )
+    assert applied["changed_by"].startswith("admin_")
+    assert (applied["strategies"], applied["paused"]) == ([OTHER_STRATEGY], False)
 
     async def traded() -> list:
         await _advance(sim, 5_000)
@@ -141,6 +144,44 @@ async def test_the_live_config_applies_from_the_next_signal_and_sighup_reloads_t
     assert 15.0 < trade["risk_usd"] <= 25.0, trade["risk_usd"]
     trades = await fetch(database_url, "SELECT strategy FROM live_trades")
     assert {t["strategy"] for t in trades} == {OTHER_STRATEGY}
+    # The executor's orders are counted in the limits the collectors' client shows.
+    server = await get_json(api, "/api/server", token)
+    [minute] = [o for o in server["rest"]["orders"] if o["interval_s"] == 60]
+    assert minute["used"] >= 1
+
+    # The admin pauses through the API: new entries stop, the open trade stays protected.
+    await eventually(lambda: accepted(api, token, {**body, "paused": True}), 10)
+    skips = await eventually(
+        lambda: paused_skips(sim, database_url, OTHER_STRATEGY), 120, interval=0.2,
+        what="a paused signal of the new strategy",
+    )  # fmt: skip
+    assert skips[0]["at"] > trade["created_at"]
+    [still] = await fetch(database_url, "SELECT * FROM live_trades")
+    assert (still["id"], still["status"]) == (trade["id"], "open")
+    stops = [a for a in await open_algo_orders(sim)
+             if a["symbol"] == trade["symbol"] and a["orderType"] == "STOP_MARKET"]  # fmt: skip
+    assert len(stops) == 1
+
+
+def live_section(risk: float, leverage: int, strategy: str = LIVE_STRATEGY) -> str:
+    return (
+        f'enabled = true\nstrategies = ["{strategy}"]\nrisk_per_trade_usd = {risk}\n'
+        f"leverage = {leverage}\n"
+    )
+
+
+async def paused_skips(sim: SimServer, database_url: str, strategy: str = LIVE_STRATEGY) -> list:
+    await _advance(sim, 5_000)
+    return await fetch(
+        database_url,
+        "SELECT * FROM live_events WHERE kind = 'signal.skipped' "
+        "AND detail->>'reason' = 'paused' AND strategy = $1 ORDER BY id",
+        strategy,
+    )
+
+
+async def accepted(api: str, token: str, body: dict[str, Any]) -> bool:
+    return await put_config(api, token, body) == 200
 
 
 async def _advance(sim: SimServer, ms: int) -> None:
