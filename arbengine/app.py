@@ -28,6 +28,7 @@ import os
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -42,6 +43,7 @@ from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollect
 from arbengine.collect.progress import BackfillProgress
 from arbengine.domain.errors import CannotListen, ConfigError, is_retryable
 from arbengine.domain.events import Signal
+from arbengine.domain.live_rows import LiveEventRow
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
@@ -137,6 +139,8 @@ class Daemon:
         self._file_live = settings.live
         """``[live]`` as the file (and environment) gave it, before ``run --sim``'s URLs."""
         self._live_reload: Callable[[], Awaitable[None]] | None = None
+        self._live_flatten: Callable[[int, str], Awaitable[tuple[str, str] | None]] | None = None
+        self._flattening: set[asyncio.Task[None]] = set()
         self.extra_components = tuple(components)
         self.sim_config = sim
         self.clock = clock or SystemClock()
@@ -419,6 +423,7 @@ class Daemon:
             executor, live, records.current_config, config, on_change=settings_changed
         )
         self._live_reload = functools.partial(self._reload_live, follower, executor)
+        self._live_flatten = functools.partial(self._request_flatten, executor, records)
         polling = LivePolling(
             executor,
             executor.settings.poll_interval_s,
@@ -474,6 +479,40 @@ class Daemon:
             lock_session=lock.session_pid,
         )
         return True
+
+    async def _request_flatten(
+        self, executor: LiveExecutor, records: LiveRecords, trade_id: int, who: str
+    ) -> tuple[str, str] | None:
+        """An admin's flatten (``POST /api/live/flatten``): recorded, then carried out by
+        the executor in the background (the API does not wait on the exchange). None when
+        the executor drives no such trade."""
+        trade = executor.trade(trade_id)
+        if trade is None:
+            return None
+        signal = trade.signal
+        await records.append_event(
+            LiveEventRow(
+                at=datetime.now(UTC),
+                level="info",
+                kind="trade.flatten_requested",
+                symbol=signal.symbol,
+                strategy=signal.strategy,
+                detail={"trade_id": trade_id},
+                who=f"admin:{who}",
+            )
+        )
+        task = asyncio.create_task(executor.flatten(trade_id), name=f"live.flatten-{trade_id}")
+        self._flattening.add(task)
+        task.add_done_callback(functools.partial(self._flatten_done, trade_id))
+        return signal.symbol, signal.strategy
+
+    def _flatten_done(self, trade_id: int, task: asyncio.Task[None]) -> None:
+        self._flattening.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The poll loop goes on driving the trade; the admin may ask again.
+            self.log.error(
+                "live.flatten_failed", trade_id=trade_id, error=str(task.exception())[:200]
+            )
 
     def _limits_for(self, rest_url: str) -> RestLimits:
         """The limits of the exchange at ``rest_url``'s host. Binance counts request weight
@@ -788,6 +827,7 @@ class Daemon:
                     pool=db.pool,
                     settings=settings,
                     strategies=self._strategy_names,
+                    live_flatten=self._live_flatten,
                 )
                 port = await stack.enter_async_context(
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)

@@ -41,6 +41,9 @@ class ApiContext:
     strategies: Callable[[], Collection[str] | None] = lambda: None
     """Names of the strategies the engine has loaded now (None when it loaded none): what
     an admin may choose to trade live."""
+    live_flatten: Callable[[int, str], Awaitable[tuple[str, str] | None]] | None = None
+    """Close a live trade at market (its id, the admin's name): its (symbol, strategy), or
+    None when the executor drives no such trade. None: live trading is not running."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

@@ -962,3 +962,17 @@ class LiveConfigView(_Shape):
     """The changes made through the API, newest first (at most 100)."""
     loaded_strategies: list[str] | None
     """The strategies the daemon has loaded (null: none, the engine is off)."""
+
+
+class LiveFlattenBody(_Input):
+    trade_id: Annotated[int, Meta(ge=1)]
+    """The open live trade to close at market (``id`` in ``/api/live/positions``)."""
+
+
+class LiveFlattenReply(_Shape):
+    trade_id: int
+    symbol: str
+    strategy: str
+    status: Literal["requested"]
+    """The close is under way: the trade ends with exit reason ``flatten`` (its orders
+    and events show how)."""

@@ -2,7 +2,8 @@
 /api/live/config`` is in force from the next signal (a pause stops new entries and says
 so, an open trade stays protected; new strategies and risk size the next entry), and
 SIGHUP reloads ``[live]`` of the settings file, ``live_config`` still overriding it (a
-file naming an unknown strategy is refused, the previous kept)."""
+file naming an unknown strategy is refused, the previous kept). Then the admin flattens
+the open trade through the API, as the README's walk-through does."""
 
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ async def get_json(api: str, path: str, token: str) -> Any:
     ):
         assert reply.status == 200, await reply.text()
         return await reply.json()
+
+
+async def post_json(api: str, path: str, token: str, body: dict[str, Any]) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{api}{path}", json=body, headers={"Authorization": f"Bearer {token}"}) as reply,
+    ):
+        return reply.status, await reply.json()
 
 
 async def put_config(api: str, token: str, body: dict[str, Any]) -> int:
@@ -161,6 +170,26 @@ async def test_the_live_config_applies_from_the_next_signal_and_sighup_reloads_t
     stops = [a for a in await open_algo_orders(sim)
              if a["symbol"] == trade["symbol"] and a["orderType"] == "STOP_MARKET"]  # fmt: skip
     assert len(stops) == 1
+
+    # The admin flattens it: closed at market, its protection cancelled, who asked recorded.
+    unknown = await post_json(api, "/api/live/flatten", token, {"trade_id": trade["id"] + 100})
+    assert (unknown[0], unknown[1]["error"]["code"]) == (404, "not_found")
+    status, reply = await post_json(api, "/api/live/flatten", token, {"trade_id": trade["id"]})
+    assert (status, reply["status"], reply["symbol"]) == (202, "requested", trade["symbol"])
+
+    async def flattened() -> list:
+        return await fetch(
+            database_url, "SELECT * FROM live_trades WHERE id = $1 AND status = 'closed'",
+            trade["id"],
+        )  # fmt: skip
+
+    [closed] = await eventually(flattened, 30, what="the flattened trade closed")
+    assert closed["exit_reason"] == "flatten"
+    assert [a for a in await open_algo_orders(sim) if a["symbol"] == trade["symbol"]] == []
+    [asked] = await fetch(
+        database_url, "SELECT who FROM live_events WHERE kind = 'trade.flatten_requested'"
+    )
+    assert asked["who"].startswith("admin:admin_")
 
 
 def live_section(risk: float, leverage: int, strategy: str = LIVE_STRATEGY) -> str:
