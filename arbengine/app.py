@@ -88,6 +88,7 @@ from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
 from arbengine.trading.live_service import (
     LiveConfigFollower,
     LivePolling,
+    SymbolLeverage,
     check_account,
     executor_settings,
     trade_signals,
@@ -444,7 +445,7 @@ class Daemon:
         add(
             Component(
                 "live.signals",
-                functools.partial(trade_signals, signals, executor, follower),
+                functools.partial(trade_signals, signals, executor, follower, SymbolLeverage(rest)),
                 stage=20,
                 drain=signals.close,
             )

@@ -65,6 +65,11 @@ class _MultiAssets(msgspec.Struct, frozen=True):
     multiAssetsMargin: bool
 
 
+class _Leverage(msgspec.Struct, frozen=True):
+    symbol: str
+    leverage: int
+
+
 async def check_account(
     rest: BinanceRest,
     stop: asyncio.Event,
@@ -225,15 +230,51 @@ def _described(settings: ExecutorSettings) -> dict[str, object]:
     }
 
 
+class SymbolLeverage:
+    """``[live] leverage`` set on a symbol (``POST /fapi/v1/leverage``) before its first
+    entry, and again when the leverage in force changes (a SIGHUP): the exchange's own
+    setting is whatever the account last chose, not ours. A refusal (a leverage the
+    symbol does not allow) is reported once per symbol and value; the entry then goes
+    at the account's leverage (sizing still checks the margin at ours)."""
+
+    def __init__(self, rest: BinanceRest) -> None:
+        self._rest = rest
+        self._set: dict[str, int] = {}
+        self._log = get_logger("live")
+
+    async def ensure(self, symbol: str, leverage: int) -> None:
+        if self._set.get(symbol) == leverage:
+            return
+        try:
+            reply = await self._rest.post(
+                "/fapi/v1/leverage",
+                {"symbol": symbol, "leverage": leverage},
+                reply=_Leverage,
+                signed=True,
+                weight=1,
+            )
+        except FatalExchangeError as exc:
+            if exc.code is None:
+                raise
+            self._log.error(
+                "live.leverage_refused", symbol=symbol, leverage=leverage, error=str(exc)[:200]
+            )
+        else:
+            self._log.info("live.leverage_set", symbol=symbol, leverage=reply.leverage)
+        self._set[symbol] = leverage
+
+
 async def trade_signals(
     signals: Channel[Signal],
     executor: LiveExecutor,
     follower: LiveConfigFollower | None = None,
+    leverage: SymbolLeverage | None = None,
 ) -> None:
     """Hand each fired signal to the executor, in order, until the channel closes, under
-    the settings in force when it is handed over (``follower``). A signal the exchange
-    or the database could not take now is reported and left (the executor's records make
-    a later one of the same tick a no-op)."""
+    the settings in force when it is handed over (``follower``), its symbol at the
+    leverage in force (``leverage``). A signal the exchange or the database could not
+    take now is reported and left (the executor's records make a later one of the same
+    tick a no-op)."""
     log = get_logger("live")
     while True:
         try:
@@ -243,6 +284,10 @@ async def trade_signals(
         try:
             if follower is not None:
                 await follower.refresh()
+            settings = executor.settings
+            traded = signal.strategy in settings.strategies and not settings.paused
+            if leverage is not None and traded:
+                await leverage.ensure(signal.symbol, settings.leverage)
             await executor.on_signal(signal)
         except RetryableError as exc:
             log.error(

@@ -22,6 +22,7 @@ from arbengine.store.live_records import LiveRecords
 from tests.conftest import REPO
 from tests.e2e.engine.conftest import write_strategy
 from tests.e2e.live.conftest import LIVE_PROBE, LIVE_STRATEGY, fetch, open_algo_orders
+from tests.service.sim.simclient import signed
 from tests.support.daemon import DaemonProcess
 from tests.support.waiting import eventually
 
@@ -153,6 +154,12 @@ async def test_the_live_config_applies_from_the_next_signal_and_sighup_reloads_t
     assert 15.0 < trade["risk_usd"] <= 25.0, trade["risk_usd"]
     trades = await fetch(database_url, "SELECT strategy FROM live_trades")
     assert {t["strategy"] for t in trades} == {OTHER_STRATEGY}
+    # The symbol was set to the reloaded leverage before the entry.
+    async with aiohttp.ClientSession() as http:
+        status, rows, _ = await signed(http, sim, "GET", "/fapi/v2/positionRisk")
+    assert status == 200, rows
+    [position] = [r for r in rows if r["symbol"] == trade["symbol"]]
+    assert position["leverage"] == "10"
     # The executor's orders are counted in the limits the collectors' client shows.
     server = await get_json(api, "/api/server", token)
     [minute] = [o for o in server["rest"]["orders"] if o["interval_s"] == 60]
