@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 import msgspec
 
@@ -143,6 +144,12 @@ def executor_settings(live: LiveSettings, config: LiveConfigRow | None) -> Execu
     )
 
 
+class SettingsHolder(Protocol):
+    """What the follower changes: the executor's settings (``LiveExecutor``)."""
+
+    settings: ExecutorSettings
+
+
 class LiveConfigFollower:
     """Keeps the executor's settings those in force: the file's ``[live]`` (replaced at
     SIGHUP by ``reload_file``) overridden by the latest ``live_config`` row.
@@ -156,7 +163,7 @@ class LiveConfigFollower:
 
     def __init__(
         self,
-        executor: LiveExecutor,
+        executor: SettingsHolder,
         live: LiveSettings,
         latest: Callable[[], Awaitable[LiveConfigRow | None]],
         config: LiveConfigRow | None,
