@@ -90,6 +90,7 @@ from arbengine.trading.live_service import (
     LivePolling,
     SymbolLeverage,
     check_account,
+    declare_live_demand,
     executor_settings,
     trade_signals,
 )
@@ -419,6 +420,15 @@ class Daemon:
                 applied.risk_per_trade_usd,
                 interval_s=file_live.reconcile_interval.seconds,
             )
+            declare_demand()
+
+        def declare_demand() -> None:
+            declare_live_demand(
+                rest,
+                len(executor.trade_ids),
+                executor.settings.poll_interval_s,
+                reconciler.settings.interval_s,
+            )
 
         follower = LiveConfigFollower(
             executor, live, records.current_config, config, on_change=settings_changed
@@ -430,6 +440,7 @@ class Daemon:
             executor.settings.poll_interval_s,
             clock=self.exchange_clock,
             follower=follower,
+            after_poll=declare_demand,
         )
         stream = UserStream(
             rest,

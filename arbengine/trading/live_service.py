@@ -52,6 +52,11 @@ from arbengine.trading.live_trade import PositionChanged
 from arbengine.trading.live_wire import OrderReport
 
 KEY_REFUSED = (-2014, -2015)
+POLL_WEIGHT_PER_TRADE = 3 * 1 + 5
+"""A poll of one open trade: its open orders asked for by client id (a stop and two
+take-profits, 1 each) and its position (``/fapi/v3/positionRisk``, 5)."""
+RECONCILE_WEIGHT = 5 + 40 + 40
+"""A reconciliation round: positions, open orders and open algo orders of every symbol."""
 
 
 class LiveRefused(FatalError):
@@ -237,6 +242,18 @@ def _described(settings: ExecutorSettings) -> dict[str, object]:
     }
 
 
+def declare_live_demand(
+    rest: BinanceRest, open_trades: int, poll_interval_s: float, reconcile_interval_s: float
+) -> None:
+    """What live trading needs of the request weight per minute now (each open trade
+    polled every ``poll_interval_s``, a reconciliation each interval): kept free of the
+    collectors' repair and backfill in the budget it shares with them (or in its own),
+    and warned about (``rest.live_demand_high``) when it does not fit. Declared as trades
+    open and close, so a flat account leaves repair its share."""
+    rest.declare_live("live.executor", open_trades * POLL_WEIGHT_PER_TRADE * 60 / poll_interval_s)
+    rest.declare_live("live.reconciler", RECONCILE_WEIGHT * 60 / reconcile_interval_s)
+
+
 class SymbolLeverage:
     """``[live] leverage`` set on a symbol (``POST /fapi/v1/leverage``) before its first
     entry, and again when the leverage in force changes (a SIGHUP): the exchange's own
@@ -319,9 +336,12 @@ class LivePolling:
         clock: Clock | None = None,
         retry: RetryPolicy = EXCHANGE_REST_RETRY,
         follower: LiveConfigFollower | None = None,
+        after_poll: Callable[[], None] | None = None,
     ) -> None:
+        """``after_poll``: called after each poll (the trades open may have changed)."""
         self._executor = executor
         self._follower = follower
+        self._after_poll = after_poll
         self._interval_s = interval_s
         self._clock = clock or SystemClock()
         self._retry = retry
@@ -366,6 +386,8 @@ class LivePolling:
                 await self._hand_over()
                 await self._executor.poll_once()
                 self.polls += 1
+                if self._after_poll is not None:
+                    self._after_poll()
                 attempt = 0
                 delay = self._interval_s
             except RetryableError as exc:
