@@ -142,6 +142,7 @@ class Daemon:
         """``[live]`` as the file (and environment) gave it, before ``run --sim``'s URLs."""
         self._live_reload: Callable[[], Awaitable[None]] | None = None
         self._live_flatten: Callable[[int, str], Awaitable[tuple[str, str] | None]] | None = None
+        self._live_follower: LiveConfigFollower | None = None
         self._flattening: set[asyncio.Task[None]] = set()
         self.extra_components = tuple(components)
         self.sim_config = sim
@@ -433,6 +434,7 @@ class Daemon:
         follower = LiveConfigFollower(
             executor, live, records.current_config, config, on_change=settings_changed
         )
+        self._live_follower = follower
         self._live_reload = functools.partial(self._reload_live, follower, executor)
         self._live_flatten = functools.partial(self._request_flatten, executor, records)
         polling = LivePolling(
@@ -491,6 +493,10 @@ class Daemon:
             lock_session=lock.session_pid,
         )
         return True
+
+    def _live_file(self) -> LiveSettings | None:
+        """The file's ``[live]`` in force (reloaded by SIGHUP), for the API."""
+        return self._live_follower.live if self._live_follower is not None else None
 
     async def _request_flatten(
         self, executor: LiveExecutor, records: LiveRecords, trade_id: int, who: str
@@ -840,6 +846,7 @@ class Daemon:
                     settings=settings,
                     strategies=self._strategy_names,
                     live_flatten=self._live_flatten,
+                    live_file=self._live_file,
                 )
                 port = await stack.enter_async_context(
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)
