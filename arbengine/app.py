@@ -26,7 +26,9 @@ import contextlib
 import functools
 import os
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -41,10 +43,11 @@ from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollect
 from arbengine.collect.progress import BackfillProgress
 from arbengine.domain.errors import CannotListen, ConfigError, is_retryable
 from arbengine.domain.events import Signal
+from arbengine.domain.live_rows import LiveEventRow
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
-from arbengine.exchange.rest import BinanceRest
+from arbengine.exchange.rest import BinanceRest, RestLimits
 from arbengine.exchange.streams import StreamPolicy
 from arbengine.exchange.user_stream import UserStream
 from arbengine.logs import get_logger
@@ -65,7 +68,7 @@ from arbengine.runtime.supervisor import (
     Supervisor,
     TooManyRestarts,
 )
-from arbengine.settings import Settings, live_endpoints, shipped, strategies_dir
+from arbengine.settings import LiveSettings, Settings, live_endpoints, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store.continuity_records import ContinuityRecords
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
@@ -80,11 +83,14 @@ from arbengine.store.market_sql import (
 )
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
-from arbengine.trading.live_executor import LiveExecutor
+from arbengine.trading.live_executor import ExecutorSettings, LiveExecutor
 from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
 from arbengine.trading.live_service import (
+    LiveConfigFollower,
     LivePolling,
+    SymbolLeverage,
     check_account,
+    declare_live_demand,
     executor_settings,
     trade_signals,
 )
@@ -99,6 +105,8 @@ EXIT_ROWS_NOT_WRITTEN = 3
 EXIT_ABANDONED = 4
 """Stopped by force: a component still running at the shutdown deadline was cancelled, or a
 second signal (or the hard bound) ended the process at once."""
+LIVE_RESTART_KEYS = ("enabled", "environment", "rest_url", "private_ws_url")
+"""``[live]`` keys a SIGHUP does not apply (the others are applied from the next signal)."""
 LIVE_SIGNALS_CAPACITY = 64
 """Fired signals waiting for the executor; when full the oldest is dropped (stale anyway)."""
 
@@ -123,10 +131,19 @@ class Daemon:
         clock: Clock | None = None,
         sim: SimConfig | None = None,
         components: Sequence[Component] = (),
+        reread: Callable[[], Settings] | None = None,
     ) -> None:
         """``components``: more to supervise alongside the daemon's own (a test daemon's
-        misbehaving ones; the command line never passes any)."""
+        misbehaving ones; the command line never passes any). ``reread``: the settings
+        read again from where they came from (SIGHUP applies their ``[live]`` part)."""
         self.settings = settings
+        self._reread = reread
+        self._file_live = settings.live
+        """``[live]`` as the file (and environment) gave it, before ``run --sim``'s URLs."""
+        self._live_reload: Callable[[], Awaitable[None]] | None = None
+        self._live_flatten: Callable[[int, str], Awaitable[tuple[str, str] | None]] | None = None
+        self._live_follower: LiveConfigFollower | None = None
+        self._flattening: set[asyncio.Task[None]] = set()
         self.extra_components = tuple(components)
         self.sim_config = sim
         self.clock = clock or SystemClock()
@@ -152,6 +169,8 @@ class Daemon:
         self.strategies_at_start: StrategySet | None = None
         self.writers: list[MarketWriter | EngineWriter] = []
         self.rest: BinanceRest | None = None
+        self._rest_limits: dict[str, RestLimits] = {}
+        """One per exchange host (``_limits_for``)."""
         self.backfill: BackfillProgress | None = None
         self.hard_stop = HardStop(EXIT_ABANDONED, running=self.supervisor.unresponsive)
         self.left_behind: list[str] = []
@@ -251,12 +270,16 @@ class Daemon:
                 hint="remove it from these strategies and reload (SIGHUP)",
             )
 
-    def _strategy_names(self) -> list[str] | None:
-        """The enabled strategies the engine runs now (after any SIGHUP reload), else those
-        loaded at start; None when none were loaded."""
+    def _current_strategies(self) -> StrategySet | None:
+        """The strategies the engine runs now (after any SIGHUP reload), else those loaded
+        at start; None when none were loaded."""
         engine = self.engine
         current = engine.pipeline.core.strategies if engine and engine.pipeline else None
-        strategies = current or self.strategies_at_start
+        return current or self.strategies_at_start
+
+    def _strategy_names(self) -> list[str] | None:
+        """The enabled strategies the engine runs now, else those loaded at start."""
+        strategies = self._current_strategies()
         return [s.name for s in strategies.enabled] if strategies is not None else None
 
     def _watch_writer(self, name: str, writer: MarketWriter | EngineWriter) -> None:
@@ -362,7 +385,9 @@ class Daemon:
             forbidden_backoff_s=ex.forbidden_backoff.seconds,
             clock=self.clock,
             health=self.health,
+            limits=self._limits_for(endpoints.rest_url),
         )
+        shares_limits = settings.collect.enabled and _host(ex.rest_url) == _host(endpoints.rest_url)
         if not await check_account(rest, stop, clock=self.clock):
             return False
         records = LiveRecords(db, write_timeout_s=settings.database.write_timeout.seconds)
@@ -384,8 +409,40 @@ class Daemon:
         )
         self.channels.append(signals)
         self.live_signals = signals
+        reconcile_settings = ReconcileSettings(
+            live.orphan_policy,
+            executor.settings.risk_per_trade_usd,
+            interval_s=live.reconcile_interval.seconds,
+        )
+
+        def settings_changed(file_live: LiveSettings, applied: ExecutorSettings) -> None:
+            reconciler.settings = ReconcileSettings(
+                file_live.orphan_policy,
+                applied.risk_per_trade_usd,
+                interval_s=file_live.reconcile_interval.seconds,
+            )
+            declare_demand()
+
+        def declare_demand() -> None:
+            declare_live_demand(
+                rest,
+                len(executor.trade_ids),
+                executor.settings.poll_interval_s,
+                reconciler.settings.interval_s,
+            )
+
+        follower = LiveConfigFollower(
+            executor, live, records.current_config, config, on_change=settings_changed
+        )
+        self._live_follower = follower
+        self._live_reload = functools.partial(self._reload_live, follower, executor)
+        self._live_flatten = functools.partial(self._request_flatten, executor, records)
         polling = LivePolling(
-            executor, executor.settings.poll_interval_s, clock=self.exchange_clock
+            executor,
+            executor.settings.poll_interval_s,
+            clock=self.exchange_clock,
+            follower=follower,
+            after_poll=declare_demand,
         )
         stream = UserStream(
             rest,
@@ -401,7 +458,7 @@ class Daemon:
         add(
             Component(
                 "live.signals",
-                functools.partial(trade_signals, signals, executor),
+                functools.partial(trade_signals, signals, executor, follower, SymbolLeverage(rest)),
                 stage=20,
                 drain=signals.close,
             )
@@ -410,11 +467,7 @@ class Daemon:
         reconciler = LiveReconciler(
             rest,
             records,
-            ReconcileSettings(
-                live.orphan_policy,
-                executor.settings.risk_per_trade_usd,
-                interval_s=live.reconcile_interval.seconds,
-            ),
+            reconcile_settings,
             driven=lambda: executor.trade_ids,
             clock=self.exchange_clock,
         )
@@ -434,10 +487,101 @@ class Daemon:
             environment=live.environment,
             rest_url=endpoints.rest_url,
             strategies=sorted(executor.settings.strategies),
+            paused=executor.settings.paused,
             from_live_config=config is not None,
+            rest_limits="shared with the collectors" if shares_limits else "its own",
             lock_session=lock.session_pid,
         )
         return True
+
+    def _live_file(self) -> LiveSettings | None:
+        """The file's ``[live]`` in force (reloaded by SIGHUP), for the API."""
+        return self._live_follower.live if self._live_follower is not None else None
+
+    async def _request_flatten(
+        self, executor: LiveExecutor, records: LiveRecords, trade_id: int, who: str
+    ) -> tuple[str, str] | None:
+        """An admin's flatten (``POST /api/live/flatten``): recorded, then carried out by
+        the executor in the background (the API does not wait on the exchange). None when
+        the executor drives no such trade."""
+        trade = executor.trade(trade_id)
+        if trade is None:
+            return None
+        signal = trade.signal
+        await records.append_event(
+            LiveEventRow(
+                at=datetime.now(UTC),
+                level="info",
+                kind="trade.flatten_requested",
+                symbol=signal.symbol,
+                strategy=signal.strategy,
+                detail={"trade_id": trade_id},
+                who=f"admin:{who}",
+            )
+        )
+        task = asyncio.create_task(executor.flatten(trade_id), name=f"live.flatten-{trade_id}")
+        self._flattening.add(task)
+        task.add_done_callback(functools.partial(self._flatten_done, trade_id))
+        return signal.symbol, signal.strategy
+
+    def _flatten_done(self, trade_id: int, task: asyncio.Task[None]) -> None:
+        self._flattening.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The poll loop goes on driving the trade; the admin may ask again.
+            self.log.error(
+                "live.flatten_failed", trade_id=trade_id, error=str(task.exception())[:200]
+            )
+
+    def _limits_for(self, rest_url: str) -> RestLimits:
+        """The limits of the exchange at ``rest_url``'s host. Binance counts request weight
+        per IP: the collectors' and the live executor's clients share one when they talk
+        to the same host (production); the testnet is another exchange with its own."""
+        host = _host(rest_url)
+        limits = self._rest_limits.get(host)
+        if limits is None:
+            ex = self.settings.exchange
+            groups = binance_groups(
+                ex.futures_data_limit,
+                ex.futures_data_window.ms,
+                ex.funding_limit,
+                ex.funding_window.ms,
+            )
+            limits = self._rest_limits[host] = RestLimits(safety=ex.weight_safety, groups=groups)
+        return limits
+
+    async def _reload_live(self, follower: LiveConfigFollower, executor: LiveExecutor) -> None:
+        """SIGHUP: ``[live]`` read again and applied from the next signal (``live_config``
+        still overrides its run-time part); after the engine's reload, so a strategy
+        loaded by it may be named. A file that does not load, or names a strategy the
+        engine does not run, is refused and the previous ``[live]`` kept."""
+        if self._reread is None:
+            return
+        try:
+            fresh = self._reread().live
+        except ConfigError as exc:
+            self.log.error("live.reload_failed", error=str(exc), kept="the previous [live]")
+            return
+        restart = [k for k in LIVE_RESTART_KEYS if getattr(fresh, k) != getattr(self._file_live, k)]
+        if restart:
+            self.log.warning(
+                "live.reload_needs_restart",
+                keys=restart,
+                hint="these [live] keys apply at the next start; to stop new entries now, "
+                "pause through PUT /api/live/config",
+            )
+        strategies = self._current_strategies()
+        loaded = {s.name: s for s in strategies.enabled} if strategies is not None else {}
+        unknown = [n for n in fresh.strategies if n not in loaded]
+        if unknown:
+            self.log.error(
+                "live.reload_failed",
+                error=f"live.strategies: {', '.join(unknown)} not among the loaded strategies "
+                f"({', '.join(sorted(loaded)) or 'none'})",
+                kept="the previous [live]",
+            )
+            return
+        executor.set_exit_rules({name: exit_rule(s) for name, s in loaded.items()})
+        follower.reload_file(fresh)
 
     async def _add_collection(self, stack: contextlib.AsyncExitStack, db: Database) -> None:
         """Exchange clients, collectors and the market writer, wired by channels."""
@@ -451,16 +595,11 @@ class Daemon:
             api_secret=ex.api_secret,
             recv_window_ms=ex.recv_window,
             weight_safety=ex.weight_safety,
-            groups=binance_groups(
-                ex.futures_data_limit,
-                ex.futures_data_window.ms,
-                ex.funding_limit,
-                ex.funding_window.ms,
-            ),
             timeout_s=ex.request_timeout.seconds,
             forbidden_backoff_s=ex.forbidden_backoff.seconds,
             clock=self.clock,
             health=self.health,
+            limits=self._limits_for(ex.rest_url),
         )
         self.rest = rest
         self.backfill = progress = BackfillProgress()
@@ -685,6 +824,8 @@ class Daemon:
                     self._add_engine(db)
                 if settings.collect.enabled:
                     await self._add_collection(stack, db)
+                if self._live_reload is not None:
+                    self.reload_hooks.append(self._live_reload)  # after the engine's
                 for component in self.extra_components:
                     self.supervisor.add(component)
 
@@ -704,6 +845,8 @@ class Daemon:
                     pool=db.pool,
                     settings=settings,
                     strategies=self._strategy_names,
+                    live_flatten=self._live_flatten,
+                    live_file=self._live_file,
                 )
                 port = await stack.enter_async_context(
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)
@@ -818,6 +961,11 @@ class Daemon:
                     task.exception()  # raised above already, or moot once stopping
 
 
+def _host(url: str) -> str:
+    """Host and port: what one set of exchange limits belongs to."""
+    return urllib.parse.urlsplit(url).netloc.lower()
+
+
 def engine_store(db: Database) -> EngineStore:
     """What the engine reads of the database: its restart state and the stored history."""
     records = EngineRecords(db)
@@ -850,10 +998,14 @@ def continuity_store(db: Database) -> ContinuityStore:
 
 
 async def run_daemon(
-    settings: Settings, sim: SimConfig | None = None, components: Sequence[Component] = ()
+    settings: Settings,
+    sim: SimConfig | None = None,
+    components: Sequence[Component] = (),
+    reread: Callable[[], Settings] | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside."""
-    daemon = Daemon(settings, sim=sim, components=components)
+    """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside;
+    ``reread`` reads the settings again at SIGHUP (their ``[live]`` part is applied)."""
+    daemon = Daemon(settings, sim=sim, components=components, reread=reread)
     try:
         code = await daemon.run()
     except TooManyRestarts as exc:

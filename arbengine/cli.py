@@ -8,6 +8,7 @@ line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from collections.abc import Sequence
@@ -103,7 +104,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             trade_rate=args.sim_trade_rate,
             trade_history_ms=trade_history_ms,
         )
-    return int(_event_loop_run(run_daemon(settings, sim=sim)))
+    reread = functools.partial(_settings, args)  # SIGHUP: the same file and environment
+    return int(_event_loop_run(run_daemon(settings, sim=sim, reread=reread)))
 
 
 def cmd_admin(args: argparse.Namespace) -> int:

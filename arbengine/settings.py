@@ -265,7 +265,8 @@ class LiveSettings(_Section, frozen=True):
     real money needs ``environment = "production"`` written out, keys, and ``enabled``.
 
     ``strategies``, ``risk_per_trade_usd``, ``max_positions`` (and a pause) can also be
-    changed at run time by an admin (``live_config``); these are the values at first start.
+    changed at run time by an admin (``live_config``), which overrides them. SIGHUP
+    reads the section again (all but ``enabled``, ``environment`` and the URLs apply).
     Keys are ``[exchange] api_key`` / ``api_secret``; signing uses ``[exchange] recv_window``.
     """
 
@@ -278,7 +279,7 @@ class LiveSettings(_Section, frozen=True):
     max_positions: PositiveInt = 1
     """Open live positions at once (all strategies and symbols); further signals are skipped."""
     leverage: Annotated[int, msgspec.Meta(ge=1, le=125)] = 1
-    """Set on each traded symbol; margin used is notional / leverage."""
+    """Set on each traded symbol before its first entry; margin used is notional / leverage."""
     orphan_policy: Literal["protect", "flatten", "alert"] = "protect"
     """A position on the exchange that no live trade accounts for: give it a stop-loss,
     close it at market, or only report it."""

@@ -157,7 +157,7 @@ async def _view(call: Call) -> LiveConfigView:
     if history:
         current = history[0]
     else:
-        live = call.services.settings.live
+        live = call.request.app[CONTEXT].live_file() or call.services.settings.live
         current = LiveConfig(
             strategies=list(live.strategies),
             risk_per_trade_usd=live.risk_per_trade_usd,

@@ -30,6 +30,7 @@ _ERROR_TEXT = {
     400: "Invalid parameter or body (the field is named)",
     401: "Missing, invalid or expired token",
     403: "Banned account, invalid invite code, or not allowed",
+    404: "No such thing (the field is named)",
     409: "Conflict",
     413: "Body too large",
     415: "The body must be application/json",

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from arbengine.api import auth_routes, data_routes, live_routes, system_routes
+from arbengine.api import auth_routes, data_routes, live_flatten, live_routes, system_routes
 from arbengine.api import schemas as s
 from arbengine.api.services import Call
 
@@ -424,6 +424,24 @@ def api_routes() -> list[Route]:
                 "Admins only (403 forbidden for others). Strategies must be loaded ones "
                 "(400 unknown_strategy). Stored with who and when, recorded as a "
                 "live.config_changed event, and applied by the executor from its next tick."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/live/flatten",
+            live_flatten.flatten,
+            "Close an open live trade at market (admins only)",
+            "live",
+            s.LiveFlattenReply,
+            admin=True,
+            body=s.LiveFlattenBody,
+            status=202,
+            errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 503),
+            description=(
+                "Admins only (403 forbidden for others). The executor closes the trade with "
+                "a reduce-only MARKET order and cancels its protection; the trade ends with "
+                "exit reason flatten. 404 not_found: no open trade of that id in this "
+                "daemon's executor; 409 live_off: live trading does not run here."
             ),
         ),
     ]

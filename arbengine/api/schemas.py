@@ -290,6 +290,16 @@ class RequestGroupInfo(_Shape):
     """After a 429 for this group: nothing of it before then."""
 
 
+class OrderCountInfo(_Shape):
+    interval_s: float
+    """10 or 60: the account's ``ORDERS`` limits, from exchangeInfo."""
+    limit: int
+    allowed: int
+    """The share of ``limit`` we use (``exchange.weight_safety``): new orders wait beyond."""
+    used: int
+    """New orders counted in the window: ours, or the exchange's count when higher."""
+
+
 class RestBudgetInfo(_Shape):
     weight_limit: int
     """REQUEST_WEIGHT per minute, from exchangeInfo."""
@@ -310,6 +320,8 @@ class RestBudgetInfo(_Shape):
     """Calls waiting now, by priority (live, repair, backfill)."""
     paused_until_ms: int | None
     """After a 429, 418 or 403: no call before then."""
+    orders: list[OrderCountInfo] = []
+    """The account's new-order counts (only a client that places orders sends any)."""
 
 
 class SymbolReadiness(_Shape):
@@ -950,3 +962,17 @@ class LiveConfigView(_Shape):
     """The changes made through the API, newest first (at most 100)."""
     loaded_strategies: list[str] | None
     """The strategies the daemon has loaded (null: none, the engine is off)."""
+
+
+class LiveFlattenBody(_Input):
+    trade_id: Annotated[int, Meta(ge=1)]
+    """The open live trade to close at market (``id`` in ``/api/live/positions``)."""
+
+
+class LiveFlattenReply(_Shape):
+    trade_id: int
+    symbol: str
+    strategy: str
+    status: Literal["requested"]
+    """The close is under way: the trade ends with exit reason ``flatten`` (its orders
+    and events show how)."""

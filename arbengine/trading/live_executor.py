@@ -119,8 +119,8 @@ class LiveRecordsPort(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ExecutorSettings:
-    """The live part of the configuration the executor acts on (``[live]`` or, later, the
-    admin's ``live_config``)."""
+    """The live part of the configuration the executor acts on (``[live]``, overridden by
+    the admin's latest ``live_config``; replaced while running, read at each signal)."""
 
     strategies: frozenset[str]
     risk_per_trade_usd: Decimal
@@ -128,6 +128,8 @@ class ExecutorSettings:
     leverage: int
     poll_interval_s: float = 1.0
     max_entry_attempts: int = 3
+    paused: bool = False
+    """No new entries (each skipped signal says so); open trades are still driven."""
 
 
 @dataclass(slots=True)
@@ -188,6 +190,10 @@ class LiveExecutor:
         """The trades it is driving now: reconciliation leaves them to it."""
         return frozenset(self._running)
 
+    def set_exit_rules(self, exit_rules: Mapping[str, ExitRule]) -> None:
+        """The strategies' exit rules after a reload: for trades opened from now on."""
+        self._exit_rules = dict(exit_rules)
+
     def trade(self, trade_id: int) -> LiveTrade | None:
         running = self._running.get(trade_id)
         return None if running is None else running.trade
@@ -221,6 +227,9 @@ class LiveExecutor:
         """Trade ``signal`` if its strategy is allowed live and it can be sized; the
         trade's id, or None (the reason is a ``live_events`` row)."""
         if signal.strategy not in self.settings.strategies:
+            return None
+        if self.settings.paused:
+            await self._event("signal.skipped", signal, {"reason": "paused"}, "warning")
             return None
         async with self._signal_lock:
             running = await self._open_trade(signal)

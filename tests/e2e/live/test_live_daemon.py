@@ -209,7 +209,7 @@ async def test_the_latest_live_config_overrides_the_file(
     await daemon.started()
     started = await daemon.wait_for("live.started")
     assert started["from_live_config"] is True
-    assert started["strategies"] == [], "paused: no strategy is traded"
+    assert (started["strategies"], started["paused"]) == ([LIVE_STRATEGY], True)
 
     async def a_signal() -> list:
         end = live_sim.sim_time_ms + 5_000

@@ -159,6 +159,7 @@ def test_admin_operations_say_so_and_declare_403(document: dict[str, Any]) -> No
     admin = [r for r in all_routes() if r.admin]
     assert sorted((r.method, r.path) for r in admin) == [
         ("GET", "/api/live/config"),
+        ("POST", "/api/live/flatten"),
         ("PUT", "/api/live/config"),
     ]
     for route in all_routes():
