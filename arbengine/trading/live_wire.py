@@ -127,10 +127,10 @@ class TradeResult:
     realised_r: float
 
 
-def trade_result(trade: LiveTrade, fees: float = 0.0) -> TradeResult:
+def trade_result(trade: LiveTrade, fees: float = 0.0, funding: float = 0.0) -> TradeResult:
     """Realised USD and R of a trade whose entry filled: each exit's execution against
-    the entry's average price, less ``fees``, in units of the risk taken (R distance ×
-    the filled quantity)."""
+    the entry's average price, less ``fees``, plus ``funding`` (negative when paid), in
+    units of the risk taken (R distance × the filled quantity)."""
     entry = trade.orders[trade.entry_id]
     direction = trade.signal.direction
     usd = sum(
@@ -141,7 +141,7 @@ def trade_result(trade: LiveTrade, fees: float = 0.0) -> TradeResult:
         ),
         ZERO,
     )
-    net = usd - to_decimal(fees)
+    net = usd - to_decimal(fees) + to_decimal(funding)
     risk = trade.sized.r_distance * entry.executed
     return TradeResult(float(net), float(net / risk) if risk > 0 else 0.0)
 
