@@ -65,6 +65,7 @@ from arbengine.domain.events import Signal
 from arbengine.trading.live_ids import MAX_REPLACEMENTS, OrderRole, client_id
 from arbengine.trading.live_plan import (
     AlgoOrder,
+    Difference,
     LivePlan,
     MarketOrder,
     OrderRequest,
@@ -301,6 +302,9 @@ class LiveTrade:
     """The exchange reported the position zero (it is, whatever fills we have seen)."""
     _queries: int = 0
     _replacements: dict[OrderRole, int] = field(default_factory=dict)
+    forced: list[Difference] = field(default_factory=list)
+    """Differences from the paper plan the exchange forced after planning (a level
+    already crossed when its order was placed, taken at market)."""
     _close_asked: Literal["time_exit", "flatten"] | None = None
     _flat_asks: int = 0
 
@@ -426,10 +430,13 @@ class LiveTrade:
         if order.role in ("sl", "breakeven_sl"):
             if order.role == "breakeven_sl":
                 return []  # the first stop still stands (it is cancelled only after this acks)
+            if code == WOULD_TRIGGER and order.is_algo:
+                return self._at_market(order)
             return self._close("flatten")
         if order.role in ("tp1", "tp2"):
-            # Level already crossed: the paper would be out at that level; go out now.
-            return self._close("flatten") if code == WOULD_TRIGGER else []
+            if not order.is_algo:
+                return self._close("flatten")  # a take-profit at market refused: out all the same
+            return self._at_market(order) if code == WOULD_TRIGGER else []
         if code == REDUCE_ONLY_REJECTED:
             return self._on_position(ZERO)
         # A refused time exit or flatten: the position is still there. Try again under a
@@ -611,6 +618,36 @@ class LiveTrade:
         order: MarketOrder = self.plan.close(role, remaining, count)
         self.orders[order.client_order_id] = TrackedOrder(order)
         self.state = TradeState.CLOSING
+        return [Place(order)]
+
+    def _at_market(self, refused: TrackedOrder) -> list[TradeAction]:
+        """The price is already past the level of a stop or take-profit the exchange
+        refused (``-2021``): the paper plan is out at that level on the first trade past
+        it, so the live trade goes out now at market, for what that order was to close,
+        under the same role (the same exit reason), and records the difference."""
+        assert self.plan is not None
+        request = refused.request
+        assert isinstance(request, AlgoOrder)
+        remaining = self.position
+        quantity = remaining if request.quantity is None else min(request.quantity, remaining)
+        if quantity <= 0:
+            return []
+        role = request.role
+        count = self._replacements.get(role, 0) + 1
+        if count > MAX_REPLACEMENTS:
+            self.needs_attention = True
+            return []
+        self._replacements[role] = count
+        self.forced.append(Difference(f"{role}_at_market", request.trigger_price, None))
+        order = MarketOrder(
+            symbol=request.symbol,
+            side=request.side,
+            quantity=quantity,
+            reduce_only=True,
+            client_order_id=client_id(self.plan.key, role, count),
+            role=role,
+        )
+        self.orders[order.client_order_id] = TrackedOrder(order)
         return [Place(order)]
 
     def _closing_in_flight(self) -> bool:

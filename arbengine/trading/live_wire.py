@@ -183,7 +183,7 @@ def trade_row(
                 None if d.live is None else float(d.live),
                 _WHY.get(d.what, "exchange rounding"),
             )
-            for d in plan.differences
+            for d in (*plan.differences, *trade.forced)
         ],
         paper_entry_tick=trade.signal.tick_ms,
         opened_at=opened_at,
@@ -198,4 +198,7 @@ _WHY = {
     "take_profit_1": "rounded to the tick, towards the entry",
     "take_profit_2": "rounded to the tick, towards the entry",
     "tp1_quantity": "floored to the lot step",
+    "sl_at_market": "price past the stop when it was placed (-2021): closed at market",
+    "tp1_at_market": "price past TP1 when it was placed (-2021): TP1 taken at market",
+    "tp2_at_market": "price past TP2 when it was placed (-2021): the rest closed at market",
 }

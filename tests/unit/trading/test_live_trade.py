@@ -196,14 +196,46 @@ def test_a_refused_stop_flattens_the_position() -> None:
     assert trade.exit_reason == "flatten"
 
 
-def test_a_take_profit_already_crossed_flattens_another_refusal_keeps_the_stop() -> None:
+def test_a_take_profit_already_crossed_is_taken_at_market_another_refusal_keeps_the_stop() -> None:
     trade = new_trade()
     trade.start()
     trade.on(Filled(ENTRY, QTY, FILL))
     assert trade.on(Rejected(TP2, -4131, "PERCENT_PRICE")) == []
-    assert ids(trade.on(Rejected(TP1, -2021, "Order would immediately trigger."))) == [
-        ("place", "flatten")
+    [place] = trade.on(Rejected(TP1, -2021, "Order would immediately trigger."))
+    assert ids([place]) == [("place", "tp1#1")]
+    assert isinstance(place, Place)
+    assert isinstance(place.order, MarketOrder)
+    assert trade.plan is not None
+    assert (place.order.quantity, place.order.reduce_only) == (trade.plan.tp1_quantity, True)
+    assert [d.what for d in trade.forced] == ["tp1_at_market"]
+    # Filled: TP1 as the paper's, and the breakeven stop follows.
+    assert trade.plan.tp1_quantity is not None
+    actions = trade.on(Filled(place.order.client_order_id, trade.plan.tp1_quantity, FILL))
+    assert ids(actions) == [("place", "breakeven_sl")]
+    assert trade.state == TradeState.BREAKEVEN
+
+
+def test_a_flat_position_after_our_stop_fired_waits_for_the_stops_fill() -> None:
+    trade = protected_trade()
+    trade.on(Triggered(SL))
+    # The position's change comes before the stop's execution: ask for the stop.
+    [query] = trade.on(PositionChanged(Decimal(0)))
+    assert query == Query(SL, algo=True, query=1)
+    assert trade.exit_reason is None
+    assert sorted(ids(trade.on(Filled(SL, QTY, Decimal("59800"))))) == [
+        ("cancel", "tp1"),
+        ("cancel", "tp2"),
     ]
+    assert trade.exit_reason == "sl"
+
+
+def test_a_flat_position_whose_fired_stop_never_reports_is_the_exchanges_in_the_end() -> None:
+    trade = protected_trade()
+    trade.on(Triggered(SL))
+    for n in (1, 2, 3):
+        assert trade.on(PositionChanged(Decimal(0))) == [Query(SL, algo=True, query=n)]
+    assert ("cancel", "tp1") in ids(trade.on(PositionChanged(Decimal(0))))
+    assert trade.exit_reason == "exchange"
 
 
 def test_unknown_entry_is_queried_and_resent_with_the_same_id_only_when_not_found() -> None:
