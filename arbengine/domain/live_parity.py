@@ -230,3 +230,31 @@ def summarise(comparisons: Sequence[TwinComparison]) -> ParitySummary:
         if closed
         else None,
     )
+
+
+def parity_lines(pairs: Sequence[tuple[LiveTradeRow, PaperTwin | None]]) -> list[str]:
+    """One line a strategy for ``live status``: its live trades against their twins."""
+    by_strategy: dict[str, list[tuple[LiveTradeRow, PaperTwin | None]]] = {}
+    for live, paper in pairs:
+        by_strategy.setdefault(live.strategy, []).append((live, paper))
+    if not by_strategy:
+        return ["no live trades"]
+    lines = []
+    for strategy, rows in sorted(by_strategy.items()):
+        closed = sum(1 for live, _ in rows if live.status == "closed")
+        s = summarise([compare(live, paper) for live, paper in rows if paper is not None])
+        line = f"{strategy}: {closed} closed, {s.twins} with a closed twin"
+        line += f" ({s.same_exits} same exits)"
+        if s.r_vs_paper is not None:
+            line += f"; R vs paper {s.r_vs_paper:+.3f}"
+        if s.entry_slippage_r is not None and s.entry_slippage_bps is not None:
+            line += f"; entry slippage {s.entry_slippage_bps:+.2f} bps"
+            line += f" ({s.entry_slippage_r:+.3f} R)"
+        if s.exit_slippage_r is not None and s.exit_slippage_bps is not None:
+            line += f", exits {s.exit_slippage_bps:+.2f} bps ({s.exit_slippage_r:+.3f} R)"
+        if s.fees_r is not None and s.paper_fees_r is not None:
+            line += f"; fees {s.fees_r:.3f} R (paper {s.paper_fees_r:.3f})"
+        if s.funding_r is not None and s.paper_funding_r is not None:
+            line += f", funding {s.funding_r:+.3f} R (paper {s.paper_funding_r:+.3f})"
+        lines.append(line)
+    return lines
