@@ -373,6 +373,18 @@ class LiveExecutor:
     async def _poll_trade(self, running: _Running) -> None:
         trade = running.trade
         plan = trade.plan
+        # The position is read before the orders are asked for: a stop or take-profit that
+        # made it zero has then said so (FINISHED, with its fill) by the time it is fed.
+        amount: Decimal | None = None
+        if trade.plan is not None and trade.state != TradeState.CLOSED:
+            rows = await self._rest.get(
+                "/fapi/v3/positionRisk",
+                {"symbol": trade.signal.symbol},
+                reply=list[PositionRisk],
+                weight=5,
+                signed=True,
+            )
+            amount = sum((r.positionAmt for r in rows), Decimal(0))
         exit_at = None if plan is None else plan.time_exit_at
         if exit_at is not None and self._clock.time_ms() >= exit_at:
             await self._feed(running, [HoldExpired()])
@@ -384,17 +396,8 @@ class LiveExecutor:
             ]
             if events:
                 await self._feed(running, events)
-        if trade.plan is not None and trade.state != TradeState.CLOSED:
-            rows = await self._rest.get(
-                "/fapi/v3/positionRisk",
-                {"symbol": trade.signal.symbol},
-                reply=list[PositionRisk],
-                weight=5,
-                signed=True,
-            )
-            amount = sum((r.positionAmt for r in rows), Decimal(0))
-            if amount == 0:
-                await self._feed(running, [PositionChanged(amount)])
+        if amount == 0 and trade.state != TradeState.CLOSED:
+            await self._feed(running, [PositionChanged(amount, settled=True)])
 
     # -- driving the machine --------------------------------------------------------------
 

@@ -85,7 +85,7 @@ MAX_CLOSE_ATTEMPTS = 3
 """Time exits or flattens placed in all while the exchange keeps refusing them."""
 MAX_FLAT_ASKS = 3
 """Times a flat position is not yet taken as the exchange's doing while a stop or
-take-profit of ours that fired has not reported its execution."""
+take-profit of ours may have fired and has not said so."""
 REDUCE_ONLY_REJECTED = -2022
 """A reduce-only order with nothing to reduce: the position is already zero."""
 
@@ -189,9 +189,12 @@ class Ended:
 @dataclass(frozen=True, slots=True)
 class PositionChanged:
     """The exchange's position amount for the symbol (signed; from the user stream or
-    ``positionRisk``). Zero after the entry filled means the position is gone."""
+    ``positionRisk``). Zero after the entry filled means the position is gone.
+    ``settled``: every order of the trade was asked for after the amount was read (a
+    poll), so a stop or take-profit that made it zero has said so already."""
 
     amount: Decimal
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +310,8 @@ class LiveTrade:
     already crossed when its order was placed, taken at market)."""
     _close_asked: Literal["time_exit", "flatten"] | None = None
     _flat_asks: int = 0
+    _still_open: set[str] = field(default_factory=set)
+    """Algo orders the exchange said were still open after the position went flat."""
 
     @property
     def entry_id(self) -> str:
@@ -340,7 +345,7 @@ class LiveTrade:
     def on(self, event: TradeEvent) -> list[TradeAction]:
         """Apply what the exchange (or the clock) said; the actions it calls for."""
         if isinstance(event, PositionChanged):
-            return self._on_position(event.amount)
+            return self._on_position(event.amount, ask=not event.settled)
         if isinstance(event, HoldExpired):
             return self._close("time_exit")
         if isinstance(event, FlattenRequested):
@@ -438,7 +443,7 @@ class LiveTrade:
                 return self._close("flatten")  # a take-profit at market refused: out all the same
             return self._at_market(order) if code == WOULD_TRIGGER else []
         if code == REDUCE_ONLY_REJECTED:
-            return self._on_position(ZERO)
+            return self._on_position(ZERO, ask=False)
         # A refused time exit or flatten: the position is still there. Try again under a
         # new id a few times; past that it is left (with its stop, if any) to the
         # reconciliation and a person: ``needs_attention``.
@@ -453,6 +458,10 @@ class LiveTrade:
             order.status = "cancelling"  # still open after an unknown cancel: cancel again
             order.query = None
             return [Cancel(order.client_id)]
+        if order.status == "open" and self.flat_on_exchange and order.query is not None:
+            order.query = None  # asked after the position went flat: it did not fire
+            self._still_open.add(order.client_id)
+            return self._settle_flat()
         if order.status not in ("sending", "unknown"):
             return []
         order.status = "open"
@@ -533,24 +542,47 @@ class LiveTrade:
             and self.position > 0
         ):
             return self._replace_stop(order)
-        return self._finish_if_done()
+        return self._settle_flat() or self._finish_if_done()
 
-    def _on_position(self, amount: Decimal) -> list[TradeAction]:
+    def _on_position(self, amount: Decimal, *, ask: bool = True) -> list[TradeAction]:
         if self.plan is None or amount != 0 or self.state == TradeState.CLOSED:
             return []
         self.flat_on_exchange = True
-        triggered = [o for o in self.orders.values() if o.is_algo and o.status == "triggered"]
-        if triggered and self.exit_reason is None and self._flat_asks < MAX_FLAT_ASKS:
-            # A stop or take-profit of ours fired: the position ended by it, whose execution
-            # (and so the exit's reason) the exchange reports after the position's change.
-            # Ask for it; the next flat report asks again while it is still on its way, a
-            # few times, then the position is taken as ended by the exchange.
+        unsettled = self._unsettled()
+        if ask and unsettled and self.exit_reason is None and self._flat_asks < MAX_FLAT_ASKS:
+            # A stop or take-profit of ours may have fired: the position ended by it, whose
+            # execution (and so the exit's reason) can reach us after the position's change
+            # (the stream reports it later; a poll saw it open just before it fired). Ask
+            # for each; one still open on the exchange did not. The next flat report asks
+            # again about the rest, a few times, then the exchange is taken to have ended it.
             self._flat_asks += 1
             actions: list[TradeAction] = []
-            for order in triggered:
+            for order in unsettled:
                 actions += self._ask(order)
             return actions
         return self._gone("exchange")
+
+    def _unsettled(self) -> list[TrackedOrder]:
+        """Our algo orders that may have made the position flat and have not said so."""
+        return [
+            o
+            for o in self.orders.values()
+            if o.is_algo
+            and o.status in ("open", "triggered")
+            and o.client_id not in self._still_open
+        ]
+
+    def _settle_flat(self) -> list[TradeAction]:
+        """The position is flat and every order asked about it has answered without a fill:
+        the exchange ended it (a liquidation, a manual close)."""
+        if (
+            self.flat_on_exchange
+            and self.exit_reason is None
+            and self.state not in (TradeState.CLOSING, TradeState.CLOSED)
+            and not self._unsettled()
+        ):
+            return self._gone("exchange")
+        return []
 
     # -- plan steps -----------------------------------------------------------------------
 

@@ -164,15 +164,20 @@ async def drive(market: Market, trade: asyncpg.Record, scenario: tuple[str, ...]
             await market.jump_to(e + d * 2.6 * r)
 
     async def both_closed() -> bool:
-        live = await market.rows(
-            "SELECT 1 FROM live_trades WHERE id = $1 AND status = 'closed'", trade["id"]
-        )
-        twin = await market.rows(
-            "SELECT 1 FROM paper_trades WHERE id = $1 AND status = 'closed'", paper["id"]
-        )
-        return bool(live and twin)
+        [live] = await market.rows("SELECT * FROM live_trades WHERE id = $1", trade["id"])
+        [twin] = await market.rows("SELECT * FROM paper_trades WHERE id = $1", paper["id"])
+        sides[:] = [dict(live), dict(twin)]
+        return live["status"] == twin["status"] == "closed"
 
-    await eventually(both_closed, 60, what=f"trade {trade['id']} closed on both sides")
+    sides: list[dict[str, Any]] = []
+    try:
+        await eventually(both_closed, 60, what=f"trade {trade['id']} closed on both sides")
+    except AssertionError as exc:
+        orders = await market.rows(
+            "SELECT role, type, status, status_history::text FROM live_orders WHERE trade_id = $1",
+            trade["id"],
+        )
+        raise AssertionError(f"{exc}: {scenario} {sides} {[dict(o) for o in orders]}") from None
 
 
 def live_row(record: asyncpg.Record) -> LiveTradeRow:

@@ -218,9 +218,10 @@ def test_a_take_profit_already_crossed_is_taken_at_market_another_refusal_keeps_
 def test_a_flat_position_after_our_stop_fired_waits_for_the_stops_fill() -> None:
     trade = protected_trade()
     trade.on(Triggered(SL))
-    # The position's change comes before the stop's execution: ask for the stop.
-    [query] = trade.on(PositionChanged(Decimal(0)))
-    assert query == Query(SL, algo=True, query=1)
+    # The position's change comes before the stop's execution: ask for the stop (and the
+    # take-profits, which might have fired as well).
+    queries = trade.on(PositionChanged(Decimal(0)))
+    assert [q.client_id for q in queries if isinstance(q, Query)] == [SL, TP1, TP2]
     assert trade.exit_reason is None
     assert sorted(ids(trade.on(Filled(SL, QTY, Decimal("59800"))))) == [
         ("cancel", "tp1"),
@@ -229,12 +230,26 @@ def test_a_flat_position_after_our_stop_fired_waits_for_the_stops_fill() -> None
     assert trade.exit_reason == "sl"
 
 
+def test_a_flat_position_after_a_take_profit_a_poll_saw_open_waits_for_its_fill() -> None:
+    # The poll asked TP2 (open), then the price ran through it, then the poll read the
+    # position: flat, TP2 never reported as triggered. Its fill decides the reason.
+    trade = protected_trade()
+    trade.on(Filled(TP1, Decimal("0.270"), Decimal("60200")))
+    assert trade.state == TradeState.BREAKEVEN
+    queries = trade.on(PositionChanged(Decimal(0)))
+    assert TP2 in [q.client_id for q in queries if isinstance(q, Query)]
+    trade.on(Filled(TP2, Decimal("0.270"), Decimal("60400")))
+    assert trade.exit_reason == "tp2"
+
+
 def test_a_flat_position_whose_fired_stop_never_reports_is_the_exchanges_in_the_end() -> None:
     trade = protected_trade()
     trade.on(Triggered(SL))
+    for cid in (TP1, TP2):
+        trade.on(Ended(cid))
     for n in (1, 2, 3):
         assert trade.on(PositionChanged(Decimal(0))) == [Query(SL, algo=True, query=n)]
-    assert ("cancel", "tp1") in ids(trade.on(PositionChanged(Decimal(0))))
+    trade.on(PositionChanged(Decimal(0)))
     assert trade.exit_reason == "exchange"
 
 
@@ -355,7 +370,17 @@ def test_an_entry_that_expires_unfilled_ends_the_trade() -> None:
 def test_position_gone_behind_our_back_cancels_the_leftovers() -> None:
     trade = protected_trade()
     assert trade.on(PositionChanged(Decimal("0.540"))) == []
-    assert sorted(ids(trade.on(PositionChanged(Decimal(0))))) == [
+    # Did one of ours fire? Each is asked for; all still open: the exchange ended it.
+    assert trade.on(PositionChanged(Decimal(0))) == [
+        Query(SL, algo=True, query=1),
+        Query(TP1, algo=True, query=2),
+        Query(TP2, algo=True, query=3),
+    ]
+    for cid in (SL, TP1):
+        assert trade.on(Acked(cid)) == []
+    assert trade.exit_reason is None
+    # The last answer settles it: the exchange ended the position.
+    assert sorted(ids(trade.on(Acked(TP2)))) == [
         ("cancel", "sl"),
         ("cancel", "tp1"),
         ("cancel", "tp2"),
