@@ -32,6 +32,10 @@ most one entry.
 Protection: the stop is placed first, with the take-profits, as soon as the entry has
 filled (a partial fill that the exchange ends is protected for what filled). A refused
 stop flattens the position at market: a position is never left without a stop. A stop
+or take-profit refused because the price is already past it (``-2021``) is carried out
+at market under its own role instead, as the paper exits at that level (``forced``
+records it). A position reported flat is the exchange's doing only once none of our
+stops and take-profits has fired (each is asked for: its fill may come later). A stop
 the exchange ends while the position is open is placed again (next replacement id).
 After TP1 the breakeven stop is placed and the first stop cancelled only once the new
 one is acknowledged. When the position reaches zero by any path, every order left is
