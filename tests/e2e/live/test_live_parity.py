@@ -12,7 +12,9 @@ in v52, so the paper, like the live side, holds one position at a time.)
 The sim's clock is manual: the test moves it in small steps until a live trade opens,
 holds it while the daemon protects the position, then jumps the price (``shock_bps``)
 through the level each scenario wants: the stop; TP1 then back through the breakeven
-stop; TP1 then TP2. Both sides see the same tape. Checked for every live trade: its
+stop; TP1 then TP2; and steps on while the paper waits for the tick that holds its exit
+to be over (the engine walks a tick's trades once the tick ends). Both sides see the
+same tape. Checked for every closed live trade (every driven one is): its
 paper twin exists (same strategy, symbol, tick = ``paper_entry_tick``, direction; the
 signal row is the same), both exited by the same rules in the same order, and
 live R − paper R = −entry slippage − exit slippage − (fees − paper fees) + (funding −
