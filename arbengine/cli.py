@@ -305,6 +305,8 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 EXIT_FAILED = 1
+PARITY_DAYS = 30
+"""``live status`` compares the live trades of this many days with their paper twins."""
 
 
 def _live_keys_missing(settings: Settings) -> str | None:
@@ -373,6 +375,7 @@ def _live_command(args: argparse.Namespace, body: Any, *, needs_keys: bool) -> i
 def cmd_live_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
+    from arbengine.domain.live_parity import parity_lines
     from arbengine.trading.live_reconcile import has_stop
 
     async def body(records: Any, reconciler: Any, missing: str | None) -> int:
@@ -404,6 +407,11 @@ def cmd_live_status(args: argparse.Namespace) -> int:
         for e in last:
             detail = orjson.dumps(e.detail).decode()
             print(f"  {e.at:%Y-%m-%dT%H:%M:%SZ} {e.level} {e.kind} {e.symbol or '-'} {detail}")
+        end_ms = int(now.timestamp() * 1000)
+        pairs = await records.trades_with_twins(end_ms - PARITY_DAYS * 86_400_000, end_ms + 1)
+        print(f"against paper ({PARITY_DAYS} days):")
+        for line in parity_lines(pairs):
+            print(f"  {line}")
         return 0
 
     return _live_command(args, body, needs_keys=False)

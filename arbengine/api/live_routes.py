@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
 from arbengine.api import queries
@@ -36,30 +37,79 @@ from arbengine.api.schemas import (
     LiveTradesQuery,
 )
 from arbengine.api.services import Call
+from arbengine.domain.engine_rows import PaperTradeExits
+from arbengine.domain.live_parity import (
+    PaperTwin,
+    TwinComparison,
+    compare,
+    exit_reasons,
+    summarise,
+)
+from arbengine.domain.live_rows import Fill, LiveTradeRow
 from arbengine.logs import get_logger
 
 CONFIG_HISTORY = 100
-STOP_LOSS_ROLE = "stop_loss"
+STOP_ROLES = frozenset({"sl", "breakeven_sl"})
+"""The roles of the executor's stops (``live_ids.OrderRole``): a position with one open is
+protected."""
 
 
-def _trade(record: Any) -> LiveTrade:
+_PAPER_COLUMNS = (
+    "paper_status",
+    "paper_r_distance",
+    "paper_risk_usd",
+    "paper_exits",
+    "paper_fees",
+    "paper_funding",
+)
+
+
+def _comparison(fields: dict[str, Any]) -> TwinComparison | None:
+    """The trade against its paper twin (None without one); takes the twin's columns out."""
+    paper = {name: fields.pop(name) for name in _PAPER_COLUMNS}
+    if paper["paper_status"] is None:
+        return None
+    exits = msgspec.json.decode(paper["paper_exits"], type=PaperTradeExits)
+    live = msgspec.convert(
+        {k: v for k, v in fields.items() if k in LiveTradeRow.__struct_fields__}, LiveTradeRow
+    )
+    return compare(
+        live,
+        PaperTwin(
+            entry_price=fields["paper_entry_price"],
+            r_distance=paper["paper_r_distance"],
+            risk_usd=paper["paper_risk_usd"],
+            fills=exits.fills,
+            fees=paper["paper_fees"],
+            funding=paper["paper_funding"],
+            result_r=fields["paper_result_r"],
+            closed=paper["paper_status"] == "closed",
+        ),
+    )
+
+
+def _trade(record: Any) -> tuple[LiveTrade, TwinComparison | None]:
     fields = dict(record)
     for name in ("entry_fills", "exit_fills", "plan_differences"):
         fields[name] = orjson.loads(fields[name])
-    entry, paper_entry = fields["entry_price"], fields["paper_entry_price"]
-    direction, r_distance = fields["direction"], fields["r_distance"]
-    moved = direction * (entry - paper_entry) if None not in (entry, paper_entry) else None
-    realised, paper_r = fields["realised_r"], fields["paper_result_r"]
-    return LiveTrade(
+    c = _comparison(fields)
+    trade = LiveTrade(
         **fields,
-        entry_slippage_bps=moved / paper_entry * 10_000 if moved is not None else None,
-        entry_slippage_r=moved / r_distance if moved is not None else None,
-        r_vs_paper=(
-            realised - paper_r
-            if fields["status"] == "closed" and None not in (realised, paper_r)
-            else None
-        ),
+        entry_slippage_bps=c.entry_slippage_bps if c else None,
+        entry_slippage_r=c.entry_slippage_r if c else None,
+        exit_slippage_r=c.exit_slippage_r if c else None,
+        exit_slippage_bps=c.exit_slippage_bps if c else None,
+        fees_r=c.fees_r if c else None,
+        paper_fees_r=c.paper_fees_r if c else None,
+        funding_r=c.funding_r if c else None,
+        paper_funding_r=c.paper_funding_r if c else None,
+        split_r=c.split_r if c else None,
+        r_vs_paper=c.r_vs_paper if c else None,
+        exit_reasons=exit_reasons(msgspec.convert(fields["exit_fills"], list[Fill])),
+        paper_exit_reasons=c.paper_exit_reasons if c else None,
+        same_exits=c.same_exits if c else None,
     )
+    return trade, c
 
 
 def _order(record: Any) -> LiveOrder:
@@ -74,14 +124,14 @@ async def trades(call: Call) -> LiveTrades:
     rows = await queries.live_trades(
         call.services.db(), q.strategy, q.symbol, q.status, w.start, w.end, q.limit + 1
     )
-    out = [_trade(r) for r in rows[: q.limit]]
+    out = [_trade(r)[0] for r in rows[: q.limit]]
     return LiveTrades(from_=w.start, to=w.end, rows=out, truncated=len(rows) > q.limit)
 
 
 async def positions(call: Call) -> LivePositions:
     q: LivePositionsQuery = call.query
     db = call.services.db()
-    open_trades = [_trade(r) for r in await queries.live_open_trades(db, q.strategy, q.symbol)]
+    open_trades = [_trade(r)[0] for r in await queries.live_open_trades(db, q.strategy, q.symbol)]
     orders: dict[int, list[LiveOrder]] = {t.id: [] for t in open_trades}
     for record in await queries.live_open_orders_of(db, list(orders)):
         orders[record["trade_id"]].append(_order(record))
@@ -90,7 +140,7 @@ async def positions(call: Call) -> LivePositions:
             LivePosition(
                 trade=t,
                 orders=orders[t.id],
-                protected=any(o.role == STOP_LOSS_ROLE for o in orders[t.id]),
+                protected=any(o.role in STOP_ROLES for o in orders[t.id]),
             )
             for t in open_trades
         ]
@@ -124,17 +174,24 @@ async def events(call: Call) -> LiveEvents:
 async def summary(call: Call) -> LiveSummary:
     q: LiveSummaryQuery = call.query
     w = call.range
-    rows = await queries.live_summary(call.services.db(), q.strategy, q.symbol, w.start, w.end)
-    return LiveSummary(
-        from_=w.start,
-        to=w.end,
-        strategies=[
+    db = call.services.db()
+    rows = await queries.live_summary(db, q.strategy, q.symbol, w.start, w.end)
+    compared: dict[str, list[TwinComparison]] = {}
+    for record in await queries.live_trades_in(db, q.strategy, q.symbol, w.start, w.end):
+        _, c = _trade(record)
+        if c is not None:
+            compared.setdefault(record["strategy"], []).append(c)
+    out = []
+    for r in rows:
+        parity = summarise(compared.get(r["strategy"], []))
+        out.append(
             LiveStrategySummary(
-                **dict(r), win_rate=r["wins"] / r["closed"] if r["closed"] else None
+                **dict(r),
+                win_rate=r["wins"] / r["closed"] if r["closed"] else None,
+                **msgspec.structs.asdict(parity),
             )
-            for r in rows
-        ],
-    )
+        )
+    return LiveSummary(from_=w.start, to=w.end, strategies=out)
 
 
 # -- configuration (admins) ---------------------------------------------------------------------

@@ -648,7 +648,10 @@ _LIVE_TRADE_SELECT = """
            t.funding, t.realised_r, t.realised_usd, t.exit_reason,
            t.plan_differences::text AS plan_differences, t.opened_at, t.closed_at, t.updated_at,
            t.paper_entry_tick, p.entry_price AS paper_entry_price,
-           CASE WHEN p.status = 'closed' THEN p.result_r END AS paper_result_r
+           CASE WHEN p.status = 'closed' THEN p.result_r END AS paper_result_r,
+           p.status AS paper_status, p.r_distance AS paper_r_distance,
+           p.risk_usd AS paper_risk_usd, p.exits::text AS paper_exits, p.fees AS paper_fees,
+           p.funding AS paper_funding
     FROM live_trades t
     LEFT JOIN paper_trades p ON p.strategy = t.strategy AND p.symbol = t.symbol
                             AND p.entry_tick = t.paper_entry_tick
@@ -679,6 +682,27 @@ async def live_trades(
         start,
         end,
         limit,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def live_trades_in(
+    db: Db, strategy: str | None, symbol: str | None, start: int, end: int
+) -> Rows:
+    """Every live trade whose signal tick is in [start, end), with its paper twin, for
+    the summary's comparison (live trades are few: one per traded signal)."""
+    return await _fetch(
+        db,
+        _LIVE_TRADE_SELECT
+        + """
+        WHERE ($1::text IS NULL OR t.strategy = $1) AND ($2::text IS NULL OR t.symbol = $2)
+          AND t.signal_tick >= $3 AND t.signal_tick < $4
+        ORDER BY t.signal_tick, t.id
+        """,
+        strategy,
+        symbol,
+        start,
+        end,
         timeout=TIMEOUT_S,
     )
 
@@ -792,21 +816,15 @@ async def live_events(
 async def live_summary(
     db: Db, strategy: str | None, symbol: str | None, start: int, end: int
 ) -> Rows:
-    """Per strategy: counts, results, costs, and the comparison with the paper twins.
-
-    Entry slippage counts every trade with an entry fill and a twin; the R difference
-    only trades closed on both sides."""
+    """Per strategy: counts, results and costs (the comparison with the paper twins is
+    made per trade: ``live_trades_in``)."""
     return await _fetch(
         db,
         """
         WITH joined AS (
-            SELECT t.*, p.entry_price AS paper_entry,
-                   CASE WHEN p.status = 'closed' THEN p.result_r END AS paper_r
-            FROM live_trades t
-            LEFT JOIN paper_trades p ON p.strategy = t.strategy AND p.symbol = t.symbol
-                                    AND p.entry_tick = t.paper_entry_tick
-            WHERE ($1::text IS NULL OR t.strategy = $1) AND ($2::text IS NULL OR t.symbol = $2)
-              AND t.signal_tick >= $3 AND t.signal_tick < $4
+            SELECT * FROM live_trades
+            WHERE ($1::text IS NULL OR strategy = $1) AND ($2::text IS NULL OR symbol = $2)
+              AND signal_tick >= $3 AND signal_tick < $4
         )
         SELECT strategy, count(*) AS trades,
                count(*) FILTER (WHERE status IN ('pending', 'open')) AS open,
@@ -817,18 +835,7 @@ async def live_summary(
                coalesce(sum(realised_r) FILTER (WHERE status = 'closed'), 0) AS total_r,
                coalesce(sum(realised_usd) FILTER (WHERE status = 'closed'), 0) AS total_usd,
                coalesce(sum(fees), 0) AS fees,
-               coalesce(sum(funding), 0) AS funding,
-               count(*) FILTER (WHERE status = 'closed' AND realised_r IS NOT NULL
-                                AND paper_r IS NOT NULL) AS twins,
-               avg(direction * (entry_price - paper_entry) / r_distance)
-                   FILTER (WHERE entry_price IS NOT NULL AND paper_entry IS NOT NULL)
-                   AS entry_slippage_r,
-               avg(direction * (entry_price - paper_entry) / paper_entry * 10000)
-                   FILTER (WHERE entry_price IS NOT NULL AND paper_entry IS NOT NULL)
-                   AS entry_slippage_bps,
-               sum(realised_r - paper_r)
-                   FILTER (WHERE status = 'closed' AND realised_r IS NOT NULL
-                           AND paper_r IS NOT NULL) AS r_vs_paper
+               coalesce(sum(funding), 0) AS funding
         FROM joined
         GROUP BY strategy ORDER BY strategy
         """,

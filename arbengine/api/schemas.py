@@ -820,8 +820,30 @@ class LiveTrade(_Shape):
     entered worse than paper. Null without a twin or before the entry fill."""
     entry_slippage_r: float | None
     """The same difference in R: direction × (live entry − paper entry) / r_distance."""
+    exit_slippage_r: float | None
+    """Σ over the exits by reason: live quantity share × direction × (the paper's exit
+    price by the same rule − the live average) / r_distance, positive when live got
+    worse; null until both sides are closed."""
+    exit_slippage_bps: float | None
+    """The same, each price difference over the paper's exit price × 10⁴."""
+    fees_r: float | None
+    """Live fees / (quantity × r_distance), once closed."""
+    paper_fees_r: float | None
+    funding_r: float | None
+    """Live funding (FUNDING_FEE income while open; negative when paid) in R, once closed."""
+    paper_funding_r: float | None
+    split_r: float | None
+    """What the live exit quantities (TP1 floored to the lot step) or an exit the paper
+    has not take differently from the paper's fractions, in R."""
     r_vs_paper: float | None
-    """realised_r − the twin's result_r, once both are closed."""
+    """realised_r − the twin's result_r, once both are closed: equal to −entry_slippage_r
+    − exit_slippage_r − (fees_r − paper_fees_r) + (funding_r − paper_funding_r) + split_r."""
+    exit_reasons: list[str]
+    """The live exits' reasons in the paper's words (sl, tp1, breakeven, tp2, max_hold,
+    or flatten, exchange), in order."""
+    paper_exit_reasons: list[str] | None
+    same_exits: bool | None
+    """Both closed by the same rules in the same order; null until both are closed."""
 
 
 class LiveTrades(_Shape):
@@ -921,9 +943,19 @@ class LiveStrategySummary(_Shape):
     funding: float
     twins: int
     """Closed trades whose paper twin is closed too: the ones the paper comparison is over."""
+    same_exits: int
+    """Of ``twins``, those that exited by the same rules in the same order."""
     entry_slippage_r: float | None
     """Mean entry slippage in R over trades with a twin and an entry fill (null: none)."""
     entry_slippage_bps: float | None
+    exit_slippage_r: float | None
+    """Mean exit slippage over ``twins`` (null: none), like the per-trade value."""
+    exit_slippage_bps: float | None
+    fees_r: float | None
+    """Mean live fees in R over ``twins``; ``paper_fees_r`` the twins' mean."""
+    paper_fees_r: float | None
+    funding_r: float | None
+    paper_funding_r: float | None
     r_vs_paper: float | None
     """Sum of realised_r − paper result_r over ``twins`` (null: none)."""
 

@@ -306,3 +306,15 @@ def summarize_body(body: bytes, limit: int = 160) -> str:
         return f"HTML page {summary[:limit]!r}" if summary else "an HTML page"
     summary = " ".join(body.decode(errors="replace").split())
     return repr(summary[:limit]) if summary else "an empty body"
+
+
+class IncomeRow(msgspec.Struct, frozen=True):
+    """A row of ``GET /fapi/v1/income`` (signed): one change of the wallet (``incomeType``
+    FUNDING_FEE, COMMISSION, REALIZED_PNL, …), ``income`` in ``asset``, negative when paid."""
+
+    symbol: str
+    incomeType: str
+    income: float
+    asset: str = "USDT"
+    time: int = 0
+    tranId: int = 0

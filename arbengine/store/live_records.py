@@ -16,6 +16,7 @@ from datetime import datetime
 
 import asyncpg
 
+from arbengine.domain.live_parity import PaperTwin
 from arbengine.domain.live_rows import (
     LiveConfigRow,
     LiveEventRow,
@@ -96,6 +97,12 @@ class LiveRecords:
     ) -> list[LiveTradeRow]:
         async with self._db.acquire() as conn:
             return await live_sql.trades_between(conn, start_ms, end_ms, symbol, limit)
+
+    async def trades_with_twins(
+        self, start_ms: int, end_ms: int
+    ) -> list[tuple[LiveTradeRow, PaperTwin | None]]:
+        async with self._db.acquire() as conn:
+            return await live_sql.trades_with_twins(conn, start_ms, end_ms)
 
     # -- events
 

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 
+from arbengine.domain.engine_rows import PaperTradeExits
+from arbengine.domain.live_parity import PaperTwin
 from arbengine.domain.live_rows import (
     FINAL_ORDER_STATUSES,
     TERMINAL_ORDER_STATUSES,
@@ -284,6 +286,44 @@ async def trades_between(
         limit,
     )
     return [_decode(r, LiveTradeRow, _TRADE_JSON) for r in records]
+
+
+async def trades_with_twins(
+    conn: asyncpg.Connection, start_ms: int, end_ms: int
+) -> list[tuple[LiveTradeRow, PaperTwin | None]]:
+    """Trades whose signal tick lies in ``[start_ms, end_ms)``, each with its paper twin
+    (``paper_trades`` at its ``paper_entry_tick``; None without one), by signal tick."""
+    records = await conn.fetch(
+        f"SELECT {', '.join('t.' + c for c in _TRADE_COLUMNS.split(', '))}, "
+        "p.status AS p_status, p.entry_price AS p_entry_price, p.r_distance AS p_r_distance, "
+        "p.risk_usd AS p_risk_usd, p.exits AS p_exits, p.fees AS p_fees, "
+        "p.funding AS p_funding, p.result_r AS p_result_r "
+        "FROM live_trades t LEFT JOIN paper_trades p ON p.strategy = t.strategy "
+        "AND p.symbol = t.symbol AND p.entry_tick = t.paper_entry_tick "
+        "WHERE t.signal_tick >= $1 AND t.signal_tick < $2 ORDER BY t.signal_tick, t.id",
+        start_ms,
+        end_ms,
+    )
+    out: list[tuple[LiveTradeRow, PaperTwin | None]] = []
+    for record in records:
+        fields = dict(record)
+        paper = {k[2:]: fields.pop(k) for k in list(fields) if k.startswith("p_")}
+        trade = _decode(fields, LiveTradeRow, _TRADE_JSON)
+        twin = None
+        if paper["status"] is not None:
+            exits = msgspec.json.decode(paper["exits"], type=PaperTradeExits)
+            twin = PaperTwin(
+                entry_price=paper["entry_price"],
+                r_distance=paper["r_distance"],
+                risk_usd=paper["risk_usd"],
+                fills=exits.fills,
+                fees=paper["fees"],
+                funding=paper["funding"],
+                result_r=paper["result_r"],
+                closed=paper["status"] == "closed",
+            )
+        out.append((trade, twin))
+    return out
 
 
 # -- events -----------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from arbengine.exchange.replies import (
     AlgoCancelReply,
     AlgoOrderReply,
     ExchangeInfo,
+    IncomeRow,
     OrderReply,
     PositionRisk,
     SymbolLeverageBrackets,
@@ -347,6 +348,8 @@ class LiveExecutor:
             order = running.trade.orders.get(report.client_id)
             if order is None:
                 return
+            if not algo and report.exchange_id is not None:
+                running.order_ids.setdefault(report.client_id, report.exchange_id)
             if report.time_ms > running.status_times.get(report.client_id, 0):
                 await self._store(running, order.request, report.status, report=report)
             await self._feed(running, algo_events(report) if algo else order_events(report))
@@ -382,6 +385,18 @@ class LiveExecutor:
     async def _poll_trade(self, running: _Running) -> None:
         trade = running.trade
         plan = trade.plan
+        # The position is read before the orders are asked for: a stop or take-profit that
+        # made it zero has then said so (FINISHED, with its fill) by the time it is fed.
+        amount: Decimal | None = None
+        if trade.plan is not None and trade.state != TradeState.CLOSED:
+            rows = await self._rest.get(
+                "/fapi/v3/positionRisk",
+                {"symbol": trade.signal.symbol},
+                reply=list[PositionRisk],
+                weight=5,
+                signed=True,
+            )
+            amount = sum((r.positionAmt for r in rows), Decimal(0))
         exit_at = None if plan is None else plan.time_exit_at
         if exit_at is not None and self._clock.time_ms() >= exit_at:
             await self._feed(running, [HoldExpired()])
@@ -393,17 +408,8 @@ class LiveExecutor:
             ]
             if events:
                 await self._feed(running, events)
-        if trade.plan is not None and trade.state != TradeState.CLOSED:
-            rows = await self._rest.get(
-                "/fapi/v3/positionRisk",
-                {"symbol": trade.signal.symbol},
-                reply=list[PositionRisk],
-                weight=5,
-                signed=True,
-            )
-            amount = sum((r.positionAmt for r in rows), Decimal(0))
-            if amount == 0:
-                await self._feed(running, [PositionChanged(amount)])
+        if amount == 0 and trade.state != TradeState.CLOSED:
+            await self._feed(running, [PositionChanged(amount, settled=True)])
 
     # -- driving the machine --------------------------------------------------------------
 
@@ -626,16 +632,18 @@ class LiveExecutor:
             exits = [o.client_id for o in trade.orders.values() if o.role != "entry" and o.executed]
             exit_fills = await self._fills(running, exits)
             fees = sum(f.fee for f in running.entry_fills + exit_fills)
-            result = trade_result(trade, fees)
+            closed_at = max([self._now_ms(), *(f.time for f in exit_fills)])
+            funding = await self._funding(running, closed_at)
+            result = trade_result(trade, fees, funding)
             await self._write(
                 lambda: self._records.close_trade(
                     running.trade_id,
                     TradeClose(
-                        closed_at=self._now_ms(),
+                        closed_at=closed_at,
                         exit_reason=trade.exit_reason or "exchange",
                         exit_fills=exit_fills,
                         fees=fees,
-                        funding=0.0,
+                        funding=funding,
                         realised_r=result.realised_r,
                         realised_usd=result.realised_usd,
                     ),
@@ -670,10 +678,17 @@ class LiveExecutor:
         trade = running.trade
         fills: list[Fill] = []
         for cid in client_ids:
-            order_id = running.order_ids.get(cid)
-            if order_id is None:
-                continue
             try:
+                order_id = running.order_ids.get(cid)
+                if order_id is None and trade.orders[cid].is_algo:
+                    # Learnt from the user stream: the order it placed is asked for.
+                    algo = await self._rest.get(
+                        ALGO_PATH, {"clientAlgoId": cid}, reply=AlgoOrderReply, signed=True
+                    )
+                    if algo.actualOrderId:
+                        order_id = running.order_ids[cid] = int(algo.actualOrderId)
+                if order_id is None:
+                    continue
                 rows = await self._rest.get(
                     "/fapi/v1/userTrades",
                     {"symbol": trade.signal.symbol, "orderId": order_id},
@@ -681,7 +696,7 @@ class LiveExecutor:
                     weight=5,
                     signed=True,
                 )
-            except RetryableError as exc:
+            except (RetryableError, ExchangeError) as exc:
                 self._log.warning("live.fills_unavailable", client_id=cid, error=str(exc))
                 continue
             role = trade.orders[cid].role
@@ -698,6 +713,18 @@ class LiveExecutor:
                 for r in rows
             ]
         return fills
+
+    async def _funding(self, running: _Running, closed_at: int) -> float:
+        """The position's funding from its opening to ``closed_at``; 0, reported, while
+        the exchange cannot be asked."""
+        if running.opened_at is None:
+            return 0.0
+        symbol = running.trade.signal.symbol
+        try:
+            return await funding_between(self._rest, symbol, running.opened_at, closed_at)
+        except (RetryableError, ExchangeError) as exc:
+            self._log.warning("live.funding_unavailable", symbol=symbol, error=str(exc))
+            return 0.0
 
     def _forget(self, running: _Running) -> None:
         self._running.pop(running.trade_id, None)
@@ -780,6 +807,26 @@ class LiveExecutor:
 
     def _now_ms(self) -> int:
         return self._rest.server_time_ms()
+
+
+async def funding_between(rest: BinanceRest, symbol: str, start_ms: int, end_ms: int) -> float:
+    """A position's funding (USD, negative when paid): the symbol's FUNDING_FEE income in
+    ``[start_ms, end_ms]`` (one-way mode holds one position a symbol, so all of it is that
+    position's)."""
+    rows = await rest.get(
+        "/fapi/v1/income",
+        {
+            "symbol": symbol,
+            "incomeType": "FUNDING_FEE",
+            "startTime": start_ms,
+            "endTime": end_ms,
+            "limit": 1000,
+        },
+        reply=list[IncomeRow],
+        weight=30,
+        signed=True,
+    )
+    return sum(r.income for r in rows if r.incomeType == "FUNDING_FEE" and r.symbol == symbol)
 
 
 def _order_report(reply: OrderReply) -> OrderReport:

@@ -44,7 +44,7 @@ from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
 from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy
 from arbengine.runtime.clock import Clock, SystemClock
-from arbengine.trading.live_executor import ALGO_PATH, ORDER_PATH
+from arbengine.trading.live_executor import ALGO_PATH, ORDER_PATH, funding_between
 from arbengine.trading.live_plan import AlgoOrder, OrderRequest
 from arbengine.trading.live_reconcile import (
     AlertOrphan,
@@ -327,18 +327,22 @@ class LiveReconciler:
         if not fills:
             return {"outcome": "no_fills"}
         entry = trade.entry_price or 0.0
+        closed_at = max(f.time for f in fills)
         gross = sum(trade.direction * (f.price - entry) * f.quantity for f in fills)
         fees = sum(f.fee for f in trade.entry_fills) + sum(f.fee for f in fills)
-        net = gross - fees
+        funding = trade.funding
+        if trade.opened_at is not None:
+            funding = await funding_between(self._rest, trade.symbol, trade.opened_at, closed_at)
+        net = gross - fees + funding
         risk = trade.r_distance * trade.quantity
         closed = await self._records.close_trade(
             trade.id,
             TradeClose(
-                closed_at=max(f.time for f in fills),
+                closed_at=closed_at,
                 exit_reason="exchange",
                 exit_fills=fills,
                 fees=fees,
-                funding=trade.funding,
+                funding=funding,
                 realised_r=net / risk if risk > 0 else 0.0,
                 realised_usd=net,
             ),

@@ -32,6 +32,10 @@ most one entry.
 Protection: the stop is placed first, with the take-profits, as soon as the entry has
 filled (a partial fill that the exchange ends is protected for what filled). A refused
 stop flattens the position at market: a position is never left without a stop. A stop
+or take-profit refused because the price is already past it (``-2021``) is carried out
+at market under its own role instead, as the paper exits at that level (``forced``
+records it). A position reported flat is the exchange's doing only once none of our
+stops and take-profits has fired (each is asked for: its fill may come later). A stop
 the exchange ends while the position is open is placed again (next replacement id).
 After TP1 the breakeven stop is placed and the first stop cancelled only once the new
 one is acknowledged. When the position reaches zero by any path, every order left is
@@ -65,6 +69,7 @@ from arbengine.domain.events import Signal
 from arbengine.trading.live_ids import MAX_REPLACEMENTS, OrderRole, client_id
 from arbengine.trading.live_plan import (
     AlgoOrder,
+    Difference,
     LivePlan,
     MarketOrder,
     OrderRequest,
@@ -82,6 +87,9 @@ WOULD_TRIGGER = -2021
 """A conditional order whose level the price has already crossed."""
 MAX_CLOSE_ATTEMPTS = 3
 """Time exits or flattens placed in all while the exchange keeps refusing them."""
+MAX_FLAT_ASKS = 3
+"""Times a flat position is not yet taken as the exchange's doing while a stop or
+take-profit of ours may have fired and has not said so."""
 REDUCE_ONLY_REJECTED = -2022
 """A reduce-only order with nothing to reduce: the position is already zero."""
 
@@ -185,9 +193,12 @@ class Ended:
 @dataclass(frozen=True, slots=True)
 class PositionChanged:
     """The exchange's position amount for the symbol (signed; from the user stream or
-    ``positionRisk``). Zero after the entry filled means the position is gone."""
+    ``positionRisk``). Zero after the entry filled means the position is gone.
+    ``settled``: every order of the trade was asked for after the amount was read (a
+    poll), so a stop or take-profit that made it zero has said so already."""
 
     amount: Decimal
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +309,13 @@ class LiveTrade:
     """The exchange reported the position zero (it is, whatever fills we have seen)."""
     _queries: int = 0
     _replacements: dict[OrderRole, int] = field(default_factory=dict)
+    forced: list[Difference] = field(default_factory=list)
+    """Differences from the paper plan the exchange forced after planning (a level
+    already crossed when its order was placed, taken at market)."""
     _close_asked: Literal["time_exit", "flatten"] | None = None
+    _flat_asks: int = 0
+    _still_open: set[str] = field(default_factory=set)
+    """Algo orders the exchange said were still open after the position went flat."""
 
     @property
     def entry_id(self) -> str:
@@ -332,7 +349,7 @@ class LiveTrade:
     def on(self, event: TradeEvent) -> list[TradeAction]:
         """Apply what the exchange (or the clock) said; the actions it calls for."""
         if isinstance(event, PositionChanged):
-            return self._on_position(event.amount)
+            return self._on_position(event.amount, ask=not event.settled)
         if isinstance(event, HoldExpired):
             return self._close("time_exit")
         if isinstance(event, FlattenRequested):
@@ -422,12 +439,15 @@ class LiveTrade:
         if order.role in ("sl", "breakeven_sl"):
             if order.role == "breakeven_sl":
                 return []  # the first stop still stands (it is cancelled only after this acks)
+            if code == WOULD_TRIGGER and order.is_algo:
+                return self._at_market(order)
             return self._close("flatten")
         if order.role in ("tp1", "tp2"):
-            # Level already crossed: the paper would be out at that level; go out now.
-            return self._close("flatten") if code == WOULD_TRIGGER else []
+            if not order.is_algo:
+                return self._close("flatten")  # a take-profit at market refused: out all the same
+            return self._at_market(order) if code == WOULD_TRIGGER else []
         if code == REDUCE_ONLY_REJECTED:
-            return self._on_position(ZERO)
+            return self._on_position(ZERO, ask=False)
         # A refused time exit or flatten: the position is still there. Try again under a
         # new id a few times; past that it is left (with its stop, if any) to the
         # reconciliation and a person: ``needs_attention``.
@@ -442,6 +462,10 @@ class LiveTrade:
             order.status = "cancelling"  # still open after an unknown cancel: cancel again
             order.query = None
             return [Cancel(order.client_id)]
+        if order.status == "open" and self.flat_on_exchange and order.query is not None:
+            order.query = None  # asked after the position went flat: it did not fire
+            self._still_open.add(order.client_id)
+            return self._settle_flat()
         if order.status not in ("sending", "unknown"):
             return []
         order.status = "open"
@@ -522,13 +546,47 @@ class LiveTrade:
             and self.position > 0
         ):
             return self._replace_stop(order)
-        return self._finish_if_done()
+        return self._settle_flat() or self._finish_if_done()
 
-    def _on_position(self, amount: Decimal) -> list[TradeAction]:
+    def _on_position(self, amount: Decimal, *, ask: bool = True) -> list[TradeAction]:
         if self.plan is None or amount != 0 or self.state == TradeState.CLOSED:
             return []
         self.flat_on_exchange = True
+        unsettled = self._unsettled()
+        if ask and unsettled and self.exit_reason is None and self._flat_asks < MAX_FLAT_ASKS:
+            # A stop or take-profit of ours may have fired: the position ended by it, whose
+            # execution (and so the exit's reason) can reach us after the position's change
+            # (the stream reports it later; a poll saw it open just before it fired). Ask
+            # for each; one still open on the exchange did not. The next flat report asks
+            # again about the rest, a few times, then the exchange is taken to have ended it.
+            self._flat_asks += 1
+            actions: list[TradeAction] = []
+            for order in unsettled:
+                actions += self._ask(order)
+            return actions
         return self._gone("exchange")
+
+    def _unsettled(self) -> list[TrackedOrder]:
+        """Our algo orders that may have made the position flat and have not said so."""
+        return [
+            o
+            for o in self.orders.values()
+            if o.is_algo
+            and o.status in ("open", "triggered")
+            and o.client_id not in self._still_open
+        ]
+
+    def _settle_flat(self) -> list[TradeAction]:
+        """The position is flat and every order asked about it has answered without a fill:
+        the exchange ended it (a liquidation, a manual close)."""
+        if (
+            self.flat_on_exchange
+            and self.exit_reason is None
+            and self.state not in (TradeState.CLOSING, TradeState.CLOSED)
+            and not self._unsettled()
+        ):
+            return self._gone("exchange")
+        return []
 
     # -- plan steps -----------------------------------------------------------------------
 
@@ -596,6 +654,36 @@ class LiveTrade:
         order: MarketOrder = self.plan.close(role, remaining, count)
         self.orders[order.client_order_id] = TrackedOrder(order)
         self.state = TradeState.CLOSING
+        return [Place(order)]
+
+    def _at_market(self, refused: TrackedOrder) -> list[TradeAction]:
+        """The price is already past the level of a stop or take-profit the exchange
+        refused (``-2021``): the paper plan is out at that level on the first trade past
+        it, so the live trade goes out now at market, for what that order was to close,
+        under the same role (the same exit reason), and records the difference."""
+        assert self.plan is not None
+        request = refused.request
+        assert isinstance(request, AlgoOrder)
+        remaining = self.position
+        quantity = remaining if request.quantity is None else min(request.quantity, remaining)
+        if quantity <= 0:
+            return []
+        role = request.role
+        count = self._replacements.get(role, 0) + 1
+        if count > MAX_REPLACEMENTS:
+            self.needs_attention = True
+            return []
+        self._replacements[role] = count
+        self.forced.append(Difference(f"{role}_at_market", request.trigger_price, None))
+        order = MarketOrder(
+            symbol=request.symbol,
+            side=request.side,
+            quantity=quantity,
+            reduce_only=True,
+            client_order_id=client_id(self.plan.key, role, count),
+            role=role,
+        )
+        self.orders[order.client_order_id] = TrackedOrder(order)
         return [Place(order)]
 
     def _closing_in_flight(self) -> bool:

@@ -127,10 +127,10 @@ class TradeResult:
     realised_r: float
 
 
-def trade_result(trade: LiveTrade, fees: float = 0.0) -> TradeResult:
+def trade_result(trade: LiveTrade, fees: float = 0.0, funding: float = 0.0) -> TradeResult:
     """Realised USD and R of a trade whose entry filled: each exit's execution against
-    the entry's average price, less ``fees``, in units of the risk taken (R distance ×
-    the filled quantity)."""
+    the entry's average price, less ``fees``, plus ``funding`` (negative when paid), in
+    units of the risk taken (R distance × the filled quantity)."""
     entry = trade.orders[trade.entry_id]
     direction = trade.signal.direction
     usd = sum(
@@ -141,7 +141,7 @@ def trade_result(trade: LiveTrade, fees: float = 0.0) -> TradeResult:
         ),
         ZERO,
     )
-    net = usd - to_decimal(fees)
+    net = usd - to_decimal(fees) + to_decimal(funding)
     risk = trade.sized.r_distance * entry.executed
     return TradeResult(float(net), float(net / risk) if risk > 0 else 0.0)
 
@@ -183,7 +183,7 @@ def trade_row(
                 None if d.live is None else float(d.live),
                 _WHY.get(d.what, "exchange rounding"),
             )
-            for d in plan.differences
+            for d in (*plan.differences, *trade.forced)
         ],
         paper_entry_tick=trade.signal.tick_ms,
         opened_at=opened_at,
@@ -198,4 +198,7 @@ _WHY = {
     "take_profit_1": "rounded to the tick, towards the entry",
     "take_profit_2": "rounded to the tick, towards the entry",
     "tp1_quantity": "floored to the lot step",
+    "sl_at_market": "price past the stop when it was placed (-2021): closed at market",
+    "tp1_at_market": "price past TP1 when it was placed (-2021): TP1 taken at market",
+    "tp2_at_market": "price past TP2 when it was placed (-2021): the rest closed at market",
 }

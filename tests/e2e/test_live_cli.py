@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 import aiohttp
+import asyncpg
 import pytest
 
 from arbengine.sim import SimServer
+from arbengine.store.migrations import apply_migrations
 from tests.conftest import REPO, free_port
+from tests.e2e.api.live_seed import seed_live_data
 from tests.service.sim.conftest import BASE, START
 from tests.service.sim.simclient import control, signed
 
@@ -184,4 +188,26 @@ async def test_status_shows_a_position_protected_by_its_stop(
     assert lines[3:5] == [
         "exchange open orders (1):",
         "  BTCUSDT SELL STOP_MARKET closePosition by_hand_1",
+    ]
+
+
+async def test_status_compares_the_live_trades_with_their_paper_twins(
+    env: dict[str, str], database_url: str
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn)
+        await seed_live_data(conn, int(time.time() * 1000))
+    finally:
+        await conn.close()
+    result = await arbengine("live", "status", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    at = lines.index("against paper (30 days):")
+    # tests/e2e/api/live_seed.py: v52's BTCUSDT trade is the one with a closed twin.
+    assert lines[at + 1 :] == [
+        "  v51: 0 closed, 0 with a closed twin (0 same exits)",
+        "  v52: 2 closed, 1 with a closed twin (1 same exits); R vs paper -0.200; "
+        "entry slippage +10.00 bps (+0.050 R), exits -9.75 bps (-0.050 R); "
+        "fees 0.020 R (paper 0.000), funding -0.005 R (paper +0.000)",
     ]

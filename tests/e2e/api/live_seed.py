@@ -4,7 +4,9 @@ Values are chosen so the expected answers can be worked out by hand:
 
 - v52 BTCUSDT, 10 h ago: long, closed at +1.3 R (13 USD), fees 0.2, funding −0.05;
   entered at 100.1 where its paper twin (closed at +1.5 R) entered at 100.0 with
-  r_distance 2: entry slippage 10 bps, 0.05 R; 0.2 R worse than paper.
+  r_distance 2: entry slippage 10 bps, 0.05 R; out at TP2 at 102.7 where the paper's
+  TP2 filled at 102.6: exit slippage −0.05 R (−9.75 bps, better); fees 0.02 R, funding
+  −0.005 R, the paper's none; 0.2 R worse than paper.
 - v52 ETHUSDT, 8 h ago: short, closed at −1 R (−10 USD), fees 0.1, no twin.
 - v52 SOLUSDT, 1 h ago: short, open, protected by a stop-loss and a take-profit (algo
   orders still NEW); its entry order FILLED.
@@ -21,7 +23,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 import asyncpg
+import msgspec
 
+from arbengine.domain.engine_rows import ExitRule, PaperExit, PaperTradeExits, PaperTradeState
 from arbengine.domain.live_rows import Fill, LiveEventRow, LiveOrderRow, LiveTradeRow
 from arbengine.store import live_sql
 
@@ -62,9 +66,17 @@ async def seed_live_data(conn: asyncpg.Connection, now: int) -> LiveSeed:
         "INSERT INTO paper_trades (strategy, strategy_hash, symbol, direction, entry_tick, "
         "entry_price, r_distance, stop_loss, quantity, risk_usd, status, exits, closed_at, "
         "result_r, result_usd) VALUES ('v52', 'h52', 'BTCUSDT', 1, $1, 100.0, 2.0, 98.0, 5.0, "
-        "10.0, 'closed', '[]'::jsonb, $2, 1.5, 15.0)",
+        "10.0, 'closed', $3::jsonb, $2, 1.5, 15.0)",
         won_tick,
         won_tick + HOUR,
+        msgspec.json.encode(
+            PaperTradeExits(
+                fills=[PaperExit(won_tick + HOUR, 7, 102.6, 1.0, "tp2")],
+                funding=[],
+                state=PaperTradeState(0.0, False, False, won_tick + HOUR),
+                rule=ExitRule(sl_atr=1.5, tp2_atr=3.0, risk_usd=10.0),
+            )
+        ).decode(),
     )
     won = await live_sql.upsert_trade(
         conn,
@@ -174,7 +186,7 @@ async def seed_live_data(conn: asyncpg.Connection, now: int) -> LiveSeed:
         _order(
             "sl-sol",
             opened,
-            "stop_loss",
+            "sl",
             kind="algo",
             side="BUY",
             type="STOP_MARKET",
@@ -187,7 +199,7 @@ async def seed_live_data(conn: asyncpg.Connection, now: int) -> LiveSeed:
         _order(
             "tp1-sol",
             opened,
-            "take_profit_1",
+            "tp1",
             kind="algo",
             side="BUY",
             type="TAKE_PROFIT_MARKET",
@@ -229,7 +241,7 @@ async def seed_live_data(conn: asyncpg.Connection, now: int) -> LiveSeed:
         _order(
             "sl-sol",
             opened,
-            "stop_loss",
+            "sl",
             kind="algo",
             side="BUY",
             type="STOP_MARKET",

@@ -133,6 +133,16 @@ async def test_trades_newest_signal_first_with_filters_and_the_paper_comparison(
     assert won["entry_slippage_bps"] == pytest.approx(10.0)
     assert won["entry_slippage_r"] == pytest.approx(0.05)
     assert won["r_vs_paper"] == pytest.approx(-0.2)
+    assert won["exit_slippage_r"] == pytest.approx(-0.05)
+    assert won["exit_slippage_bps"] == pytest.approx(-0.1 / 102.6 * 1e4)
+    assert (won["fees_r"], won["paper_fees_r"]) == (pytest.approx(0.02), 0.0)
+    assert (won["funding_r"], won["paper_funding_r"]) == (pytest.approx(-0.005), 0.0)
+    assert won["split_r"] == pytest.approx(0.0)
+    assert (won["exit_reasons"], won["paper_exit_reasons"], won["same_exits"]) == (
+        ["tp2"],
+        ["tp2"],
+        True,
+    )
     lost = body["rows"][-2]
     assert (lost["paper_entry_price"], lost["entry_slippage_r"], lost["r_vs_paper"]) == (
         None,
@@ -183,8 +193,8 @@ async def test_positions_are_open_trades_with_the_orders_protecting_them(live: L
     assert [r["trade"]["id"] for r in rows] == [s.open, s.pending]
     sol, btc = rows
     assert [(o["client_order_id"], o["role"], o["kind"]) for o in sol["orders"]] == [
-        ("sl-sol", "stop_loss", "algo"),
-        ("tp1-sol", "take_profit_1", "algo"),
+        ("sl-sol", "sl", "algo"),
+        ("tp1-sol", "tp1", "algo"),
     ]
     assert sol["orders"][0]["close_position"] is True
     assert sol["protected"] is True
@@ -213,7 +223,7 @@ async def test_orders_with_status_history_filtered_by_strategy_role_state_and_ti
         return {r["client_order_id"] for r in reply[1]["rows"]}
 
     assert names(await live.get("/api/live/orders?strategy=v51")) == {"e-btc"}
-    assert names(await live.get("/api/live/orders?role=stop_loss")) == {"sl-sol"}
+    assert names(await live.get("/api/live/orders?role=sl")) == {"sl-sol"}
     assert names(await live.get("/api/live/orders?state=open")) == {"sl-sol", "tp1-sol", "e-btc"}
     assert names(await live.get("/api/live/orders?state=done&symbol=XRPUSDT")) == {"e-xrp"}
     old = live.seed.now - 2 * HOUR
@@ -267,8 +277,15 @@ async def test_summary_counts_results_costs_and_slippage_against_paper(live: Liv
         "fees": 0.0,
         "funding": 0.0,
         "twins": 0,
+        "same_exits": 0,
         "entry_slippage_r": None,
         "entry_slippage_bps": None,
+        "exit_slippage_r": None,
+        "exit_slippage_bps": None,
+        "fees_r": None,
+        "paper_fees_r": None,
+        "funding_r": None,
+        "paper_funding_r": None,
         "r_vs_paper": None,
     }
     assert {k: v52[k] for k in ("trades", "open", "closed", "not_opened", "wins", "losses")} == {
@@ -288,6 +305,11 @@ async def test_summary_counts_results_costs_and_slippage_against_paper(live: Liv
     assert v52["entry_slippage_r"] == pytest.approx(0.05)
     assert v52["entry_slippage_bps"] == pytest.approx(10.0)
     assert v52["r_vs_paper"] == pytest.approx(-0.2)
+    assert v52["same_exits"] == 1
+    assert v52["exit_slippage_r"] == pytest.approx(-0.05)
+    assert v52["exit_slippage_bps"] == pytest.approx(-0.1 / 102.6 * 1e4)
+    assert (v52["fees_r"], v52["paper_fees_r"]) == (pytest.approx(0.02), 0.0)
+    assert (v52["funding_r"], v52["paper_funding_r"]) == (pytest.approx(-0.005), 0.0)
 
     status, btc = await live.get("/api/live/summary?symbol=BTCUSDT&strategy=v52")
     assert [(r["strategy"], r["trades"], r["twins"]) for r in btc["strategies"]] == [("v52", 1, 1)]

@@ -220,7 +220,7 @@ async def test_the_poll_loop_outlasts_exchange_errors_and_sees_the_stop(
     await assert_closed(executor, records, http, sim, trade_id, "sl")
 
 
-async def test_a_stop_the_exchange_refuses_flattens_the_position_at_once(
+async def test_a_stop_already_crossed_when_placed_is_taken_at_market_as_the_paper_stop(
     sim: SimServer,
     http: aiohttp.ClientSession,
     records: LiveRecords,
@@ -228,16 +228,23 @@ async def test_a_stop_the_exchange_refuses_flattens_the_position_at_once(
 ) -> None:
     # A long signalled 2 % above the market: its stop (0.75 % under the signal) is above
     # the price already, so the exchange refuses it (-2021, would immediately trigger).
+    # The paper is out at its stop on the first trade: so is the live trade, at market.
     signal = await a_signal(http, sim)
     high = msgspec.structs.replace(signal, price=round(signal.price * 1.02, 1))
     trade_id = await executor.on_signal(high)
 
     assert trade_id is not None
-    await assert_closed(executor, records, http, sim, trade_id, "flatten")
-    orders = {o.role: o for o in await records.orders_of_trade(trade_id)}
-    assert orders["sl"].status == "REJECTED"
-    assert "-2021" in (orders["sl"].status_history[-1].note or "")
-    assert orders["flatten"].status == "FILLED"
+    await assert_closed(executor, records, http, sim, trade_id, "sl")
+    orders = await records.orders_of_trade(trade_id)
+    [refused] = [o for o in orders if o.role == "sl" and o.kind == "algo"]
+    assert refused.status == "REJECTED"
+    assert "-2021" in (refused.status_history[-1].note or "")
+    [market] = [o for o in orders if o.role == "sl" and o.kind == "order"]
+    assert (market.type, market.status, market.reduce_only) == ("MARKET", "FILLED", True)
+    stored = await records.trade(trade_id)
+    assert stored is not None
+    assert [f.reason for f in stored.exit_fills] == ["sl"]
+    assert "sl_at_market" in [d.what for d in stored.plan_differences]
 
 
 async def test_a_streamed_flat_position_from_before_the_trade_opened_is_not_its_end(

@@ -196,14 +196,61 @@ def test_a_refused_stop_flattens_the_position() -> None:
     assert trade.exit_reason == "flatten"
 
 
-def test_a_take_profit_already_crossed_flattens_another_refusal_keeps_the_stop() -> None:
+def test_a_take_profit_already_crossed_is_taken_at_market_another_refusal_keeps_the_stop() -> None:
     trade = new_trade()
     trade.start()
     trade.on(Filled(ENTRY, QTY, FILL))
     assert trade.on(Rejected(TP2, -4131, "PERCENT_PRICE")) == []
-    assert ids(trade.on(Rejected(TP1, -2021, "Order would immediately trigger."))) == [
-        ("place", "flatten")
+    [place] = trade.on(Rejected(TP1, -2021, "Order would immediately trigger."))
+    assert ids([place]) == [("place", "tp1#1")]
+    assert isinstance(place, Place)
+    assert isinstance(place.order, MarketOrder)
+    assert trade.plan is not None
+    assert (place.order.quantity, place.order.reduce_only) == (trade.plan.tp1_quantity, True)
+    assert [d.what for d in trade.forced] == ["tp1_at_market"]
+    # Filled: TP1 as the paper's, and the breakeven stop follows.
+    assert trade.plan.tp1_quantity is not None
+    actions = trade.on(Filled(place.order.client_order_id, trade.plan.tp1_quantity, FILL))
+    assert ids(actions) == [("place", "breakeven_sl")]
+    assert trade.state == TradeState.BREAKEVEN
+
+
+def test_a_flat_position_after_our_stop_fired_waits_for_the_stops_fill() -> None:
+    trade = protected_trade()
+    trade.on(Triggered(SL))
+    # The position's change comes before the stop's execution: ask for the stop (and the
+    # take-profits, which might have fired as well).
+    queries = trade.on(PositionChanged(Decimal(0)))
+    assert [q.client_id for q in queries if isinstance(q, Query)] == [SL, TP1, TP2]
+    assert trade.exit_reason is None
+    assert sorted(ids(trade.on(Filled(SL, QTY, Decimal("59800"))))) == [
+        ("cancel", "tp1"),
+        ("cancel", "tp2"),
     ]
+    assert trade.exit_reason == "sl"
+
+
+def test_a_flat_position_after_a_take_profit_a_poll_saw_open_waits_for_its_fill() -> None:
+    # The poll asked TP2 (open), then the price ran through it, then the poll read the
+    # position: flat, TP2 never reported as triggered. Its fill decides the reason.
+    trade = protected_trade()
+    trade.on(Filled(TP1, Decimal("0.270"), Decimal("60200")))
+    assert trade.state == TradeState.BREAKEVEN
+    queries = trade.on(PositionChanged(Decimal(0)))
+    assert TP2 in [q.client_id for q in queries if isinstance(q, Query)]
+    trade.on(Filled(TP2, Decimal("0.270"), Decimal("60400")))
+    assert trade.exit_reason == "tp2"
+
+
+def test_a_flat_position_whose_fired_stop_never_reports_is_the_exchanges_in_the_end() -> None:
+    trade = protected_trade()
+    trade.on(Triggered(SL))
+    for cid in (TP1, TP2):
+        trade.on(Ended(cid))
+    for n in (1, 2, 3):
+        assert trade.on(PositionChanged(Decimal(0))) == [Query(SL, algo=True, query=n)]
+    trade.on(PositionChanged(Decimal(0)))
+    assert trade.exit_reason == "exchange"
 
 
 def test_unknown_entry_is_queried_and_resent_with_the_same_id_only_when_not_found() -> None:
@@ -323,7 +370,17 @@ def test_an_entry_that_expires_unfilled_ends_the_trade() -> None:
 def test_position_gone_behind_our_back_cancels_the_leftovers() -> None:
     trade = protected_trade()
     assert trade.on(PositionChanged(Decimal("0.540"))) == []
-    assert sorted(ids(trade.on(PositionChanged(Decimal(0))))) == [
+    # Did one of ours fire? Each is asked for; all still open: the exchange ended it.
+    assert trade.on(PositionChanged(Decimal(0))) == [
+        Query(SL, algo=True, query=1),
+        Query(TP1, algo=True, query=2),
+        Query(TP2, algo=True, query=3),
+    ]
+    for cid in (SL, TP1):
+        assert trade.on(Acked(cid)) == []
+    assert trade.exit_reason is None
+    # The last answer settles it: the exchange ended the position.
+    assert sorted(ids(trade.on(Acked(TP2)))) == [
         ("cancel", "sl"),
         ("cancel", "tp1"),
         ("cancel", "tp2"),
