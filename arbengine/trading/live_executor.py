@@ -317,6 +317,8 @@ class LiveExecutor:
             ]
         for running in targets:
             async with running.lock:
+                if not self._driving(running):
+                    continue
                 if reported_at is not None and (
                     running.opened_at is None or reported_at <= running.opened_at
                 ):
@@ -333,7 +335,7 @@ class LiveExecutor:
             return
         async with running.lock:
             order = running.trade.orders.get(report.client_id)
-            if order is None:
+            if order is None or not self._driving(running):
                 return
             if report.time_ms > running.status_times.get(report.client_id, 0):
                 await self._store(running, order.request, report.status, report=report)
@@ -343,14 +345,21 @@ class LiveExecutor:
         running = self._running.get(trade_id)
         if running is not None:
             async with running.lock:
-                await self._feed(running, [FlattenRequested()])
+                if self._driving(running):
+                    await self._feed(running, [FlattenRequested()])
 
     async def poll_once(self) -> None:
         """Ask the exchange about every open order of every running trade, the time exit,
         and whether the position is still there (until the user stream tells us)."""
         for running in list(self._running.values()):
             async with running.lock:
-                await self._poll_trade(running)
+                if self._driving(running):
+                    await self._poll_trade(running)
+
+    def _driving(self, running: _Running) -> bool:
+        """Whether ``running`` is still driven: a caller that waited for its lock may find
+        it closed and let go meanwhile (its close is written once)."""
+        return self._running.get(running.trade_id) is running
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Poll until ``stop``; an exchange or database outage is reported and waited out."""
@@ -544,10 +553,13 @@ class LiveExecutor:
     async def _cancel(self, running: _Running, order: OrderRequest) -> list[TradeEvent]:
         cid = request_client_id(order)
         try:
-            await self._rest.delete(
-                ALGO_PATH, {"clientAlgoId": cid}, reply=AlgoCancelReply, signed=True,
-                order_client_id=cid,
-            )  # fmt: skip
+            try:
+                await self._delete_algo(cid)
+            except TimestampOutsideWindow as exc:
+                # -1021: refused before it was looked at, as a placement is: resync, once.
+                await self._order_event(running, "order.clock_resync", cid, {"error": str(exc)})
+                await self._rest.sync_time()
+                await self._delete_algo(cid)
         except OrderOutcomeUnknown as exc:
             await self._order_event(running, "order.cancel_unknown", cid, {"error": str(exc)})
             return [OutcomeUnknown(cid)]
@@ -567,6 +579,12 @@ class LiveExecutor:
         await self._store(running, order, "CANCELED")
         await self._order_event(running, "order.canceled", cid, {})
         return [Ended(cid)]
+
+    async def _delete_algo(self, client_id: str) -> None:
+        await self._rest.delete(
+            ALGO_PATH, {"clientAlgoId": client_id}, reply=AlgoCancelReply, signed=True,
+            order_client_id=client_id,
+        )  # fmt: skip
 
     async def _sync_trade(self, running: _Running) -> None:
         """Write the trade's state; report what changed; let go of a closed trade."""
