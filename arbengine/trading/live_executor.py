@@ -113,6 +113,7 @@ class LiveRecordsPort(Protocol):
     async def trade_for_signal(
         self, strategy: str, symbol: str, signal_tick: int
     ) -> LiveTradeRow | None: ...
+    async def open_trades(self) -> list[LiveTradeRow]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,14 +242,20 @@ class LiveExecutor:
         if rule is None:
             await self._event("signal.skipped", signal, {"reason": "no exit rule"}, "error")
             return None
-        if any(r.trade.signal.symbol == signal.symbol for r in self._running.values()):
+        # Trades open in the records that no one drives here: left by an earlier process
+        # (killed between entry and protection, say), in reconciliation's hands now.
+        left = [
+            t for t in await self._write(self._records.open_trades) if t.id not in self._running
+        ]
+        open_symbols = {r.trade.signal.symbol for r in self._running.values()}
+        if signal.symbol in open_symbols | {t.symbol for t in left}:
             # One-way mode nets every trade on a symbol into one position: a second trade
             # would share the first one's closePosition stop and its "position gone".
             await self._event(
                 "signal.skipped", signal, {"reason": "symbol_has_open_trade"}, "warning"
             )
             return None
-        if len(self._running) >= self.settings.max_positions:
+        if len(self._running) + len(left) >= self.settings.max_positions:
             await self._event(
                 "signal.skipped",
                 signal,
@@ -759,6 +766,8 @@ class LiveExecutor:
     async def _event(
         self, kind: str, signal: Signal, detail: dict[str, object], level: EventLevel = "info"
     ) -> None:
+        if kind.startswith("signal."):
+            detail = {**detail, "tick": signal.tick_ms}  # which signal: its tick
         row = LiveEventRow(
             at=datetime.now(UTC),
             level=level,

@@ -74,6 +74,7 @@ class ReconcilerRecordsPort(Protocol):
     async def orders_of_trade(self, trade_id: int) -> list[LiveOrderRow]: ...
     async def open_orders(self, symbol: str | None = None) -> list[LiveOrderRow]: ...
     async def upsert_order(self, order: LiveOrderRow, note: str | None = None) -> LiveOrderRow: ...
+    async def upsert_trade(self, trade: LiveTradeRow) -> int: ...
     async def close_trade(self, trade_id: int, close: TradeClose) -> bool: ...
     async def append_event(self, event: LiveEventRow) -> None: ...
 
@@ -208,6 +209,9 @@ class LiveReconciler:
         level: EventLevel = "warning"
         if isinstance(decision, RestoreStop):
             detail |= await self._place(decision.order, decision.trade_id)
+            restored = trades[decision.trade_id]
+            if restored.status == "pending" and detail.get("outcome") == "placed":
+                detail |= await self._open(restored, orders, decision.order)
         elif isinstance(decision, ProtectOrphan | FlattenOrphan):
             detail |= await self._place(decision.order, None)
         elif isinstance(decision, AlertOrphan):
@@ -258,6 +262,62 @@ class LiveReconciler:
             msgspec.structs.replace(row, exchange_order_id=exchange_id)
         )
         return {"outcome": "placed", "status": status, "algo": algo}
+
+    async def _open(
+        self, trade: LiveTradeRow, orders: dict[str, LiveOrderRow], stop: AlgoOrder
+    ) -> dict[str, object]:
+        """A pending trade with a position (its process ended between the entry's fill
+        and its protection, before writing the trade open): written open with its
+        entry as the exchange has it, asked by client id, and the stop it now has."""
+        assert trade.id is not None
+        entry = next(
+            (o for o in orders.values() if o.trade_id == trade.id and o.role == "entry"), None
+        )
+        if entry is None:
+            return {"opened": False}
+        query = {"symbol": trade.symbol, "origClientOrderId": entry.client_order_id}
+        reply = await self._rest.get(ORDER_PATH, query, reply=OrderReply, signed=True)
+        if reply.executedQty <= 0:
+            return {"opened": False}
+        if entry.status != reply.status:
+            written = msgspec.structs.replace(
+                entry,
+                status=reply.status,
+                status_time=max(reply.updateTime, entry.status_time),
+                filled_quantity=reply.executedQty,
+                average_price=reply.avgPrice or None,
+                exchange_order_id=reply.orderId,
+            )
+            await self._records.upsert_order(written, "reconciliation")
+        rows = await self._rest.get(
+            "/fapi/v1/userTrades",
+            {"symbol": trade.symbol, "orderId": reply.orderId},
+            reply=list[UserTrade],
+            weight=5,
+            signed=True,
+        )
+        fills = [
+            Fill(
+                time=r.time,
+                price=r.price,
+                quantity=r.qty,
+                fee=r.commission,
+                client_order_id=entry.client_order_id,
+                trade_id=r.id,
+            )
+            for r in rows
+        ]
+        opened = msgspec.structs.replace(
+            trade,
+            status="open",
+            quantity=reply.executedQty,
+            entry_price=reply.avgPrice,
+            stop_price=float(stop.trigger_price),
+            entry_fills=fills,
+            opened_at=min((f.time for f in fills), default=reply.updateTime),
+        )
+        await self._records.upsert_trade(opened)
+        return {"opened": True, "entry_price": reply.avgPrice}
 
     async def _cancel(self, order: LiveOrderRow) -> dict[str, object]:
         try:

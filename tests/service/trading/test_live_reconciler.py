@@ -22,6 +22,7 @@ from arbengine.trading.live_reconcile import (
     AlertOrphan,
     CloseWithFills,
     FlattenOrphan,
+    MarkOrderGone,
     OrphanPolicy,
     ProtectOrphan,
     RestoreStop,
@@ -260,3 +261,58 @@ async def test_after_tp1_the_breakeven_stop_is_restored(
     assert stop["closePosition"] is False
     assert Decimal(stop["quantity"]) == trade.position
     assert await positions(http, sim) == {"BTCUSDT": trade.position}
+
+
+async def test_a_pending_trade_with_a_position_is_protected_and_written_open(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    # The executor's process ends between the entry's fill and its stop: the stop is
+    # held unanswered, the executor stopped there, the stop then cut unplaced.
+    await control(
+        http,
+        sim,
+        "faults",
+        {"hang": {"seconds": 60, "scope": "rest", "path": "/fapi/v1/algoOrder"}},
+    )
+    driving = asyncio.create_task(executor.on_signal(await a_signal(http, sim)))
+    await eventually(lambda: positions(http, sim), 10, what="the entry filled")
+    driving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await driving
+    await control(
+        http, sim, "faults", {"clear": True, "order_drop": {"execute": False, "on": "algo"}}
+    )
+
+    async def cut() -> bool:
+        return bool((await control(http, sim, "faults", {}))["order_drop"] == 0)
+
+    await eventually(cut, 10, what="the held stop cut")
+    [pending] = await records.open_trades()
+    assert pending.status == "pending"
+    assert pending.id is not None
+    assert await open_algos(http, sim) == []
+
+    decisions = await reconciler(rest, records).reconcile_once()
+
+    assert [type(d) for d in decisions if not isinstance(d, MarkOrderGone)] == [RestoreStop]
+    [stop] = await open_algos(http, sim)
+    orders = {o.role: o for o in await records.orders_of_trade(pending.id) if o.role != "sl"}
+    first_stop = next(o for o in await records.orders_of_trade(pending.id) if o.role == "sl")
+    assert Decimal(stop["triggerPrice"]) == Decimal(str(first_stop.trigger_price))
+    opened = await records.trade(pending.id)
+    assert opened is not None
+    entry = orders["entry"]
+    assert (opened.status, opened.quantity, opened.entry_price) == (
+        "open",
+        entry.filled_quantity,
+        entry.average_price,
+    )
+    assert opened.stop_price == first_stop.trigger_price
+    assert [f.client_order_id for f in opened.entry_fills] == [entry.client_order_id]
+    assert opened.opened_at is not None
+    [restored] = [e for e in await events_of(records) if e.kind == "reconcile.stop_restored"]
+    assert (restored.detail["trade_id"], restored.detail["opened"]) == (pending.id, True)
