@@ -56,10 +56,12 @@ from arbengine.trading.live_reconcile import (
     ExchangeView,
     FlattenOrphan,
     MarkOrderGone,
+    OpenPending,
     OrphanPolicy,
     ProtectOrphan,
     RecordsView,
     RestoreStop,
+    SettlePending,
     decision_detail,
     reconcile,
 )
@@ -211,7 +213,17 @@ class LiveReconciler:
             detail |= await self._place(decision.order, decision.trade_id)
             restored = trades[decision.trade_id]
             if restored.status == "pending" and detail.get("outcome") == "placed":
-                detail |= await self._open(restored, orders, decision.order)
+                detail |= await self._open(restored, orders, float(decision.order.trigger_price))
+        elif isinstance(decision, OpenPending):
+            pending = trades[decision.trade_id]
+            placed = (
+                o.trigger_price
+                for o in orders.values()
+                if o.trade_id == pending.id and o.role == "sl" and o.trigger_price
+            )  # the stop as the executor placed it, on the tick grid
+            detail |= await self._open(pending, orders, next(placed, pending.stop_price))
+        elif isinstance(decision, SettlePending):
+            detail |= await self._settle(trades[decision.trade_id], orders)
         elif isinstance(decision, ProtectOrphan | FlattenOrphan):
             detail |= await self._place(decision.order, None)
         elif isinstance(decision, AlertOrphan):
@@ -263,22 +275,27 @@ class LiveReconciler:
         )
         return {"outcome": "placed", "status": status, "algo": algo}
 
-    async def _open(
-        self, trade: LiveTradeRow, orders: dict[str, LiveOrderRow], stop: AlgoOrder
-    ) -> dict[str, object]:
-        """A pending trade with a position (its process ended between the entry's fill
-        and its protection, before writing the trade open): written open with its
-        entry as the exchange has it, asked by client id, and the stop it now has."""
-        assert trade.id is not None
+    async def _entry(
+        self, trade: LiveTradeRow, orders: dict[str, LiveOrderRow]
+    ) -> tuple[LiveOrderRow | None, OrderReply | None]:
+        """A pending trade's entry: our row, and the exchange's answer by its client id
+        (None: it has no such order), written to the row when it says more."""
         entry = next(
             (o for o in orders.values() if o.trade_id == trade.id and o.role == "entry"), None
         )
         if entry is None:
-            return {"opened": False}
+            return None, None
         query = {"symbol": trade.symbol, "origClientOrderId": entry.client_order_id}
-        reply = await self._rest.get(ORDER_PATH, query, reply=OrderReply, signed=True)
-        if reply.executedQty <= 0:
-            return {"opened": False}
+        try:
+            reply = await self._rest.get(ORDER_PATH, query, reply=OrderReply, signed=True)
+        except FatalExchangeError as exc:
+            if exc.code != ORDER_DOES_NOT_EXIST:
+                raise
+            if entry.status != NOT_FOUND:
+                now = self._rest.server_time_ms()
+                gone = msgspec.structs.replace(entry, status=NOT_FOUND, status_time=now)
+                await self._records.upsert_order(gone, "reconciliation")
+            return entry, None
         if entry.status != reply.status:
             written = msgspec.structs.replace(
                 entry,
@@ -289,6 +306,27 @@ class LiveReconciler:
                 exchange_order_id=reply.orderId,
             )
             await self._records.upsert_order(written, "reconciliation")
+        return entry, reply
+
+    async def _open(
+        self, trade: LiveTradeRow, orders: dict[str, LiveOrderRow], stop_price: float
+    ) -> dict[str, object]:
+        """A pending trade whose entry filled (its process ended between the fill and
+        writing the trade open): written open with its entry as the exchange has it,
+        asked by client id, with its fills, and its stop at ``stop_price``."""
+        entry, reply = await self._entry(trade, orders)
+        opened = await self._opened(trade, entry, reply, stop_price)
+        return {"opened": opened is not None}
+
+    async def _opened(
+        self,
+        trade: LiveTradeRow,
+        entry: LiveOrderRow | None,
+        reply: OrderReply | None,
+        stop_price: float,
+    ) -> LiveTradeRow | None:
+        if entry is None or reply is None or reply.executedQty <= 0:
+            return None
         rows = await self._rest.get(
             "/fapi/v1/userTrades",
             {"symbol": trade.symbol, "orderId": reply.orderId},
@@ -312,12 +350,30 @@ class LiveReconciler:
             status="open",
             quantity=reply.executedQty,
             entry_price=reply.avgPrice,
-            stop_price=float(stop.trigger_price),
+            stop_price=stop_price,
             entry_fills=fills,
             opened_at=min((f.time for f in fills), default=reply.updateTime),
         )
         await self._records.upsert_trade(opened)
-        return {"opened": True, "entry_price": reply.avgPrice}
+        return opened
+
+    async def _settle(
+        self, trade: LiveTradeRow, orders: dict[str, LiveOrderRow]
+    ) -> dict[str, object]:
+        """A pending trade with no position: opened and ended while nobody drove it
+        (written open, then closed with the exchange's fills), or never opened."""
+        entry, reply = await self._entry(trade, orders)
+        opened = await self._opened(trade, entry, reply, trade.stop_price)
+        if opened is not None:
+            return {"opened": True} | await self._close(opened)
+        if reply is not None and reply.status in ("NEW", "PARTIALLY_FILLED"):
+            return {"outcome": "entry_open", "entry_status": reply.status}
+        status = NOT_FOUND if reply is None else reply.status
+        reason = "entry_failed" if status in (NOT_FOUND, "REJECTED") else "entry_expired"
+        await self._records.upsert_trade(
+            msgspec.structs.replace(trade, status="not_opened", exit_reason=reason)
+        )
+        return {"outcome": "not_opened", "entry_status": status, "exit_reason": reason}
 
     async def _cancel(self, order: LiveOrderRow) -> dict[str, object]:
         try:
