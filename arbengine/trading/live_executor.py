@@ -66,12 +66,18 @@ from arbengine.exchange.replies import (
 )
 from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
-from arbengine.runtime.backoff import DATABASE_RETRY, EXCHANGE_REST_RETRY, RetryPolicy
+from arbengine.runtime.backoff import (
+    DATABASE_RETRY,
+    EXCHANGE_REST_RETRY,
+    ORDER_RESEND_RETRY,
+    RetryPolicy,
+)
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.trading.live_plan import AlgoOrder, OrderRequest, trade_key
 from arbengine.trading.live_rules import SymbolRules, symbol_rules, to_decimal
 from arbengine.trading.live_sizing import Skipped, size_entry
 from arbengine.trading.live_trade import (
+    Cancel,
     Ended,
     FlattenRequested,
     HoldExpired,
@@ -100,6 +106,8 @@ from arbengine.trading.live_wire import (
 ORDER_PATH = "/fapi/v1/order"
 ALGO_PATH = "/fapi/v1/algoOrder"
 MARGIN_ASSET = "USDT"
+FREE_SENDS = 2
+"""Sends of one placement or cancel made at once; later ones wait (``_pace``)."""
 T = TypeVar("T")
 
 
@@ -145,6 +153,8 @@ class _Running:
     entry_fills: list[Fill] = field(default_factory=list)
     status_times: dict[str, int] = field(default_factory=dict)
     """Client id → the time of the last status written for it."""
+    sends: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(place | cancel, client id) → how many times it was sent."""
 
 
 class LiveExecutor:
@@ -157,6 +167,7 @@ class LiveExecutor:
         *,
         clock: Clock | None = None,
         rest_retry: RetryPolicy = EXCHANGE_REST_RETRY,
+        resend_retry: RetryPolicy = ORDER_RESEND_RETRY,
         db_retry: RetryPolicy = DATABASE_RETRY,
         who: str = "executor",
     ) -> None:
@@ -166,6 +177,7 @@ class LiveExecutor:
         self._exit_rules = dict(exit_rules)
         self._clock = clock or SystemClock()
         self._rest_retry = rest_retry
+        self._resend_retry = resend_retry
         self._db_retry = db_retry
         self._who = who
         self._rules: dict[str, SymbolRules] = {}
@@ -428,6 +440,8 @@ class LiveExecutor:
 
     async def _perform(self, running: _Running, action: TradeAction) -> list[TradeEvent]:
         trade = running.trade
+        if isinstance(action, Place | Cancel):
+            await self._pace(running, action)
         if isinstance(action, Place):
             return await self._place(running, action.order)
         if isinstance(action, Query):
@@ -438,6 +452,22 @@ class LiveExecutor:
                 for e in events
             ]
         return await self._cancel(running, trade.orders[action.client_id].request)
+
+    async def _pace(self, running: _Running, action: Place | Cancel) -> None:
+        """Wait (capped, jittered) before sending a placement or a cancel the third time
+        and after: the exchange keeps losing them (5xx, cut connections) and the machine
+        keeps asking, so it must not hammer it. An entry is sent three times at most."""
+        cid = request_client_id(action.order) if isinstance(action, Place) else action.client_id
+        key = ("place" if isinstance(action, Place) else "cancel", cid)
+        sends = running.sends[key] = running.sends.get(key, 0) + 1
+        if sends <= FREE_SENDS or running.trade.orders[cid].role == "entry":
+            return
+        delay = self._resend_retry.delay(sends - FREE_SENDS)
+        await self._order_event(
+            running, "order.send_delayed", cid, {"send": sends, "delay_s": round(delay, 2)},
+            "warning",
+        )  # fmt: skip
+        await self._clock.sleep(delay, self._stop)
 
     async def _place(self, running: _Running, order: OrderRequest) -> list[TradeEvent]:
         cid = request_client_id(order)

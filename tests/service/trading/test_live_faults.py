@@ -312,3 +312,33 @@ async def test_reports_that_wait_while_a_trade_closes_do_not_close_it_again(
         if e.kind == "trade.closed" and e.detail["trade_id"] == trade_id
     ]
     assert len(closes) == 1
+
+
+async def test_protection_the_exchange_keeps_losing_is_sent_again_with_pauses(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    records: LiveRecords,
+    executor: LiveExecutor,
+    market_time: ManualClock,
+) -> None:
+    # Each protective order's first three tries answered 503 and never carried out:
+    # asked for, not found, sent again; from the third send on, only after a pause.
+    await control(http, sim, "faults", {"order_5xx": {"count": 9, "execute": False, "on": "algo"}})
+    driving = asyncio.create_task(executor.on_signal(await a_signal(http, sim)))
+    for _ in range(6):  # the third and fourth send of each of the three wait
+        async with asyncio.timeout(10):
+            await market_time.until_sleeping()
+        market_time.advance(60_000)
+    async with asyncio.timeout(10):
+        trade_id = await driving
+
+    assert trade_id is not None
+    await fault_fired(http, sim, Fault("", "order_5xx", {}))
+    trade = executor.trade(trade_id)
+    assert trade is not None
+    assert trade.state == TradeState.PROTECTED
+    for order in await records.orders_of_trade(trade_id):
+        if order.role != "entry":
+            assert history(order) == ["PENDING", "UNKNOWN", "NOT_FOUND"] * 3 + ["PENDING", "NEW"]
+    delayed = [e.detail["send"] for e in await events_of(records) if e.kind == "order.send_delayed"]
+    assert sorted(delayed) == [3, 3, 3, 4, 4, 4]
