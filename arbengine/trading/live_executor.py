@@ -146,6 +146,8 @@ class _Running:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     opened_at: int | None = None
     protected_reported: bool = False
+    sends: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(place | cancel, client id) → how many times it was sent."""
     attention_reported: bool = False
     order_ids: dict[str, int] = field(default_factory=dict)
     """Client id → the exchange's id of the order that executed it (an algo order's:
@@ -153,8 +155,6 @@ class _Running:
     entry_fills: list[Fill] = field(default_factory=list)
     status_times: dict[str, int] = field(default_factory=dict)
     """Client id → the time of the last status written for it."""
-    sends: dict[tuple[str, str], int] = field(default_factory=dict)
-    """(place | cancel, client id) → how many times it was sent."""
 
 
 class LiveExecutor:
