@@ -42,7 +42,9 @@ async def test_after_a_listen_key_expiry_a_fill_still_reaches_its_trade(
             "live_orders o WHERE o.trade_id = t.id AND o.role = 'sl' AND o.status = 'NEW')",
         )
 
-    [trade, *_] = await eventually(protected, 120, interval=0.5, what="a protected trade")
+    # The first signal waits for the 3 h backfill, paced by the request weight: up to
+    # minutes on a loaded machine.
+    [trade, *_] = await eventually(protected, 240, interval=0.5, what="a protected trade")
     await daemon.wait_for("live.resync")  # the first connection's
 
     await fault(sim, {"expire_listen_key": True})

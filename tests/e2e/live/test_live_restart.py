@@ -71,7 +71,9 @@ async def test_a_position_left_unprotected_by_a_kill_is_protected_after_restart(
         held = await sim_positions(sim)
         return held if held and all([await algos_of(sim, s) == [] for s in held]) else {}
 
-    held = await eventually(filled_and_bare, 120, interval=0.5, what="an entry filled, no stop")
+    # The first signal waits for the 3 h backfill, paced by the request weight: up to
+    # minutes on a loaded machine.
+    held = await eventually(filled_and_bare, 240, interval=0.5, what="an entry filled, no stop")
     [(symbol, amount)] = held.items()
     await first.kill()
     # The held stop is let go now, and cut unplaced: the exchange never got it.
