@@ -342,3 +342,27 @@ async def test_protection_the_exchange_keeps_losing_is_sent_again_with_pauses(
             assert history(order) == ["PENDING", "UNKNOWN", "NOT_FOUND"] * 3 + ["PENDING", "NEW"]
     delayed = [e.detail["send"] for e in await events_of(records) if e.kind == "order.send_delayed"]
     assert sorted(delayed) == [3, 3, 3, 4, 4, 4]
+
+
+@pytest.mark.parametrize("code", REFUSALS)
+async def test_every_protective_order_refused_leaves_no_position(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    records: LiveRecords,
+    executor: LiveExecutor,
+    code: int,
+) -> None:
+    await control(http, sim, "faults", {"order_reject": {"count": 3, "code": code, "on": "algo"}})
+    trade_id = await executor.on_signal(await a_signal(http, sim))
+    assert trade_id is not None
+    await fault_fired(http, sim, Fault("", "order_reject", {}))
+
+    assert not await one_position_or_none(http, sim, Decimal(0))
+    stored = await records.trade(trade_id)
+    assert stored is not None
+    assert (stored.status, stored.exit_reason) == ("closed", "flatten")
+    orders = {o.role: o for o in await records.orders_of_trade(trade_id)}
+    for role in ("sl", "tp1", "tp2"):
+        assert history(orders[role]) == ["PENDING", "REJECTED"]
+        assert str(code) in (orders[role].status_history[-1].note or "")
+    assert history(orders["flatten"])[-1] == "FILLED"
