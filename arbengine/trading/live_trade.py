@@ -82,9 +82,6 @@ WOULD_TRIGGER = -2021
 """A conditional order whose level the price has already crossed."""
 MAX_CLOSE_ATTEMPTS = 3
 """Time exits or flattens placed in all while the exchange keeps refusing them."""
-MAX_FLAT_ASKS = 3
-"""Times a flat position is not yet taken as the exchange's doing while a stop or
-take-profit of ours that fired has not reported its execution."""
 REDUCE_ONLY_REJECTED = -2022
 """A reduce-only order with nothing to reduce: the position is already zero."""
 
@@ -302,7 +299,6 @@ class LiveTrade:
     _queries: int = 0
     _replacements: dict[OrderRole, int] = field(default_factory=dict)
     _close_asked: Literal["time_exit", "flatten"] | None = None
-    _flat_asks: int = 0
 
     @property
     def entry_id(self) -> str:
@@ -532,17 +528,6 @@ class LiveTrade:
         if self.plan is None or amount != 0 or self.state == TradeState.CLOSED:
             return []
         self.flat_on_exchange = True
-        triggered = [o for o in self.orders.values() if o.is_algo and o.status == "triggered"]
-        if triggered and self.exit_reason is None and self._flat_asks < MAX_FLAT_ASKS:
-            # A stop or take-profit of ours fired: the position ended by it, whose execution
-            # (and so the exit's reason) the exchange reports after the position's change.
-            # Ask for it; the next flat report asks again while it is still on its way, a
-            # few times, then the position is taken as ended by the exchange.
-            self._flat_asks += 1
-            actions: list[TradeAction] = []
-            for order in triggered:
-                actions += self._ask(order)
-            return actions
         return self._gone("exchange")
 
     # -- plan steps -----------------------------------------------------------------------
