@@ -68,13 +68,19 @@ from arbengine.exchange.replies import (
 )
 from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
-from arbengine.runtime.backoff import DATABASE_RETRY, EXCHANGE_REST_RETRY, RetryPolicy
+from arbengine.runtime.backoff import (
+    DATABASE_RETRY,
+    EXCHANGE_REST_RETRY,
+    ORDER_RESEND_RETRY,
+    RetryPolicy,
+)
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.trading.live_plan import AlgoOrder, OrderRequest, trade_key
 from arbengine.trading.live_replace import StopReplaceTimer
 from arbengine.trading.live_rules import SymbolRules, symbol_rules, to_decimal
 from arbengine.trading.live_sizing import Skipped, size_entry
 from arbengine.trading.live_trade import (
+    Cancel,
     Ended,
     FlattenRequested,
     HoldExpired,
@@ -103,6 +109,8 @@ from arbengine.trading.live_wire import (
 ORDER_PATH = "/fapi/v1/order"
 ALGO_PATH = "/fapi/v1/algoOrder"
 MARGIN_ASSET = "USDT"
+FREE_SENDS = 2
+"""Sends of one placement or cancel made at once; later ones wait (``_pace``)."""
 T = TypeVar("T")
 
 
@@ -116,6 +124,7 @@ class LiveRecordsPort(Protocol):
     async def trade_for_signal(
         self, strategy: str, symbol: str, signal_tick: int
     ) -> LiveTradeRow | None: ...
+    async def open_trades(self) -> list[LiveTradeRow]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +151,8 @@ class _Running:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     opened_at: int | None = None
     protected_reported: bool = False
+    sends: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(place | cancel, client id) → how many times it was sent."""
     attention_reported: bool = False
     order_ids: dict[str, int] = field(default_factory=dict)
     """Client id → the exchange's id of the order that executed it (an algo order's:
@@ -162,6 +173,7 @@ class LiveExecutor:
         *,
         clock: Clock | None = None,
         rest_retry: RetryPolicy = EXCHANGE_REST_RETRY,
+        resend_retry: RetryPolicy = ORDER_RESEND_RETRY,
         db_retry: RetryPolicy = DATABASE_RETRY,
         who: str = "executor",
     ) -> None:
@@ -171,6 +183,7 @@ class LiveExecutor:
         self._exit_rules = dict(exit_rules)
         self._clock = clock or SystemClock()
         self._rest_retry = rest_retry
+        self._resend_retry = resend_retry
         self._db_retry = db_retry
         self._who = who
         self._rules: dict[str, SymbolRules] = {}
@@ -254,14 +267,20 @@ class LiveExecutor:
         if rule is None:
             await self._event("signal.skipped", signal, {"reason": "no exit rule"}, "error")
             return None
-        if any(r.trade.signal.symbol == signal.symbol for r in self._running.values()):
+        # Trades open in the records that no one drives here: left by an earlier process
+        # (killed between entry and protection, say), in reconciliation's hands now.
+        left = [
+            t for t in await self._write(self._records.open_trades) if t.id not in self._running
+        ]
+        open_symbols = {r.trade.signal.symbol for r in self._running.values()}
+        if signal.symbol in open_symbols | {t.symbol for t in left}:
             # One-way mode nets every trade on a symbol into one position: a second trade
             # would share the first one's closePosition stop and its "position gone".
             await self._event(
                 "signal.skipped", signal, {"reason": "symbol_has_open_trade"}, "warning"
             )
             return None
-        if len(self._running) >= self.settings.max_positions:
+        if len(self._running) + len(left) >= self.settings.max_positions:
             await self._event(
                 "signal.skipped",
                 signal,
@@ -330,6 +349,8 @@ class LiveExecutor:
             ]
         for running in targets:
             async with running.lock:
+                if not self._driving(running):
+                    continue
                 if reported_at is not None and (
                     running.opened_at is None or reported_at <= running.opened_at
                 ):
@@ -346,7 +367,7 @@ class LiveExecutor:
             return
         async with running.lock:
             order = running.trade.orders.get(report.client_id)
-            if order is None:
+            if order is None or not self._driving(running):
                 return
             if not algo and report.exchange_id is not None:
                 running.order_ids.setdefault(report.client_id, report.exchange_id)
@@ -358,14 +379,21 @@ class LiveExecutor:
         running = self._running.get(trade_id)
         if running is not None:
             async with running.lock:
-                await self._feed(running, [FlattenRequested()])
+                if self._driving(running):
+                    await self._feed(running, [FlattenRequested()])
 
     async def poll_once(self) -> None:
         """Ask the exchange about every open order of every running trade, the time exit,
         and whether the position is still there (until the user stream tells us)."""
         for running in list(self._running.values()):
             async with running.lock:
-                await self._poll_trade(running)
+                if self._driving(running):
+                    await self._poll_trade(running)
+
+    def _driving(self, running: _Running) -> bool:
+        """Whether ``running`` is still driven: a caller that waited for its lock may find
+        it closed and let go meanwhile (its close is written once)."""
+        return self._running.get(running.trade_id) is running
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Poll until ``stop``; an exchange or database outage is reported and waited out."""
@@ -441,6 +469,8 @@ class LiveExecutor:
 
     async def _perform(self, running: _Running, action: TradeAction) -> list[TradeEvent]:
         trade = running.trade
+        if isinstance(action, Place | Cancel):
+            await self._pace(running, action)
         if isinstance(action, Place):
             return await self._place(running, action.order)
         if isinstance(action, Query):
@@ -451,6 +481,22 @@ class LiveExecutor:
                 for e in events
             ]
         return await self._cancel(running, trade.orders[action.client_id].request)
+
+    async def _pace(self, running: _Running, action: Place | Cancel) -> None:
+        """Wait (capped, jittered) before sending a placement or a cancel the third time
+        and after: the exchange keeps losing them (5xx, cut connections) and the machine
+        keeps asking, so it must not hammer it. An entry is sent three times at most."""
+        cid = request_client_id(action.order) if isinstance(action, Place) else action.client_id
+        key = ("place" if isinstance(action, Place) else "cancel", cid)
+        sends = running.sends[key] = running.sends.get(key, 0) + 1
+        if sends <= FREE_SENDS or running.trade.orders[cid].role == "entry":
+            return
+        delay = self._resend_retry.delay(sends - FREE_SENDS)
+        await self._order_event(
+            running, "order.send_delayed", cid, {"send": sends, "delay_s": round(delay, 2)},
+            "warning",
+        )  # fmt: skip
+        await self._clock.sleep(delay, self._stop)
 
     async def _place(self, running: _Running, order: OrderRequest) -> list[TradeEvent]:
         cid = request_client_id(order)
@@ -573,10 +619,13 @@ class LiveExecutor:
     async def _cancel(self, running: _Running, order: OrderRequest) -> list[TradeEvent]:
         cid = request_client_id(order)
         try:
-            await self._rest.delete(
-                ALGO_PATH, {"clientAlgoId": cid}, reply=AlgoCancelReply, signed=True,
-                order_client_id=cid,
-            )  # fmt: skip
+            try:
+                await self._delete_algo(cid)
+            except TimestampOutsideWindow as exc:
+                # -1021: refused before it was looked at, as a placement is: resync, once.
+                await self._order_event(running, "order.clock_resync", cid, {"error": str(exc)})
+                await self._rest.sync_time()
+                await self._delete_algo(cid)
         except OrderOutcomeUnknown as exc:
             await self._order_event(running, "order.cancel_unknown", cid, {"error": str(exc)})
             return [OutcomeUnknown(cid)]
@@ -596,6 +645,12 @@ class LiveExecutor:
         await self._store(running, order, "CANCELED")
         await self._order_event(running, "order.canceled", cid, {})
         return [Ended(cid)]
+
+    async def _delete_algo(self, client_id: str) -> None:
+        await self._rest.delete(
+            ALGO_PATH, {"clientAlgoId": client_id}, reply=AlgoCancelReply, signed=True,
+            order_client_id=client_id,
+        )  # fmt: skip
 
     async def _sync_trade(self, running: _Running) -> None:
         """Write the trade's state; report what changed; let go of a closed trade."""
@@ -791,6 +846,8 @@ class LiveExecutor:
     async def _event(
         self, kind: str, signal: Signal, detail: dict[str, object], level: EventLevel = "info"
     ) -> None:
+        if kind.startswith("signal."):
+            detail = {**detail, "tick": signal.tick_ms}  # which signal: its tick
         row = LiveEventRow(
             at=datetime.now(UTC),
             level=level,

@@ -17,6 +17,11 @@ Rules, per symbol (one-way mode: one position per symbol, one open trade per sym
   (:class:`ProtectOrphan`), ``flatten`` a reduce-only market order
   (:class:`FlattenOrphan`), ``alert`` only reports it (:class:`AlertOrphan`). An orphan
   already carrying a stop is left alone.
+- A pending trade (its process ended before writing it open) whose position stands
+  with a stop is written open with its entry: :class:`OpenPending`. One with no
+  position is settled by its entry, asked by client id: filled, it opened and ended
+  while nobody drove it (written open, then closed with the exchange's fills); never
+  filled, it is ``not_opened``: :class:`SettlePending`.
 - An open trade of ours whose symbol has no position on the exchange was closed there
   (stop, take-profit, liquidation, a manual close while we were away):
   :class:`CloseWithFills` (the service closes it with the exchange's fills), and its
@@ -138,6 +143,22 @@ class CloseWithFills:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenPending:
+    trade_id: int
+    symbol: str
+    reason: str = "pending_trade_with_position"
+    kind: str = "reconcile.trade_opened"
+
+
+@dataclass(frozen=True, slots=True)
+class SettlePending:
+    trade_id: int
+    symbol: str
+    reason: str = "pending_trade_without_position"
+    kind: str = "reconcile.pending_settled"
+
+
+@dataclass(frozen=True, slots=True)
 class CancelLeftover:
     client_id: str
     symbol: str
@@ -162,6 +183,8 @@ Decision = (
     | FlattenOrphan
     | AlertOrphan
     | CloseWithFills
+    | OpenPending
+    | SettlePending
     | CancelLeftover
     | MarkOrderGone
 )
@@ -190,9 +213,13 @@ def reconcile(
         if trade is not None:
             # A pending trade with a position: its entry filled and the process ended
             # before the fill was written (killed between entry and protection).
-            if trade.id in driven_ids or stopped or trade.status not in ("open", "pending"):
+            if trade.id in driven_ids or trade.status not in ("open", "pending"):
                 continue
             assert trade.id is not None
+            if stopped:
+                if trade.status == "pending":
+                    decisions.append(OpenPending(trade.id, symbol))
+                continue
             decisions.append(
                 RestoreStop(
                     trade.id, symbol, _trade_stop(trade, position.amount, records.orders, rules)
@@ -204,10 +231,15 @@ def reconcile(
         decisions.append(_orphan(position, orphan_policy, risk_per_trade_usd, rules, now_ms))
 
     for trade in records.trades:
-        if trade.id in driven_ids or trade.status != "open" or trade.symbol in positions:
+        if trade.id in driven_ids or trade.symbol in positions:
             continue
         assert trade.id is not None
-        decisions.append(CloseWithFills(trade.id, trade.symbol))
+        if trade.status == "pending":
+            decisions.append(SettlePending(trade.id, trade.symbol))
+        elif trade.status == "open":
+            decisions.append(CloseWithFills(trade.id, trade.symbol))
+        else:
+            continue
         decisions += [
             CancelLeftover(o.client_order_id, o.symbol, trade.id)
             for o in records.orders
@@ -365,7 +397,7 @@ def _orphan_id(code: str, symbol: str, now_ms: int) -> str:
 def decision_detail(decision: Decision) -> dict[str, object]:
     """What a decision says, for its ``live_events`` row, its log line and the CLI."""
     detail: dict[str, object] = {"reason": decision.reason}
-    if isinstance(decision, RestoreStop | CloseWithFills):
+    if isinstance(decision, RestoreStop | CloseWithFills | OpenPending | SettlePending):
         detail["trade_id"] = decision.trade_id
     if isinstance(decision, ProtectOrphan | FlattenOrphan | AlertOrphan):
         detail["amount"] = str(decision.amount)

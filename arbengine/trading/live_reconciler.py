@@ -56,10 +56,12 @@ from arbengine.trading.live_reconcile import (
     ExchangeView,
     FlattenOrphan,
     MarkOrderGone,
+    OpenPending,
     OrphanPolicy,
     ProtectOrphan,
     RecordsView,
     RestoreStop,
+    SettlePending,
     decision_detail,
     reconcile,
 )
@@ -74,6 +76,7 @@ class ReconcilerRecordsPort(Protocol):
     async def orders_of_trade(self, trade_id: int) -> list[LiveOrderRow]: ...
     async def open_orders(self, symbol: str | None = None) -> list[LiveOrderRow]: ...
     async def upsert_order(self, order: LiveOrderRow, note: str | None = None) -> LiveOrderRow: ...
+    async def upsert_trade(self, trade: LiveTradeRow) -> int: ...
     async def close_trade(self, trade_id: int, close: TradeClose) -> bool: ...
     async def append_event(self, event: LiveEventRow) -> None: ...
 
@@ -208,6 +211,19 @@ class LiveReconciler:
         level: EventLevel = "warning"
         if isinstance(decision, RestoreStop):
             detail |= await self._place(decision.order, decision.trade_id)
+            restored = trades[decision.trade_id]
+            if restored.status == "pending" and detail.get("outcome") == "placed":
+                detail |= await self._open(restored, orders, float(decision.order.trigger_price))
+        elif isinstance(decision, OpenPending):
+            pending = trades[decision.trade_id]
+            placed = (
+                o.trigger_price
+                for o in orders.values()
+                if o.trade_id == pending.id and o.role == "sl" and o.trigger_price
+            )  # the stop as the executor placed it, on the tick grid
+            detail |= await self._open(pending, orders, next(placed, pending.stop_price))
+        elif isinstance(decision, SettlePending):
+            detail |= await self._settle(trades[decision.trade_id], orders)
         elif isinstance(decision, ProtectOrphan | FlattenOrphan):
             detail |= await self._place(decision.order, None)
         elif isinstance(decision, AlertOrphan):
@@ -258,6 +274,106 @@ class LiveReconciler:
             msgspec.structs.replace(row, exchange_order_id=exchange_id)
         )
         return {"outcome": "placed", "status": status, "algo": algo}
+
+    async def _entry(
+        self, trade: LiveTradeRow, orders: dict[str, LiveOrderRow]
+    ) -> tuple[LiveOrderRow | None, OrderReply | None]:
+        """A pending trade's entry: our row, and the exchange's answer by its client id
+        (None: it has no such order), written to the row when it says more."""
+        entry = next(
+            (o for o in orders.values() if o.trade_id == trade.id and o.role == "entry"), None
+        )
+        if entry is None:
+            return None, None
+        query = {"symbol": trade.symbol, "origClientOrderId": entry.client_order_id}
+        try:
+            reply = await self._rest.get(ORDER_PATH, query, reply=OrderReply, signed=True)
+        except FatalExchangeError as exc:
+            if exc.code != ORDER_DOES_NOT_EXIST:
+                raise
+            if entry.status != NOT_FOUND:
+                now = self._rest.server_time_ms()
+                gone = msgspec.structs.replace(entry, status=NOT_FOUND, status_time=now)
+                await self._records.upsert_order(gone, "reconciliation")
+            return entry, None
+        if entry.status != reply.status:
+            written = msgspec.structs.replace(
+                entry,
+                status=reply.status,
+                status_time=max(reply.updateTime, entry.status_time),
+                filled_quantity=reply.executedQty,
+                average_price=reply.avgPrice or None,
+                exchange_order_id=reply.orderId,
+            )
+            await self._records.upsert_order(written, "reconciliation")
+        return entry, reply
+
+    async def _open(
+        self, trade: LiveTradeRow, orders: dict[str, LiveOrderRow], stop_price: float
+    ) -> dict[str, object]:
+        """A pending trade whose entry filled (its process ended between the fill and
+        writing the trade open): written open with its entry as the exchange has it,
+        asked by client id, with its fills, and its stop at ``stop_price``."""
+        entry, reply = await self._entry(trade, orders)
+        opened = await self._opened(trade, entry, reply, stop_price)
+        return {"opened": opened is not None}
+
+    async def _opened(
+        self,
+        trade: LiveTradeRow,
+        entry: LiveOrderRow | None,
+        reply: OrderReply | None,
+        stop_price: float,
+    ) -> LiveTradeRow | None:
+        if entry is None or reply is None or reply.executedQty <= 0:
+            return None
+        rows = await self._rest.get(
+            "/fapi/v1/userTrades",
+            {"symbol": trade.symbol, "orderId": reply.orderId},
+            reply=list[UserTrade],
+            weight=5,
+            signed=True,
+        )
+        fills = [
+            Fill(
+                time=r.time,
+                price=r.price,
+                quantity=r.qty,
+                fee=r.commission,
+                client_order_id=entry.client_order_id,
+                trade_id=r.id,
+            )
+            for r in rows
+        ]
+        opened = msgspec.structs.replace(
+            trade,
+            status="open",
+            quantity=reply.executedQty,
+            entry_price=reply.avgPrice,
+            stop_price=stop_price,
+            entry_fills=fills,
+            opened_at=min((f.time for f in fills), default=reply.updateTime),
+        )
+        await self._records.upsert_trade(opened)
+        return opened
+
+    async def _settle(
+        self, trade: LiveTradeRow, orders: dict[str, LiveOrderRow]
+    ) -> dict[str, object]:
+        """A pending trade with no position: opened and ended while nobody drove it
+        (written open, then closed with the exchange's fills), or never opened."""
+        entry, reply = await self._entry(trade, orders)
+        opened = await self._opened(trade, entry, reply, trade.stop_price)
+        if opened is not None:
+            return {"opened": True} | await self._close(opened)
+        if reply is not None and reply.status in ("NEW", "PARTIALLY_FILLED"):
+            return {"outcome": "entry_open", "entry_status": reply.status}
+        status = NOT_FOUND if reply is None else reply.status
+        reason = "entry_failed" if status in (NOT_FOUND, "REJECTED") else "entry_expired"
+        await self._records.upsert_trade(
+            msgspec.structs.replace(trade, status="not_opened", exit_reason=reason)
+        )
+        return {"outcome": "not_opened", "entry_status": status, "exit_reason": reason}
 
     async def _cancel(self, order: LiveOrderRow) -> dict[str, object]:
         try:

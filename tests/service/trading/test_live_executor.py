@@ -270,3 +270,29 @@ async def test_one_trade_per_symbol_and_no_more_than_max_positions(
         ("BTCUSDT", "symbol_has_open_trade"),
         ("ETHUSDT", "max_positions"),
     ]
+
+
+async def test_a_restarted_executor_leaves_a_symbol_with_a_trade_open_in_the_records(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    signal = await a_signal(http, sim)
+    assert await executor.on_signal(signal) is not None
+    restarted = make_executor(rest, records, max_positions=2)
+
+    # A later signal on the symbol: the open trade of the first process holds it.
+    later = msgspec.structs.replace(signal, tick_ms=signal.tick_ms + 60_000)
+    assert await restarted.on_signal(later) is None
+    assert len(await entry_orders(http, sim)) == 1
+    # It counts towards max_positions as well.
+    small = make_executor(rest, records, max_positions=1)
+    assert await small.on_signal(await a_signal(http, sim, symbol="ETHUSDT")) is None
+    assert set(await positions(http, sim)) == {"BTCUSDT"}
+    skipped = [e for e in await events_of(records) if e.kind == "signal.skipped"]
+    assert [(e.symbol, e.detail["reason"], e.detail["tick"]) for e in skipped] == [
+        ("BTCUSDT", "symbol_has_open_trade", later.tick_ms),
+        ("ETHUSDT", "max_positions", signal.tick_ms),
+    ]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import aiohttp
+import msgspec
 import pytest
 
 from arbengine.domain.live_rows import LiveEventRow
@@ -22,9 +23,12 @@ from arbengine.trading.live_reconcile import (
     AlertOrphan,
     CloseWithFills,
     FlattenOrphan,
+    MarkOrderGone,
+    OpenPending,
     OrphanPolicy,
     ProtectOrphan,
     RestoreStop,
+    SettlePending,
 )
 from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
 from arbengine.trading.live_trade import TradeState
@@ -33,6 +37,7 @@ from tests.service.trading.conftest import (
     RISK_USD,
     a_signal,
     advance,
+    make_executor,
     open_algos,
     positions,
 )
@@ -54,6 +59,31 @@ async def orphan(http: aiohttp.ClientSession, sim: SimServer, side: str, qty: st
     await control(
         http, sim, "account", {"orphan": {"symbol": "BTCUSDT", "side": side, "quantity": qty}}
     )
+
+
+async def killed_while_sending(
+    http: aiohttp.ClientSession,
+    sim: SimServer,
+    executor: LiveExecutor,
+    on: str,
+    until: Callable[[], Awaitable[object]],
+) -> None:
+    """The executor trades a signal and its process ends while an order (``on``: the
+    entry's ``order``, or an ``algo`` order) is on its way, once ``until`` holds: the
+    call is held unanswered, the executor stopped there, the call then cut unplaced."""
+    path = "/fapi/v1/order" if on == "order" else "/fapi/v1/algoOrder"
+    await control(http, sim, "faults", {"hang": {"seconds": 60, "scope": "rest", "path": path}})
+    driving = asyncio.create_task(executor.on_signal(await a_signal(http, sim)))
+    await eventually(until, 10, what="the executor stopped where wanted")
+    driving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await driving
+    await control(http, sim, "faults", {"clear": True, "order_drop": {"execute": False, "on": on}})
+
+    async def cut() -> bool:
+        return bool((await control(http, sim, "faults", {}))["order_drop"] == 0)
+
+    await eventually(cut, 10, what="the held call cut")
 
 
 async def entry_price(http: aiohttp.ClientSession, sim: SimServer) -> Decimal:
@@ -260,3 +290,129 @@ async def test_after_tp1_the_breakeven_stop_is_restored(
     assert stop["closePosition"] is False
     assert Decimal(stop["quantity"]) == trade.position
     assert await positions(http, sim) == {"BTCUSDT": trade.position}
+
+
+async def test_a_pending_trade_with_a_position_is_protected_and_written_open(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    # The executor's process ends between the entry's fill and its stop.
+    await killed_while_sending(http, sim, executor, "algo", lambda: positions(http, sim))
+    [pending] = await records.open_trades()
+    assert pending.status == "pending"
+    assert pending.id is not None
+    assert await open_algos(http, sim) == []
+
+    decisions = await reconciler(rest, records).reconcile_once()
+
+    assert [type(d) for d in decisions if not isinstance(d, MarkOrderGone)] == [RestoreStop]
+    [stop] = await open_algos(http, sim)
+    orders = {o.role: o for o in await records.orders_of_trade(pending.id) if o.role != "sl"}
+    first_stop = next(o for o in await records.orders_of_trade(pending.id) if o.role == "sl")
+    assert Decimal(stop["triggerPrice"]) == Decimal(str(first_stop.trigger_price))
+    opened = await records.trade(pending.id)
+    assert opened is not None
+    entry = orders["entry"]
+    assert (opened.status, opened.quantity, opened.entry_price) == (
+        "open",
+        entry.filled_quantity,
+        entry.average_price,
+    )
+    assert opened.stop_price == first_stop.trigger_price
+    assert [f.client_order_id for f in opened.entry_fills] == [entry.client_order_id]
+    assert opened.opened_at is not None
+    [restored] = [e for e in await events_of(records) if e.kind == "reconcile.stop_restored"]
+    assert (restored.detail["trade_id"], restored.detail["opened"]) == (pending.id, True)
+
+
+async def test_a_pending_trade_whose_stop_stands_is_written_open(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    trade_id = await executor.on_signal(await a_signal(http, sim))
+    assert trade_id is not None
+    trade = executor.trade(trade_id)
+    assert trade is not None
+    assert trade.plan is not None
+    # As a process killed after protecting the position, before writing it open, left it.
+    written = await records.trade(trade_id)
+    assert written is not None
+    await records.upsert_trade(
+        msgspec.structs.replace(
+            written, status="pending", entry_price=None, entry_fills=[], opened_at=None
+        )
+    )
+
+    decisions = await reconciler(rest, records).reconcile_once()
+
+    assert [type(d) for d in decisions] == [OpenPending]
+    opened = await records.trade(trade_id)
+    assert opened is not None
+    assert (opened.status, opened.entry_price, opened.stop_price) == (
+        "open",
+        float(trade.orders[trade.entry_id].avg_price),
+        float(trade.plan.stop_loss),
+    )
+    assert len(opened.entry_fills) == 1
+    assert len(await open_algos(http, sim)) == 3  # nothing placed or cancelled
+
+
+async def test_a_pending_trade_whose_entry_never_got_there_is_not_opened(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    async def entry_sent() -> bool:
+        return bool(await records.open_trades())
+
+    await killed_while_sending(http, sim, executor, "order", entry_sent)
+    [pending] = await records.open_trades()
+    assert pending.id is not None
+
+    decisions = await reconciler(rest, records).reconcile_once()
+
+    assert SettlePending(pending.id, "BTCUSDT") in decisions
+    settled = await records.trade(pending.id)
+    assert settled is not None
+    assert (settled.status, settled.exit_reason) == ("not_opened", "entry_failed")
+    [entry] = await records.orders_of_trade(pending.id)
+    assert entry.status == "NOT_FOUND"
+    assert await positions(http, sim) == {}
+    # The symbol is free again for the next signal.
+    later = msgspec.structs.replace(await a_signal(http, sim), tick_ms=pending.signal_tick + 60_000)
+    assert await make_executor(rest, records).on_signal(later) is not None
+
+
+async def test_a_pending_trade_opened_and_ended_while_nobody_drove_it_is_closed(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    records: LiveRecords,
+    executor: LiveExecutor,
+) -> None:
+    await killed_while_sending(http, sim, executor, "algo", lambda: positions(http, sim))
+    [pending] = await records.open_trades()
+    assert pending.id is not None
+    # Closed by hand (the web UI) before any reconciliation.
+    [(symbol, amount)] = (await positions(http, sim)).items()
+    close = {"symbol": symbol, "side": "SELL", "type": "MARKET", "quantity": str(amount),
+             "reduceOnly": "true"}  # fmt: skip
+    assert (await signed(http, sim, "POST", "/fapi/v1/order", close))[0] == 200
+
+    decisions = await reconciler(rest, records).reconcile_once()
+
+    assert SettlePending(pending.id, symbol) in decisions
+    closed = await records.trade(pending.id)
+    assert closed is not None
+    assert (closed.status, closed.exit_reason) == ("closed", "exchange")
+    assert closed.entry_price is not None
+    assert [f.quantity for f in closed.exit_fills] == [float(amount)]
+    assert closed.realised_usd is not None

@@ -21,9 +21,11 @@ from arbengine.trading.live_reconcile import (
     ExchangeView,
     FlattenOrphan,
     MarkOrderGone,
+    OpenPending,
     ProtectOrphan,
     RecordsView,
     RestoreStop,
+    SettlePending,
     reconcile,
 )
 from tests.support.live_examples import rules_for
@@ -174,8 +176,22 @@ def test_a_trade_whose_position_is_gone_is_closed_and_its_orders_marked() -> Non
     ]
 
 
-def test_a_pending_trade_without_a_position_is_left_as_it_is() -> None:
-    assert decide([], [], [a_trade(status="pending")]) == []
+def test_a_pending_trade_without_a_position_is_settled_by_its_entry() -> None:
+    # Killed before the entry got there, or opened and ended while nobody drove it.
+    tp = an_order_row(client_id(KEY, "tp1"))
+    open_tp = ExchangeOrder(tp.client_order_id, "BTCUSDT", "SELL", "TAKE_PROFIT_MARKET", False,
+                            True, True)  # fmt: skip
+    assert decide([], [open_tp], [a_trade(status="pending")], [tp]) == [
+        SettlePending(7, "BTCUSDT"),
+        CancelLeftover(tp.client_order_id, "BTCUSDT", 7),
+    ]
+
+
+def test_a_pending_trade_whose_stop_stands_is_opened_and_left_protected() -> None:
+    stop = a_stop("BTCUSDT", "SELL", client_id(KEY, "sl"))
+    assert decide([a_position("0.010")], [stop], [a_trade(status="pending")]) == [
+        OpenPending(7, "BTCUSDT")
+    ]
 
 
 def test_a_pending_trade_with_a_position_gets_its_stop() -> None:

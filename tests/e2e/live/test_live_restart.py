@@ -1,0 +1,152 @@
+"""The daemon is killed (SIGKILL) after its entry filled and before its stop stands; the
+next daemon's reconciliation protects the position at the trade's own stop, the records
+say so, and the signal is never entered again."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+
+from arbengine.sim.server import SimServer
+from tests.e2e.collect.conftest import fault
+from tests.e2e.live.conftest import fetch
+from tests.service.sim.simclient import signed
+from tests.support.daemon import DaemonProcess
+from tests.support.waiting import eventually
+
+ALGO_ORDER = "/fapi/v1/algoOrder"
+
+
+async def sim_positions(sim: SimServer) -> dict[str, Decimal]:
+    async with aiohttp.ClientSession() as http:
+        status, rows, _ = await signed(http, sim, "GET", "/fapi/v3/positionRisk")
+    assert status == 200, rows
+    return {r["symbol"]: Decimal(r["positionAmt"]) for r in rows if Decimal(r["positionAmt"])}
+
+
+async def algos_of(sim: SimServer, symbol: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as http:
+        status, rows, _ = await signed(
+            http, sim, "GET", "/fapi/v1/openAlgoOrders", {"symbol": symbol}
+        )
+    assert status == 200, rows
+    assert isinstance(rows, list)
+    return rows
+
+
+async def entries_of(sim: SimServer, symbol: str) -> list[dict[str, Any]]:
+    """The orders that opened rather than reduced, as the sim has them."""
+    async with aiohttp.ClientSession() as http:
+        status, rows, _ = await signed(http, sim, "GET", "/fapi/v1/allOrders", {"symbol": symbol})
+    assert status == 200, rows
+    return [r for r in rows if not r["reduceOnly"] and not r["closePosition"]]
+
+
+async def test_a_position_left_unprotected_by_a_kill_is_protected_after_restart(
+    live_sim: SimServer, live_env: dict[str, str], database_url: str, spawn_daemon
+) -> None:
+    sim = live_sim
+    env = {**live_env, "ARB_LIVE_RECONCILE_INTERVAL": "1s"}
+    first: DaemonProcess = await spawn_daemon(env)
+    await first.started()
+    await first.wait_for("live.started")
+    await first.wait_for("engine.warm_start")
+    # Every algo order is held unanswered: the entry fills, its stop never gets there.
+    await fault(sim, {"hang": {"seconds": 600, "scope": "rest", "path": ALGO_ORDER}})
+
+    async def filled_and_bare() -> dict[str, Decimal]:
+        end = sim.sim_time_ms + 5_000
+        while sim.sim_time_ms < end:
+            await sim.advance_to(min(end, sim.sim_time_ms + 500))
+        # The records first (the sim's request weight is the daemon's, backfilling): the
+        # entry filled, its stop written PENDING, so on its way (and held).
+        if not await fetch(
+            database_url,
+            "SELECT 1 FROM live_orders e JOIN live_orders s USING (trade_id) WHERE e.role = "
+            "'entry' AND e.status = 'FILLED' AND s.role = 'sl' AND s.status = 'PENDING'",
+        ):
+            return {}
+        held = await sim_positions(sim)
+        return held if held and all([await algos_of(sim, s) == [] for s in held]) else {}
+
+    # The first signal waits for the 3 h backfill, paced by the request weight: up to
+    # minutes on a loaded machine.
+    held = await eventually(filled_and_bare, 240, interval=0.5, what="an entry filled, no stop")
+    [(symbol, amount)] = held.items()
+    await first.kill()
+    # The held stop is let go now, and cut unplaced: the exchange never got it.
+    await fault(sim, {"clear": True, "order_drop": {"count": 1, "execute": False, "on": "algo"}})
+
+    async def drop_served() -> bool:
+        return (await fault(sim, {}))["order_drop"] == 0
+
+    await eventually(drop_served, 10, what="the held stop cut")
+    assert await algos_of(sim, symbol) == []
+    [trade] = await fetch(database_url, "SELECT * FROM live_trades")
+    assert trade["symbol"] == symbol
+
+    second: DaemonProcess = await spawn_daemon(env)
+    await second.started()
+    restored = await second.wait_for("live.reconcile.stop_restored", timeout=60)
+    assert (restored["trade_id"], restored["outcome"]) == (trade["id"], "placed")
+
+    # On the exchange: the one position, under one stop at the trade's own stop price.
+    assert await sim_positions(sim) == {symbol: amount}
+    [stop] = await algos_of(sim, symbol)
+    exit_side = "SELL" if amount > 0 else "BUY"
+    assert (stop["symbol"], stop["orderType"], stop["side"], stop["closePosition"]) == (
+        symbol,
+        "STOP_MARKET",
+        exit_side,
+        True,
+    )
+    assert stop["clientAlgoId"] == restored["client_id"]
+    [cut] = await fetch(
+        database_url, "SELECT trigger_price FROM live_orders WHERE role = 'sl' ORDER BY id LIMIT 1"
+    )  # the stop the first daemon sent
+    assert Decimal(stop["triggerPrice"]) == Decimal(str(cut["trigger_price"]))
+    [trade] = await fetch(database_url, "SELECT * FROM live_trades")
+    assert trade["stop_price"] == cut["trigger_price"]
+    # The records: the trade is open with its entry; the stop that never got there is
+    # known as such; what reconciliation did is an event of the trade.
+    assert trade["status"] == "open"
+    assert Decimal(str(trade["quantity"])) == abs(amount)
+    assert trade["entry_price"] is not None
+    orders = await fetch(
+        database_url,
+        "SELECT client_order_id, role, status FROM live_orders WHERE trade_id = $1 ORDER BY id",
+        trade["id"],
+    )
+    by_id = {o["client_order_id"]: (o["role"], o["status"]) for o in orders}
+    assert by_id[stop["clientAlgoId"]] == ("sl", "NEW")
+    assert [s for r, s in by_id.values() if r == "entry"] == ["FILLED"]
+    assert ("sl", "NOT_FOUND") in by_id.values()  # the first stop, cut before it got there
+    events = await fetch(
+        database_url,
+        "SELECT kind, who FROM live_events WHERE kind LIKE 'reconcile.%' ORDER BY id",
+    )
+    assert ("reconcile.stop_restored", "reconciler") in [(e["kind"], e["who"]) for e in events]
+
+    # The new daemon's later signals on the symbol are not entered while the trade it
+    # did not open itself is open there: never a second entry, never two trades netted.
+    restart_ms = sim.sim_time_ms
+
+    async def a_later_signal_handled() -> list:
+        end = sim.sim_time_ms + 5_000
+        while sim.sim_time_ms < end:
+            await sim.advance_to(min(end, sim.sim_time_ms + 500))
+        return await fetch(
+            database_url,
+            "SELECT detail->>'reason' AS reason FROM live_events WHERE kind = 'signal.skipped' "
+            "AND symbol = $1 AND (detail->>'tick')::bigint > $2",
+            symbol, restart_ms,
+        )  # fmt: skip
+
+    skipped = await eventually(a_later_signal_handled, 120, interval=0.5, what="a later signal")
+    assert skipped[0]["reason"] == "symbol_has_open_trade"
+    assert len(await entries_of(sim, symbol)) == 1
+    assert (
+        len(await fetch(database_url, "SELECT id FROM live_trades WHERE symbol = $1", symbol)) == 1
+    )
