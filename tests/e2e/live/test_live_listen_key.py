@@ -84,6 +84,7 @@ async def test_after_a_listen_key_expiry_a_fill_still_reaches_its_trade(
             trade["id"],
         )
 
-    await eventually(closed, 60, interval=0.2, what="the trade closed by its stop")
+    [row] = await eventually(closed, 60, interval=0.2, what="the trade closed by its stop")
+    assert row["exit_reason"] == "sl"
     # The stop's fill came over the stream opened with the new key.
     assert await stream_events(base, "OrderTradeUpdate") > fills_before
