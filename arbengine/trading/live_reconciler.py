@@ -12,6 +12,7 @@ places one under a new id, so protection is never doubled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,7 +117,7 @@ class LiveReconciler:
         attempt = 0
         while not stop.is_set():
             try:
-                await self.reconcile_once()
+                await self.reconcile_once(stop=stop)
                 attempt = 0
                 delay = self.settings.interval_s
             except RetryableError as exc:
@@ -127,8 +128,36 @@ class LiveReconciler:
                 )
             await self._clock.sleep(delay, stop)
 
-    async def reconcile_once(self, *, dry_run: bool = False) -> list[Decision]:
-        """One round: the decisions, carried out unless ``dry_run``."""
+    async def reconcile_once(
+        self, *, dry_run: bool = False, stop: asyncio.Event | None = None
+    ) -> list[Decision]:
+        """One round: the decisions, carried out unless ``dry_run``. Reading sends no
+        order, so a ``stop`` set while it waits (for the next minute's request weight, an
+        exchange slow to answer) ends the round at once with nothing done; carrying the
+        decisions out is never cut short (an order placed is recorded)."""
+        reading = asyncio.ensure_future(self._decide())
+        if stop is not None:
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+            if not reading.done():
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading
+                self._log.info("live.reconcile.stopped_reading")
+                return []
+        decisions, records = await reading
+        if dry_run:
+            return decisions
+        trades = {t.id: t for t in records.trades}
+        orders = {o.client_order_id: o for o in records.orders}
+        for decision in decisions:
+            await self._act(decision, trades, orders)
+        return decisions
+
+    async def _decide(self) -> tuple[list[Decision], RecordsView]:
         exchange = await self.exchange_view()
         records = await self.records_view()
         await self._load_rules({p.symbol for p in exchange.positions if p.amount != 0})
@@ -141,13 +170,7 @@ class LiveReconciler:
             now_ms=self._rest.server_time_ms(),
             driven=self._driven(),
         )
-        if dry_run:
-            return decisions
-        trades = {t.id: t for t in records.trades}
-        orders = {o.client_order_id: o for o in records.orders}
-        for decision in decisions:
-            await self._act(decision, trades, orders)
-        return decisions
+        return decisions, records
 
     # -- reading --------------------------------------------------------------------------
 

@@ -416,3 +416,29 @@ async def test_a_pending_trade_opened_and_ended_while_nobody_drove_it_is_closed(
     assert closed.entry_price is not None
     assert [f.quantity for f in closed.exit_fills] == [float(amount)]
     assert closed.realised_usd is not None
+
+
+async def test_a_stop_while_a_round_reads_ends_it_at_once_with_nothing_done(
+    sim: SimServer, http: aiohttp.ClientSession, rest: BinanceRest, records: LiveRecords
+) -> None:
+    await orphan(http, sim, "BUY", "0.010")
+    # The exchange holds the round's first read (as it would wait for the next minute's
+    # request weight): a shutdown must not wait the read out.
+    hang = {"seconds": 600, "scope": "rest", "path": "/fapi/v3/positionRisk"}
+    await control(http, sim, "faults", {"hang": hang})
+    recon = LiveReconciler(rest, records, ReconcileSettings("protect", RISK_USD))
+    stop = asyncio.Event()
+    task = asyncio.create_task(recon.run(stop))
+
+    async def reading() -> bool:
+        return rest.budget.inflight > 0
+
+    try:
+        await eventually(reading, what="the read on its way")
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)  # the held read is 600 s
+    finally:
+        await control(http, sim, "faults", {"clear": True})
+        task.cancel()
+    assert await open_algos(http, sim) == []  # the orphan was not acted on
+    assert [e for e in await events_of(records) if e.kind.startswith("reconcile.")] == []
