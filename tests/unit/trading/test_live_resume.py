@@ -29,6 +29,7 @@ from arbengine.trading.live_trade import (
     TradeState,
 )
 from arbengine.trading.live_wire import OrderReport, order_row, request_client_id
+from tests.support.live_examples import V52_EXIT
 from tests.unit.trading.test_live_trade import (
     BE,
     BTC,
@@ -43,7 +44,6 @@ from tests.unit.trading.test_live_trade import (
     ids,
     new_trade,
 )
-from tests.support.live_examples import V52_EXIT
 
 ZERO = Decimal(0)
 
