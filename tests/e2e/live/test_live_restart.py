@@ -1,9 +1,10 @@
 """The daemon is killed (SIGKILL) after its entry filled and before its stop stands; the
-next daemon's reconciliation protects the position at the trade's own stop, the records
-say so, and the signal is never entered again."""
+next daemon resumes the trade and protects the position at the trade's own stop under
+the stop's own id, the records say so, and the signal is never entered again."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -44,7 +45,7 @@ async def entries_of(sim: SimServer, symbol: str) -> list[dict[str, Any]]:
     return [r for r in rows if not r["reduceOnly"] and not r["closePosition"]]
 
 
-async def test_a_position_left_unprotected_by_a_kill_is_protected_after_restart(
+async def test_a_position_left_unprotected_by_a_kill_is_protected_when_resumed(
     live_sim: SimServer, live_env: dict[str, str], database_url: str, spawn_daemon
 ) -> None:
     sim = live_sim
@@ -87,47 +88,56 @@ async def test_a_position_left_unprotected_by_a_kill_is_protected_after_restart(
     [trade] = await fetch(database_url, "SELECT * FROM live_trades")
     assert trade["symbol"] == symbol
 
+    [first_stop] = await fetch(
+        database_url,
+        "SELECT client_order_id, trigger_price FROM live_orders WHERE role = 'sl' ORDER BY id",
+    )  # the stop the first daemon sent, written PENDING, cut before it got there
+
     second: DaemonProcess = await spawn_daemon(env)
     await second.started()
-    restored = await second.wait_for("live.reconcile.stop_restored", timeout=60)
-    assert (restored["trade_id"], restored["outcome"]) == (trade["id"], "placed")
+    # The new executor drives the trade again from its records: the stop it left under
+    # way is asked for by its id, not found, and placed (with the take-profits).
+    resumed = await second.wait_for("live.trade.resumed", timeout=60)
+    assert (resumed["trade_id"], resumed["state"]) == (trade["id"], "open_unprotected")
+    protected = await second.wait_for("live.trade.protected", timeout=60)
+    assert (protected["trade_id"], protected["stop"]) == (
+        trade["id"],
+        first_stop["client_order_id"],
+    )
 
     # On the exchange: the one position, under one stop at the trade's own stop price.
     assert await sim_positions(sim) == {symbol: amount}
-    [stop] = await algos_of(sim, symbol)
+    algos = await algos_of(sim, symbol)
+    [stop] = [a for a in algos if a["orderType"] == "STOP_MARKET"]
     exit_side = "SELL" if amount > 0 else "BUY"
-    assert (stop["symbol"], stop["orderType"], stop["side"], stop["closePosition"]) == (
-        symbol,
-        "STOP_MARKET",
-        exit_side,
-        True,
-    )
-    assert stop["clientAlgoId"] == restored["client_id"]
-    [cut] = await fetch(
-        database_url, "SELECT trigger_price FROM live_orders WHERE role = 'sl' ORDER BY id LIMIT 1"
-    )  # the stop the first daemon sent
-    assert Decimal(stop["triggerPrice"]) == Decimal(str(cut["trigger_price"]))
+    assert (stop["symbol"], stop["side"], stop["closePosition"]) == (symbol, exit_side, True)
+    assert stop["clientAlgoId"] == first_stop["client_order_id"]
+    assert Decimal(stop["triggerPrice"]) == Decimal(str(first_stop["trigger_price"]))
     [trade] = await fetch(database_url, "SELECT * FROM live_trades")
-    assert trade["stop_price"] == cut["trigger_price"]
-    # The records: the trade is open with its entry; the stop that never got there is
-    # known as such; what reconciliation did is an event of the trade.
+    assert trade["stop_price"] == first_stop["trigger_price"]
+    # The records: the trade is open with its entry; the stop that never got there was
+    # known as such before it was placed under the same id.
     assert trade["status"] == "open"
     assert Decimal(str(trade["quantity"])) == abs(amount)
     assert trade["entry_price"] is not None
     orders = await fetch(
         database_url,
-        "SELECT client_order_id, role, status FROM live_orders WHERE trade_id = $1 ORDER BY id",
+        "SELECT client_order_id, role, status, status_history::text AS history "
+        "FROM live_orders WHERE trade_id = $1 ORDER BY id",
         trade["id"],
     )
-    by_id = {o["client_order_id"]: (o["role"], o["status"]) for o in orders}
-    assert by_id[stop["clientAlgoId"]] == ("sl", "NEW")
-    assert [s for r, s in by_id.values() if r == "entry"] == ["FILLED"]
-    assert ("sl", "NOT_FOUND") in by_id.values()  # the first stop, cut before it got there
-    events = await fetch(
-        database_url,
-        "SELECT kind, who FROM live_events WHERE kind LIKE 'reconcile.%' ORDER BY id",
+    by_id = {o["client_order_id"]: o for o in orders}
+    sl = by_id[stop["clientAlgoId"]]
+    assert (sl["role"], sl["status"]) == ("sl", "NEW")
+    statuses = [c["status"] for c in json.loads(sl["history"])]
+    assert statuses == ["PENDING", "NOT_FOUND", "PENDING", "NEW"]
+    assert [o["status"] for o in orders if o["role"] == "entry"] == ["FILLED"]
+    assert sorted(o["role"] for o in orders) == ["entry", "sl", "tp1", "tp2"]
+    # Reconciliation left the trade to the executor: it restored nothing.
+    restored = await fetch(
+        database_url, "SELECT kind FROM live_events WHERE kind = 'reconcile.stop_restored'"
     )
-    assert ("reconcile.stop_restored", "reconciler") in [(e["kind"], e["who"]) for e in events]
+    assert restored == []
 
     # The new daemon's later signals on the symbol are not entered while the trade it
     # did not open itself is open there: never a second entry, never two trades netted.
