@@ -125,7 +125,8 @@ async def test_a_position_stopped_out_while_down_is_closed_with_its_fills(
     stored = await records.trade(trade_id)
     assert stored is not None
     assert [f.reason for f in stored.exit_fills] == ["sl"]
-    assert stored.realised_r is not None and stored.realised_r < -0.9
+    assert stored.realised_r is not None
+    assert stored.realised_r < -0.9
     assert len(await entry_orders(http, sim)) == 1
 
 
