@@ -1,6 +1,8 @@
-"""The daemon is killed (SIGKILL) after its entry filled and before its stop stands; the
-next daemon resumes the trade and protects the position at the trade's own stop under
-the stop's own id, the records say so, and the signal is never entered again."""
+"""Restarts with a live trade open. The daemon is killed (SIGKILL) after its entry filled
+and before its stop stands: the next daemon resumes the trade and protects the position
+at the trade's own stop under the stop's own id, the records say so, and the signal is
+never entered again. The daemon is stopped (SIGTERM, a deploy) with a protected trade:
+the next one resumes it and closes it by its stop."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import aiohttp
 from arbengine.sim.server import SimServer
 from tests.e2e.collect.conftest import fault
 from tests.e2e.live.conftest import fetch
-from tests.service.sim.simclient import signed
+from tests.service.sim.simclient import control, signed
 from tests.support.daemon import DaemonProcess
 from tests.support.waiting import eventually
 
@@ -49,7 +51,7 @@ async def test_a_position_left_unprotected_by_a_kill_is_protected_when_resumed(
     live_sim: SimServer, live_env: dict[str, str], database_url: str, spawn_daemon
 ) -> None:
     sim = live_sim
-    env = {**live_env, "ARB_LIVE_RECONCILE_INTERVAL": "1s"}
+    env = live_env
     first: DaemonProcess = await spawn_daemon(env)
     await first.started()
     await first.wait_for("live.started")
@@ -160,3 +162,60 @@ async def test_a_position_left_unprotected_by_a_kill_is_protected_when_resumed(
     assert (
         len(await fetch(database_url, "SELECT id FROM live_trades WHERE symbol = $1", symbol)) == 1
     )
+
+
+async def test_a_protected_trade_left_by_a_deploy_is_resumed_and_closed_by_its_stop(
+    live_sim: SimServer, live_env: dict[str, str], database_url: str, spawn_daemon
+) -> None:
+    sim = live_sim
+    first: DaemonProcess = await spawn_daemon(live_env)
+    await first.started()
+    await first.wait_for("live.started")
+
+    async def a_protected_trade() -> list:
+        end = sim.sim_time_ms + 5_000
+        while sim.sim_time_ms < end:
+            await sim.advance_to(min(end, sim.sim_time_ms + 500))
+        return await fetch(
+            database_url,
+            "SELECT t.id, t.symbol, t.direction, e.client_order_id AS entry_id "
+            "FROM live_trades t JOIN live_orders s ON s.trade_id = t.id AND s.role = 'sl' "
+            "JOIN live_orders e ON e.trade_id = t.id AND e.role = 'entry' "
+            "WHERE t.status = 'open' AND s.status = 'NEW'",
+        )
+
+    # The first signal waits for the backfill: up to minutes on a loaded machine.
+    [trade, *_] = await eventually(a_protected_trade, 240, interval=0.5, what="a protected trade")
+    await first.stop()  # SIGTERM: the trade stays on the exchange as it is
+    symbol = trade["symbol"]
+    assert len(await algos_of(sim, symbol)) == 3  # a deploy leaves the stop and take-profits
+
+    second: DaemonProcess = await spawn_daemon(live_env)
+    await second.started()
+    resumed = await second.wait_for(
+        lambda line: (
+            line.get("event") == "live.trade.resumed" and line.get("trade_id") == trade["id"]
+        ),
+        timeout=60,
+    )
+    assert resumed["state"] == "protected"
+    async with aiohttp.ClientSession() as http:  # the market goes through the stop
+        await control(
+            http, sim, "market", {"symbol": symbol, "shock_bps": -1000 * trade["direction"]}
+        )
+
+    async def closed() -> list:
+        await sim.advance_to(sim.sim_time_ms + 1_000)
+        return await fetch(
+            database_url,
+            "SELECT exit_reason, exit_fills::text AS fills FROM live_trades "
+            "WHERE id = $1 AND status = 'closed'",
+            trade["id"],
+        )
+
+    [row] = await eventually(closed, 120, interval=0.5, what="the resumed trade closed")
+    assert row["exit_reason"] == "sl"
+    assert [f["reason"] for f in json.loads(row["fills"])] == ["sl"]
+    await second.wait_for("live.trade.closed")
+    entries = [e for e in await entries_of(sim, symbol) if e["clientOrderId"] == trade["entry_id"]]
+    assert len(entries) == 1
