@@ -16,8 +16,11 @@ from arbengine.runtime.clock import ManualClock
 from arbengine.sim import SimServer
 from arbengine.store.live_records import LiveRecords
 from arbengine.trading.live_executor import LiveExecutor
+from arbengine.trading.live_reconcile import CloseWithFills
+from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
 from arbengine.trading.live_trade import TradeState
 from tests.service.trading.conftest import (
+    RISK_USD,
     advance,
     entry_orders,
     make_executor,
@@ -120,6 +123,14 @@ async def test_a_position_stopped_out_while_down_is_closed_with_its_fills(
 
     later = make_executor(rest, records, clock=market_time)
     assert await later.resume() == [trade_id]
+    # Reconciliation leaves the resumed trade to the executor (it would close it else).
+    settings = ReconcileSettings("protect", RISK_USD)
+    alone = LiveReconciler(rest, records, settings)
+    decided = await alone.reconcile_once(dry_run=True)
+    assert CloseWithFills(trade_id, "BTCUSDT") in decided
+    beside = LiveReconciler(rest, records, settings, driven=lambda: later.trade_ids)
+    assert await beside.reconcile_once(dry_run=True) == []
+
     await later.poll_once()
     await assert_closed(later, records, http, sim, trade_id, "sl")
     stored = await records.trade(trade_id)
