@@ -115,6 +115,7 @@ def assert_same(rebuilt: LiveTrade, original: LiveTrade) -> None:
         original.entry_attempts,
     )
     assert rebuilt.plan == original.plan
+    assert rebuilt.forced == original.forced
     assert rebuilt.position == original.position
 
 
@@ -249,3 +250,30 @@ def test_a_cancel_is_left_alone_until_asked() -> None:
     trade = r.rebuilt()
     assert_same(trade, r.trade)
     assert not any(isinstance(a, Cancel) for a in unfinished(trade))
+
+
+def test_an_entry_sent_without_an_answer_is_asked_for_not_sent_again() -> None:
+    r = Recorded()  # PENDING written, then the process ended
+    trade = r.rebuilt()
+    assert_same(trade, r.trade)
+    assert trade.entry_attempts == 1
+    assert unfinished(trade) == [Query(ENTRY, False, 1)]
+    assert trade.state == TradeState.ENTRY_UNKNOWN
+
+
+def test_a_take_profit_refused_as_crossed_was_taken_at_market_under_its_next_id() -> None:
+    r = Recorded()
+    r.hear(Filled(ENTRY, QTY, FILL), "FILLED", QTY, FILL)
+    r.hear(Acked(SL), "NEW")
+    note = "POST /fapi/v1/algoOrder: HTTP 400 code -2021: Order would immediately trigger."
+    at_market = r.hear(Rejected(TP1, -2021, note), "REJECTED", note=note)
+    assert ids(at_market) == [("place", "tp1#1")]
+    tp1_1 = client_id(KEY, "tp1", 1)
+    r.hear(Filled(tp1_1, Decimal("0.270"), FILL), "FILLED", Decimal("0.270"), FILL)
+    r.hear(Acked(TP2), "NEW")
+
+    trade = r.rebuilt()
+    assert_same(trade, r.trade)
+    assert [d.what for d in trade.forced] == ["tp1_at_market"]
+    assert trade.state == TradeState.BREAKEVEN
+    assert unfinished(trade) == unfinished(r.trade)
