@@ -403,6 +403,9 @@ class Daemon:
             clock=self.exchange_clock,
         )
         await executor.load_rules({symbol for s in traded for symbol in s.symbols})
+        # Before the first signal or poll: the trades an earlier process left are driven
+        # again (reconciliation leaves them alone from here, being the executor's).
+        await executor.resume()
         self.live_executor = executor
         signals: Channel[Signal] = Channel(
             "live-signals", LIVE_SIGNALS_CAPACITY, OverflowPolicy.DROP_OLDEST

@@ -15,6 +15,8 @@ from typing import Literal
 
 import msgspec
 
+from arbengine.domain.events import Signal
+
 OrderKind = Literal["order", "algo"]
 """``order``: ``/fapi/v1/order``; ``algo``: ``/fapi/v1/algoOrder`` (stops, take-profits)."""
 OrderSide = Literal["BUY", "SELL"]
@@ -47,6 +49,10 @@ class StatusChange(msgspec.Struct, frozen=True):
     """Epoch ms: the exchange's time of the report, or ours for PENDING / UNKNOWN."""
     note: str | None = None
     """Why, where it says more than the status (``-2019 Margin is insufficient``)."""
+    written_us: int | None = None
+    """The database's clock at the write (epoch µs): the order of the changes across a
+    trade's orders, which the exchange's times cannot give (two clocks, ms ties). A
+    restart replays a trade's changes in this order."""
 
 
 class LiveOrderRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,6 +149,9 @@ class LiveTradeRow(msgspec.Struct, frozen=True, kw_only=True):
     """The paper twin: ``paper_trades`` (strategy, symbol, entry_tick = this)."""
     opened_at: int | None = None
     closed_at: int | None = None
+    signal: Signal | None = None
+    """The signal as traded: a restart rebuilds the exit plan from it (None for a trade
+    stored before it was kept)."""
 
 
 class TradeClose(msgspec.Struct, frozen=True, kw_only=True):

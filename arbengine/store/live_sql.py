@@ -38,7 +38,8 @@ def _json(value: Any) -> str:
 def _decode(record: asyncpg.Record, row_type: type[Row], json_columns: tuple[str, ...]) -> Row:
     fields = dict(record)
     for column in json_columns:
-        fields[column] = msgspec.json.decode(fields[column])
+        if fields[column] is not None:  # a nullable column (live_trades.signal)
+            fields[column] = msgspec.json.decode(fields[column])
     return msgspec.convert(fields, row_type)
 
 
@@ -62,7 +63,8 @@ INSERT INTO live_orders (
     filled_quantity, average_price, trade_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
         jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
-            'status', $13::text, 'time', $14::bigint, 'note', $18::text))),
+            'status', $13::text, 'time', $14::bigint, 'note', $18::text,
+            'written_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint))),
         $15, $16, $17)
 ON CONFLICT (client_order_id) DO UPDATE SET
     exchange_order_id = COALESCE(EXCLUDED.exchange_order_id, live_orders.exchange_order_id),
@@ -185,8 +187,9 @@ _TRADE_FIELDS = (
     "paper_entry_tick",
     "opened_at",
     "closed_at",
+    "signal",
 )
-_TRADE_JSON = ("entry_fills", "exit_fills", "plan_differences")
+_TRADE_JSON = ("entry_fills", "exit_fills", "plan_differences", "signal")
 _TRADE_KEY = ("strategy", "symbol", "signal_tick")
 _TRADE_COLUMNS = "id, " + ", ".join(_TRADE_FIELDS)
 
@@ -196,14 +199,23 @@ _UPSERT_TRADE = (
         f"${i}::jsonb" if f in _TRADE_JSON else f"${i}" for i, f in enumerate(_TRADE_FIELDS, 1)
     )
     + f") ON CONFLICT ({', '.join(_TRADE_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{f} = EXCLUDED.{f}" for f in _TRADE_FIELDS if f not in _TRADE_KEY)
+    + ", ".join(
+        # The signal is written once, with the trade; a later write without it keeps it.
+        "signal = COALESCE(EXCLUDED.signal, live_trades.signal)"
+        if f == "signal"
+        else f"{f} = EXCLUDED.{f}"
+        for f in _TRADE_FIELDS
+        if f not in _TRADE_KEY
+    )
     + ", updated_at = now() WHERE live_trades.status <> 'closed' RETURNING id"
 )
 
 
 def _trade_values(trade: LiveTradeRow) -> list[Any]:
+    values = [getattr(trade, f) for f in _TRADE_FIELDS]
     return [
-        _json(getattr(trade, f)) if f in _TRADE_JSON else getattr(trade, f) for f in _TRADE_FIELDS
+        _json(v) if f in _TRADE_JSON and v is not None else v
+        for f, v in zip(_TRADE_FIELDS, values, strict=True)
     ]
 
 

@@ -77,8 +77,9 @@ from arbengine.runtime.backoff import (
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.trading.live_plan import AlgoOrder, OrderRequest, trade_key
 from arbengine.trading.live_replace import StopReplaceTimer
+from arbengine.trading.live_resume import NotResumable, rebuild, unfinished
 from arbengine.trading.live_rules import SymbolRules, symbol_rules, to_decimal
-from arbengine.trading.live_sizing import Skipped, size_entry
+from arbengine.trading.live_sizing import Skipped, resized, size_entry
 from arbengine.trading.live_trade import (
     Cancel,
     Ended,
@@ -125,6 +126,7 @@ class LiveRecordsPort(Protocol):
         self, strategy: str, symbol: str, signal_tick: int
     ) -> LiveTradeRow | None: ...
     async def open_trades(self) -> list[LiveTradeRow]: ...
+    async def orders_of_trade(self, trade_id: int) -> list[LiveOrderRow]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,9 @@ class _Running:
     status_times: dict[str, int] = field(default_factory=dict)
     """Client id → the time of the last status written for it."""
     breakeven: StopReplaceTimer = field(default_factory=StopReplaceTimer)
+    resumed: bool = False
+    """Rebuilt from an earlier process's records: what it left under way is settled
+    after the first poll (``live_resume.unfinished``)."""
 
 
 class LiveExecutor:
@@ -235,6 +240,114 @@ class LiveExecutor:
             Decimal(0),
         )
 
+    # -- a restart --------------------------------------------------------------------------
+
+    async def resume(self) -> list[int]:
+        """Drive again the pending and open trades an earlier process left (a deploy, a
+        crash): each is rebuilt from its records by replaying its machine
+        (``live_resume``); the next poll asks the exchange about its orders and position
+        and it carries on from there. One that cannot be rebuilt stays the
+        reconciliation's, with an error event saying why. The ids of those resumed."""
+        resumed: list[int] = []
+        for row in await self._write(self._records.open_trades):
+            assert row.id is not None
+            if row.id in self._running:
+                continue
+            running = await self._rebuild(row)
+            if running is None:
+                continue
+            self._running[row.id] = running
+            for cid in running.trade.orders:
+                self._by_client_id[cid] = row.id
+            trade = running.trade
+            await self._event(
+                "trade.resumed",
+                trade.signal,
+                {
+                    "trade_id": row.id,
+                    "state": trade.state.value,
+                    "orders": {cid: o.status for cid, o in trade.orders.items()},
+                },
+            )
+            resumed.append(row.id)
+        return resumed
+
+    async def _rebuild(self, row: LiveTradeRow) -> _Running | None:
+        assert row.id is not None
+        signal, rule = row.signal, self._exit_rules.get(row.strategy)
+        reason: str | None = None
+        if signal is None:
+            reason = "the trade's signal was not recorded"
+        elif rule is None:
+            reason = f"strategy {row.strategy} is not loaded: its exit rule is unknown"
+        else:
+            if row.symbol not in self._rules:
+                await self.load_rules([row.symbol])
+            if row.symbol not in self._rules:
+                reason = f"symbol {row.symbol} is not listed"
+        if reason is not None or signal is None or rule is None:
+            await self._not_resumed(row, reason or "")
+            return None
+        orders = await self._write(lambda: self._records.orders_of_trade(row.id or 0))
+        entry = next((o for o in orders if o.role == "entry"), None)
+        qty = to_decimal(entry.quantity if entry and entry.quantity else row.quantity)
+        unrounded = next(
+            (to_decimal(d.paper) for d in row.plan_differences if d.what == "quantity" and d.paper),
+            None,
+        )
+        sized = resized(
+            signal,
+            rule,
+            qty=qty,
+            unrounded_qty=unrounded,
+            risk_usd=self.settings.risk_per_trade_usd,
+            leverage=self.settings.leverage,
+        )
+        trade = rebuild(
+            signal,
+            rule,
+            self._rules[row.symbol],
+            sized,
+            orders,
+            max_entry_attempts=self.settings.max_entry_attempts,
+        )
+        if isinstance(trade, NotResumable):
+            await self._not_resumed(row, trade.reason)
+            return None
+        return _Running(
+            trade,
+            row.id,
+            opened_at=row.opened_at,
+            protected_reported=trade.is_protected,
+            order_ids={
+                o.client_order_id: o.exchange_order_id
+                for o in orders
+                if o.kind == "order" and o.exchange_order_id is not None
+            },
+            entry_fills=list(row.entry_fills),
+            status_times={o.client_order_id: o.status_time for o in orders},
+            resumed=True,
+        )
+
+    async def _not_resumed(self, row: LiveTradeRow, reason: str) -> None:
+        detail: dict[str, object] = {"trade_id": row.id, "reason": reason}
+        self._log.error(
+            "live.trade.not_resumed", symbol=row.symbol, strategy=row.strategy, **detail
+        )
+        await self._write(
+            lambda: self._records.append_event(
+                LiveEventRow(
+                    at=datetime.now(UTC),
+                    level="error",
+                    kind="trade.not_resumed",
+                    symbol=row.symbol,
+                    strategy=row.strategy,
+                    detail=detail,
+                    who=self._who,
+                )
+            )
+        )
+
     # -- signals --------------------------------------------------------------------------
 
     async def on_signal(self, signal: Signal) -> int | None:
@@ -268,7 +381,7 @@ class LiveExecutor:
             await self._event("signal.skipped", signal, {"reason": "no exit rule"}, "error")
             return None
         # Trades open in the records that no one drives here: left by an earlier process
-        # (killed between entry and protection, say), in reconciliation's hands now.
+        # and not resumed (``resume``), in reconciliation's hands.
         left = [
             t for t in await self._write(self._records.open_trades) if t.id not in self._running
         ]
@@ -438,6 +551,11 @@ class LiveExecutor:
                 await self._feed(running, events)
         if amount == 0 and trade.state != TradeState.CLOSED:
             await self._feed(running, [PositionChanged(amount, settled=True)])
+        if running.resumed and self._driving(running):
+            # After the position and the open orders: a stop replaced while the position
+            # was already gone is then asked about and let go, not placed.
+            running.resumed = False
+            await self._drive(running, unfinished(trade))
 
     # -- driving the machine --------------------------------------------------------------
 

@@ -128,3 +128,42 @@ def size_entry(
         r_distance=r_distance,
         leverage=leverage,
     )
+
+
+def resized(
+    signal: Signal,
+    rule: ExitRule,
+    *,
+    qty: Decimal,
+    unrounded_qty: Decimal | None,
+    risk_usd: Decimal,
+    leverage: int,
+) -> Sized:
+    """The size a trade was given when its signal came (a restart rebuilds the trade):
+    the entry order's ``qty`` as sent, the paper's levels from the signal and the rule as
+    ``size_entry`` computed them, and ``unrounded_qty`` as recorded, else (nothing
+    recorded yet) ``risk_usd`` / R as ``size_entry`` has it."""
+    paper = open_position(
+        strategy=signal.strategy,
+        strategy_hash=signal.strategy_hash,
+        symbol=signal.symbol,
+        direction=signal.direction,
+        tick=signal.tick_ms,
+        price=signal.price,
+        atr=signal.atr,
+        rule=rule,
+    )
+    entry = to_decimal(paper.entry_price)
+    r_distance = to_decimal(paper.r_distance)
+    notional = qty * entry
+    return Sized(
+        qty=qty,
+        unrounded_qty=risk_usd / r_distance if unrounded_qty is None else unrounded_qty,
+        notional=notional,
+        margin=notional / leverage,
+        risk_usd=qty * r_distance,
+        entry=entry,
+        stop=to_decimal(paper.stop_loss),
+        r_distance=r_distance,
+        leverage=leverage,
+    )

@@ -187,6 +187,7 @@ def trade_row(
         ],
         paper_entry_tick=trade.signal.tick_ms,
         opened_at=opened_at,
+        signal=trade.signal,
     )
 
 

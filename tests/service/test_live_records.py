@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 import pytest
 
+from arbengine.domain.events import Signal
 from arbengine.domain.live_rows import (
     Fill,
     LiveConfigRow,
@@ -74,7 +75,7 @@ async def test_an_order_keeps_its_status_history_and_ignores_stale_reports(db: D
     records = LiveRecords(db)
     trade_id = await records.upsert_trade(a_trade())
     sent = await records.upsert_order(an_order(trade_id=trade_id))
-    assert sent.status_history == [StatusChange("PENDING", T0 + 10)]
+    assert without_write_clock(sent.status_history) == [StatusChange("PENDING", T0 + 10)]
     assert sent.created_at is not None
     assert sent.is_open
 
@@ -94,7 +95,7 @@ async def test_an_order_keeps_its_status_history_and_ignores_stale_reports(db: D
     again = await records.upsert_order(an_order(status="NEW", status_time=T0 + 7_000))
 
     assert late == again == stored == await records.order(filled.client_order_id)
-    assert stored.status_history == [
+    assert without_write_clock(stored.status_history) == [
         StatusChange("PENDING", T0 + 10),
         StatusChange("UNKNOWN", T0 + 5_010, "timeout after sending"),
         StatusChange("FILLED", T0 + 6_000),
@@ -113,6 +114,15 @@ async def test_an_order_keeps_its_status_history_and_ignores_stale_reports(db: D
     assert not stored.is_open
     assert await records.open_orders() == []
     assert await records.order("no-such-id") is None
+    # The database's clock at each change: the order they were written in, to the µs.
+    written = [c.written_us for c in stored.status_history]
+    assert written == sorted(set(written))
+    assert written[0] == sent.status_history[0].written_us
+
+
+def without_write_clock(history: list[StatusChange]) -> list[StatusChange]:
+    assert all(c.written_us is not None for c in history)
+    return [msgspec.structs.replace(c, written_us=None) for c in history]
 
 
 async def test_an_order_the_exchange_never_had_may_be_sent_again(db: Database) -> None:
@@ -174,6 +184,20 @@ async def test_open_orders_are_the_unfinished_ones_by_symbol(db: Database) -> No
     between = await records.orders_between(now - hour, now + hour, symbol="ETHUSDT")
     assert [o.client_order_id for o in between] == ["arb-eth"]
     assert await records.orders_between(now + hour, now + 2 * hour) == []
+
+
+async def test_a_trade_keeps_the_signal_it_was_written_with(db: Database) -> None:
+    """What a restart rebuilds the trade's plan from; a write without it keeps it."""
+    records = LiveRecords(db)
+    signal = Signal(tick_ms=T0, symbol="BTCUSDT", strategy="v52", strategy_hash="h" * 64,
+                    direction=1, score=81.5, coverage=100.0, price=100_000.1, atr=1_666.7,
+                    features={"rsi": 28.0}, contributions={"rsi": 20.0})  # fmt: skip
+    trade_id = await records.upsert_trade(a_trade(signal=signal))
+    assert await records.upsert_trade(a_trade(status="open")) == trade_id
+    stored = await records.trade(trade_id)
+    assert stored is not None
+    assert (stored.status, stored.signal) == ("open", signal)
+    assert (await records.open_trades())[0].signal == signal
 
 
 async def test_a_trade_round_trips_and_its_first_close_stands(db: Database) -> None:
