@@ -441,6 +441,11 @@ class BinanceRest:
                 body = await response.read()
                 status = response.status
                 response_headers = response.headers
+        except asyncio.CancelledError:
+            # A read given up at a shutdown: what it took of this minute stays taken,
+            # but it is no longer in flight (or the budget would shrink for good).
+            self._release(weight, minute)
+            raise
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._release(weight, minute)
             REQUESTS.labels(path, "error").inc()

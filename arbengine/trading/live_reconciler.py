@@ -12,7 +12,6 @@ places one under a new id, so protection is never doubled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,8 +42,9 @@ from arbengine.exchange.replies import (
 )
 from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
-from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy
+from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy, Stopped
 from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.runtime.stopping import unless_stopped
 from arbengine.trading.live_executor import ALGO_PATH, ORDER_PATH, funding_between
 from arbengine.trading.live_plan import AlgoOrder, OrderRequest
 from arbengine.trading.live_reconcile import (
@@ -135,20 +135,11 @@ class LiveReconciler:
         order, so a ``stop`` set while it waits (for the next minute's request weight, an
         exchange slow to answer) ends the round at once with nothing done; carrying the
         decisions out is never cut short (an order placed is recorded)."""
-        reading = asyncio.ensure_future(self._decide())
-        if stop is not None:
-            stopped = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopped.cancel()
-            if not reading.done():
-                reading.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reading
-                self._log.info("live.reconcile.stopped_reading")
-                return []
-        decisions, records = await reading
+        try:
+            decisions, records = await unless_stopped(self._decide(), stop, "reconciliation")
+        except Stopped:
+            self._log.info("live.reconcile.stopped_reading")
+            return []
         if dry_run:
             return decisions
         trades = {t.id: t for t in records.trades}
