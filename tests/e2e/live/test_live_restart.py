@@ -7,6 +7,7 @@ the next one resumes it and closes it by its stop."""
 from __future__ import annotations
 
 import json
+import signal
 from decimal import Decimal
 from typing import Any
 
@@ -115,8 +116,13 @@ async def test_a_position_left_unprotected_by_a_kill_is_protected_when_resumed(
     assert (stop["symbol"], stop["side"], stop["closePosition"]) == (symbol, exit_side, True)
     assert stop["clientAlgoId"] == first_stop["client_order_id"]
     assert Decimal(stop["triggerPrice"]) == Decimal(str(first_stop["trigger_price"]))
-    [trade] = await fetch(database_url, "SELECT * FROM live_trades")
-    assert trade["stop_price"] == first_stop["trigger_price"]
+
+    async def written_open() -> list[Any]:
+        # The row follows the log line: wait for the executor to have written it.
+        return await fetch(database_url, "SELECT * FROM live_trades WHERE status = 'open'")
+
+    [trade] = await eventually(written_open, 10, what="the trade written open")
+    assert trade["stop_price"] == float(stop["triggerPrice"])  # the plan's stop, on the tick
     # The records: the trade is open with its entry; the stop that never got there was
     # known as such before it was placed under the same id.
     assert trade["status"] == "open"
@@ -186,7 +192,8 @@ async def test_a_protected_trade_left_by_a_deploy_is_resumed_and_closed_by_its_s
 
     # The first signal waits for the backfill: up to minutes on a loaded machine.
     [trade, *_] = await eventually(a_protected_trade, 240, interval=0.5, what="a protected trade")
-    await first.stop()  # SIGTERM: the trade stays on the exchange as it is
+    first.send(signal.SIGTERM)  # the trade stays on the exchange as it is
+    assert await first.wait_exit(30) == 0  # every component ended in time, nothing unwritten
     symbol = trade["symbol"]
     assert len(await algos_of(sim, symbol)) == 3  # a deploy leaves the stop and take-profits
 
