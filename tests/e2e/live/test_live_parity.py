@@ -188,8 +188,9 @@ async def drive(market: Market, trade: asyncpg.Record, scenario: tuple[str, ...]
 
 def live_row(record: asyncpg.Record) -> LiveTradeRow:
     fields = {k: record[k] for k in LiveTradeRow.__struct_fields__ if k in record}
-    for name in ("entry_fills", "exit_fills", "plan_differences"):
-        fields[name] = json.loads(fields[name])
+    for name in ("entry_fills", "exit_fills", "plan_differences", "signal"):
+        if fields.get(name) is not None:
+            fields[name] = json.loads(fields[name])
     return msgspec.convert(fields, LiveTradeRow)
 
 
