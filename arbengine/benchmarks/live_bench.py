@@ -95,7 +95,13 @@ WireKey = tuple[str, str, str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--signals", type=int, default=200, help="signals traded (default 200)")
+    parser.add_argument(
+        "--signals",
+        type=int,
+        default=80,
+        help="signals traded back to back (default 80: ~500 orders, within the share of the "
+        "account's 1200 orders a minute the client keeps to; past it orders wait a minute)",
+    )
     parser.add_argument(
         "--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT",
         help="symbols the signals take turns on (comma list)",
