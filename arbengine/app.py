@@ -8,6 +8,15 @@ stop the embedded server; all within ``runtime.shutdown_deadline``. That deadlin
 is a hard bound: what still runs then is cancelled and named (``daemon.abandoned``),
 and if the process has not ended ``FORCE_AFTER_S`` later, or at a second signal,
 it is ended at once (``runtime/hard_stop.py``) with the embedded server stopped.
+
+Live trading (``[live] enabled``): before anything trades, the account's lock is taken
+(a second daemon on the account exits 2 saying who holds it), the account is checked
+(``trading/live_service.py``: exit 2 with one line on a refused key, hedge mode or
+multi-assets mode) and a live strategy must be loaded (exit 2 otherwise). The engine
+hands the fired signals of live ticks to the executor on a channel; the user data
+stream's reports go to the executor's poll loop, which drives every trade; the
+reconciler compares the exchange with the records every ``reconcile_interval``.
+``run --sim`` points the live endpoints at the sim.
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ import contextlib
 import functools
 import os
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -30,15 +41,19 @@ from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
 from arbengine.collect.listing import ExchangeInfoRefresher, SymbolListing
 from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
 from arbengine.collect.progress import BackfillProgress
-from arbengine.domain.errors import CannotListen, is_retryable
+from arbengine.domain.errors import CannotListen, ConfigError, is_retryable
+from arbengine.domain.events import Signal
+from arbengine.domain.live_rows import LiveEventRow
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
-from arbengine.exchange.rest import BinanceRest
+from arbengine.exchange.rest import BinanceRest, RestLimits
 from arbengine.exchange.streams import StreamPolicy
+from arbengine.exchange.user_stream import UserStream
 from arbengine.logs import get_logger
 from arbengine.pipeline.replay import ReplayStats, ReplayTarget, replay_history
 from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
+from arbengine.pipeline.signal_pipeline import exit_rule
 from arbengine.runtime.backoff import RetryPolicy
 from arbengine.runtime.channels import Channel, Fanout, OverflowPolicy, Sink
 from arbengine.runtime.clock import Clock, RemoteClock, SystemClock
@@ -53,19 +68,32 @@ from arbengine.runtime.supervisor import (
     Supervisor,
     TooManyRestarts,
 )
-from arbengine.settings import Settings, shipped, strategies_dir
+from arbengine.settings import LiveSettings, Settings, live_endpoints, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store.continuity_records import ContinuityRecords
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
 from arbengine.store.embedded import EmbeddedServer, stop_at_once
 from arbengine.store.engine_records import EngineRecords
 from arbengine.store.engine_writer import EngineWriter
+from arbengine.store.live_lock import AccountInUse, AccountLock, acquire_account_lock
+from arbengine.store.live_records import LiveRecords
 from arbengine.store.market_sql import (
     last_indicator_times,
     last_stored_trade_ids,
 )
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
+from arbengine.trading.live_executor import ExecutorSettings, LiveExecutor
+from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
+from arbengine.trading.live_service import (
+    LiveConfigFollower,
+    LivePolling,
+    SymbolLeverage,
+    check_account,
+    declare_live_demand,
+    executor_settings,
+    trade_signals,
+)
 
 if TYPE_CHECKING:  # the simulated exchange is imported only when `run --sim` starts it
     from arbengine.sim.server import SimConfig
@@ -77,6 +105,10 @@ EXIT_ROWS_NOT_WRITTEN = 3
 EXIT_ABANDONED = 4
 """Stopped by force: a component still running at the shutdown deadline was cancelled, or a
 second signal (or the hard bound) ended the process at once."""
+LIVE_RESTART_KEYS = ("enabled", "environment", "rest_url", "private_ws_url")
+"""``[live]`` keys a SIGHUP does not apply (the others are applied from the next signal)."""
+LIVE_SIGNALS_CAPACITY = 64
+"""Fired signals waiting for the executor; when full the oldest is dropped (stale anyway)."""
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:
@@ -99,10 +131,19 @@ class Daemon:
         clock: Clock | None = None,
         sim: SimConfig | None = None,
         components: Sequence[Component] = (),
+        reread: Callable[[], Settings] | None = None,
     ) -> None:
         """``components``: more to supervise alongside the daemon's own (a test daemon's
-        misbehaving ones; the command line never passes any)."""
+        misbehaving ones; the command line never passes any). ``reread``: the settings
+        read again from where they came from (SIGHUP applies their ``[live]`` part)."""
         self.settings = settings
+        self._reread = reread
+        self._file_live = settings.live
+        """``[live]`` as the file (and environment) gave it, before ``run --sim``'s URLs."""
+        self._live_reload: Callable[[], Awaitable[None]] | None = None
+        self._live_flatten: Callable[[int, str], Awaitable[tuple[str, str] | None]] | None = None
+        self._live_follower: LiveConfigFollower | None = None
+        self._flattening: set[asyncio.Task[None]] = set()
         self.extra_components = tuple(components)
         self.sim_config = sim
         self.clock = clock or SystemClock()
@@ -120,10 +161,16 @@ class Daemon:
         self.channels: list[Channel[Any]] = []
         self.reload_hooks: list[Callable[[], Awaitable[None]]] = []
         self.engine_inbox: Channel[MarketEvent] | None = None
+        self.live_signals: Channel[Signal] | None = None
+        self.live_executor: LiveExecutor | None = None
+        self.lock_lost = False
+        """The account lock went while running: the daemon stopped, and exits non-zero."""
         self.engine: EngineService | None = None
         self.strategies_at_start: StrategySet | None = None
         self.writers: list[MarketWriter | EngineWriter] = []
         self.rest: BinanceRest | None = None
+        self._rest_limits: dict[str, RestLimits] = {}
+        """One per exchange host (``_limits_for``)."""
         self.backfill: BackfillProgress | None = None
         self.hard_stop = HardStop(EXIT_ABANDONED, running=self.supervisor.unresponsive)
         self.left_behind: list[str] = []
@@ -183,6 +230,7 @@ class Daemon:
             max_catch_up_ms=es.max_catch_up.ms,
             clock=self.exchange_clock,
             collected=self.collected,
+            signals=self.live_signals,
         )
 
         async def reload() -> None:
@@ -222,6 +270,18 @@ class Daemon:
                 hint="remove it from these strategies and reload (SIGHUP)",
             )
 
+    def _current_strategies(self) -> StrategySet | None:
+        """The strategies the engine runs now (after any SIGHUP reload), else those loaded
+        at start; None when none were loaded."""
+        engine = self.engine
+        current = engine.pipeline.core.strategies if engine and engine.pipeline else None
+        return current or self.strategies_at_start
+
+    def _strategy_names(self) -> list[str] | None:
+        """The enabled strategies the engine runs now, else those loaded at start."""
+        strategies = self._current_strategies()
+        return [s.name for s in strategies.enabled] if strategies is not None else None
+
     def _watch_writer(self, name: str, writer: MarketWriter | EngineWriter) -> None:
         """Kept for the exit status, and on the health board: failing writes, or a write that
         has run past its deadline (a stall the timeout has not caught yet)."""
@@ -253,7 +313,278 @@ class Daemon:
         collect = msgspec.structs.replace(
             self.settings.collect, enabled=True, symbols=list(config.symbols)
         )
-        return msgspec.structs.replace(self.settings, exchange=exchange, collect=collect)
+        live = msgspec.structs.replace(
+            self.settings.live, rest_url=sim.rest_url, private_ws_url=sim.private_ws_url
+        )
+        return msgspec.structs.replace(self.settings, exchange=exchange, collect=collect, live=live)
+
+    async def _hold_lock(self, lock: AccountLock, stop: asyncio.Event) -> None:
+        """Runs while the account lock is held. Its loss (the lock's connection ended: a
+        database restart, a network cut) stops the daemon at once, exit status 1: another
+        process may take the lock and trade the account now, so this one must not; a
+        restart takes the lock again or is refused. (Cancelled at shutdown before the lock
+        is released, so a return of ``wait_lost`` is a real loss.)"""
+        await lock.wait_lost()
+        self.lock_lost = True
+        self.log.error(
+            "live.lock_lost",
+            lock_session=lock.session_pid,
+            action="stopping the daemon: it must not trade without the account's lock",
+        )
+        self._stop_requested(self.settings.runtime.shutdown_deadline.seconds)
+        stop.set()
+        await asyncio.Event().wait()  # stopped with the others
+
+    def _check_live_strategies(self) -> None:
+        """Every ``[live] strategies`` name must be a loaded, enabled strategy (exit 2)."""
+        live = self.settings.live
+        if not self.settings.engine.enabled:
+            raise ConfigError("live.enabled requires engine.enabled (signals come from it)")
+        loaded = self.strategies_at_start
+        names = {s.name for s in loaded.enabled} if loaded is not None else set()
+        unknown = [n for n in live.strategies if n not in names]
+        if unknown:
+            raise ConfigError(
+                f"live.strategies: {', '.join(unknown)} not among the loaded strategies "
+                f"({', '.join(sorted(names)) or 'none'}) in {strategies_dir(self.settings.engine)}"
+            )
+
+    async def _add_live(
+        self, stack: contextlib.AsyncExitStack, db: Database, stop: asyncio.Event
+    ) -> bool:
+        """The account lock, the account checks, the executor and its inputs; False when a
+        stop came while the exchange could not be reached. Raises a FatalError (exit 2)
+        when this process must not trade."""
+        settings = self.settings
+        live, ex = settings.live, settings.exchange
+        endpoints = live_endpoints(settings)
+        if live.environment == "production":
+            self.log.warning(
+                "live.production",
+                note="LIVE TRADING WITH REAL MONEY",
+                rest_url=endpoints.rest_url,
+                strategies=live.strategies,
+                risk_per_trade_usd=live.risk_per_trade_usd,
+                max_positions=live.max_positions,
+            )
+        try:
+            lock = await acquire_account_lock(db.url, ex.api_key)
+        except AccountInUse as exc:
+            self.log.error("live.account_in_use", error=str(exc))
+            raise
+        stack.push_async_callback(lock.release)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        rest = BinanceRest(
+            session,
+            endpoints.rest_url,
+            api_key=ex.api_key,
+            api_secret=ex.api_secret,
+            recv_window_ms=ex.recv_window,
+            weight_safety=ex.weight_safety,
+            timeout_s=ex.request_timeout.seconds,
+            forbidden_backoff_s=ex.forbidden_backoff.seconds,
+            clock=self.clock,
+            health=self.health,
+            limits=self._limits_for(endpoints.rest_url),
+        )
+        shares_limits = settings.collect.enabled and _host(ex.rest_url) == _host(endpoints.rest_url)
+        if not await check_account(rest, stop, clock=self.clock):
+            return False
+        records = LiveRecords(db, write_timeout_s=settings.database.write_timeout.seconds)
+        config = await records.current_config()
+        strategies = self.strategies_at_start
+        assert strategies is not None, "checked by _check_live_strategies"
+        traded = [s for s in strategies.enabled if s.name in live.strategies]
+        executor = LiveExecutor(
+            rest,
+            records,
+            executor_settings(live, config),
+            {s.name: exit_rule(s) for s in strategies.enabled},
+            clock=self.exchange_clock,
+        )
+        await executor.load_rules({symbol for s in traded for symbol in s.symbols})
+        # Before the first signal or poll: the trades an earlier process left are driven
+        # again (reconciliation leaves them alone from here, being the executor's).
+        await executor.resume()
+        self.live_executor = executor
+        signals: Channel[Signal] = Channel(
+            "live-signals", LIVE_SIGNALS_CAPACITY, OverflowPolicy.DROP_OLDEST
+        )
+        self.channels.append(signals)
+        self.live_signals = signals
+        reconcile_settings = ReconcileSettings(
+            live.orphan_policy,
+            executor.settings.risk_per_trade_usd,
+            interval_s=live.reconcile_interval.seconds,
+        )
+
+        def settings_changed(file_live: LiveSettings, applied: ExecutorSettings) -> None:
+            reconciler.settings = ReconcileSettings(
+                file_live.orphan_policy,
+                applied.risk_per_trade_usd,
+                interval_s=file_live.reconcile_interval.seconds,
+            )
+            declare_demand()
+
+        def declare_demand() -> None:
+            declare_live_demand(
+                rest,
+                len(executor.trade_ids),
+                executor.settings.poll_interval_s,
+                reconciler.settings.interval_s,
+            )
+
+        follower = LiveConfigFollower(
+            executor, live, records.current_config, config, on_change=settings_changed
+        )
+        self._live_follower = follower
+        self._live_reload = functools.partial(self._reload_live, follower, executor)
+        self._live_flatten = functools.partial(self._request_flatten, executor, records)
+        polling = LivePolling(
+            executor,
+            executor.settings.poll_interval_s,
+            clock=self.exchange_clock,
+            follower=follower,
+            after_poll=declare_demand,
+        )
+        stream = UserStream(
+            rest,
+            endpoints.private_ws_url,
+            polling.on_event,
+            session=session,
+            clock=self.clock,
+            health=self.health,
+        )
+        add = self.supervisor.add
+        add(Component("live.lock", functools.partial(self._hold_lock, lock, stop), stage=40))
+        add(Component("live.user-stream", stream.run, stage=0, drain=stream.request_stop))
+        add(
+            Component(
+                "live.signals",
+                functools.partial(trade_signals, signals, executor, follower, SymbolLeverage(rest)),
+                stage=20,
+                drain=signals.close,
+            )
+        )
+        add(Component("live.executor", polling.run, stage=30, drain=polling.request_stop))
+        reconciler = LiveReconciler(
+            rest,
+            records,
+            reconcile_settings,
+            driven=lambda: executor.trade_ids,
+            clock=self.exchange_clock,
+        )
+        # Its own stop: at shutdown a round under way finishes (an order it placed is
+        # recorded) instead of being cancelled between the placing and the recording.
+        reconciler_stop = asyncio.Event()
+        add(
+            Component(
+                "live.reconciler",
+                functools.partial(reconciler.run, reconciler_stop),
+                stage=30,
+                drain=reconciler_stop.set,
+            )
+        )
+        self.log.info(
+            "live.started",
+            environment=live.environment,
+            rest_url=endpoints.rest_url,
+            strategies=sorted(executor.settings.strategies),
+            paused=executor.settings.paused,
+            from_live_config=config is not None,
+            rest_limits="shared with the collectors" if shares_limits else "its own",
+            lock_session=lock.session_pid,
+        )
+        return True
+
+    def _live_file(self) -> LiveSettings | None:
+        """The file's ``[live]`` in force (reloaded by SIGHUP), for the API."""
+        return self._live_follower.live if self._live_follower is not None else None
+
+    async def _request_flatten(
+        self, executor: LiveExecutor, records: LiveRecords, trade_id: int, who: str
+    ) -> tuple[str, str] | None:
+        """An admin's flatten (``POST /api/live/flatten``): recorded, then carried out by
+        the executor in the background (the API does not wait on the exchange). None when
+        the executor drives no such trade."""
+        trade = executor.trade(trade_id)
+        if trade is None:
+            return None
+        signal = trade.signal
+        await records.append_event(
+            LiveEventRow(
+                at=datetime.now(UTC),
+                level="info",
+                kind="trade.flatten_requested",
+                symbol=signal.symbol,
+                strategy=signal.strategy,
+                detail={"trade_id": trade_id},
+                who=f"admin:{who}",
+            )
+        )
+        task = asyncio.create_task(executor.flatten(trade_id), name=f"live.flatten-{trade_id}")
+        self._flattening.add(task)
+        task.add_done_callback(functools.partial(self._flatten_done, trade_id))
+        return signal.symbol, signal.strategy
+
+    def _flatten_done(self, trade_id: int, task: asyncio.Task[None]) -> None:
+        self._flattening.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The poll loop goes on driving the trade; the admin may ask again.
+            self.log.error(
+                "live.flatten_failed", trade_id=trade_id, error=str(task.exception())[:200]
+            )
+
+    def _limits_for(self, rest_url: str) -> RestLimits:
+        """The limits of the exchange at ``rest_url``'s host. Binance counts request weight
+        per IP: the collectors' and the live executor's clients share one when they talk
+        to the same host (production); the testnet is another exchange with its own."""
+        host = _host(rest_url)
+        limits = self._rest_limits.get(host)
+        if limits is None:
+            ex = self.settings.exchange
+            groups = binance_groups(
+                ex.futures_data_limit,
+                ex.futures_data_window.ms,
+                ex.funding_limit,
+                ex.funding_window.ms,
+            )
+            limits = self._rest_limits[host] = RestLimits(safety=ex.weight_safety, groups=groups)
+        return limits
+
+    async def _reload_live(self, follower: LiveConfigFollower, executor: LiveExecutor) -> None:
+        """SIGHUP: ``[live]`` read again and applied from the next signal (``live_config``
+        still overrides its run-time part); after the engine's reload, so a strategy
+        loaded by it may be named. A file that does not load, or names a strategy the
+        engine does not run, is refused and the previous ``[live]`` kept."""
+        if self._reread is None:
+            return
+        try:
+            fresh = self._reread().live
+        except ConfigError as exc:
+            self.log.error("live.reload_failed", error=str(exc), kept="the previous [live]")
+            return
+        restart = [k for k in LIVE_RESTART_KEYS if getattr(fresh, k) != getattr(self._file_live, k)]
+        if restart:
+            self.log.warning(
+                "live.reload_needs_restart",
+                keys=restart,
+                hint="these [live] keys apply at the next start; to stop new entries now, "
+                "pause through PUT /api/live/config",
+            )
+        strategies = self._current_strategies()
+        loaded = {s.name: s for s in strategies.enabled} if strategies is not None else {}
+        unknown = [n for n in fresh.strategies if n not in loaded]
+        if unknown:
+            self.log.error(
+                "live.reload_failed",
+                error=f"live.strategies: {', '.join(unknown)} not among the loaded strategies "
+                f"({', '.join(sorted(loaded)) or 'none'})",
+                kept="the previous [live]",
+            )
+            return
+        executor.set_exit_rules({name: exit_rule(s) for name, s in loaded.items()})
+        follower.reload_file(fresh)
 
     async def _add_collection(self, stack: contextlib.AsyncExitStack, db: Database) -> None:
         """Exchange clients, collectors and the market writer, wired by channels."""
@@ -267,16 +598,11 @@ class Daemon:
             api_secret=ex.api_secret,
             recv_window_ms=ex.recv_window,
             weight_safety=ex.weight_safety,
-            groups=binance_groups(
-                ex.futures_data_limit,
-                ex.futures_data_window.ms,
-                ex.funding_limit,
-                ex.funding_window.ms,
-            ),
             timeout_s=ex.request_timeout.seconds,
             forbidden_backoff_s=ex.forbidden_backoff.seconds,
             clock=self.clock,
             health=self.health,
+            limits=self._limits_for(ex.rest_url),
         )
         self.rest = rest
         self.backfill = progress = BackfillProgress()
@@ -454,6 +780,8 @@ class Daemon:
                 # the exchange lists is not known yet: a configured symbol it skips is reported
                 # by the collectors (and by _symbol_stopped), a reload naming it refused.
                 self.strategies_at_start = load_strategy_set(directory, self.collected())
+            if settings.live.enabled:
+                self._check_live_strategies()
             async with contextlib.AsyncExitStack() as stack:
                 if self.sim_config is not None:
                     settings = self.settings = await self._start_sim(stack)
@@ -492,10 +820,15 @@ class Daemon:
 
                 self.supervisor.add(Component("partitions", lambda: self._partitions_loop(db)))
                 self.supervisor.add(Component("reload", lambda: self._reload_loop(sig.reload)))
+                if settings.live.enabled and not await self._add_live(stack, db, sig.stop):
+                    self.log.info("daemon.stopped_waiting_for_exchange")
+                    return EXIT_OK
                 if settings.engine.enabled:
                     self._add_engine(db)
                 if settings.collect.enabled:
                     await self._add_collection(stack, db)
+                if self._live_reload is not None:
+                    self.reload_hooks.append(self._live_reload)  # after the engine's
                 for component in self.extra_components:
                     self.supervisor.add(component)
 
@@ -514,6 +847,9 @@ class Daemon:
                     engine=self._engine_view,
                     pool=db.pool,
                     settings=settings,
+                    strategies=self._strategy_names,
+                    live_flatten=self._live_flatten,
+                    live_file=self._live_file,
                 )
                 port = await stack.enter_async_context(
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)
@@ -521,7 +857,8 @@ class Daemon:
                 self.log.info(
                     "daemon.started", http=f"http://{settings.http.host}:{port}", pid=os.getpid()
                 )
-                return await self._run_until_stopped(sig.stop, deadline_s, db)
+                code = await self._run_until_stopped(sig.stop, deadline_s, db)
+                return EXIT_FAILED if self.lock_lost and code == EXIT_OK else code
 
     def _database_waiter(
         self, stop: asyncio.Event
@@ -627,6 +964,11 @@ class Daemon:
                     task.exception()  # raised above already, or moot once stopping
 
 
+def _host(url: str) -> str:
+    """Host and port: what one set of exchange limits belongs to."""
+    return urllib.parse.urlsplit(url).netloc.lower()
+
+
 def engine_store(db: Database) -> EngineStore:
     """What the engine reads of the database: its restart state and the stored history."""
     records = EngineRecords(db)
@@ -659,10 +1001,14 @@ def continuity_store(db: Database) -> ContinuityStore:
 
 
 async def run_daemon(
-    settings: Settings, sim: SimConfig | None = None, components: Sequence[Component] = ()
+    settings: Settings,
+    sim: SimConfig | None = None,
+    components: Sequence[Component] = (),
+    reread: Callable[[], Settings] | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside."""
-    daemon = Daemon(settings, sim=sim, components=components)
+    """Run until SIGTERM/SIGINT; ``sim`` (a SimConfig) runs the simulated exchange inside;
+    ``reread`` reads the settings again at SIGHUP (their ``[live]`` part is applied)."""
+    daemon = Daemon(settings, sim=sim, components=components, reread=reread)
     try:
         code = await daemon.run()
     except TooManyRestarts as exc:

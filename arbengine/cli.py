@@ -1,4 +1,5 @@
-"""Command line: ``arbengine run | migrate | import | backtest | admin | config | bench | sim``.
+"""Command line: ``arbengine run | migrate | import | backtest | admin | config | bench | sim |
+live``.
 
 Mistakes a user can make (a bad setting, an unknown benchmark) end with one
 line on stderr and exit status 2, never a traceback.
@@ -7,6 +8,7 @@ line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from collections.abc import Sequence
@@ -50,6 +52,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "scale": (
         "arbengine.benchmarks.scale_bench",
         "the daemon following 100 or 300 symbols in real time: rates, ingest, engine, memory",
+    ),
+    "live": (
+        "arbengine.benchmarks.live_bench",
+        "live executor on the loopback sim: signal -> entry, fill -> stop-loss, TP1 -> breakeven",
     ),
 }
 
@@ -98,7 +104,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             trade_rate=args.sim_trade_rate,
             trade_history_ms=trade_history_ms,
         )
-    return int(_event_loop_run(run_daemon(settings, sim=sim)))
+    reread = functools.partial(_settings, args)  # SIGHUP: the same file and environment
+    return int(_event_loop_run(run_daemon(settings, sim=sim, reread=reread)))
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
@@ -297,6 +304,139 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_FAILED = 1
+PARITY_DAYS = 30
+"""``live status`` compares the live trades of this many days with their paper twins."""
+
+
+def _live_keys_missing(settings: Settings) -> str | None:
+    missing = [k for k in ("api_key", "api_secret") if not getattr(settings.exchange, k)]
+    if not missing:
+        return None
+    names = " and ".join(f"exchange.{k}" for k in missing)
+    variables = ", ".join(f"ARB_EXCHANGE_{k.upper()}[_FILE]" for k in missing)
+    return f"{names} not set ({variables})"
+
+
+def _live_command(args: argparse.Namespace, body: Any, *, needs_keys: bool) -> int:
+    """Open the database and a signed client of the live environment, run ``body(records,
+    reconciler or None)``; an exchange or database that cannot be reached is one line and
+    exit status 1."""
+    settings = _settings(args)
+    configure_logging("warning", pretty=args.pretty or None)
+    missing = _live_keys_missing(settings)
+    if needs_keys and missing:
+        return _fail(f"live {args.live_command}: {missing}")
+    import aiohttp
+
+    from arbengine.domain.errors import RetryableError
+    from arbengine.exchange.exchange_errors import ExchangeError
+    from arbengine.exchange.rest import BinanceRest
+    from arbengine.settings import live_endpoints
+    from arbengine.store.database import open_database
+    from arbengine.store.live_records import LiveRecords
+    from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
+    from arbengine.trading.live_rules import to_decimal
+
+    live, exchange = settings.live, settings.exchange
+
+    async def run() -> int:
+        async with open_database(settings.database, owner=False) as db:
+            records = LiveRecords(db)
+            if missing:
+                return int(await body(records, None, missing))
+            async with aiohttp.ClientSession() as session:
+                rest = BinanceRest(
+                    session,
+                    live_endpoints(settings).rest_url,
+                    api_key=exchange.api_key,
+                    api_secret=exchange.api_secret,
+                    recv_window_ms=exchange.recv_window,
+                    weight_safety=exchange.weight_safety,
+                    timeout_s=exchange.request_timeout.seconds,
+                )
+                await rest.sync_time()
+                reconciler = LiveReconciler(
+                    rest,
+                    records,
+                    ReconcileSettings(live.orphan_policy, to_decimal(live.risk_per_trade_usd)),
+                )
+                return int(await body(records, reconciler, None))
+
+    try:
+        return int(_event_loop_run(run()))
+    except ExchangeError as exc:
+        print(f"arbengine: live {args.live_command}: exchange: {exc}", file=sys.stderr)
+    except RetryableError as exc:
+        print(f"arbengine: live {args.live_command}: {exc}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_live_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from arbengine.domain.live_parity import parity_lines
+    from arbengine.trading.live_reconcile import has_stop
+
+    async def body(records: Any, reconciler: Any, missing: str | None) -> int:
+        trades = await records.open_trades()
+        print(f"open trades ({len(trades)}):")
+        for t in trades:
+            side = "long" if t.direction == 1 else "short"
+            print(
+                f"  #{t.id} {t.strategy} {t.symbol} {side} {t.status} qty {t.quantity:g} "
+                f"entry {t.entry_price} stop {t.stop_price:g}"
+            )
+        if reconciler is None:
+            print(f"exchange: not asked: {missing}")
+        else:
+            view = await reconciler.exchange_view()
+            held = [p for p in view.positions if p.amount != 0]
+            print(f"exchange positions ({len(held)}):")
+            for p in held:
+                guard = "protected" if has_stop(view.orders, p.symbol, p.amount) else "UNPROTECTED"
+                print(f"  {p.symbol} {p.amount} entry {p.entry_price} mark {p.mark_price} {guard}")
+            print(f"exchange open orders ({len(view.orders)}):")
+            for o in view.orders:
+                how = ["closePosition"] if o.close_position else ["reduceOnly"] * o.reduce_only
+                print("  " + " ".join([o.symbol, o.side, o.type, *how, o.client_id]))
+        now = datetime.now(UTC)
+        events = await records.events_between(now - timedelta(days=7), now)
+        last = events[-args.events :] if args.events > 0 else []
+        print(f"last events ({len(last)} of {len(events)} in 7 days):")
+        for e in last:
+            detail = orjson.dumps(e.detail).decode()
+            print(f"  {e.at:%Y-%m-%dT%H:%M:%SZ} {e.level} {e.kind} {e.symbol or '-'} {detail}")
+        end_ms = int(now.timestamp() * 1000)
+        pairs = await records.trades_with_twins(end_ms - PARITY_DAYS * 86_400_000, end_ms + 1)
+        print(f"against paper ({PARITY_DAYS} days):")
+        for line in parity_lines(pairs):
+            print(f"  {line}")
+        return 0
+
+    return _live_command(args, body, needs_keys=False)
+
+
+def cmd_live_reconcile(args: argparse.Namespace) -> int:
+    if not args.dry_run:
+        return _fail(
+            "live reconcile: only --dry-run is offered; the daemon reconciles by itself "
+            "(every live.reconcile_interval)"
+        )
+    from arbengine.trading.live_reconcile import decision_detail
+
+    async def body(records: Any, reconciler: Any, missing: str | None) -> int:
+        decisions = await reconciler.reconcile_once(dry_run=True)
+        if not decisions:
+            print("nothing to do: the exchange and the records agree")
+        for d in decisions:
+            detail = " ".join(f"{k}={v}" for k, v in decision_detail(d).items())
+            print(f"{d.kind} {d.symbol} {detail}")
+        return 0
+
+    return _live_command(args, body, needs_keys=True)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     module_name, summary = BENCHMARKS[args.bench_name]
     module = importlib.import_module(module_name)
@@ -426,6 +566,23 @@ def build_parser() -> argparse.ArgumentParser:
     admin = command("admin", "manage users and invite codes")
     admin_cli.add_arguments(admin)
     admin.set_defaults(handler=cmd_admin)
+
+    live = command("live", "live trading: its state, what reconciliation would do")
+    live_commands = live.add_subparsers(dest="live_command", required=True, metavar="ACTION")
+    status = live_commands.add_parser(
+        "status",
+        help="open trades, exchange positions and orders, their protection, last events",
+        parents=[common],
+    )
+    status.add_argument("--events", type=int, default=20, help="how many last events (20)")
+    status.set_defaults(handler=cmd_live_status)
+    reconcile = live_commands.add_parser(
+        "reconcile", help="what reconciliation would do now (with --dry-run)", parents=[common]
+    )
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="print the decisions, act on none (required)"
+    )
+    reconcile.set_defaults(handler=cmd_live_reconcile)
 
     from arbengine.sim import sim_command as sim_cli  # the exchange the tests and benchmarks run
 

@@ -22,7 +22,9 @@ import os
 import re
 import tomllib
 import typing
+import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, cast
 
@@ -251,6 +253,85 @@ class LogSettings(_Section, frozen=True):
     """Human-readable console output; also on whenever stdout is a terminal."""
 
 
+TESTNET_REST_URL = "https://demo-fapi.binance.com"
+TESTNET_PRIVATE_WS_URL = "wss://fstream.binancefuture.com"
+"""Binance's USD-M testnet (demo trading): the live executor's endpoints unless overridden."""
+PRODUCTION_HOSTS = frozenset({"fapi.binance.com", "fstream.binance.com"})
+"""Hosts that move real money: a testnet configuration may not point at them."""
+
+
+class LiveSettings(_Section, frozen=True):
+    """Live trading on Binance USD-M. Off by default, on the testnet by default: trading
+    real money needs ``environment = "production"`` written out, keys, and ``enabled``.
+
+    ``strategies``, ``risk_per_trade_usd``, ``max_positions`` (and a pause) can also be
+    changed at run time by an admin (``live_config``), which overrides them. SIGHUP
+    reads the section again (all but ``enabled``, ``environment`` and the URLs apply).
+    Keys are ``[exchange] api_key`` / ``api_secret``; signing uses ``[exchange] recv_window``.
+    """
+
+    enabled: bool = False
+    environment: Literal["testnet", "production"] = "testnet"
+    strategies: list[str] = msgspec.field(default_factory=list)
+    """Names of the strategies whose signals are traded live; each must be loaded."""
+    risk_per_trade_usd: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """USD lost when a trade's stop-loss is hit: quantity = this / |entry − stop|."""
+    max_positions: PositiveInt = 1
+    """Open live positions at once (all strategies and symbols); further signals are skipped."""
+    leverage: Annotated[int, msgspec.Meta(ge=1, le=125)] = 1
+    """Set on each traded symbol before its first entry; margin used is notional / leverage."""
+    orphan_policy: Literal["protect", "flatten", "alert"] = "protect"
+    """A position on the exchange that no live trade accounts for: give it a stop-loss,
+    close it at market, or only report it."""
+    reconcile_interval: Duration = Duration("30s")
+    """Exchange positions and open orders are checked against the records this often."""
+    rest_url: str = ""
+    """Empty: the environment's (testnet: ``TESTNET_REST_URL``; production: ``[exchange]
+    rest_url``)."""
+    private_ws_url: str = ""
+    """User data stream base; empty: the environment's, like ``rest_url``."""
+
+    def __post_init__(self) -> None:
+        for name in self.strategies:
+            if not name.strip():
+                raise ValueError("strategies: a strategy name must not be empty")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError(f"strategies: a name is listed twice ({self.strategies})")
+        if self.reconcile_interval.ms < 1000:
+            raise ValueError("reconcile_interval must be at least 1s")
+        for key, schemes in (("rest_url", ("http", "https")), ("private_ws_url", ("ws", "wss"))):
+            url = getattr(self, key)
+            if not url:
+                continue
+            parsed = urllib.parse.urlsplit(url)
+            if parsed.scheme not in schemes or not parsed.hostname:
+                raise ValueError(f"{key}: {url!r} is not a {' or '.join(schemes)} URL")
+            if self.environment == "testnet" and parsed.hostname in PRODUCTION_HOSTS:
+                raise ValueError(
+                    f"{key}: {parsed.hostname} is production Binance but environment is "
+                    '"testnet"; set environment = "production" to trade real money'
+                )
+
+
+@dataclass(frozen=True)
+class LiveEndpoints:
+    """Where the live executor sends orders and reads its user data stream."""
+
+    rest_url: str
+    private_ws_url: str
+
+
+def live_endpoints(settings: Settings) -> LiveEndpoints:
+    """``[live]`` URLs where given, else the environment's: the testnet's own, or for
+    production the ``[exchange]`` endpoints that market data uses."""
+    live, exchange = settings.live, settings.exchange
+    if live.environment == "production":
+        rest, private_ws = exchange.rest_url, exchange.private_ws_url
+    else:
+        rest, private_ws = TESTNET_REST_URL, TESTNET_PRIVATE_WS_URL
+    return LiveEndpoints(live.rest_url or rest, live.private_ws_url or private_ws)
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
@@ -260,6 +341,21 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    live: LiveSettings = msgspec.field(default_factory=LiveSettings)
+
+    def __post_init__(self) -> None:
+        """Rules across sections (named by their keys, never showing a secret's value)."""
+        live, exchange = self.live, self.exchange
+        if not live.enabled:
+            return
+        where = "on production" if live.environment == "production" else "on the testnet"
+        missing = [k for k in ("api_key", "api_secret") if not getattr(exchange, k)]
+        if missing:
+            names = " and ".join(f"exchange.{k}" for k in missing)
+            variables = ", ".join(f"ARB_EXCHANGE_{k.upper()}[_FILE]" for k in missing)
+            raise ValueError(f"live.enabled {where} requires {names} (set {variables})")
+        if not live.strategies:
+            raise ValueError("live.enabled requires at least one strategy in live.strategies")
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """Plain data for display, every secret replaced by ``***``."""
@@ -452,9 +548,10 @@ def _explain(
     msgspec's error path, what it needs from its declared type."""
     keys = _error_path(exc)
     if len(keys) < 2:
-        # A section's own check (``__post_init__``): the message is ours, msgspec adds the path.
+        # A section's own check (``__post_init__``): the message is ours, msgspec adds the path;
+        # a check across sections (``Settings.__post_init__``) names its keys itself.
         ours = _ERROR_PATH.sub("", str(exc))
-        return f"settings [{keys[0] if keys else path}]: {ours}"
+        return f"settings [{keys[0]}]: {ours}" if keys else f"settings: {ours}"
     section, key = keys[0], keys[1]
     section_type = sections[section]
     where = origin.get((section, key))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from arbengine.settings import Settings
+from arbengine.settings import LiveSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,14 @@ class ApiContext:
     """The exchange REST budget: limits, use, live reserve, waiting calls (None: no client)."""
     engine: Callable[[], dict[str, Any] | None] = lambda: None
     """The engine's readiness per symbol (None when the engine is off)."""
+    strategies: Callable[[], Collection[str] | None] = lambda: None
+    """Names of the strategies the engine has loaded now (None when it loaded none): what
+    an admin may choose to trade live."""
+    live_file: Callable[[], LiveSettings | None] = lambda: None
+    """The file's ``[live]`` in force (reloaded by SIGHUP); None: ``settings.live``."""
+    live_flatten: Callable[[int, str], Awaitable[tuple[str, str] | None]] | None = None
+    """Close a live trade at market (its id, the admin's name): its (symbol, strategy), or
+    None when the executor drives no such trade. None: live trading is not running."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

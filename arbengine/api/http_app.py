@@ -58,7 +58,9 @@ def _wrap(route: Route, services: Services) -> Callable[[web.Request], Awaitable
 
     async def handler(request: web.Request) -> web.Response:
         # Who is asking comes first: an anonymous caller learns nothing from validation.
-        user = await services.authenticate(request) if route.auth else None
+        user = await services.authenticate(request) if route.authenticated else None
+        if route.admin:
+            services.require_admin(user)
         query: Any = None
         window: Window | None = None
         if check_query:

@@ -30,6 +30,7 @@ _ERROR_TEXT = {
     400: "Invalid parameter or body (the field is named)",
     401: "Missing, invalid or expired token",
     403: "Banned account, invalid invite code, or not allowed",
+    404: "No such thing (the field is named)",
     409: "Conflict",
     413: "Body too large",
     415: "The body must be application/json",
@@ -162,7 +163,7 @@ def build_document(
             "operationId": route.operation_id,
             "summary": route.summary,
             "tags": [route.tag],
-            "security": [{"bearerAuth": []}] if route.auth else [],
+            "security": [{"bearerAuth": []}] if route.authenticated else [],
             "responses": responses,
         }
         description = route.description
@@ -183,6 +184,8 @@ def build_document(
                     "application/json": {"schema": {"$ref": REF.format(name=route.body.__name__)}}
                 },
             }
+        if route.admin:
+            operation["x-roles"] = ["admin"]
         paths.setdefault(route.path, {})[route.method.lower()] = operation
 
     return {
@@ -199,7 +202,16 @@ def build_document(
         },
         "tags": [
             {"name": name}
-            for name in ("auth", "funding", "trades", "liquidations", "signals", "paper", "system")
+            for name in (
+                "auth",
+                "funding",
+                "trades",
+                "liquidations",
+                "signals",
+                "paper",
+                "live",
+                "system",
+            )
         ]
         + [{"name": "page"}],
         "paths": paths,

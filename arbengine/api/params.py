@@ -40,6 +40,7 @@ _DECLARED: dict[type[msgspec.inspect.Type], str] = {
     msgspec.inspect.IntType: "int",
     msgspec.inspect.FloatType: "float",
     msgspec.inspect.BoolType: "bool",
+    msgspec.inspect.ListType: "array",
 }
 
 
@@ -93,6 +94,24 @@ def _problem(field: _FieldInfo, value: Any) -> str:
                 return f"{name} must be at least {kind.ge}"
             if kind.le is not None and value > kind.le:
                 return f"{name} must be at most {kind.le}"
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(kind, msgspec.inspect.FloatType) and number:
+        if kind.gt is not None and value <= kind.gt:
+            return f"{name} must be greater than {kind.gt:g}"
+        if kind.ge is not None and value < kind.ge:
+            return f"{name} must be at least {kind.ge:g}"
+        if kind.le is not None and value > kind.le:
+            return f"{name} must be at most {kind.le:g}"
+    if isinstance(kind, msgspec.inspect.ListType) and isinstance(value, list):
+        if kind.max_length is not None and len(value) > kind.max_length:
+            return f"{name} must hold at most {kind.max_length} items"
+        item = kind.item_type
+        if isinstance(item, msgspec.inspect.Metadata):
+            item = item.type
+        pattern = getattr(item, "pattern", None)
+        if pattern is not None:
+            return f"{name} must be an array of strings matching {pattern}"
+        return f"{name} holds an item that is not valid"
     if isinstance(kind, msgspec.inspect.StrType) and isinstance(value, str):
         if kind.min_length is not None and len(value) < kind.min_length:
             if kind.min_length == 1:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 import asyncpg
+import orjson
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 Rows: TypeAlias = list[asyncpg.Record]
@@ -630,3 +631,291 @@ async def paper_closes(db: Db, strategy: str | None, symbol: str | None) -> Rows
         symbol,
         timeout=TIMEOUT_S,
     )
+
+
+# -- live trading ----------------------------------------------------------------------------
+
+_LIVE_TERMINAL = (
+    "'FILLED', 'CANCELED', 'EXPIRED', 'EXPIRED_IN_MATCH', 'REJECTED', 'FINISHED', 'NOT_FOUND'"
+)
+"""Order statuses no longer on the exchange (domain/live_rows.TERMINAL_ORDER_STATUSES, and
+the live_orders_open index of migration 0011)."""
+
+_LIVE_TRADE_SELECT = """
+    SELECT t.id, t.strategy, t.strategy_hash, t.symbol, t.signal_tick, t.direction, t.status,
+           t.quantity, t.entry_price, t.stop_price, t.r_distance, t.risk_usd,
+           t.entry_fills::text AS entry_fills, t.exit_fills::text AS exit_fills, t.fees,
+           t.funding, t.realised_r, t.realised_usd, t.exit_reason,
+           t.plan_differences::text AS plan_differences, t.opened_at, t.closed_at, t.updated_at,
+           t.paper_entry_tick, p.entry_price AS paper_entry_price,
+           CASE WHEN p.status = 'closed' THEN p.result_r END AS paper_result_r,
+           p.status AS paper_status, p.r_distance AS paper_r_distance,
+           p.risk_usd AS paper_risk_usd, p.exits::text AS paper_exits, p.fees AS paper_fees,
+           p.funding AS paper_funding
+    FROM live_trades t
+    LEFT JOIN paper_trades p ON p.strategy = t.strategy AND p.symbol = t.symbol
+                            AND p.entry_tick = t.paper_entry_tick
+"""
+
+
+async def live_trades(
+    db: Db,
+    strategy: str | None,
+    symbol: str | None,
+    status: str | None,
+    start: int,
+    end: int,
+    limit: int,
+) -> Rows:
+    """Live trades with their paper twin's entry and result, newest signal first."""
+    return await _fetch(
+        db,
+        _LIVE_TRADE_SELECT
+        + """
+        WHERE ($1::text IS NULL OR t.strategy = $1) AND ($2::text IS NULL OR t.symbol = $2)
+          AND ($3::text IS NULL OR t.status = $3) AND t.signal_tick >= $4 AND t.signal_tick < $5
+        ORDER BY t.signal_tick DESC, t.id DESC LIMIT $6
+        """,
+        strategy,
+        symbol,
+        status,
+        start,
+        end,
+        limit,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def live_trades_in(
+    db: Db, strategy: str | None, symbol: str | None, start: int, end: int
+) -> Rows:
+    """Every live trade whose signal tick is in [start, end), with its paper twin, for
+    the summary's comparison (live trades are few: one per traded signal)."""
+    return await _fetch(
+        db,
+        _LIVE_TRADE_SELECT
+        + """
+        WHERE ($1::text IS NULL OR t.strategy = $1) AND ($2::text IS NULL OR t.symbol = $2)
+          AND t.signal_tick >= $3 AND t.signal_tick < $4
+        ORDER BY t.signal_tick, t.id
+        """,
+        strategy,
+        symbol,
+        start,
+        end,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def live_open_trades(db: Db, strategy: str | None, symbol: str | None) -> Rows:
+    """Pending and open live trades, oldest signal first."""
+    return await _fetch(
+        db,
+        _LIVE_TRADE_SELECT
+        + """
+        WHERE t.status IN ('pending', 'open')
+          AND ($1::text IS NULL OR t.strategy = $1) AND ($2::text IS NULL OR t.symbol = $2)
+        ORDER BY t.signal_tick, t.id
+        """,
+        strategy,
+        symbol,
+        timeout=TIMEOUT_S,
+    )
+
+
+_LIVE_ORDER_SELECT = f"""
+    SELECT o.id, o.client_order_id, o.exchange_order_id, o.kind, o.role, o.symbol, o.side,
+           o.type, o.quantity, o.price, o.trigger_price, o.reduce_only, o.close_position,
+           o.status, o.status_time, o.status_history::text AS status_history,
+           o.filled_quantity, o.average_price, o.trade_id, t.strategy,
+           o.status NOT IN ({_LIVE_TERMINAL}) AS open, o.created_at, o.updated_at
+    FROM live_orders o
+    LEFT JOIN live_trades t ON t.id = o.trade_id
+"""
+
+
+async def live_open_orders_of(db: Db, trade_ids: Sequence[int]) -> Rows:
+    """The orders of these trades still open on the exchange, oldest first."""
+    return await _fetch(
+        db,
+        _LIVE_ORDER_SELECT
+        + f"""
+        WHERE o.trade_id = ANY($1::bigint[]) AND o.status NOT IN ({_LIVE_TERMINAL})
+        ORDER BY o.created_at, o.id
+        """,
+        list(trade_ids),
+        timeout=TIMEOUT_S,
+    )
+
+
+async def live_orders(
+    db: Db,
+    strategy: str | None,
+    symbol: str | None,
+    role: str | None,
+    state: str | None,
+    start: int,
+    end: int,
+    limit: int,
+) -> Rows:
+    """Orders first stored in [start, end) ms, newest first; ``state`` open or done."""
+    return await _fetch(
+        db,
+        _LIVE_ORDER_SELECT
+        + f"""
+        WHERE ($1::text IS NULL OR t.strategy = $1) AND ($2::text IS NULL OR o.symbol = $2)
+          AND ($3::text IS NULL OR o.role = $3)
+          AND ($4::text IS NULL OR (o.status NOT IN ({_LIVE_TERMINAL})) = ($4 = 'open'))
+          AND o.created_at >= to_timestamp($5 / 1000.0) AND o.created_at < to_timestamp($6 / 1000.0)
+        ORDER BY o.created_at DESC, o.id DESC LIMIT $7
+        """,
+        strategy,
+        symbol,
+        role,
+        state,
+        start,
+        end,
+        limit,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def live_events(
+    db: Db,
+    strategy: str | None,
+    symbol: str | None,
+    kind: str | None,
+    level: str | None,
+    start: int,
+    end: int,
+    limit: int,
+) -> Rows:
+    """Executor, reconciler and admin events at [start, end) ms, newest first."""
+    return await _fetch(
+        db,
+        """
+        SELECT id, event_id::text AS event_id, at, level, kind, symbol, strategy,
+               detail::text AS detail, who
+        FROM live_events
+        WHERE ($1::text IS NULL OR strategy = $1) AND ($2::text IS NULL OR symbol = $2)
+          AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR level = $4)
+          AND at >= to_timestamp($5 / 1000.0) AND at < to_timestamp($6 / 1000.0)
+        ORDER BY at DESC, id DESC LIMIT $7
+        """,
+        strategy,
+        symbol,
+        kind,
+        level,
+        start,
+        end,
+        limit,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def live_summary(
+    db: Db, strategy: str | None, symbol: str | None, start: int, end: int
+) -> Rows:
+    """Per strategy: counts, results and costs (the comparison with the paper twins is
+    made per trade: ``live_trades_in``)."""
+    return await _fetch(
+        db,
+        """
+        WITH joined AS (
+            SELECT * FROM live_trades
+            WHERE ($1::text IS NULL OR strategy = $1) AND ($2::text IS NULL OR symbol = $2)
+              AND signal_tick >= $3 AND signal_tick < $4
+        )
+        SELECT strategy, count(*) AS trades,
+               count(*) FILTER (WHERE status IN ('pending', 'open')) AS open,
+               count(*) FILTER (WHERE status = 'closed') AS closed,
+               count(*) FILTER (WHERE status = 'not_opened') AS not_opened,
+               count(*) FILTER (WHERE status = 'closed' AND realised_r > 0) AS wins,
+               count(*) FILTER (WHERE status = 'closed' AND realised_r < 0) AS losses,
+               coalesce(sum(realised_r) FILTER (WHERE status = 'closed'), 0) AS total_r,
+               coalesce(sum(realised_usd) FILTER (WHERE status = 'closed'), 0) AS total_usd,
+               coalesce(sum(fees), 0) AS fees,
+               coalesce(sum(funding), 0) AS funding
+        FROM joined
+        GROUP BY strategy ORDER BY strategy
+        """,
+        strategy,
+        symbol,
+        start,
+        end,
+        timeout=TIMEOUT_S,
+    )
+
+
+_LIVE_CONFIG_RAW = "strategies, risk_per_trade_usd, max_positions, paused, changed_by, changed_at"
+_LIVE_CONFIG_COLUMNS = (
+    "strategies::text AS strategies, risk_per_trade_usd, max_positions, paused, changed_by, "
+    "changed_at"
+)
+
+
+async def live_config_history(db: Db, limit: int = 100) -> Rows:
+    """Run-time live configuration changes, newest first (the first is in force)."""
+    return await _fetch(
+        db,
+        f"SELECT {_LIVE_CONFIG_COLUMNS} FROM live_config ORDER BY id DESC LIMIT $1",
+        limit,
+        timeout=TIMEOUT_S,
+    )
+
+
+@dataclass(frozen=True)
+class LiveConfigChange:
+    strategies: list[str]
+    risk_per_trade_usd: float
+    max_positions: int
+    paused: bool
+    changed_by: str
+
+
+async def change_live_config(pool: asyncpg.Pool, change: LiveConfigChange) -> asyncpg.Record:
+    """Store a change and its ``live.config_changed`` event (``before``/``after``) at once.
+
+    Changes are serialised (the table is locked for writing until the commit), so each
+    one's ``before`` is exactly the change stored ahead of it, and ids, times and events
+    all agree on the order of concurrent changes.
+    """
+    async with pool.acquire(timeout=TIMEOUT_S) as conn, conn.transaction():
+        await conn.execute("LOCK TABLE live_config IN EXCLUSIVE MODE", timeout=TIMEOUT_S)
+        change_id = uuid.uuid4()
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO live_config (change_id, strategies, risk_per_trade_usd, max_positions,
+                                     paused, changed_by, changed_at)
+            VALUES ($1, $2::jsonb, $3, $4, $5, $6, clock_timestamp())
+            RETURNING {_LIVE_CONFIG_COLUMNS}
+            """,
+            change_id,
+            orjson.dumps(change.strategies).decode(),
+            change.risk_per_trade_usd,
+            change.max_positions,
+            change.paused,
+            change.changed_by,
+            timeout=TIMEOUT_S,
+        )
+        assert row is not None
+        await conn.execute(
+            f"""
+            INSERT INTO live_events (event_id, at, level, kind, detail, who)
+            SELECT $1::uuid, $2, 'info', 'live.config_changed',
+                   jsonb_build_object('change_id', $1::uuid::text, 'before', (
+                       SELECT to_jsonb(c) FROM (
+                           SELECT {_LIVE_CONFIG_RAW} FROM live_config
+                           WHERE id < (SELECT id FROM live_config WHERE change_id = $1::uuid)
+                           ORDER BY id DESC LIMIT 1) c),
+                       'after', (SELECT to_jsonb(c) FROM (
+                           SELECT {_LIVE_CONFIG_RAW} FROM live_config
+                           WHERE change_id = $1::uuid) c)),
+                   $3
+            """,
+            change_id,
+            row["changed_at"],
+            f"admin:{change.changed_by}",
+            timeout=TIMEOUT_S,
+        )
+    return row

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from arbengine.api import auth_routes, data_routes, system_routes
+from arbengine.api import auth_routes, data_routes, live_flatten, live_routes, system_routes
 from arbengine.api import schemas as s
 from arbengine.api.services import Call
 
@@ -21,7 +21,7 @@ CallHandler = Callable[[Call], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class Route:
-    method: Literal["GET", "POST"]
+    method: Literal["GET", "POST", "PUT"]
     path: str
     handler: CallHandler
     summary: str
@@ -29,6 +29,9 @@ class Route:
     response: Any
     """The 2xx body's type (a Struct), ``None`` for no body, or a content type string."""
     auth: bool = False
+    admin: bool = False
+    """Admins only (implies ``auth``): anyone else is refused with 403 ``forbidden``
+    before the query or body is looked at."""
     query: type[s._Query] = s.NoQuery
     body: type[s._Input] | None = None
     status: int = 200
@@ -38,6 +41,10 @@ class Route:
     description: str = ""
     validate_query: bool = True
     """False for the page's files, whose URLs browsers may decorate."""
+
+    @property
+    def authenticated(self) -> bool:
+        return self.auth or self.admin
 
     @property
     def operation_id(self) -> str:
@@ -50,6 +57,7 @@ class Route:
 
 
 AUTH_ERRORS = (401, 403)
+LIVE_ERRORS = (400, *AUTH_ERRORS, 503)
 BODY_ERRORS = (400, 413, 415)
 
 
@@ -319,6 +327,122 @@ def api_routes() -> list[Route]:
             auth=True,
             query=s.PaperSummaryQuery,
             errors=(400, *AUTH_ERRORS, 503),
+        ),
+        # -- live trading ------------------------------------------------------------------
+        Route(
+            "GET",
+            "/api/live/trades",
+            live_routes.trades,
+            "Live trades with their paper twin, newest signal first",
+            "live",
+            s.LiveTrades,
+            auth=True,
+            query=s.LiveTradesQuery,
+            errors=LIVE_ERRORS,
+            description=(
+                "By signal tick. Each trade's fills, fees, funding, realised R and USD, the "
+                "differences from the paper plan the exchange forced, and the comparison "
+                "with its paper twin (entry slippage in R and bps, R difference)."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/live/positions",
+            live_routes.positions,
+            "Open live trades with the orders protecting them",
+            "live",
+            s.LivePositions,
+            auth=True,
+            query=s.LivePositionsQuery,
+            errors=LIVE_ERRORS,
+            description=(
+                "Pending and open trades, oldest signal first, each with its orders still "
+                "open on the exchange (stop-loss, take-profits) and whether a stop covers it."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/live/orders",
+            live_routes.orders,
+            "Orders and algo orders sent, with their status history",
+            "live",
+            s.LiveOrders,
+            auth=True,
+            query=s.LiveOrdersQuery,
+            errors=LIVE_ERRORS,
+            description="By the time each was first stored, newest first.",
+        ),
+        Route(
+            "GET",
+            "/api/live/events",
+            live_routes.events,
+            "What the executor, the reconciler and admins did, and why",
+            "live",
+            s.LiveEvents,
+            auth=True,
+            query=s.LiveEventsQuery,
+            errors=LIVE_ERRORS,
+            description="Newest first.",
+        ),
+        Route(
+            "GET",
+            "/api/live/summary",
+            live_routes.summary,
+            "Per strategy: counts, win rate, R and USD, fees, funding, slippage vs paper",
+            "live",
+            s.LiveSummary,
+            auth=True,
+            query=s.LiveSummaryQuery,
+            errors=LIVE_ERRORS,
+            description="Over the trades whose signal tick is in the range.",
+        ),
+        Route(
+            "GET",
+            "/api/live/config",
+            live_routes.get_config,
+            "The run-time live configuration in force, and its changes (admins only)",
+            "live",
+            s.LiveConfigView,
+            admin=True,
+            errors=LIVE_ERRORS,
+            description=(
+                "Admins only (403 forbidden for others). Until an admin changes it, the "
+                "settings file's [live] values are in force (source settings)."
+            ),
+        ),
+        Route(
+            "PUT",
+            "/api/live/config",
+            live_routes.put_config,
+            "Replace the run-time live configuration (admins only)",
+            "live",
+            s.LiveConfigView,
+            admin=True,
+            body=s.LiveConfigBody,
+            errors=(*BODY_ERRORS, *AUTH_ERRORS, 503),
+            description=(
+                "Admins only (403 forbidden for others). Strategies must be loaded ones "
+                "(400 unknown_strategy). Stored with who and when, recorded as a "
+                "live.config_changed event, and applied by the executor from its next tick."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/live/flatten",
+            live_flatten.flatten,
+            "Close an open live trade at market (admins only)",
+            "live",
+            s.LiveFlattenReply,
+            admin=True,
+            body=s.LiveFlattenBody,
+            status=202,
+            errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 503),
+            description=(
+                "Admins only (403 forbidden for others). The executor closes the trade with "
+                "a reduce-only MARKET order and cancels its protection; the trade ends with "
+                "exit reason flatten. 404 not_found: no open trade of that id in this "
+                "daemon's executor; 409 live_off: live trading does not run here."
+            ),
         ),
     ]
 

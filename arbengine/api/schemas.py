@@ -290,6 +290,16 @@ class RequestGroupInfo(_Shape):
     """After a 429 for this group: nothing of it before then."""
 
 
+class OrderCountInfo(_Shape):
+    interval_s: float
+    """10 or 60: the account's ``ORDERS`` limits, from exchangeInfo."""
+    limit: int
+    allowed: int
+    """The share of ``limit`` we use (``exchange.weight_safety``): new orders wait beyond."""
+    used: int
+    """New orders counted in the window: ours, or the exchange's count when higher."""
+
+
 class RestBudgetInfo(_Shape):
     weight_limit: int
     """REQUEST_WEIGHT per minute, from exchangeInfo."""
@@ -310,6 +320,8 @@ class RestBudgetInfo(_Shape):
     """Calls waiting now, by priority (live, repair, backfill)."""
     paused_until_ms: int | None
     """After a 429, 418 or 403: no call before then."""
+    orders: list[OrderCountInfo] = []
+    """The account's new-order counts (only a client that places orders sends any)."""
 
 
 class SymbolReadiness(_Shape):
@@ -685,3 +697,314 @@ class StrategySummary(_Shape):
 
 class PaperSummary(_Shape):
     strategies: list[StrategySummary]
+
+
+# -- live trading ---------------------------------------------------------------------------
+
+LiveTradeStatus = Literal["pending", "open", "closed", "not_opened"]
+EventLevel = Literal["info", "warning", "error"]
+EventKind = Annotated[
+    str, Meta(pattern=r"^[a-z0-9_.]{1,64}$", description="a dotted event kind, e.g. live.skipped")
+]
+OrderRole = Annotated[
+    str, Meta(pattern=r"^[a-z0-9_]{1,32}$", description="entry, stop_loss, take_profit_1, …")
+]
+
+
+class LiveTradesQuery(_Query):
+    """Live trades by signal tick."""
+
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+    MAX_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+
+    strategy: StrategyName | None = None
+    symbol: Symbol | None = None
+    status: LiveTradeStatus | None = None
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000, description="at most 1000 rows")] = 100
+
+
+class LivePositionsQuery(_Query):
+    strategy: StrategyName | None = None
+    symbol: Symbol | None = None
+
+
+class LiveOrdersQuery(_Query):
+    """Orders by the time they were first stored."""
+
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 7 * 86_400_000
+    MAX_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+
+    strategy: StrategyName | None = None
+    symbol: Symbol | None = None
+    role: OrderRole | None = None
+    state: Literal["open", "done"] | None = None
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000, description="at most 1000 rows")] = 100
+
+
+class LiveEventsQuery(_Query):
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 7 * 86_400_000
+    MAX_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+
+    strategy: StrategyName | None = None
+    symbol: Symbol | None = None
+    kind: EventKind | None = None
+    level: EventLevel | None = None
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000, description="at most 1000 rows")] = 100
+
+
+class LiveSummaryQuery(_Query):
+    """Trades whose signal tick is in the range (like LiveTradesQuery)."""
+
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+    MAX_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+
+    strategy: StrategyName | None = None
+    symbol: Symbol | None = None
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+
+
+class LiveFill(_Shape):
+    time: int
+    price: float
+    quantity: float
+    fee: float
+    client_order_id: str
+    trade_id: int | None = None
+    reason: str | None = None
+
+
+class LivePlanDifference(_Shape):
+    what: str
+    paper: float | None
+    live: float | None
+    why: str
+
+
+class LiveTrade(_Shape):
+    id: int
+    strategy: str
+    strategy_hash: str
+    symbol: str
+    signal_tick: int
+    direction: int
+    status: LiveTradeStatus
+    quantity: float
+    entry_price: float | None
+    stop_price: float
+    r_distance: float
+    risk_usd: float
+    entry_fills: list[LiveFill]
+    exit_fills: list[LiveFill]
+    fees: float
+    funding: float
+    realised_r: float | None
+    realised_usd: float | None
+    exit_reason: str | None
+    plan_differences: list[LivePlanDifference]
+    opened_at: int | None
+    closed_at: int | None
+    updated_at: dt.datetime
+    paper_entry_tick: int | None
+    """The paper twin: ``/api/paper/trades`` row (strategy, symbol, entry_tick = this)."""
+    paper_entry_price: float | None
+    paper_result_r: float | None
+    entry_slippage_bps: float | None
+    """direction × (live entry − paper entry) / paper entry × 10⁴: positive when live
+    entered worse than paper. Null without a twin or before the entry fill."""
+    entry_slippage_r: float | None
+    """The same difference in R: direction × (live entry − paper entry) / r_distance."""
+    exit_slippage_r: float | None
+    """Σ over the exits by reason: live quantity share × direction × (the paper's exit
+    price by the same rule − the live average) / r_distance, positive when live got
+    worse; null until both sides are closed."""
+    exit_slippage_bps: float | None
+    """The same, each price difference over the paper's exit price × 10⁴."""
+    fees_r: float | None
+    """Live fees / (quantity × r_distance), once closed."""
+    paper_fees_r: float | None
+    funding_r: float | None
+    """Live funding (FUNDING_FEE income while open; negative when paid) in R, once closed."""
+    paper_funding_r: float | None
+    split_r: float | None
+    """What the live exit quantities (TP1 floored to the lot step) or an exit the paper
+    has not take differently from the paper's fractions, in R."""
+    r_vs_paper: float | None
+    """realised_r − the twin's result_r, once both are closed: equal to −entry_slippage_r
+    − exit_slippage_r − (fees_r − paper_fees_r) + (funding_r − paper_funding_r) + split_r."""
+    exit_reasons: list[str]
+    """The live exits' reasons in the paper's words (sl, tp1, breakeven, tp2, max_hold,
+    or flatten, exchange), in order."""
+    paper_exit_reasons: list[str] | None
+    same_exits: bool | None
+    """Both closed by the same rules in the same order; null until both are closed."""
+
+
+class LiveTrades(_Shape):
+    from_: int = field(name="from")
+    to: int
+    rows: list[LiveTrade]
+    truncated: bool
+
+
+class LiveStatusChange(_Shape):
+    status: str
+    time: int
+    note: str | None = None
+
+
+class LiveOrder(_Shape):
+    id: int
+    client_order_id: str
+    exchange_order_id: int | None
+    kind: Literal["order", "algo"]
+    role: str
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    type: str
+    quantity: float | None
+    price: float | None
+    trigger_price: float | None
+    reduce_only: bool
+    close_position: bool
+    status: str
+    status_time: int
+    status_history: list[LiveStatusChange]
+    filled_quantity: float
+    average_price: float | None
+    trade_id: int | None
+    strategy: str | None
+    """The strategy of its trade; null for an order of no trade of ours (an orphan's stop)."""
+    open: bool
+    """Still on the exchange: not filled, cancelled, expired, finished, rejected or unknown."""
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class LiveOrders(_Shape):
+    from_: int = field(name="from")
+    to: int
+    rows: list[LiveOrder]
+    truncated: bool
+
+
+class LivePosition(_Shape):
+    trade: LiveTrade
+    orders: list[LiveOrder]
+    """Its orders still open on the exchange: the stop-loss and take-profits protecting it."""
+    protected: bool
+    """An open stop-loss order covers it."""
+
+
+class LivePositions(_Shape):
+    rows: list[LivePosition]
+
+
+class LiveEvent(_Shape):
+    id: int
+    event_id: str
+    at: dt.datetime
+    level: EventLevel
+    kind: str
+    symbol: str | None
+    strategy: str | None
+    detail: dict[str, Any]
+    who: str
+    """executor, reconciler, admin:<name> or cli."""
+
+
+class LiveEvents(_Shape):
+    from_: int = field(name="from")
+    to: int
+    rows: list[LiveEvent]
+    truncated: bool
+
+
+class LiveStrategySummary(_Shape):
+    strategy: str
+    trades: int
+    open: int
+    """Pending or open."""
+    closed: int
+    not_opened: int
+    wins: int
+    losses: int
+    win_rate: float | None
+    """wins / closed; null before the first close."""
+    total_r: float
+    total_usd: float
+    fees: float
+    funding: float
+    twins: int
+    """Closed trades whose paper twin is closed too: the ones the paper comparison is over."""
+    same_exits: int
+    """Of ``twins``, those that exited by the same rules in the same order."""
+    entry_slippage_r: float | None
+    """Mean entry slippage in R over trades with a twin and an entry fill (null: none)."""
+    entry_slippage_bps: float | None
+    exit_slippage_r: float | None
+    """Mean exit slippage over ``twins`` (null: none), like the per-trade value."""
+    exit_slippage_bps: float | None
+    fees_r: float | None
+    """Mean live fees in R over ``twins``; ``paper_fees_r`` the twins' mean."""
+    paper_fees_r: float | None
+    funding_r: float | None
+    paper_funding_r: float | None
+    r_vs_paper: float | None
+    """Sum of realised_r − paper result_r over ``twins`` (null: none)."""
+
+
+class LiveSummary(_Shape):
+    from_: int = field(name="from")
+    to: int
+    strategies: list[LiveStrategySummary]
+
+
+class LiveConfigBody(_Input):
+    """The whole run-time live configuration: every field is required (a PUT replaces it)."""
+
+    strategies: Annotated[list[StrategyName], Meta(max_length=64)]
+    """Names of loaded strategies to trade live; empty: trade none."""
+    risk_per_trade_usd: Annotated[float, Meta(gt=0, le=1_000_000)]
+    max_positions: Annotated[int, Meta(ge=1, le=1000)]
+    paused: bool
+    """True: open no new live trade (open ones stay protected and are still managed)."""
+
+
+class LiveConfig(_Shape):
+    strategies: list[str]
+    risk_per_trade_usd: float
+    max_positions: int
+    paused: bool
+    source: Literal["settings", "api"]
+    """``settings``: no change was made through the API yet, the file's [live] is in force."""
+    changed_by: str | None
+    changed_at: dt.datetime | None
+
+
+class LiveConfigView(_Shape):
+    current: LiveConfig
+    history: list[LiveConfig]
+    """The changes made through the API, newest first (at most 100)."""
+    loaded_strategies: list[str] | None
+    """The strategies the daemon has loaded (null: none, the engine is off)."""
+
+
+class LiveFlattenBody(_Input):
+    trade_id: Annotated[int, Meta(ge=1)]
+    """The open live trade to close at market (``id`` in ``/api/live/positions``)."""
+
+
+class LiveFlattenReply(_Shape):
+    trade_id: int
+    symbol: str
+    strategy: str
+    status: Literal["requested"]
+    """The close is under way: the trade ends with exit reason ``flatten`` (its orders
+    and events show how)."""

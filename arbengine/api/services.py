@@ -22,6 +22,8 @@ from arbengine.domain.errors import ConfigError, os_reason
 from arbengine.logs import get_logger
 from arbengine.settings import Settings
 
+ADMIN_ROLE = "admin"
+
 
 @dataclass
 class Services:
@@ -103,6 +105,13 @@ class Services:
         if user.banned:
             raise ApiError(403, "banned", "this account is banned")
         return user
+
+    @staticmethod
+    def require_admin(user: UserState | None) -> None:
+        """403 with the shared error shape unless ``user`` is an admin (its current role,
+        read with the ban flag: a demotion takes effect on the next request)."""
+        if user is None or user.role != ADMIN_ROLE:
+            raise ApiError(403, "forbidden", "this route is for admins only")
 
 
 @dataclass(frozen=True, slots=True)

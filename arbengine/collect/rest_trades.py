@@ -14,6 +14,7 @@ from arbengine.exchange.rest import BinanceRest
 from arbengine.logs import get_logger
 from arbengine.runtime.backoff import EXCHANGE_REST_RETRY, RetryPolicy, Stopped
 from arbengine.runtime.clock import Clock, SystemClock
+from arbengine.runtime.stopping import unless_stopped
 
 AGG_TRADES_LIMIT = 1000
 AGG_TRADES_WEIGHT = 20
@@ -38,17 +39,22 @@ async def fetch_agg_trades(
     blocks before sending, so this loop only spaces out network-level retries
     (capped and jittered). ``InvalidSymbol`` and other rejections are raised.
     ``priority``: REPAIR for the live tape, BACKFILL for holes in the stored one.
-    Raises ``Stopped`` when ``stop`` is set while it waits to try again.
+    Raises ``Stopped`` when ``stop`` is set while it waits (for the weight, the answer or
+    the next try).
     """
     attempt = 0
     while True:
         try:
-            rows = await rest.get(
-                "/fapi/v1/aggTrades",
-                params,
-                reply=AggTrades,
-                weight=AGG_TRADES_WEIGHT,
-                priority=priority,
+            rows = await unless_stopped(
+                rest.get(
+                    "/fapi/v1/aggTrades",
+                    params,
+                    reply=AggTrades,
+                    weight=AGG_TRADES_WEIGHT,
+                    priority=priority,
+                ),
+                stop,
+                f"aggTrades for {symbol}",
             )
         except RetryableExchangeError as exc:
             attempt += 1

@@ -35,6 +35,14 @@ tape) is BACKFILL. Why live polls are never delayed by the others:
   budget; within a class, first come first served. Nothing of a lower class
   waits longer than the budget and the higher classes' waiting calls force.
 
+New orders have limits of their own, per account (``OrderCounts``): ``ORDERS`` in
+``exchangeInfo`` (300 per 10 seconds, 1200 per minute seen), the account's running
+counts in ``x-mbx-order-count-10s`` / ``-1m`` on every order answer. A new order waits
+before it would take either count past ``safety`` of its limit: never more of ours in
+any span of the interval (a sliding window, right however the exchange aligns its
+windows), nor more than the exchange's last count (orders of others on the account
+included) allows in its window. A ``-1015`` refusal pauses new orders, nothing else.
+
 This module is the bookkeeping and the rules, on explicit times (exchange-server
 milliseconds); ``rest.py`` owns the waiting.
 """
@@ -321,4 +329,105 @@ class RequestBudget:
         for name, state in self._groups.items():
             state.expire(now)
             out[name] = len(state.sent)
+        return out
+
+
+# -- new orders -----------------------------------------------------------------------------
+
+NEW_ORDER_PATHS = frozenset({"/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders"})
+"""Paths whose POST places orders: counted against the account's ``ORDERS`` limits."""
+ORDER_LIMITS = ((10_000, 300), (60_000, 1200))
+"""Binance USD-M's ``ORDERS`` limits (interval ms, orders) until exchangeInfo says."""
+
+
+def is_new_order(method: str, path: str) -> bool:
+    return method == "POST" and path in NEW_ORDER_PATHS
+
+
+@dataclass
+class _OrderWindow:
+    interval_ms: int
+    limit: int
+    allowed: int
+    sent: deque[int] = field(default_factory=deque)
+    """When each of our orders of the last interval was admitted (server ms), oldest first."""
+    reported: tuple[int, int, int] | None = None
+    """The exchange's count: (its window's index, the count, when we heard it)."""
+
+    def expire(self, now: int) -> None:
+        horizon = now - self.interval_ms
+        while self.sent and self.sent[0] <= horizon:
+            self.sent.popleft()
+
+    def counted(self, now: int) -> tuple[int, int]:
+        """Orders counted in the window now, and when one more may go (ms from now)."""
+        self.expire(now)
+        ours = len(self.sent)
+        ready = self.sent[0] + self.interval_ms - now + 1 if ours >= self.allowed else 0
+        if self.reported is not None and self.reported[0] == now // self.interval_ms:
+            _, count, heard = self.reported
+            exchange = count + sum(1 for t in self.sent if t > heard)
+            if exchange >= self.allowed:
+                window_end = (now // self.interval_ms + 1) * self.interval_ms
+                ready = max(ready, window_end - now + ROLLOVER_GUARD_MS)
+            return max(ours, exchange), ready
+        return ours, ready
+
+
+class OrderCounts:
+    """The account's new-order limits and counts (see the module docstring)."""
+
+    def __init__(self, *, safety: float, limits: Sequence[tuple[int, int]] = ORDER_LIMITS):
+        self.safety = safety
+        self._windows = {ms: self._window(ms, limit) for ms, limit in limits}
+        self.paused_until = 0
+        """A ``-1015`` refusal: no new order before this (server ms)."""
+
+    def _window(self, interval_ms: int, limit: int) -> _OrderWindow:
+        return _OrderWindow(interval_ms, limit, max(1, math.floor(limit * self.safety)))
+
+    def set_limit(self, interval_ms: int, limit: int) -> None:
+        """A limit from exchangeInfo (``ORDERS``), replacing the one for that interval."""
+        window = self._windows.get(interval_ms)
+        if window is None:
+            self._windows[interval_ms] = self._window(interval_ms, limit)
+        else:
+            window.limit, window.allowed = limit, max(1, math.floor(limit * self.safety))
+
+    def wait(self, now: int) -> Wait | None:
+        """None when a new order may be sent now; else for how long at most it waits."""
+        if self.paused_until > now:
+            return Wait("orders", self.paused_until - now)
+        longest = 0
+        for window in self._windows.values():
+            counted, ready = window.counted(now)
+            if counted >= window.allowed:
+                longest = max(longest, ready, 1)
+        return Wait("orders", longest) if longest else None
+
+    def take(self, now: int) -> None:
+        for window in self._windows.values():
+            window.sent.append(now)
+
+    def reported(self, interval_ms: int, count: int, now: int) -> None:
+        """The exchange's count of the account's orders in its current window."""
+        window = self._windows.get(interval_ms)
+        if window is not None:
+            window.reported = (now // interval_ms, count, now)
+
+    def pause(self, until: int) -> None:
+        self.paused_until = max(self.paused_until, until)
+
+    def view(self, now: int) -> list[dict[str, Any]]:
+        out = []
+        for window in self._windows.values():
+            counted, _ = window.counted(now)
+            out.append(
+                {
+                    "interval_s": window.interval_ms / 1000,
+                    "limit": window.limit,
+                    "allowed": window.allowed,
+                    "used": counted,
+                }
+            )
         return out

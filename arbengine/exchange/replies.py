@@ -15,6 +15,7 @@ are the wire, read at the edge and turned into the domain's types there.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
@@ -40,12 +41,31 @@ class RateLimit(msgspec.Struct, frozen=True):
     intervalNum: int = 1
 
 
+class SymbolFilter(msgspec.Struct, frozen=True):
+    """One of an ``exchangeInfo`` symbol's ``filters``: the keys of the kinds the live
+    executor reads (``PRICE_FILTER``, ``LOT_SIZE``, ``MARKET_LOT_SIZE``, ``MIN_NOTIONAL``;
+    the futures key of the last is ``notional``); other kinds decode with all of them None.
+
+    Prices and quantities are ``Decimal``: order rounding must be exact.
+    """
+
+    filterType: str
+    tickSize: Decimal | None = None
+    minPrice: Decimal | None = None
+    maxPrice: Decimal | None = None
+    stepSize: Decimal | None = None
+    minQty: Decimal | None = None
+    maxQty: Decimal | None = None
+    notional: Decimal | None = None
+
+
 class SymbolInfo(msgspec.Struct, frozen=True):
     """One ``exchangeInfo`` symbol; Binance may leave out keys that hold their usual value."""
 
     symbol: str
     status: str = "TRADING"
     contractType: str = "PERPETUAL"
+    filters: list[SymbolFilter] = []
 
 
 class ExchangeInfo(msgspec.Struct, frozen=True):
@@ -147,6 +167,92 @@ class OrderReply(msgspec.Struct, frozen=True):
     executedQty: float
     avgPrice: float = 0.0
     updateTime: int = 0
+    reduceOnly: bool = False
+    closePosition: bool = False
+
+
+class LeverageBracket(msgspec.Struct, frozen=True):
+    """One bracket of ``GET /fapi/v1/leverageBracket`` (signed): up to ``notionalCap`` of
+    position notional, at most ``initialLeverage``."""
+
+    bracket: int
+    initialLeverage: int
+    notionalCap: Decimal
+    notionalFloor: Decimal = Decimal(0)
+    maintMarginRatio: float = 0.0
+    cum: float = 0.0
+
+
+class SymbolLeverageBrackets(msgspec.Struct, frozen=True):
+    """``GET /fapi/v1/leverageBracket``: one symbol's brackets (the reply is a list of
+    these without ``symbol``, and one of them, or a one-element list, with it)."""
+
+    symbol: str
+    brackets: list[LeverageBracket]
+
+
+class PositionRisk(msgspec.Struct, frozen=True):
+    """A row of ``GET /fapi/v3/positionRisk`` (signed): ``positionAmt`` is signed (short < 0)."""
+
+    symbol: str
+    positionAmt: Decimal
+    entryPrice: Decimal
+    positionSide: str = "BOTH"
+    markPrice: float = 0.0
+    unRealizedProfit: float = 0.0
+    liquidationPrice: float = 0.0
+    notional: float = 0.0
+    updateTime: int = 0
+
+
+class AlgoOrderReply(msgspec.Struct, frozen=True):
+    """``POST``/``GET /fapi/v1/algoOrder`` and the rows of ``GET /fapi/v1/openAlgoOrders``
+    (signed): a conditional order as the exchange has it (``algoStatus`` NEW, TRIGGERING,
+    TRIGGERED, FINISHED, CANCELED, EXPIRED, REJECTED)."""
+
+    algoId: int
+    clientAlgoId: str
+    symbol: str
+    side: str
+    orderType: str
+    algoStatus: str
+    triggerPrice: Decimal
+    quantity: Decimal = Decimal(0)
+    closePosition: bool = False
+    reduceOnly: bool = False
+    workingType: str = "CONTRACT_PRICE"
+    actualOrderId: str = ""
+    updateTime: int = 0
+
+
+class AlgoCancelReply(msgspec.Struct, frozen=True):
+    """``DELETE /fapi/v1/algoOrder`` (signed): ``{"algoId", "clientAlgoId", "code": "200",
+    "msg": "success"}``, not the order itself."""
+
+    algoId: int
+    clientAlgoId: str
+
+
+class UserTrade(msgspec.Struct, frozen=True):
+    """A row of ``GET /fapi/v1/userTrades`` (signed): one fill of one of our orders."""
+
+    id: int
+    orderId: int
+    symbol: str
+    side: str
+    price: float
+    qty: float
+    commission: float
+    commissionAsset: str = "USDT"
+    realizedPnl: float = 0.0
+    time: int = 0
+
+
+class ListenKeyReply(msgspec.Struct, frozen=True):
+    """``POST``/``PUT /fapi/v1/listenKey`` (API key, unsigned): the user stream's key
+    (a keep-alive may answer ``{}``)."""
+
+    listenKey: str = ""
 
 
 class ErrorReply(msgspec.Struct, frozen=True):
@@ -200,3 +306,15 @@ def summarize_body(body: bytes, limit: int = 160) -> str:
         return f"HTML page {summary[:limit]!r}" if summary else "an HTML page"
     summary = " ".join(body.decode(errors="replace").split())
     return repr(summary[:limit]) if summary else "an empty body"
+
+
+class IncomeRow(msgspec.Struct, frozen=True):
+    """A row of ``GET /fapi/v1/income`` (signed): one change of the wallet (``incomeType``
+    FUNDING_FEE, COMMISSION, REALIZED_PNL, …), ``income`` in ``asset``, negative when paid."""
+
+    symbol: str
+    incomeType: str
+    income: float
+    asset: str = "USDT"
+    time: int = 0
+    tranId: int = 0

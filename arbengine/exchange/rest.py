@@ -11,8 +11,15 @@ a queue watches the clock; the others wait for their turn, so hundreds of
 waiting calls cost nothing. A 429 pauses every call for ``Retry-After`` (only
 the group's calls when the refused path has a count of its own); a 418 (IP
 ban) stops every call until the ban ends: both are raised to the caller as
-retryable errors, and the next call of anyone waits. Secrets and signatures
+retryable errors, and the next call of anyone waits. New orders also wait for
+the account's order counts (``OrderCounts``: slowed before the limit; a 429
+``-1015`` "Too many new orders" pauses new orders only). Secrets and signatures
 never reach a log line.
+
+Binance counts weight per IP, so every client of one host shares one
+``RestLimits`` (the budget, the order counts, the queues, the pauses): the
+collectors' and the live executor's in production. The testnet is another
+exchange with limits of its own, so its client has its own.
 
 Every answer is decoded, once, into the reply type the caller names
 (``exchange/replies.py``): no caller handles a dictionary, and an answer of
@@ -33,7 +40,14 @@ import aiohttp
 import msgspec
 from prometheus_client import Counter, Gauge, Histogram
 
-from arbengine.exchange.budget import Priority, RequestBudget, RequestGroup, binance_groups
+from arbengine.exchange.budget import (
+    OrderCounts,
+    Priority,
+    RequestBudget,
+    RequestGroup,
+    binance_groups,
+    is_new_order,
+)
 from arbengine.exchange.exchange_errors import (
     BadSignature,
     FatalExchangeError,
@@ -82,8 +96,16 @@ WAIT_SECONDS = Histogram(
     buckets=(0.001, 0.01, 0.1, 0.5, 1, 2, 5, 15, 60, 300),
 )
 LIMITED = Counter("arb_rest_rate_limited", "429, 418 and 403 (WAF) answers received", ["status"])
+ORDER_COUNT = Gauge(
+    "arb_rest_order_count",
+    "The account's new orders in the exchange's current window (its last answer said)",
+    ["interval"],
+)
 
 DEFAULT_BAN_S = 120.0
+TOO_MANY_ORDERS = -1015
+ORDER_COUNT_HEADERS = ((10_000, "x-mbx-order-count-10s"), (60_000, "x-mbx-order-count-1m"))
+INTERVAL_MS = {"SECOND": 1_000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
 DEFAULT_FORBIDDEN_BACKOFF_S = 300.0
 HEALTH_COMPONENT = "rest"
 T = TypeVar("T")
@@ -111,6 +133,30 @@ class _Waiter:
     wake: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
 
 
+class RestLimits:
+    """What every client of one exchange host shares: the request budget (weight per IP,
+    the request-count groups), the account's order counts, the waiting queues and the
+    pauses a 429, 418 or 403 brings."""
+
+    def __init__(
+        self,
+        weight_limit: int = 2400,
+        *,
+        safety: float,
+        groups: Sequence[RequestGroup] | None = None,
+    ) -> None:
+        self.budget = RequestBudget(
+            weight_limit, safety=safety, groups=binance_groups() if groups is None else groups
+        )
+        self.orders = OrderCounts(safety=safety)
+        self.queues: dict[str, list[_Waiter]] = {}
+        """One queue per budget: "weight", each request-count group, "orders"."""
+        self.seq = itertools.count()
+        self.paused_until_ms = 0
+        self.banned_until_ms = 0
+        self.blocked_until_ms = 0
+
+
 class BinanceRest:
     def __init__(
         self,
@@ -128,35 +174,59 @@ class BinanceRest:
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         health: HealthBoard | None = None,
+        limits: RestLimits | None = None,
     ) -> None:
+        """``limits``: shared with the other clients of the same host (then
+        ``weight_limit``, ``weight_safety`` and ``groups`` are those it was made with)."""
         self.session = self._session = session
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._api_secret = api_secret
         self.recv_window_ms = recv_window_ms
-        self.budget = RequestBudget(
-            weight_limit,
-            safety=weight_safety,
-            groups=binance_groups() if groups is None else groups,
-        )
+        self.limits = limits or RestLimits(weight_limit, safety=weight_safety, groups=groups)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock or SystemClock()
         self._sleep = sleep
-        self._queues: dict[str, list[_Waiter]] = {}
-        """One queue per budget: "weight", and each request-count group."""
-        self._seq = itertools.count()
         self._demand_warned = False
         self.time_offset_ms = 0
         self.forbidden_backoff_s = forbidden_backoff_s
-        self.paused_until_ms = 0
-        self.banned_until_ms = 0
-        self.blocked_until_ms = 0
         self._health = health
         self._troubled_at: float | None = None
         """When the trouble on the health board was reported (perf_counter), if it was."""
         self._log = get_logger("rest")
 
     # -- time and limits ------------------------------------------------------
+
+    @property
+    def budget(self) -> RequestBudget:
+        return self.limits.budget
+
+    @property
+    def paused_until_ms(self) -> int:
+        """A 429: no call before this (our clock's ms)."""
+        return self.limits.paused_until_ms
+
+    @paused_until_ms.setter
+    def paused_until_ms(self, value: int) -> None:
+        self.limits.paused_until_ms = value
+
+    @property
+    def banned_until_ms(self) -> int:
+        """A 418 (IP ban): no call before this."""
+        return self.limits.banned_until_ms
+
+    @banned_until_ms.setter
+    def banned_until_ms(self, value: int) -> None:
+        self.limits.banned_until_ms = value
+
+    @property
+    def blocked_until_ms(self) -> int:
+        """A 403 (the exchange's firewall): no call before this."""
+        return self.limits.blocked_until_ms
+
+    @blocked_until_ms.setter
+    def blocked_until_ms(self, value: int) -> None:
+        self.limits.blocked_until_ms = value
 
     def server_time_ms(self) -> int:
         return self._clock.time_ms() + self.time_offset_ms
@@ -179,7 +249,8 @@ class BinanceRest:
         return self.budget.used
 
     def apply_exchange_info(self, info: ExchangeInfo) -> None:
-        """Take the REQUEST_WEIGHT per-minute limit from ``exchangeInfo`` (never hard-coded)."""
+        """Take the REQUEST_WEIGHT per-minute limit and the ORDERS limits from
+        ``exchangeInfo`` (never hard-coded)."""
         for limit in info.rateLimits:
             if (
                 limit.rateLimitType == "REQUEST_WEIGHT"
@@ -187,6 +258,9 @@ class BinanceRest:
                 and limit.intervalNum == 1
             ):
                 self.budget.weight_limit = limit.limit
+            elif limit.rateLimitType == "ORDERS" and limit.interval in INTERVAL_MS:
+                interval_ms = INTERVAL_MS[limit.interval] * limit.intervalNum
+                self.limits.orders.set_limit(interval_ms, limit.limit)
         self._check_demand()
 
     def declare_live(self, name: str, weight_per_minute: float) -> None:
@@ -211,8 +285,9 @@ class BinanceRest:
     def budget_view(self) -> dict[str, object]:
         """The budget as ``/api/server`` shows it: limits, use, reserve, who is waiting."""
         view = self.budget.view(self.server_time_ms())
+        view["orders"] = self.limits.orders.view(self.server_time_ms())
         waiting = dict.fromkeys((p.label for p in Priority), 0)
-        for queue in self._queues.values():
+        for queue in self.limits.queues.values():
             for waiter in queue:
                 waiting[Priority(waiter.priority).label] += 1
         view["waiting"] = waiting
@@ -221,14 +296,20 @@ class BinanceRest:
         )
         return view
 
-    async def _wait_for_allowance(self, weight: int, priority: Priority, group: str | None) -> int:
+    async def _wait_for_allowance(
+        self, weight: int, priority: Priority, group: str | None, new_order: bool = False
+    ) -> int:
         """Wait until a call may be sent (see the module docstring); count it as sent.
 
         Returns the minute the call counts in (for ``_after_response``).
         """
-        name = group if group is not None else ("weight" if weight > 0 else None)
-        queue = self._queues.setdefault(name, []) if name is not None else None
-        waiter = _Waiter(int(priority), next(self._seq))
+        limits = self.limits
+        if new_order:
+            name: str | None = "orders"
+        else:
+            name = group if group is not None else ("weight" if weight > 0 else None)
+        queue = limits.queues.setdefault(name, []) if name is not None else None
+        waiter = _Waiter(int(priority), next(limits.seq))
         if queue is not None:
             heapq.heappush(queue, waiter)
         asked = time.perf_counter()
@@ -247,9 +328,13 @@ class BinanceRest:
                     why, delay_ms = "queued", None  # woken when it reaches the head
                 else:
                     server_now = self.server_time_ms()
-                    wait = self.budget.wait(priority, weight, group, server_now)
+                    wait = limits.orders.wait(server_now) if new_order else None
+                    if wait is None:
+                        wait = self.budget.wait(priority, weight, group, server_now)
                     if wait is None:
                         minute = self.budget.take(priority, weight, group, server_now)
+                        if new_order:
+                            limits.orders.take(server_now)
                         break
                     why, delay_ms = wait.reason, wait.ms
                 if reason is None:
@@ -285,7 +370,7 @@ class BinanceRest:
 
     def _wake_weight_queue(self) -> None:
         """Weight came free (an answer): the head of the weight queue looks again."""
-        queue = self._queues.get("weight")
+        queue = self.limits.queues.get("weight")
         if queue:
             queue[0].wake.set()
 
@@ -336,7 +421,8 @@ class BinanceRest:
         if signed and not self._api_secret:
             raise FatalExchangeError(f"{path}: an API secret is required (exchange.api_secret)")
         group = self.budget.group_for(path)
-        minute = await self._wait_for_allowance(weight, priority, group)
+        new_order = is_new_order(method, path)
+        minute = await self._wait_for_allowance(weight, priority, group, new_order)
         headers = {}
         if signed or api_key:
             headers["X-MBX-APIKEY"] = self._api_key
@@ -355,6 +441,11 @@ class BinanceRest:
                 body = await response.read()
                 status = response.status
                 response_headers = response.headers
+        except asyncio.CancelledError:
+            # A read given up at a shutdown: what it took of this minute stays taken,
+            # but it is no longer in flight (or the budget would shrink for good).
+            self._release(weight, minute)
+            raise
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._release(weight, minute)
             REQUESTS.labels(path, "error").inc()
@@ -408,6 +499,11 @@ class BinanceRest:
         self._release(weight, minute, used)
         if used is not None:
             USED_WEIGHT.set(self.budget.used)
+        for interval_ms, name in ORDER_COUNT_HEADERS:
+            raw = headers.get(name) or headers.get(name.upper())
+            if raw is not None and raw.isdigit():
+                self.limits.orders.reported(interval_ms, int(raw), self.server_time_ms())
+                ORDER_COUNT.labels(name.rsplit("-", 1)[1]).set(int(raw))
 
     def _retry_after_s(self, headers: Mapping[str, str], default: float) -> float:
         try:
@@ -445,6 +541,16 @@ class BinanceRest:
             self._log.error("rest.ip_banned", path=path, retry_after_s=retry_after)
             self._report(f"IP banned by the exchange (HTTP 418) for {retry_after:g}s: {text}")
             raise IpBanned(text, retry_after_s=retry_after)
+        if code == TOO_MANY_ORDERS:
+            # The account's order count, not the IP's weight: only new orders wait.
+            server_now = self.server_time_ms()
+            retry_after = self._retry_after_s(headers, (10_000 - server_now % 10_000) / 1000)
+            self.limits.orders.pause(server_now + int(retry_after * 1000))
+            LIMITED.labels(str(status)).inc()
+            self._log.warning(
+                "rest.orders_limited", path=path, retry_after_s=retry_after, error=msg
+            )
+            raise RateLimited(text, retry_after_s=retry_after, status=status)
         if status == 429 or code == -1003:
             seconds_to_minute = 60 - (self.server_time_ms() // 1000) % 60
             retry_after = self._retry_after_s(headers, float(seconds_to_minute))

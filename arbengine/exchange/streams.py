@@ -7,12 +7,20 @@
   a second connection, switch to it once it delivers, then close the first:
   the overlap means no gap (consumers drop the duplicates by id). A hand-over
   that fails is logged and tried again later (the first connection serves on).
+  A quiet stream (``silence_s`` None: a user data stream) may send nothing for
+  hours, so its watchdog hands over: once the next connection is open, it
+  closes the first, whose reader then serves the next.
 - Connection age, silence and backoff are measured and waited on the injected clock.
 - A watchdog reconnects a connection that stays silent for ``silence``.
 - A frame the consumer cannot decode is logged, counted and skipped; it
   never takes the connection down.
 - While a connection is down it is reported on the health board (``stream``,
   subject the connection's name), from the first failure until it is back.
+- A stream whose address changes (a user data stream names a listen key, which
+  expires) is given ``url_for_next``: asked before every connection is opened,
+  it may fail retryably (the REST call behind it) like the connection itself.
+  ``reconnect_now`` ends the current connection and opens the next one without
+  waiting. An error logged never shows the address's query (it may hold a key).
 
 The consumer is a plain callback run for every frame (no await per frame),
 plus ``on_connected`` so the consumer can repair what a reconnect may have
@@ -31,6 +39,7 @@ import aiohttp
 import msgspec
 from prometheus_client import Counter, Gauge
 
+from arbengine.domain.errors import RetryableError
 from arbengine.logs import get_logger
 from arbengine.runtime.backoff import EXCHANGE_STREAM_RETRY, RetryPolicy
 from arbengine.runtime.clock import Clock, SystemClock
@@ -46,12 +55,16 @@ OnFrame = Callable[[bytes], None]
 """Decodes and handles one frame; raising ValueError/TypeError/KeyError or a msgspec
 error marks the frame malformed (logged, counted, skipped)."""
 OnConnected = Callable[[int], Awaitable[None]]
+UrlForNext = Callable[[], Awaitable[str]]
 
 
 @dataclass(frozen=True)
 class StreamPolicy:
     max_age_s: float = 23 * 3600.0
-    silence_s: float = 30.0
+    silence_s: float | None = 30.0
+    """None: a quiet connection is normal (a user data stream); ``heartbeat_s`` watches it."""
+    heartbeat_s: float | None = None
+    """Our own pings every so often; a pong that does not come ends the connection."""
     reconnect: RetryPolicy = EXCHANGE_STREAM_RETRY
     """Waits between reconnects after a failure, and between tries of a failed hand-over."""
     open_timeout_s: float = 10.0
@@ -75,6 +88,9 @@ class _Closed(Exception):
     """The server closed the connection, or it broke (a protocol error, a reset)."""
 
 
+_RETRYABLE = (OSError, aiohttp.ClientError, TimeoutError, RetryableError, _Silent, _Closed)
+
+
 _DATA = (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
 
 
@@ -93,15 +109,24 @@ class CombinedStream:
         rng: random.Random | None = None,
         may_read: asyncio.Event | None = None,
         health: HealthBoard | None = None,
+        url_for_next: UrlForNext | None = None,
     ) -> None:
-        if not streams:
+        if not streams and url_for_next is None:
             raise ValueError("a combined stream needs at least one stream name")
         if len(streams) > MAX_STREAMS_PER_CONNECTION:
             raise ValueError(f"at most {MAX_STREAMS_PER_CONNECTION} streams per connection")
         self.name = name
         self.base_url = base_url
         self.streams = list(streams)
-        self.url = combined_url(base_url, streams)
+        self.url = combined_url(base_url, streams) if streams else base_url
+        self._url_for_next = url_for_next
+        self._reconnect_requested = False
+        self._current: aiohttp.ClientWebSocketResponse | None = None
+        self._next: aiohttp.ClientWebSocketResponse | None = None
+        """A quiet stream's next connection, opened by the watchdog at the age limit."""
+        self._hand_over_at = 0.0
+        self._hand_over_failures = 0
+        self._closing: set[asyncio.Task[object]] = set()
         self._health = health
         self._session = session
         self._on_frame = on_frame
@@ -121,6 +146,21 @@ class CombinedStream:
     def request_stop(self) -> None:
         """Return from ``run`` promptly (graceful shutdown), even from a quiet connection."""
         self._stop.set()
+
+    def reconnect_now(self) -> None:
+        """End the current connection and open the next one at once (no backoff): its
+        address has changed (``url_for_next`` will say how)."""
+        self._reconnect_requested = True
+        ws = self._current
+        if ws is not None and not ws.closed:
+            task: asyncio.Task[object] = asyncio.ensure_future(ws.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the query of any address we used (it may hold a listen key)."""
+        base = self.url.split("?")[0]
+        return text.replace(self.url, base) if "?" in self.url else text
 
     def remove(self, names: Sequence[str]) -> None:
         """Leave ``names`` out from the next connection on (their data is ignored until then);
@@ -157,7 +197,7 @@ class CombinedStream:
                 if handed_to is None:  # stopping
                     await ws.close()
                 ws = handed_to
-            except (OSError, aiohttp.ClientError, TimeoutError, _Silent, _Closed) as exc:
+            except _RETRYABLE as exc:
                 if ws is not None:
                     await ws.close()
                     ws = None
@@ -167,16 +207,17 @@ class CombinedStream:
                 reason = "silent" if isinstance(exc, _Silent) else type(exc).__name__
                 RECONNECTS.labels(reason).inc()
                 delay = self.policy.reconnect.delay(attempt, self._rng)
+                error = self._redact(str(exc))[:200]
                 self._log.warning(
                     "stream.reconnecting",
                     reason=reason,
-                    error=str(exc)[:200],
+                    error=error,
                     delay_s=round(delay, 3),
                 )
                 if self._health is not None:
                     self._health.report(
                         "stream",
-                        f"disconnected ({reason}: {str(exc)[:200]}), reconnecting",
+                        f"disconnected ({reason}: {error}), reconnecting",
                         subject=self.name,
                     )
                 await self._clock.sleep(delay, self._stop)
@@ -188,13 +229,16 @@ class CombinedStream:
             await ws.close()
 
     async def _open(self) -> aiohttp.ClientWebSocketResponse:
+        if self._url_for_next is not None:
+            self._reconnect_requested = False  # the address asked for now is the new one
+            self.url = await self._url_for_next()
         # aiohttp's websocket reader is compiled: it parses frames about twice as fast as a
         # pure-Python one, which is most of the cost of a busy stream.
         connecting = self._session.ws_connect(
             self.url,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
             autoping=True,  # the server pings; pongs are automatic
-            heartbeat=None,  # the watchdog covers silence
+            heartbeat=self.policy.heartbeat_s,  # else the watchdog covers silence
             max_msg_size=2**22,
             compress=0,
         )
@@ -206,12 +250,16 @@ class CombinedStream:
         """Read one connection until it falls silent or we stop (None), or until it ages out:
         then the next connection, already delivering, is returned and this one is closed."""
         self.connections += 1
+        self._current = ws
         CONNECTED.labels(self.name).set(1)
         if self._health is not None:
             self._health.clear("stream", subject=self.name)
         self._log.info("stream.connected", streams_url=self.url.split("?")[0], n=self.connections)
         clock = self._clock
         hand_over_at = clock.monotonic() + self.policy.max_age_s
+        self._hand_over_at = hand_over_at
+        self._hand_over_failures = 0
+        quiet = self.policy.silence_s is None
         hand_over_failures = 0
         self._last_message = clock.monotonic()
         # A watchdog beside the reader, rather than a timeout on every receive: at tens of
@@ -224,10 +272,20 @@ class CombinedStream:
             handle = self._handle
             may_read = self._may_read
             while not self._stop.is_set():
-                if clock.monotonic() >= hand_over_at:
+                if self._reconnect_requested:
+                    self._reconnect_requested = False
+                    self._log.info("stream.reconnecting_now")
+                    return None
+                if not quiet and clock.monotonic() >= hand_over_at:
                     try:
                         return await self._hand_over(ws)
-                    except (OSError, aiohttp.ClientError, TimeoutError, _Closed) as exc:
+                    except (
+                        OSError,
+                        aiohttp.ClientError,
+                        TimeoutError,
+                        RetryableError,
+                        _Closed,
+                    ) as exc:
                         # The old connection still serves (the exchange ends it only at
                         # 24 h): keep reading it, and try again after the policy's delay.
                         hand_over_failures += 1
@@ -236,7 +294,7 @@ class CombinedStream:
                         RECONNECTS.labels("hand_over_failed").inc()
                         self._log.warning(
                             "stream.hand_over_failed",
-                            error=f"{type(exc).__name__}: {exc}"[:200],
+                            error=self._redact(f"{type(exc).__name__}: {exc}")[:200],
                             attempt=hand_over_failures,
                             retry_in_s=round(delay, 3),
                         )
@@ -246,6 +304,11 @@ class CombinedStream:
                 if message.type not in _DATA:
                     if self._stop.is_set():
                         return None
+                    if self._reconnect_requested:
+                        continue  # the loop's head opens the next connection
+                    if self._next is not None:  # the watchdog handed over
+                        handed_to, self._next = self._next, None
+                        return handed_to
                     if self._went_silent:
                         raise _Silent(f"no message for {self.policy.silence_s:g}s")
                     raise _Closed(f"{message.type.name}: {message.extra or message.data or ''}")
@@ -257,25 +320,60 @@ class CombinedStream:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+            self._current = None
+            if self._next is not None:  # stopping amid a hand-over
+                await self._next.close()
+                self._next = None
             CONNECTED.labels(self.name).set(0)
 
     async def _watch(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """Close the connection when it falls silent, or at once when asked to stop."""
         self._went_silent = False
-        period = max(0.05, self.policy.silence_s / 4)
+        silence = self.policy.silence_s
+        period = max(0.05, silence / 4) if silence is not None else 1.0
         clock = self._clock
         while await clock.sleep(period, self._stop):
-            if clock.monotonic() - self._last_message > self.policy.silence_s:
+            if silence is None:
+                if clock.monotonic() >= self._hand_over_at and await self._open_next(ws):
+                    return
+                continue
+            if clock.monotonic() - self._last_message > silence:
                 self._went_silent = True
                 await ws.close()
                 return
         await ws.close()
 
+    async def _open_next(self, old: aiohttp.ClientWebSocketResponse) -> bool:
+        """A quiet stream's hand-over, from the watchdog (the reader may wait for hours):
+        open the next connection, then close this one. The reader gets what this one still
+        holds, then its close, and serves the next (the overlap's duplicates are the
+        consumer's to drop). False when the next one could not be opened: tried again
+        after the policy's delay, this one serving on."""
+        self._log.info("stream.rotating", age_limit_s=self.policy.max_age_s)
+        RECONNECTS.labels("max_age").inc()
+        try:
+            self._next = await self._open()
+        except (OSError, aiohttp.ClientError, TimeoutError, RetryableError) as exc:
+            self._hand_over_failures += 1
+            delay = self.policy.reconnect.delay(self._hand_over_failures, self._rng)
+            self._hand_over_at = self._clock.monotonic() + delay
+            RECONNECTS.labels("hand_over_failed").inc()
+            self._log.warning(
+                "stream.hand_over_failed",
+                error=self._redact(f"{type(exc).__name__}: {exc}")[:200],
+                attempt=self._hand_over_failures,
+                retry_in_s=round(delay, 3),
+            )
+            return False
+        await old.close()
+        return True
+
     async def _hand_over(
         self, old: aiohttp.ClientWebSocketResponse
     ) -> aiohttp.ClientWebSocketResponse:
-        """Open the next connection and, once it delivers, drain and close this one, so
-        nothing falls between (the consumer drops the overlap's duplicates by id).
+        """Open the next connection and, once it delivers (a quiet stream: once it is open),
+        drain and close this one, so nothing falls between (the consumer drops the
+        overlap's duplicates by id).
 
         Returns the new connection for the caller's loop to serve. A failure (the new
         connection refused, or silent) closes the new connection and is raised: the old
@@ -283,10 +381,13 @@ class CombinedStream:
         self._log.info("stream.rotating", age_limit_s=self.policy.max_age_s)
         RECONNECTS.labels("max_age").inc()
         new = await self._open()
+        first: aiohttp.WSMessage | None = None
         try:
-            first = await asyncio.wait_for(new.receive(), self.policy.silence_s)
-            if first.type not in _DATA:
-                raise _Closed(f"the next connection: {first.type.name}")
+            if self.policy.silence_s is not None:
+                first = await asyncio.wait_for(new.receive(), self.policy.silence_s)
+                if first.type not in _DATA:
+                    raise _Closed(f"the next connection: {first.type.name}")
+            # else a quiet stream: the new connection is subscribed once it is open.
             # Drain what the old connection still holds, then switch.
             while True:
                 try:
@@ -300,7 +401,8 @@ class CombinedStream:
             await new.close()
             raise
         await old.close()
-        self._handle(_bytes(first.data))
+        if first is not None:
+            self._handle(_bytes(first.data))
         return new
 
     def _handle(self, frame: bytes) -> None:

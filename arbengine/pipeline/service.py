@@ -23,6 +23,14 @@ the output channel for the signal writer. Events that still come after a tick
 they belong to was evaluated are counted and logged (``engine.late_trade``,
 ``engine.late_event``).
 
+Fired signals for trading (``signals``, the live executor's channel): only those of
+ticks at or after the exchange's time when the warm start began (``live_from_ms``).
+A tick before it was missed while the daemon was down and is evaluated now only to
+catch the records up (from the warm start's replay or from the trades held for it);
+its market has moved on, so it is stored and paper-traded as a backtest would, never
+traded live. The engine never waits for the executor: the channel drops its oldest
+signal when full (counted in ``/api/server`` channels).
+
 Reload (SIGHUP): the strategy directory is validated as a whole; an invalid
 set is rejected and the old one kept (``strategies.reload_failed``), an
 unchanged one changes nothing, a changed one applies from the next tick.
@@ -42,6 +50,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from arbengine.domain.engine_rows import EngineOutput as EngineOutput
 from arbengine.domain.engine_rows import PaperTradeRow
+from arbengine.domain.events import Signal
 from arbengine.domain.market import (
     PREMIUM_INDEX_INPUT,
     Indicator,
@@ -61,7 +70,7 @@ from arbengine.pipeline.records import (
 from arbengine.pipeline.replay import ReplayStats, ReplayTarget
 from arbengine.pipeline.settle import TradeHold
 from arbengine.pipeline.signal_pipeline import PipelineOutput, SignalPipeline
-from arbengine.runtime.channels import Channel, ChannelClosed
+from arbengine.runtime.channels import Channel, ChannelClosed, Sink
 from arbengine.runtime.clock import Clock, SystemClock
 from arbengine.runtime.delivered_inputs import Readiness
 from arbengine.signals import (
@@ -165,7 +174,9 @@ class EngineService:
         readiness: Readiness | None = None,
         wall: Callable[[], float] = time.time,
         collected: Callable[[], Collected] | None = None,
+        signals: Sink[Signal] | None = None,
     ) -> None:
+        """``signals``: where fired signals of live ticks go (the live executor's channel)."""
         self.strategies_dir = strategies_dir
         self._inbox = inbox
         self._outbox = outbox
@@ -192,6 +203,9 @@ class EngineService:
         self._all_ready = False
         self._reminded: float | None = None
         self._collected = collected
+        self._signals = signals
+        self.live_from_ms: int | None = None
+        """The exchange's time when the warm start began: a tick before it is catch-up."""
         """The symbols collected now: a reloaded set naming any other is refused. (The set
         loaded at start was checked against ``[collect] symbols`` before anything ran.)"""
 
@@ -401,13 +415,35 @@ class EngineService:
             self._log.warning("engine.late_trade", trades=out.late_trades)
         OPEN_POSITIONS.set(len(self.pipeline.book.open))
         await self._outbox.put(to_output(out))
+        if live and self._signals is not None:
+            await self._hand_over_signals(out)
         self.pipeline.book.forget_settled()  # stored above; the daemon runs for ever
+
+    async def _hand_over_signals(self, out: PipelineOutput) -> None:
+        """Fired signals of live ticks to the ``signals`` sink; catch-up ones are logged."""
+        assert self._signals is not None
+        assert self.live_from_ms is not None
+        for e in out.evaluations:
+            if not e.fired:
+                continue
+            if e.tick_ms < self.live_from_ms:
+                self._log.info(
+                    "engine.signal_not_live",
+                    strategy=e.strategy,
+                    symbol=e.symbol,
+                    tick=e.tick_ms,
+                    live_from=self.live_from_ms,
+                    reason="catch-up tick (missed while the daemon was down)",
+                )
+                continue
+            await self._signals.put(e.to_signal())
 
     async def _warm_start(self) -> None:
         strategies = self.load_strategies()
         pipeline = SignalPipeline(strategies, grace_ms=self.grace_ms)
         self.gate.set_strategies(strategies)
         now = self._clock.time_ms()
+        self.live_from_ms = now
         last_evaluated = await self._store.last_evaluated()
         for (strategy, symbol), tick in (await self._store.last_fired()).items():
             pipeline.core.restore_last_fired(strategy, symbol, tick)

@@ -37,6 +37,10 @@ EXCHANGE_REST_RETRY = RetryPolicy(initial_s=0.5, max_s=30.0)
 out weight limits, 429 pauses and bans by itself before sending; this only spaces the
 network-level retries."""
 
+ORDER_RESEND_RETRY = RetryPolicy(initial_s=0.25, max_s=5.0)
+"""Sending one placement or cancel again while the exchange keeps losing it (a 5xx, a cut
+connection, then "no such order"): paced, yet short, since a stop may be what waits."""
+
 EXCHANGE_STREAM_RETRY = RetryPolicy(initial_s=1.0, max_s=60.0)
 """Reconnecting a websocket (the daemon's comes from ``collect.reconnect_*``)."""
 

@@ -119,6 +119,9 @@ class Account:
         """Hedge mode, set only behind the client's back (``/_sim/account``): the sim
         trades one-way, so in hedge mode it refuses orders as Binance refuses a
         ``positionSide`` that does not match the setting."""
+        self.multi_assets = False
+        """Multi-assets margin mode, set only behind the client's back (``/_sim/account``):
+        reported by ``GET multiAssetsMargin`` (the sim margins in USDT alone either way)."""
         self._next_order = 4_000_000_001
         self._next_algo = 1_000_000_001
         self._next_trade = 100_000_001
@@ -662,6 +665,9 @@ class Account:
 
     def get_dual(self, params: Mapping[str, str]) -> dict[str, Any]:
         return {"dualSidePosition": self.dual_side}
+
+    def get_multi_assets(self, params: Mapping[str, str]) -> dict[str, Any]:
+        return {"multiAssetsMargin": self.multi_assets}
 
     def set_dual(self, params: Mapping[str, str]) -> dict[str, Any]:
         """Back to one-way mode is allowed when flat; the sim does not trade in hedge mode."""

@@ -30,6 +30,8 @@
     ``{"balance": "5000"}`` sets the wallet balance (an ADJUSTMENT update follows);
     ``{"dual_side_position": true}`` turns hedge mode on (``GET positionSide/dual``
     says so, orders are refused with -4061) or off; refused while a position is open;
+    ``{"multi_assets_margin": true}`` turns multi-assets mode on (``GET multiAssetsMargin``
+    says so) or off;
     ``{"liquidate": "BTCUSDT"}`` liquidates that position now at mark (an
     ``autoclose-…`` order: ORDER_TRADE_UPDATE ``CALCULATED``, ACCOUNT_UPDATE, its
     closePosition algos expired, REST shows it flat);
@@ -96,6 +98,11 @@ def _account_changes(sim: SimServer, body: dict[str, Any]) -> list[dict[str, Any
         if wanted != acc.dual_side and any(p.amt != 0 for p in acc.positions.values()):
             raise ValueError("dual_side_position cannot change while a position is open")
         acc.dual_side = wanted
+    if "multi_assets_margin" in body:
+        multi = body["multi_assets_margin"]
+        if not isinstance(multi, bool):
+            raise ValueError("multi_assets_margin must be true or false")
+        acc.multi_assets = multi
     if "liquidate" in body:
         orders.append(acc.liquidate(str(body["liquidate"]).upper()))
     if "orphan" in body:
@@ -184,7 +191,13 @@ def add_control_routes(app: web.Application, sim: SimServer) -> None:
     async def account(request: web.Request) -> web.Response:
         try:
             body = await _json(request)
-            unknown = set(body) - {"balance", "dual_side_position", "liquidate", "orphan"}
+            unknown = set(body) - {
+                "balance",
+                "dual_side_position",
+                "multi_assets_margin",
+                "liquidate",
+                "orphan",
+            }
             if unknown:
                 raise ValueError(f"unknown keys {sorted(unknown)}")
             orders = _account_changes(sim, body)

@@ -43,6 +43,14 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
       "fill_delay": {"count": 1, "ms": 500},           # next N orders: carried out and answered
                                                        # at once, their user-stream events
                                                        # (fill, ACCOUNT_UPDATE) sent ms later
+                                                       # each of these four takes "on": which
+                                                       # calls it hits: "any" (the default: a
+                                                       # new order or algo order), "order"
+                                                       # (POST /fapi/v1/order), "algo" (POST
+                                                       # /fapi/v1/algoOrder) or "cancel"
+                                                       # (DELETE of either; carried out = the
+                                                       # order cancelled; a cancel is refused
+                                                       # with -1021 only)
       "latency": {"rest_ms": 200, "ws_ms": 0},         # added delay (0 removes it)
       "hang": {"seconds": 3, "scope": "all|rest|ws"},  # stop answering: REST calls are held,
                                                        # websockets get no data and no pongs;
@@ -98,10 +106,22 @@ class Http5xxSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     symbol: str | None = None
 
 
+OrderCall = Literal["any", "order", "algo", "cancel"]
+"""Which order calls an order fault hits: ``any`` new order or algo order (POST
+``/fapi/v1/order`` or ``/fapi/v1/algoOrder``), only one of the two, or a ``cancel``
+(DELETE of either)."""
+
+
+def hits(on: OrderCall, call: OrderCall) -> bool:
+    """Whether a fault set ``on`` calls of one kind hits this ``call``."""
+    return on == call or (on == "any" and call != "cancel")
+
+
 class Order5xxSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     count: int = 1
     status: int = 503
     execute: bool = True
+    on: OrderCall = "any"
 
 
 ORDER_REJECTIONS: dict[int, str] = {
@@ -114,21 +134,26 @@ ORDER_REJECTIONS: dict[int, str] = {
     -4131: "The counterparty's best price does not meet the PERCENT_PRICE filter limit.",
 }
 """Binance's message for each order rejection ``order_reject`` can force."""
+CANCEL_REJECTIONS = frozenset({-1021})
+"""The codes a cancel can be refused with here (the others refuse a placement only)."""
 
 
 class OrderRejectSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     code: int
     count: int = 1
+    on: OrderCall = "any"
 
 
 class OrderDropSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     count: int = 1
     execute: bool = True
+    on: OrderCall = "any"
 
 
 class FillDelaySpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ms: int
     count: int = 1
+    on: OrderCall = "any"
 
 
 class LatencySpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -206,12 +231,16 @@ class FaultState:
     order_5xx: int = 0
     order_5xx_status: int = 503
     order_5xx_execute: bool = True
+    order_5xx_on: OrderCall = "any"
     order_reject: int = 0
     order_reject_code: int = -2019
+    order_reject_on: OrderCall = "any"
     order_drop: int = 0
     order_drop_execute: bool = True
+    order_drop_on: OrderCall = "any"
     fill_delay: int = 0
     fill_delay_ms: int = 0
+    fill_delay_on: OrderCall = "any"
     rest_latency_ms: int = 0
     ws_latency_ms: int = 0
     hang_until: float = 0.0
@@ -266,20 +295,29 @@ class FaultState:
             self.order_5xx = max(0, req.order_5xx.count)
             self.order_5xx_status = req.order_5xx.status
             self.order_5xx_execute = req.order_5xx.execute
+            self.order_5xx_on = req.order_5xx.on
         if req.order_reject is not None:
             if req.order_reject.code not in ORDER_REJECTIONS:
                 known = ", ".join(str(c) for c in ORDER_REJECTIONS)
                 raise ValueError(f"order_reject: code must be one of {known}")
+            if req.order_reject.on == "cancel" and req.order_reject.code not in CANCEL_REJECTIONS:
+                raise ValueError(
+                    f"order_reject: a cancel is refused with -1021 only, not "
+                    f"{req.order_reject.code} (that code refuses a new order)"
+                )
             self.order_reject = max(0, req.order_reject.count)
             self.order_reject_code = req.order_reject.code
+            self.order_reject_on = req.order_reject.on
         if req.order_drop is not None:
             self.order_drop = max(0, req.order_drop.count)
             self.order_drop_execute = req.order_drop.execute
+            self.order_drop_on = req.order_drop.on
         if req.fill_delay is not None:
             if req.fill_delay.ms < 0:
                 raise ValueError("fill_delay: ms must not be negative")
             self.fill_delay = max(0, req.fill_delay.count)
             self.fill_delay_ms = req.fill_delay.ms
+            self.fill_delay_on = req.fill_delay.on
         if req.latency is not None:
             self.rest_latency_ms = max(0, req.latency.rest_ms)
             self.ws_latency_ms = max(0, req.latency.ws_ms)
@@ -346,11 +384,15 @@ class FaultState:
             "http_5xx": self.http_5xx,
             "order_5xx": self.order_5xx,
             "order_5xx_execute": self.order_5xx_execute,
+            "order_5xx_on": self.order_5xx_on,
             "order_reject": self.order_reject,
             "order_reject_code": self.order_reject_code,
+            "order_reject_on": self.order_reject_on,
             "order_drop": self.order_drop,
+            "order_drop_on": self.order_drop_on,
             "fill_delay": self.fill_delay,
             "fill_delay_ms": self.fill_delay_ms,
+            "fill_delay_on": self.fill_delay_on,
             "latency": {"rest_ms": self.rest_latency_ms, "ws_ms": self.ws_latency_ms},
             "hang_seconds_left": round(max(0.0, self.hang_until - now), 3),
             "hang_scope": self.hang_scope,

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from arbengine.sim import market_summaries as summaries
 from arbengine.sim.error_reply import SimApiError, mandatory
-from arbengine.sim.faults import ORDER_REJECTIONS
+from arbengine.sim.faults import ORDER_REJECTIONS, OrderCall, hits
 from arbengine.sim.leverage_brackets import brackets
 from arbengine.sim.limits import group_of
 from arbengine.sim.market_model import HIST_KINDS, HIST_PERIODS, HOUR_MS
@@ -142,13 +142,13 @@ class RestApi:
             SimRoute("DELETE", "/fapi/v1/listenKey", self.listen_key_delete, 1, "key"),
             SimRoute("POST", "/fapi/v1/order", self.new_order, 0, "signed", order=True),
             SimRoute("GET", "/fapi/v1/order", acc.query_order, 1, "signed"),
-            SimRoute("DELETE", "/fapi/v1/order", self._events(acc.cancel_order), 1, "signed"),
+            SimRoute("DELETE", "/fapi/v1/order", self.cancel_order, 1, "signed"),
             SimRoute("DELETE", "/fapi/v1/allOpenOrders", acc.cancel_all, 1, "signed"),
             SimRoute("GET", "/fapi/v1/openOrders", acc.open_orders, _per_symbol(1, 40), "signed"),
             SimRoute("GET", "/fapi/v1/allOrders", acc.all_orders, 5, "signed"),
             SimRoute("POST", "/fapi/v1/algoOrder", self.new_algo, 0, "signed", order=True),
             SimRoute("GET", "/fapi/v1/algoOrder", acc.query_algo, 1, "signed"),
-            SimRoute("DELETE", "/fapi/v1/algoOrder", self._events(acc.cancel_algo), 1, "signed"),
+            SimRoute("DELETE", "/fapi/v1/algoOrder", self.cancel_algo, 1, "signed"),
             SimRoute(
                 "DELETE",
                 "/fapi/v1/algoOpenOrders",
@@ -174,6 +174,7 @@ class RestApi:
             SimRoute("POST", "/fapi/v1/marginType", acc.set_margin_type, 1, "signed"),
             SimRoute("GET", "/fapi/v1/positionSide/dual", acc.get_dual, 30, "signed"),
             SimRoute("POST", "/fapi/v1/positionSide/dual", acc.set_dual, 1, "signed"),
+            SimRoute("GET", "/fapi/v1/multiAssetsMargin", acc.get_multi_assets, 30, "signed"),
             SimRoute("GET", "/fapi/v1/leverageBracket", self.leverage_bracket, 1, "signed"),
             SimRoute("GET", "/fapi/v1/userTrades", acc.user_trades, 5, "signed"),
             SimRoute("GET", "/fapi/v1/income", acc.income_history, 30, "signed"),
@@ -574,19 +575,27 @@ class RestApi:
     # ==== trading ==============================================================================
 
     def new_order(self, params: dict[str, str]) -> Any:
-        return self._order_with_faults(self.sim.account.place_order, params)
+        return self._order_with_faults(self.sim.account.place_order, params, "order")
 
     def new_algo(self, params: dict[str, str]) -> Any:
-        return self._order_with_faults(self.sim.account.place_algo, params)
+        return self._order_with_faults(self.sim.account.place_algo, params, "algo")
 
-    def _order_with_faults(self, place: SimHandler, params: dict[str, str]) -> Any:
+    def cancel_order(self, params: dict[str, str]) -> Any:
+        return self._order_with_faults(self.sim.account.cancel_order, params, "cancel")
+
+    def cancel_algo(self, params: dict[str, str]) -> Any:
+        return self._order_with_faults(self.sim.account.cancel_algo, params, "cancel")
+
+    def _order_with_faults(self, place: SimHandler, params: dict[str, str], call: OrderCall) -> Any:
+        """``place`` (a new order, algo order, or a cancel) under the order faults set
+        ``on`` calls of this kind."""
         faults = self.sim.faults
-        if faults.order_reject:
+        if faults.order_reject and hits(faults.order_reject_on, call):
             faults.order_reject -= 1
             code = faults.order_reject_code
-            self.sim.log.info("sim.fault.order_reject", code=code)
+            self.sim.log.info("sim.fault.order_reject", code=code, call=call)
             raise SimApiError(code, self._rejection_message(code, params))
-        if faults.order_drop:
+        if faults.order_drop and hits(faults.order_drop_on, call):
             faults.order_drop -= 1
             if faults.order_drop_execute:
                 try:
@@ -595,15 +604,15 @@ class RestApi:
                     pass
                 finally:
                     self._flush_events()
-            self.sim.log.info("sim.fault.order_drop", executed=faults.order_drop_execute)
+            self.sim.log.info("sim.fault.order_drop", executed=faults.order_drop_execute, call=call)
             return DROP_CONNECTION
-        if faults.fill_delay:
+        if faults.fill_delay and hits(faults.fill_delay_on, call):
             faults.fill_delay -= 1
             try:
                 return place(params)
             finally:
                 self._publish_later(faults.fill_delay_ms)
-        if faults.order_5xx:
+        if faults.order_5xx and hits(faults.order_5xx_on, call):
             faults.order_5xx -= 1
             if faults.order_5xx_execute:
                 try:
@@ -612,7 +621,7 @@ class RestApi:
                     pass
                 finally:
                     self._flush_events()
-            self.sim.log.info("sim.fault.order_5xx", executed=faults.order_5xx_execute)
+            self.sim.log.info("sim.fault.order_5xx", executed=faults.order_5xx_execute, call=call)
             return json_response(UNKNOWN_OUTCOME, faults.order_5xx_status)
         try:
             return place(params)

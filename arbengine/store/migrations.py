@@ -77,14 +77,19 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
                         f"(recorded as {record['name']}); add a new migration instead"
                     )
                 continue
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
+            try:
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) "
+                        "VALUES ($1, $2, $3)",
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
+                    )
+            except asyncpg.RaiseError as exc:
+                # A migration's own refusal (RAISE EXCEPTION): a message for the operator.
+                raise MigrationError(f"migration {migration.name} refused: {exc}") from None
             applied_now.append(migration.name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

@@ -18,6 +18,7 @@ TABLES = {
     "signal_logs",
     "paper_trades",
     "live_trades",
+    "live_orders",
     "live_config",
     "live_events",
     "users",

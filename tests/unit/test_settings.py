@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from arbengine.domain.errors import ConfigError
-from arbengine.settings import EngineSettings, Settings, load_settings, shipped, strategies_dir
+from arbengine.settings import (
+    TESTNET_PRIVATE_WS_URL,
+    TESTNET_REST_URL,
+    EngineSettings,
+    LiveEndpoints,
+    Settings,
+    live_endpoints,
+    load_settings,
+    shipped,
+    strategies_dir,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "arbengine.toml"
@@ -181,3 +191,172 @@ def test_the_default_strategies_dir_is_the_local_one_else_the_shipped_one(
     # A named directory is used as named (loading it fails if it does not exist).
     named = EngineSettings(strategies_dir=str(tmp_path / "nowhere"))
     assert strategies_dir(named) == tmp_path / "nowhere"
+
+
+# -- [live] ---------------------------------------------------------------------------------
+
+API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+KEYS = {"ARB_EXCHANGE_API_KEY": API_KEY, "ARB_EXCHANGE_API_SECRET": API_SECRET}
+
+
+def test_live_trading_is_off_and_on_the_testnet_by_default() -> None:
+    live = load_settings(None, {}).live
+    assert (live.enabled, live.environment, live.strategies) == (False, "testnet", [])
+    assert (live.orphan_policy, live.reconcile_interval.seconds) == ("protect", 30)
+    assert live_endpoints(Settings()) == LiveEndpoints(TESTNET_REST_URL, TESTNET_PRIVATE_WS_URL)
+
+
+def test_live_settings_from_the_environment() -> None:
+    settings = load_settings(
+        None,
+        {
+            **KEYS,
+            "ARB_LIVE_ENABLED": "true",
+            "ARB_LIVE_STRATEGIES": "v52, v51",
+            "ARB_LIVE_RISK_PER_TRADE_USD": "25.5",
+            "ARB_LIVE_MAX_POSITIONS": "3",
+            "ARB_LIVE_LEVERAGE": "125",
+            "ARB_LIVE_ORPHAN_POLICY": "flatten",
+            "ARB_LIVE_RECONCILE_INTERVAL": "1m",
+        },
+    )
+    live = settings.live
+    assert (live.enabled, live.strategies, live.risk_per_trade_usd) == (True, ["v52", "v51"], 25.5)
+    assert (live.max_positions, live.leverage, live.orphan_policy) == (3, 125, "flatten")
+    assert live.reconcile_interval.ms == 60_000
+
+
+def test_production_endpoints_are_the_exchange_ones_unless_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text('[live]\nenvironment = "production"\n')
+    settings = load_settings(path, {})
+    assert live_endpoints(settings) == LiveEndpoints(
+        "https://fapi.binance.com", "wss://fstream.binance.com/private"
+    )
+    settings = load_settings(
+        path, {"ARB_LIVE_REST_URL": "https://proxy.example", "ARB_EXCHANGE_REST_URL": "http://x"}
+    )
+    assert live_endpoints(settings) == LiveEndpoints(
+        "https://proxy.example", "wss://fstream.binance.com/private"
+    )
+    testnet = load_settings(None, {"ARB_LIVE_PRIVATE_WS_URL": "ws://127.0.0.1:9/private"})
+    assert live_endpoints(testnet) == LiveEndpoints(TESTNET_REST_URL, "ws://127.0.0.1:9/private")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"ARB_LIVE_ENABLED": "true", "ARB_LIVE_STRATEGIES": "v52"},
+            "settings: live.enabled on the testnet requires exchange.api_key and "
+            "exchange.api_secret (set ARB_EXCHANGE_API_KEY[_FILE], ARB_EXCHANGE_API_SECRET[_FILE])",
+        ),
+        (
+            {
+                "ARB_LIVE_ENABLED": "true",
+                "ARB_LIVE_STRATEGIES": "v52",
+                "ARB_LIVE_ENVIRONMENT": "production",
+                "ARB_EXCHANGE_API_KEY": API_KEY,
+            },
+            "settings: live.enabled on production requires exchange.api_secret "
+            "(set ARB_EXCHANGE_API_SECRET[_FILE])",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_ENABLED": "true"},
+            "settings: live.enabled requires at least one strategy in live.strategies",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_REST_URL": "https://fapi.binance.com"},
+            "settings [live]: rest_url: fapi.binance.com is production Binance but environment "
+            'is "testnet"; set environment = "production" to trade real money',
+        ),
+        (
+            {**KEYS, "ARB_LIVE_PRIVATE_WS_URL": "wss://fstream.binance.com/private"},
+            "settings [live]: private_ws_url: fstream.binance.com is production Binance",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_REST_URL": "fapi.example"},
+            "settings [live]: rest_url: 'fapi.example' is not a http or https URL",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_PRIVATE_WS_URL": "https://x.example"},
+            "settings [live]: private_ws_url: 'https://x.example' is not a ws or wss URL",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_ENVIRONMENT": "mainnet"},
+            "ARB_LIVE_ENVIRONMENT (live.environment): expected one of testnet, production "
+            "(got 'mainnet')",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_LEVERAGE": "0"},
+            "ARB_LIVE_LEVERAGE (live.leverage): expected an integer ≥ 1",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_LEVERAGE": "126"},
+            "ARB_LIVE_LEVERAGE (live.leverage): expected an integer ≤ 125 (got '126')",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_RISK_PER_TRADE_USD": "0"},
+            "ARB_LIVE_RISK_PER_TRADE_USD (live.risk_per_trade_usd): expected a number > 0",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_MAX_POSITIONS": "0"},
+            "ARB_LIVE_MAX_POSITIONS (live.max_positions): expected an integer ≥ 1 (got '0')",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_ORPHAN_POLICY": "ignore"},
+            "ARB_LIVE_ORPHAN_POLICY (live.orphan_policy): expected one of protect, flatten, alert",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_RECONCILE_INTERVAL": "500ms"},
+            "settings [live]: reconcile_interval must be at least 1s",
+        ),
+        (
+            {**KEYS, "ARB_LIVE_STRATEGIES": "v52,v51,v52"},
+            "settings [live]: strategies: a name is listed twice (['v52', 'v51', 'v52'])",
+        ),
+    ],
+)
+def test_bad_live_settings_name_the_key_and_never_show_a_secret(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, env)
+    text = str(err.value)
+    assert text.startswith(message)
+    assert "\n" not in text
+    assert API_KEY not in text
+    assert API_SECRET not in text
+
+
+def test_a_wrongly_typed_key_is_named_without_its_value(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text(f'[exchange]\napi_key = ["{API_KEY}"]\napi_secret = 12345678\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, {})
+    assert str(err.value) == f"{path}: [exchange] api_key: expected str (got ***)"
+    assert API_KEY not in str(err.value)
+
+
+def test_live_keys_from_files_are_redacted_everywhere(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text(API_KEY + "\n")
+    (tmp_path / "secret").write_text(API_SECRET + "\n")
+    settings = load_settings(
+        None,
+        {
+            "ARB_EXCHANGE_API_KEY_FILE": str(tmp_path / "key"),
+            "ARB_EXCHANGE_API_SECRET_FILE": str(tmp_path / "secret"),
+            "ARB_LIVE_ENABLED": "true",
+            "ARB_LIVE_ENVIRONMENT": "production",
+            "ARB_LIVE_STRATEGIES": "v52",
+        },
+    )
+    assert (settings.exchange.api_key, settings.exchange.api_secret) == (API_KEY, API_SECRET)
+    assert settings.live.environment == "production"
+    shown = [repr(settings), str(settings), repr(settings.exchange), str(settings.redacted())]
+    for text in shown:
+        assert API_KEY not in text
+        assert API_SECRET not in text
+    assert settings.redacted()["exchange"]["api_key"] == "***"
+    assert settings.redacted()["exchange"]["api_secret"] == "***"

@@ -32,6 +32,7 @@ import pytest
 
 from arbengine.api.http_app import all_routes
 from tests.e2e.api.harness import ApiUnderTest
+from tests.e2e.api.live_seed import seed_live_data
 from tests.e2e.api.seed import HOUR, seed_market_data
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -48,6 +49,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     conn = await asyncpg.connect(api.db_url)
     try:
         await seed_market_data(conn, now, (now // HOUR - 3) * HOUR)
+        await seed_live_data(conn, now)
     finally:
         await conn.close()
     session = await api.new_user("fuzzer")

@@ -105,7 +105,7 @@ async def test_every_authenticated_operation_refuses_anonymous_callers(
                 }
             }
             checked.append(path)
-    assert sorted(checked) == sorted(r.path for r in all_routes() if r.auth)
+    assert sorted(checked) == sorted(r.path for r in all_routes() if r.authenticated)
 
 
 async def test_body_errors_name_the_problem(api: ApiUnderTest) -> None:

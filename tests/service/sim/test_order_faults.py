@@ -244,3 +244,115 @@ async def test_orphan_position_opened_as_if_by_another_client(
         {"orphan": {"symbol": "ETHUSDT", "side": "BUY", "quantity": "0.0005"}},
     )
     assert "not a multiple of ETHUSDT's step size" in error
+
+
+STOP = {
+    "algoType": "CONDITIONAL",
+    "symbol": "BTCUSDT",
+    "side": "SELL",
+    "type": "STOP_MARKET",
+    "triggerPrice": "1000",
+    "closePosition": "true",
+    "clientAlgoId": "stop-1",
+}
+
+
+async def algo_status(http: aiohttp.ClientSession, sim: SimServer) -> str:
+    _, found, _ = await signed(http, sim, "GET", "/fapi/v1/algoOrder", {"clientAlgoId": "stop-1"})
+    status: str = found["algoStatus"]
+    return status
+
+
+async def place_position_and_stop(http: aiohttp.ClientSession, sim: SimServer) -> None:
+    assert (await signed(http, sim, "POST", "/fapi/v1/order", BUY))[0] == 200
+    assert (await signed(http, sim, "POST", "/fapi/v1/algoOrder", STOP))[0] == 200
+
+
+async def cancel_stop(http: aiohttp.ClientSession, sim: SimServer) -> tuple[int, Any]:
+    status, body, _ = await signed(
+        http, sim, "DELETE", "/fapi/v1/algoOrder", {"clientAlgoId": "stop-1"}
+    )
+    return status, body
+
+
+@pytest.mark.parametrize(
+    ("fault", "answer", "cancelled"),
+    [
+        ({"order_5xx": {"on": "cancel", "execute": True}}, (503, -1007), "CANCELED"),
+        ({"order_5xx": {"on": "cancel", "execute": False}}, (503, -1007), "NEW"),
+        ({"order_reject": {"on": "cancel", "code": -1021}}, (400, -1021), "NEW"),
+    ],
+)
+async def test_a_cancel_can_be_faulted_and_placements_are_not(
+    ready: SimServer,
+    http: aiohttp.ClientSession,
+    fault: dict[str, Any],
+    answer: tuple[int, int],
+    cancelled: str,
+) -> None:
+    await control(http, ready, "faults", fault)
+    await place_position_and_stop(http, ready)  # set on cancels: these go through
+    [name] = fault
+    state = await control(http, ready, "faults", {})
+    assert (state[name], state[f"{name}_on"]) == (1, "cancel")
+
+    status, body = await cancel_stop(http, ready)
+    assert (status, body["code"]) == answer
+    assert await algo_status(http, ready) == cancelled
+    assert (await control(http, ready, "faults", {}))[name] == 0
+
+
+@pytest.mark.parametrize("execute", [True, False])
+async def test_a_cancel_cut_without_an_answer(
+    ready: SimServer, http: aiohttp.ClientSession, execute: bool
+) -> None:
+    await control(http, ready, "faults", {"order_drop": {"on": "cancel", "execute": execute}})
+    await place_position_and_stop(http, ready)
+
+    # aiohttp sends a DELETE again by itself when its connection is cut: the second
+    # cancel finds the order cancelled by the first (-2011), or cancels it.
+    status, body = await cancel_stop(http, ready)
+    assert ready.requests.counts()["/fapi/v1/algoOrder"]["statuses"]["499"] == 1
+    if execute:
+        assert (status, body["code"]) == (400, -2011)
+    else:
+        assert (status, body["msg"]) == (200, "success")
+    assert await algo_status(http, ready) == "CANCELED"
+
+
+async def test_a_fault_on_algo_orders_leaves_the_entry_alone(
+    ready: SimServer, http: aiohttp.ClientSession
+) -> None:
+    await control(http, ready, "faults", {"order_reject": {"code": -2019, "on": "algo"}})
+    assert (await signed(http, ready, "POST", "/fapi/v1/order", BUY))[0] == 200
+    status, body, _ = await signed(http, ready, "POST", "/fapi/v1/algoOrder", STOP)
+    assert (status, body["code"]) == (400, -2019)
+
+
+async def test_fill_delay_on_a_cancel_holds_its_report(
+    ready: SimServer, http: aiohttp.ClientSession, user_stream: AiohttpReader
+) -> None:
+    assert (await signed(http, ready, "POST", "/fapi/v1/order", BUY))[0] == 200
+    assert (await signed(http, ready, "POST", "/fapi/v1/algoOrder", STOP))[0] == 200
+    await user_stream.until(lambda m: len(m) == 4)
+    await control(http, ready, "faults", {"fill_delay": {"ms": 400, "on": "cancel"}})
+    sent = time.monotonic()
+    status, body, _ = await signed(
+        http, ready, "DELETE", "/fapi/v1/algoOrder", {"clientAlgoId": "stop-1"}
+    )
+    assert (status, body["clientAlgoId"]) == (200, "stop-1")
+    [event] = await user_stream.until(lambda m: len(m) == 1)
+    assert time.monotonic() - sent >= 0.4
+    assert (event["e"], event["o"]["X"]) == ("ALGO_UPDATE", "CANCELED")
+
+
+async def test_a_cancel_refused_with_a_placement_code_is_not_a_fault(
+    ready: SimServer, http: aiohttp.ClientSession
+) -> None:
+    error = await control_error(
+        http, ready, "faults", {"order_reject": {"code": -2019, "on": "cancel"}}
+    )
+    assert error == (
+        "faults: order_reject: a cancel is refused with -1021 only, not -2019 "
+        "(that code refuses a new order)"
+    )

@@ -55,7 +55,7 @@ def test_every_route_is_one_operation_and_nothing_else_is(document: dict[str, An
 def test_authenticated_operations_declare_bearer_and_401(document: dict[str, Any]) -> None:
     for route in all_routes():
         operation = document["paths"][route.path][route.method.lower()]
-        if route.auth:
+        if route.authenticated:
             assert operation["security"] == [{"bearerAuth": []}]
             assert {"401", "403"} <= operation["responses"].keys()
         else:
@@ -153,3 +153,18 @@ def test_register_states_the_invite_rules(document: dict[str, Any]) -> None:
     invite = document["components"]["schemas"]["RegisterBody"]["properties"]["invite_code"]
     assert invite["pattern"] == "^[A-Za-z0-9_-]{8,64}$"
     assert "single-use" in invite["description"]
+
+
+def test_admin_operations_say_so_and_declare_403(document: dict[str, Any]) -> None:
+    admin = [r for r in all_routes() if r.admin]
+    assert sorted((r.method, r.path) for r in admin) == [
+        ("GET", "/api/live/config"),
+        ("POST", "/api/live/flatten"),
+        ("PUT", "/api/live/config"),
+    ]
+    for route in all_routes():
+        operation = document["paths"][route.path][route.method.lower()]
+        assert operation.get("x-roles") == (["admin"] if route.admin else None)
+        if route.admin:
+            assert operation["security"] == [{"bearerAuth": []}]
+            assert {"401", "403"} <= operation["responses"].keys()

@@ -156,3 +156,39 @@ def test_a_decimal_string_decodes_to_the_same_float_as_python_parses_it(text: st
     expected = float(text)
     assert trade.p == expected
     assert math.copysign(1, trade.p) == math.copysign(1, expected)
+
+
+def test_trading_replies_decode_their_decimals_exactly() -> None:
+    from decimal import Decimal
+
+    from arbengine.exchange.replies import AlgoOrderReply, PositionRisk, SymbolLeverageBrackets
+
+    brackets = decode_reply(
+        b'{"symbol":"ETHUSDT","notionalCoef":1.5,"brackets":[{"bracket":1,"initialLeverage":125,'
+        b'"notionalCap":10000,"notionalFloor":0,"maintMarginRatio":0.0065,"cum":0}]}',
+        SymbolLeverageBrackets,
+        "GET /fapi/v1/leverageBracket",
+    )
+    assert brackets.brackets[0].notionalCap == Decimal(10000)
+    (position,) = decode_reply(
+        b'[{"symbol":"BTCUSDT","positionSide":"BOTH","positionAmt":"-0.010","entryPrice":"60010.1",'
+        b'"breakEvenPrice":"0.0","markPrice":"60000.00000000","unRealizedProfit":"0.101",'
+        b'"liquidationPrice":"0","notional":"-600.0","updateTime":1765000800000}]',
+        list[PositionRisk],
+        "GET /fapi/v3/positionRisk",
+    )
+    assert (position.positionAmt, position.entryPrice) == (Decimal("-0.010"), Decimal("60010.1"))
+    algo = decode_reply(
+        b'{"algoId":2146760,"clientAlgoId":"6B2I9XVcJpCjqPAJ4YoFX7","algoType":"CONDITIONAL",'
+        b'"orderType":"TAKE_PROFIT_MARKET","symbol":"BNBUSDT","side":"SELL","positionSide":"BOTH",'
+        b'"timeInForce":"GTC","quantity":"0.01","algoStatus":"NEW","triggerPrice":"750.000",'
+        b'"price":"0.000","workingType":"CONTRACT_PRICE","closePosition":false,'
+        b'"reduceOnly":true,"createTime":1750485492076,"updateTime":1750485492076}',
+        AlgoOrderReply,
+        "POST /fapi/v1/algoOrder",
+    )
+    assert (algo.triggerPrice, algo.quantity, algo.algoStatus) == (
+        Decimal("750.000"),
+        Decimal("0.01"),
+        "NEW",
+    )
