@@ -166,7 +166,8 @@ class SimServer:
         self.config = config = config or SimConfig()
         self.wall = wall_clock
         self.log = get_logger("sim")
-        start = config.start_ms if config.start_ms is not None else wall_ms()
+        wall_at_start = wall_ms()
+        start = config.start_ms if config.start_ms is not None else wall_at_start
         start = start // BLOCK_MS * BLOCK_MS
         self.market: Market
         if config.replay:
@@ -190,7 +191,9 @@ class SimServer:
                 ModelParams().with_liquidations(config.liquidations),
             )
         self.start_ms = start
-        self._time_offset = start - wall_ms()
+        # From the reading ``start`` was taken from: the market's construction in between
+        # (its history) must not put the signing clock a second behind the wall's.
+        self._time_offset = start - wall_at_start
         self.clock = SimClock(start, config.clock_mode, config.speed)
         self.faults = FaultState()
         self.delisted: set[str] = set()
