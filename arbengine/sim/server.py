@@ -403,6 +403,18 @@ class SimServer:
         self.delisted.add(symbol)
         self.log.info("sim.symbol_delisted", symbol=symbol)
 
+    def move_price(self, symbol: str, pct: float) -> None:
+        """Move ``symbol``'s price level by ``pct`` percent now (``POST /_sim/market``); the
+        account reacts to the new mark as to any (stops, liquidation)."""
+        self.market.move(symbol, pct)
+        mark = self.market.books[symbol].latest_mark().mark
+        if self.account.algos:
+            self.account.on_price(symbol, "MARK_PRICE", Decimal(f"{mark:.8f}"))
+        self.account.check_liquidation()
+        self.hub.publish_user(self.account.drain())
+        self.hub.flush()
+        self.log.info("sim.market.moved", symbol=symbol, move_pct=pct, mark=mark)
+
     def apply_faults(self, req: FaultRequest) -> dict[str, Any]:
         """Apply a control message (see faults.py); the resulting state."""
         now = time.monotonic()
