@@ -57,6 +57,15 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
                                                        # with "path" (a prefix) or "symbol",
                                                        # only those REST calls are held
                                                        # (a later "clear" answers them)
+      "silence": {"which": "market|private", "symbol": null, "seconds": 30},
+                                                       # or a list of those; the connections
+                                                       # stay open and answer pings, but send
+                                                       # no data (market: aggTrade, trade,
+                                                       # markPrice, forceOrder, of one symbol
+                                                       # if given; private: user-stream
+                                                       # events) for that long or until a
+                                                       # "clear"; what was not sent is lost
+                                                       # (trades stay in REST history)
       "expire_listen_key": true,                       # listenKeyExpired now
       "slippage": {"symbol": "BTCUSDT", "bps": 600},   # thin book: market fills move (-4131)
       "ban": {"seconds": 5}                            # ban 127.0.0.1 now (418 until it ends)
@@ -168,6 +177,12 @@ class HangSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     symbol: str | None = None
 
 
+class SilenceSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    which: Literal["market", "private"]
+    seconds: float
+    symbol: str | None = None
+
+
 class SlippageSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     symbol: str
     bps: float
@@ -193,6 +208,7 @@ class FaultRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     fill_delay: FillDelaySpec | None = None
     latency: LatencySpec | None = None
     hang: HangSpec | None = None
+    silence: SilenceSpec | list[SilenceSpec] | None = None
     expire_listen_key: bool = False
     slippage: SlippageSpec | None = None
     ban: BanSpec | None = None
@@ -251,6 +267,10 @@ class FaultState:
     """Extra copies sent since the last clear (proof for a test that the fault fired)."""
     reordered: int = 0
     """Messages sent out of order since the last clear (a swap of two equal ones moves none)."""
+    silenced: dict[tuple[str, str | None], float] = field(default_factory=dict)
+    """``(which, symbol or None)`` → when (monotonic) the silence ends."""
+    silenced_messages: int = 0
+    """Data messages not sent because of a silence, since the last clear."""
 
     def clear(self) -> None:
         fresh = FaultState()
@@ -329,6 +349,25 @@ class FaultState:
             self.hang_scope = "rest" if narrow else req.hang.scope
             self.hang_path = req.hang.path
             self.hang_symbol = req.hang.symbol
+        if req.silence is not None:
+            specs = req.silence if isinstance(req.silence, list) else [req.silence]
+            for spec in specs:
+                if not spec.seconds > 0:
+                    raise ValueError("silence: seconds must be above 0")
+                if spec.which == "private" and spec.symbol is not None:
+                    raise ValueError("silence: symbol narrows the market streams, not the user's")
+                symbol = None if spec.symbol is None else spec.symbol.upper()
+                self.silenced[(spec.which, symbol)] = now + spec.seconds
+
+    def silent(self, which: str, now: float, symbol: str | None = None) -> bool:
+        """Whether ``which`` ("market" for ``symbol``, or "private") must send no data now."""
+        if not self.silenced:
+            return False
+        for key in [k for k, until in self.silenced.items() if until <= now]:
+            del self.silenced[key]
+        return (which, None) in self.silenced or (
+            symbol is not None and (which, symbol) in self.silenced
+        )
 
     def hanging(self, scope: str, now: float, path: str = "/", symbol: str | None = None) -> float:
         """Seconds the ``scope`` ("rest"/"ws") must still stay silent (0 when answering);
@@ -377,7 +416,11 @@ class FaultState:
             "withheld": {s: [list(r) for r in rs] for s, rs in self.withheld.items()},
             "duplicate": self.duplicate,
             "reorder": self.reorder,
-            "injected": {"duplicated": self.duplicated, "reordered": self.reordered},
+            "injected": {
+                "duplicated": self.duplicated,
+                "reordered": self.reordered,
+                "silenced": self.silenced_messages,
+            },
             "malformed": self.malformed,
             "rest_429": self.rest_429,
             "rest_418": self.rest_418,
@@ -398,4 +441,9 @@ class FaultState:
             "hang_scope": self.hang_scope,
             "hang_path": self.hang_path,
             "hang_symbol": self.hang_symbol,
+            "silence": [
+                {"which": which, "symbol": symbol, "seconds_left": round(until - now, 3)}
+                for (which, symbol), until in self.silenced.items()
+                if until > now
+            ],
         }

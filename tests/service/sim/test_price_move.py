@@ -64,7 +64,8 @@ async def test_a_move_shows_at_once_in_mark_position_and_account_then_the_market
         )
     trades = [float(payload(m)["p"]) for m in msgs if payload(m)["e"] == "aggTrade"]
     marks = [float(payload(m)["p"]) for m in msgs if payload(m)["e"] == "markPriceUpdate"]
-    assert len(trades) > 50 and len(marks) >= 9
+    assert len(trades) > 50
+    assert len(marks) >= 9
     for price in trades + marks:
         assert price == pytest.approx(before * 0.97, rel=0.003)
     assert await mark(http, sim) == pytest.approx(before * 0.97, rel=0.003)
