@@ -7,10 +7,14 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
     {
       "clear": true,                                   # forget every fault set before
       "drop_ws": {"which": "all|market|private", "mode": "abort|close"},
-      "withhold": {"symbol": "BTCUSDT", "from_id": 1000, "to_id": 1010},
+      "withhold": {"symbol": "BTCUSDT", "from_id": 1000, "to_id": 1010, "rest": true},
                                                        # or a list of those; the stream
                                                        # never sends these aggTrade ids,
-                                                       # REST history keeps them
+                                                       # REST history keeps them; with
+                                                       # "rest": false REST answers as if
+                                                       # they never existed (a fromId among
+                                                       # them starts after them) until a
+                                                       # "clear": a hole no repair can close
       "duplicate": {"count": 5, "symbol": null},       # next N aggTrade messages sent twice
       "reorder": {"count": 6, "symbol": null},         # next N aggTrade messages swapped pairwise
                                                        # (the state's "injected" counts the
@@ -91,6 +95,7 @@ class WithholdSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     symbol: str
     from_id: int
     to_id: int
+    rest: bool = True
 
 
 class CountSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -230,6 +235,9 @@ class FaultState:
     """Faults in force. Counters count down as the faults are served."""
 
     withheld: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    missing_from_rest: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    """aggTrade id ranges REST answers as if they never existed (``withhold`` with
+    ``"rest": false``), until a clear."""
     duplicate: int = 0
     duplicate_symbol: str | None = None
     reorder: int = 0
@@ -287,6 +295,9 @@ class FaultState:
                 if w.to_id < w.from_id:
                     raise ValueError("withhold: to_id must not be below from_id")
                 self.withheld.setdefault(w.symbol.upper(), []).append((w.from_id, w.to_id))
+                if not w.rest:
+                    ranges = self.missing_from_rest.setdefault(w.symbol.upper(), [])
+                    ranges.append((w.from_id, w.to_id))
         if req.duplicate is not None:
             self.duplicate = max(0, req.duplicate.count)
             self.duplicate_symbol = req.duplicate.symbol
@@ -414,6 +425,9 @@ class FaultState:
     def snapshot(self, now: float) -> dict[str, Any]:
         return {
             "withheld": {s: [list(r) for r in rs] for s, rs in self.withheld.items()},
+            "missing_from_rest": {
+                s: [list(r) for r in rs] for s, rs in self.missing_from_rest.items()
+            },
             "duplicate": self.duplicate,
             "reorder": self.reorder,
             "injected": {
