@@ -361,8 +361,8 @@ class FaultState:
             self.hang_path = req.hang.path
             self.hang_symbol = req.hang.symbol
         if req.silence is not None:
-            specs = req.silence if isinstance(req.silence, list) else [req.silence]
-            for spec in specs:
+            silences = req.silence if isinstance(req.silence, list) else [req.silence]
+            for spec in silences:
                 if not spec.seconds > 0:
                     raise ValueError("silence: seconds must be above 0")
                 if spec.which == "private" and spec.symbol is not None:

@@ -88,7 +88,8 @@ class Series:
         """Multiply the rows generated ahead of the clock (not yet seen by anyone)."""
         lo, hi = self._start + self.released, self._end
         for name in names:
-            self._cols[name][lo:hi] *= factor
+            column = self._cols[name]
+            column[lo:hi] = np.multiply(column[lo:hi], factor)
 
     def release_until(self, t_ms: int) -> tuple[int, int]:
         lo = self.released
