@@ -186,8 +186,10 @@ class _Sender:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
-            if not self._stop.is_set() and self._window_s > 0:
-                # The rest of a burst joins this batch (one message, not one each).
+            waiting = len(self.outbox) < self.webhook.batch_limit
+            if waiting and not self._stop.is_set() and self._window_s > 0:
+                # The rest of a burst joins this batch (one message, not one each); a
+                # backlog of a full batch or more goes at once.
                 await self._clock.sleep(self._window_s, self._stop)
             batch = self.outbox.take(self.webhook.batch_limit)
             for payload, count in self.webhook.format(batch, self._clock.time_ms()):
