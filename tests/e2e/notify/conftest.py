@@ -7,3 +7,4 @@ from tests.e2e.engine.conftest import (  # noqa: F401 (fixtures)
     engine_sim_overrides,
     engine_strategies,
 )
+from tests.e2e.live.conftest import live_env, live_sim  # noqa: F401 (fixtures)
