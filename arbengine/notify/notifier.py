@@ -8,8 +8,10 @@ behind it fills, and drops its oldest when full), so an alert published before a
 receiver went down for a minute is delivered once it is back.
 
 At shutdown (``request_stop``) the senders deliver what is queued without waiting out
-batch windows or backoffs (a rate limit is still honoured), then return: the daemon's
-``daemon.stopping`` alert is sent before the process ends.
+batch windows or backoffs (a rate limit is still honoured), within ``STOP_FLUSH_S``,
+then return: the daemon's ``daemon.stopping`` alert is sent before the process ends,
+and a receiver that hangs or is down then never holds the shutdown (what is left is
+given up, reason ``stopping``).
 
 URLs are secrets: logs name the sink (``discord``, ``webhook``), never its URL, and an
 error's text is scrubbed of it (aiohttp puts the URL into some exceptions).
@@ -50,6 +52,8 @@ RETRIES = Counter("arb_notify_retries", "Webhook calls made again", ["sink", "re
 QUEUED = Gauge("arb_notify_queue_depth", "Alerts waiting to be sent", ["sink"])
 JSON_BATCH = 100
 """Alerts in one POST to the generic webhook."""
+STOP_FLUSH_S = 3.0
+"""How long the senders may go on delivering once asked to stop."""
 DISCORD_BATCH = 2 * MAX_EMBEDS
 """Alerts taken per round for Discord (two messages' worth; a burst goes out in rounds)."""
 
@@ -146,7 +150,10 @@ class Notifier:
     def request_stop(self) -> None:
         """Deliver what is queued (no more batch windows or backoffs), then return."""
         self._stop.set()
+        flush_by = self._clock.monotonic() + STOP_FLUSH_S
         for sender in self.senders:
+            sender.flush_by = flush_by
+            sender.cut_call(STOP_FLUSH_S)
             sender.wake.set()
 
 
@@ -173,8 +180,12 @@ class _Sender:
         self._stop = stop
         self._window_s = batch_window_s
         self._policy = delivery
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout = timeout_s
         self._rng = rng
+        self.flush_by: float | None = None
+        """Set at a stop: when the last delivery must be over (monotonic, on the clock)."""
+        self._call: asyncio.Timeout | None = None
+        """The deadline of the call under way, brought forward by a stop."""
         self._log = get_logger("notify", sink=webhook.name)
         QUEUED.labels(webhook.name).set_function(lambda: len(outbox))
 
@@ -191,9 +202,42 @@ class _Sender:
                 # The rest of a burst joins this batch (one message, not one each); a
                 # backlog of a full batch or more goes at once.
                 await self._clock.sleep(self._window_s, self._stop)
+            left = self._flush_left()
+            if left is not None and left <= 0:
+                rest = self.outbox.take(len(self.outbox))
+                self._give_up(len(rest), rest, 0, "stopping", "no time left to send")
+                continue
             batch = self.outbox.take(self.webhook.batch_limit)
             for payload, count in self.webhook.format(batch, self._clock.time_ms()):
                 await self._deliver(session, payload, count, batch)
+
+    def cut_call(self, seconds: float) -> None:
+        """End the call under way in ``seconds`` at most (a stop: a hung receiver must not
+        hold the daemon's shutdown)."""
+        call = self._call
+        if call is not None:
+            cut = asyncio.get_running_loop().time() + seconds
+            when = call.when()
+            call.reschedule(cut if when is None else min(when, cut))
+
+    def _flush_left(self) -> float | None:
+        """Seconds left to deliver in at a stop; None while not stopping."""
+        if self.flush_by is None:
+            return None
+        return self.flush_by - self._clock.monotonic()
+
+    def _give_up(
+        self, count: int, batch: list[Alert], attempts: int, reason: str, error: str
+    ) -> None:
+        ALERTS.labels(self.webhook.name, "given_up").inc(count)
+        self._log.error(
+            "notify.given_up",
+            alerts=count,
+            kinds=sorted({a.kind for a in batch}),
+            attempts=attempts,
+            reason=reason,
+            error=error,
+        )
 
     async def _deliver(
         self,
@@ -207,18 +251,25 @@ class _Sender:
         body = orjson.dumps(payload)
         while True:
             wait = self.bucket.wait_s(self._clock.monotonic())
+            left = self._flush_left()
+            if left is not None and wait >= left:
+                self._give_up(count, batch, delivery.attempts, "stopping", "no time left to send")
+                return
             if wait > 0:
                 await self._clock.sleep(wait)  # a rate limit is honoured even when stopping
+            timeout = self._timeout if left is None else max(0.05, min(self._timeout, left - wait))
             delivery.attempts += 1
-            outcome, asked, error = await self._post(session, body)
+            outcome, asked, error = await self._post(session, body, timeout)
             now = self._clock.monotonic()
             if outcome is Outcome.SENT:
                 ALERTS.labels(name, "sent").inc(count)
                 self._log.debug("notify.sent", alerts=count, attempts=delivery.attempts)
                 return
-            if outcome is Outcome.RATE_LIMITED and asked is not None:
+            rate_limited = outcome is Outcome.RATE_LIMITED and asked is not None
+            if rate_limited:
+                assert asked is not None
                 self.bucket.hold(asked, now)
-            stopping = self._stop.is_set() and outcome is not Outcome.RATE_LIMITED
+            stopping = self._stop.is_set() and not rate_limited
             delay = None if stopping else delivery.retry_in(outcome, now, asked, self._rng)
             if delay is None:
                 reason = (
@@ -230,15 +281,7 @@ class _Sender:
                     if delivery.attempts >= self._policy.max_attempts
                     else "max_age"
                 )
-                ALERTS.labels(name, "given_up").inc(count)
-                self._log.error(
-                    "notify.given_up",
-                    alerts=count,
-                    kinds=sorted({a.kind for a in batch}),
-                    attempts=delivery.attempts,
-                    reason=reason,
-                    error=error,
-                )
+                self._give_up(count, batch, delivery.attempts, reason, error)
                 return
             RETRIES.labels(name, outcome.value).inc()
             self._log.warning(
@@ -247,23 +290,25 @@ class _Sender:
                 error=error,
                 retry_in_s=round(delay, 3),
             )
-            if outcome is not Outcome.RATE_LIMITED or asked is None:
+            if not rate_limited:  # (a 429's wait is the bucket's, above)
                 # Cut short by a stop: one more attempt at once, then the batch is given up.
                 await self._clock.sleep(delay, self._stop)
 
     async def _post(
-        self, session: aiohttp.ClientSession, body: bytes
+        self, session: aiohttp.ClientSession, body: bytes, timeout_s: float
     ) -> tuple[Outcome, float | None, str]:
         """One call: its outcome, the wait a 429 asked for, and what went wrong (scrubbed)."""
         url = self.webhook.url
         try:
-            async with session.post(
-                url,
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
+            async with (
+                asyncio.timeout(timeout_s) as self._call,
+                session.post(
+                    url,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    allow_redirects=False,
+                ) as response,
+            ):
                 outcome = outcome_of(response.status)
                 answer: object = None
                 if outcome is Outcome.RATE_LIMITED:
@@ -279,6 +324,8 @@ class _Sender:
                 return outcome, asked, f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Outcome.FAILED, None, scrub(f"{type(exc).__name__}: {exc}", url)[:300]
+        finally:
+            self._call = None
 
 
 def notifier_from_settings(settings: AlertsSettings, clock: Clock | None = None) -> Notifier:

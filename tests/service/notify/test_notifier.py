@@ -17,7 +17,13 @@ from structlog.testing import capture_logs
 from arbengine.domain.live_rows import LiveEventRow
 from arbengine.logs import configure_logging
 from arbengine.notify.alerts import Alert, live_event_alert
-from arbengine.notify.notifier import Notifier, discord_webhook, json_webhook, scrub
+from arbengine.notify.notifier import (
+    STOP_FLUSH_S,
+    Notifier,
+    discord_webhook,
+    json_webhook,
+    scrub,
+)
 from arbengine.notify.pacing import DeliveryPolicy
 from arbengine.runtime.backoff import RetryPolicy
 from arbengine.runtime.clock import ManualClock
@@ -189,6 +195,24 @@ async def test_stop_sends_what_is_queued_at_once(receiver: Receiver) -> None:
     await asyncio.wait_for(task, 5)
     assert time.monotonic() - started < 5
     assert [c.body["embeds"][0]["title"] for c in receiver.calls] == ["alert 1"]
+
+
+async def test_a_hung_receiver_never_holds_the_stop(receiver: Receiver) -> None:
+    receiver.replies.append(Reply(hang=True))
+    notifier = Notifier([discord_webhook(receiver.url)], batch_window_s=0, request_timeout_s=60)
+    task = asyncio.create_task(notifier.run())
+    notifier.publish(alert(1))
+    await receiver.wait_calls(1)  # the call hangs
+    for n in range(2, 60):
+        notifier.publish(alert(n))  # queued behind it
+    with capture_logs() as logs:
+        started = time.monotonic()
+        notifier.request_stop()
+        await asyncio.wait_for(task, STOP_FLUSH_S + 5)
+    assert time.monotonic() - started < STOP_FLUSH_S + 1
+    given_up = [(e["reason"], e["alerts"]) for e in logs if e["event"] == "notify.given_up"]
+    assert given_up[0] == ("stopping", 1)  # the hung call, cut at the flush time
+    assert sum(n for _, n in given_up) == 59  # and what was queued, without a call
 
 
 def test_scrub_removes_the_url_and_its_token() -> None:
