@@ -322,7 +322,8 @@ class _Sender:
                 rate_limited = outcome is Outcome.RATE_LIMITED
                 asked = retry_after_s(response.headers, answer) if rate_limited else None
                 return outcome, asked, f"HTTP {response.status}"
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            # (ValueError: a URL the HTTP client cannot use; its text may hold the URL.)
             return Outcome.FAILED, None, scrub(f"{type(exc).__name__}: {exc}", url)[:300]
         finally:
             self._call = None
