@@ -128,13 +128,11 @@ class Notifier:
             )
             for webhook in webhooks
         ]
-        self.published_total = 0
 
     def publish(self, alert: Alert) -> None:
         """Queue ``alert`` for every sink (if its kind is enabled); O(1), never waits."""
         if not self.rules.wants(alert):
             return
-        self.published_total += 1
         for sender in self.senders:
             sender.outbox.put(alert)
             sender.wake.set()
