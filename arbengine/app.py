@@ -51,6 +51,15 @@ from arbengine.exchange.rest import BinanceRest, RestLimits
 from arbengine.exchange.streams import StreamPolicy
 from arbengine.exchange.user_stream import UserStream
 from arbengine.logs import get_logger
+from arbengine.notify.alerts import (
+    Alert,
+    daemon_alert,
+    given_up_alert,
+    signal_alert,
+    tape_hole_alert,
+)
+from arbengine.notify.notifier import Notifier, notifier_from_settings
+from arbengine.notify.taps import AlertingSink, publish_live_event
 from arbengine.pipeline.replay import ReplayStats, ReplayTarget, replay_history
 from arbengine.pipeline.service import EngineOutput, EngineService, EngineStore
 from arbengine.pipeline.signal_pipeline import exit_rule
@@ -151,11 +160,16 @@ class Daemon:
         """The exchange's time: our clock, its measured offset, the newest stream event time."""
         self.log = get_logger("daemon")
         self.health = HealthBoard()
+        self.notifier: Notifier | None = (
+            notifier_from_settings(settings.alerts, self.clock) if settings.alerts.enabled else None
+        )
+        """Alerts (``[alerts]``: off while no webhook URL is set)."""
         self.supervisor = Supervisor(
             restart_policy(settings),
             escalation_deadline_s=settings.runtime.shutdown_deadline.seconds * 0.75,
             retryable=is_retryable,
             health=self.health,
+            on_give_up=self._alert_given_up,
         )
         self.listing: SymbolListing | None = None
         self.channels: list[Channel[Any]] = []
@@ -230,7 +244,7 @@ class Daemon:
             max_catch_up_ms=es.max_catch_up.ms,
             clock=self.exchange_clock,
             collected=self.collected,
-            signals=self.live_signals,
+            signals=self._signal_sink(),
         )
 
         async def reload() -> None:
@@ -390,7 +404,7 @@ class Daemon:
         shares_limits = settings.collect.enabled and _host(ex.rest_url) == _host(endpoints.rest_url)
         if not await check_account(rest, stop, clock=self.clock):
             return False
-        records = LiveRecords(db, write_timeout_s=settings.database.write_timeout.seconds)
+        records = self._live_records(db)
         config = await records.current_config()
         strategies = self.strategies_at_start
         assert strategies is not None, "checked by _check_live_strategies"
@@ -660,6 +674,7 @@ class Daemon:
             health=self.health,
             progress=progress,
             readiness=readiness,
+            on_hole=self._alert_tape_hole if self.notifier is not None else None,
         )
         pollers = IndicatorPollers(
             cs.symbols,
@@ -722,6 +737,41 @@ class Daemon:
             self.engine.set_readiness(readiness)
         self.collector = collector
         self.writer = writer
+
+    # -- alerts ---------------------------------------------------------------
+
+    def _add_notify(self) -> None:
+        """The notifier, stopped last: what the others report while stopping is sent."""
+        if self.notifier is not None:
+            notifier = self.notifier
+            self.supervisor.add(
+                Component("notify", notifier.run, stage=90, drain=notifier.request_stop)
+            )
+
+    def _alert(self, alert: Alert) -> None:
+        if self.notifier is not None:
+            self.notifier.publish(alert)
+
+    def _alert_given_up(self, component: str, error: str) -> None:
+        self._alert(given_up_alert(component, error, self.clock.time_ms()))
+
+    def _alert_tape_hole(self, symbol: str, from_id: int, to_id: int, reason: str) -> None:
+        self._alert(tape_hole_alert(symbol, from_id, to_id, reason, self.clock.time_ms()))
+
+    def _signal_sink(self) -> Sink[Signal] | None:
+        """Where the engine hands fired signals of live ticks: the live executor's channel
+        (if live), each also published as an alert (if signal alerts are on)."""
+        if self.notifier is None or not self.settings.alerts.signals:
+            return self.live_signals
+        return AlertingSink(self.notifier, signal_alert, self.live_signals)
+
+    def _live_records(self, db: Database) -> LiveRecords:
+        """The live records every live part writes through: with alerts on, each
+        ``live_events`` row written is also published (fills, exits, breaker, commands)."""
+        write_timeout_s = self.settings.database.write_timeout.seconds
+        if self.notifier is None:
+            return LiveRecords(db, write_timeout_s=write_timeout_s)
+        return _AlertedLiveRecords(db, self.notifier, write_timeout_s)
 
     # -- API view -------------------------------------------------------------
 
@@ -819,6 +869,7 @@ class Daemon:
                     self.log.info("partitions.maintained", created=created, dropped=dropped)
 
                 self.supervisor.add(Component("partitions", lambda: self._partitions_loop(db)))
+                self._add_notify()
                 self.supervisor.add(Component("reload", lambda: self._reload_loop(sig.reload)))
                 if settings.live.enabled and not await self._add_live(stack, db, sig.stop):
                     self.log.info("daemon.stopped_waiting_for_exchange")
@@ -856,6 +907,17 @@ class Daemon:
                 )
                 self.log.info(
                     "daemon.started", http=f"http://{settings.http.host}:{port}", pid=os.getpid()
+                )
+                self._alert(
+                    daemon_alert(
+                        "daemon.started",
+                        self.clock.time_ms(),
+                        version=__version__,
+                        pid=os.getpid(),
+                        symbols=settings.collect.symbols if settings.collect.enabled else [],
+                        strategies=self._strategy_names() or [],
+                        live=settings.live.environment if settings.live.enabled else "off",
+                    )
                 )
                 code = await self._run_until_stopped(sig.stop, deadline_s, db)
                 return EXIT_FAILED if self.lock_lost and code == EXIT_OK else code
@@ -926,6 +988,7 @@ class Daemon:
                 assert self.supervisor.gave_up is not None
                 raise self.supervisor.gave_up
             self.log.info("daemon.stopping", deadline_s=deadline_s)
+            self._alert(daemon_alert("daemon.stopping", self.clock.time_ms()))
             started = time.monotonic()
             # Leave a quarter of the budget for closing the API, the pool and the server.
             late = await self.supervisor.stop(max(0.0, deadline_s * 0.75 - CANCEL_GRACE_S))
@@ -962,6 +1025,19 @@ class Daemon:
                     await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
                 if task.done() and not task.cancelled():
                     task.exception()  # raised above already, or moot once stopping
+
+
+class _AlertedLiveRecords(LiveRecords):
+    """``LiveRecords`` whose ``append_event`` publishes the row once it is written (a write
+    retried after an outage is published once, when it succeeds)."""
+
+    def __init__(self, db: Database, notifier: Notifier, write_timeout_s: float) -> None:
+        super().__init__(db, write_timeout_s=write_timeout_s)
+        self._notifier = notifier
+
+    async def append_event(self, event: LiveEventRow) -> None:
+        await super().append_event(event)
+        publish_live_event(self._notifier, event)
 
 
 def _host(url: str) -> str:

@@ -313,6 +313,63 @@ class LiveSettings(_Section, frozen=True):
                 )
 
 
+class AlertsSettings(_Section, frozen=True):
+    """Alerts to a Discord webhook and/or a generic JSON webhook (``notify/``). Off while
+    both URLs are empty. The URLs carry the webhook's token: secrets (``_FILE`` forms),
+    shown as ``***`` and never logged (the sinks are named ``discord`` and ``webhook``)."""
+
+    SECRETS: ClassVar[frozenset[str]] = frozenset({"discord_webhook_url", "webhook_url"})
+
+    discord_webhook_url: str = ""
+    """``https://discord.com/api/webhooks/<id>/<token>``: alerts as embeds."""
+    webhook_url: str = ""
+    """Any receiver of a JSON POST: one ``{"source", "sent_at", "alerts": [...]}`` per batch."""
+    queue_size: PositiveInt = 1000
+    """Alerts waiting per sink; when full the oldest is dropped (counted, ``notify.dropped``)."""
+    batch_window: Duration = Duration("2s")
+    """Alerts arriving within this long of the first one waiting are sent in one message."""
+    max_attempts: PositiveInt = 10
+    """Sends of one batch before it is given up (``notify.given_up``)."""
+    max_age: Duration = Duration("15m")
+    """A batch not delivered this long after its first attempt is given up."""
+    retry_initial: Duration = Duration("1s")
+    retry_max: Duration = Duration("60s")
+    """Receiver down or answering 5xx: retried after a capped, jittered exponential delay."""
+    request_timeout: Duration = Duration("10s")
+    signals: bool = True
+    """Signals fired (score, each factor's contribution, the strategy hash)."""
+    min_signal_score: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    """Signals scoring less than this are not alerted."""
+    trades: bool = True
+    """Live entries filled and trades closed (with R and USD)."""
+    breaker: bool = True
+    """Trading state transitions (ACTIVE / REDUCING / HALTED) and auto-resumes."""
+    controls: bool = True
+    """Emergency commands (pause, resume, flatten, cancel-all)."""
+    tape_holes: bool = True
+    """Holes recorded in a symbol's trade tape."""
+    daemon: bool = True
+    """The daemon started or stopping."""
+    components: bool = True
+    """A component that kept failing was given up (the daemon stops)."""
+
+    def __post_init__(self) -> None:
+        for key in ("discord_webhook_url", "webhook_url"):
+            url = getattr(self, key)
+            parsed = urllib.parse.urlsplit(url)
+            if url and (parsed.scheme not in ("http", "https") or not parsed.hostname):
+                # Never the value: it holds the webhook's token.
+                raise ValueError(f"{key}: not an http(s) URL")
+        if self.retry_initial.ms <= 0 or self.retry_initial.ms > self.retry_max.ms:
+            raise ValueError("retry_initial must be longer than 0s and not exceed retry_max")
+        if self.request_timeout.ms <= 0:
+            raise ValueError("request_timeout must be longer than 0s")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.discord_webhook_url or self.webhook_url)
+
+
 @dataclass(frozen=True)
 class LiveEndpoints:
     """Where the live executor sends orders and reads its user data stream."""
@@ -342,6 +399,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     live: LiveSettings = msgspec.field(default_factory=LiveSettings)
+    alerts: AlertsSettings = msgspec.field(default_factory=AlertsSettings)
 
     def __post_init__(self) -> None:
         """Rules across sections (named by their keys, never showing a secret's value)."""

@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -111,8 +111,12 @@ class MarketStreamCollector:
         health: HealthBoard | None = None,
         progress: BackfillProgress | None = None,
         readiness: Readiness | None = None,
+        on_hole: Callable[[str, int, int, str], None] | None = None,
     ) -> None:
+        """``on_hole``: told of every hole recorded (symbol, first and last missing id,
+        reason); it must not wait (the daemon's notifier queues an alert)."""
         self.symbols = [s.upper() for s in symbols]
+        self._on_hole = on_hole
         self.progress = progress or BackfillProgress()
         self._readiness = readiness
         self._rest = rest
@@ -503,3 +507,5 @@ class MarketStreamCollector:
         self._log.warning(
             "collector.hole_recorded", symbol=symbol, from_id=hole[0], to_id=hole[1], reason=reason
         )
+        if self._on_hole is not None:
+            self._on_hole(symbol, hole[0], hole[1], reason)

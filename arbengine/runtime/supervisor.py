@@ -164,9 +164,13 @@ class Supervisor:
         escalation_deadline_s: float = 20.0,
         retryable: Callable[[BaseException], bool] = never_retryable,
         health: HealthBoard | None = None,
+        on_give_up: Callable[[str, str], None] | None = None,
     ) -> None:
         """``retryable`` tells an outage from a fault (see the module docstring); ``health``
-        receives a report for every component that is restarting."""
+        receives a report for every component that is restarting; ``on_give_up`` is told
+        (component, error) before the others are stopped (the notifier's alert then goes
+        out while it drains); it must not wait."""
+        self._on_give_up = on_give_up
         self._policy = policy
         self._retryable = retryable
         self._health = health
@@ -323,6 +327,8 @@ class Supervisor:
             error=cause,
             traceback="".join(traceback.format_exception(exc)),
         )
+        if self._on_give_up is not None:
+            self._on_give_up(component.name, cause)
         # Stop the others the graceful way first (intake, then drains, then
         # writers), so what was already received is still stored.
         late = await self.stop(self.escalation_deadline_s, skip=component.name)
