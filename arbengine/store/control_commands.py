@@ -133,13 +133,15 @@ async def record(conn: asyncpg.Connection, ack: ControlAck, *, final: bool) -> N
     await conn.execute(
         "UPDATE live_commands SET status = $2, result = $3, state = $4::jsonb, "
         "detail = $5::jsonb, acked_at = COALESCE(acked_at, now()), "
-        "finished_at = CASE WHEN $6 THEN now() ELSE finished_at END WHERE id = $1",
+        "finished_at = CASE WHEN $6 THEN now() ELSE finished_at END, "
+        "symbol = COALESCE(symbol, $7) WHERE id = $1",
         ack.command_id,
         status,
         ack.result,
         None if ack.state is None else msgspec.json.encode(ack.state).decode(),
         orjson.dumps(ack.detail, default=str).decode(),
         final,
+        ack.symbol,
     )
     await conn.execute("SELECT pg_notify($1, $2)", ACKS_CHANNEL, str(ack.command_id))
 

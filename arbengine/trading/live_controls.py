@@ -239,16 +239,19 @@ class LiveControls:
 
     async def _flatten(self, request: ControlRequest, reason: FlattenReason) -> ControlAck:
         executor = self._executor
-        if request.trade_id is not None:
-            trade = executor.trade(request.trade_id)
+        trade_id = request.trade_id
+        if trade_id is not None:
+            trade = executor.trade(trade_id)
             if trade is None:
                 return self._ack(
                     request, "failed",
                     f"trade_id: {request.trade_id} is not an open live trade of this daemon's "
                     "executor", await self.state(), {"not_found": True},
                 )  # fmt: skip
-            trades = [request.trade_id]
+            request = msgspec.structs.replace(request, symbol=trade.signal.symbol)
+            trades = [trade_id]
             symbols = {trade.signal.symbol}
+            strategy: str | None = trade.signal.strategy
             orphans: dict[str, Decimal] = {}
         else:
             if request.symbol is None:
@@ -267,6 +270,7 @@ class LiveControls:
             }
             orphans = {s: a for s, a in positions.items() if s not in driven}
             symbols = set(positions) | driven
+            strategy = None
         state = await self.state()
         if not trades and not orphans:
             where = request.symbol or "the account"
@@ -277,6 +281,8 @@ class LiveControls:
             "orphans": {s: str(a) for s, a in orphans.items()},
             "reason": reason,
         }
+        if strategy is not None:
+            detail["strategy"] = strategy
         ack = self._ack(request, "requested", f"closing {len(trades)} trade(s) and "
                         f"{len(orphans)} orphan position(s) at market", state, detail)  # fmt: skip
         task = asyncio.create_task(
