@@ -12,6 +12,7 @@ pending rows, so a notification lost while the database was away loses no comman
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -241,3 +242,69 @@ class CommandListener:
             raise outage_error(exc, "controls listener") from exc
         finally:
             conn.terminate()
+
+
+class NotAcknowledged(Exception):
+    """No daemon took the command in time; it is marked expired and never carried out."""
+
+
+async def ask_daemon(
+    url: str,
+    request: ControlRequest,
+    *,
+    ack_timeout_s: float = MAX_AGE_S,
+    final_timeout_s: float = 0.0,
+) -> CommandRow:
+    """The CLI's side: store ``request`` as pending, tell the daemon (NOTIFY), wait for its
+    acknowledgement (and, ``final_timeout_s`` > 0, for the command's end: a flatten's
+    verification). Raises ``NotAcknowledged`` with the row expired when no daemon took it
+    within ``ack_timeout_s``; the row as it stands otherwise."""
+    try:
+        return await _ask(url, request, ack_timeout_s, final_timeout_s)
+    except OUTAGE_ERRORS as exc:
+        raise outage_error(exc, "live commands") from exc
+
+
+async def _ask(
+    url: str, request: ControlRequest, ack_timeout_s: float, final_timeout_s: float
+) -> CommandRow:
+    conn = await asyncpg.connect(url, server_settings={"application_name": "arbengine-cli"})
+    changed = asyncio.Event()
+
+    def heard(_c: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload == str(request.command_id):
+            changed.set()
+
+    try:
+        await conn.add_listener(ACKS_CHANNEL, heard)
+        await insert(conn, request, "pending")
+        loop = asyncio.get_running_loop()
+        acked_by = loop.time() + ack_timeout_s
+        give_up_by = acked_by + 2 * ack_timeout_s + final_timeout_s
+        final_by: float | None = None
+        while True:
+            changed.clear()
+            row = await by_id(conn, request.command_id)
+            assert row is not None, "the command was stored above"
+            if row.status in ("done", "failed", "expired") or loop.time() >= give_up_by:
+                return row
+            if row.status == "requested":
+                if final_by is None:
+                    final_by = loop.time() + final_timeout_s
+                if loop.time() >= final_by:
+                    return row
+                deadline = final_by
+            elif row.status == "pending" and loop.time() >= acked_by:
+                if await expire(conn, request.command_id):
+                    raise NotAcknowledged(
+                        f"no daemon acknowledged the command within {ack_timeout_s:g}s: is "
+                        "`arbengine run` with live trading running on this database? The "
+                        "command is marked expired and will never be carried out"
+                    )
+                deadline = loop.time() + ack_timeout_s  # taken just now: its answer comes
+            else:
+                deadline = acked_by if row.status == "pending" else loop.time() + ack_timeout_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), max(0.01, deadline - loop.time()))
+    finally:
+        await conn.close()
