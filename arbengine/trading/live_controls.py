@@ -250,7 +250,7 @@ class LiveControls:
                 )  # fmt: skip
             request = msgspec.structs.replace(request, symbol=trade.signal.symbol)
             trades = [trade_id]
-            symbols = {trade.signal.symbol}
+            symbols: set[str] = set()  # verified by the trade's end (an orphan may share it)
             strategy: str | None = trade.signal.strategy
             orphans: dict[str, Decimal] = {}
         else:
@@ -270,6 +270,7 @@ class LiveControls:
             }
             orphans = {s: a for s, a in positions.items() if s not in driven}
             symbols = set(positions) | driven
+            # verified at zero, then tidied of the orders no trade owns
             strategy = None
         state = await self.state()
         if not trades and not orphans:

@@ -195,7 +195,8 @@ async def test_the_live_config_applies_from_the_next_signal_and_sighup_reloads_t
     assert minute["used"] >= 1
     assert [a for a in await open_algo_orders(sim) if a["symbol"] == trade["symbol"]] == []
     [asked] = await fetch(
-        database_url, "SELECT who FROM live_events WHERE kind = 'control.flatten'"
+        database_url,
+        "SELECT who FROM live_events WHERE kind = 'control.flatten' AND detail->>'status' = 'done'",
     )
     assert asked["who"].startswith("admin:admin_")
 

@@ -19,7 +19,7 @@ import orjson
 from arbengine.sim.server import SimServer
 from tests.conftest import REPO
 from tests.e2e.live.conftest import fetch, open_algo_orders, sim_account
-from tests.e2e.live.test_live_config import admin_token, post_json
+from tests.e2e.live.test_live_config import admin_token
 from tests.e2e.test_live_cli import Result
 from tests.service.sim.simclient import signed
 from tests.support.daemon import DaemonProcess
