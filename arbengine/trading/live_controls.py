@@ -103,7 +103,7 @@ class LiveControls:
         *,
         clock: Clock | None = None,
         verify_timeout_s: float = 20.0,
-        verify_interval_s: float = 0.25,
+        verify_interval_s: float = 0.5,
     ) -> None:
         self._rest = rest
         self._executor = executor
