@@ -69,7 +69,8 @@ class ControlAck(msgspec.Struct, frozen=True, kw_only=True):
     result: str
     """One line: what was done (or why not)."""
     state: ControlState | None
-    """None only when the exchange could not be read."""
+    """None when the exchange could not be read, or the command was refused unread (a
+    trade the executor does not drive)."""
     detail: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def line(self) -> str:

@@ -119,6 +119,8 @@ class LiveControls:
         (the CLI's and the API's at once) waits, then finds the position gone."""
         self._stop = asyncio.Event()
         self._verifying: set[asyncio.Task[ControlAck]] = set()
+        self._verified_acks: list[ControlAck] = []
+        """Completed verifications not yet collected by ``settled``."""
         self._log = get_logger("control")
 
     # -- entry points ------------------------------------------------------------------
@@ -162,8 +164,11 @@ class LiveControls:
         return ack
 
     async def settled(self) -> list[ControlAck]:
-        """Wait for the verifications under way; their completions (tests, shutdown)."""
-        return list(await asyncio.gather(*self._verifying))
+        """Wait for the verifications under way; every completion since the last call, in
+        the order they completed (a flatten's caller in-process, tests)."""
+        await asyncio.gather(*self._verifying, return_exceptions=True)
+        done, self._verified_acks = self._verified_acks, []
+        return done
 
     async def stop(self) -> None:
         """At shutdown: verifications under way are cancelled (their rows stay
@@ -214,12 +219,14 @@ class LiveControls:
 
     async def _cancel_all(self, request: ControlRequest) -> ControlAck:
         paused = await self._set_paused(True, request.who)
-        held = {p.symbol for p in await self._positions() if p.positionAmt != 0}
+        positions = await self._positions()
+        held = {p.symbol for p in positions if p.positionAmt != 0}
         owned = self._driven_client_ids()
         cancelled: list[str] = []
         kept: list[str] = []
         failed: list[str] = []
-        for order in await self._open_orders():
+        orders = await self._open_orders()
+        for order in orders:
             protects = order.symbol in held and (
                 order.client_id in owned or (order.type in _STOPS and order.closing)
             )
@@ -230,12 +237,14 @@ class LiveControls:
             else:
                 failed.append(order.client_id)
         detail = {"cancelled": cancelled, "kept": kept, "paused_now": paused}
+        gone = set(cancelled)
+        state = await self.state(positions, [o for o in orders if o.client_id not in gone])
         result = f"cancelled {len(cancelled)} order(s), kept {len(kept)} protecting positions"
         if failed:
             detail["not_cancelled"] = failed
             return self._ack(request, "failed", f"{result}; {len(failed)} could not be "
-                             "cancelled", await self.state(), detail)  # fmt: skip
-        return self._ack(request, "done", result + "; entries paused", await self.state(), detail)
+                             "cancelled", state, detail)  # fmt: skip
+        return self._ack(request, "done", result + "; entries paused", state, detail)
 
     async def _flatten(self, request: ControlRequest, reason: FlattenReason) -> ControlAck:
         executor = self._executor
@@ -246,13 +255,14 @@ class LiveControls:
                 return self._ack(
                     request, "failed",
                     f"trade_id: {request.trade_id} is not an open live trade of this daemon's "
-                    "executor", await self.state(), {"not_found": True},
+                    "executor", None, {"not_found": True},
                 )  # fmt: skip
             request = msgspec.structs.replace(request, symbol=trade.signal.symbol)
             trades = [trade_id]
             symbols: set[str] = set()  # verified by the trade's end (an orphan may share it)
             strategy: str | None = trade.signal.strategy
             orphans: dict[str, Decimal] = {}
+            state = await self.state()
         else:
             if request.symbol is None:
                 await self._set_paused(True, request.who)
@@ -263,16 +273,17 @@ class LiveControls:
                 and request.symbol in (None, t.signal.symbol)
             ]
             driven = {t.signal.symbol for tid in trades if (t := executor.trade(tid))}
+            read = await self._positions()
             positions = {
                 p.symbol: p.positionAmt
-                for p in await self._positions()
+                for p in read
                 if p.positionAmt != 0 and request.symbol in (None, p.symbol)
             }
             orphans = {s: a for s, a in positions.items() if s not in driven}
             symbols = set(positions) | driven
             # verified at zero, then tidied of the orders no trade owns
             strategy = None
-        state = await self.state()
+            state = await self.state(read)
         if not trades and not orphans:
             where = request.symbol or "the account"
             return self._ack(request, "done", f"already flat: no position on {where}", state,
@@ -309,9 +320,11 @@ class LiveControls:
             sent: dict[str, str | None] = {}
             for symbol in sorted(orphans):
                 sent[symbol] = await self._retrying(functools.partial(self._close_orphan, symbol))
-            left = await self._retrying(lambda: self._wait_flat(trades, symbols))
-            tidied = [] if left else await self._retrying(lambda: self._tidy(symbols))
-        state = await self._retrying(self.state)
+            left, positions = await self._retrying(lambda: self._wait_flat(trades, symbols))
+            tidied, orders = (
+                ([], None) if left else await self._retrying(lambda: self._tidy(symbols))
+            )
+        state = await self._retrying(lambda: self.state(positions, orders))
         detail = {**ack.detail, "orphan_orders": sent, "cancelled": tidied, "flat": not left}
         if left:
             text = ", ".join(f"{k} {v}" for k, v in left.items())
@@ -336,8 +349,12 @@ class LiveControls:
 
     def _verified(self, task: asyncio.Task[ControlAck]) -> None:
         self._verifying.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
             self._log.error("control.flatten_failed", error=_short(task.exception()))
+        else:
+            self._verified_acks.append(task.result())
 
     async def _close_orphan(self, symbol: str) -> str | None:
         """A reduce-only MARKET order of the position's size, unless it is flat by now (a
@@ -377,40 +394,53 @@ class LiveControls:
         )
         return order.client_order_id
 
-    async def _wait_flat(self, trades: list[int], symbols: set[str]) -> dict[str, str]:
-        """Until the trades are closed and the symbols' positions zero (empty), or what is
-        left when ``verify_timeout_s`` has passed."""
+    async def _wait_flat(
+        self, trades: list[int], symbols: set[str]
+    ) -> tuple[dict[str, str], list[PositionRisk]]:
+        """Until the trades are closed and the symbols' positions zero (nothing left), or
+        what is left when ``verify_timeout_s`` has passed; with the positions last read."""
         deadline = time.monotonic() + self._verify_timeout_s
         while True:
+            positions = await self._positions()
             left = {
                 p.symbol: str(p.positionAmt)
-                for p in await self._positions()
+                for p in positions
                 if p.positionAmt != 0 and p.symbol in symbols
             }
             for trade_id in trades:
                 if trade_id in self._executor.trade_ids:
                     left.setdefault(f"trade {trade_id}", "open")
             if not left or time.monotonic() >= deadline:
-                return left
+                return left, positions
             if not await self._clock.sleep(self._verify_interval_s, self._stop):
-                return left
+                return left, positions
 
-    async def _tidy(self, symbols: set[str]) -> list[str]:
+    async def _tidy(self, symbols: set[str]) -> tuple[list[str], list[_Order]]:
         """Orders left on the flattened symbols that no trade of the executor's owns (an
-        orphan's stop, a leftover): cancelled, so flat means no orders either."""
+        orphan's stop, a leftover): cancelled, so flat means no orders either. Those
+        cancelled, and the account's open orders left."""
         owned = self._driven_client_ids()
         cancelled = []
+        left = []
         for order in await self._open_orders():
             mine = order.symbol in symbols and order.client_id not in owned
             if mine and await self._cancel(order):
                 cancelled.append(order.client_id)
-        return cancelled
+            else:
+                left.append(order)
+        return cancelled, left
 
     # -- the exchange --------------------------------------------------------------------
 
-    async def state(self) -> ControlState:
-        positions = await self._positions()
-        orders = await self._open_orders()
+    async def state(
+        self, positions: list[PositionRisk] | None = None, orders: list[_Order] | None = None
+    ) -> ControlState:
+        """The account now: what was just read is given (the request weight of an
+        account-wide read of open orders is 80), the rest is read."""
+        if positions is None:
+            positions = await self._positions()
+        if orders is None:
+            orders = await self._open_orders()
         return ControlState(
             paused=self._executor.settings.paused,
             positions=[

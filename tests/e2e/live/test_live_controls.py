@@ -204,6 +204,25 @@ async def test_every_control_from_the_cli_and_the_api_on_the_running_daemon(
     assert when_flat["state"]["paused"] is True
     status, unknown = await post(api, "/api/live/flatten", admin, {"trade_id": 999})
     assert (status, unknown["error"]["code"]) == (404, "not_found")
+    cli_ack = orjson.loads(from_cli.stdout)
+    # Requested, or done when the API's flatten came first (or was verified by then).
+    assert (cli_ack["command"], cli_ack["who"]) == ("flatten", CLI_WHO)
+    assert cli_ack["status"] in ("requested", "done")
+    assert cli_ack["state"]["positions"] in ([], [{"symbol": "BTCUSDT", "amount": "0.010"}])
+
+    # pause through the API; cancel-all from the CLI.
+    await post(api, "/api/live/resume", admin)
+    status, paused_api = await post(api, "/api/live/pause", admin)
+    assert (status, paused_api["status"], paused_api["state"]["paused"]) == (200, "done", True)
+    assert paused_api["result"] == "paused: no new entries, open trades still driven"
+    await stray_take_profit(sim, "manual-tp-2")
+    swept = await cli(cli_env, "cancel-all")
+    assert swept.returncode == 0, swept
+    assert swept.stdout == (
+        "cancel_all done: cancelled 1 order(s), kept 0 protecting positions; entries paused "
+        "(paused; positions: none; open orders: 0)\n"
+    )
+    assert await open_algo_orders(sim) == []
 
     # The audit: every command with who, when, what and the result.
     rows = await fetch(database_url, "SELECT * FROM live_commands ORDER BY requested_at")
@@ -211,12 +230,15 @@ async def test_every_control_from_the_cli_and_the_api_on_the_running_daemon(
         ("pause", "expired"), ("pause", "done"), ("pause", "done"), ("resume", "done"),
         ("cancel_all", "done"), ("resume", "done"), ("resume", "done"), ("flatten", "done"),
         *sorted([("flatten", "done"), ("flatten", "done")]), ("flatten", "done"),
-        ("flatten", "failed"),
+        ("flatten", "failed"), ("resume", "done"), ("pause", "done"), ("cancel_all", "done"),
     ]  # fmt: skip
     assert all(r["result"] and r["requested_at"] for r in rows)
+    # Each acknowledged within a second of being asked for.
+    took = [(r["command"], (r["acked_at"] - r["requested_at"]).total_seconds()) for r in rows[1:]]
+    assert all(s < 1.0 for _, s in took), took
     assert {r["who"] for r in rows} == {CLI_WHO} | {cancelled["who"]}
     events = await fetch(database_url, "SELECT kind, who FROM live_events WHERE kind LIKE "
                          "'control.%'")  # fmt: skip
     kinds = sorted(e["kind"] for e in events)
-    assert kinds == sorted(["control.pause"] * 2 + ["control.resume"] * 3
-                           + ["control.cancel_all"] + ["control.flatten"] * 5)  # fmt: skip
+    assert kinds == sorted(["control.pause"] * 3 + ["control.resume"] * 4
+                           + ["control.cancel_all"] * 2 + ["control.flatten"] * 5)  # fmt: skip
