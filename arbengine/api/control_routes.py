@@ -17,6 +17,7 @@ from arbengine.api.http_errors import ApiError, bad_request
 from arbengine.api.schemas import LiveControlReply, LiveFlattenBody
 from arbengine.api.services import Call
 from arbengine.domain.control_rows import ControlAck, ControlCommand, ControlRequest
+from arbengine.domain.errors import RetryableError
 
 NOT_CARRIED_OUT = "not carried out:"
 """How a failed acknowledgement begins when the exchange or the database was away."""
@@ -62,11 +63,13 @@ async def _command(
     if control is None:
         raise ApiError(409, "live_off", "live trading does not run in this daemon")
     assert call.user is not None  # an admin route is authenticated
-    ack = await control(
-        ControlRequest(
-            command=command, who=f"admin:{call.user.username}", symbol=symbol, trade_id=trade_id
-        )
+    request = ControlRequest(
+        command=command, who=f"admin:{call.user.username}", symbol=symbol, trade_id=trade_id
     )
+    try:
+        ack = await control(request)
+    except RetryableError as exc:  # its record could not be written: the database is away
+        raise ApiError(503, "unavailable", f"{command}: {exc}"[:300]) from None
     if ack.status == "failed" and ack.result.startswith(NOT_CARRIED_OUT):
         raise ApiError(503, "unavailable", f"{command}: {ack.result}")
     return reply_of(ack)
