@@ -216,21 +216,32 @@ async def test_the_breakers_flatten_all_says_risk_halt(
 
 
 async def test_two_flattens_at_once_send_one_close_per_position(
-    controls: LiveControls, executor: LiveExecutor, sim: SimServer, http: aiohttp.ClientSession
-) -> None:
+    controls: LiveControls, executor: LiveExecutor, sim: SimServer, http: aiohttp.ClientSession,
+    db: Database,
+) -> None:  # fmt: skip
     trade_id = await executor.on_signal(await a_signal(http, sim))
     assert trade_id is not None
     await orphan(http, sim, "ETHUSDT", "SELL")
+    # Orders held for a second: each later flatten reads the position still open while
+    # the first one's close is on its way.
+    await control(
+        http, sim, "faults", {"hang": {"seconds": 1, "scope": "rest", "path": "/fapi/v1/order"}}
+    )
 
-    acks = await asyncio.gather(run(controls, "flatten"), run(controls, "flatten", "ETHUSDT"),
+    acks = await asyncio.gather(run(controls, "flatten", "ETHUSDT"), run(controls, "flatten"),
+                                run(controls, "flatten", "ETHUSDT"),
                                 run(controls, "flatten", "BTCUSDT"))  # fmt: skip
-    assert [a.status for a in acks] == ["requested"] * 3
+    assert [a.status for a in acks] == ["requested"] * 4
     finished = await controls.settled()
 
-    assert [f.status for f in finished] == ["done"] * 3
+    assert [f.status for f in finished] == ["done"] * 4
     assert await positions(http, sim) == {}
     assert len(await closing_orders(http, sim, "ETHUSDT")) == 1
     assert len(await closing_orders(http, sim, "BTCUSDT")) == 1
+    # Nothing more was even sent (a second reduce-only close would be refused, not filled).
+    sent = await rows(db, "SELECT client_order_id, status FROM live_orders WHERE role = "
+                      "'flatten'")  # fmt: skip
+    assert [r["status"] for r in sent] == ["FILLED", "FILLED"], sent
 
 
 async def test_cancel_all_cancels_what_protects_no_position_and_keeps_the_stops(
