@@ -28,7 +28,6 @@ import os
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -43,7 +42,6 @@ from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollect
 from arbengine.collect.progress import BackfillProgress
 from arbengine.domain.errors import CannotListen, ConfigError, is_retryable
 from arbengine.domain.events import Signal
-from arbengine.domain.live_rows import LiveEventRow
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
@@ -80,6 +78,7 @@ from arbengine.runtime.supervisor import (
 from arbengine.settings import LiveSettings, Settings, live_endpoints, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store.continuity_records import ContinuityRecords
+from arbengine.store.control_commands import CommandListener, CommandRow, ControlCommands
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
 from arbengine.store.embedded import EmbeddedServer, stop_at_once
 from arbengine.store.engine_records import EngineRecords
@@ -92,6 +91,7 @@ from arbengine.store.market_sql import (
 )
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
+from arbengine.trading.live_controls import LiveControls
 from arbengine.trading.live_executor import ExecutorSettings, LiveExecutor
 from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
 from arbengine.trading.live_service import (
@@ -150,9 +150,8 @@ class Daemon:
         self._file_live = settings.live
         """``[live]`` as the file (and environment) gave it, before ``run --sim``'s URLs."""
         self._live_reload: Callable[[], Awaitable[None]] | None = None
-        self._live_flatten: Callable[[int, str], Awaitable[tuple[str, str] | None]] | None = None
         self._live_follower: LiveConfigFollower | None = None
-        self._flattening: set[asyncio.Task[None]] = set()
+        self.live_controls: LiveControls | None = None
         self.extra_components = tuple(components)
         self.sim_config = sim
         self.clock = clock or SystemClock()
@@ -453,7 +452,6 @@ class Daemon:
         )
         self._live_follower = follower
         self._live_reload = functools.partial(self._reload_live, follower, executor)
-        self._live_flatten = functools.partial(self._request_flatten, executor, records)
         polling = LivePolling(
             executor,
             executor.settings.poll_interval_s,
@@ -481,6 +479,7 @@ class Daemon:
             )
         )
         add(Component("live.executor", polling.run, stage=30, drain=polling.request_stop))
+        self._add_live_controls(stack, db, rest, executor, follower, records)
         reconciler = LiveReconciler(
             rest,
             records,
@@ -515,39 +514,33 @@ class Daemon:
         """The file's ``[live]`` in force (reloaded by SIGHUP), for the API."""
         return self._live_follower.live if self._live_follower is not None else None
 
-    async def _request_flatten(
-        self, executor: LiveExecutor, records: LiveRecords, trade_id: int, who: str
-    ) -> tuple[str, str] | None:
-        """An admin's flatten (``POST /api/live/flatten``): recorded, then carried out by
-        the executor in the background (the API does not wait on the exchange). None when
-        the executor drives no such trade."""
-        trade = executor.trade(trade_id)
-        if trade is None:
-            return None
-        signal = trade.signal
-        await records.append_event(
-            LiveEventRow(
-                at=datetime.now(UTC),
-                level="info",
-                kind="trade.flatten_requested",
-                symbol=signal.symbol,
-                strategy=signal.strategy,
-                detail={"trade_id": trade_id},
-                who=f"admin:{who}",
-            )
+    def _add_live_controls(
+        self,
+        stack: contextlib.AsyncExitStack,
+        db: Database,
+        rest: BinanceRest,
+        executor: LiveExecutor,
+        follower: LiveConfigFollower,
+        records: LiveRecords,
+    ) -> None:
+        """Emergency controls: the API's commands in-process, the CLI's through
+        ``live_commands`` (LISTEN/NOTIFY); verifications under way end with the daemon."""
+        controls = LiveControls(
+            rest,
+            executor,
+            follower,
+            records,
+            ControlCommands(db, write_timeout_s=self.settings.database.write_timeout.seconds),
+            clock=self.clock,
         )
-        task = asyncio.create_task(executor.flatten(trade_id), name=f"live.flatten-{trade_id}")
-        self._flattening.add(task)
-        task.add_done_callback(functools.partial(self._flatten_done, trade_id))
-        return signal.symbol, signal.strategy
+        self.live_controls = controls
+        stack.push_async_callback(controls.stop)
 
-    def _flatten_done(self, trade_id: int, task: asyncio.Task[None]) -> None:
-        self._flattening.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # The poll loop goes on driving the trade; the admin may ask again.
-            self.log.error(
-                "live.flatten_failed", trade_id=trade_id, error=str(task.exception())[:200]
-            )
+        async def handle(row: CommandRow) -> None:
+            await controls.execute(row.request())
+
+        listener = CommandListener(db.url, handle)
+        self.supervisor.add(Component("live.controls", listener.run, stage=0))
 
     def _limits_for(self, rest_url: str) -> RestLimits:
         """The limits of the exchange at ``rest_url``'s host. Binance counts request weight
@@ -899,7 +892,7 @@ class Daemon:
                     pool=db.pool,
                     settings=settings,
                     strategies=self._strategy_names,
-                    live_flatten=self._live_flatten,
+                    live_control=self.live_controls.submit if self.live_controls else None,
                     live_file=self._live_file,
                 )
                 port = await stack.enter_async_context(

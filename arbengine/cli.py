@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -437,6 +438,44 @@ def cmd_live_reconcile(args: argparse.Namespace) -> int:
     return _live_command(args, body, needs_keys=True)
 
 
+def cmd_live_control(args: argparse.Namespace) -> int:
+    """An emergency command for the running daemon, through the database (``live_commands``
+    and LISTEN/NOTIFY): printed acknowledgement, exit 0; none within 5 s: exit 1."""
+    import getpass
+
+    import msgspec
+
+    from arbengine.domain.control_rows import ControlRequest
+    from arbengine.domain.errors import RetryableError
+    from arbengine.store.control_commands import NotAcknowledged, ask_daemon
+    from arbengine.store.database import open_database
+
+    settings = _settings(args)
+    configure_logging("warning", pretty=args.pretty or None)
+    command = args.live_command.replace("-", "_")
+    symbol = getattr(args, "symbol", None)
+    if symbol is not None and not re.fullmatch(r"[A-Z0-9]{2,30}", symbol):
+        return _fail(f"live flatten: symbol {symbol!r} is not a symbol (e.g. BTCUSDT)")
+    request = ControlRequest(command=command, who=f"cli:{getpass.getuser()}", symbol=symbol)
+
+    async def run() -> Any:
+        async with open_database(settings.database, owner=False) as db:
+            return await ask_daemon(db.url, request, final_timeout_s=getattr(args, "wait", 0.0))
+
+    try:
+        row = _event_loop_run(run())
+    except (NotAcknowledged, RetryableError) as exc:
+        print(f"arbengine: live {args.live_command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        sys.stdout.write(orjson.dumps(msgspec.to_builtins(row)).decode() + "\n")
+    else:
+        state = f" ({row.state.line()})" if row.state is not None else ""
+        result = row.result or "taken by the daemon, not yet acknowledged"
+        print(f"{row.command} {row.status}: {result}{state}")
+    return 0 if row.status in ("done", "requested") else EXIT_FAILED
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     module_name, summary = BENCHMARKS[args.bench_name]
     module = importlib.import_module(module_name)
@@ -567,7 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.add_arguments(admin)
     admin.set_defaults(handler=cmd_admin)
 
-    live = command("live", "live trading: its state, what reconciliation would do")
+    live = command(
+        "live", "live trading: its state, what reconciliation would do, emergency controls"
+    )
     live_commands = live.add_subparsers(dest="live_command", required=True, metavar="ACTION")
     status = live_commands.add_parser(
         "status",
@@ -583,6 +624,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the decisions, act on none (required)"
     )
     reconcile.set_defaults(handler=cmd_live_reconcile)
+    controls = {
+        "pause": "pause new entries in the running daemon (open trades stay protected)",
+        "resume": "allow new entries again",
+        "flatten": "close every position (or SYMBOL's) at market, verified at zero",
+        "cancel-all": "cancel every open order that protects no position, and pause",
+    }
+    for name, summary in controls.items():
+        sub = live_commands.add_parser(name, help=summary, parents=[common])
+        sub.add_argument("--json", action="store_true", help="print the acknowledgement as JSON")
+        if name == "flatten":
+            sub.add_argument("symbol", nargs="?", help="only this symbol's positions")
+            sub.add_argument(
+                "--wait", type=float, default=0.0, metavar="SECONDS",
+                help="wait up to this long for the verification (done, flat) rather than "
+                "the acknowledgement (requested)",
+            )  # fmt: skip
+        sub.set_defaults(handler=cmd_live_control)
 
     from arbengine.sim import sim_command as sim_cli  # the exchange the tests and benchmarks run
 

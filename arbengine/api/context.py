@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from arbengine.domain.control_rows import ControlAck, ControlRequest
 from arbengine.settings import LiveSettings, Settings
 
 
@@ -43,9 +44,9 @@ class ApiContext:
     an admin may choose to trade live."""
     live_file: Callable[[], LiveSettings | None] = lambda: None
     """The file's ``[live]`` in force (reloaded by SIGHUP); None: ``settings.live``."""
-    live_flatten: Callable[[int, str], Awaitable[tuple[str, str] | None]] | None = None
-    """Close a live trade at market (its id, the admin's name): its (symbol, strategy), or
-    None when the executor drives no such trade. None: live trading is not running."""
+    live_control: Callable[[ControlRequest], Awaitable[ControlAck]] | None = None
+    """Carry out an emergency command (pause, resume, flatten, cancel-all) in the daemon:
+    its acknowledgement with the resulting state. None: live trading is not running."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

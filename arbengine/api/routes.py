@@ -12,7 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from arbengine.api import auth_routes, data_routes, live_flatten, live_routes, system_routes
+from arbengine.api import (
+    auth_routes,
+    control_routes,
+    data_routes,
+    live_routes,
+    system_routes,
+)
 from arbengine.api import schemas as s
 from arbengine.api.services import Call
 
@@ -429,19 +435,69 @@ def api_routes() -> list[Route]:
         Route(
             "POST",
             "/api/live/flatten",
-            live_flatten.flatten,
-            "Close an open live trade at market (admins only)",
+            control_routes.flatten,
+            "Close live positions at market: one trade, one symbol, or all (admins only)",
             "live",
-            s.LiveFlattenReply,
+            s.LiveControlReply,
             admin=True,
             body=s.LiveFlattenBody,
-            status=202,
+            status_of=control_routes.flatten_status,
             errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 503),
             description=(
-                "Admins only (403 forbidden for others). The executor closes the trade with "
-                "a reduce-only MARKET order and cancels its protection; the trade ends with "
-                "exit reason flatten. 404 not_found: no open trade of that id in this "
-                "daemon's executor; 409 live_off: live trading does not run here."
+                'Admins only (403 forbidden for others). Body: {"trade_id"}, {"symbol"}, '
+                'or {} / {"all": true} (every position; entries are paused too). Trades '
+                "are closed by the executor with reduce-only MARKET orders (exit reason "
+                "manual_flatten), a position no trade drives by a reduce-only MARKET order "
+                "of its size. 202 requested with the state now; the positions are then read "
+                "back until zero and the command completed (live_commands, a control.flatten "
+                "event). 200 done when there is nothing to close. 404 not_found: no open "
+                "trade of that id in this daemon's executor; 409 live_off: live trading does "
+                "not run here; 503 unavailable: the exchange or the database did not answer."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/live/pause",
+            control_routes.pause,
+            "Pause new live entries now (admins only)",
+            "live",
+            s.LiveControlReply,
+            admin=True,
+            errors=(*AUTH_ERRORS, 409, 503),
+            description=(
+                "Admins only. Writes a live_config row with paused true (the other values "
+                "kept), in force at once; open trades are still driven and protected. "
+                "Pausing a paused daemon answers done, already paused."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/live/resume",
+            control_routes.resume,
+            "Allow new live entries again (admins only)",
+            "live",
+            s.LiveControlReply,
+            admin=True,
+            errors=(*AUTH_ERRORS, 409, 503),
+            description=(
+                "Admins only. Writes a live_config row with paused false, in force at once. "
+                "The risk guard's own state (REDUCING, HALTED) is not changed by it."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/live/cancel-all",
+            control_routes.cancel_all,
+            "Cancel every open order that protects no position, and pause (admins only)",
+            "live",
+            s.LiveControlReply,
+            admin=True,
+            errors=(*AUTH_ERRORS, 409, 503),
+            description=(
+                "Admins only. Cancels every open order and algo order of the account except "
+                "those protecting an open position (the orders of a trade the executor "
+                "drives, and stops closing a held position), and pauses entries: a position "
+                "is never left without its stop (to be out of it, flatten)."
             ),
         ),
     ]

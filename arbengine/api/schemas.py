@@ -997,14 +997,44 @@ class LiveConfigView(_Shape):
 
 
 class LiveFlattenBody(_Input):
-    trade_id: Annotated[int, Meta(ge=1)]
-    """The open live trade to close at market (``id`` in ``/api/live/positions``)."""
+    """One of: ``trade_id`` (that trade), ``symbol`` (every position on it), or nothing /
+    ``all: true`` (every position of the account; entries are paused too)."""
+
+    trade_id: Annotated[int, Meta(ge=1)] | None = None
+    """An open live trade to close at market (``id`` in ``/api/live/positions``)."""
+    symbol: Symbol | None = None
+    all: bool = False
 
 
-class LiveFlattenReply(_Shape):
-    trade_id: int
+class LiveControlPosition(_Shape):
     symbol: str
-    strategy: str
-    status: Literal["requested"]
-    """The close is under way: the trade ends with exit reason ``flatten`` (its orders
-    and events show how)."""
+    amount: str
+    """Signed position amount, as the exchange states it."""
+
+
+class LiveControlState(_Shape):
+    paused: bool
+    """New live entries paused (the manual pause, ``live_config.paused``)."""
+    positions: list[LiveControlPosition]
+    """The account's open positions on the exchange."""
+    open_orders: int
+    """Open orders and algo orders of the account on the exchange."""
+
+
+class LiveControlReply(_Shape):
+    """An emergency command's acknowledgement (the same as the CLI's)."""
+
+    command_id: str
+    command: Literal["pause", "resume", "flatten", "cancel_all"]
+    who: str
+    symbol: str | None
+    trade_id: int | None
+    strategy: str | None
+    """flatten of a trade: its strategy."""
+    status: Literal["done", "requested", "failed"]
+    """``requested``: a flatten under way (its verification completes the command, a
+    ``control.flatten`` event says how it ended)."""
+    result: str
+    state: LiveControlState | None
+    """After the command (null only when the exchange could not be read)."""
+    detail: dict[str, Any]

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
+from arbengine.domain.control_rows import FlattenReason
 from arbengine.domain.engine_rows import ExitRule
 from arbengine.domain.errors import RetryableError
 from arbengine.domain.events import Signal
@@ -488,12 +489,14 @@ class LiveExecutor:
                 await self._store(running, order.request, report.status, report=report)
             await self._feed(running, algo_events(report) if algo else order_events(report))
 
-    async def flatten(self, trade_id: int) -> None:
+    async def flatten(self, trade_id: int, reason: FlattenReason = "flatten") -> None:
+        """Close the trade at market under its lock (``reason``: its exit reason). A trade
+        already closing sends nothing more, so two flattens never close a position twice."""
         running = self._running.get(trade_id)
         if running is not None:
             async with running.lock:
                 if self._driving(running):
-                    await self._feed(running, [FlattenRequested()])
+                    await self._feed(running, [FlattenRequested(reason)])
 
     async def poll_once(self) -> None:
         """Ask the exchange about every open order of every running trade, the time exit,
@@ -829,6 +832,9 @@ class LiveExecutor:
                     "trade_id": running.trade_id,
                     "reason": trade.exit_reason,
                     "realised_r": result.realised_r,
+                    "realised_usd": result.realised_usd,
+                    "fees": fees,
+                    "funding": funding,
                 },
             )
             self._forget(running)

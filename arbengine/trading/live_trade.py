@@ -64,6 +64,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from arbengine.domain.control_rows import FlattenReason
 from arbengine.domain.engine_rows import ExitRule
 from arbengine.domain.events import Signal
 from arbengine.trading.live_ids import MAX_REPLACEMENTS, OrderRole, client_id
@@ -112,12 +113,15 @@ LiveExitReason = Literal[
     "tp2",
     "max_hold",
     "flatten",
+    "manual_flatten",
+    "risk_halt",
     "exchange",
     "entry_rejected",
     "entry_expired",
     "entry_failed",
 ]
-"""The paper's reasons, plus ``flatten`` (asked for, or a refused stop), ``exchange``
+"""The paper's reasons, plus ``flatten`` (a refused stop), ``manual_flatten`` (a person's
+flatten), ``risk_halt`` (the risk guard's breaker), ``exchange``
 (the position went to zero by something else: a liquidation, a manual close) and the
 three ways an entry ends without a position."""
 
@@ -209,6 +213,9 @@ class HoldExpired:
 @dataclass(frozen=True, slots=True)
 class FlattenRequested:
     """Close the position at market now (an admin, the risk guard, shutdown policy)."""
+
+    reason: FlattenReason = "flatten"
+    """The trade's exit reason once the close has filled."""
 
 
 TradeEvent = (
@@ -313,6 +320,8 @@ class LiveTrade:
     """Differences from the paper plan the exchange forced after planning (a level
     already crossed when its order was placed, taken at market)."""
     _close_asked: Literal["time_exit", "flatten"] | None = None
+    _flatten_reason: FlattenReason = "flatten"
+    """Why the trade's flatten orders were sent (the first request's reason stands)."""
     _flat_asks: int = 0
     _still_open: set[str] = field(default_factory=set)
     """Algo orders the exchange said were still open after the position went flat."""
@@ -353,6 +362,8 @@ class LiveTrade:
         if isinstance(event, HoldExpired):
             return self._close("time_exit")
         if isinstance(event, FlattenRequested):
+            if self._flatten_reason == "flatten":
+                self._flatten_reason = event.reason
             return self._close("flatten")
         order = self.orders.get(event.client_id)
         if order is None:
@@ -525,7 +536,7 @@ class LiveTrade:
                 self.state = TradeState.BREAKEVEN
                 return self._breakeven()
             return []
-        return self._gone(_EXIT_REASONS[order.role])
+        return self._gone(self._reason_of(order.role))
 
     def _on_ended(self, order: TrackedOrder) -> list[TradeAction]:
         if order.status in ("ended", "filled"):
@@ -645,7 +656,7 @@ class LiveTrade:
             return []
         remaining = self.position
         if remaining <= 0:
-            return self._gone(_EXIT_REASONS[role])
+            return self._gone(self._reason_of(role))
         count = self._replacements.get(role, 0)
         if count > MAX_REPLACEMENTS:
             self.needs_attention = True
@@ -685,6 +696,10 @@ class LiveTrade:
         )
         self.orders[order.client_order_id] = TrackedOrder(order)
         return [Place(order)]
+
+    def _reason_of(self, role: OrderRole) -> LiveExitReason:
+        """The exit reason of a close by an order of ``role``: a flatten's says who asked."""
+        return self._flatten_reason if role == "flatten" else _EXIT_REASONS[role]
 
     def _closing_in_flight(self) -> bool:
         return any(

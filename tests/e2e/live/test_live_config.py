@@ -187,7 +187,7 @@ async def test_the_live_config_applies_from_the_next_signal_and_sighup_reloads_t
         )  # fmt: skip
 
     [closed] = await eventually(flattened, 30, what="the flattened trade closed")
-    assert closed["exit_reason"] == "flatten"
+    assert closed["exit_reason"] == "manual_flatten"
     # The executor's orders are counted in the limits the collectors' client shows (the
     # flatten's, just sent: the window slides on the sim's clock, which stands still here).
     server = await get_json(api, "/api/server", token)
@@ -195,7 +195,8 @@ async def test_the_live_config_applies_from_the_next_signal_and_sighup_reloads_t
     assert minute["used"] >= 1
     assert [a for a in await open_algo_orders(sim) if a["symbol"] == trade["symbol"]] == []
     [asked] = await fetch(
-        database_url, "SELECT who FROM live_events WHERE kind = 'trade.flatten_requested'"
+        database_url,
+        "SELECT who FROM live_events WHERE kind = 'control.flatten' AND detail->>'status' = 'done'",
     )
     assert asked["who"].startswith("admin:admin_")
 

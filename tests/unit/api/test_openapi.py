@@ -159,7 +159,10 @@ def test_admin_operations_say_so_and_declare_403(document: dict[str, Any]) -> No
     admin = [r for r in all_routes() if r.admin]
     assert sorted((r.method, r.path) for r in admin) == [
         ("GET", "/api/live/config"),
+        ("POST", "/api/live/cancel-all"),
         ("POST", "/api/live/flatten"),
+        ("POST", "/api/live/pause"),
+        ("POST", "/api/live/resume"),
         ("PUT", "/api/live/config"),
     ]
     for route in all_routes():

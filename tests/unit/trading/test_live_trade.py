@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections import deque
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from arbengine.domain.control_rows import FlattenReason
 from arbengine.trading.live_ids import client_id, parse_client_id
 from arbengine.trading.live_plan import AlgoOrder, MarketOrder, trade_key
 from arbengine.trading.live_sizing import Sized, size_entry
@@ -194,6 +196,19 @@ def test_a_refused_stop_flattens_the_position() -> None:
     assert ids(trade.on(Acked(TP1))) == []
     assert ids(trade.on(Filled(flatten, QTY, Decimal("60000")))) == [("cancel", "tp1")]
     assert trade.exit_reason == "flatten"
+
+
+@pytest.mark.parametrize("reason", ["manual_flatten", "risk_halt"])
+def test_a_requested_flatten_ends_with_the_requesters_reason_the_first_one_standing(
+    reason: FlattenReason,
+) -> None:
+    trade = protected_trade()
+    assert ids(trade.on(FlattenRequested(reason))) == [("place", "flatten")]
+    assert (
+        trade.on(FlattenRequested("risk_halt" if reason == "manual_flatten" else "flatten")) == []
+    )
+    trade.on(Filled(client_id(KEY, "flatten"), QTY, Decimal("60000")))
+    assert trade.exit_reason == reason
 
 
 def test_a_take_profit_already_crossed_is_taken_at_market_another_refusal_keeps_the_stop() -> None:
