@@ -42,6 +42,7 @@ from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollect
 from arbengine.collect.progress import BackfillProgress
 from arbengine.domain.errors import CannotListen, ConfigError, is_retryable
 from arbengine.domain.events import Signal
+from arbengine.domain.live_rows import LiveEventRow
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
