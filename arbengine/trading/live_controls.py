@@ -135,7 +135,8 @@ class LiveControls:
 
     async def flatten_all(self, reason: FlattenReason, who: str) -> ControlAck:
         """The risk guard's breaker: every position closed at market (its trades' exit
-        reason ``reason``), entries paused; the verification follows as for a person's."""
+        reason ``reason``); the verification follows as for a person's. Entries are left
+        to the guard's state (HALTED refuses them), not paused."""
         return await self.submit(ControlRequest(command="flatten", who=who), reason=reason)
 
     async def execute(
@@ -264,7 +265,10 @@ class LiveControls:
             orphans: dict[str, Decimal] = {}
             state = await self.state()
         else:
-            if request.symbol is None:
+            if request.symbol is None and reason == "manual_flatten":
+                # A person's flatten of everything pauses entries; the breaker's does not:
+                # its HALTED state refuses them and it resumes by itself, which a manual
+                # pause would forbid.
                 await self._set_paused(True, request.who)
             trades = [
                 tid

@@ -199,7 +199,7 @@ async def test_flatten_all_closes_an_orphan_and_a_trade_cancels_the_orphans_stop
     assert len(await closing_orders(http, sim, "ETHUSDT")) == 1
 
 
-async def test_the_breakers_flatten_all_says_risk_halt(
+async def test_the_breakers_flatten_all_says_risk_halt_and_does_not_pause(
     controls: LiveControls, executor: LiveExecutor, records: LiveRecords, sim: SimServer,
     http: aiohttp.ClientSession,
 ) -> None:  # fmt: skip
@@ -213,6 +213,8 @@ async def test_the_breakers_flatten_all_says_risk_halt(
     trade = await records.trade(trade_id)
     assert trade is not None
     assert trade.exit_reason == "risk_halt"
+    # The guard's HALTED state holds entries and resumes by itself: no manual pause set.
+    assert executor.settings.paused is False
 
 
 async def test_two_flattens_at_once_send_one_close_per_position(
