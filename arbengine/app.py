@@ -49,6 +49,7 @@ from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest, RestLimits
 from arbengine.exchange.streams import StreamPolicy
+from arbengine.exchange.user_events import UserEvent
 from arbengine.exchange.user_stream import UserStream
 from arbengine.logs import get_logger
 from arbengine.pipeline.replay import ReplayStats, ReplayTarget, replay_history
@@ -83,6 +84,7 @@ from arbengine.store.market_sql import (
 )
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
+from arbengine.store.risk_records import RiskRecords
 from arbengine.trading.live_executor import ExecutorSettings, LiveExecutor
 from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
 from arbengine.trading.live_service import (
@@ -94,6 +96,9 @@ from arbengine.trading.live_service import (
     executor_settings,
     trade_signals,
 )
+from arbengine.trading.risk_inputs import MarketFreshness, MarketTap
+from arbengine.trading.risk_rules import RiskLimits
+from arbengine.trading.risk_service import RiskService, TradedStrategy
 
 if TYPE_CHECKING:  # the simulated exchange is imported only when `run --sim` starts it
     from arbengine.sim.server import SimConfig
@@ -163,6 +168,9 @@ class Daemon:
         self.engine_inbox: Channel[MarketEvent] | None = None
         self.live_signals: Channel[Signal] | None = None
         self.live_executor: LiveExecutor | None = None
+        self.risk: RiskService | None = None
+        self.market_freshness = MarketFreshness(self.exchange_clock.time_ms)
+        """When each symbol's inputs last arrived (the risk guard reads it)."""
         self.lock_lost = False
         """The account lock went while running: the daemon stopped, and exits non-zero."""
         self.engine: EngineService | None = None
@@ -447,10 +455,16 @@ class Daemon:
             follower=follower,
             after_poll=declare_demand,
         )
+        risk = await self._add_risk(db, rest, executor, records)
+
+        async def on_user_event(event: UserEvent) -> None:
+            await polling.on_event(event)
+            await risk.on_event(event)
+
         stream = UserStream(
             rest,
             endpoints.private_ws_url,
-            polling.on_event,
+            on_user_event,
             session=session,
             clock=self.clock,
             health=self.health,
@@ -458,10 +472,13 @@ class Daemon:
         add = self.supervisor.add
         add(Component("live.lock", functools.partial(self._hold_lock, lock, stop), stage=40))
         add(Component("live.user-stream", stream.run, stage=0, drain=stream.request_stop))
+        risk.stream_connected = lambda: stream.connected
         add(
             Component(
                 "live.signals",
-                functools.partial(trade_signals, signals, executor, follower, SymbolLeverage(rest)),
+                functools.partial(
+                    trade_signals, signals, executor, follower, SymbolLeverage(rest), risk
+                ),
                 stage=20,
                 drain=signals.close,
             )
@@ -496,6 +513,46 @@ class Daemon:
             lock_session=lock.session_pid,
         )
         return True
+
+    async def _add_risk(
+        self, db: Database, rest: BinanceRest, executor: LiveExecutor, records: LiveRecords
+    ) -> RiskService:
+        """The risk guard (always with live trading): its state read back before the first
+        signal (a restart never resets a breaker), its monitor supervised."""
+        rs = self.settings.risk
+
+        def traded() -> list[TradedStrategy]:
+            strategies = self._current_strategies()
+            live = executor.settings.strategies
+            return [
+                TradedStrategy(
+                    s.name,
+                    frozenset(s.symbols),
+                    s.inputs,
+                    max(s.windows.fast_ms, s.windows.mid_ms, s.windows.day_ms),
+                )
+                for s in (strategies.enabled if strategies is not None else ())
+                if s.name in live
+            ]
+
+        risk = RiskService(
+            rest,
+            executor,
+            records,
+            RiskRecords(db, write_timeout_s=self.settings.database.write_timeout.seconds),
+            RiskLimits.of(rs),
+            strategies=traded,
+            paused=lambda: executor.settings.paused,
+            freshness=self.market_freshness,
+            check_interval_s=rs.check_interval.seconds,
+            rest_check_interval_s=rs.rest_check_interval.seconds,
+            clock=self.exchange_clock,
+            health=self.health,
+        )
+        await risk.load()
+        self.risk = risk
+        self.supervisor.add(Component("live.risk", risk.run, stage=30, drain=risk.request_stop))
+        return risk
 
     def _live_file(self) -> LiveSettings | None:
         """The file's ``[live]`` in force (reloaded by SIGHUP), for the API."""
@@ -633,6 +690,8 @@ class Daemon:
         sink: Sink[MarketEvent] = market
         if self.engine_inbox is not None:
             sink = Fanout([market, self.engine_inbox])
+        if self.risk is not None:
+            sink = MarketTap(sink, self.market_freshness)
         async with db.pool.acquire() as conn:
             last_trades = await last_stored_trade_ids(conn, cs.symbols)
             last_indicators = await last_indicator_times(conn, cs.symbols)
@@ -850,6 +909,7 @@ class Daemon:
                     strategies=self._strategy_names,
                     live_flatten=self._live_flatten,
                     live_file=self._live_file,
+                    risk=self.risk.snapshot if self.risk is not None else None,
                 )
                 port = await stack.enter_async_context(
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)

@@ -46,6 +46,9 @@ class ApiContext:
     live_flatten: Callable[[int, str], Awaitable[tuple[str, str] | None]] | None = None
     """Close a live trade at market (its id, the admin's name): its (symbol, strategy), or
     None when the executor drives no such trade. None: live trading is not running."""
+    risk: Callable[[], dict[str, Any]] | None = None
+    """The risk guard's state, limits, current values and last transitions. None: live
+    trading (and so the guard) is not running."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

@@ -238,12 +238,12 @@ def _account_conditions(view: RiskView, limits: RiskLimits, now_ms: int) -> list
         )
     since = view.user_stream_at
     if since is None or now_ms - since > limits.max_user_stream_age_ms:
-        values = {
+        stream: dict[str, object] = {
             "age_ms": None if since is None else now_ms - since,
             "limit_ms": limits.max_user_stream_age_ms,
         }
         reduces.append(
-            Condition("REDUCING", "stale_user_stream", "user data stream not in step", values)
+            Condition("REDUCING", "stale_user_stream", "user data stream not in step", stream)
         )
     return halts + reduces
 
