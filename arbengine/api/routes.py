@@ -12,7 +12,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from arbengine.api import auth_routes, data_routes, live_flatten, live_routes, system_routes
+from arbengine.api import (
+    auth_routes,
+    data_routes,
+    live_flatten,
+    live_routes,
+    risk_routes,
+    system_routes,
+)
 from arbengine.api import schemas as s
 from arbengine.api.services import Call
 
@@ -442,6 +449,22 @@ def api_routes() -> list[Route]:
                 "a reduce-only MARKET order and cancels its protection; the trade ends with "
                 "exit reason flatten. 404 not_found: no open trade of that id in this "
                 "daemon's executor; 409 live_off: live trading does not run here."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/risk",
+            risk_routes.risk,
+            "The risk guard: trading state, limits, current values, last transitions",
+            "live",
+            risk_routes.RiskReply,
+            auth=True,
+            errors=(*AUTH_ERRORS, 409),
+            description=(
+                "ACTIVE (entries allowed), REDUCING (exits only) or HALTED (the circuit "
+                "breaker), with the rule, the reason and the values that put it there, the "
+                "admin's pause, the [risk] limits, the values of the monitor's last round "
+                "and its last transitions. 409 live_off: live trading does not run here."
             ),
         ),
     ]

@@ -215,7 +215,7 @@ def _account_conditions(view: RiskView, limits: RiskLimits, now_ms: int) -> list
         values = {"lost": round(lost, 8), "limit": limit}
         if lost >= limit:
             halts.append(Condition("HALTED", rule, f"{what} {lost:g} reached {limit:g}", values))
-        elif lost >= limit * limits.reduce_at:
+        elif lost >= round(limit * limits.reduce_at, 9):
             share = {**values, "reduce_at": limits.reduce_at}
             reason = f"{what} {lost:g} at {limits.reduce_at:g} of {limit:g}"
             reduces.append(Condition("REDUCING", rule, reason, share))
