@@ -439,6 +439,10 @@ class RiskService:
             self._flattening.add(task)
             task.add_done_callback(self._flattening.discard)
 
+    async def wait_flattened(self) -> None:
+        """Until the closes the hold timeout started have been placed (or failed)."""
+        await asyncio.gather(*self._flattening, return_exceptions=True)
+
     async def _event(
         self,
         kind: str,
