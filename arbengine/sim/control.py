@@ -19,11 +19,18 @@
     (realtime only). Replies ``{"sim_time_ms", "mode", "paused", "speed"}``.
 
 ``POST /_sim/market``
-    ``{"symbol": "BTCUSDT", "shock_bps": -300}`` jumps the mid from the next
-    simulated second (to trip stops); ``"regime": "volatile" | "calm" | "auto"``
-    forces or frees the regime; ``"delist": true`` takes the symbol off the
-    exchange (gone from exchangeInfo, -1121 on market-data calls, its streams
-    fall silent).
+    ``{"symbol": "BTCUSDT", "move_pct": -3.0}`` moves the price level by that
+    percent now (from -50 to 50) and the price process carries on from there:
+    the next aggTrades (those generated ahead of the clock are repriced), the
+    best bid/ask, the mark (premiumIndex at once with a mark at the current
+    time, the markPrice streams from their next push), positionRisk's
+    markPrice and unRealizedProfit and the account's unrealised PnL all show
+    it, and stops on the mark fire as they would (e.g. to push an open position
+    into an unrealised loss). ``{"symbol": "BTCUSDT", "shock_bps": -300}``
+    jumps the mid from the next simulated second (to trip stops);
+    ``"regime": "volatile" | "calm" | "auto"`` forces or frees the regime;
+    ``"delist": true`` takes the symbol off the exchange (gone from exchangeInfo,
+    -1121 on market-data calls, its streams fall silent).
 
 ``POST /_sim/account``
     Changes made behind the client's back, each key optional:
@@ -52,6 +59,7 @@ Errors are ``{"error": "..."}`` with status 400.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +91,24 @@ async def _json(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("expected a JSON object")
     return body
+
+
+MAX_MOVE_PCT = 50.0
+
+
+def _move_pct(value: Any) -> float:
+    """``move_pct`` as a float; ValueError names what is wrong."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or abs(value) > MAX_MOVE_PCT
+    ):
+        raise ValueError(
+            f"move_pct must be a number of percent from -{MAX_MOVE_PCT:g} to {MAX_MOVE_PCT:g}, "
+            f"got {value!r}"
+        )
+    return float(value)
 
 
 def _account_changes(sim: SimServer, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -167,12 +193,14 @@ def add_control_routes(app: web.Application, sim: SimServer) -> None:
     async def market(request: web.Request) -> web.Response:
         try:
             body = await _json(request)
-            unknown = set(body) - {"symbol", "shock_bps", "regime", "delist"}
+            unknown = set(body) - {"symbol", "move_pct", "shock_bps", "regime", "delist"}
             if unknown:
                 raise ValueError(f"unknown keys {sorted(unknown)}")
             symbol = str(body.get("symbol", "")).upper()
             if symbol not in sim.market.books:
                 raise ValueError(f"unknown symbol {symbol!r}")
+            if "move_pct" in body:
+                sim.move_price(symbol, _move_pct(body["move_pct"]))
             if "shock_bps" in body:
                 sim.market.shock(symbol, float(body["shock_bps"]))
             if "regime" in body:

@@ -7,10 +7,14 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
     {
       "clear": true,                                   # forget every fault set before
       "drop_ws": {"which": "all|market|private", "mode": "abort|close"},
-      "withhold": {"symbol": "BTCUSDT", "from_id": 1000, "to_id": 1010},
+      "withhold": {"symbol": "BTCUSDT", "from_id": 1000, "to_id": 1010, "rest": true},
                                                        # or a list of those; the stream
                                                        # never sends these aggTrade ids,
-                                                       # REST history keeps them
+                                                       # REST history keeps them; with
+                                                       # "rest": false REST answers as if
+                                                       # they never existed (a fromId among
+                                                       # them starts after them) until a
+                                                       # "clear": a hole no repair can close
       "duplicate": {"count": 5, "symbol": null},       # next N aggTrade messages sent twice
       "reorder": {"count": 6, "symbol": null},         # next N aggTrade messages swapped pairwise
                                                        # (the state's "injected" counts the
@@ -57,6 +61,15 @@ start-up (``SimConfig.faults`` / ``arbengine sim --faults JSON``)::
                                                        # with "path" (a prefix) or "symbol",
                                                        # only those REST calls are held
                                                        # (a later "clear" answers them)
+      "silence": {"which": "market|private", "symbol": null, "seconds": 30},
+                                                       # or a list of those; the connections
+                                                       # stay open and answer pings, but send
+                                                       # no data (market: aggTrade, trade,
+                                                       # markPrice, forceOrder, of one symbol
+                                                       # if given; private: user-stream
+                                                       # events) for that long or until a
+                                                       # "clear"; what was not sent is lost
+                                                       # (trades stay in REST history)
       "expire_listen_key": true,                       # listenKeyExpired now
       "slippage": {"symbol": "BTCUSDT", "bps": 600},   # thin book: market fills move (-4131)
       "ban": {"seconds": 5}                            # ban 127.0.0.1 now (418 until it ends)
@@ -82,6 +95,7 @@ class WithholdSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     symbol: str
     from_id: int
     to_id: int
+    rest: bool = True
 
 
 class CountSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -168,6 +182,12 @@ class HangSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     symbol: str | None = None
 
 
+class SilenceSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    which: Literal["market", "private"]
+    seconds: float
+    symbol: str | None = None
+
+
 class SlippageSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     symbol: str
     bps: float
@@ -193,6 +213,7 @@ class FaultRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     fill_delay: FillDelaySpec | None = None
     latency: LatencySpec | None = None
     hang: HangSpec | None = None
+    silence: SilenceSpec | list[SilenceSpec] | None = None
     expire_listen_key: bool = False
     slippage: SlippageSpec | None = None
     ban: BanSpec | None = None
@@ -214,6 +235,9 @@ class FaultState:
     """Faults in force. Counters count down as the faults are served."""
 
     withheld: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    missing_from_rest: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    """aggTrade id ranges REST answers as if they never existed (``withhold`` with
+    ``"rest": false``), until a clear."""
     duplicate: int = 0
     duplicate_symbol: str | None = None
     reorder: int = 0
@@ -251,6 +275,10 @@ class FaultState:
     """Extra copies sent since the last clear (proof for a test that the fault fired)."""
     reordered: int = 0
     """Messages sent out of order since the last clear (a swap of two equal ones moves none)."""
+    silenced: dict[tuple[str, str | None], float] = field(default_factory=dict)
+    """``(which, symbol or None)`` → when (monotonic) the silence ends."""
+    silenced_messages: int = 0
+    """Data messages not sent because of a silence, since the last clear."""
 
     def clear(self) -> None:
         fresh = FaultState()
@@ -267,6 +295,9 @@ class FaultState:
                 if w.to_id < w.from_id:
                     raise ValueError("withhold: to_id must not be below from_id")
                 self.withheld.setdefault(w.symbol.upper(), []).append((w.from_id, w.to_id))
+                if not w.rest:
+                    ranges = self.missing_from_rest.setdefault(w.symbol.upper(), [])
+                    ranges.append((w.from_id, w.to_id))
         if req.duplicate is not None:
             self.duplicate = max(0, req.duplicate.count)
             self.duplicate_symbol = req.duplicate.symbol
@@ -329,6 +360,25 @@ class FaultState:
             self.hang_scope = "rest" if narrow else req.hang.scope
             self.hang_path = req.hang.path
             self.hang_symbol = req.hang.symbol
+        if req.silence is not None:
+            silences = req.silence if isinstance(req.silence, list) else [req.silence]
+            for spec in silences:
+                if not spec.seconds > 0:
+                    raise ValueError("silence: seconds must be above 0")
+                if spec.which == "private" and spec.symbol is not None:
+                    raise ValueError("silence: symbol narrows the market streams, not the user's")
+                symbol = None if spec.symbol is None else spec.symbol.upper()
+                self.silenced[(spec.which, symbol)] = now + spec.seconds
+
+    def silent(self, which: str, now: float, symbol: str | None = None) -> bool:
+        """Whether ``which`` ("market" for ``symbol``, or "private") must send no data now."""
+        if not self.silenced:
+            return False
+        for key in [k for k, until in self.silenced.items() if until <= now]:
+            del self.silenced[key]
+        return (which, None) in self.silenced or (
+            symbol is not None and (which, symbol) in self.silenced
+        )
 
     def hanging(self, scope: str, now: float, path: str = "/", symbol: str | None = None) -> float:
         """Seconds the ``scope`` ("rest"/"ws") must still stay silent (0 when answering);
@@ -375,9 +425,16 @@ class FaultState:
     def snapshot(self, now: float) -> dict[str, Any]:
         return {
             "withheld": {s: [list(r) for r in rs] for s, rs in self.withheld.items()},
+            "missing_from_rest": {
+                s: [list(r) for r in rs] for s, rs in self.missing_from_rest.items()
+            },
             "duplicate": self.duplicate,
             "reorder": self.reorder,
-            "injected": {"duplicated": self.duplicated, "reordered": self.reordered},
+            "injected": {
+                "duplicated": self.duplicated,
+                "reordered": self.reordered,
+                "silenced": self.silenced_messages,
+            },
             "malformed": self.malformed,
             "rest_429": self.rest_429,
             "rest_418": self.rest_418,
@@ -398,4 +455,9 @@ class FaultState:
             "hang_scope": self.hang_scope,
             "hang_path": self.hang_path,
             "hang_symbol": self.hang_symbol,
+            "silence": [
+                {"which": which, "symbol": symbol, "seconds_left": round(until - now, 3)}
+                for (which, symbol), until in self.silenced.items()
+                if until > now
+            ],
         }

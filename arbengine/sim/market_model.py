@@ -168,6 +168,9 @@ class SymbolBook:
         self.liq_released = 0
         self.liq_forgotten = 0
         """Published liquidations dropped from ``liquidations`` to bound memory."""
+        self.moved_after_id: int | None = None
+        """The last trade released before a price move (``move``): until a later trade is,
+        the best bid and ask follow the moved mark, not that trade."""
 
     @property
     def liquidations_published(self) -> int:
@@ -198,6 +201,19 @@ class SymbolBook:
             del self.liquidations[: self.liq_released]
             self.liq_forgotten += self.liq_released
             self.liq_released = 0
+
+    def move(self, factor: float, now_ms: int) -> None:
+        """Move the price level by ``factor`` now: what was generated ahead of the clock is
+        repriced, and a mark at the new level is released at ``now_ms`` (so REST and the
+        account see it at once; the streams from the next trade and the next second)."""
+        self.tape.reprice_unreleased(factor, self.spec.tick)
+        self.marks.scale_unreleased(("mark", "index", "settle"), factor)
+        i = self.marks.released - 1
+        row = {name: self.marks.value(name, i) for name in ("rate", "next_funding", "cb_bps", "oi")}
+        for name in ("mark", "index", "settle"):
+            row[name] = float(self.marks.value(name, i)) * factor
+        self.marks.insert_released(max(now_ms, int(self.marks.value("t", i))), **row)
+        self.moved_after_id = self.tape.last_id
 
     def release_until(self, t_ms: int) -> SymbolRelease:
         lo, hi = self.tape.release_until(t_ms)
@@ -240,7 +256,7 @@ class SymbolBook:
         """Best bid and ask (price units) implied by the last trade's side."""
         tick = self.spec.tick
         last = self.tape.last_trade()
-        if last is None:
+        if last is None or self.tape.last_id == self.moved_after_id:
             mark = self.latest_mark().mark
             bid = int(mark * self.spec.price_scale) // tick * tick
             return bid, bid + tick
@@ -548,6 +564,9 @@ class Market:
     def force_regime(self, symbol: str, regime: str | None) -> None:
         raise NotImplementedError
 
+    def move(self, symbol: str, pct: float) -> None:
+        raise ValueError("move_pct needs the synthetic market (a replay plays what was recorded)")
+
     def volatile(self, symbol: str) -> bool:
         return False
 
@@ -679,6 +698,12 @@ class SyntheticMarket(Market):
     def shock(self, symbol: str, bps: float) -> None:
         """Jump the mid by ``bps`` at the next block not yet generated (tests of triggers)."""
         self._gens[symbol].shock += math.log1p(bps / 1e4)
+
+    def move(self, symbol: str, pct: float) -> None:
+        """Move the price level by ``pct`` percent now; the process carries on from there."""
+        factor = 1.0 + pct / 100.0
+        self._gens[symbol].logmid += math.log(factor)
+        self.books[symbol].move(factor, self.now_ms)
 
     def force_regime(self, symbol: str, regime: str | None) -> None:
         self._gens[symbol].forced_regime = (

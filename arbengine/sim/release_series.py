@@ -73,6 +73,24 @@ class Series:
             self._cols[name][lo:hi] = column
         self._end = hi
 
+    def insert_released(self, t: int, **values: float | int) -> None:
+        """Add a row visible now (``t`` at or after the newest released row), before the rows
+        generated ahead of the clock: a value that changed between two scheduled rows."""
+        self.append(t, **values)
+        i = self._start + self.released
+        for arr in self._cols.values():
+            row = arr[self._end - 1].copy()
+            arr[i + 1 : self._end] = arr[i : self._end - 1].copy()
+            arr[i] = row
+        self.released += 1
+
+    def scale_unreleased(self, names: tuple[str, ...], factor: float) -> None:
+        """Multiply the rows generated ahead of the clock (not yet seen by anyone)."""
+        lo, hi = self._start + self.released, self._end
+        for name in names:
+            column = self._cols[name]
+            column[lo:hi] = np.multiply(column[lo:hi], factor)
+
     def release_until(self, t_ms: int) -> tuple[int, int]:
         lo = self.released
         t = self._cols["t"]

@@ -32,6 +32,7 @@ from arbengine.sim.wshub import Conn, serve_connection
 
 if TYPE_CHECKING:
     from arbengine.sim.server import SimServer
+    from arbengine.sim.trade_history import TradeHistory
 
 SimHandler = Callable[[dict[str, str]], Any]
 Weight = int | Callable[[Mapping[str, str]], int]
@@ -391,7 +392,7 @@ class RestApi:
         listed = [s for s in self.sim.market.specs.values() if s.symbol not in self.sim.delisted]
         return exchange_info(listed, self.sim.server_time_ms(), rate_limits)
 
-    def agg_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
+    def agg_trades(self, params: dict[str, str]) -> list[dict[str, object]]:
         symbol = self._symbol(params)
         assert symbol is not None
         limit = _limit(params, 500, 1000)
@@ -411,6 +412,11 @@ class RestApi:
                 raise SimApiError(-1023, "Start time is greater than end time.")
             if end - start > HOUR_MS:
                 raise SimApiError(-1127, "More than 1 hours between startTime and endTime.")
+        missing = self.sim.faults.missing_from_rest.get(symbol)
+        if missing:
+            lo, hi = tape.select(from_id, start, end, tape.released)
+            newest = from_id is None and start is None
+            return rows_outside(tape, lo, hi, limit, missing, newest=newest)
         lo, hi = tape.select(from_id, start, end, limit)
         return tape.rows(lo, hi)
 
@@ -711,3 +717,38 @@ def _reason(status: int) -> str:
 
 def _ip(request: web.Request) -> str:
     return request.remote or "127.0.0.1"
+
+
+def rows_outside(
+    tape: TradeHistory,
+    lo: int,
+    hi: int,
+    limit: int,
+    missing: list[tuple[int, int]],
+    *,
+    newest: bool,
+) -> list[dict[str, object]]:
+    """The first (or, with ``newest``, the last) ``limit`` REST rows of ``[lo, hi)`` whose ids
+    are in none of the ``missing`` ranges: trades answered as if they never existed."""
+
+    def present(i: int, j: int) -> list[dict[str, object]]:
+        ids = tape.cols(i, j).a.tolist()
+        rows = tape.rows(i, j)
+        return [
+            r for a, r in zip(ids, rows, strict=True) if not any(x <= a <= y for x, y in missing)
+        ]
+
+    out: list[dict[str, object]] = []
+    if newest:
+        j = hi
+        while j > lo and len(out) < limit:
+            i = max(lo, j - limit)
+            out = present(i, j) + out
+            j = i
+        return out[-limit:]
+    i = lo
+    while i < hi and len(out) < limit:
+        j = min(hi, i + limit)
+        out += present(i, j)
+        i = j
+    return out[:limit]

@@ -166,7 +166,8 @@ class SimServer:
         self.config = config = config or SimConfig()
         self.wall = wall_clock
         self.log = get_logger("sim")
-        start = config.start_ms if config.start_ms is not None else wall_ms()
+        wall_at_start = wall_ms()
+        start = config.start_ms if config.start_ms is not None else wall_at_start
         start = start // BLOCK_MS * BLOCK_MS
         self.market: Market
         if config.replay:
@@ -190,7 +191,9 @@ class SimServer:
                 ModelParams().with_liquidations(config.liquidations),
             )
         self.start_ms = start
-        self._time_offset = start - wall_ms()
+        # From the reading ``start`` was taken from: the market's construction in between
+        # (its history) must not put the signing clock a second behind the wall's.
+        self._time_offset = start - wall_at_start
         self.clock = SimClock(start, config.clock_mode, config.speed)
         self.faults = FaultState()
         self.delisted: set[str] = set()
@@ -403,9 +406,25 @@ class SimServer:
         self.delisted.add(symbol)
         self.log.info("sim.symbol_delisted", symbol=symbol)
 
+    def move_price(self, symbol: str, pct: float) -> None:
+        """Move ``symbol``'s price level by ``pct`` percent now (``POST /_sim/market``); the
+        account reacts to the new mark as to any (stops, liquidation)."""
+        self.market.move(symbol, pct)
+        mark = self.market.books[symbol].latest_mark().mark
+        if self.account.algos:
+            self.account.on_price(symbol, "MARK_PRICE", Decimal(f"{mark:.8f}"))
+        self.account.check_liquidation()
+        self.hub.publish_user(self.account.drain())
+        self.hub.flush()
+        self.log.info("sim.market.moved", symbol=symbol, move_pct=pct, mark=mark)
+
     def apply_faults(self, req: FaultRequest) -> dict[str, Any]:
         """Apply a control message (see faults.py); the resulting state."""
         now = time.monotonic()
+        silences = req.silence if isinstance(req.silence, list) else [req.silence]
+        for spec in silences:
+            if spec and spec.symbol and spec.symbol.upper() not in self.market.books:
+                raise ValueError(f"silence: unknown symbol {spec.symbol}")
         self.faults.apply(req, now)
         if req.drop_ws is not None:
             n = self.hub.drop(req.drop_ws.which, req.drop_ws.mode)
@@ -566,8 +585,14 @@ class SimServer:
             return
         arr: list[bytes] = []
         arr_3s: list[bytes] = []
+        now = time.monotonic()
         for sr in release.symbols:
             if sr.symbol in self.delisted:
+                continue
+            if self.faults.silent("market", now, sr.symbol):
+                self.faults.silenced_messages += (
+                    sr.hi - sr.lo + len(sr.marks) + len(sr.liquidations)
+                )
                 continue
             agg, mark3, mark1, force = self._streams[sr.symbol]
             book = self.market.books[sr.symbol]
@@ -594,6 +619,7 @@ class SimServer:
             hub.publish("!markPrice@arr", [b"[" + b",".join(arr_3s) + b"]"])
 
     def _publish_passthrough(self, items: list[tuple[str, bytes, int]]) -> None:
+        now = time.monotonic()
         i = 0
         n = len(items)
         while i < n:
@@ -602,10 +628,14 @@ class SimServer:
             while j < n and canonical_stream(items[j][0]) == stream:
                 j += 1
             run = items[i:j]
-            ids = [a for _, _, a in run]
-            symbol = stream.partition("@")[0].upper() if all(a >= 0 for a in ids) else None
-            self.hub.publish(stream, [p for _, p, _ in run], ids if symbol else None, symbol)
             i = j
+            prefix = stream.partition("@")[0].upper()
+            if self.faults.silent("market", now, None if prefix.startswith("!") else prefix):
+                self.faults.silenced_messages += len(run)
+                continue
+            ids = [a for _, _, a in run]
+            symbol = prefix if all(a >= 0 for a in ids) else None
+            self.hub.publish(stream, [p for _, p, _ in run], ids if symbol else None, symbol)
 
 
 def _struct(obj: Any) -> Any:

@@ -130,6 +130,13 @@ class TradeHistory:
         self._m[s] = buyer_maker
         self._end += k
 
+    def reprice_unreleased(self, factor: float, tick: int) -> None:
+        """Move the prices of the rows generated ahead of the clock by ``factor`` (whole ticks,
+        at least one): nobody has seen them, so the tape stays consistent."""
+        s = slice(self._start + self.released, self._end)
+        moved = np.rint(self._p[s] * factor / tick).astype(np.int64) * tick
+        self._p[s] = np.maximum(moved, tick)
+
     def release_until(self, t_ms: int) -> tuple[int, int]:
         """Reveal rows with ``T <= t_ms``; the newly revealed row range ``[lo, hi)``."""
         lo = self.released

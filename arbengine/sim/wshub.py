@@ -328,6 +328,9 @@ class Hub:
     def publish_user(self, events: list[dict[str, Any]], listen_key: str | None = None) -> None:
         if not events or not self.user_conns:
             return
+        if self.faults.silent("private", time.monotonic()):
+            self.faults.silenced_messages += len(events)  # lost, as on a dead stream
+            return
         encoded = [(e.get("e", ""), orjson.dumps(e)) for e in events]
         for conn in self.user_conns:
             keys = [k for k in conn.listen_keys if listen_key in (None, k)]

@@ -38,8 +38,10 @@ async def test_ratio_and_funding_history_match_the_exchange(run: Run) -> None:
     }
     for symbol in SYMBOLS:
         for kind, (path, key) in series.items():
-            # The daemon backfills one day (ARB_COLLECT_HISTORY_BACKFILL=1d): compare that day.
-            since = run.sim.start_ms - 86_400_000
+            # The daemon backfills one day (ARB_COLLECT_HISTORY_BACKFILL=1d) back from its
+            # first round, some seconds after the sim's start: compare the day before now,
+            # every row of which lies within what it backfilled.
+            since = run.sim.server_time_ms() - 86_400_000
             expected = await sim_get(
                 run, path, symbol=symbol, period="5m", limit=500, startTime=since
             )
@@ -70,7 +72,7 @@ async def test_ratio_and_funding_history_match_the_exchange(run: Run) -> None:
             "/fapi/v1/fundingRate",
             symbol=symbol,
             limit=1000,
-            startTime=run.sim.start_ms - 86_400_000,
+            startTime=run.sim.server_time_ms() - 86_400_000,
         )
         assert funding, "the sim has no funding history"
         rows = await fetch(

@@ -67,10 +67,12 @@ async def test_signals_are_stored_with_their_breakdown(engine_run: EngineRun) ->
 async def test_sighup_unchanged_invalid_and_changed(engine_run: EngineRun) -> None:
     run = engine_run
     daemon = run.daemon
-    original = await eventually(
-        lambda: run.fetch("SELECT DISTINCT strategy_hash FROM signal_indicators"),
-        30, what="a first evaluation",
-    )  # fmt: skip
+
+    async def evaluated() -> list:
+        await run.advance(5)  # the sim's clock is manual: ticks come as it is moved on
+        return await run.fetch("SELECT DISTINCT strategy_hash FROM signal_indicators")
+
+    original = await eventually(evaluated, 60, interval=0.2, what="a first evaluation")
     old_hash = original[0]["strategy_hash"]
 
     daemon.send(signal.SIGHUP)
