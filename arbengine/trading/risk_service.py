@@ -171,6 +171,7 @@ class RiskService:
         self._balance: float | None = None
         self._rest_at: int | None = None
         self._out_of_step_since: int | None = None
+        self._rebase = True
         self._disconnected_since: int | None = None
         self._held: set[int] = set()
         self._flattening: set[asyncio.Task[None]] = set()
@@ -246,8 +247,10 @@ class RiskService:
     async def on_event(self, event: UserEvent) -> None:
         """The user stream's positions and USDT balance, as they change."""
         if isinstance(event, Resync):
-            # What happened while no connection was open is known only over REST.
+            # What happened while no connection was open is known only over REST: the
+            # stream's reports start again from what the next read shows.
             self._rest_at = None
+            self._rebase = True
             return
         if not isinstance(event, AccountUpdate):
             return
@@ -333,11 +336,11 @@ class RiskService:
         for row in balances:
             if row.asset == MARGIN_ASSET:
                 self._balance = float(row.balance)
-        first = self._rest_at is None
         self._rest_at = now
-        if first and not self._stream_positions:
+        if self._rebase:
             # The stream reports changes only: its starting point is what REST shows.
             self._stream_positions = dict(self._rest_positions)
+            self._rebase = False
         if _nonzero(self._stream_positions) == self._rest_positions:
             self._out_of_step_since = None
         elif self._out_of_step_since is None:
@@ -371,7 +374,8 @@ class RiskService:
             daily_realised_usd=day_usd,
             unrealised_usd=self._unrealised(),
             balance_usd=self._balance,
-            inputs_at=dict(self._freshness.inputs_at) if self._freshness is not None else {},
+            # The board itself, not a copy: the gate reads each input's age as of now.
+            inputs_at=self._freshness.inputs_at if self._freshness is not None else {},
             user_stream_at=min(behind) if behind else now,
             holes=holes,
             paused=self._paused(),

@@ -27,6 +27,7 @@ from arbengine.store.risk_records import RiskRecords
 from arbengine.trading.live_executor import LiveExecutor
 from arbengine.trading.live_service import trade_signals
 from arbengine.trading.live_trade import TradeState
+from arbengine.trading.risk_inputs import MarketFreshness
 from arbengine.trading.risk_rules import RiskLimits
 from arbengine.trading.risk_service import RiskService, TradedStrategy
 from tests.service.sim.simclient import control, signed
@@ -67,6 +68,7 @@ def guard(
     *,
     pause: Pause | None = None,
     strategies: Iterable[TradedStrategy] = (V52,),
+    freshness: MarketFreshness | None = None,
     **limits: Any,
 ) -> RiskService:
     pause = pause or Pause()
@@ -78,6 +80,7 @@ def guard(
         dataclasses.replace(LIMITS, **limits),
         strategies=lambda: strategies,
         paused=lambda: pause.on,
+        freshness=freshness,
         rest_check_interval_s=0.0,  # REST at every round: the tests do not wait a minute
         clock=clock,
     )
