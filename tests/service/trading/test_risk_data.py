@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from arbengine.collect.market_stream import MarketStreamCollector
+from arbengine.collect.market_stream import CollectorPolicy, MarketStreamCollector
 from arbengine.domain.market import MarketEvent
 from arbengine.exchange.rest import BinanceRest
 from arbengine.exchange.streams import StreamPolicy
@@ -22,17 +22,22 @@ from arbengine.exchange.user_stream import UserStream
 from arbengine.runtime.backoff import RetryPolicy
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import ManualClock
+from arbengine.settings import DatabaseSettings
 from arbengine.sim import SimServer
+from arbengine.store.database import open_database
 from arbengine.store.live_records import LiveRecords
+from arbengine.store.market_writer import MarketWriter, WriterPolicy
+from arbengine.store.partitions import maintain_partitions
 from arbengine.store.risk_records import RiskRecords
 from arbengine.trading.live_executor import LiveExecutor
 from arbengine.trading.live_service import StreamedOrder, stream_reports
 from arbengine.trading.live_trade import PositionChanged
 from arbengine.trading.risk_inputs import MarketFreshness, MarketTap
 from arbengine.trading.risk_service import RiskService, TradedStrategy
-from tests.service.sim.simclient import control, get
+from tests.service.sim.simclient import control, get, last_id
 from tests.service.trading.conftest import a_signal, advance, positions
 from tests.service.trading.test_risk_guard import guard, opened, refused_entry, risk_records
+from tests.support.waiting import eventually
 
 __all__ = ["risk_records"]  # the fixture, shared
 
@@ -187,3 +192,79 @@ async def test_a_user_stream_silent_while_the_account_moves_reduces_trading(
         stream.request_stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 10)
+
+
+async def test_a_tape_hole_within_the_window_refuses_that_symbols_entries(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    market_time: ManualClock,
+    records: LiveRecords,
+    risk_records: RiskRecords,
+    executor: LiveExecutor,
+    database_url: str,
+) -> None:
+    """The collector records the hole REST cannot fill; the writer stores it; the guard
+    reads it within the strategy's longest window."""
+    hour = 3_600_000
+    strategies = (TradedStrategy("v52", frozenset({"BTCUSDT", "ETHUSDT"}), frozenset(), hour),)
+    risk = guard(rest, executor, records, risk_records, market_time, strategies=strategies)
+    await risk.load()
+    async with open_database(DatabaseSettings(url=database_url), owner=False) as db:
+        async with db.acquire() as conn:
+            await maintain_partitions(conn, sim.sim_time_ms)
+        market: Channel[MarketEvent] = Channel("market", 100_000, OverflowPolicy.BLOCK)
+        collector = MarketStreamCollector(
+            ["BTCUSDT", "ETHUSDT"],
+            rest,
+            sim.market_ws_url,
+            market,
+            policy=CollectorPolicy(repair_grace_s=0.05),
+        )
+        writer = MarketWriter(db.pool, market, WriterPolicy(flush_interval_s=0.05))
+        tasks = [asyncio.create_task(collector.run()), asyncio.create_task(writer.run())]
+        try:
+            await asyncio.wait_for(collector.caught_up.wait(), 30)
+            await risk.check_once()
+            assert risk.view.holes == {}
+            assert await risk.admit(await a_signal(http, sim))
+
+            first = last_id(sim, "BTCUSDT") + 1
+            lo, hi = first + 10, first + 29
+            spec = {"symbol": "BTCUSDT", "from_id": lo, "to_id": hi, "rest": False}
+            await control(http, sim, "faults", {"withhold": spec})
+            await advance(sim, market_time, 6_000)
+
+            async def hole_stored() -> list[Any]:
+                async with db.acquire() as conn:
+                    return list(
+                        await conn.fetch(
+                            "SELECT from_id, to_id FROM agg_trades_gaps WHERE outcome = 'hole'"
+                        )
+                    )
+
+            holes = await eventually(hole_stored, 30, what="the hole stored")
+            assert [(r["from_id"], r["to_id"]) for r in holes] == [(lo, hi)]  # the fault fired
+        finally:
+            collector.request_stop()
+            await asyncio.wait_for(tasks[0], 30)
+            market.close()
+            await asyncio.wait_for(tasks[1], 30)
+        await risk.check_once()
+        assert risk.view.holes == {"BTCUSDT": 1}
+        refusal = await refused_entry(risk, records, await a_signal(http, sim), "tape_hole")
+        assert refusal.detail["values"] == {"symbol": "BTCUSDT", "holes": 1}
+        assert await risk.admit(await a_signal(http, sim, symbol="ETHUSDT"))
+
+        # Older than the window: it no longer refuses.
+        await advance(sim, market_time, hour + 60_000)
+        async with db.acquire() as conn:  # the tape goes on (stored without the collector)
+            await conn.execute(
+                "INSERT INTO agg_trades (symbol, agg_id, ts, price, qty, first_trade_id, "
+                "last_trade_id, is_buyer_maker) SELECT symbol, agg_id + 1000000, $1, price, "
+                "qty, first_trade_id, last_trade_id, is_buyer_maker FROM agg_trades "
+                "WHERE symbol = 'BTCUSDT' ORDER BY agg_id DESC LIMIT 1",
+                market_time.time_ms(),
+            )
+        await risk.check_once()
+        assert risk.view.holes == {}
