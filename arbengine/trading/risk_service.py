@@ -28,7 +28,7 @@ import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -36,7 +36,7 @@ import msgspec
 
 from arbengine.domain.errors import RetryableError
 from arbengine.domain.events import Signal
-from arbengine.domain.live_rows import LiveEventRow, LiveTradeRow
+from arbengine.domain.live_rows import EventLevel, LiveEventRow, LiveTradeRow
 from arbengine.domain.risk_rows import RiskState
 from arbengine.exchange.replies import AccountBalance, PositionRisk
 from arbengine.exchange.rest import BinanceRest
@@ -189,9 +189,9 @@ class RiskService:
             await self._records.save_state(stored)
         self.state = stored
         self._disconnected_since = now
-        end = datetime.fromtimestamp(now / 1000 + 1, UTC)
-        start = datetime.fromtimestamp(now / 1000 - 86_400, UTC)
-        for event in await self._live.events_between(start, end):
+        # Events are stamped with our own clock, as the executor's are.
+        end = datetime.now(UTC) + timedelta(seconds=1)
+        for event in await self._live.events_between(end - timedelta(days=1), end):
             if event.kind in ("risk.state_changed", "risk.auto_resumed"):
                 self.transitions.appendleft(_shown(event))
         self._loaded = True
@@ -392,9 +392,9 @@ class RiskService:
         )
 
     async def _apply(self, transition: Transition) -> None:
+        """Stored first, then in force: a write the database refuses leaves the state as
+        it was, and the next round decides (and writes) the change again."""
         before, after = transition.before, transition.after
-        self.state = after
-        await self._records.save_state(after)
         detail: dict[str, object] = {
             "from": before.state,
             "to": after.state,
@@ -402,18 +402,19 @@ class RiskService:
             "rule": after.rule or before.rule,
             "values": _plain(after.values or before.values),
         }
-        level = "error" if after.state == "HALTED" else "warning"
+        level: EventLevel = "error" if after.state == "HALTED" else "warning"
         if after.state == "ACTIVE":
             level = "info"
-        log = getattr(self._log, level)
-        log(
-            "risk.circuit_break" if transition.breaks else "risk.state_changed",
+        await self._records.save_state(after)
+        kind = "risk.auto_resumed" if transition.auto_resumed else "risk.state_changed"
+        event = await self._event(kind, detail, level=level)
+        self.state = after
+        self.transitions.appendleft(_shown(event))
+        getattr(self._log, level)(
+            "risk.circuit_break" if transition.breaks else kind,
             **{k if k not in ("from", "to") else f"state_{k}": v for k, v in detail.items()},
             resume_after_ms=after.resume_after_ms,
         )
-        kind = "risk.auto_resumed" if transition.auto_resumed else "risk.state_changed"
-        event = await self._event(kind, detail, level=level)
-        self.transitions.appendleft(_shown(event))
         if transition.breaks and self.limits.flatten_on_halt:
             await self._actions.flatten_all(after.reason or "circuit break")
 
@@ -452,12 +453,12 @@ class RiskService:
         kind: str,
         detail: dict[str, object],
         *,
-        level: Any = "info",
+        level: EventLevel = "info",
         symbol: str | None = None,
         strategy: str | None = None,
     ) -> LiveEventRow:
         event = LiveEventRow(
-            at=datetime.fromtimestamp(self._clock.time_ms() / 1000, UTC),
+            at=datetime.now(UTC),
             level=level,
             kind=kind,
             symbol=symbol,
