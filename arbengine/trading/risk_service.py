@@ -24,7 +24,6 @@ last view (whose data grows old, so entries are soon refused).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +60,8 @@ from arbengine.trading.risk_rules import (
 )
 
 MARGIN_ASSET = "USDT"
+DEFAULT_INPUTS = frozenset({TAPE_INPUT})
+"""What a strategy the last round did not know of reads at least."""
 TRANSITIONS_KEPT = 20
 WHO = "risk"
 
@@ -174,6 +175,8 @@ class RiskService:
         self._rebase = True
         self._disconnected_since: int | None = None
         self._held: set[int] = set()
+        self._inputs: dict[str, frozenset[str]] = {}
+        """Strategy → the inputs it reads, as of the last round."""
         self._flattening: set[asyncio.Task[None]] = set()
         self._unavailable = False
 
@@ -188,7 +191,6 @@ class RiskService:
             stored = RiskState(since_ms=now, breaks_day_ms=day_start_ms(now))
             await self._records.save_state(stored)
         self.state = stored
-        self._disconnected_since = now
         # Events are stamped with our own clock, as the executor's are.
         end = datetime.now(UTC) + timedelta(seconds=1)
         for event in await self._live.events_between(end - timedelta(days=1), end):
@@ -206,15 +208,11 @@ class RiskService:
     # -- the gate -----------------------------------------------------------------------------
 
     def check(self, signal: Signal) -> Allowed | Refused:
-        """The gate's decision on an entry of ``signal`` now (no I/O)."""
-        inputs = frozenset({TAPE_INPUT})
-        for strategy in self._strategies():
-            if strategy.name == signal.strategy:
-                inputs = strategy.inputs
-                break
+        """The gate's decision on an entry of ``signal`` now (no I/O: the view and the
+        strategies' inputs as the last round left them, each input's age as of now)."""
+        inputs = self._inputs.get(signal.strategy, DEFAULT_INPUTS)
         intent = EntryIntent(signal.symbol, signal.strategy, signal.tick_ms, inputs)
-        view = dataclasses.replace(self.view, paused=self._paused())
-        return check_entry(intent, view, self.state, self.limits, self._clock.time_ms())
+        return check_entry(intent, self.view, self.state, self.limits, self._clock.time_ms())
 
     async def admit(self, signal: Signal) -> bool:
         """May ``signal`` be traded? A refusal is counted, logged and recorded
@@ -354,6 +352,7 @@ class RiskService:
     async def _build_view(self, now: int, trades: Sequence[LiveTradeRow]) -> RiskView:
         day_r, day_usd = await self._records.realised_since(day_start_ms(now))
         traded = list(self._strategies())
+        self._inputs = {t.name: t.inputs for t in traded}
         symbols = sorted({s for t in traded for s in t.symbols})
         window = max((t.longest_window_ms for t in traded), default=0)
         holes = await self._records.holes_since(symbols, now - window) if symbols else {}
