@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> BenchReport:
         unrealised_usd=-20.0,
         balance_usd=10_000.0,
         inputs_at={(s, name): now - 500 for s in held + flat for name in INPUTS},
-        user_stream_at=now,
+        user_stream_behind_since=None,
         holes={s: 1 for s in held[::10]},
     )
     state = RiskState(since_ms=now)

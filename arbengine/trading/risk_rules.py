@@ -32,6 +32,10 @@ DAILY_RULES = frozenset({"daily_loss_r", "daily_loss_usd"})
 """Rules whose breaker lasts until the next UTC day (a loss of the day stays the day's)."""
 TAPE_INPUT = "tape"
 PREMIUM_INDEX_INPUT = "premium_index"
+UNTIMED_INPUTS = frozenset({"funding_rate", "funding_interval_hours"})
+"""Series published every few hours (the fundingRate history, which paper trading charges
+funding from; the funding interval): their age says nothing of the data's health, and
+the current funding rate comes with premiumIndex, whose age is checked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +94,9 @@ class RiskView:
     inputs_at: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """(symbol, input) → when the daemon last received it: ``tape``, ``premium_index``,
     or an indicator's kind."""
-    user_stream_at: int | None = None
-    """Since when the user data stream is known to be in step with the account (None:
-    never, or disconnected)."""
+    user_stream_behind_since: int | None = 0
+    """Since when the user data stream has been disconnected or behind the account as
+    REST shows it; None while in step (0, the default: never known to be in step)."""
     holes: Mapping[str, int] = field(default_factory=dict)
     """Symbol → unrepaired holes of its tape within the strategies' longest window."""
     paused: bool = False
@@ -178,6 +182,8 @@ def check_entry(
     for condition in _account_conditions(view, limits, now_ms):
         return Refused(condition.rule, condition.values)
     for name in sorted(intent.inputs):
+        if name in UNTIMED_INPUTS:
+            continue
         limit = _age_limit(name, limits)
         at = view.inputs_at.get((intent.symbol, name))
         if at is None or now_ms - at > limit:
@@ -236,10 +242,10 @@ def _account_conditions(view: RiskView, limits: RiskLimits, now_ms: int) -> list
                 "HALTED", "balance_floor", f"balance {view.balance_usd:g} <= {floor:g}", values
             )
         )
-    since = view.user_stream_at
-    if since is None or now_ms - since > limits.max_user_stream_age_ms:
+    since = view.user_stream_behind_since
+    if since is not None and now_ms - since > limits.max_user_stream_age_ms:
         stream: dict[str, object] = {
-            "age_ms": None if since is None else now_ms - since,
+            "age_ms": now_ms - since,
             "limit_ms": limits.max_user_stream_age_ms,
         }
         reduces.append(

@@ -375,7 +375,7 @@ class RiskService:
             balance_usd=self._balance,
             # The board itself, not a copy: the gate reads each input's age as of now.
             inputs_at=self._freshness.inputs_at if self._freshness is not None else {},
-            user_stream_at=min(behind) if behind else now,
+            user_stream_behind_since=min(behind) if behind else None,
             holes=holes,
             paused=self._paused(),
         )
@@ -510,8 +510,10 @@ class RiskService:
                 "daily_realised_usd": view.daily_realised_usd,
                 "unrealised_usd": view.unrealised_usd,
                 "balance_usd": view.balance_usd,
-                "user_stream_age_ms": (
-                    None if view.user_stream_at is None else now - view.user_stream_at
+                "user_stream_behind_ms": (
+                    0
+                    if view.user_stream_behind_since is None
+                    else now - view.user_stream_behind_since
                 ),
                 "input_ages_ms": ages,
                 "tape_holes": dict(view.holes),

@@ -46,7 +46,7 @@ FRESH = RiskView(
         ("BTCUSDT", "premium_index"): NOW - 1000,
         ("BTCUSDT", "open_interest"): NOW - 1000,
     },
-    user_stream_at=NOW,
+    user_stream_behind_since=None,
 )
 ACTIVE = RiskState(since_ms=NOW - 1000, breaks_day_ms=day_start_ms(NOW))
 
@@ -73,8 +73,8 @@ def test_a_fresh_flat_account_may_enter() -> None:
         (with_(daily_realised_usd=-100.0), "daily_loss_usd"),
         (with_(unrealised_usd=-50.0), "unrealised_loss_usd"),
         (with_(balance_usd=1000.0), "balance_floor"),
-        (with_(user_stream_at=NOW - 30_001), "stale_user_stream"),
-        (with_(user_stream_at=None), "stale_user_stream"),
+        (with_(user_stream_behind_since=NOW - 30_001), "stale_user_stream"),
+        (with_(user_stream_behind_since=0), "stale_user_stream"),
         (with_(holes={"BTCUSDT": 1}), "tape_hole"),
     ],
 )
@@ -133,6 +133,16 @@ def test_an_input_never_received_is_stale() -> None:
     assert refusal.values["age_ms"] is None
 
 
+def test_a_series_published_every_few_hours_is_not_timed() -> None:
+    intent = EntryIntent("BTCUSDT", "v52", NOW, frozenset({"tape", "funding_rate"}))
+    assert check_entry(intent, FRESH, ACTIVE, LIMITS, NOW) == ALLOWED
+
+
+def test_a_stream_in_step_is_never_stale_however_long_since_the_last_round() -> None:
+    intent = EntryIntent("BTCUSDT", "v52", NOW, frozenset())
+    assert check_entry(intent, FRESH, ACTIVE, LIMITS, NOW + 3_600_000) == ALLOWED
+
+
 def test_another_symbols_stale_data_or_hole_does_not_refuse() -> None:
     inputs = {**FRESH.inputs_at, ("ETHUSDT", "tape"): NOW - 10 * 60_000}
     assert gate(with_(inputs_at=inputs, holes={"ETHUSDT": 2})) is None
@@ -166,7 +176,7 @@ def test_a_share_of_a_loss_limit_reduces_and_its_end_reactivates() -> None:
 
 
 def test_a_stale_user_stream_reduces() -> None:
-    t = evaluate(with_(user_stream_at=NOW - 31_000), ACTIVE, LIMITS, NOW)
+    t = evaluate(with_(user_stream_behind_since=NOW - 31_000), ACTIVE, LIMITS, NOW)
     assert t is not None
     assert (t.after.state, t.after.rule) == ("REDUCING", "stale_user_stream")
 
@@ -189,7 +199,7 @@ def test_a_limit_reached_breaks_the_circuit(view: RiskView, rule: str) -> None:
 
 
 def test_a_breaker_outranks_a_reduction() -> None:
-    view = with_(user_stream_at=None, balance_usd=10.0)
+    view = with_(user_stream_behind_since=0, balance_usd=10.0)
     t = evaluate(view, ACTIVE, LIMITS, NOW)
     assert t is not None
     assert (t.after.state, t.after.rule) == ("HALTED", "balance_floor")
@@ -197,7 +207,7 @@ def test_a_breaker_outranks_a_reduction() -> None:
 
 def live(now: int, **changes: object) -> RiskView:
     """FRESH as a round at ``now`` sees it (the user stream in step then)."""
-    return with_(user_stream_at=now, **changes)
+    return with_(**changes)
 
 
 def halted(view: RiskView) -> RiskState:
@@ -234,7 +244,7 @@ def test_a_breaker_never_resumes_during_the_admins_pause() -> None:
 
 def test_a_breaker_resumes_into_reducing_when_a_reason_to_reduce_remains() -> None:
     state = halted(with_(balance_usd=900.0))
-    t = evaluate(with_(user_stream_at=None), state, LIMITS, NOW + LIMITS.cooldown_ms)
+    t = evaluate(with_(user_stream_behind_since=0), state, LIMITS, NOW + LIMITS.cooldown_ms)
     assert t is not None
     assert t.auto_resumed
     assert (t.after.state, t.after.rule) == ("REDUCING", "stale_user_stream")
