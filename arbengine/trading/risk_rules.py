@@ -328,6 +328,6 @@ def _active(state: RiskState, now_ms: int) -> RiskState:
     )
 
 
-def held_too_long(opened_at_ms: int | None, limits: RiskLimits, now_ms: int) -> bool:
-    """A trade open since ``opened_at_ms`` has passed the hold timeout."""
-    return opened_at_ms is not None and now_ms - opened_at_ms >= limits.hold_timeout_ms
+def held_too_long(since_ms: int | None, limits: RiskLimits, now_ms: int) -> bool:
+    """A trade held since ``since_ms`` has passed the hold timeout."""
+    return since_ms is not None and now_ms - since_ms >= limits.hold_timeout_ms

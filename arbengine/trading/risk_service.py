@@ -422,11 +422,12 @@ class RiskService:
         for trade in trades:
             if trade.id is None or trade.id not in driven or trade.id in self._held:
                 continue
-            if trade.status != "open" or not held_too_long(trade.opened_at, self.limits, now):
+            # Held since its signal's tick, on the market's clock, as the executor counts
+            # a strategy's max_hold (the entry's fill time is stamped by another clock).
+            if trade.status != "open" or not held_too_long(trade.signal_tick, self.limits, now):
                 continue
-            assert trade.opened_at is not None
             self._held.add(trade.id)
-            held_s = round((now - trade.opened_at) / 1000, 1)
+            held_s = round((now - trade.signal_tick) / 1000, 1)
             self._log.warning(
                 "risk.hold_timeout", trade_id=trade.id, symbol=trade.symbol, held_s=held_s
             )

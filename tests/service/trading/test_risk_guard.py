@@ -354,9 +354,8 @@ async def test_a_trade_held_past_the_hold_timeout_is_closed_at_market(
     trade_id = await opened(executor, http, sim)
     stored = await records.trade(trade_id)
     assert stored is not None
-    assert stored.opened_at is not None
-    # Held 58 s (the entry's fill time, the exchange's, is the trade's start).
-    await advance(sim, market_time, stored.opened_at + 58_000 - market_time.time_ms())
+    # Held 58 s since its signal's tick (the hold counts as the executor's max_hold does).
+    await advance(sim, market_time, stored.signal_tick + 58_000 - market_time.time_ms())
     await risk.check_once()
     await risk.wait_flattened()
     assert await risk_events(records, "risk.hold_timeout") == []
