@@ -169,8 +169,9 @@ class Daemon:
         self.live_signals: Channel[Signal] | None = None
         self.live_executor: LiveExecutor | None = None
         self.risk: RiskService | None = None
-        self.market_freshness = MarketFreshness(self.exchange_clock.time_ms)
-        """When each symbol's inputs last arrived (the risk guard reads it)."""
+        self.market_freshness = MarketFreshness(self.clock.time_ms)
+        """When each symbol's inputs last arrived here (the risk guard reads it), on our
+        own clock: how long ago the data came, whatever the market's clock says."""
         self.lock_lost = False
         """The account lock went while running: the daemon stopped, and exits non-zero."""
         self.engine: EngineService | None = None
@@ -546,7 +547,9 @@ class Daemon:
             freshness=self.market_freshness,
             check_interval_s=rs.check_interval.seconds,
             rest_check_interval_s=rs.rest_check_interval.seconds,
-            clock=self.exchange_clock,
+            # Our own clock, as the freshness board's (the market's jumps with each
+            # event's time: a sim run faster than real time would age data falsely).
+            clock=self.clock,
             health=self.health,
         )
         await risk.load()

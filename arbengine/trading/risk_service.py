@@ -142,7 +142,8 @@ class RiskService:
         clock: Clock | None = None,
         health: HealthBoard | None = None,
     ) -> None:
-        """``clock``: the market's (the exchange's) time, as the executor's."""
+        """``clock``: what data ages, the cooldown and the hold are measured on; the
+        freshness board's (the daemon's own clock)."""
         self._rest = rest
         self._executor = executor
         self._live = live_records
@@ -422,8 +423,8 @@ class RiskService:
         for trade in trades:
             if trade.id is None or trade.id not in driven or trade.id in self._held:
                 continue
-            # Held since its signal's tick, on the market's clock, as the executor counts
-            # a strategy's max_hold (the entry's fill time is stamped by another clock).
+            # Held since its signal's tick (the entry's fill time is stamped by the REST
+            # client's clock, which a manual sim's time leaves behind).
             if trade.status != "open" or not held_too_long(trade.signal_tick, self.limits, now):
                 continue
             self._held.add(trade.id)
