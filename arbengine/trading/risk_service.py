@@ -24,6 +24,7 @@ last view (whose data grows old, so entries are soon refused).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -314,6 +315,12 @@ class RiskService:
                 self.state, breaks_day_ms=day_start_ms(now), breaks_today=0
             )
             await self._records.save_state(self.state)
+        driven = self._executor.trade_ids
+        if self.state.state == "HALTED" and self.limits.flatten_on_halt and driven:
+            # At the break, and again each round while a trade is still driven: a close
+            # that failed is asked again; one under way is left to finish.
+            self._log.warning("risk.flatten_all", trades=len(driven), reason=self.state.reason)
+            await self._actions.flatten_all(self.state.reason or "circuit break")
         await self._hold_timeouts(trades, now)
         return transition
 
@@ -415,8 +422,6 @@ class RiskService:
             **{k if k not in ("from", "to") else f"state_{k}": v for k, v in detail.items()},
             resume_after_ms=after.resume_after_ms,
         )
-        if transition.breaks and self.limits.flatten_on_halt:
-            await self._actions.flatten_all(after.reason or "circuit break")
 
     async def _hold_timeouts(self, trades: Sequence[LiveTradeRow], now: int) -> None:
         driven = self._executor.trade_ids
@@ -443,7 +448,16 @@ class RiskService:
                 self._executor.flatten(trade.id), name=f"risk.hold-timeout-{trade.id}"
             )
             self._flattening.add(task)
-            task.add_done_callback(self._flattening.discard)
+            task.add_done_callback(functools.partial(self._flatten_done, trade.id))
+
+    def _flatten_done(self, trade_id: int, task: asyncio.Task[None]) -> None:
+        self._flattening.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The executor's poll goes on driving the trade; the next round asks again.
+            self._held.discard(trade_id)
+            self._log.error(
+                "risk.flatten_failed", trade_id=trade_id, error=str(task.exception())[:200]
+            )
 
     async def wait_flattened(self) -> None:
         """Until the closes the hold timeout started have been placed (or failed)."""
