@@ -48,6 +48,7 @@ from arbengine.exchange.budget import binance_groups
 from arbengine.exchange.coinbase import CoinbaseTicker
 from arbengine.exchange.rest import BinanceRest, RestLimits
 from arbengine.exchange.streams import StreamPolicy
+from arbengine.exchange.user_events import UserEvent
 from arbengine.exchange.user_stream import UserStream
 from arbengine.logs import get_logger
 from arbengine.notify.alerts import (
@@ -92,6 +93,7 @@ from arbengine.store.market_sql import (
 )
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
+from arbengine.store.risk_records import RiskRecords
 from arbengine.trading.live_controls import LiveControls
 from arbengine.trading.live_executor import ExecutorSettings, LiveExecutor
 from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
@@ -104,6 +106,9 @@ from arbengine.trading.live_service import (
     executor_settings,
     trade_signals,
 )
+from arbengine.trading.risk_inputs import MarketFreshness, MarketTap
+from arbengine.trading.risk_rules import RiskLimits
+from arbengine.trading.risk_service import FlattenThroughControls, RiskService, TradedStrategy
 
 if TYPE_CHECKING:  # the simulated exchange is imported only when `run --sim` starts it
     from arbengine.sim.server import SimConfig
@@ -177,6 +182,10 @@ class Daemon:
         self.engine_inbox: Channel[MarketEvent] | None = None
         self.live_signals: Channel[Signal] | None = None
         self.live_executor: LiveExecutor | None = None
+        self.risk: RiskService | None = None
+        self.market_freshness = MarketFreshness(self.clock.time_ms)
+        """When each symbol's inputs last arrived here (the risk guard reads it), on our
+        own clock: how long ago the data came, whatever the market's clock says."""
         self.lock_lost = False
         """The account lock went while running: the daemon stopped, and exits non-zero."""
         self.engine: EngineService | None = None
@@ -460,10 +469,17 @@ class Daemon:
             follower=follower,
             after_poll=declare_demand,
         )
+        controls = self._add_live_controls(stack, db, rest, executor, follower, records)
+        risk = await self._add_risk(db, rest, executor, records, controls)
+
+        async def on_user_event(event: UserEvent) -> None:
+            await polling.on_event(event)
+            await risk.on_event(event)
+
         stream = UserStream(
             rest,
             endpoints.private_ws_url,
-            polling.on_event,
+            on_user_event,
             session=session,
             clock=self.clock,
             health=self.health,
@@ -471,16 +487,18 @@ class Daemon:
         add = self.supervisor.add
         add(Component("live.lock", functools.partial(self._hold_lock, lock, stop), stage=40))
         add(Component("live.user-stream", stream.run, stage=0, drain=stream.request_stop))
+        risk.stream_connected = lambda: stream.connected
         add(
             Component(
                 "live.signals",
-                functools.partial(trade_signals, signals, executor, follower, SymbolLeverage(rest)),
+                functools.partial(
+                    trade_signals, signals, executor, follower, SymbolLeverage(rest), risk
+                ),
                 stage=20,
                 drain=signals.close,
             )
         )
         add(Component("live.executor", polling.run, stage=30, drain=polling.request_stop))
-        self._add_live_controls(stack, db, rest, executor, follower, records)
         reconciler = LiveReconciler(
             rest,
             records,
@@ -511,6 +529,54 @@ class Daemon:
         )
         return True
 
+    async def _add_risk(
+        self,
+        db: Database,
+        rest: BinanceRest,
+        executor: LiveExecutor,
+        records: LiveRecords,
+        controls: LiveControls,
+    ) -> RiskService:
+        """The risk guard (always with live trading): its state read back before the first
+        signal (a restart never resets a breaker), its monitor supervised."""
+        rs = self.settings.risk
+
+        def traded() -> list[TradedStrategy]:
+            strategies = self._current_strategies()
+            live = executor.settings.strategies
+            return [
+                TradedStrategy(
+                    s.name,
+                    frozenset(s.symbols),
+                    s.inputs,
+                    max(s.windows.fast_ms, s.windows.mid_ms, s.windows.day_ms),
+                )
+                for s in (strategies.enabled if strategies is not None else ())
+                if s.name in live
+            ]
+
+        risk = RiskService(
+            rest,
+            executor,
+            records,
+            RiskRecords(db, write_timeout_s=self.settings.database.write_timeout.seconds),
+            RiskLimits.of(rs),
+            strategies=traded,
+            paused=lambda: executor.settings.paused,
+            freshness=self.market_freshness,
+            check_interval_s=rs.check_interval.seconds,
+            rest_check_interval_s=rs.rest_check_interval.seconds,
+            # Our own clock, as the freshness board's (the market's jumps with each
+            # event's time: a sim run faster than real time would age data falsely).
+            clock=self.clock,
+            health=self.health,
+            actions=FlattenThroughControls(controls),
+        )
+        await risk.load()
+        self.risk = risk
+        self.supervisor.add(Component("live.risk", risk.run, stage=30, drain=risk.request_stop))
+        return risk
+
     def _live_file(self) -> LiveSettings | None:
         """The file's ``[live]`` in force (reloaded by SIGHUP), for the API."""
         return self._live_follower.live if self._live_follower is not None else None
@@ -523,7 +589,7 @@ class Daemon:
         executor: LiveExecutor,
         follower: LiveConfigFollower,
         records: LiveRecords,
-    ) -> None:
+    ) -> LiveControls:
         """Emergency controls: the API's commands in-process, the CLI's through
         ``live_commands`` (LISTEN/NOTIFY); verifications under way end with the daemon."""
         controls = LiveControls(
@@ -542,6 +608,7 @@ class Daemon:
 
         listener = CommandListener(db.url, handle)
         self.supervisor.add(Component("live.controls", listener.run, stage=0))
+        return controls
 
     def _limits_for(self, rest_url: str) -> RestLimits:
         """The limits of the exchange at ``rest_url``'s host. Binance counts request weight
@@ -641,6 +708,8 @@ class Daemon:
         sink: Sink[MarketEvent] = market
         if self.engine_inbox is not None:
             sink = Fanout([market, self.engine_inbox])
+        if self.risk is not None:
+            sink = MarketTap(sink, self.market_freshness)
         async with db.pool.acquire() as conn:
             last_trades = await last_stored_trade_ids(conn, cs.symbols)
             last_indicators = await last_indicator_times(conn, cs.symbols)
@@ -895,6 +964,7 @@ class Daemon:
                     strategies=self._strategy_names,
                     live_control=self.live_controls.submit if self.live_controls else None,
                     live_file=self._live_file,
+                    risk=self.risk.snapshot if self.risk is not None else None,
                 )
                 port = await stack.enter_async_context(
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)

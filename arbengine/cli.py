@@ -58,6 +58,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "arbengine.benchmarks.live_bench",
         "live executor on the loopback sim: signal -> entry, fill -> stop-loss, TP1 -> breakeven",
     ),
+    "risk": (
+        "arbengine.benchmarks.risk_bench",
+        "risk gate decision time per entry intent with 100 open positions",
+    ),
 }
 
 

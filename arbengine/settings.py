@@ -370,6 +370,56 @@ class AlertsSettings(_Section, frozen=True):
         return bool(self.discord_webhook_url or self.webhook_url)
 
 
+class RiskSettings(_Section, frozen=True):
+    """The risk guard in front of the live executor (always on with ``[live] enabled``).
+
+    Every entry passes the gate (``trading/risk_rules.py``); the monitor checks the
+    account and the data every ``check_interval`` and moves the trading state between
+    ACTIVE, REDUCING (exits only) and HALTED (the circuit breaker). A zero loss or
+    balance limit is off; the data age limits are always on.
+    """
+
+    max_positions: PositiveInt = 3
+    """Open positions on the account at once (all symbols, ours or not)."""
+    max_positions_per_symbol: PositiveInt = 1
+    daily_loss_r: Annotated[float, msgspec.Meta(ge=0)] = 3.0
+    """Realised loss of the UTC day in R (closed live trades) that halts trading; 0: off."""
+    daily_loss_usd: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    """Realised loss of the UTC day in USD, fees and funding counted, that halts; 0: off."""
+    unrealised_loss_usd: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    """Unrealised loss of the open positions (USD) that halts trading; 0: off."""
+    balance_floor_usd: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    """USDT wallet balance at or below which trading halts; 0: off."""
+    reduce_at: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    """Share of a loss limit at which the state goes REDUCING (exits only)."""
+    max_tape_age: Duration = Duration("60s")
+    """A symbol whose last trade arrived longer ago gets no new entry."""
+    max_premium_index_age: Duration = Duration("30s")
+    max_indicator_age: Duration = Duration("15m")
+    """Each indicator series a strategy reads (open interest, ratios, …)."""
+    max_user_stream_age: Duration = Duration("30s")
+    """The user data stream disconnected, or behind the account as REST shows it, for
+    longer than this: REDUCING until it is in step again."""
+    hold_timeout: Duration = Duration("70m")
+    """A live trade held longer is closed at market."""
+    check_interval: Duration = Duration("5s")
+    rest_check_interval: Duration = Duration("60s")
+    """Positions and balance are read over REST this often (the stream in between)."""
+    cooldown: Duration = Duration("30m")
+    """A breaker resumes after this long once its condition has cleared (the daily-loss
+    breaker at the next UTC day), never while the admin's pause is set."""
+    flatten_on_halt: bool = True
+    """A breaker closes every position at market."""
+
+    def __post_init__(self) -> None:
+        if self.check_interval.ms < 100:
+            raise ValueError("check_interval must be at least 100ms")
+        if self.rest_check_interval.ms < self.check_interval.ms:
+            raise ValueError("rest_check_interval must be at least check_interval")
+        if self.max_positions_per_symbol > self.max_positions:
+            raise ValueError("max_positions_per_symbol must not exceed max_positions")
+
+
 @dataclass(frozen=True)
 class LiveEndpoints:
     """Where the live executor sends orders and reads its user data stream."""
@@ -400,6 +450,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     live: LiveSettings = msgspec.field(default_factory=LiveSettings)
     alerts: AlertsSettings = msgspec.field(default_factory=AlertsSettings)
+    risk: RiskSettings = msgspec.field(default_factory=RiskSettings)
 
     def __post_init__(self) -> None:
         """Rules across sections (named by their keys, never showing a secret's value)."""

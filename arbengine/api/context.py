@@ -47,6 +47,9 @@ class ApiContext:
     live_control: Callable[[ControlRequest], Awaitable[ControlAck]] | None = None
     """Carry out an emergency command (pause, resume, flatten, cancel-all) in the daemon:
     its acknowledgement with the resulting state. None: live trading is not running."""
+    risk: Callable[[], dict[str, Any]] | None = None
+    """The risk guard's state, limits, current values and last transitions. None: live
+    trading (and so the guard) is not running."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

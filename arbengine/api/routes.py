@@ -17,6 +17,7 @@ from arbengine.api import (
     control_routes,
     data_routes,
     live_routes,
+    risk_routes,
     system_routes,
 )
 from arbengine.api import schemas as s
@@ -498,6 +499,22 @@ def api_routes() -> list[Route]:
                 "those protecting an open position (the orders of a trade the executor "
                 "drives, and stops closing a held position), and pauses entries: a position "
                 "is never left without its stop (to be out of it, flatten)."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/risk",
+            risk_routes.risk,
+            "The risk guard: trading state, limits, current values, last transitions",
+            "live",
+            risk_routes.RiskReply,
+            auth=True,
+            errors=(*AUTH_ERRORS, 409),
+            description=(
+                "ACTIVE (entries allowed), REDUCING (exits only) or HALTED (the circuit "
+                "breaker), with the rule, the reason and the values that put it there, the "
+                "admin's pause, the [risk] limits, the values of the monitor's last round "
+                "and its last transitions. 409 live_off: live trading does not run here."
             ),
         ),
     ]

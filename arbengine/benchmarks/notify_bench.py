@@ -1,5 +1,5 @@
-"""The notifier's half of ``arbengine bench risk``: does 1,000 alerts a second slow the
-engine's tick?
+"""The notifier's half of ``arbengine bench risk`` (``risk_bench`` runs it): does 1,000
+alerts a second slow the engine's tick?
 
 One event loop, as in the daemon: the signal core evaluates a tick every
 ``--tick-interval`` (its 15 s ticks, compressed) while, in the second phase, a
@@ -13,7 +13,6 @@ second: its queue drops its oldest, as designed) and given up.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import random
@@ -21,13 +20,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import orjson
 from aiohttp import web
 
-from arbengine.benchmarks.bench_report import BenchReport, BenchRow
+from arbengine.benchmarks.bench_report import BenchRow
 from arbengine.benchmarks.engine_bench import (
     HOUR_MS,
     T0_MS,
@@ -60,15 +58,6 @@ class NotifyFigures:
     tick_p99_ms_with: float
     lag_p99_ms_without: float
     lag_p99_ms_with: float
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--symbols", type=int, default=20, help="symbols the engine evaluates")
-    parser.add_argument("--ticks", type=int, default=60, help="measured ticks per phase")
-    parser.add_argument("--tick-interval", type=float, default=0.2, help="seconds between ticks")
-    parser.add_argument("--events-per-s", type=int, default=1000, help="alerts published a second")
-    parser.add_argument("--history-h", type=int, default=2, help="hours of trades before the ticks")
-    parser.add_argument("--seed", type=int, default=7)
 
 
 class _Receiver:
@@ -234,23 +223,3 @@ def notify_rows(f: NotifyFigures) -> list[BenchRow]:
         BenchRow("notify.dropped", float(f.dropped), "alerts (full queue)"),
         BenchRow("notify.given_up", float(f.given_up), "alerts"),
     ]
-
-
-def run(args: argparse.Namespace) -> BenchReport:
-    figures = asyncio.run(
-        measure_notify(
-            symbols=args.symbols,
-            ticks=args.ticks,
-            tick_interval_s=args.tick_interval,
-            events_per_s=args.events_per_s,
-            history_h=args.history_h,
-            seed=args.seed,
-        )
-    )
-    params: dict[str, Any] = {
-        "symbols": args.symbols,
-        "ticks": args.ticks,
-        "tick_interval_s": args.tick_interval,
-        "events_per_s": args.events_per_s,
-    }
-    return BenchReport(name="notify", rows=notify_rows(figures), params=params)

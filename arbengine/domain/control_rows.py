@@ -21,9 +21,10 @@ CommandStatus = Literal["pending", "running", "requested", "done", "failed", "ex
 acknowledged, its effect still under way (a flatten being verified); ``done`` /
 ``failed``: over; ``expired``: nobody took it in time, and nobody ever will."""
 AckStatus = Literal["done", "requested", "failed"]
-FlattenReason = Literal["flatten", "manual_flatten", "risk_halt"]
+FlattenReason = Literal["flatten", "manual_flatten", "risk_halt", "hold_timeout"]
 """Why a trade is closed at market: ``flatten`` (a stop the exchange refused, the machine's
-own), ``manual_flatten`` (a person), ``risk_halt`` (the risk guard's breaker)."""
+own), ``manual_flatten`` (a person), ``risk_halt`` (the risk guard's breaker),
+``hold_timeout`` (the risk guard's limit on how long a trade is held)."""
 
 
 class ControlPosition(msgspec.Struct, frozen=True):

@@ -143,6 +143,11 @@ class CombinedStream:
         self._last_message = 0.0
         self._went_silent = False
 
+    @property
+    def connected(self) -> bool:
+        """A connection is open and being read now."""
+        return self._current is not None
+
     def request_stop(self) -> None:
         """Return from ``run`` promptly (graceful shutdown), even from a quiet connection."""
         self._stop.set()

@@ -100,6 +100,11 @@ class UserStream:
             url_for_next=self._next_url,
         )
 
+    @property
+    def connected(self) -> bool:
+        """A connection with a listen key is open now (what the risk guard watches)."""
+        return self.stream.connected
+
     def request_stop(self) -> None:
         self._stop.set()
         self.stream.request_stop()

@@ -288,15 +288,24 @@ class SymbolLeverage:
         self._set[symbol] = leverage
 
 
+class EntryGate(Protocol):
+    """The risk guard's gate (``risk_service.RiskService``): False when the entry is
+    refused (the refusal recorded)."""
+
+    async def admit(self, signal: Signal) -> bool: ...
+
+
 async def trade_signals(
     signals: Channel[Signal],
     executor: LiveExecutor,
     follower: LiveConfigFollower | None = None,
     leverage: SymbolLeverage | None = None,
+    gate: EntryGate | None = None,
 ) -> None:
     """Hand each fired signal to the executor, in order, until the channel closes, under
     the settings in force when it is handed over (``follower``), its symbol at the
-    leverage in force (``leverage``). A signal the exchange or the database could not
+    leverage in force (``leverage``), once the risk guard's ``gate`` has let it through
+    (the executor's own checks stay a second line). A signal the exchange or the database could not
     take now is reported and left (the executor's records make a later one of the same
     tick a no-op)."""
     log = get_logger("live")
@@ -310,6 +319,8 @@ async def trade_signals(
                 await follower.refresh()
             settings = executor.settings
             traded = signal.strategy in settings.strategies and not settings.paused
+            if gate is not None and traded and not await gate.admit(signal):
+                continue
             if leverage is not None and traded:
                 await leverage.ensure(signal.symbol, settings.leverage)
             await executor.on_signal(signal)

@@ -115,13 +115,15 @@ LiveExitReason = Literal[
     "flatten",
     "manual_flatten",
     "risk_halt",
+    "hold_timeout",
     "exchange",
     "entry_rejected",
     "entry_expired",
     "entry_failed",
 ]
 """The paper's reasons, plus ``flatten`` (a refused stop), ``manual_flatten`` (a person's
-flatten), ``risk_halt`` (the risk guard's breaker), ``exchange``
+flatten), ``risk_halt`` (the risk guard's breaker), ``hold_timeout`` (the risk guard's
+limit on holding), ``exchange``
 (the position went to zero by something else: a liquidation, a manual close) and the
 three ways an entry ends without a position."""
 

@@ -52,7 +52,9 @@ async def test_a_position_left_unprotected_by_a_kill_is_protected_when_resumed(
     live_sim: SimServer, live_env: dict[str, str], database_url: str, spawn_daemon
 ) -> None:
     sim = live_sim
-    env = live_env
+    # The executor's own one-trade-a-symbol check is what this test watches: the risk
+    # guard's per-symbol limit (which would refuse the later signal first) is set above it.
+    env = {**live_env, "ARB_RISK_MAX_POSITIONS_PER_SYMBOL": "2"}
     first: DaemonProcess = await spawn_daemon(env)
     await first.started()
     await first.wait_for("live.started")
