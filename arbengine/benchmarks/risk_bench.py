@@ -19,6 +19,7 @@ import numpy as np
 from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.benchmarks.notify_bench import measure_notify, notify_rows
 from arbengine.domain.risk_rows import RiskState
+from arbengine.logs import configure_logging
 from arbengine.trading.risk_rules import ALLOWED, EntryIntent, RiskLimits, RiskView, check_entry
 
 TARGET_P99_US = 50.0
@@ -35,9 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events-per-s", type=int, default=1000, help="alerts published a second")
     parser.add_argument("--history-h", type=int, default=2, help="hours of trades before the ticks")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--log-level", default="warning", help="the notifier's log level")
 
 
 def run(args: argparse.Namespace) -> BenchReport:
+    configure_logging(str(args.log_level))
     positions = max(0, args.positions)
     held = [f"HELD{i}USDT" for i in range(positions)]
     flat = [f"FLAT{i}USDT" for i in range(100)]
