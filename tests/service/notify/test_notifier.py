@@ -29,6 +29,7 @@ from arbengine.runtime.backoff import RetryPolicy
 from arbengine.runtime.clock import ManualClock
 from tests.conftest import free_port
 from tests.service.notify.conftest import PATH, TOKEN, Receiver, Reply
+from tests.support.waiting import eventually
 
 
 def alert(n: int) -> Alert:
@@ -65,7 +66,7 @@ async def test_a_burst_goes_out_as_one_message_per_sink(receiver: Receiver) -> N
         for n in range(5):
             notifier.publish(alert(n))
         calls = await receiver.wait_calls(2)
-        await asyncio.sleep(0.5)  # nothing more comes: a batch is one call
+    # Stopped (and so flushed): nothing more came, a batch is one call per sink.
     assert len(receiver.calls) == 2
     by_path = {c.path: c.body for c in calls}
     assert [e["title"] for e in by_path[PATH]["embeds"]] == [f"alert {n}" for n in range(5)]
@@ -239,10 +240,21 @@ async def test_the_url_is_never_logged(
         batch_window_s=0, delivery=DeliveryPolicy(max_attempts=10, retry=fast.retry),
         request_timeout_s=0.3,
     )  # fmt: skip
+    given_up = {
+        sink: metric("arb_notify_alerts_total", sink=sink, outcome="given_up")
+        for sink in ("discord", "webhook")
+    }
+
+    async def both_given_up() -> bool:  # the 403 (discord) and the retries exhausted (webhook)
+        return all(
+            metric("arb_notify_alerts_total", sink=sink, outcome="given_up") > before
+            for sink, before in given_up.items()
+        )
+
     async with running(notifier):
         notifier.publish(alert(1))
         await receiver.wait_calls(4)
-        await asyncio.sleep(1.0)
+        await eventually(both_given_up, 10, what="both sinks' alert given up")
     out = capsys.readouterr().out
     assert '"notify.retrying"' in out
     assert '"notify.given_up"' in out  # the 403
