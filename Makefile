@@ -40,9 +40,11 @@ system-deps:
 
 # A temporary tree of its own: pytest's shared one (/tmp/pytest-of-USER) is made private again by
 # any other pytest session that starts meanwhile, which locks out the embedded PostgreSQL's user.
-# The slowest tests are listed at the end: the whole run must stay well under 20 minutes.
+# Two workers (each with its own embedded PostgreSQL and temporary tree): most of the suite's
+# time is e2e tests waiting on daemons and the sim. The slowest tests are listed at the end:
+# the whole run must stay well under 20 minutes.
 test: system-deps lint typecheck
-	$(BIN)/pytest --basetemp="$${TMPDIR:-/tmp}/arbengine-tests" --durations=30
+	$(BIN)/pytest --basetemp="$${TMPDIR:-/tmp}/arbengine-tests" -n 2 --durations=30
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
