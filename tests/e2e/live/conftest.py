@@ -5,6 +5,7 @@ with the sim's own keys."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -85,3 +86,23 @@ async def fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
         return await conn.fetch(query, *args)
     finally:
         await conn.close()
+
+
+async def registered_token(api: str, database_url: str, *, admin: bool = False) -> str:
+    """The access token of a user registered through the API (with an invite code stored
+    for it), made admin in the database when ``admin`` (named ``admin_…``, else ``user_…``)."""
+    prefix = "admin" if admin else "user"
+    code, username = secrets.token_urlsafe(12), f"{prefix}_{secrets.token_hex(4)}"
+    await fetch(database_url, "INSERT INTO invite_codes (code) VALUES ($1)", code)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{api}/api/register",
+            json={"invite_code": code, "username": username, "password": "a long passphrase!"},
+        ) as reply,
+    ):
+        assert reply.status == 201, await reply.text()
+        token = str((await reply.json())["access_token"])
+    if admin:
+        await fetch(database_url, "UPDATE users SET role = 'admin' WHERE username = $1", username)
+    return token

@@ -7,7 +7,6 @@ the open trade through the API, as the README's walk-through does."""
 
 from __future__ import annotations
 
-import secrets
 import signal
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,13 @@ from arbengine.store.database import open_database
 from arbengine.store.live_records import LiveRecords
 from tests.conftest import REPO
 from tests.e2e.engine.conftest import write_strategy
-from tests.e2e.live.conftest import LIVE_PROBE, LIVE_STRATEGY, fetch, open_algo_orders
+from tests.e2e.live.conftest import (
+    LIVE_PROBE,
+    LIVE_STRATEGY,
+    fetch,
+    open_algo_orders,
+    registered_token,
+)
 from tests.service.sim.simclient import signed
 from tests.support.daemon import DaemonProcess
 from tests.support.waiting import eventually
@@ -35,23 +40,6 @@ def settings_file(path: Path, live: str) -> Path:
     shipped = (REPO / "config" / "arbengine.toml").read_text()
     path.write_text(shipped[: shipped.index("[live]")] + "[live]\n" + live)
     return path
-
-
-async def admin_token(api: str, database_url: str) -> str:
-    """A user registered through the API and made admin in the database."""
-    code, username = secrets.token_urlsafe(12), f"admin_{secrets.token_hex(4)}"
-    await fetch(database_url, "INSERT INTO invite_codes (code) VALUES ($1)", code)
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{api}/api/register",
-            json={"invite_code": code, "username": username, "password": "a long passphrase!"},
-        ) as reply,
-    ):
-        assert reply.status == 201, await reply.text()
-        token: str = (await reply.json())["access_token"]
-    await fetch(database_url, "UPDATE users SET role = 'admin' WHERE username = $1", username)
-    return token
 
 
 async def get_json(api: str, path: str, token: str) -> Any:
@@ -135,7 +123,7 @@ async def test_the_live_config_applies_from_the_next_signal_and_sighup_reloads_t
 
     # An admin names another strategy and risk, not paused: the next entry is that
     # strategy's, sized by that risk (at the reloaded leverage).
-    token = await admin_token(api, database_url)
+    token = await registered_token(api, database_url, admin=True)
     body = {"strategies": [OTHER_STRATEGY], "risk_per_trade_usd": 25.0, "max_positions": 1,
             "paused": False}  # fmt: skip
     await eventually(lambda: accepted(api, token, body), 10, what="the admin's PUT accepted")

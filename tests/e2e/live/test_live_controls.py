@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import secrets
 import sys
 from decimal import Decimal
 from typing import Any
@@ -18,8 +17,7 @@ import orjson
 
 from arbengine.sim.server import SimServer
 from tests.conftest import REPO
-from tests.e2e.live.conftest import fetch, open_algo_orders, sim_account
-from tests.e2e.live.test_live_config import admin_token
+from tests.e2e.live.conftest import fetch, open_algo_orders, registered_token, sim_account
 from tests.e2e.test_live_cli import Result
 from tests.service.sim.simclient import signed
 from tests.support.daemon import DaemonProcess
@@ -67,21 +65,6 @@ async def closing_orders(sim: SimServer) -> list[Any]:
     async with aiohttp.ClientSession() as http:
         _, rows, _ = await signed(http, sim, "GET", "/fapi/v1/allOrders", {"symbol": "BTCUSDT"})
     return [o for o in rows if o["reduceOnly"] and o["type"] == "MARKET"]
-
-
-async def user_token(api: str, database_url: str) -> str:
-    """A registered user who is not an admin."""
-    code, username = secrets.token_urlsafe(12), f"user_{secrets.token_hex(4)}"
-    await fetch(database_url, "INSERT INTO invite_codes (code) VALUES ($1)", code)
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{api}/api/register",
-            json={"invite_code": code, "username": username, "password": "a long passphrase!"},
-        ) as reply,
-    ):
-        assert reply.status == 201, await reply.text()
-        return str((await reply.json())["access_token"])
 
 
 async def post(api: str, path: str, token: str | None, body: Any = None) -> tuple[int, Any]:
@@ -145,8 +128,8 @@ async def test_every_control_from_the_cli_and_the_api_on_the_running_daemon(
     assert [(c["paused"], c["changed_by"]) for c in configs] == [(True, CLI_WHO), (False, CLI_WHO)]
 
     # The admin routes: 401 without a token, 403 for a user, before the body is looked at.
-    admin = await admin_token(api, database_url)
-    user = await user_token(api, database_url)
+    admin = await registered_token(api, database_url, admin=True)
+    user = await registered_token(api, database_url)
     for path in ROUTES:
         status, body = await post(api, path, None, {"nonsense": 1})
         assert (status, body["error"]["code"]) == (401, "unauthorized"), path

@@ -5,7 +5,6 @@ the cooldown not over: still HALTED, for the same reason)."""
 from __future__ import annotations
 
 import json
-import secrets
 import signal
 from typing import Any
 
@@ -13,25 +12,9 @@ import aiohttp
 import pytest
 
 from arbengine.sim.server import SimServer
-from tests.e2e.live.conftest import fetch, sim_account
+from tests.e2e.live.conftest import fetch, registered_token, sim_account
 from tests.support.daemon import DaemonProcess
 from tests.support.waiting import eventually
-
-
-async def user_token(api: str, database_url: str) -> str:
-    """A user (not an admin) registered through the API."""
-    code, username = secrets.token_urlsafe(12), f"user_{secrets.token_hex(4)}"
-    await fetch(database_url, "INSERT INTO invite_codes (code) VALUES ($1)", code)
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{api}/api/register",
-            json={"invite_code": code, "username": username, "password": "a long passphrase!"},
-        ) as reply,
-    ):
-        assert reply.status == 201, await reply.text()
-        token: str = (await reply.json())["access_token"]
-    return token
 
 
 async def risk_of(api: str, token: str | None) -> tuple[int, Any]:
@@ -53,7 +36,7 @@ async def test_a_breaker_shows_in_the_api_and_outlives_a_restart(
     first: DaemonProcess = await spawn_daemon(env)
     api = await first.started()
     await first.wait_for("risk.loaded")
-    token = await user_token(api, database_url)
+    token = await registered_token(api, database_url)
     assert (await risk_of(api, None))[0] == 401
 
     async def state_is(state: str) -> dict[str, Any] | None:
