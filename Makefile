@@ -5,13 +5,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+STATIC := arbengine/api/static
 
 .PHONY: run run-sim test lint typecheck unit install clean system-deps
 
-$(STAMP): pyproject.toml
+# The dashboard's npm packages (the chart library; axe-core for the browser tests) come from
+# the lockfile, with the node and npm that pip installed.
+$(STAMP): pyproject.toml $(STATIC)/package.json $(STATIC)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/npm ci --prefix $(STATIC) --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -37,7 +37,7 @@ from arbengine.api.openapi import build_document
 from arbengine.api.params import Window, parse_body, parse_query, resolve_range
 from arbengine.api.routes import Route, api_routes, page_routes
 from arbengine.api.services import Call, Services
-from arbengine.api.system_routes import static_files
+from arbengine.api.site import load_site
 from arbengine.domain.errors import CannotListen
 from arbengine.logs import get_logger
 
@@ -48,7 +48,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def all_routes() -> list[Route]:
-    return api_routes() + page_routes(static_files())
+    return api_routes() + page_routes(load_site())
 
 
 def _wrap(route: Route, services: Services) -> Callable[[web.Request], Awaitable[web.Response]]:

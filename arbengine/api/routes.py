@@ -22,6 +22,7 @@ from arbengine.api import (
 )
 from arbengine.api import schemas as s
 from arbengine.api.services import Call
+from arbengine.api.site import Site, file_handler
 
 CallHandler = Callable[[Call], Awaitable[Any]]
 
@@ -60,7 +61,9 @@ class Route:
         name = self.path.strip("/").removeprefix("api/")
         for ch in "/.-{}":
             name = name.replace(ch, "_")
-        return f"{self.method.lower()}_{name}"
+        # The dashboard's URLs share names with API paths (/admin, /api/admin/...).
+        prefix = "page" if not self.path.startswith("/api/") else self.method.lower()
+        return f"{prefix}_{name}"
 
 
 AUTH_ERRORS = (401, 403)
@@ -520,33 +523,30 @@ def api_routes() -> list[Route]:
     ]
 
 
-def page_routes(files: dict[str, tuple[bytes, str]]) -> list[Route]:
-    routes = []
-    if "index.html" in files:
-        content, kind = files["index.html"]
-        routes.append(
-            Route(
-                "GET",
-                "/",
-                system_routes.static_handler(content, kind),
-                "The funding-rate page",
-                "page",
-                kind,
-                validate_query=False,
-            )
+def page_routes(site: Site) -> list[Route]:
+    """The dashboard: one route per page (the shell naming its module), then its assets."""
+    routes = [
+        Route(
+            "GET",
+            url,
+            file_handler(file),
+            "The dashboard's home page" if url == "/" else f"The dashboard's {url[1:]} page",
+            "page",
+            file.content_type,
+            validate_query=False,
         )
-    for name, (content, kind) in sorted(files.items()):
-        if name == "index.html":
-            continue
-        routes.append(
-            Route(
-                "GET",
-                f"/static/{name}",
-                system_routes.static_handler(content, kind),
-                f"The page's {name}",
-                "page",
-                kind,
-                validate_query=False,
-            )
+        for url, file in sorted(site.pages.items())
+    ]
+    routes += [
+        Route(
+            "GET",
+            url,
+            file_handler(file),
+            f"The dashboard's {url.removeprefix('/static/')}",
+            "page",
+            file.content_type,
+            validate_query=False,
         )
+        for url, file in sorted(site.assets.items())
+    ]
     return routes

@@ -1,11 +1,9 @@
-"""Health, server state, metrics, the OpenAPI document and the static page."""
+"""Health, server state, metrics and the OpenAPI document."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from importlib import resources
 from typing import Literal
 
 import msgspec
@@ -23,15 +21,6 @@ from arbengine.api.schemas import (
     SymbolsInfo,
 )
 from arbengine.api.services import Call
-
-STATIC_TYPES = {
-    ".html": "text/html",
-    ".js": "text/javascript",
-    ".css": "text/css",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-}
 
 
 async def health(call: Call) -> Health:
@@ -93,25 +82,3 @@ async def metrics(call: Call) -> web.Response:
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"
     return response
-
-
-def static_files() -> dict[str, tuple[bytes, str]]:
-    """The page's files, read once: name -> (content, content type)."""
-    folder = resources.files("arbengine.api") / "static"
-    files: dict[str, tuple[bytes, str]] = {}
-    for entry in folder.iterdir():
-        suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
-        if entry.is_file() and suffix in STATIC_TYPES:
-            files[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
-    return files
-
-
-def static_handler(content: bytes, content_type: str) -> Callable[[Call], Awaitable[web.Response]]:
-    async def handler(call: Call) -> web.Response:
-        charset = "utf-8" if content_type.startswith("text/") else None
-        response = web.Response(body=content, content_type=content_type, charset=charset)
-        # Revalidate rather than store: a new release must reach open browsers.
-        response.headers["Cache-Control"] = "no-cache"
-        return response
-
-    return handler

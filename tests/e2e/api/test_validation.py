@@ -177,7 +177,7 @@ async def test_security_headers_on_every_kind_of_answer(
         await api.get("/api/nothing-here"),
         await api.request("PUT", "/api/rates"),
         await api.get("/"),
-        await api.get("/static/app.js"),
+        await api.get("/static/js/api.js"),
         await api.post("/api/logout", {"refresh_token": session.refresh}),
     ]
     assert sorted({a.status for a in answers}) == [200, 204, 400, 401, 404, 405]

@@ -1,0 +1,13 @@
+// The Admin page (being built).
+"use strict";
+
+import { empty } from "../dom.js";
+import { startPage } from "../layout.js";
+
+startPage({
+  title: "Admin",
+  admin: true,
+  render(main) {
+    main.append(empty("This page is being built."));
+  },
+});

@@ -1,0 +1,12 @@
+// The Live page (being built).
+"use strict";
+
+import { empty } from "../dom.js";
+import { startPage } from "../layout.js";
+
+startPage({
+  title: "Live",
+  render(main) {
+    main.append(empty("This page is being built."));
+  },
+});

@@ -1,0 +1,12 @@
+// The Server page (being built).
+"use strict";
+
+import { empty } from "../dom.js";
+import { startPage } from "../layout.js";
+
+startPage({
+  title: "Server",
+  render(main) {
+    main.append(empty("This page is being built."));
+  },
+});
