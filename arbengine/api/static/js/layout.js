@@ -83,10 +83,14 @@ function healthBanner() {
 /**
  * Start a page: restore the session (or go to the login page), draw the frame, then call
  * `render(main, { user })`. Options: `title`; `public` pages need no session; `admin` pages
- * send anyone else back to the overview.
+ * send anyone else back to the overview; `stylesheet` loads /static/css/<page>.css, the
+ * page's own rules.
  */
-export async function startPage({ title, render, public: open = false, admin = false }) {
+export async function startPage({ title, render, public: open = false, admin = false, stylesheet = false }) {
   document.title = `${title} · arbengine`;
+  if (stylesheet) {
+    document.head.append(h("link", { rel: "stylesheet", href: `/static/css/${document.body.dataset.page}.css` }));
+  }
   const main = document.getElementById("main");
   let user = null;
   try {
