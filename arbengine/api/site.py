@@ -71,8 +71,9 @@ class Site:
     """URL path (``/static/...``) -> file."""
 
 
-def load_site() -> Site:
-    root = resources.files("arbengine.api") / "static"
+def load_site(root: Traversable | None = None) -> Site:
+    """The site under ``root`` (the package's ``static`` folder unless given)."""
+    root = root if root is not None else resources.files("arbengine.api") / "static"
     assets: dict[str, SiteFile] = {}
     for folder in ASSET_FOLDERS:
         for path, entry in _walk(root / folder, folder):
