@@ -13,10 +13,11 @@ document.addEventListener("visibilitychange", () => {
 });
 
 /**
- * Call `load()` now and then every `everyMs`. `onError(err)` sees each failure (the previous
- * values stay on screen). Returns a function that stops the polling.
+ * Call `load()` now (unless `immediate` is false: the page loaded it already) and then every
+ * `everyMs`. `onError(err)` sees each failure (the previous values stay on screen). Returns a
+ * function that stops the polling.
  */
-export function poll(load, everyMs, { maxMs = 60000, onError = () => {} } = {}) {
+export function poll(load, everyMs, { maxMs = 60000, onError = () => {}, immediate = true } = {}) {
   let timer = null;
   let wait = everyMs;
   let running = false;
@@ -54,7 +55,7 @@ export function poll(load, everyMs, { maxMs = 60000, onError = () => {} } = {}) 
     },
   };
   pollers.add(poller);
-  schedule(0);
+  schedule(immediate ? 0 : everyMs);
   return () => {
     stopped = true;
     poller.pause();
