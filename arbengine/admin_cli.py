@@ -6,11 +6,13 @@ server a running daemon's server is used and left alone, and otherwise one is
 started for the command and stopped after.
 
 Each action checks its arguments before anything connects (a mistake is exit
-status 2 and one line) and gives back the work to do on a connection; a
+status 2 and one line) and gives back the work to do on the database; a
 failure there (no such user, a name taken, no database) is exit status 1.
 
-A ban or a role change made here reaches a running daemon at once, through
-the ``users`` trigger's NOTIFY (migration 0010).
+The actions are the API's admin actions (the store's ``AdminRecords``), done as
+``cli:<os user>``: each one is recorded in ``admin_audit``. A ban or a role change
+made here reaches a running daemon at once, through the ``users`` trigger's NOTIFY
+(migration 0010).
 """
 
 from __future__ import annotations
@@ -20,17 +22,24 @@ import contextlib
 import datetime as dt
 import getpass
 import re
-import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from arbengine.domain.durations import parse_duration_ms
-from arbengine.domain.errors import ConfigError, FatalError
+import msgspec
+
+from arbengine.domain.admin_rows import (
+    MAX_INVITES,
+    NOTE_MAX,
+    Actor,
+    UserChange,
+    parse_invite_ttl,
+)
+from arbengine.domain.errors import ConfigError, FatalError, RetryableError
 from arbengine.settings import Settings
 
 if TYPE_CHECKING:
-    import asyncpg
+    from arbengine.store.admin_records import AdminRecords
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,7 +47,7 @@ EXIT_USAGE = 2
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 MIN_PASSWORD = 10
 
-Work = Callable[["asyncpg.Connection"], Awaitable[None]]
+Work = Callable[["AdminRecords"], Awaitable[None]]
 """What an action does on the database, once its arguments are checked."""
 Action = Callable[[argparse.Namespace], Work]
 
@@ -51,6 +60,10 @@ class AdminFailure(Exception):
         self.exit_code = exit_code
 
 
+def _actor() -> Actor:
+    return Actor(who=f"cli:{getpass.getuser()}")
+
+
 # -- actions ---------------------------------------------------------------------------------
 
 
@@ -58,48 +71,46 @@ def create_admin(args: argparse.Namespace) -> Work:
     username = _username(args.username)
     password = _read_password(args.password_stdin)
 
-    async def work(conn: asyncpg.Connection) -> None:
-        from arbengine.api import queries
+    async def work(records: AdminRecords) -> None:
         from arbengine.api.tokens import Passwords
 
-        row = await queries.create_user(conn, username, Passwords().hash_sync(password), "admin")
-        if row is None:
+        user = await records.create_admin(username, Passwords().hash_sync(password), _actor())
+        if user is None:
             raise AdminFailure(
                 f"a user named {username!r} exists; use `arbengine admin set-admin` to promote them"
             )
-        print(f"created admin {row['username']} (id {row['id']})")
+        print(f"created admin {user.username} (id {user.id})")
 
     return work
 
 
 def gen_invite(args: argparse.Namespace) -> Work:
-    if not 1 <= args.count <= 1000:
-        raise AdminFailure("--count must be between 1 and 1000", EXIT_USAGE)
-    expires: dt.datetime | None = None
+    if not 1 <= args.count <= MAX_INVITES:
+        raise AdminFailure(f"--count must be between 1 and {MAX_INVITES}", EXIT_USAGE)
+    ttl_ms: int | None = None
     if args.expires:
         try:
-            span = parse_duration_ms(args.expires)
+            ttl_ms = parse_invite_ttl(args.expires)
         except ValueError as exc:
             raise AdminFailure(f"--expires: {exc}", EXIT_USAGE) from None
-        expires = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=span)
+    note: str | None = args.note
+    if note is not None and not 1 <= len(note) <= NOTE_MAX:
+        raise AdminFailure(f"--note must be 1 to {NOTE_MAX} characters", EXIT_USAGE)
     count = args.count
 
-    async def work(conn: asyncpg.Connection) -> None:
-        from arbengine.api import queries
-
-        codes = [secrets.token_urlsafe(18) for _ in range(count)]
-        await queries.create_invites(conn, codes, expires)
-        print("\n".join(codes))
+    async def work(records: AdminRecords) -> None:
+        made = await records.create_invites(count, ttl_ms, note, _actor())
+        assert not isinstance(made, str)  # the command line is never refused
+        print("\n".join(invite.code for invite in made))
 
     return work
 
 
 def list_invites(args: argparse.Namespace) -> Work:
-    async def work(conn: asyncpg.Connection) -> None:
-        from arbengine.api import queries
-
-        rows = await queries.list_invites(conn, args.all)
-        _show(rows, ["code", "created_at", "expires_at", "used_at", "used_by"], args.json)
+    async def work(records: AdminRecords) -> None:
+        rows = await records.invites(None if args.all else "usable")
+        columns = ["code", "created_at", "expires_at", "used_at", "used_by", "status", "note"]
+        _show([msgspec.structs.asdict(r) for r in rows], columns, args.json)
 
     return work
 
@@ -108,16 +119,16 @@ def _set_banned(banned: bool) -> Action:
     def action(args: argparse.Namespace) -> Work:
         username = args.username.lower()
 
-        async def work(conn: asyncpg.Connection) -> None:
-            from arbengine.api import queries
-
-            revoked = await queries.set_banned(conn, username, banned)
-            if revoked is None:
-                raise AdminFailure(f"no user named {username!r}")
+        async def work(records: AdminRecords) -> None:
             if banned:
-                print(f"banned {username} ({revoked} refresh tokens revoked)")
+                change = await records.ban(username, _actor())
+                _found(change, username)
+                done = "banned" if change.result == "done" else "already banned:"
+                print(f"{done} {username} ({change.sessions_revoked} refresh tokens revoked)")
             else:
-                print(f"unbanned {username}")
+                change = await records.unban(username, _actor())
+                _found(change, username)
+                print(f"{'unbanned' if change.result == 'done' else 'not banned:'} {username}")
 
         return work
 
@@ -128,25 +139,27 @@ def set_admin(args: argparse.Namespace) -> Work:
     username = args.username.lower()
     revoke = bool(args.revoke)
 
-    async def work(conn: asyncpg.Connection) -> None:
-        from arbengine.api import queries
-
-        if not await queries.set_role(conn, username, "user" if revoke else "admin"):
-            raise AdminFailure(f"no user named {username!r}")
-        print(f"{username} is now {'a user' if revoke else 'an admin'}")
+    async def work(records: AdminRecords) -> None:
+        change = await records.set_role(username, "user" if revoke else "admin", _actor())
+        _found(change, username)
+        now = "a user" if revoke else "an admin"
+        print(f"{username} {'was already' if change.result == 'unchanged' else 'is now'} {now}")
 
     return work
 
 
 def list_users(args: argparse.Namespace) -> Work:
-    async def work(conn: asyncpg.Connection) -> None:
-        from arbengine.api import queries
-
-        rows = await queries.list_users(conn)
+    async def work(records: AdminRecords) -> None:
+        rows = await records.users()
         columns = ["id", "username", "role", "banned", "created_at", "last_login_at"]
-        _show(rows, columns, args.json)
+        _show([msgspec.structs.asdict(r) for r in rows], columns, args.json)
 
     return work
+
+
+def _found(change: UserChange, username: str) -> None:
+    if change.user is None:
+        raise AdminFailure(f"no user named {username!r}")
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -174,11 +187,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen = action(
         "gen-invite", "create single-use invite codes and print them, one a line", gen_invite
     )
-    gen.add_argument("--count", type=int, default=1, help="how many (default 1, at most 1000)")
+    gen.add_argument(
+        "--count", type=int, default=1, help=f"how many (default 1, at most {MAX_INVITES})"
+    )
     gen.add_argument("--expires", help="valid for this long, e.g. 7d or 12h (default: no expiry)")
+    gen.add_argument("--note", help=f"whom the codes are for (at most {NOTE_MAX} characters)")
 
     invites = action("list-invites", "list invite codes that can still be used", list_invites)
-    invites.add_argument("--all", action="store_true", help="also used and expired ones")
+    invites.add_argument(
+        "--all", action="store_true", help="also used, revoked and expired ones, newest first"
+    )
     invites.add_argument("--json", action="store_true", help="JSON output")
 
     for name, text, banned in (
@@ -209,8 +227,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _on_database(settings: Settings, work: Work) -> None:
-    """``work`` on a connection to the database (migrations applied), opened as any one-off
-    command opens it: never stopping a server a running daemon uses."""
+    """``work`` on the database (migrations applied), opened as any one-off command opens
+    it: never stopping a server a running daemon uses."""
+    from arbengine.store.admin_records import AdminRecords
     from arbengine.store.database import open_database
 
     async with contextlib.AsyncExitStack() as stack:
@@ -218,8 +237,10 @@ async def _on_database(settings: Settings, work: Work) -> None:
             db = await stack.enter_async_context(open_database(settings.database, owner=False))
         except (FatalError, ConfigError) as exc:
             raise AdminFailure(str(exc)) from None  # says what failed, never the URL
-        async with db.pool.acquire() as conn:
-            await work(conn)
+        try:
+            await work(AdminRecords(db))
+        except RetryableError as exc:  # the database went away under the command
+            raise AdminFailure(str(exc)) from None
 
 
 # -- input and output ------------------------------------------------------------------------

@@ -79,6 +79,7 @@ from arbengine.runtime.supervisor import (
 )
 from arbengine.settings import LiveSettings, Settings, live_endpoints, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
+from arbengine.store.admin_records import AdminRecords
 from arbengine.store.continuity_records import ContinuityRecords
 from arbengine.store.control_commands import CommandListener, CommandRow, ControlCommands
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
@@ -965,6 +966,7 @@ class Daemon:
                     live_control=self.live_controls.submit if self.live_controls else None,
                     live_file=self._live_file,
                     risk=self.risk.snapshot if self.risk is not None else None,
+                    admin=AdminRecords(db),
                 )
                 port = await stack.enter_async_context(
                     serve_http(build_app(ctx), settings.http.host, settings.http.port)

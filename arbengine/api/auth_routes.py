@@ -71,7 +71,10 @@ async def register(call: Call) -> Tokens:
     if outcome is RegisterOutcome.INVALID_INVITE:
         # Well-formed but not honoured: a refusal (403), not a malformed request (400).
         raise ApiError(
-            403, "invalid_invite", "the invite code is unknown, used or expired", "invite_code"
+            403,
+            "invalid_invite",
+            "the invite code is unknown, used, revoked or expired",
+            "invite_code",
         )
     if outcome is RegisterOutcome.USERNAME_TAKEN:
         raise ApiError(409, "username_taken", f"the username {username!r} is taken", "username")

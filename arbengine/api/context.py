@@ -4,13 +4,55 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiohttp import web
 
+from arbengine.domain.admin_rows import (
+    Actor,
+    AuditRow,
+    InviteRevocation,
+    InviteRow,
+    InviteStatus,
+    Refusal,
+    Role,
+    UserChange,
+    UserRow,
+)
 from arbengine.domain.control_rows import ControlAck, ControlRequest
 from arbengine.settings import LiveSettings, Settings
+
+
+class AdminStore(Protocol):
+    """The admin actions on users and invite codes, and their audit (the store's
+    ``AdminRecords``, which ``arbengine admin`` uses too). The database being away is a
+    ``RetryableError``."""
+
+    async def users(self, after: int | None = None, limit: int | None = None) -> list[UserRow]: ...
+
+    async def invites(
+        self,
+        status: InviteStatus | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[InviteRow]: ...
+
+    async def invite_exists(self, code: str) -> bool: ...
+
+    async def audit(self, after: int | None, limit: int) -> list[AuditRow]: ...
+
+    async def ban(self, target: int | str, actor: Actor) -> UserChange: ...
+
+    async def unban(self, target: int | str, actor: Actor) -> UserChange: ...
+
+    async def set_role(self, target: int | str, role: Role, actor: Actor) -> UserChange: ...
+
+    async def create_invites(
+        self, count: int, ttl_ms: int | None, note: str | None, actor: Actor
+    ) -> list[InviteRow] | Refusal: ...
+
+    async def revoke_invite(self, code: str, actor: Actor) -> InviteRevocation: ...
 
 
 @dataclass(frozen=True)
@@ -47,6 +89,9 @@ class ApiContext:
     live_control: Callable[[ControlRequest], Awaitable[ControlAck]] | None = None
     """Carry out an emergency command (pause, resume, flatten, cancel-all) in the daemon:
     its acknowledgement with the resulting state. None: live trading is not running."""
+    admin: AdminStore | None = None
+    """Users, invite codes and the audit for the admin routes (None only in tests of the
+    bare app: they answer 503)."""
     risk: Callable[[], dict[str, Any]] | None = None
     """The risk guard's state, limits, current values and last transitions. None: live
     trading (and so the guard) is not running."""

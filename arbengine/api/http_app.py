@@ -34,7 +34,7 @@ from arbengine.api.http_errors import ApiError
 from arbengine.api.jsonio import bytes_response, encode
 from arbengine.api.middleware import make_middleware
 from arbengine.api.openapi import build_document
-from arbengine.api.params import Window, parse_body, parse_query, resolve_range
+from arbengine.api.params import Window, parse_body, parse_path, parse_query, resolve_range
 from arbengine.api.routes import Route, api_routes, page_routes
 from arbengine.api.services import Call, Services
 from arbengine.api.site import load_site
@@ -68,6 +68,9 @@ def _wrap(route: Route, services: Services) -> Callable[[web.Request], Awaitable
             query = parse_query(request.query, route.query, services.symbols)
             if ranged:
                 window = resolve_range(query, services.wall_ms())
+        path: Any = None
+        if route.path_params is not None:
+            path = parse_path(request.match_info, route.path_params)
         body: Any = None
         if route.body is not None:
             if request.content_type != "application/json":
@@ -84,7 +87,7 @@ def _wrap(route: Route, services: Services) -> Callable[[web.Request], Awaitable
                     close=True,
                 ) from None
             body = parse_body(raw, route.body)
-        result = await route.handler(Call(request, services, query, body, user, window))
+        result = await route.handler(Call(request, services, query, body, user, window, path))
         if isinstance(result, web.StreamResponse):
             return result  # type: ignore[return-value]
         status = route.status_of(result) if route.status_of else route.status

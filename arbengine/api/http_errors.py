@@ -63,6 +63,16 @@ def unauthorized(code: str, message: str) -> ApiError:
     return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
 
 
+def database_unavailable() -> ApiError:
+    """PostgreSQL is away or too slow: the client should retry, not report a bug."""
+    return ApiError(
+        503,
+        "database_unavailable",
+        "the database is unavailable or too slow; try again shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
 def too_many_requests(message: str, retry_after_s: float) -> ApiError:
     seconds = max(1, int(retry_after_s + 0.999))
     return ApiError(429, "too_many_requests", message, headers={"Retry-After": str(seconds)})

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from arbengine.api.connections import serving
-from arbengine.api.http_errors import ApiError, error_response
+from arbengine.api.http_errors import ApiError, database_unavailable, error_response
 from arbengine.logs import get_logger
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -141,12 +141,7 @@ async def _handle(request: web.Request, handler: Handler, request_id: str) -> we
             path=request.path,
             error=f"{type(exc).__name__}: {exc}",
         )
-        return error_response(
-            503,
-            "database_unavailable",
-            "the database is unavailable or too slow; try again shortly",
-            headers={"Retry-After": "5"},
-        )
+        return database_unavailable().response()
     except Exception:
         get_logger("api").exception(
             "api.unhandled_error", component="api", path=request.path, method=request.method

@@ -50,7 +50,9 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return {**rest, "anyOf": kept}
 
 
-def _parameters(query: type[msgspec.Struct], symbols: Sequence[str]) -> list[dict[str, Any]]:
+def _parameters(
+    query: type[msgspec.Struct], symbols: Sequence[str], where: str = "query"
+) -> list[dict[str, Any]]:
     _, components = msgspec.json.schema_components([query], ref_template=REF)
     shape = components[query.__name__]
     required = set(shape.get("required", []))
@@ -64,8 +66,8 @@ def _parameters(query: type[msgspec.Struct], symbols: Sequence[str]) -> list[dic
         description = schema.pop("description", None)
         parameter: dict[str, Any] = {
             "name": name,
-            "in": "query",
-            "required": name in required,
+            "in": where,
+            "required": name in required or where == "path",
             "schema": schema,
         }
         if description:
@@ -173,10 +175,13 @@ def build_document(
             description = f"{description} {_range_text(rule)}".strip()
         if description:
             operation["description"] = description
+        parameters = []
+        if route.path_params is not None:
+            parameters += _parameters(route.path_params, symbols, "path")
         if route.validate_query:
-            parameters = _parameters(route.query, symbols)
-            if parameters:
-                operation["parameters"] = parameters
+            parameters += _parameters(route.query, symbols)
+        if parameters:
+            operation["parameters"] = parameters
         if route.body is not None:
             operation["requestBody"] = {
                 "required": True,
@@ -210,6 +215,7 @@ def build_document(
                 "signals",
                 "paper",
                 "live",
+                "admin",
                 "system",
             )
         ]

@@ -15,7 +15,7 @@ import functools
 import json
 import re
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -147,24 +147,37 @@ def _explain(
     return _problem(fields[name], given[name]), name
 
 
-def parse_query(query: MultiMapping[str], shape: type[Q], symbols: Iterable[str]) -> Q:
-    """Convert and validate a query string; symbols must be among the tracked ones."""
+def _convert_parameters(given: Mapping[str, str], shape: type[Q]) -> Q:
+    """Text parameters (of a query string or a path) into ``shape``, integers written as
+    integers, control characters refused."""
     fields = _fields(shape)
     raw: dict[str, Any] = {}
-    for key in set(query.keys()):
-        values = query.getall(key)
-        if len(values) > 1:
-            raise bad_request("invalid_parameter", f"{key} is given {len(values)} times", key)
-        value = values[0]
+    for key, value in given.items():
         if _CONTROL.search(value) or _CONTROL.search(key):
             raise bad_request("invalid_parameter", f"{key} contains control characters", key)
         meta = fields.get(key)
         raw[key] = int(value) if meta and meta.integer and _INTEGER.match(value) else value
     try:
-        parsed = msgspec.convert(raw, shape)
+        return msgspec.convert(raw, shape)
     except msgspec.ValidationError as exc:
         message, name = _explain(exc, shape, raw)
         raise bad_request("invalid_parameter", message, name) from None
+
+
+def parse_path(match_info: Mapping[str, str], shape: type[Q]) -> Q:
+    """Convert and validate the parameters in a route's path (``/users/{id}/ban``)."""
+    return _convert_parameters(match_info, shape)
+
+
+def parse_query(query: MultiMapping[str], shape: type[Q], symbols: Iterable[str]) -> Q:
+    """Convert and validate a query string; symbols must be among the tracked ones."""
+    given: dict[str, str] = {}
+    for key in set(query.keys()):
+        values = query.getall(key)
+        if len(values) > 1:
+            raise bad_request("invalid_parameter", f"{key} is given {len(values)} times", key)
+        given[key] = values[0]
+    parsed = _convert_parameters(given, shape)
     symbol = getattr(parsed, "symbol", None)
     if symbol is not None and symbol not in symbols:
         tracked = ", ".join(symbols)

@@ -1,4 +1,6 @@
-"""Every SQL statement of the API and the admin command line, and nothing else.
+"""Every SQL statement of the API's routes, and nothing else (admin actions on users and
+invites are the store's ``admin_sql``, shared with the command line and reached through
+``ApiContext.admin``).
 
 Each function takes a pool or a connection and returns asyncpg records (or
 plain values); shaping them into responses is the handlers' business. Every
@@ -105,7 +107,8 @@ async def _register(
         claimed = await conn.fetchval(
             """
             UPDATE invite_codes SET used_at = now()
-            WHERE code = $1 AND used_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+            WHERE code = $1 AND used_at IS NULL AND revoked_at IS NULL
+              AND (expires_at IS NULL OR expires_at > now())
             RETURNING code
             """,
             code,
@@ -240,73 +243,6 @@ async def revoke_family_of(db: Db, token_hash: str) -> bool:
         timeout=TIMEOUT_S,
     )
     return family is not None
-
-
-# -- admin ----------------------------------------------------------------------------------
-
-
-async def create_user(
-    db: Db, username: str, password_hash: str, role: str
-) -> asyncpg.Record | None:
-    """None when the name is taken."""
-    return await db.fetchrow(
-        f"""
-        INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
-        ON CONFLICT DO NOTHING RETURNING {_USER_COLUMNS}
-        """,
-        username,
-        password_hash,
-        role,
-    )
-
-
-async def set_banned(conn: asyncpg.Connection, username: str, banned: bool) -> int | None:
-    """Ban or unban; a ban also revokes every refresh token. Returns tokens revoked, or None."""
-    async with conn.transaction():
-        user_id = await conn.fetchval(
-            "UPDATE users SET banned = $2 WHERE username = $1 RETURNING id", username, banned
-        )
-        if user_id is None:
-            return None
-        if not banned:
-            return 0
-        revoked = await conn.fetch(
-            "UPDATE refresh_tokens SET revoked_at = now() "
-            "WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
-            user_id,
-        )
-        return len(revoked)
-
-
-async def set_role(db: Db, username: str, role: str) -> bool:
-    result = await db.fetchval(
-        "UPDATE users SET role = $2 WHERE username = $1 RETURNING id", username, role
-    )
-    return result is not None
-
-
-async def list_users(db: Db) -> Rows:
-    return await _fetch(db, f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")
-
-
-async def create_invites(db: Db, codes: Sequence[str], expires_at: dt.datetime | None) -> None:
-    await db.executemany(
-        "INSERT INTO invite_codes (code, expires_at) VALUES ($1, $2)",
-        [(code, expires_at) for code in codes],
-    )
-
-
-async def list_invites(db: Db, include_spent: bool) -> Rows:
-    return await _fetch(
-        db,
-        """
-        SELECT i.code, i.created_at, i.expires_at, i.used_at, u.username AS used_by
-        FROM invite_codes i LEFT JOIN users u ON u.id = i.used_by
-        WHERE $1 OR (i.used_at IS NULL AND (i.expires_at IS NULL OR i.expires_at > now()))
-        ORDER BY i.created_at, i.code
-        """,
-        include_spent,
-    )
 
 
 # -- funding ---------------------------------------------------------------------------------

@@ -8,11 +8,13 @@ ones the document's schemas come from).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from arbengine.api import (
+    admin_routes,
     auth_routes,
     control_routes,
     data_routes,
@@ -41,6 +43,8 @@ class Route:
     """Admins only (implies ``auth``): anyone else is refused with 403 ``forbidden``
     before the query or body is looked at."""
     query: type[s._Query] = s.NoQuery
+    path_params: type[s._PathParams] | None = None
+    """The parameters in ``path`` (``{id}``): each one a field, validated like a query's."""
     body: type[s._Input] | None = None
     status: int = 200
     status_of: Callable[[Any], int] | None = None
@@ -50,6 +54,11 @@ class Route:
     validate_query: bool = True
     """False for the page's files, whose URLs browsers may decorate."""
 
+    def __post_init__(self) -> None:
+        named = set(re.findall(r"\{([^{}]+)\}", self.path))
+        declared = set(self.path_params.__struct_fields__) if self.path_params else set()
+        assert named == declared, f"{self.path}: path parameters {named} but {declared} declared"
+
     @property
     def authenticated(self) -> bool:
         return self.auth or self.admin
@@ -58,8 +67,8 @@ class Route:
     def operation_id(self) -> str:
         if self.path == "/":
             return "page"
-        name = self.path.strip("/").removeprefix("api/")
-        for ch in "/.-{}":
+        name = self.path.strip("/").removeprefix("api/").replace("{", "").replace("}", "")
+        for ch in "/.-":
             name = name.replace(ch, "_")
         # The dashboard's URLs share names with API paths (/admin, /api/admin/...).
         prefix = "page" if not self.path.startswith("/api/") else self.method.lower()
@@ -135,8 +144,9 @@ def api_routes() -> list[Route]:
             status=201,
             errors=(*BODY_ERRORS, 403, 409, 429, 503),
             description=(
-                "Each invite code works once (and may expire): an unknown, used or expired "
-                "code is 403 invalid_invite, a taken username 409 username_taken (the code "
+                "Each invite code works once (and may expire, or be revoked): an unknown, "
+                "used, revoked or expired code is 403 invalid_invite, a taken username 409 "
+                "username_taken (the code "
                 "stays usable). The code is consumed atomically: of concurrent registrations "
                 "with one code, one succeeds. Limited per client address "
                 "(register_attempts_per_ip per login_window; 429 with Retry-After)."
@@ -518,6 +528,129 @@ def api_routes() -> list[Route]:
                 "breaker), with the rule, the reason and the values that put it there, the "
                 "admin's pause, the [risk] limits, the values of the monitor's last round "
                 "and its last transitions. 409 live_off: live trading does not run here."
+            ),
+        ),
+        # -- admin: users, invite codes, the audit ---------------------------------------
+        Route(
+            "GET",
+            "/api/admin/users",
+            admin_routes.users,
+            "Every user: role, ban, last login, active sessions (admins only)",
+            "admin",
+            s.AdminUsers,
+            admin=True,
+            query=s.AdminUsersQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description="By id, at most limit rows; next_after pages on.",
+        ),
+        Route(
+            "POST",
+            "/api/admin/users/{id}/ban",
+            admin_routes.ban,
+            "Ban a user at once, revoking their sessions (admins only)",
+            "admin",
+            s.AdminUserReply,
+            admin=True,
+            path_params=s.UserPath,
+            errors=(400, *AUTH_ERRORS, 404, 409, 503),
+            description=(
+                "The user's access tokens are refused from their next request (403 banned) "
+                "and every refresh token is revoked. Banning a banned user answers 200 "
+                "unchanged. 409 self_ban: an admin cannot ban themself. Audited."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/admin/users/{id}/unban",
+            admin_routes.unban,
+            "Lift a ban (admins only)",
+            "admin",
+            s.AdminUserReply,
+            admin=True,
+            path_params=s.UserPath,
+            errors=(400, *AUTH_ERRORS, 404, 503),
+            description=(
+                "Sessions revoked by the ban stay revoked: the user logs in again. Unbanning "
+                "a user who is not banned answers 200 unchanged. Audited."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/admin/users/{id}/role",
+            admin_routes.set_role,
+            "Make a user an admin, or a plain user (admins only)",
+            "admin",
+            s.AdminUserReply,
+            admin=True,
+            path_params=s.UserPath,
+            body=s.RoleBody,
+            errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 503),
+            description=(
+                "In force from the user's next request. The role they have already answers "
+                "200 unchanged. 409 self_demotion: an admin cannot take their own admin "
+                "role, so a deployment always keeps an admin. Audited."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/admin/invites",
+            admin_routes.invites,
+            "Invite codes, newest first, with who made and used them (admins only)",
+            "admin",
+            s.AdminInvites,
+            admin=True,
+            query=s.AdminInvitesQuery,
+            errors=(400, *AUTH_ERRORS, 404, 503),
+            description=(
+                "All of them, or those of one status; at most limit rows, next_after pages "
+                "on (an after that is no code: 404)."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/admin/invites",
+            admin_routes.create_invites,
+            "Make single-use invite codes (admins only)",
+            "admin",
+            s.CreatedInvites,
+            admin=True,
+            body=s.InviteBody,
+            status=201,
+            errors=(*BODY_ERRORS, *AUTH_ERRORS, 503),
+            description=(
+                "count codes (default 1), each valid for expires_in seconds (default: until "
+                "used or revoked), with an optional note. Audited."
+            ),
+        ),
+        Route(
+            "POST",
+            "/api/admin/invites/{code}/revoke",
+            admin_routes.revoke_invite,
+            "Revoke an unused invite code (admins only)",
+            "admin",
+            s.AdminInviteReply,
+            admin=True,
+            path_params=s.InvitePath,
+            errors=(400, *AUTH_ERRORS, 404, 409, 503),
+            description=(
+                "It registers nobody from then on (403 invalid_invite). A revoked code "
+                "answers 200 unchanged; 409 invite_used: a used code stays on record. "
+                "Audited."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/admin/audit",
+            admin_routes.audit,
+            "What admins did to users and invites, latest first (admins only)",
+            "admin",
+            s.AuditLog,
+            admin=True,
+            query=s.AuditQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description=(
+                "One row per action, through the API (who admin:<name>) or the command line "
+                "(cli:<os user>), refusals included; at most limit rows, next_after pages on."
             ),
         ),
     ]

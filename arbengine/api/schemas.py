@@ -14,6 +14,16 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import Meta, Struct, field
 
+from arbengine.domain.admin_rows import (
+    MAX_INVITE_TTL_MS,
+    MAX_INVITES,
+    MIN_INVITE_TTL_MS,
+    NOTE_MAX,
+    AdminAction,
+    AuditResult,
+    InviteStatus,
+)
+
 # A trade or funding time far beyond any real one; keeps bigint arithmetic in SQL safe.
 MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01
 
@@ -47,8 +57,9 @@ InviteCode = Annotated[
     Meta(
         pattern=r"^[A-Za-z0-9_-]{8,64}$",
         description=(
-            "a code from `arbengine admin gen-invite`: single-use, and it may expire; an "
-            "unknown, used or expired code is refused with 403 invalid_invite"
+            "a code from an admin (`POST /api/admin/invites`, `arbengine admin gen-invite`): "
+            "single-use, and it may expire or be revoked; an "
+            "unknown, used, revoked or expired code is refused with 403 invalid_invite"
         ),
     ),
 ]
@@ -1038,3 +1049,151 @@ class LiveControlReply(_Shape):
     state: LiveControlState | None
     """After the command (null only when the exchange could not be read)."""
     detail: dict[str, Any]
+
+
+# -- admin ----------------------------------------------------------------------------------
+
+MAX_ID = 2**63 - 1
+"""The largest id a bigint column holds."""
+RowId = Annotated[int, Meta(ge=1, le=MAX_ID)]
+InviteCodeRef = Annotated[
+    str, Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="an invite code, as listed")
+]
+AdminResult = Literal["done", "unchanged"]
+"""``done``: changed now; ``unchanged``: it already was so (asking twice is safe)."""
+PageLimit = Annotated[int, Meta(ge=1, le=1000, description="at most 1000 rows")]
+_NEXT_PAGE = "the next page: next_after of the one before"
+AfterId = Annotated[int, Meta(ge=0, le=MAX_ID, description=_NEXT_PAGE)]
+AfterCode = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$", description=_NEXT_PAGE)]
+InviteCount = Annotated[
+    int, Meta(ge=1, le=MAX_INVITES, description=f"codes to make, at most {MAX_INVITES}")
+]
+InviteLife = Annotated[
+    int,
+    Meta(
+        ge=MIN_INVITE_TTL_MS // 1000,
+        le=MAX_INVITE_TTL_MS // 1000,
+        description="seconds each code stays usable (default: no expiry)",
+    ),
+]
+InviteNote = Annotated[
+    str, Meta(min_length=1, max_length=NOTE_MAX, description="whom the codes are for")
+]
+
+
+class _PathParams(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of the parameters in a route's path (``{id}``): each one is required."""
+
+
+class UserPath(_PathParams):
+    id: Annotated[RowId, Meta(description="a user's id, as listed by /api/admin/users")]
+
+
+class InvitePath(_PathParams):
+    code: InviteCodeRef
+
+
+class AdminUsersQuery(_Query):
+    after: AfterId | None = None
+    limit: PageLimit = 100
+
+
+class AdminUser(_Shape):
+    id: int
+    username: str
+    role: Role
+    banned: bool
+    """A banned user's requests and refresh tokens are refused (403 banned)."""
+    created_at: dt.datetime
+    last_login_at: dt.datetime | None
+    active_sessions: int
+    """Logins whose refresh token can still be used (not spent, revoked or expired)."""
+
+
+class AdminUsers(_Shape):
+    rows: list[AdminUser]
+    """By id."""
+    next_after: int | None
+    """When ``limit`` cut the list short: ask again with ``after`` this."""
+
+
+class RoleBody(_Input):
+    role: Role
+
+
+class AdminUserReply(_Shape):
+    result: AdminResult
+    user: AdminUser
+    """The user now."""
+    sessions_revoked: int = 0
+    """A ban: the refresh tokens it revoked."""
+
+
+class AdminInvitesQuery(_Query):
+    status: InviteStatus | None = None
+    after: AfterCode | None = None
+    limit: PageLimit = 100
+
+
+class InviteBody(_Input):
+    count: InviteCount = 1
+    expires_in: InviteLife | None = None
+    note: InviteNote | None = None
+
+
+class AdminInvite(_Shape):
+    code: str
+    status: InviteStatus
+    """``usable``; ``used``; ``revoked``; ``expired`` (unused, past expires_at)."""
+    created_at: dt.datetime
+    created_by: str | None
+    """The admin who made it; null: the command line."""
+    expires_at: dt.datetime | None
+    used_by: str | None
+    used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    note: str | None
+
+
+class AdminInvites(_Shape):
+    rows: list[AdminInvite]
+    """Newest first."""
+    next_after: str | None
+    """When ``limit`` cut the list short: ask again with ``after`` this."""
+
+
+class CreatedInvites(_Shape):
+    rows: list[AdminInvite]
+
+
+class AdminInviteReply(_Shape):
+    result: AdminResult
+    invite: AdminInvite
+
+
+class AuditQuery(_Query):
+    after: AfterId | None = None
+    limit: PageLimit = 100
+
+
+class AuditEntry(_Shape):
+    id: int
+    at: dt.datetime
+    who: str
+    """``admin:<name>`` (the API) or ``cli:<os user>`` (``arbengine admin``)."""
+    action: AdminAction
+    target: str | None
+    """A username (``#<id>`` when there was no such user), an invite code, or ``N invite
+    codes``."""
+    result: AuditResult
+    detail: dict[str, Any]
+    """``user_id``, ``sessions_revoked``, ``before``/``after`` (a role), ``codes``,
+    ``expires_at``, ``note``, ``reason`` (a refusal: ``self_ban``, ``self_demotion``,
+    ``not_admin``, ``invite_used``, ``name_taken``)."""
+
+
+class AuditLog(_Shape):
+    rows: list[AuditEntry]
+    """Latest first."""
+    next_after: int | None
+    """When ``limit`` cut the list short: ask again with ``after`` this."""

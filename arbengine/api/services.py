@@ -124,6 +124,8 @@ class Call:
     body: Any
     user: UserState | None
     window: Window | None = None
+    path: Any = None
+    """The route's path parameters (``Route.path_params``), validated."""
 
     @property
     def range(self) -> Window:

@@ -241,8 +241,8 @@ async def _seed(url: str, symbols: list[str]) -> None:
     """Four days of settled funding and a current premiumIndex per symbol, and a user."""
     import asyncpg
 
-    from arbengine.api import queries
     from arbengine.api.tokens import Passwords
+    from arbengine.store import admin_sql
 
     now = int(time.time() * 1000)
     conn = await asyncpg.connect(url)
@@ -261,7 +261,8 @@ async def _seed(url: str, symbols: list[str]) -> None:
                 100.0 + i,
                 now + 3_600_000,
             )
-        await queries.create_user(conn, BENCH_USER, Passwords().hash_sync(BENCH_PASSWORD), "user")
+        password_hash = Passwords().hash_sync(BENCH_PASSWORD)
+        await admin_sql.create_user(conn, BENCH_USER, password_hash, "user")
     finally:
         await conn.close()
 

@@ -24,6 +24,7 @@ TABLES = {
     "users",
     "invite_codes",
     "refresh_tokens",
+    "admin_audit",
     "schema_migrations",
 }
 

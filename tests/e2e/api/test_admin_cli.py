@@ -43,6 +43,9 @@ async def test_create_admin_then_log_in_as_admin(api: ApiUnderTest) -> None:
         (["create-admin", "ok_name"], "", "use --password-stdin"),
         (["gen-invite", "--count", "0"], None, "--count"),
         (["gen-invite", "--expires", "soon"], None, "--expires"),
+        (["gen-invite", "--expires", "30s"], None, "an invite expires in 1m to 3650d"),
+        (["gen-invite", "--expires", "99999999999d"], None, "an invite expires in 1m to 3650d"),
+        (["gen-invite", "--note", "x" * 201], None, "--note must be 1 to 200 characters"),
     ],
 )
 async def test_usage_mistakes_exit_2_with_one_line(
@@ -77,7 +80,7 @@ async def test_invites_are_listed_until_used_and_each_works_once(api: ApiUnderTe
     assert codes[0] not in {i["code"] for i in orjson.loads(listed)}
     _, everything, _ = await api.admin("list-invites", "--all", "--json")
     used = next(i for i in orjson.loads(everything) if i["code"] == codes[0])
-    assert used["used_by"] == name
+    assert (used["used_by"], used["status"]) == (name, "used")
     _, table, _ = await api.admin("list-invites")
     assert table.splitlines()[0].split() == [
         "code",
@@ -85,6 +88,8 @@ async def test_invites_are_listed_until_used_and_each_works_once(api: ApiUnderTe
         "expires_at",
         "used_at",
         "used_by",
+        "status",
+        "note",
     ]
 
 

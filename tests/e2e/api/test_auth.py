@@ -75,7 +75,7 @@ async def test_an_expired_or_unknown_invite_is_refused(api: ApiUnderTest) -> Non
         assert reply.status == 403
         assert reply.error == {
             "code": "invalid_invite",
-            "message": "the invite code is unknown, used or expired",
+            "message": "the invite code is unknown, used, revoked or expired",
             "field": "invite_code",
         }
 

@@ -93,9 +93,14 @@ async def test_every_authenticated_operation_refuses_anonymous_callers(
         for method, operation in operations.items():
             if not operation["security"]:
                 continue
-            required = [p["name"] for p in operation.get("parameters", []) if p.get("required")]
+            parameters = operation.get("parameters", [])
+            required = [p["name"] for p in parameters if p["required"] and p["in"] == "query"]
             query = "&".join(f"{name}=BTCUSDT" for name in required)
-            reply = await api.request(method.upper(), f"{path}?{query}" if query else path)
+            url = path
+            for parameter in parameters:
+                if parameter["in"] == "path":
+                    url = url.replace(f"{{{parameter['name']}}}", "1")
+            reply = await api.request(method.upper(), f"{url}?{query}" if query else url)
             assert reply.status == 401, path
             assert reply.body == {
                 "error": {

@@ -76,12 +76,17 @@ def test_query_parameters_are_the_ones_the_server_accepts(document: dict[str, An
         if not route.validate_query:
             continue
         operation = document["paths"][route.path][route.method.lower()]
+        parameters = operation.get("parameters", [])
         required = [
-            (p["name"], "BTCUSDT") for p in operation.get("parameters", []) if p["required"]
+            (p["name"], "BTCUSDT") for p in parameters if p["required"] and p["in"] == "query"
         ]
         parse_query(
             MultiDict(required), route.query, ["BTCUSDT"]
         )  # what the doc requires is enough
+        in_path = [p["name"] for p in parameters if p["in"] == "path"]
+        assert all(p["required"] for p in parameters if p["in"] == "path")
+        fields = route.path_params.__struct_fields__ if route.path_params else ()
+        assert sorted(in_path) == sorted(fields)
 
 
 def test_errors_are_documented_with_the_error_shape(document: dict[str, Any]) -> None:
@@ -158,7 +163,15 @@ def test_register_states_the_invite_rules(document: dict[str, Any]) -> None:
 def test_admin_operations_say_so_and_declare_403(document: dict[str, Any]) -> None:
     admin = [r for r in all_routes() if r.admin]
     assert sorted((r.method, r.path) for r in admin) == [
+        ("GET", "/api/admin/audit"),
+        ("GET", "/api/admin/invites"),
+        ("GET", "/api/admin/users"),
         ("GET", "/api/live/config"),
+        ("POST", "/api/admin/invites"),
+        ("POST", "/api/admin/invites/{code}/revoke"),
+        ("POST", "/api/admin/users/{id}/ban"),
+        ("POST", "/api/admin/users/{id}/role"),
+        ("POST", "/api/admin/users/{id}/unban"),
         ("POST", "/api/live/cancel-all"),
         ("POST", "/api/live/flatten"),
         ("POST", "/api/live/pause"),
