@@ -85,7 +85,13 @@ def _watch(tab: PageUnderTest) -> None:
     )
     page.on(
         "requestfailed",
-        lambda req: tab.record(f"request failed: {req.method} {req.url} {req.failure}"),
+        # A request cut off because the user moved to another page (ERR_ABORTED) is not a
+        # failure anyone sees; anything else is.
+        lambda req: (
+            tab.record(f"request failed: {req.method} {req.url} {req.failure}")
+            if "ERR_ABORTED" not in (req.failure or "")
+            else None
+        ),
     )
     page.on(
         "response",

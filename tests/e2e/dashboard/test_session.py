@@ -68,6 +68,7 @@ async def test_a_wrong_password_is_refused_and_the_right_one_lands_on_the_page_a
         # A user sees every page but Admin, and the current one is marked.
         await expect(tab.page.locator("header nav a")).to_have_text(NAV)
         await expect(tab.page.locator('header nav a[aria-current="page"]')).to_have_text("Server")
+        await tab.ready()
 
         # The navigation bar goes where it says.
         await tab.page.click("header nav >> text=About")

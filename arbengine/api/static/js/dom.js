@@ -74,9 +74,10 @@ export function loading() {
 
 /**
  * A table of rows. columns: [{ label, value(row) -> text|Node, num?: bool, tone?(row) -> class,
- * key?: class name for the cell }]. `emptyText` shows when there are no rows.
+ * key?: class name for the cell }]. `emptyText` shows when there are no rows; `label` names the
+ * scrolling region for screen readers (default: the caption).
  */
-export function table(columns, rows, { emptyText = "No data yet.", caption, rowData } = {}) {
+export function table(columns, rows, { emptyText = "No data yet.", caption, rowData, label } = {}) {
   if (!rows || rows.length === 0) return empty(emptyText);
   const head = h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.num ? "num" : null }, c.label)));
   const body = rows.map((row) =>
@@ -89,9 +90,11 @@ export function table(columns, rows, { emptyText = "No data yet.", caption, rowD
       }),
     ),
   );
+  // A table wider than the screen scrolls in its box: keyboard users reach it (tabindex) and
+  // screen readers hear what it is (a labelled region).
   return h(
     "div",
-    { class: "table-scroll" },
+    { class: "table-scroll", tabindex: "0", role: "region", "aria-label": label || caption || "Table" },
     h("table", {}, caption ? h("caption", {}, caption) : null, h("thead", {}, head), h("tbody", {}, body)),
   );
 }

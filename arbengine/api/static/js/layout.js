@@ -88,9 +88,6 @@ function healthBanner() {
  */
 export async function startPage({ title, render, public: open = false, admin = false, stylesheet = false }) {
   document.title = `${title} · arbengine`;
-  if (stylesheet) {
-    document.head.append(h("link", { rel: "stylesheet", href: `/static/css/${document.body.dataset.page}.css` }));
-  }
   const main = document.getElementById("main");
   let user = null;
   try {
@@ -106,6 +103,10 @@ export async function startPage({ title, render, public: open = false, admin = f
   if (admin && user.role !== "admin") {
     location.replace("/");
     return;
+  }
+  // Only now: a visit that goes to the login page instead must not leave a load cut off.
+  if (stylesheet) {
+    document.head.append(h("link", { rel: "stylesheet", href: `/static/css/${document.body.dataset.page}.css` }));
   }
   fill(document.getElementById("top"), header(user));
   const heading = h("h1", {}, title);

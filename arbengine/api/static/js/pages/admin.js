@@ -169,7 +169,7 @@ startPage({
           { label: "Actions", value: userActions },
         ],
         data.rows,
-        { emptyText: "No users yet.", rowData: (u) => ({ user: u.username }) },
+        { emptyText: "No users yet.", label: "Users", rowData: (u) => ({ user: u.username }) },
       ));
     }
 
@@ -187,7 +187,7 @@ startPage({
           { label: "", value: inviteActions },
         ],
         data.rows,
-        { emptyText: "No invite codes yet: create one above.", rowData: (i) => ({ code: i.code }) },
+        { emptyText: "No invite codes yet: create one above.", label: "Invite codes", rowData: (i) => ({ code: i.code }) },
       ));
     }
 
@@ -202,7 +202,7 @@ startPage({
           { label: "Result", value: (a) => badge(a.result, a.result === "done" ? "ok" : a.result === "refused" ? "bad" : ""), key: "result" },
         ],
         data.rows,
-        { emptyText: "No admin actions yet." },
+        { emptyText: "No admin actions yet.", label: "Audit" },
       ));
     }
 
