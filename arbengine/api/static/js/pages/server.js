@@ -132,7 +132,10 @@ function componentsView(tasks) {
       { label: "Component", value: (t) => t.name, key: "name" },
       { label: "State", value: (t) => stateBadge(t.state), key: "state" },
       { label: "Why", value: (t) => t.reason || DASH, key: "reason wrap" },
-      { label: "Restarts", value: (t) => count(t.restarts), num: true, key: "restarts", tone: (t) => (t.restarts ? "neg" : "") },
+      {
+        label: "Restarts", value: (t) => count(t.restarts), num: true, key: "restarts",
+        tone: (t) => (t.restarts ? "neg" : ""),
+      },
       { label: "Running since", value: (t) => at(t.started_at), key: "started" },
       {
         label: "Last error",
@@ -158,13 +161,22 @@ function channelsView(channels) {
   return table(
     [
       { label: "Channel", value: (c) => c.name, key: "name" },
-      { label: "Depth", value: (c) => count(c.depth), num: true, key: "depth", tone: (c) => (fullness(c) >= CHANNEL_FULL ? "neg" : "") },
+      {
+        label: "Depth", value: (c) => count(c.depth), num: true, key: "depth",
+        tone: (c) => (fullness(c) >= CHANNEL_FULL ? "neg" : ""),
+      },
       { label: "Capacity", value: (c) => count(c.capacity), num: true, key: "capacity" },
       { label: "Full", value: (c) => percent(fullness(c), 1), num: true, key: "full" },
       { label: "When full", value: (c) => c.policy, key: "policy" },
       { label: "Events passed", value: (c) => count(c.put_total), num: true, key: "put" },
-      { label: "Waits", value: (c) => count(c.waits_total), num: true, key: "waits", tone: (c) => (c.waits_total ? "neg" : "") },
-      { label: "Dropped", value: (c) => count(c.dropped_total), num: true, key: "dropped", tone: (c) => (c.dropped_total ? "neg" : "") },
+      {
+        label: "Waits", value: (c) => count(c.waits_total), num: true, key: "waits",
+        tone: (c) => (c.waits_total ? "neg" : ""),
+      },
+      {
+        label: "Dropped", value: (c) => count(c.dropped_total), num: true, key: "dropped",
+        tone: (c) => (c.dropped_total ? "neg" : ""),
+      },
     ],
     channels,
     {
@@ -208,7 +220,9 @@ function symbolsView(symbols, engine) {
   const summary = h(
     "div",
     { class: "stats" },
-    symbols ? stat("Collecting", `${count(collecting.size)} of ${count(symbols.configured.length)}`, { key: "collecting" }) : null,
+    symbols
+      ? stat("Collecting", `${count(collecting.size)} of ${count(symbols.configured.length)}`, { key: "collecting" })
+      : null,
     symbols ? stat("Skipped", count(skipped.size), { key: "skipped", tone: skipped.size ? "neg" : "" }) : null,
     engine ? stat("Evaluated", count(engine.ready), { key: "engine-ready" }) : null,
     engine ? stat("Waiting for history", count(engine.waiting), { key: "engine-waiting" }) : null,
@@ -243,7 +257,10 @@ function backfillView(backfill) {
       { label: "Symbols done", value: (b) => `${count(b.done)} of ${count(b.total)}`, num: true, key: "done" },
       { label: "REST calls", value: (b) => count(b.requests), num: true, key: "requests" },
       { label: "Started", value: (b) => at(b.started_at), key: "started" },
-      { label: "Finished", value: (b) => (b.finished_at ? at(b.finished_at) : badge("in progress", "warn")), key: "finished" },
+      {
+        label: "Finished", key: "finished",
+        value: (b) => (b.finished_at ? at(b.finished_at) : badge("in progress", "warn")),
+      },
     ],
     backfill,
     {
@@ -269,7 +286,9 @@ function restView(rest) {
       stat("Live reserve", `${count(rest.live_reserve)} / min`, { key: "live-reserve" }),
       stat("Repair and backfill share", `${count(rest.lower_share)} / min`, { key: "lower-share" }),
       stat("Calls waiting", waiting || DASH, { key: "waiting" }),
-      stat("Paused until", paused ? timeEl(rest.paused_until_ms) : "not paused", { key: "paused", tone: paused ? "neg" : "" }),
+      stat("Paused until", paused ? timeEl(rest.paused_until_ms) : "not paused", {
+        key: "paused", tone: paused ? "neg" : "",
+      }),
     ),
     table(
       [
@@ -278,7 +297,7 @@ function restView(rest) {
         { label: "Allowed", value: (g) => count(g.allowed), num: true, key: "allowed" },
         { label: "Limit", value: (g) => count(g.limit), num: true, key: "limit" },
         { label: "Window", value: (g) => `${count(g.window_s)} s`, num: true, key: "window" },
-        { label: "Paused until", value: (g) => at(g.paused_until_ms ? g.paused_until_ms / 1000 : null), key: "paused" },
+        { label: "Paused until", value: (g) => timeEl(g.paused_until_ms), key: "paused" },
       ],
       rest.groups,
       {
@@ -339,7 +358,10 @@ function databaseView(db) {
         { label: "Table", value: (t) => t.name, key: "name" },
         { label: "Size", value: (t) => bytes(t.bytes), num: true, key: "bytes" },
         { label: "Rows (estimate)", value: (t) => count(t.rows_estimate), num: true, key: "rows" },
-        { label: "Partitions", value: (t) => (t.partitions ? count(t.partitions) : DASH), num: true, key: "partitions" },
+        {
+          label: "Partitions", value: (t) => (t.partitions ? count(t.partitions) : DASH), num: true,
+          key: "partitions",
+        },
       ],
       db.tables,
       {
@@ -403,15 +425,17 @@ startPage({
     };
     const serverFailed = (err) => {
       // The values drawn last stay; the note says they are no longer current.
-      fill(problem, failed(err), shown ? h("p", { class: "note" }, "The values below are from the last answer.") : null);
+      const stale = shown ? h("p", { class: "note" }, "The values below are from the last answer.") : null;
+      fill(problem, failed(err), stale);
     };
     const databaseFailed = (err) => {
       if (!databaseBody.contains(databaseProblem)) databaseBody.prepend(databaseProblem);
       fill(databaseProblem, failed(err));
     };
-    for (const body of [daemonBody, degradedBody, componentsBody, channelsBody, symbolsBody, restBody, backfillBody, databaseBody]) {
-      fill(body, loading());
-    }
+    const bodies = [
+      daemonBody, degradedBody, componentsBody, channelsBody, databaseBody, symbolsBody, restBody, backfillBody,
+    ];
+    for (const body of bodies) fill(body, loading());
     await Promise.all([
       pollFrom(loadServer, SERVER_EVERY_MS, serverFailed),
       pollFrom(loadDatabase, DATABASE_EVERY_MS, databaseFailed),
