@@ -378,8 +378,11 @@ function databaseView(db) {
 
 startPage({
   title: "Server",
-  stylesheet: true,
   async render(main) {
+    // The page's stylesheet, loaded only once the session is known: with the frame's
+    // `stylesheet: true` it is requested before that, and a visitor sent on to the login page
+    // leaves it cut off mid-load (a failed request the browser reports).
+    document.head.append(h("link", { rel: "stylesheet", href: "/static/css/server.css" }));
     const problem = h("div", { id: "server-error" });
     const [daemon, daemonBody] = panel("Daemon", { id: "server-daemon", wide: true });
     const [degraded, degradedBody] = panel("Degraded", { id: "server-degraded", wide: true });
