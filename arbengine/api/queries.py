@@ -411,6 +411,59 @@ async def daily_completeness(db: Db, symbols: Sequence[str], since: dt.date) -> 
     )
 
 
+# -- the database itself: sizes and partitions -------------------------------------------
+#
+# From the catalogue only: sizes and the planner's row estimates, never a count(*), which on
+# a tape of billions of rows would read all of it.
+
+
+async def database_size(db: Db) -> int:
+    return int(await db.fetchval("SELECT pg_database_size(current_database())", timeout=TIMEOUT_S))
+
+
+async def table_sizes(db: Db) -> Rows:
+    """Every table of the current schema; a partitioned one with its partitions' sums."""
+    return await _fetch(
+        db,
+        """
+        SELECT c.relname AS name,
+               coalesce(sum(pg_total_relation_size(l.oid)), 0)::bigint AS bytes,
+               sum(l.reltuples) FILTER (WHERE coalesce(t.isleaf, true) AND l.reltuples >= 0)
+                   ::bigint AS rows_estimate,
+               count(*) FILTER (WHERE t.level > 0)::int AS partitions
+        FROM pg_class c
+        -- A table that is not partitioned has no tree: it is its own only member.
+        LEFT JOIN LATERAL pg_partition_tree(c.oid) t ON true
+        JOIN pg_class l ON l.oid = coalesce(t.relid, c.oid)
+        WHERE c.relnamespace = current_schema()::regnamespace
+          AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        GROUP BY c.relname
+        ORDER BY bytes DESC, name
+        """,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def partitions(db: Db) -> Rows:
+    """Each partition of each partitioned table of the current schema, with its bound as
+    PostgreSQL prints it (``FOR VALUES FROM (…) TO (…)``) and its table's key."""
+    return await _fetch(
+        db,
+        """
+        SELECT p.relname AS table_name, pg_get_partkeydef(p.oid) AS key, c.relname AS name,
+               pg_get_expr(c.relpartbound, c.oid) AS bound,
+               pg_total_relation_size(c.oid) AS bytes,
+               CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END AS rows_estimate
+        FROM pg_class p
+        JOIN pg_inherits i ON i.inhparent = p.oid
+        JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE p.relnamespace = current_schema()::regnamespace AND p.relkind = 'p'
+        ORDER BY p.relname, c.relname
+        """,
+        timeout=TIMEOUT_S,
+    )
+
+
 # -- liquidations ----------------------------------------------------------------------------
 
 

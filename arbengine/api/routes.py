@@ -215,6 +215,22 @@ def api_routes() -> list[Route]:
         ),
         Route(
             "GET",
+            "/api/server/database",
+            system_routes.server_database,
+            "Database size, every table's size and row estimate, and the partitions",
+            "system",
+            s.DatabaseInfo,
+            auth=True,
+            errors=(400, *AUTH_ERRORS, 503),
+            description=(
+                "From the catalogue, never by counting rows: sizes on disk with indexes, "
+                "the planner's row estimates (as of the last ANALYZE), and per partitioned "
+                "table (agg_trades, by month) its partitions oldest first with their ranges "
+                "in epoch ms."
+            ),
+        ),
+        Route(
+            "GET",
             "/api/snapshots",
             data_routes.snapshots,
             "Stored premiumIndex samples of one symbol",

@@ -383,6 +383,52 @@ class ServerInfo(_Shape):
     is off."""
 
 
+class TableSize(_Shape):
+    name: str
+    bytes: int
+    """On disk with its indexes and TOAST; a partitioned table's is its partitions' sum."""
+    rows_estimate: int | None
+    """The planner's count from the last ANALYZE (autovacuum runs it as a table grows):
+    an estimate, kept cheap on a tape of billions of rows; partitions never analysed are
+    left out; null when nothing of the table was analysed yet."""
+    partitions: int
+    """0 for a table that is not partitioned."""
+
+
+class PartitionInfo(_Shape):
+    name: str
+    from_ms: int | None
+    """Start of its range (inclusive): every partitioned table here is partitioned by a
+    time in epoch ms (``agg_trades`` by trade time); null for a bound that is not a number."""
+    to_ms: int | None
+    """End of its range (exclusive)."""
+    bytes: int
+    rows_estimate: int | None
+    """As in ``TableSize``: null until the partition is first analysed."""
+
+
+class PartitionedTable(_Shape):
+    table: str
+    key: str
+    """How it is partitioned, as PostgreSQL says it: ``RANGE (ts)``."""
+    count: int
+    bytes: int
+    oldest_ms: int | None
+    """Start of the oldest partition's range: the oldest time the table can hold."""
+    newest_ms: int | None
+    """End of the newest partition's range: rows at or after it have no partition yet."""
+    partitions: list[PartitionInfo]
+    """Oldest first."""
+
+
+class DatabaseInfo(_Shape):
+    size_bytes: int
+    """The whole database on disk (``pg_database_size``)."""
+    tables: list[TableSize]
+    """Every table of the schema (partitions counted in their table), largest first."""
+    partitioned: list[PartitionedTable]
+
+
 # -- funding ------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Literal
 
@@ -10,15 +11,20 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from arbengine.api import queries
 from arbengine.api.context import CONTEXT, OPENAPI
 from arbengine.api.schemas import (
     BackfillSeries,
+    DatabaseInfo,
     DegradationInfo,
     EngineInfo,
     Health,
+    PartitionedTable,
+    PartitionInfo,
     RestBudgetInfo,
     ServerInfo,
     SymbolsInfo,
+    TableSize,
 )
 from arbengine.api.services import Call
 
@@ -71,6 +77,56 @@ async def server(call: Call) -> ServerInfo:
         rest=msgspec.convert(rest, RestBudgetInfo) if rest is not None else None,
         engine=msgspec.convert(engine, EngineInfo) if engine is not None else None,
     )
+
+
+# A range partition's bound as PostgreSQL prints it: FOR VALUES FROM (1704067200000) TO (…),
+# a number possibly quoted; MINVALUE, MAXVALUE or DEFAULT do not match and read as null.
+_RANGE_BOUND = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
+
+
+async def server_database(call: Call) -> DatabaseInfo:
+    """Read on its own route rather than in ``/api/server``: the catalogue walk costs more
+    than the in-memory snapshots there, and sizes change slowly, so a page asks less often."""
+    db = call.services.db()
+    size = await queries.database_size(db)
+    tables = [
+        TableSize(
+            name=r["name"],
+            bytes=r["bytes"],
+            rows_estimate=r["rows_estimate"],
+            partitions=r["partitions"],
+        )
+        for r in await queries.table_sizes(db)
+    ]
+    by_table: dict[str, tuple[str, list[PartitionInfo]]] = {}
+    for r in await queries.partitions(db):
+        bound = _RANGE_BOUND.search(r["bound"] or "")
+        by_table.setdefault(r["table_name"], (r["key"], []))[1].append(
+            PartitionInfo(
+                name=r["name"],
+                from_ms=int(bound.group(1)) if bound else None,
+                to_ms=int(bound.group(2)) if bound else None,
+                bytes=r["bytes"],
+                rows_estimate=r["rows_estimate"],
+            )
+        )
+    partitioned = []
+    for table, (key, parts) in sorted(by_table.items()):
+        parts.sort(key=lambda p: (p.from_ms is None, p.from_ms or 0, p.name))
+        starts = [p.from_ms for p in parts if p.from_ms is not None]
+        ends = [p.to_ms for p in parts if p.to_ms is not None]
+        partitioned.append(
+            PartitionedTable(
+                table=table,
+                key=key,
+                count=len(parts),
+                bytes=sum(p.bytes for p in parts),
+                oldest_ms=min(starts, default=None),
+                newest_ms=max(ends, default=None),
+                partitions=parts,
+            )
+        )
+    return DatabaseInfo(size_bytes=size, tables=tables, partitioned=partitioned)
 
 
 async def openapi_document(call: Call) -> bytes:
