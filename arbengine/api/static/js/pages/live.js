@@ -396,16 +396,18 @@ startPage({
   title: "Live",
   stylesheet: true,
   async render(main, { user }) {
-    let risk;
+    // Whether live trading runs here: the risk guard runs exactly when it does. Any other
+    // failure is the daemon's for now; the refresh below tries again.
+    let risk = null;
+    let firstError = null;
     try {
       risk = await apiGet("/api/risk");
     } catch (err) {
       if (err instanceof ApiFailure && err.code === "live_off") {
         main.append(liveOff());
-      } else {
-        main.append(failed(err));
+        return;
       }
-      return;
+      firstError = err;
     }
     const admin = user.role === "admin";
     const status = h("div", { id: "live-status" });
@@ -474,7 +476,7 @@ startPage({
       fill(status);
     };
     const onError = (err) => fill(status, failed(err));
-    await refresh().catch(onError);
+    await refresh().catch((err) => onError(firstError || err));
     poll(refresh, REFRESH_MS, { onError, immediate: false });
   },
 });

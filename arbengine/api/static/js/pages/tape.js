@@ -177,6 +177,7 @@ async function priceChart(parent) {
   const made = await makeChart(parent, { label: "Price and volume per bar", height: 340 });
   if (!made) return null;
   const { chart, lib } = made;
+  chart.timeScale().applyOptions({ lockVisibleTimeRangeOnResize: true });
   const styles = getComputedStyle(document.documentElement);
   const up = styles.getPropertyValue("--pos").trim();
   const down = styles.getPropertyValue("--neg").trim();
@@ -201,6 +202,7 @@ async function liquidationChart(parent) {
   const made = await makeChart(parent, { label: "Liquidations per bar: shorts above the line, longs below", height: 200 });
   if (!made) return null;
   const { chart, lib } = made;
+  chart.timeScale().applyOptions({ lockVisibleTimeRangeOnResize: true });
   const styles = getComputedStyle(document.documentElement);
   const common = { priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false };
   const shorts = chart.addSeries(lib.HistogramSeries, { ...common, color: styles.getPropertyValue("--pos").trim(), title: "shorts" });
