@@ -464,6 +464,69 @@ async def partitions(db: Db) -> Rows:
     )
 
 
+# -- the tape's continuity: days and gaps -------------------------------------------------
+
+
+async def trade_days(db: Db, symbol: str, first_day: dt.date, end_day: dt.date) -> Rows:
+    """The counted days in ``[first_day, end_day)``, newest first."""
+    return await _fetch(
+        db,
+        """
+        SELECT day, first_id, last_id, rows,
+               greatest(0, last_id - first_id + 1 - rows) AS missing, completeness, checked_at
+        FROM agg_trades_daily WHERE symbol = $1 AND day >= $2 AND day < $3
+        ORDER BY day DESC
+        """,
+        symbol,
+        first_day,
+        end_day,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def trade_gaps(db: Db, symbol: str, start: int, end: int, limit: int) -> Rows:
+    """Each gap (its outcomes folded into one), placed in time by its stored neighbours,
+    that overlaps ``[start, end)``; newest ids first. A gap seen with no outcome of its own
+    whose repair left holes inside it was repaired but for those holes."""
+    return await _fetch(
+        db,
+        """
+        WITH gap AS (
+            SELECT from_id, to_id, min(recorded_at) AS seen_at,
+                   bool_or(outcome = 'repaired') AS repaired, bool_or(outcome = 'hole') AS hole,
+                   max(recorded_at) FILTER (WHERE outcome <> 'seen') AS settled_at
+            FROM agg_trades_gaps WHERE symbol = $1
+            GROUP BY from_id, to_id
+        ), placed AS (
+            SELECT g.*,
+                   (SELECT t.ts FROM agg_trades t WHERE t.symbol = $1 AND t.agg_id < g.from_id
+                    ORDER BY t.agg_id DESC LIMIT 1) AS prev_ts,
+                   (SELECT t.ts FROM agg_trades t WHERE t.symbol = $1 AND t.agg_id > g.to_id
+                    ORDER BY t.agg_id LIMIT 1) AS next_ts,
+                   CASE WHEN NOT (g.repaired OR g.hole) THEN
+                       (SELECT max(h.recorded_at) FROM agg_trades_gaps h
+                        WHERE h.symbol = $1 AND h.outcome = 'hole'
+                          AND h.from_id >= g.from_id AND h.to_id <= g.to_id)
+                   END AS inner_holes_at
+            FROM gap g
+        )
+        SELECT from_id, to_id, to_id - from_id + 1 AS ids,
+               CASE WHEN repaired THEN 'repaired' WHEN hole THEN 'hole'
+                    WHEN inner_holes_at IS NOT NULL THEN 'partly_repaired' ELSE 'open'
+               END AS outcome,
+               prev_ts, next_ts, seen_at, coalesce(settled_at, inner_holes_at) AS settled_at
+        FROM placed
+        WHERE (next_ts IS NULL OR next_ts >= $2) AND (prev_ts IS NULL OR prev_ts < $3)
+        ORDER BY from_id DESC LIMIT $4
+        """,
+        symbol,
+        start,
+        end,
+        limit,
+        timeout=TIMEOUT_S,
+    )
+
+
 # -- liquidations ----------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from arbengine.api import (
     live_routes,
     risk_routes,
     system_routes,
+    tape_routes,
 )
 from arbengine.api import schemas as s
 from arbengine.api.services import Call
@@ -329,6 +330,39 @@ def api_routes() -> list[Route]:
             auth=True,
             query=s.TradesSummaryQuery,
             errors=(400, *AUTH_ERRORS, 503),
+        ),
+        Route(
+            "GET",
+            "/api/trades/days",
+            tape_routes.days,
+            "Tape completeness per UTC day of one symbol",
+            "trades",
+            s.TradesDays,
+            auth=True,
+            query=s.TradesDaysQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description=(
+                "The days overlapping the range that the continuity check has counted, "
+                "newest first: first and last trade id, trades stored, ids missing between "
+                "them, completeness (stored / (last − first + 1)) and when it was counted."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/trades/gaps",
+            tape_routes.gaps,
+            "Gaps the tape met in one symbol: repaired, holes, under way",
+            "trades",
+            s.TradesGaps,
+            auth=True,
+            query=s.TradesGapsQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description=(
+                "Each gap of trade ids with its outcome (repaired, hole, partly_repaired, "
+                "open), when it was seen and settled, and where it lies in time: between "
+                "the stored trades around it (prev_ts, next_ts). Gaps overlapping the range, "
+                "newest ids first."
+            ),
         ),
         Route(
             "GET",

@@ -660,6 +660,79 @@ class TradesSummary(_Shape):
     bars: list[TradeBar]
 
 
+class TradesDaysQuery(_Query):
+    """UTC days that overlap the range."""
+
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 30 * 86_400_000
+    MAX_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+
+    symbol: Symbol
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+
+
+class TradesDay(_Shape):
+    day: dt.date
+    first_id: int
+    last_id: int
+    rows: int
+    """Trades stored that day."""
+    missing: int
+    """Ids between the day's first and last that are not stored: last − first + 1 − rows."""
+    completeness: float
+    """rows / (last_id − first_id + 1)."""
+    checked_at: dt.datetime
+    """When the continuity check last counted the day."""
+
+
+class TradesDays(_Shape):
+    symbol: str
+    from_: int = field(name="from")
+    to: int
+    days: list[TradesDay]
+    """Newest first; only the days the continuity check has counted."""
+
+
+class TradesGapsQuery(_Query):
+    """Gaps whose place in the tape (between ``prev_ts`` and ``next_ts``) overlaps the range."""
+
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 30 * 86_400_000
+    MAX_SPAN_MS: ClassVar[int | None] = 366 * 86_400_000
+
+    symbol: Symbol
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000, description="at most 1000 rows")] = 100
+
+
+class TradesGap(_Shape):
+    from_id: int
+    to_id: int
+    ids: int
+    """to_id − from_id + 1."""
+    outcome: Literal["repaired", "hole", "partly_repaired", "open"]
+    """``repaired``: every id fetched and stored; ``hole``: the exchange no longer has these
+    ids (never repairable); ``partly_repaired``: fetched except the holes listed inside it;
+    ``open``: seen, no outcome yet (a repair under way, or the daemon stopped during one:
+    the continuity check settles it)."""
+    prev_ts: int | None
+    """Time of the last stored trade before ``from_id`` (null: none stored)."""
+    next_ts: int | None
+    """Time of the first stored trade after ``to_id`` (null: none stored yet)."""
+    seen_at: dt.datetime
+    settled_at: dt.datetime | None
+    """When its outcome was recorded; null while ``open``."""
+
+
+class TradesGaps(_Shape):
+    symbol: str
+    from_: int = field(name="from")
+    to: int
+    rows: list[TradesGap]
+    """Newest ids first."""
+    truncated: bool
+
+
 # -- liquidations ---------------------------------------------------------------------
 
 LIQUIDATION_NOTE = (

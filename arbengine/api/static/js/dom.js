@@ -37,6 +37,21 @@ export function fill(el, ...children) {
   return el;
 }
 
+/**
+ * Replace a panel's content, keeping where each of its tables was scrolled to (a table redrawn
+ * by a refresh must not jump back under the reader's finger); a table not labelled otherwise
+ * is named by the panel's heading.
+ */
+export function refill(body, ...children) {
+  const scrolled = [...body.querySelectorAll(".table-scroll")].map((el) => el.scrollLeft);
+  fill(body, ...children);
+  const heading = body.closest("section")?.querySelector("h2");
+  body.querySelectorAll(".table-scroll").forEach((el, i) => {
+    if (heading && !el.dataset.labelled) el.setAttribute("aria-label", heading.textContent);
+    if (scrolled[i]) el.scrollLeft = scrolled[i];
+  });
+}
+
 /** A <time>: the browser's local time, UTC on hover. */
 export function timeEl(ms) {
   if (ms === null || ms === undefined) return document.createTextNode(DASH);
@@ -94,7 +109,10 @@ export function table(columns, rows, { emptyText = "No data yet.", caption, rowD
   // screen readers hear what it is (a labelled region).
   return h(
     "div",
-    { class: "table-scroll", tabindex: "0", role: "region", "aria-label": label || caption || "Table" },
+    {
+      class: "table-scroll", tabindex: "0", role: "region", "aria-label": label || caption || "Table",
+      data: label || caption ? { labelled: "true" } : undefined,
+    },
     h("table", {}, caption ? h("caption", {}, caption) : null, h("thead", {}, head), h("tbody", {}, body)),
   );
 }

@@ -6,7 +6,7 @@
 "use strict";
 
 import { apiGet } from "../api.js";
-import { empty, failed, fill, h, loading, panel, stat, table, timeEl } from "../dom.js";
+import { empty, failed, fill, h, loading, panel, refill, stat, table, timeEl } from "../dom.js";
 import { DASH, bytes, count, percent } from "../format.js";
 import { startPage } from "../layout.js";
 import { poll } from "../poll.js";
@@ -44,23 +44,6 @@ function badge(text, kind) {
 function stateBadge(state) {
   const [text, kind] = STATES[state] || [state, ""];
   return badge(text, kind);
-}
-
-/** Replace a panel's content, keeping where each of its tables was scrolled to (a table
- * redrawn every few seconds must not jump back under the reader's finger). A table wider
- * than the screen scrolls in its own box: that box takes the keyboard focus and is named
- * (by the table's caption, else the panel's heading), so it can be scrolled without a mouse. */
-function refill(body, ...children) {
-  const scrolled = [...body.querySelectorAll(".table-scroll")].map((el) => el.scrollLeft);
-  fill(body, ...children);
-  const heading = body.parentElement.querySelector("h2");
-  body.querySelectorAll(".table-scroll").forEach((el, i) => {
-    const caption = el.querySelector("caption");
-    el.tabIndex = 0;
-    el.setAttribute("role", "region");
-    el.setAttribute("aria-label", (caption || heading).textContent);
-    if (scrolled[i]) el.scrollLeft = scrolled[i];
-  });
 }
 
 /** Poll `load`, resolving once its first round is over (drawn or failed), so the page is
