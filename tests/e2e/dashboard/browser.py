@@ -105,9 +105,9 @@ def _watch(tab: PageUnderTest) -> None:
 
 @asynccontextmanager
 async def open_page(
-    browser: Any, base: str, viewport: dict[str, int] | None = None
+    browser: Any, base: str, viewport: dict[str, int] | None = None, timezone: str | None = None
 ) -> AsyncIterator[PageUnderTest]:
-    context = await browser.new_context(viewport=viewport or WIDE)
+    context = await browser.new_context(viewport=viewport or WIDE, timezone_id=timezone)
     try:
         tab = PageUnderTest(await context.new_page(), base)
         _watch(tab)

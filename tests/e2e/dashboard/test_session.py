@@ -141,3 +141,26 @@ async def test_an_expired_access_token_is_refreshed_without_the_user_noticing(
         assert me["username"] == session.username
         assert len(refreshes) == signed_in_refreshes + 1
         assert tab.page.url == f"{api.base}/about"
+
+
+async def test_times_read_in_the_browsers_time_zone_with_utc_on_hover(
+    api: ApiUnderTest, browser: object
+) -> None:
+    async with open_page(browser, api.base, timezone="Asia/Tokyo") as tab:
+        await tab.goto("/about")
+        await tab.ready()
+        shown = await tab.page.evaluate(
+            """async () => {
+                const dom = await import('/static/js/dom.js');
+                const charts = await import('/static/js/charts.js');
+                const el = dom.timeEl(Date.UTC(2026, 0, 2, 3, 4, 5));
+                return {text: el.textContent, title: el.title, datetime: el.dateTime,
+                        axis: charts.chartTime(Date.UTC(2026, 0, 2, 3, 4, 5))};
+            }"""
+        )
+    # Tokyo is UTC+9 all year: 03:04:05 UTC is 12:04:05 there.
+    assert "12:04:05" in shown["text"]
+    assert shown["title"] == "2026-01-02T03:04:05Z (UTC)"
+    assert shown["datetime"] == "2026-01-02T03:04:05.000Z"
+    # The chart's axis is shifted so that it, too, reads Tokyo time.
+    assert shown["axis"] == 1767323045 + 9 * 3600
