@@ -93,6 +93,19 @@ async def seed(conn: asyncpg.Connection, now: int) -> Seeded:
     return Seeded(now, recent + old, ytd)
 
 
+# Nothing here needs the engine, which would evaluate every tick (15 s) on a busy machine.
+ENGINE_OFF = {"ARB_ENGINE_ENABLED": "false"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def api(
+    pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ApiUnderTest]:
+    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("funding"), ENGINE_OFF)
+    yield under_test
+    await stop_api(under_test, pg_server, name)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def seeded(api: ApiUnderTest) -> Seeded:
     conn = await asyncpg.connect(api.db_url)
@@ -107,7 +120,9 @@ async def empty_api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
     """A deployment nothing was written to yet."""
-    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("funding-empty"))
+    under_test, name = await start_api(
+        pg_server, tmp_path_factory.mktemp("funding-empty"), ENGINE_OFF
+    )
     yield under_test
     await stop_api(under_test, pg_server, name)
 

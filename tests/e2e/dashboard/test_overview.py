@@ -24,6 +24,7 @@ import pytest_asyncio
 from playwright.async_api import expect
 
 from arbengine.api.risk_routes import RiskReply
+from arbengine.api.schemas import NotEvaluated
 from arbengine.domain.live_rows import LiveOrderRow, LiveTradeRow
 from arbengine.store import live_sql
 from tests.conftest import REPO
@@ -190,6 +191,20 @@ async def seed(conn: asyncpg.Connection, now: int) -> Seeded:
     return Seeded(now, btc, f"{ytd * 100:.2f}%", live_trade)
 
 
+# The engine is off: it would store evaluations of its own every tick (15 s), in place
+# of the seeded ones and in the empty deployment.
+ENGINE_OFF = {"ARB_ENGINE_ENABLED": "false"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def api(
+    pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ApiUnderTest]:
+    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("overview"), ENGINE_OFF)
+    yield under_test
+    await stop_api(under_test, pg_server, name)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def seeded(api: ApiUnderTest) -> Seeded:
     conn = await asyncpg.connect(api.db_url)
@@ -204,7 +219,9 @@ async def empty_api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
     """A deployment nothing was written to yet."""
-    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("overview-empty"))
+    under_test, name = await start_api(
+        pg_server, tmp_path_factory.mktemp("overview-empty"), ENGINE_OFF
+    )
     yield under_test
     await stop_api(under_test, pg_server, name)
 
@@ -308,13 +325,16 @@ async def test_the_seeded_deployment_at_a_glance(
         await check_page(tab, "overview")
 
 
-async def test_the_risk_guard_and_live_positions_while_live_trading_runs(
+async def test_what_a_collecting_live_daemon_adds(
     api: ApiUnderTest, seeded: Seeded, browser: object
 ) -> None:
-    """Live trading needs the exchange; its risk guard's answer is given at the browser's
-    network, in the shape the API declares (RiskReply), the rest comes from the daemon."""
+    """The risk guard runs only with live trading, and an engine waits for a symbol's
+    history only while collecting: both need the exchange. The browser's network (the
+    page's transport) gives the risk guard's answer and adds a waiting pair to the
+    daemon's own answer, each built from the API's declared shapes; the rest is the
+    daemon's."""
     now = int(time.time() * 1000)
-    reply = RiskReply(
+    risk = RiskReply(
         state="HALTED",
         paused=True,
         rule="daily_loss",
@@ -328,19 +348,34 @@ async def test_the_risk_guard_and_live_positions_while_live_trading_runs(
         current={},
         transitions=[],
     )
+    waiting = NotEvaluated(
+        strategy="v51",
+        symbol="SOLUSDT",
+        waiting_for=["tape", "open_interest"],
+        since=now / 1000 - 90,
+        reason="its trades since start are still being fetched",
+    )
     session = await api.new_user("risky")
     async with open_page(browser, api.base) as tab:
-        asked: list[str] = []
+        faked: list[str] = []
 
-        async def risk_route(route: Any) -> None:
-            asked.append(route.request.url)
+        async def risk_guard(route: Any) -> None:
+            faked.append("risk")
             await route.fulfill(
-                status=200, content_type="application/json", body=msgspec.json.encode(reply)
+                status=200, content_type="application/json", body=msgspec.json.encode(risk)
             )
 
-        await tab.page.route("**/api/risk", risk_route)
+        async def latest_signals(route: Any) -> None:
+            faked.append("signals")
+            reply = await route.fetch()
+            body = await reply.json()
+            body["waiting"] = [msgspec.to_builtins(waiting)]
+            await route.fulfill(response=reply, json=body)
+
+        await tab.page.route("**/api/risk", risk_guard)
+        await tab.page.route("**/api/signals/latest", latest_signals)
         await log_in(tab, session.username, session.password)
-        assert asked, "the page did not ask for the risk guard"
+        assert {"risk", "signals"} <= set(faked), faked
         await expect(tab.page.locator("#risk-state .badge")).to_have_text(
             ["HALTED", "entries paused"]
         )
@@ -353,6 +388,14 @@ async def test_the_risk_guard_and_live_positions_while_live_trading_runs(
         live = row(tab, "live-positions", trade=str(seeded.live_trade))
         await expect(live.locator("td").nth(2)).to_have_text("Short")
         await expect(live.locator(".protection")).to_have_text("stop on")
+        # The daemon's evaluations, and the pair not evaluated now.
+        await expect(tab.page.locator("#signals tbody tr")).to_have_count(3)
+        await expect(tab.page.locator("#signals-waiting li")).to_have_text(
+            re.compile(
+                r"^v51 SOLUSDT: waiting for tape, open_interest since .+ — "
+                r"its trades since start are still being fetched$"
+            )
+        )
         assert_clean(tab)
 
 

@@ -318,7 +318,6 @@ function trading(latestRates) {
   let liveOn = null; // unknown until /api/risk answers; once off, off for this daemon's life
 
   async function loadRisk() {
-    if (liveOn === false) return null;
     try {
       const risk = await apiGet("/api/risk");
       liveOn = true;
@@ -427,17 +426,24 @@ function trading(latestRates) {
     }
   }
 
-  const ready = keepFresh(positionsBody, async () => {
-    const [risk, paper, live] = await Promise.all([
-      loadRisk(),
-      apiGet("/api/paper/trades", { status: "open", limit: 1000 }),
-      apiGet("/api/live/positions"),
-    ]);
-    if (!paperBox.isConnected) fill(positionsBody, h("h3", {}, "Paper"), paperBox, h("h3", {}, "Live"), liveBox);
-    drawRisk(risk);
-    drawPaper(paper.rows);
-    drawLive(live.rows);
-  }, TRADING_EVERY_MS).first;
+  // The risk guard first: whether live trading runs decides how live positions read. Its
+  // 409 live_off holds for the daemon's life, so it is asked once and polling stops.
+  const risk = keepFresh(riskBody, async () => {
+    drawRisk(await loadRisk());
+    if (liveOn === false) risk.stop();
+  }, TRADING_EVERY_MS);
+  const ready = risk.first.then(
+    () =>
+      keepFresh(positionsBody, async () => {
+        const [paper, live] = await Promise.all([
+          apiGet("/api/paper/trades", { status: "open", limit: 1000 }),
+          apiGet("/api/live/positions"),
+        ]);
+        if (!paperBox.isConnected) fill(positionsBody, h("h3", {}, "Paper"), paperBox, h("h3", {}, "Live"), liveBox);
+        drawPaper(paper.rows);
+        drawLive(live.rows);
+      }, TRADING_EVERY_MS).first,
+  );
   return { positions: positionsSection, risk: riskSection, ready };
 }
 
