@@ -435,6 +435,10 @@ async def test_an_empty_deployment_says_what_will_be_there(
         await expect(tab.page.locator("#tape .empty")).to_have_text(
             "No trades stored yet — the tape fills once collection runs."
         )
+        # Live trading does not start in a running daemon: the page asked once and stops.
+        # Showing the tab again runs every poll at once (poll.js); the risk guard's is over.
+        async with tab.page.expect_response(lambda res: "/api/paper/trades" in res.url):
+            await tab.page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
         assert len(risk_asked) == 1, risk_asked
         await check_page(tab, "overview-empty")
 
