@@ -25,8 +25,16 @@ from playwright.async_api import expect
 
 from arbengine.api.risk_routes import RiskReply
 from arbengine.api.schemas import NotEvaluated
+from arbengine.domain.engine_rows import (
+    EvaluationBreakdown,
+    EvaluationRow,
+    ExitRule,
+    PaperTradeExits,
+    PaperTradeRow,
+    PaperTradeState,
+)
 from arbengine.domain.live_rows import LiveOrderRow, LiveTradeRow
-from arbengine.store import live_sql
+from arbengine.store import engine_sql, live_sql
 from tests.conftest import REPO
 from tests.e2e.api.harness import ApiUnderTest, start_api, stop_api
 from tests.e2e.dashboard.browser import (
@@ -115,28 +123,82 @@ async def seed(conn: asyncpg.Connection, now: int) -> Seeded:
     this_year = [v for s, ts, v in settled if s == "BTCUSDT" and ts >= start_of_year]
     ytd = sum(this_year) / len(this_year) * 3 * 365
 
-    # The engine's latest evaluations: v52 BTCUSDT has an older row the page must not show.
-    await conn.executemany(
-        "INSERT INTO signal_indicators (strategy, strategy_hash, symbol, tick, direction, score, "
-        "coverage, fired, reason, features, contributions, gates) "
-        "VALUES ($1, 'h1', $2, $3, $4, $5, $6, $7, $8, '{}', '{}', '{}')",
+    # The engine's latest evaluations (its writer): v52 BTCUSDT has an older row the page
+    # must not show.
+    def evaluation(
+        strategy: str, symbol: str, tick: int, direction: int | None, score: float, **more: Any
+    ) -> EvaluationRow:
+        return EvaluationRow(
+            strategy=strategy,
+            strategy_hash="h1",
+            symbol=symbol,
+            tick=tick,
+            direction=direction,
+            score=score,
+            coverage=more.get("coverage", 1.0),
+            fired=more.get("reason") is None,
+            reason=more.get("reason"),
+            features={},
+            contributions=EvaluationBreakdown(contributions={}, factors={}),
+            gates={},
+        )
+
+    await engine_sql.insert_evaluations(
+        conn,
         [
-            ("v51", "BTCUSDT", now - 30 * SECOND, 1, 0.87, 1.0, True, None),
-            ("v51", "ETHUSDT", now - 30 * SECOND, None, 0.12, 0.75, False, "below threshold"),
-            ("v52", "BTCUSDT", now - 20 * MINUTE, 1, 0.95, 1.0, True, None),
-            ("v52", "BTCUSDT", now - 5 * MINUTE, -1, -0.31, 0.5, False, "in cooldown"),
+            evaluation("v51", "BTCUSDT", now - 30 * SECOND, 1, 0.87),
+            evaluation(
+                "v51", "ETHUSDT", now - 30 * SECOND, None, 0.12, coverage=0.75,
+                reason="below threshold",
+            ),
+            evaluation("v52", "BTCUSDT", now - 20 * MINUTE, 1, 0.95),
+            evaluation(
+                "v52", "BTCUSDT", now - 5 * MINUTE, -1, -0.31, coverage=0.5,
+                reason="in cooldown",
+            ),
         ],
-    )
-    # Paper: one open long on BTCUSDT from 100000 with 1000 of R (the mark at 101234.5
-    # is +1.23 R), and one closed trade the page must not list.
-    await conn.executemany(
-        "INSERT INTO paper_trades (strategy, strategy_hash, symbol, direction, entry_tick, "
-        "entry_price, r_distance, stop_loss, quantity, risk_usd, status, exits, closed_at, "
-        "result_r, result_usd) "
-        "VALUES ($1, 'h1', $2, 1, $3, 100000.0, 1000.0, 99000.0, 0.01, 10.0, $4, '[]', $5, $6, $7)",
+    )  # fmt: skip
+    # Paper (the engine's writer): one open long on BTCUSDT from 100000 with 1000 of R
+    # (the mark at 101234.5 is +1.23 R), and one closed trade the page must not list.
+    rule = ExitRule(sl_atr=1.0, tp1_atr=2.0, tp1_fraction=0.5, tp2_atr=4.0, risk_usd=10.0)
+
+    def paper(
+        symbol: str, tick: int, closed_at: int | None, result_r: float | None
+    ) -> PaperTradeRow:
+        return PaperTradeRow(
+            strategy="v51" if closed_at is None else "v52",
+            strategy_hash="h1",
+            symbol=symbol,
+            direction=1,
+            entry_tick=tick,
+            entry_price=100_000.0,
+            r_distance=1000.0,
+            stop_loss=99_000.0,
+            take_profit_1=102_000.0,
+            take_profit_2=104_000.0,
+            quantity=0.01,
+            risk_usd=10.0,
+            status="open" if closed_at is None else "closed",
+            exits=PaperTradeExits(
+                fills=[],
+                funding=[],
+                state=PaperTradeState(1.0, False, False, tick),
+                rule=rule,
+            ),
+            exit_reason=None if closed_at is None else "tp2",
+            closed_at=closed_at,
+            last_agg_id=None,
+            result_r=result_r,
+            result_usd=None if result_r is None else result_r * 10,
+            fees=0.0,
+            funding=0.0,
+        )
+
+    await engine_sql.upsert_paper_trades(
+        conn,
         [
-            ("v51", "BTCUSDT", now - HOUR, "open", None, None, None),
-            ("v52", "ETHUSDT", now - 5 * HOUR, "closed", now - 4 * HOUR, 2.0, 20.0),
+            paper("BTCUSDT", now - HOUR, None, None),
+            paper("ETHUSDT", now - 5 * HOUR, now - 4 * HOUR, 2.0),
         ],
     )
     # Live: a short on SOLUSDT left open, protected by its stop (the executor's writers).
