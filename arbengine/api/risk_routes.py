@@ -40,6 +40,22 @@ class RiskReply(_Shape):
     """Newest first: ``risk.state_changed`` and ``risk.auto_resumed`` events."""
 
 
+class LiveStatus(_Shape):
+    enabled: bool
+    """Live trading (with its risk guard and emergency controls) runs in this daemon."""
+    environment: Literal["testnet", "production"] | None
+    """Where it trades; null when it does not run."""
+
+
+async def live_status(call: Call) -> LiveStatus:
+    """Whether live trading runs here, as a 200: pages ask this first, so a daemon without
+    live trading answers nothing they must read as a failure."""
+    ctx = call.request.app[CONTEXT]
+    enabled = ctx.live_control is not None
+    environment = ctx.settings.live.environment if enabled and ctx.settings is not None else None
+    return LiveStatus(enabled=enabled, environment=environment)
+
+
 async def risk(call: Call) -> RiskReply:
     snapshot = call.request.app[CONTEXT].risk
     if snapshot is None:

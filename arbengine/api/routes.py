@@ -566,6 +566,21 @@ def api_routes() -> list[Route]:
         ),
         Route(
             "GET",
+            "/api/live/status",
+            risk_routes.live_status,
+            "Whether live trading runs in this daemon, and where",
+            "live",
+            risk_routes.LiveStatus,
+            auth=True,
+            errors=AUTH_ERRORS,
+            description=(
+                "`enabled`: live trading, its risk guard and the emergency controls run here "
+                "(otherwise GET /api/risk and the control routes answer 409 live_off); "
+                "`environment`: testnet or production, null when off."
+            ),
+        ),
+        Route(
+            "GET",
             "/api/risk",
             risk_routes.risk,
             "The risk guard: trading state, limits, current values, last transitions",

@@ -62,3 +62,16 @@ async def test_live_rows_are_served_and_the_config_is_for_admins_only(api: ApiUn
 
 async def _is(status: Callable[[], Awaitable[int]], expected: int) -> bool:
     return await status() == expected
+
+
+async def test_live_status_says_live_trading_does_not_run_without_an_error(
+    api: ApiUnderTest,
+) -> None:
+    session = await api.new_user("asker")
+    status = await api.get("/api/live/status", session.access)
+    assert status.status == 200
+    assert status.body == {"enabled": False, "environment": None}
+    # The routes that need live trading say so with 409; the status route is how to ask.
+    risk = await api.get("/api/risk", session.access)
+    assert (risk.status, risk.error["code"]) == (409, "live_off")
+    assert (await api.get("/api/live/status")).status == 401

@@ -192,6 +192,8 @@ async def test_a_user_sees_the_records_and_no_control(
     api: ApiUnderTest, seed: LiveSeed, browser: object
 ) -> None:
     session = await api.new_user("watcher")
+    status = await api.get("/api/live/status", session.access)
+    assert status.body == {"enabled": True, "environment": "testnet"}
     async with open_page(browser, api.base) as tab:
         page = tab.page
         await log_in(tab, session.username, session.password, then="/live")
@@ -211,9 +213,7 @@ async def test_without_live_trading_the_page_says_so_and_how_to_turn_it_on(
     try:
         session = await off.new_user("curious")
         async with open_page(browser, off.base) as tab:
-            # The page learns it from the risk route's answer.
-            tab.allow(r"HTTP 409: GET .*/api/risk")
-            tab.allow(r"status of 409")
+            # The page learns it from /api/live/status: nothing answers with an error.
             await log_in(tab, session.username, session.password, then="/live")
             notice = tab.page.locator("#live-off")
             await expect(notice.locator("h2")).to_have_text("Live trading is off")

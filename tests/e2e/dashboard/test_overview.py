@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import expect
 
-from arbengine.api.risk_routes import RiskReply
+from arbengine.api.risk_routes import LiveStatus, RiskReply
 from arbengine.api.schemas import NotEvaluated
 from arbengine.domain.engine_rows import (
     EvaluationBreakdown,
@@ -56,10 +56,6 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 FIRST_LOAD = REPO / "test-artifacts" / "first-load.json"
 
-# Live trading is off in these daemons: /api/risk answers 409 live_off, which the
-# browser logs as a failed resource; the page asks once and then knows.
-RISK_OFF = (r"HTTP 409: GET .*/api/risk$", r"status of 409 \(Conflict\)")
-
 
 @dataclass(frozen=True)
 class Seeded:
@@ -69,11 +65,6 @@ class Seeded:
     ytd_annualised: str
     """BTCUSDT's year-to-date annualised mean as the page shows it."""
     live_trade: int
-
-
-def allow_risk_off(tab: PageUnderTest) -> None:
-    for pattern in RISK_OFF:
-        tab.allow(pattern)
 
 
 async def seed(conn: asyncpg.Connection, now: int) -> Seeded:
@@ -307,7 +298,6 @@ async def test_the_seeded_deployment_at_a_glance(
 ) -> None:
     session = await api.new_user("trader")
     async with open_page(browser, api.base) as tab:
-        allow_risk_off(tab)
         await log_in(tab, session.username, session.password)
 
         # A card per configured symbol, in the settings' order.
@@ -434,10 +424,19 @@ async def test_what_a_collecting_live_daemon_adds(
             body["waiting"] = [msgspec.to_builtins(waiting)]
             await route.fulfill(response=reply, json=body)
 
+        async def live_on(route: Any) -> None:
+            faked.append("live")
+            await route.fulfill(
+                status=200,
+                content_type="application/json",
+                body=msgspec.json.encode(LiveStatus(enabled=True, environment="testnet")),
+            )
+
+        await tab.page.route("**/api/live/status", live_on)
         await tab.page.route("**/api/risk", risk_guard)
         await tab.page.route("**/api/signals/latest", latest_signals)
         await log_in(tab, session.username, session.password)
-        assert {"risk", "signals"} <= set(faked), faked
+        assert {"live", "risk", "signals"} <= set(faked), faked
         await expect(tab.page.locator("#risk-state .badge")).to_have_text(
             ["HALTED", "entries paused"]
         )
@@ -466,10 +465,10 @@ async def test_an_empty_deployment_says_what_will_be_there(
 ) -> None:
     session = await empty_api.new_user("newcomer")
     async with open_page(browser, empty_api.base) as tab:
-        allow_risk_off(tab)
-        risk_asked: list[str] = []
+        live_asked: list[str] = []
         tab.page.on(
-            "request", lambda req: risk_asked.append(req.url) if "/api/risk" in req.url else None
+            "request",
+            lambda req: live_asked.append(req.url) if "/api/live/status" in req.url else None,
         )
         await log_in(tab, session.username, session.password)
         await expect(tab.page.locator("#markets h3")).to_have_count(4)
@@ -501,7 +500,7 @@ async def test_an_empty_deployment_says_what_will_be_there(
         # Showing the tab again runs every poll at once (poll.js); the risk guard's is over.
         async with tab.page.expect_response(lambda res: "/api/paper/trades" in res.url):
             await tab.page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
-        assert len(risk_asked) == 1, risk_asked
+        assert len(live_asked) == 1, live_asked
         await check_page(tab, "overview-empty")
 
 
@@ -513,7 +512,6 @@ async def test_first_load_of_the_overview_is_measured(
     session restored from the tab's refresh token as after a login."""
     session = await api.new_user("first")
     async with open_page(browser, api.base) as tab:
-        allow_risk_off(tab)
         await tab.page.add_init_script(
             f"sessionStorage.setItem('arbengine.refresh_token', {json.dumps(session.refresh)})"
         )

@@ -348,17 +348,17 @@ startPage({
   title: "Live",
   stylesheet: true,
   async render(main, { user }) {
-    // Whether live trading runs here: the risk guard runs exactly when it does. Any other
-    // failure is the daemon's for now; the refresh below tries again.
+    // Whether live trading runs here. A failure is the daemon's for now; the refresh below
+    // tries again.
     let risk = null;
     let firstError = null;
     try {
-      risk = await apiGet("/api/risk");
-    } catch (err) {
-      if (err instanceof ApiFailure && err.code === "live_off") {
+      if (!(await apiGet("/api/live/status")).enabled) {
         main.append(liveOff());
         return;
       }
+      risk = await apiGet("/api/risk");
+    } catch (err) {
       firstError = err;
     }
     const admin = user.role === "admin";

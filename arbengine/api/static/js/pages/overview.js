@@ -318,17 +318,8 @@ function trading(latestRates) {
   let liveOn = null; // unknown until /api/risk answers; once off, off for this daemon's life
 
   async function loadRisk() {
-    try {
-      const risk = await apiGet("/api/risk");
-      liveOn = true;
-      return risk;
-    } catch (err) {
-      if (err.status === 409 && err.code === "live_off") {
-        liveOn = false;
-        return null;
-      }
-      throw err;
-    }
+    if (liveOn === null) liveOn = (await apiGet("/api/live/status")).enabled;
+    return liveOn ? apiGet("/api/risk") : null;
   }
 
   function drawRisk(risk) {
@@ -426,8 +417,8 @@ function trading(latestRates) {
     }
   }
 
-  // The risk guard first: whether live trading runs decides how live positions read. Its
-  // 409 live_off holds for the daemon's life, so it is asked once and polling stops.
+  // The risk guard first: whether live trading runs decides how live positions read. Live
+  // off holds for the daemon's life, so it is asked once and polling stops.
   const risk = keepFresh(riskBody, async () => {
     drawRisk(await loadRisk());
     if (liveOn === false) risk.stop();
