@@ -306,13 +306,13 @@ def api_routes() -> list[Route]:
             signal_routes.evaluation,
             "One evaluation with its features, factors, gates and strategy hash",
             "signals",
-            s.EvaluationInfo,
+            s.EvaluationAt,
             auth=True,
             query=s.SignalsEvaluationQuery,
-            errors=(400, *AUTH_ERRORS, 404, 503),
+            errors=(400, *AUTH_ERRORS, 503),
             description=(
                 "The evaluation at tick `at`, or else the latest before it; without `at` the "
-                "latest. 404 not_found when there is none."
+                "latest. `evaluation` is null when there is none."
             ),
         ),
         Route(

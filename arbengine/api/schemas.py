@@ -603,6 +603,11 @@ class Evaluations(_Shape):
     """``limit`` cut the answer short: the oldest ticks of the range are left out."""
 
 
+class EvaluationAt(_Shape):
+    evaluation: EvaluationInfo | None
+    """Null when no evaluation is stored at or before the time asked about."""
+
+
 class StrategyInfo(_Shape):
     name: str
     hash: str

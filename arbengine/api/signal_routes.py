@@ -13,8 +13,8 @@ import orjson
 
 from arbengine.api import queries
 from arbengine.api.context import CONTEXT
-from arbengine.api.http_errors import ApiError
 from arbengine.api.schemas import (
+    EvaluationAt,
     EvaluationInfo,
     EvaluationPoint,
     Evaluations,
@@ -46,21 +46,15 @@ def _json(text: str) -> Any:
     return orjson.loads(text)
 
 
-async def evaluation(call: Call) -> EvaluationInfo:
+async def evaluation(call: Call) -> EvaluationAt:
     q: SignalsEvaluationQuery = call.query
     rows = await queries.evaluation_at(call.services.db(), q.strategy, q.symbol, q.at)
     if not rows:
-        when = "" if q.at is None else f" at or before {q.at}"
-        raise ApiError(
-            404,
-            "not_found",
-            f"no evaluation of {q.strategy} on {q.symbol}{when} is stored",
-            "at" if q.at is not None else "strategy",
-        )
+        return EvaluationAt(evaluation=None)
     fields = dict(rows[0])
     for name in ("features", "contributions", "gates"):
         fields[name] = _json(fields[name])
-    return EvaluationInfo(**fields)
+    return EvaluationAt(evaluation=EvaluationInfo(**fields))
 
 
 async def strategies(call: Call) -> Strategies:

@@ -139,7 +139,7 @@ async def test_one_evaluation_in_full_at_or_before_a_time(
         f"/api/signals/evaluation?strategy=v52&symbol=BTCUSDT&at={at + TICK - 1}", session.access
     )
     assert reply.status == 200, reply.body
-    e = reply.body
+    e = reply.body["evaluation"]
     assert (e["tick"], e["direction"], e["fired"], e["reason"]) == (at, 1, True, None)
     assert e["strategy_hash"] == v52.hash
     assert e["score"] == pytest.approx(LONG_SCORE)
@@ -168,24 +168,20 @@ async def test_one_evaluation_in_full_at_or_before_a_time(
         f"/api/signals/evaluation?strategy=v52&symbol=BTCUSDT&at={seed.tick(GATE_FAILED)}",
         session.access,
     )
-    assert gate.body["reason"] == "gate_failed"
-    assert gate.body["gates"]["atr_percentile"]["passed"] is False
+    assert gate.body["evaluation"]["reason"] == "gate_failed"
+    assert gate.body["evaluation"]["gates"]["atr_percentile"]["passed"] is False
 
     latest = await api.get("/api/signals/evaluation?strategy=v52&symbol=BTCUSDT", session.access)
-    assert latest.body["tick"] == seed.latest
+    assert latest.body["evaluation"]["tick"] == seed.latest
 
     before = await api.get(
         f"/api/signals/evaluation?strategy=v52&symbol=BTCUSDT&at={seed.tick(0) - 1}",
         session.access,
     )
-    assert before.status == 404
-    assert before.error == {
-        "code": "not_found",
-        "message": f"no evaluation of v52 on BTCUSDT at or before {seed.tick(0) - 1} is stored",
-        "field": "at",
-    }
+    # None stored at or before the time, or none at all: said, not an error.
+    assert (before.status, before.body) == (200, {"evaluation": None})
     none = await api.get("/api/signals/evaluation?strategy=v52&symbol=XRPUSDT", session.access)
-    assert (none.status, none.error["field"]) == (404, "strategy")
+    assert (none.status, none.body) == (200, {"evaluation": None})
 
 
 async def test_the_strategies_the_engine_runs_with_threshold_and_hash(
