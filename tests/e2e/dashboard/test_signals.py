@@ -92,8 +92,8 @@ async def test_the_latest_evaluation_the_score_against_the_threshold_and_the_pri
         await expect(breakdown(tab).locator('[data-field="reason"]')).to_have_text(
             f"Score {latest.score:.2f} is below the threshold 70."
         )
-        await expect(page.locator("#evaluations-table caption")).to_have_text(
-            f"100 of {TICKS}, newest first; choose one for its breakdown"
+        await expect(page.locator("#evaluations-count")).to_have_text(
+            f"100 of {TICKS}, newest first; choose one for its breakdown."
         )
         await expect(page.locator("#evaluations-table tbody tr").first).to_have_attribute(
             "data-tick", str(seed.latest)
@@ -215,8 +215,8 @@ async def test_the_pickers_change_the_view_and_the_link(
         page = tab.page
         await page.select_option("#range-picker", "1h")
         await expect(page).to_have_url(f"{api.base}{V52_BTC}&range=1h")
-        await expect(page.locator("#evaluations-table caption")).to_have_text(
-            "100 of 240, newest first; choose one for its breakdown"
+        await expect(page.locator("#evaluations-count")).to_have_text(
+            "100 of 240, newest first; choose one for its breakdown."
         )
 
         await page.select_option("#strategy-picker", "v51")

@@ -180,7 +180,6 @@ async function openView(content, state, definition, onState) {
       ],
       trades,
       {
-        caption: `${trades.length} trade${trades.length === 1 ? "" : "s"}${truncated ? " (the newest)" : ""}, newest entry first; choose one for its entry signal`,
         emptyText: `No paper trades of ${state.strategy}${state.symbol ? ` on ${state.symbol}` : ""} yet — a trade opens when a signal fires.`,
         rowData: (x) => ({ tradeId: String(x.id), status: x.status }),
       },
@@ -199,8 +198,13 @@ async function openView(content, state, definition, onState) {
         }
       });
     }
-    fill(tradesBody, t);
-    if (trades.length === 0) tradesBody.firstChild.id = "paper-empty";
+    const count = h(
+      "p",
+      { class: "note", id: "trades-count" },
+      `${trades.length} trade${trades.length === 1 ? "" : "s"}${truncated ? " (the newest)" : ""}, newest entry first; choose one for its entry signal.`,
+    );
+    fill(tradesBody, trades.length ? count : null, t);
+    if (trades.length === 0) t.id = "paper-empty";
     markSelected();
   }
 

@@ -217,7 +217,6 @@ async function openView(content, state, definition, latest, onState) {
       ],
       shown,
       {
-        caption: `${shown.length} of ${firedOnly ? newest.filter((r) => r.fired).length : newest.length}, newest first; choose one for its breakdown`,
         emptyText: firedOnly ? "No signal fired in this range." : "No evaluations in this range.",
         rowData: (r) => ({ tick: String(r.tick), fired: r.fired ? "true" : "false" }),
       },
@@ -233,7 +232,9 @@ async function openView(content, state, definition, latest, onState) {
         }
       });
     }
-    fill(tableHolder, t);
+    const total = firedOnly ? newest.filter((r) => r.fired).length : newest.length;
+    const count = h("p", { class: "note", id: "evaluations-count" }, `${shown.length} of ${total}, newest first; choose one for its breakdown.`);
+    fill(tableHolder, shown.length ? count : null, t);
     markSelected();
   }
 
