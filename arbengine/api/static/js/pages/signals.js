@@ -210,7 +210,7 @@ async function openView(content, state, definition, latest, onState) {
     const t = table(
       [
         { label: "Tick", value: (r) => timeEl(r.tick) },
-        { label: "Direction", value: (r) => directionWord(r.direction) },
+        { label: "Side", value: (r) => (r.direction ? directionWord(r.direction) : DASH) },
         { label: "Score", value: (r) => (r.score === null ? DASH : number(r.score, 2)), num: true, key: "score" },
         { label: "Coverage", value: (r) => (r.coverage === null ? DASH : percent(r.coverage / 100, 1)), num: true },
         { label: "Result", value: (r) => (r.fired ? h("span", { class: "badge ok" }, "fired") : reasonWords(r)), key: "result" },
