@@ -34,6 +34,7 @@ import aiohttp
 import msgspec
 
 from arbengine import __version__
+from arbengine.api.context import StrategyDefinition
 from arbengine.api.http_app import ApiContext, build_app, serve_http
 from arbengine.collect.continuity import ContinuityCheck, ContinuityStore
 from arbengine.collect.indicators import IndicatorPollers, PollerPolicy
@@ -305,6 +306,23 @@ class Daemon:
         """The enabled strategies the engine runs now, else those loaded at start."""
         strategies = self._current_strategies()
         return [s.name for s in strategies.enabled] if strategies is not None else None
+
+    def _strategy_definitions(self) -> list[StrategyDefinition]:
+        """Every strategy the engine runs now (after any SIGHUP reload), as the API shows it."""
+        strategies = self._current_strategies()
+        return [
+            StrategyDefinition(
+                name=s.name,
+                hash=s.hash,
+                enabled=s.enabled,
+                symbols=tuple(s.symbols),
+                tick_ms=s.tick_ms,
+                threshold=s.entry.threshold,
+                min_coverage=s.entry.min_coverage,
+                document=s.document(),
+            )
+            for s in (strategies or ())
+        ]
 
     def _watch_writer(self, name: str, writer: MarketWriter | EngineWriter) -> None:
         """Kept for the exit status, and on the health board: failing writes, or a write that
@@ -963,6 +981,7 @@ class Daemon:
                     pool=db.pool,
                     settings=settings,
                     strategies=self._strategy_names,
+                    strategy_definitions=self._strategy_definitions,
                     live_control=self.live_controls.submit if self.live_controls else None,
                     live_file=self._live_file,
                     risk=self.risk.snapshot if self.risk is not None else None,

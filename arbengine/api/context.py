@@ -84,6 +84,9 @@ class ApiContext:
     strategies: Callable[[], Collection[str] | None] = lambda: None
     """Names of the strategies the engine has loaded now (None when it loaded none): what
     an admin may choose to trade live."""
+    strategy_definitions: Callable[[], list[StrategyDefinition]] = list
+    """The strategies the engine runs now (after any reload), enabled or not; empty when
+    the engine is off."""
     live_file: Callable[[], LiveSettings | None] = lambda: None
     """The file's ``[live]`` in force (reloaded by SIGHUP); None: ``settings.live``."""
     live_control: Callable[[ControlRequest], Awaitable[ControlAck]] | None = None
@@ -95,6 +98,21 @@ class ApiContext:
     risk: Callable[[], dict[str, Any]] | None = None
     """The risk guard's state, limits, current values and last transitions. None: live
     trading (and so the guard) is not running."""
+
+
+@dataclass(frozen=True)
+class StrategyDefinition:
+    """A loaded strategy as the API shows it: its file with defaults, and its hash."""
+
+    name: str
+    hash: str
+    enabled: bool
+    symbols: tuple[str, ...]
+    tick_ms: int
+    threshold: float
+    min_coverage: float
+    document: dict[str, Any]
+    """The file with every default written out (the hash input)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

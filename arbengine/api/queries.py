@@ -614,6 +614,44 @@ async def latest_evaluations(db: Db, strategy: str | None, symbol: str | None) -
     )
 
 
+async def evaluations(db: Db, strategy: str, symbol: str, start: int, end: int, limit: int) -> Rows:
+    """One strategy's evaluations of one symbol, newest first, without their breakdown
+    (a range scan of the primary key)."""
+    return await _fetch(
+        db,
+        """
+        SELECT tick, direction, score, coverage, fired, reason FROM signal_indicators
+        WHERE strategy = $1 AND symbol = $2 AND tick >= $3 AND tick < $4
+        ORDER BY tick DESC LIMIT $5
+        """,
+        strategy,
+        symbol,
+        start,
+        end,
+        limit,
+        timeout=TIMEOUT_S,
+    )
+
+
+async def evaluation_at(db: Db, strategy: str, symbol: str, at: int | None) -> Rows:
+    """The evaluation at tick ``at``, else the latest before it (``None``: the latest)."""
+    return await _fetch(
+        db,
+        """
+        SELECT strategy, strategy_hash, symbol, tick, direction, score, coverage, fired, reason,
+               features::text AS features, contributions::text AS contributions,
+               gates::text AS gates, created_at
+        FROM signal_indicators
+        WHERE strategy = $1 AND symbol = $2 AND ($3::bigint IS NULL OR tick <= $3)
+        ORDER BY tick DESC LIMIT 1
+        """,
+        strategy,
+        symbol,
+        at,
+        timeout=TIMEOUT_S,
+    )
+
+
 # -- paper trading -------------------------------------------------------------------------------
 
 

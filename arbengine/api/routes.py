@@ -20,6 +20,7 @@ from arbengine.api import (
     data_routes,
     live_routes,
     risk_routes,
+    signal_routes,
     system_routes,
     tape_routes,
 )
@@ -309,6 +310,52 @@ def api_routes() -> list[Route]:
             auth=True,
             query=s.SignalsLatestQuery,
             errors=(400, *AUTH_ERRORS, 503),
+        ),
+        Route(
+            "GET",
+            "/api/signals/evaluations",
+            signal_routes.evaluations,
+            "One strategy's evaluations of one symbol over time, without their breakdown",
+            "signals",
+            s.Evaluations,
+            auth=True,
+            query=s.SignalsEvaluationsQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description=(
+                "Every evaluated tick in the range, newest first: direction, score, coverage, "
+                "whether it fired and why not. The breakdown of one tick is "
+                "/api/signals/evaluation."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/signals/evaluation",
+            signal_routes.evaluation,
+            "One evaluation with its features, factors, gates and strategy hash",
+            "signals",
+            s.EvaluationAt,
+            auth=True,
+            query=s.SignalsEvaluationQuery,
+            errors=(400, *AUTH_ERRORS, 503),
+            description=(
+                "The evaluation at tick `at`, or else the latest before it; without `at` the "
+                "latest. `evaluation` is null when there is none."
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/strategies",
+            signal_routes.strategies,
+            "The strategies the engine runs now, with defaults filled in and their hash",
+            "signals",
+            s.Strategies,
+            auth=True,
+            errors=(400, *AUTH_ERRORS, 503),
+            description=(
+                "After any reload; disabled ones included (enabled false). Empty when the "
+                "engine is off. Evaluations stored under another hash were made by an "
+                "earlier version of the file."
+            ),
         ),
         Route(
             "GET",

@@ -605,6 +605,86 @@ class SignalLatest(_Shape):
     history since start is not in yet (a row above, if any, is from before)."""
 
 
+# Evaluations over time, one evaluation in full, and the strategy definitions: what the
+# dashboard's Signals page reads (the score line, the breakdown, the threshold).
+
+
+class SignalsEvaluationsQuery(_Query):
+    DEFAULT_SPAN_MS: ClassVar[int | None] = 6 * 3_600_000
+    MAX_SPAN_MS: ClassVar[int | None] = 7 * 86_400_000
+
+    strategy: StrategyName
+    symbol: Symbol
+    from_: FromMs | None = field(default=None, name="from")
+    to: ToMs | None = None
+    limit: Annotated[int, Meta(ge=1, le=20000, description="at most 20000 rows")] = 6000
+
+
+AtMs = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=MAX_EPOCH_MS,
+        description="epoch ms UTC: the evaluation at this tick, or else the latest before it",
+    ),
+]
+
+
+class SignalsEvaluationQuery(_Query):
+    strategy: StrategyName
+    symbol: Symbol
+    at: AtMs | None = None
+    """Absent: the latest evaluation."""
+
+
+class EvaluationPoint(_Shape):
+    """One evaluation, without its breakdown (one per tick: a day is thousands)."""
+
+    tick: int
+    direction: int | None
+    score: float | None
+    coverage: float | None
+    fired: bool
+    reason: str | None
+    """Why it did not fire (null when it fired)."""
+
+
+class Evaluations(_Shape):
+    strategy: str
+    symbol: str
+    from_: int = field(name="from")
+    to: int
+    rows: list[EvaluationPoint]
+    """Newest first."""
+    truncated: bool
+    """``limit`` cut the answer short: the oldest ticks of the range are left out."""
+
+
+class EvaluationAt(_Shape):
+    evaluation: EvaluationInfo | None
+    """Null when no evaluation is stored at or before the time asked about."""
+
+
+class StrategyInfo(_Shape):
+    name: str
+    hash: str
+    """The content hash every evaluation, signal and paper trade of this version carries."""
+    enabled: bool
+    symbols: list[str]
+    tick_ms: int
+    threshold: float
+    """``entry.threshold``: the score at or above which it may fire."""
+    min_coverage: float
+    """``entry.min_coverage``, percent."""
+    document: Any
+    """The strategy file with every default written out (what the hash is taken of)."""
+
+
+class Strategies(_Shape):
+    strategies: list[StrategyInfo]
+    """Empty when the engine is off (this daemon loads no strategies)."""
+
+
 # -- trades ---------------------------------------------------------------------------
 
 

@@ -131,6 +131,8 @@ def test_the_stated_caps_are_exactly_what_the_server_enforces(
     rule = document["paths"][route.path][route.method.lower()]["x-range"]
     end = 10 * 366 * 86_400_000
     pairs = [("symbol", "BTCUSDT")]
+    if "strategy" in route.query.__struct_fields__:
+        pairs.append(("strategy", "v52"))  # required by /api/signals/evaluations
     caps = [rule["max_span_ms"]] if "max_span_ms" in rule else []
     if "max_bars" in rule:
         pairs.append(("interval", "1m"))
