@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -118,7 +119,7 @@ async def open_page(
 
 async def log_in(tab: PageUnderTest, username: str, password: str, then: str = "/") -> None:
     """Through the login form, as a person would; lands on ``then``."""
-    await tab.goto(f"/login?next={then}")
+    await tab.goto(f"/login?next={quote(then, safe='/')}")
     await tab.page.fill("#username", username)
     await tab.page.fill("#password", password)
     await tab.page.click("#login-submit")
