@@ -20,6 +20,7 @@ from tests.e2e.api.engine_seed import (
     FIRED_SHORT,
     GATE_FAILED,
     QUIET_ENGINE,
+    TICK,
     TICKS,
     EngineSeed,
     features_at,
@@ -103,7 +104,11 @@ async def test_the_latest_evaluation_the_score_against_the_threshold_and_the_pri
         )
         assert await canvas_drawn(tab, "#score-chart")
         assert await canvas_drawn(tab, "#price-chart")
-        await expect(page.locator("#price-chart")).to_have_attribute("data-bars", "120")
+        # One bar per minute holding a seeded mark price (every 30 s from the first tick,
+        # which is on a 15 s boundary: 120 minutes, or 121 when it starts mid-minute).
+        marks = range(seed.start, seed.start + TICKS * TICK, 30_000)
+        minutes = len({t // 60_000 for t in marks})
+        await expect(page.locator("#price-chart")).to_have_attribute("data-bars", str(minutes))
         await check_page(tab, "signals")
 
         # A point on the score chart: the evaluation at that time, explained and linked.
