@@ -98,17 +98,6 @@ export function whyNot(e, definition) {
   }
 }
 
-/** A table wide enough to scroll sideways on a phone can be scrolled from the keyboard too
- * (the shared table() wraps it in .table-scroll, which is not focusable by itself). */
-export function keyboardScrollable(el, label) {
-  if (el.classList && el.classList.contains("table-scroll")) {
-    el.tabIndex = 0;
-    el.setAttribute("role", "region");
-    el.setAttribute("aria-label", label);
-  }
-  return el;
-}
-
 function factorKind(spec) {
   if (!spec) return DASH;
   if (spec.unsigned) return "unsigned";
@@ -189,6 +178,7 @@ export function renderBreakdown(e, definition) {
     {
       caption: `Present weight ${number(presentWeight, 0)} of ${number(totalWeight, 0)}; score = 100 × Σ wᵢsᵢ / present weight`,
       emptyText: "No factors stored with this evaluation.",
+      label: "Factors",
       rowData: (r) => ({ factor: r.feature, present: r.value === null || r.value === undefined ? "false" : "true" }),
     },
   );
@@ -204,7 +194,7 @@ export function renderBreakdown(e, definition) {
       { label: "Result", value: (g) => h("span", { class: g.passed ? "badge ok" : "badge bad" }, g.passed ? "pass" : "fail"), key: "result" },
     ],
     gates,
-    { emptyText: "This strategy has no gates.", rowData: (g) => ({ gate: g.name, passed: g.passed ? "true" : "false" }) },
+    { emptyText: "This strategy has no gates.", label: "Gates", rowData: (g) => ({ gate: g.name, passed: g.passed ? "true" : "false" }) },
   );
 
   const features = Object.entries(e.features || {}).sort(([a], [b]) => a.localeCompare(b));
@@ -214,7 +204,7 @@ export function renderBreakdown(e, definition) {
       { label: "Value", value: ([, v]) => featureValue(v), num: true },
     ],
     features,
-    { emptyText: "No feature was present." },
+    { emptyText: "No feature was present.", label: "All features" },
   );
 
   const versionNote = !definition
@@ -238,14 +228,14 @@ export function renderBreakdown(e, definition) {
     h("p", { class: fired ? "why pos" : "why", data: { field: "reason" } }, whyNot(e, definition)),
     directionLine(e, doc),
     h("h4", {}, "Factors"),
-    keyboardScrollable(factorTable, "Factors"),
+    factorTable,
     h("h4", {}, "Gates"),
-    keyboardScrollable(gateTable, "Gates"),
+    gateTable,
     h(
       "details",
       { class: "features" },
       h("summary", {}, `All features at this tick (${features.length})`),
-      keyboardScrollable(featureTable, "All features"),
+      featureTable,
     ),
     h(
       "p",

@@ -1,9 +1,8 @@
-// Pieces the Overview and Funding pages share that the common frame does not have (yet):
-// a panel part that refreshes itself and says when it could not, and a table whose
-// scrolling box the keyboard can reach.
+// Pieces the Overview and Funding pages share: a panel part that refreshes itself and says
+// when it could not.
 "use strict";
 
-import { failed, fill, h, table } from "./dom.js";
+import { failed, fill, h } from "./dom.js";
 import { poll } from "./poll.js";
 
 /**
@@ -42,21 +41,6 @@ export function keepFresh(body, load, everyMs, { replace = true } = {}) {
     }
   }, everyMs);
   return { first, stop };
-}
-
-/**
- * dom.table, its scrolling box focusable and named: a table wider than a phone scrolls
- * inside it, and a box that scrolls must be reachable from the keyboard (axe-core's
- * scrollable-region-focusable).
- */
-export function scrollTable(label, columns, rows, options) {
-  const el = table(columns, rows, options);
-  if (el.classList.contains("table-scroll")) {
-    el.tabIndex = 0;
-    el.setAttribute("role", "region");
-    el.setAttribute("aria-label", label);
-  }
-  return el;
 }
 
 /** "Long", "Short" or "—" for a direction of +1, −1 or none. */

@@ -7,11 +7,11 @@
 
 import { apiGet } from "../api.js";
 import { chartTime, makeChart } from "../charts.js";
-import { empty, fill, h, panel, picker, stat, timeEl } from "../dom.js";
+import { empty, fill, h, panel, picker, stat, table, timeEl } from "../dom.js";
 import { count, number, percent, price, tone } from "../format.js";
 import { annualRate, fundingRate, loadFundingStats } from "../funding_data.js";
 import { startPage } from "../layout.js";
-import { keepFresh, scrollTable } from "../market_parts.js";
+import { keepFresh } from "../market_parts.js";
 
 const MINUTE_MS = 60000;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -297,7 +297,7 @@ startPage({
       ];
       fill(
         settledTable,
-        scrollTable(`Settled fundings of ${choice.symbol}`, columns, [...rows].reverse(), {
+        table(columns, [...rows].reverse(), { label: `Settled fundings of ${choice.symbol}`,
           emptyText: `No settled funding for ${choice.symbol} in the last 7 days — settlements are read from the exchange every hour while collection runs.`,
           rowData: (s) => ({ ts: String(s.ts) }),
         }),
@@ -322,7 +322,7 @@ startPage({
       ];
       fill(
         samplesBody,
-        scrollTable(`Latest premiumIndex samples of ${choice.symbol}`, columns, rows, {
+        table(columns, rows, { label: `Latest premiumIndex samples of ${choice.symbol}`,
           emptyText: `No sample of ${choice.symbol} in the last 5 minutes — the collector stores one every few seconds while it runs.`,
           rowData: (s) => ({ ts: String(s.ts) }),
         }),
@@ -348,7 +348,7 @@ startPage({
       fill(
         statsBody,
         anything
-          ? scrollTable("Funding statistics per symbol", columns, rows, {
+          ? table(columns, rows, { label: "Funding statistics per symbol",
               rowData: (r) => ({ symbol: r.symbol, selected: r.symbol === choice.symbol ? "true" : "false" }),
             })
           : empty("No settled funding yet — settlements are read from the exchange every hour while collection runs."),

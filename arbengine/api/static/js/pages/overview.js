@@ -9,11 +9,11 @@
 
 import { apiGet } from "../api.js";
 import { chartTime, makeChart } from "../charts.js";
-import { empty, fill, h, panel, stat, timeEl } from "../dom.js";
+import { empty, fill, h, panel, stat, table, timeEl } from "../dom.js";
 import { count, countdown, number, percent, price, r, tone, usd } from "../format.js";
 import { annualRate, fundingRate, loadFundingStats } from "../funding_data.js";
 import { startPage } from "../layout.js";
-import { keepFresh, scrollTable, side } from "../market_parts.js";
+import { keepFresh, side } from "../market_parts.js";
 import { poll } from "../poll.js";
 
 const RATES_EVERY_MS = 5000;
@@ -276,7 +276,7 @@ function signals() {
     fill(
       body,
       rows.length
-        ? scrollTable("Latest evaluations", columns, rows, {
+        ? table(columns, rows, { label: "Latest evaluations",
             rowData: (e) => ({ strategy: e.strategy, symbol: e.symbol }),
           })
         : empty("No evaluation stored yet."),
@@ -371,7 +371,7 @@ function trading(latestRates) {
     ];
     fill(
       paperBox,
-      scrollTable("Open paper trades", columns, trades, {
+      table(columns, trades, { label: "Open paper trades",
         emptyText: "No open paper trade — one opens when a strategy's signal fires.",
         rowData: (t) => ({ trade: String(t.id), strategy: t.strategy, symbol: t.symbol }),
       }),
@@ -401,7 +401,7 @@ function trading(latestRates) {
           p.protected ? h("span", { class: "badge ok" }, "stop on") : h("span", { class: "badge bad" }, "no stop"),
       },
     ];
-    const rows = scrollTable("Open live trades", columns, positions, {
+    const rows = table(columns, positions, { label: "Open live trades",
       emptyText: "No open live trade.",
       rowData: (p) => ({ trade: String(p.trade.id), strategy: p.trade.strategy, symbol: p.trade.symbol }),
     });
@@ -473,7 +473,7 @@ function tape() {
     ];
     fill(
       body,
-      scrollTable("Tape completeness per symbol", columns, symbols, { rowData: (m) => ({ symbol: m.symbol }) }),
+      table(columns, symbols, { label: "Tape completeness per symbol", rowData: (m) => ({ symbol: m.symbol }) }),
       h("p", { class: "note" }, "Complete: stored trade ids over the id range since the first. ",
         h("a", { href: "/tape" }, "Days, gaps and holes")),
     );

@@ -6,7 +6,7 @@
 "use strict";
 
 import { apiGet } from "../api.js";
-import { directionWord, keyboardScrollable, loadEvaluation, loadStrategies, renderBreakdown, signalsLink } from "../breakdown.js";
+import { directionWord, loadEvaluation, loadStrategies, renderBreakdown, signalsLink } from "../breakdown.js";
 import { chartTime, makeChart } from "../charts.js";
 import { empty, failed, fill, h, loading, panel, picker, stat, table, timeEl } from "../dom.js";
 import { DASH, number, percent, price, r, tone, usd } from "../format.js";
@@ -182,9 +182,9 @@ async function openView(content, state, definition, onState) {
       {
         emptyText: `No paper trades of ${state.strategy}${state.symbol ? ` on ${state.symbol}` : ""} yet — a trade opens when a signal fires.`,
         rowData: (x) => ({ tradeId: String(x.id), status: x.status }),
+        label: "Trades",
       },
     );
-    keyboardScrollable(t, "Trades");
     for (const tr of t.querySelectorAll("tbody tr")) {
       const trade = trades.find((x) => x.id === Number(tr.dataset.tradeId));
       tr.tabIndex = 0;
