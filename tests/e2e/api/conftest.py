@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.e2e.api.harness import ApiUnderTest, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, running_api
 from tests.support.postgres import PgTestServer
 
 
@@ -15,6 +15,5 @@ from tests.support.postgres import PgTestServer
 async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("api"))
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    async with running_api(pg_server, tmp_path_factory.mktemp("api")) as under_test:
+        yield under_test

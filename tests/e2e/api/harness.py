@@ -12,6 +12,8 @@ import secrets
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,15 @@ async def stop_api(api: ApiUnderTest, pg_server: PgTestServer, name: str) -> Non
     await api.http.close()
     await api.daemon.kill()
     await pg_server.drop_database(name)
+
+
+@asynccontextmanager
+async def running_api(
+    pg_server: PgTestServer, workdir: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[ApiUnderTest]:
+    """A daemon on a fresh database for the length of the block (a module's fixture)."""
+    api, name = await start_api(pg_server, workdir, extra_env)
+    try:
+        yield api
+    finally:
+        await stop_api(api, pg_server, name)

@@ -25,6 +25,7 @@ import pytest_asyncio
 from tests.e2e.api.harness import (
     ApiUnderTest,
     api_env,
+    running_api,
     start_api,
     stop_api,
 )
@@ -45,7 +46,7 @@ CAP = 3
 async def strict(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(
+    async with running_api(
         pg_server,
         tmp_path_factory.mktemp("strict"),
         {
@@ -54,20 +55,18 @@ async def strict(
             "ARB_HTTP_BODY_TIMEOUT": f"{BODY_S:g}s",
             "ARB_HTTP_SEND_TIMEOUT": f"{SEND_S:g}s",
         },
-    )
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    ) as under_test:
+        yield under_test
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def capped(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(
+    async with running_api(
         pg_server, tmp_path_factory.mktemp("capped"), {"ARB_HTTP_MAX_CONNECTIONS": str(CAP)}
-    )
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    ) as under_test:
+        yield under_test
 
 
 # -- a raw HTTP/1.1 client: the point is to misbehave in ways a client library will not --------

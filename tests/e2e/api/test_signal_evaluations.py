@@ -28,7 +28,7 @@ from tests.e2e.api.engine_seed import (
     EngineSeed,
     seed_engine_output,
 )
-from tests.e2e.api.harness import ApiUnderTest, Session, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, Session, running_api
 from tests.support.postgres import PgTestServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -38,11 +38,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(
+    async with running_api(
         pg_server, tmp_path_factory.mktemp("evaluations"), QUIET_ENGINE
-    )
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    ) as under_test:
+        yield under_test
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from arbengine.api.http_app import all_routes
-from tests.e2e.api.harness import ApiUnderTest, Session, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, Session, running_api
 from tests.support.postgres import PgTestServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -21,11 +21,10 @@ DAY = 86_400_000
 async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(
+    async with running_api(
         pg_server, tmp_path_factory.mktemp("validation"), {"ARB_HTTP_CORS_ORIGINS": DASHBOARD}
-    )
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    ) as under_test:
+        yield under_test
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

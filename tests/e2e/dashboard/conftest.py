@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.e2e.api.harness import ApiUnderTest, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, running_api
 from tests.e2e.dashboard.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.postgres import PgTestServer
 
@@ -32,6 +32,5 @@ async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
     """A daemon without collection on a fresh database; each module seeds what it shows."""
-    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("dashboard"))
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    async with running_api(pg_server, tmp_path_factory.mktemp("dashboard")) as under_test:
+        yield under_test

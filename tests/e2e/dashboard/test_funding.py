@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import expect
 
-from tests.e2e.api.harness import ApiUnderTest, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, running_api
 from tests.e2e.dashboard.browser import (
     NEEDS_BROWSER,
     PageUnderTest,
@@ -101,9 +101,8 @@ ENGINE_OFF = {"ARB_ENGINE_ENABLED": "false"}
 async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("funding"), ENGINE_OFF)
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    async with running_api(pg_server, tmp_path_factory.mktemp("funding"), ENGINE_OFF) as under_test:
+        yield under_test
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -120,11 +119,10 @@ async def empty_api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
     """A deployment nothing was written to yet."""
-    under_test, name = await start_api(
+    async with running_api(
         pg_server, tmp_path_factory.mktemp("funding-empty"), ENGINE_OFF
-    )
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    ) as under_test:
+        yield under_test
 
 
 def now_stat(tab: PageUnderTest, key: str) -> Any:

@@ -18,7 +18,7 @@ import pytest_asyncio
 from playwright.async_api import expect
 
 from arbengine.sim.server import SimConfig, SimServer
-from tests.e2e.api.harness import ApiUnderTest, Session, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, Session, running_api, start_api, stop_api
 from tests.e2e.api.live_seed import LiveSeed, seed_live_data
 from tests.e2e.dashboard.browser import NEEDS_BROWSER, check_page, log_in, open_page
 from tests.e2e.live.conftest import sim_account
@@ -43,7 +43,7 @@ async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory, sim: SimServer
 ) -> AsyncIterator[ApiUnderTest]:
     await sim_account(sim, {"orphan": {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.010"}})
-    under_test, name = await start_api(
+    async with running_api(
         pg_server,
         tmp_path_factory.mktemp("live"),
         {
@@ -59,9 +59,8 @@ async def api(
             "ARB_LIVE_ORPHAN_POLICY": "alert",
             "ARB_LIVE_RECONCILE_INTERVAL": "1h",
         },
-    )
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    ) as under_test:
+        yield under_test
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -36,7 +36,7 @@ from arbengine.domain.engine_rows import (
 from arbengine.domain.live_rows import LiveOrderRow, LiveTradeRow
 from arbengine.store import engine_sql, live_sql
 from tests.conftest import REPO
-from tests.e2e.api.harness import ApiUnderTest, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, running_api
 from tests.e2e.dashboard.browser import (
     NEEDS_BROWSER,
     PageUnderTest,
@@ -253,9 +253,10 @@ ENGINE_OFF = {"ARB_ENGINE_ENABLED": "false"}
 async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("overview"), ENGINE_OFF)
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    async with running_api(
+        pg_server, tmp_path_factory.mktemp("overview"), ENGINE_OFF
+    ) as under_test:
+        yield under_test
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -272,11 +273,10 @@ async def empty_api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
     """A deployment nothing was written to yet."""
-    under_test, name = await start_api(
+    async with running_api(
         pg_server, tmp_path_factory.mktemp("overview-empty"), ENGINE_OFF
-    )
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    ) as under_test:
+        yield under_test
 
 
 def card(tab: PageUnderTest, symbol: str, key: str) -> Any:

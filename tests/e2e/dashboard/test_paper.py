@@ -33,7 +33,7 @@ from tests.e2e.api.engine_seed import (
     EngineSeed,
     seed_engine_output,
 )
-from tests.e2e.api.harness import ApiUnderTest, Session, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, Session, running_api
 from tests.e2e.dashboard.browser import (
     NEEDS_BROWSER,
     PageUnderTest,
@@ -51,9 +51,8 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), NEEDS_BROWSER]
 async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("paper"), QUIET_ENGINE)
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    async with running_api(pg_server, tmp_path_factory.mktemp("paper"), QUIET_ENGINE) as under_test:
+        yield under_test
 
 
 @dataclass

@@ -21,7 +21,7 @@ from playwright.async_api import expect
 from arbengine import __version__
 from arbengine.sim.server import SimConfig, SimServer
 from arbengine.store.partitions import add_months, month_start_ms
-from tests.e2e.api.harness import ApiUnderTest, Session, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, Session, running_api
 from tests.e2e.dashboard.browser import NEEDS_BROWSER, check_page, log_in, open_page
 from tests.support.daemon import BTC_STRATEGIES
 from tests.support.postgres import PgTestServer
@@ -55,7 +55,7 @@ async def api(
     pg_server: PgTestServer, sim: SimServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
     """A daemon collecting from the sim: components, channels and a REST budget to show."""
-    under_test, name = await start_api(
+    async with running_api(
         pg_server,
         tmp_path_factory.mktemp("server"),
         {
@@ -67,9 +67,8 @@ async def api(
             "ARB_EXCHANGE_COINBASE_URL": sim.coinbase_url,
             "ARB_COLLECT_HISTORY_BACKFILL": "1h",
         },
-    )
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    ) as under_test:
+        yield under_test
 
 
 async def server_now(api: ApiUnderTest, session: Session) -> dict[str, Any]:

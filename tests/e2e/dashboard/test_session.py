@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import expect
 
-from tests.e2e.api.harness import PASSWORD, ApiUnderTest, start_api, stop_api
+from tests.e2e.api.harness import PASSWORD, ApiUnderTest, running_api
 from tests.e2e.dashboard.browser import (
     NEEDS_BROWSER,
     check_page,
@@ -33,13 +33,12 @@ NAV = ["Overview", "Funding", "Signals", "Paper", "Live", "Tape", "Server", "Abo
 async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(
+    async with running_api(
         pg_server,
         tmp_path_factory.mktemp("session"),
         {"ARB_AUTH_ACCESS_TTL": f"{ACCESS_TTL_S}s"},
-    )
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    ) as under_test:
+        yield under_test
 
 
 async def test_a_wrong_password_is_refused_and_the_right_one_lands_on_the_page_asked_for(

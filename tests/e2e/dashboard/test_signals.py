@@ -26,7 +26,7 @@ from tests.e2e.api.engine_seed import (
     features_at,
     seed_engine_output,
 )
-from tests.e2e.api.harness import ApiUnderTest, Session, start_api, stop_api
+from tests.e2e.api.harness import ApiUnderTest, Session, running_api
 from tests.e2e.dashboard.browser import (
     NEEDS_BROWSER,
     PageUnderTest,
@@ -46,9 +46,10 @@ V52_BTC = "/signals?strategy=v52&symbol=BTCUSDT"
 async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    under_test, name = await start_api(pg_server, tmp_path_factory.mktemp("signals"), QUIET_ENGINE)
-    yield under_test
-    await stop_api(under_test, pg_server, name)
+    async with running_api(
+        pg_server, tmp_path_factory.mktemp("signals"), QUIET_ENGINE
+    ) as under_test:
+        yield under_test
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
