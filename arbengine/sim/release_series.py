@@ -106,7 +106,10 @@ class Series:
         if self.released <= 1:
             return 0
         base = self._start
-        released = self._cols["t"][base : base + self.released]
+        t = self._cols["t"]
+        if t[base] >= t_ms:  # nothing that old (the common case, at every clock step)
+            return 0
+        released = t[base : base + self.released]
         drop = min(int(np.searchsorted(released, t_ms, side="left")), self.released - 1)
         if drop <= 0:
             return 0

@@ -586,6 +586,9 @@ class SimServer:
         arr: list[bytes] = []
         arr_3s: list[bytes] = []
         now = time.monotonic()
+        arrays_wanted = hub.has_subscribers("!markPrice@arr@1s") or hub.has_subscribers(
+            "!markPrice@arr"
+        )
         for sr in release.symbols:
             if sr.symbol in self.delisted:
                 continue
@@ -595,6 +598,7 @@ class SimServer:
                 )
                 continue
             agg, mark3, mark1, force = self._streams[sr.symbol]
+            marks_wanted = arrays_wanted or hub.has_subscribers(mark1) or hub.has_subscribers(mark3)
             book = self.market.books[sr.symbol]
             if sr.hi > sr.lo and hub.has_subscribers(agg):
                 payloads, ids = agg_trade_payloads(book.spec, book.tape.cols(sr.lo, sr.hi))
@@ -602,13 +606,15 @@ class SimServer:
             trade = self._trade_streams[sr.symbol]
             if sr.hi > sr.lo and hub.has_subscribers(trade):
                 hub.publish(trade, trade_payloads(book.spec, book.tape.cols(sr.lo, sr.hi)))
-            for point in sr.marks:
-                payload = orjson.dumps(mark_payload(point))
-                hub.publish(mark1, [payload])
-                arr.append(payload)
-                if (point.t // 1000) % 3 == 0:
-                    hub.publish(mark3, [payload])
-                    arr_3s.append(payload)
+            # Formatted only for a listener (none during the long advance before clients).
+            if marks_wanted:
+                for point in sr.marks:
+                    payload = orjson.dumps(mark_payload(point))
+                    hub.publish(mark1, [payload])
+                    arr.append(payload)
+                    if (point.t // 1000) % 3 == 0:
+                        hub.publish(mark3, [payload])
+                        arr_3s.append(payload)
             for liq in sr.liquidations:
                 payload = orjson.dumps(liquidation_payload(book.spec, liq))
                 hub.publish(force, [payload])

@@ -157,6 +157,8 @@ class TradeHistory:
         if self.released <= 1:
             return 0
         base = self._start
+        if self._t[base] >= t_ms and (max_released is None or self.released <= max_released):
+            return 0  # nothing to forget (the common case, at every clock step)
         drop = int(np.searchsorted(self._t[base : base + self.released], t_ms, side="left"))
         if max_released is not None:
             drop = max(drop, self.released - max_released)

@@ -184,6 +184,10 @@ class RiskService:
         self._health = health
         self._log = get_logger("risk")
         self.state = RiskState()
+        self._changing = asyncio.Lock()
+        """Held from reading ``state`` to storing and setting its successor: a refusal counted
+        while a round stores a break would otherwise store the state before the break over
+        it (the break in force here, gone at the next start)."""
         self.view = RiskView()
         self.transitions: deque[dict[str, Any]] = deque(maxlen=TRANSITIONS_KEPT)
         self._stop = asyncio.Event()
@@ -244,7 +248,6 @@ class RiskService:
         decision = self.check(signal)
         if isinstance(decision, Allowed):
             return True
-        self.state = refused(self.state, decision.rule)
         values = _plain(decision.values)
         self._log.warning(
             "risk.entry_refused",
@@ -261,7 +264,10 @@ class RiskService:
             symbol=signal.symbol,
             strategy=signal.strategy,
         )
-        await self._records.save_state(self.state)
+        async with self._changing:
+            counted = refused(self.state, decision.rule)
+            await self._records.save_state(counted)
+            self.state = counted
         return False
 
     # -- the user data stream -----------------------------------------------------------------
@@ -329,14 +335,16 @@ class RiskService:
             await self._read_account(now)
         trades = await self._live.open_trades()
         self.view = await self._build_view(now, trades)
-        transition = evaluate(self.view, self.state, self.limits, now)
-        if transition is not None:
-            await self._apply(transition)
-        elif self.state.breaks_day_ms != day_start_ms(now):
-            self.state = msgspec.structs.replace(
-                self.state, breaks_day_ms=day_start_ms(now), breaks_today=0
-            )
-            await self._records.save_state(self.state)
+        async with self._changing:
+            transition = evaluate(self.view, self.state, self.limits, now)
+            if transition is not None:
+                await self._apply(transition)
+            elif self.state.breaks_day_ms != day_start_ms(now):
+                rolled = msgspec.structs.replace(
+                    self.state, breaks_day_ms=day_start_ms(now), breaks_today=0
+                )
+                await self._records.save_state(rolled)
+                self.state = rolled
         driven = self._executor.trade_ids
         if self.state.state == "HALTED" and self.limits.flatten_on_halt:
             if transition is not None and transition.breaks:

@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from arbengine.sim.limits import LimitConfig
 from arbengine.sim.server import SimConfig, SimServer
 from tests.conftest import REPO
 from tests.e2e.collect.conftest import collect_env
@@ -21,6 +22,12 @@ from tests.support.daemon import DaemonProcess
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HISTORY_MS = 100 * 60_000
+WEIGHT_LIMIT = 24_000
+"""The sim's REQUEST_WEIGHT per minute: ten times Binance's. At Binance's 2400 the REST budget
+paces the start-up's catch-up of the tape (about 60 aggTrades calls of weight 20 for the
+history below) over half a minute or more, and a restart within the same wall-clock minute
+waits for the next one; the engine's tests are about what it decides, not the budget's pace
+(tests/e2e/collect/test_rest_budget.py holds that at Binance's limit)."""
 
 PROBE = {
     "name": "probe",
@@ -69,7 +76,8 @@ def engine_sim_config(history_ms: int = HISTORY_MS, **overrides: object) -> SimC
     """A manual sim ``history_ms`` of market before now."""
     now = int(time.time() * 1000) // 1000 * 1000
     config = SimConfig(port=0, manual=True, seed=5, symbols=SYMBOLS, trade_rate=4.0,
-                       start_ms=now - history_ms, history_days=1)  # fmt: skip
+                       start_ms=now - history_ms, history_days=1,
+                       limits=LimitConfig(weight_per_minute=WEIGHT_LIMIT))  # fmt: skip
     return replace(config, **overrides)
 
 

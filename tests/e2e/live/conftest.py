@@ -47,8 +47,7 @@ def live_env(
         **collect_env(live_sim, daemon_env, database_url),
         "ARB_ENGINE_STRATEGIES_DIR": str(strategies),
         "ARB_COLLECT_INITIAL_BACKFILL": "3h",
-        # The product's poll rates: the collection tests' faster ones would keep so much
-        # of the request weight for polls that the 3 h backfill spills into a second minute.
+        # The product's poll rates, not the collection tests' faster ones.
         "ARB_COLLECT_PREMIUM_INDEX_INTERVAL": "2s",
         "ARB_COLLECT_OPEN_INTEREST_INTERVAL": "10s",
         "ARB_EXCHANGE_API_KEY": live_sim.config.api_key,

@@ -42,8 +42,8 @@ async def test_after_a_listen_key_expiry_a_fill_still_reaches_its_trade(
             "live_orders o WHERE o.trade_id = t.id AND o.role = 'sl' AND o.status = 'NEW')",
         )
 
-    # The first signal waits for the 3 h backfill, paced by the request weight: up to
-    # minutes on a loaded machine.
+    # The first signal waits for the 3 h backfill: seconds at the sim's weight limit
+    # (engine_sim_config), longer on a loaded machine.
     [trade, *_] = await eventually(protected, 240, interval=0.5, what="a protected trade")
     await daemon.wait_for("live.resync")  # the first connection's
 

@@ -77,8 +77,8 @@ async def test_a_position_left_unprotected_by_a_kill_is_protected_when_resumed(
         held = await sim_positions(sim)
         return held if held and all([await algos_of(sim, s) == [] for s in held]) else {}
 
-    # The first signal waits for the 3 h backfill, paced by the request weight: up to
-    # minutes on a loaded machine.
+    # The first signal waits for the 3 h backfill: seconds at the sim's weight limit
+    # (engine_sim_config), longer on a loaded machine.
     held = await eventually(filled_and_bare, 240, interval=0.5, what="an entry filled, no stop")
     [(symbol, amount)] = held.items()
     await first.kill()

@@ -1,9 +1,11 @@
 """Limits shared by the clients of one host, and the account's new-order counts, against
-the simulated exchange (its ORDERS limits set low, its order-count headers as Binance's)."""
+the simulated exchange (its ORDERS limits set low, its order-count headers as Binance's).
+
+The account's tests keep the exchange's wall clock (its order windows) and the client's on one
+``ManualClock`` that a client's wait moves: waiting for the next ten-second window takes none."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -21,15 +23,25 @@ from arbengine.sim.server import SimConfig, SimServer
 from tests.service.sim.simclient import signed
 
 ORDERS_PER_10S = 4
+START = 1_700_000_000_000
+"""The start of a ten-second window (the exchange's and ours): the tests begin 2 s into it."""
 _ids = itertools.count()
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
+def wall() -> ManualClock:
+    """The wall clock of the exchange (its rate-limit windows) and of the account's client."""
+    return ManualClock(START)
+
+
+@pytest.fixture
+async def sim(wall: ManualClock) -> AsyncIterator[SimServer]:
     limits = LimitConfig(orders_per_10s=ORDERS_PER_10S)
-    config = SimConfig(port=0, manual=True, symbols=("BTCUSDT",), limits=limits)
-    async with SimServer(config) as server:
-        await server.advance_by(2_000)
+    # Its signing clock is the real one, which the client's waits leave behind.
+    config = SimConfig(port=0, manual=True, symbols=("BTCUSDT",), limits=limits, start_ms=START,
+                       check_timestamps=False)  # fmt: skip
+    async with SimServer(config, wall_clock=lambda: wall.time_ms() / 1000) as server:
+        wall.set_ms(await server.advance_by(2_000))
         yield server
 
 
@@ -40,18 +52,19 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def trader(
-    session: aiohttp.ClientSession, sim: SimServer, slept: list[float] | None = None
+    session: aiohttp.ClientSession, sim: SimServer, wall: ManualClock, slept: list[float]
 ) -> BinanceRest:
-    """A client with the sim's keys, using all of every limit; ``slept`` records its waits
-    (real ones: the sim counts orders in wall-clock windows)."""
+    """A client with the sim's keys, using all of every limit, on ``wall``; ``slept`` records
+    its waits, each of which moves ``wall`` and the sim's time on by as much."""
 
     async def sleep(seconds: float) -> None:
-        if slept is not None:
-            slept.append(seconds)
-        await asyncio.sleep(seconds)
+        slept.append(seconds)
+        wall.advance(round(seconds * 1000))
+        await sim.advance_to(wall.time_ms())
 
     return BinanceRest(session, sim.rest_url, api_key=DEFAULT_API_KEY,
-                       api_secret=DEFAULT_API_SECRET, weight_safety=1.0, sleep=sleep)  # fmt: skip
+                       api_secret=DEFAULT_API_SECRET, weight_safety=1.0, clock=wall,
+                       sleep=sleep)  # fmt: skip
 
 
 async def new_order(rest: BinanceRest) -> OrderReply:
@@ -63,13 +76,6 @@ async def new_order(rest: BinanceRest) -> OrderReply:
          "newClientOrderId": cid},
         reply=OrderReply, signed=True, weight=0, order_client_id=cid,
     )  # fmt: skip
-
-
-async def early_in_a_window() -> None:
-    """Start in the first half of a ten-second window (the sim's, and the exchange's)."""
-    into = time.time() % 10
-    if into > 4:
-        await asyncio.sleep(10 - into + 0.05)
 
 
 # -- one budget, two clients ----------------------------------------------------------------
@@ -133,12 +139,11 @@ async def test_a_pause_one_client_meets_holds_the_other(sim, session) -> None:
 # -- the account's order counts ---------------------------------------------------------------
 
 
-async def test_new_orders_slow_down_before_the_order_limit(sim, session) -> None:
+async def test_new_orders_slow_down_before_the_order_limit(sim, session, wall) -> None:
     slept: list[float] = []
-    rest = trader(session, sim, slept)
+    rest = trader(session, sim, wall, slept)
     rest.apply_exchange_info(await rest.get("/fapi/v1/exchangeInfo", reply=ExchangeInfo))
     assert [o["limit"] for o in rest.budget_view()["orders"]] == [ORDERS_PER_10S, 1200]
-    await early_in_a_window()
     for _ in range(ORDERS_PER_10S + 2):  # never a 429: the fifth waits for the window
         await new_order(rest)
     # One wait for the next window. The event loop may wake a few milliseconds before the
@@ -149,11 +154,10 @@ async def test_new_orders_slow_down_before_the_order_limit(sim, session) -> None
     assert sum(slept) <= 10.1
 
 
-async def test_orders_of_others_on_the_account_count_from_the_headers(sim, session) -> None:
+async def test_orders_of_others_on_the_account_count_from_the_headers(sim, session, wall) -> None:
     slept: list[float] = []
-    rest = trader(session, sim, slept)
+    rest = trader(session, sim, wall, slept)
     rest.apply_exchange_info(await rest.get("/fapi/v1/exchangeInfo", reply=ExchangeInfo))
-    await early_in_a_window()
     for n in range(ORDERS_PER_10S - 1):  # placed by another program on the same account
         status, body, _ = await signed(
             session, sim, "POST", "/fapi/v1/order",
@@ -169,10 +173,9 @@ async def test_orders_of_others_on_the_account_count_from_the_headers(sim, sessi
     assert 1 < slept[0] <= 10.1
 
 
-async def test_too_many_new_orders_pauses_new_orders_only(sim, session) -> None:
+async def test_too_many_new_orders_pauses_new_orders_only(sim, session, wall) -> None:
     slept: list[float] = []
-    rest = trader(session, sim, slept)  # the exchange's limits not read: it learns by a 429
-    await early_in_a_window()
+    rest = trader(session, sim, wall, slept)  # the exchange's limits not read: it learns by a 429
     for n in range(ORDERS_PER_10S):
         status, body, _ = await signed(
             session, sim, "POST", "/fapi/v1/order",

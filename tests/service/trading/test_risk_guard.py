@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from arbengine.domain.events import Signal
-from arbengine.domain.live_rows import LiveEventRow
+from arbengine.domain.live_rows import LiveEventRow, LiveTradeRow
 from arbengine.exchange.rest import BinanceRest
 from arbengine.runtime.channels import Channel, OverflowPolicy
 from arbengine.runtime.clock import ManualClock
@@ -34,6 +34,7 @@ from arbengine.trading.risk_rules import RiskLimits
 from arbengine.trading.risk_service import (
     BreakerActions,
     FlattenThroughControls,
+    LiveEventsPort,
     RiskService,
     TradedStrategy,
 )
@@ -69,7 +70,7 @@ class Pause:
 def guard(
     rest: BinanceRest,
     executor: LiveExecutor,
-    records: LiveRecords,
+    records: LiveEventsPort,
     risk_records: RiskRecords,
     clock: ManualClock,
     *,
@@ -432,3 +433,62 @@ async def test_a_trade_held_past_the_hold_timeout_is_closed_at_market(
     assert (stored.status, stored.exit_reason) == ("closed", "hold_timeout")
     await risk.check_once()  # closed: no second timeout
     assert len(await risk_events(records, "risk.hold_timeout")) == 1
+
+
+class RefusalFirst:
+    """``LiveRecords`` whose write of a transition's event waits for a refusal's to be written:
+    the round stands between storing its new state and putting it in force while the gate
+    refuses an entry (as a signal arriving mid-round makes it)."""
+
+    def __init__(self, records: LiveRecords) -> None:
+        self._records = records
+        self.transition_held = asyncio.Event()
+        self._refusal_written = asyncio.Event()
+
+    async def append_event(self, event: LiveEventRow) -> None:
+        if event.kind == "risk.state_changed":
+            self.transition_held.set()
+            await self._refusal_written.wait()
+        await self._records.append_event(event)
+        if event.kind == "risk.entry_refused":
+            self._refusal_written.set()
+
+    async def open_trades(self) -> list[LiveTradeRow]:
+        return await self._records.open_trades()
+
+    async def events_between(
+        self, start: datetime, end: datetime, symbol: str | None = None, limit: int | None = None
+    ) -> list[LiveEventRow]:
+        return await self._records.events_between(start, end, symbol, limit)
+
+
+async def test_a_refusal_during_a_round_that_breaks_leaves_the_breaker_stored(
+    sim: SimServer,
+    http: aiohttp.ClientSession,
+    rest: BinanceRest,
+    market_time: ManualClock,
+    records: LiveRecords,
+    risk_records: RiskRecords,
+    executor: LiveExecutor,
+) -> None:
+    events = RefusalFirst(records)
+    first = guard(rest, executor, events, risk_records, market_time, balance_floor_usd=1000)
+    await first.load()
+    assert await first.check_once() is None
+    await control(http, sim, "account", {"balance": "900"})
+
+    round_ = asyncio.create_task(first.check_once())
+    await asyncio.wait_for(events.transition_held.wait(), 10)
+    # The round's view has the balance under the floor; the gate refuses by it.
+    assert not await asyncio.wait_for(first.admit(await a_signal(http, sim)), 10)
+    transition = await asyncio.wait_for(round_, 10)
+    assert transition is not None
+    assert transition.breaks
+
+    stored = await risk_records.load_state()
+    assert stored == first.state
+    assert (stored.state, stored.rule) == ("HALTED", "balance_floor")
+    assert stored.refusals == {"balance_floor": 1}
+    second = guard(rest, executor, records, risk_records, market_time, balance_floor_usd=1000)
+    await second.load()
+    assert second.state == first.state
