@@ -157,7 +157,7 @@ function markets(latestRates) {
   );
 
   setInterval(tickCountdowns, 1000);
-  return { section, ready: Promise.all([ratesLoaded, statsLoaded]) };
+  return { section, ratesReady: ratesLoaded, ready: Promise.all([ratesLoaded, statsLoaded]) };
 }
 
 /**
@@ -308,7 +308,7 @@ function moveR(trade, entryPrice, latestRates) {
   return (trade.direction * (rate.mark_price - entryPrice)) / trade.r_distance;
 }
 
-function trading(latestRates) {
+function trading(latestRates, ratesReady) {
   const [positionsSection, positionsBody] = panel("Open positions", { id: "positions", wide: true });
   const paperBox = h("div", { id: "paper-positions" });
   const liveBox = h("div", { id: "live-positions" });
@@ -423,7 +423,8 @@ function trading(latestRates) {
     drawRisk(await loadRisk());
     if (liveOn === false) risk.stop();
   }, TRADING_EVERY_MS);
-  const ready = risk.first.then(
+  // Positions read their move at the mark from the rates: drawn once those are in.
+  const ready = Promise.all([risk.first, ratesReady]).then(
     () =>
       keepFresh(positionsBody, async () => {
         const [paper, live] = await Promise.all([
@@ -489,7 +490,7 @@ startPage({
   async render(main) {
     const latestRates = new Map();
     const market = markets(latestRates);
-    const positions = trading(latestRates);
+    const positions = trading(latestRates, market.ratesReady);
     const latest = signals();
     const tapes = tape();
     main.append(market.section, positions.risk, positions.positions, latest.section, tapes.section);
