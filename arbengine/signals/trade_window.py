@@ -10,9 +10,9 @@ Why this shape:
 - Windows are closed-open on whole-second tick boundaries, so per-second
   aggregates are exact: ``[t − w, t)`` is a whole number of seconds.
 - Results must not depend on how the stream is cut into batches: every
-  per-second sum is accumulated with ``np.add.at`` (sequential adds in
-  stream order), so a second split over two batches sums exactly like one
-  batch. A window sum is a fixed reduction over the rows in the window (or,
+  per-second sum is accumulated by sequential adds in stream order (one
+  ``np.bincount`` a column per batch), so a second split over two batches
+  sums exactly like one batch. A window sum is a fixed reduction over the rows in the window (or,
   for long windows, over whole-minute blocks plus the two partial minutes
   at its edges), split only by the window's own bounds: its value depends
   on those rows alone, never on batching, on which ticks were evaluated
@@ -73,6 +73,10 @@ class IdSet:
 
     def __len__(self) -> int:
         return len(self._lo)
+
+    def all_above(self, agg_id: int) -> bool:
+        """Whether ``agg_id`` is above every id seen (a tape's next batch usually is)."""
+        return not len(self._hi) or agg_id > int(self._hi[-1])
 
     def unseen(self, ids: I64) -> B8:
         if not len(self._lo):
@@ -716,12 +720,22 @@ class TradeWindow:
         return starts, lasts, lasts - starts + 1
 
     @staticmethod
-    def _accumulate(floats: F64, rix: NDArray[np.intp] | I64, q: F64, sq: F64, x: F64) -> None:
-        # np.add.at adds one value at a time in stream order: a second split over
-        # two batches sums to exactly the same float as in one batch.
-        np.add.at(floats[_VOL], rix, q)
-        np.add.at(floats[_CVD], rix, sq)
-        np.add.at(floats[_PQ], rix, np.abs(x))
+    def _accumulate(floats: F64, rows: I64, counts: I64, q: F64, sq: F64, x: F64) -> None:
+        """Add each trade into its row's Σq, Σ signed q and Σ p·q, one at a time in stream
+        order after the row's current sum, so a second split over two batches sums to
+        exactly the float of one batch. ``rows`` are distinct row indices, ``counts`` the
+        number of consecutive trades for each.
+
+        ``np.bincount`` adds its weights into each bin one by one in index order from
+        0.0; each row's current sum goes first (0.0 + s is s: a sum started at 0.0 is
+        never −0.0), then its trades: the additions ``np.add.at`` made, vectorised.
+        """
+        g = len(rows)
+        bins = np.concatenate((np.arange(g), np.repeat(np.arange(g), counts)))
+        for col, values in ((_VOL, q), (_CVD, sq), (_PQ, np.abs(x))):
+            floats[col, rows] = np.bincount(
+                bins, np.concatenate((floats[col, rows], values)), minlength=g
+            )
 
     def _append(self, secs: I64, t: I64, ids: I64, p: F64, q: F64, sq: F64, x: F64) -> None:
         rows = self.rows
@@ -744,7 +758,7 @@ class TradeWindow:
         ri[_LAST_T, phys] = t[lasts]
         ri[_LAST_ID, phys] = ids[lasts]
         rf[_LAST_P, phys] = p[lasts]
-        self._accumulate(rf, np.repeat(phys, counts), q, sq, x)
+        self._accumulate(rf, phys, counts, q, sq, x)
         self.ring.append(x)
 
     def _insert(self, secs: I64, t: I64, ids: I64, p: F64, q: F64, sq: F64, x: F64) -> None:
@@ -777,7 +791,7 @@ class TradeWindow:
         cnt[pos_old] = old_counts
         cnt[pos_new] += counts
         ints[_END] = base_end + np.cumsum(cnt)
-        self._accumulate(floats, np.repeat(pos_new, counts), q, sq, x)
+        self._accumulate(floats, pos_new, counts, q, sq, x)
         # Last trade of each second by (T, agg_id).
         st, sid = ints[_LAST_T, pos_new], ints[_LAST_ID, pos_new]
         ct, cid = t[lasts], ids[lasts]

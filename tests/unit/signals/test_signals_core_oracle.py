@@ -120,16 +120,21 @@ def test_live_batches_with_late_and_repeated_trades_give_the_same_floats() -> No
     pending: list[TradeBatch] = []
 
     def live(states: Any, trades: TradeBatch, day: int) -> None:
-        # Cut the day into batches of a few seconds, shuffle a little inside each, repeat
-        # some trades and hold some back to arrive one batch late.
+        # Cut the day into batches of a few seconds. Half of them in order, starting with
+        # a few trades sent before (a reconnect's overlap); the others shuffled a little,
+        # with some trades repeated. Some trades are held back to arrive one batch late.
         n = len(trades)
         cuts = np.sort(rng.choice(np.arange(1, n), n // 40, replace=False))
         for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), n], strict=True):
             idx = np.arange(lo, hi)
-            rng.shuffle(idx)
             held = rng.random(len(idx)) < 0.01
-            repeat = idx[rng.random(len(idx)) < 0.02]
-            batch = trades.take(np.concatenate((idx[~held], repeat)))
+            if rng.random() < 0.5:
+                sent = np.concatenate((np.arange(max(0, lo - 3), lo), idx[~held]))
+            else:
+                rng.shuffle(idx)
+                held = rng.random(len(idx)) < 0.01
+                sent = np.concatenate((idx[~held], idx[rng.random(len(idx)) < 0.02]))
+            batch = trades.take(sent)
             for state in states:
                 state.add_trades(batch)
             for late in pending:
