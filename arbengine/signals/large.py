@@ -7,7 +7,7 @@ values per tick costs ~70 ms, so the tracker keeps only the *upper tail*:
 the trades of the window whose notional is ≥ a floor ``L``, in time order
 (:class:`_Members`). The threshold is the r-th largest (r = N − ⌈0.99·N⌉ +
 1) and lies in the tail while the tail holds at least r values. ``L`` is
-raised when the tail grows past 4·r and lowered by one scan of the window
+raised when the tail grows past 3·r and lowered by one scan of the window
 when it shrinks below r, which a stationary market never triggers.
 
 Per tick only the trades entering and leaving the window touch the tail
@@ -60,7 +60,7 @@ _BULK = 256
 window's sums from the members in one vectorised pass is cheaper than one by one."""
 _BAND_RANKS = 1024
 """The band holds about this many ranks on either side of the threshold when it is cut."""
-_NO_SECS: array[int] = array("q")
+_NO_SECS: array[int] = array("I")
 _NO_VALUES: array[float] = array("d")
 
 
@@ -104,7 +104,8 @@ class _Members:
     """
 
     def __init__(self) -> None:
-        self.sec: array[int] = array("q")
+        self.sec: array[int] = array("I")
+        """Epoch seconds, 4 bytes each (good until 2106)."""
         self.x: array[float] = array("d")
         self.lo = 0
         """Physical index of the first member still in the window."""
@@ -126,10 +127,10 @@ class _Members:
 
     @property
     def nbytes(self) -> int:
-        return 8 * (len(self.sec) + len(self.x))
+        return 4 * len(self.sec) + 8 * len(self.x)
 
     def secs(self) -> I64:
-        return np.frombuffer(self.sec, np.int64)[self.lo :].copy()
+        return np.frombuffer(self.sec, np.uint32)[self.lo :].astype(np.int64)
 
     def values(self) -> F64:
         return np.frombuffer(self.x, np.float64)[self.lo :].copy()
@@ -145,7 +146,7 @@ class _Members:
         return self.x[lo - base : hi - base]
 
     def reset(self, sec: I64, x: F64) -> None:
-        self.sec = array("q", np.ascontiguousarray(sec, np.int64).tobytes())
+        self.sec = array("I", np.ascontiguousarray(sec, np.uint32).tobytes())
         self.x = array("d", np.ascontiguousarray(x, np.float64).tobytes())
         self.base += self.lo
         self.lo = 0
@@ -444,8 +445,8 @@ class LargeTracker:
                     sel = np.flatnonzero(np.abs(xs) >= floor)
                 if not len(sel):
                     return _NO_SECS, _NO_VALUES
-                secs = tape.secs_of(sel + lo).astype(np.int64)
-                return array("q", secs.tobytes()), array("d", xs[sel].tobytes())
+                secs = tape.secs_of(sel + lo).astype(np.uint32)
+                return array("I", secs.tobytes()), array("d", xs[sel].tobytes())
             xs = tape.ring.get(lo, end)
             sel = np.flatnonzero(np.abs(xs) >= self._floor)
             pos = sel + lo
@@ -455,7 +456,7 @@ class LargeTracker:
                 lo,
                 end,
                 array("q", pos.astype(np.int64).tobytes()),
-                array("q", tape.secs_of(pos).astype(np.int64).tobytes()),
+                array("I", tape.secs_of(pos).astype(np.uint32).tobytes()),
                 array("d", xs[sel].tobytes()),
             )
             self._scan = scan
@@ -482,7 +483,7 @@ class LargeTracker:
             return
         r = n - (99 * n + 99) // 100 + 1  # nearest_rank_from_top(n), inlined
         size = len(self._members)
-        if r <= size <= 4 * r + 64:
+        if r <= size <= 3 * r + 64:
             return
         if size < r:
             self._refloor(tape)

@@ -126,7 +126,7 @@ def test_band_gives_the_rank_of_a_sorted_list(ops: list[tuple[str, int, int]]) -
     for op, n, k in ops:
         if op == "add":
             xs = array("d", [float((n + i) % 13) * (-1) ** i for i in range(k)])
-            members.append(array("q", [0] * k), xs)
+            members.append(array("I", [0] * k), xs)
             band.add(xs)
             model += [abs(x) for x in xs]
         elif op == "pop" and len(members):
