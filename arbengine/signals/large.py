@@ -518,7 +518,7 @@ class LargeTracker:
         n = len(xs)
         step = max(1, n // 4096)
         sample = np.sort(np.abs(xs[::step]))
-        j = math.ceil(1.5 * target / step) + 8
+        j = math.ceil(1.25 * target / step) + 8
         while j < len(sample):
             floor = float(sample[len(sample) - j])
             if _count_at_least(xs, floor) >= need:
