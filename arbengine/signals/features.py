@@ -290,7 +290,13 @@ class SymbolFeatures:
                 seen.add(ids, ts)
                 return None, 0, 0
             n_unseen = n if unseen is None else int(np.count_nonzero(unseen))
-            keep = unseen if fresh is None else fresh if unseen is None else unseen & fresh
+            if unseen is None:
+                keep = fresh
+            elif fresh is None:
+                keep = unseen
+            else:
+                keep = unseen & fresh
+            assert keep is not None  # both None returned above
             idx = np.flatnonzero(keep)
             if not len(idx):
                 return AddResult(0, n - n_unseen, 0, n_unseen)
