@@ -97,7 +97,8 @@ async def run_backtest(
     evaluations: EvaluationsCsv | None = None,
 ) -> BacktestResult:
     """With ``database_url`` the next day is read on a second connection while one is replayed;
-    with ``evaluations`` every evaluation is written there as the replay goes."""
+    with ``evaluations`` every evaluation is written there as the replay goes. Without
+    ``symbols``, the strategies' symbols that have trades in ``[from_ms, to_ms)``."""
     pipeline = SignalPipeline(strategies)
     chosen = sorted(pipeline.core.symbols if symbols is None else
                     set(symbols) & pipeline.core.symbols)  # fmt: skip
@@ -124,7 +125,11 @@ async def run_backtest(
         on_chunk=chunk_done,
         prefetch_url=database_url,
     )
-    pipeline.finish(to_ms)
+    if symbols is None:
+        # Without a choice of symbols, only those that traded in the range are replayed:
+        # one with no trade there would only evaluate ticks without a price.
+        result.symbols = pipeline.traded_since(from_ms)
+    pipeline.finish(to_ms, result.symbols)
     chunk_done(0, to_ms)
     result.trades = stats.trades
     result.positions = sorted(
