@@ -22,9 +22,9 @@ on a thread one day ahead of the replay (pyarrow and hashlib let go of the
 interpreter while they decode and check), and only the rest from PostgreSQL. A
 file that fails its checks is logged (``archive.file_rejected``) and its day read
 from PostgreSQL: the table is the source of truth, the archive a faster copy.
-The first chunk is read here while the reader process starts, so the replay
-begins as soon as one day (or the part of it before ``from``'s first midnight)
-is read, not after the reader's start-up.
+The first two chunks are read here while the reader process starts (about a
+second), so the replay begins as soon as they are read, not after the
+reader's start-up.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ from arbengine.trading.report import iso
 DAY_MS = 86_400_000
 READER_POLL_S = 0.5
 """How often a wait for the reader's next chunk checks that the reader is still alive."""
+READ_HERE = 2
+"""Chunks read by the replay itself while the reader process starts: the first is the part
+of a day before the first midnight (often before the tape begins), the second a day."""
 _log = get_logger("replay")
 
 
@@ -321,8 +324,8 @@ async def replay_history(
     """Feed everything stored for ``symbols`` in ``[from_ms, to_ms)``.
 
     ``on_chunk(trades, chunk_end_ms)`` reports progress after each chunk. With
-    ``prefetch_url`` the chunks after the first are read by a reader process while the
-    replay goes on; with ``archive`` sealed days' trades come from its files.
+    ``prefetch_url`` the chunks after the first two are read by a reader process while
+    the replay goes on; with ``archive`` sealed days' trades come from its files.
     """
     began = time.perf_counter()
     stats = ReplayStats()
@@ -332,13 +335,13 @@ async def replay_history(
     reader: BaseProcess | None = None
     ahead: Any = None
     stop: Any = None
-    if prefetch_url is not None and len(spans) > 1:
+    if prefetch_url is not None and len(spans) > READ_HERE:
         context = multiprocessing.get_context("spawn")
         ahead = context.Queue(maxsize=1)
         stop = context.Event()
         reader = context.Process(
             target=_reader_process,
-            args=(prefetch_url, list(symbols), spans[1:], ahead, stop),
+            args=(prefetch_url, list(symbols), spans[READ_HERE:], ahead, stop),
             name="replay-reader",
             daemon=True,
         )
@@ -348,7 +351,7 @@ async def replay_history(
             if files is not None:
                 files.prefetch(k)
             waiting = time.perf_counter()
-            if reader is None or k == 0:
+            if reader is None or k < READ_HERE:
                 chunk = await _read_chunk(conn, symbols, span.start, span.end, span.from_table)
             else:
                 chunk = await _next_chunk(ahead, reader, span.start)
