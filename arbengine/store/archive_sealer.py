@@ -39,7 +39,7 @@ from arbengine.domain.market import TradeBatch
 from arbengine.logs import get_logger
 from arbengine.store import archive_sql
 from arbengine.store.continuity_sql import refresh_daily_completeness
-from arbengine.store.database import OUTAGE_ERRORS, Database
+from arbengine.store.database import OUTAGE_ERRORS, Database, DatabaseUnavailable, outage_error
 from arbengine.store.tape_archive import (
     DAY_MS,
     ArchiveFileRejected,
@@ -214,7 +214,9 @@ class ArchiveSealer:
                     self._report(detail)
                 elif kind == "done":
                     return
-                elif kind == "outage":
+                elif kind == "database":
+                    raise DatabaseUnavailable(detail)
+                elif kind == "storage":
                     raise ArchiveUnavailable(detail)
                 else:
                     self._log.error("archive.worker_failed", traceback=detail)
@@ -286,9 +288,11 @@ def _worker(url: str, where: str, symbols: list[str], reports: Any, stop: Any) -
     try:
         asyncio.run(seal())
         reports.put(("done", None))
+    except DatabaseUnavailable as exc:
+        reports.put(("database", str(exc)))
     except RetryableError as exc:
-        reports.put(("outage", f"{type(exc).__name__}: {exc}"))
+        reports.put(("storage", str(exc)))
     except OUTAGE_ERRORS as exc:
-        reports.put(("outage", f"PostgreSQL unavailable: {type(exc).__name__}: {exc}"))
+        reports.put(("database", str(outage_error(exc, "sealing worker"))))
     except Exception as exc:
         reports.put(("failed", "".join(traceback.format_exception(exc))))

@@ -140,8 +140,8 @@ async def summary(conn: asyncpg.Connection, symbols: Sequence[str] | None) -> li
                count(d.day) FILTER (WHERE d.completeness = 1) AS complete,
                count(a.day) FILTER (WHERE a.changed_at IS NULL) AS sealed,
                count(a.day) FILTER (WHERE a.changed_at IS NOT NULL) AS changed,
-               coalesce(sum(a.rows) FILTER (WHERE a.changed_at IS NULL), 0) AS sealed_rows,
-               coalesce(sum(a.bytes) FILTER (WHERE a.changed_at IS NULL), 0) AS sealed_bytes,
+               coalesce(sum(a.rows) FILTER (WHERE a.changed_at IS NULL), 0)::int8 AS sealed_rows,
+               coalesce(sum(a.bytes) FILTER (WHERE a.changed_at IS NULL), 0)::int8 AS sealed_bytes,
                min(a.day) FILTER (WHERE a.changed_at IS NULL) AS first_sealed,
                max(a.day) FILTER (WHERE a.changed_at IS NULL) AS last_sealed
         FROM agg_trades_daily d
