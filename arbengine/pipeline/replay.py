@@ -22,9 +22,10 @@ on a thread one day ahead of the replay (pyarrow and hashlib let go of the
 interpreter while they decode and check), and only the rest from PostgreSQL. A
 file that fails its checks is logged (``archive.file_rejected``) and its day read
 from PostgreSQL: the table is the source of truth, the archive a faster copy.
-The first two chunks are read here while the reader process starts (about a
-second), so the replay begins as soon as they are read, not after the
-reader's start-up.
+The first two chunks are read here, and the reader process is started as
+their replay begins: its start-up (about a second of a core) then overlaps the
+replay instead of the first reads, and the first trade is replayed as soon as
+they are read.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ DAY_MS = 86_400_000
 READER_POLL_S = 0.5
 """How often a wait for the reader's next chunk checks that the reader is still alive."""
 READ_HERE = 2
-"""Chunks read by the replay itself while the reader process starts: the first is the part
+"""Chunks read by the replay itself, before the reader process starts: the first is the part
 of a day before the first midnight (often before the tape begins), the second a day."""
 _log = get_logger("replay")
 
@@ -335,23 +336,12 @@ async def replay_history(
     reader: BaseProcess | None = None
     ahead: Any = None
     stop: Any = None
-    if prefetch_url is not None and len(spans) > READ_HERE:
-        context = multiprocessing.get_context("spawn")
-        ahead = context.Queue(maxsize=1)
-        stop = context.Event()
-        reader = context.Process(
-            target=_reader_process,
-            args=(prefetch_url, list(symbols), spans[READ_HERE:], ahead, stop),
-            name="replay-reader",
-            daemon=True,
-        )
-        reader.start()
     try:
         for k, span in enumerate(spans):
             if files is not None:
                 files.prefetch(k)
             waiting = time.perf_counter()
-            if reader is None or k < READ_HERE:
+            if k < READ_HERE or reader is None:
                 chunk = await _read_chunk(conn, symbols, span.start, span.end, span.from_table)
             else:
                 chunk = await _next_chunk(ahead, reader, span.start)
@@ -359,6 +349,19 @@ async def replay_history(
                 await _with_sealed(chunk, span, symbols, await files.get(k), conn, stats)
                 files.prefetch(k + 1)
             stats.waited_s += time.perf_counter() - waiting
+            if k == READ_HERE - 1 and prefetch_url is not None and len(spans) > READ_HERE:
+                # Started once the first chunks are read, so that its start-up (a second of
+                # a core) overlaps their replay rather than slowing their reading.
+                context = multiprocessing.get_context("spawn")
+                ahead = context.Queue(maxsize=1)
+                stop = context.Event()
+                reader = context.Process(
+                    target=_reader_process,
+                    args=(prefetch_url, list(symbols), spans[READ_HERE:], ahead, stop),
+                    name="replay-reader",
+                    daemon=True,
+                )
+                reader.start()
             if stats.first_trade_s is None and chunk.trades:
                 stats.first_trade_s = time.perf_counter() - began
             done = _feed(pipeline, chunk, stats)
