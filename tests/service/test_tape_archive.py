@@ -160,7 +160,8 @@ async def test_a_write_into_a_day_being_sealed_is_never_lost_between_read_and_re
 
         async def sealer_waits() -> bool:
             waiting = await writer.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
             return bool(waiting)
 
