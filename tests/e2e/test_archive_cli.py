@@ -126,6 +126,18 @@ async def test_seal_status_and_verify_find_and_mend_a_corrupted_file(
     assert mended.lines[0].startswith("resealed BTCUSDT 2026-01-02: 3,000 trades, ")
     assert (await arbengine("archive", "verify", **run)).code == 0
 
+    (root / "agg_trades" / "symbol=ETHUSDT" / "2026-01-04.parquet").unlink()
+    status = await arbengine("archive", "status", **run)
+    assert status.lines[-1] == (
+        "ETHUSDT 2026-01-04: agg_trades/symbol=ETHUSDT/2026-01-04.parquet is missing or not the "
+        "size sealed (`arbengine archive verify` unseals it)"
+    )
+    gone = await arbengine("archive", "verify", "--from", "2026-01-04", **run)
+    assert (gone.code, gone.lines[-1]) == (1, "1 of 2 sealed days failed")
+    assert gone.lines[0].startswith(
+        "ETHUSDT 2026-01-04: agg_trades/symbol=ETHUSDT/2026-01-04.parquet is missing; unsealed"
+    )
+
 
 async def test_a_backtest_reads_sealed_days_from_the_archive_and_decides_the_same(
     tape_url: str, tmp_path: Path
