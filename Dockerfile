@@ -32,8 +32,9 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 ENV PYTHONUNBUFFERED=1 \
     ARB_HTTP_HOST=0.0.0.0 \
     ARB_DATABASE_DATA_DIR=/app/var/pg \
+    ARB_ARCHIVE_DIR=/app/var/archive \
     XDG_RUNTIME_DIR=/tmp
-# Embedded PostgreSQL data (and anything else that must outlive the container).
+# Embedded PostgreSQL data, the tape archive (and anything else that must outlive the container).
 VOLUME ["/app/var"]
 USER arb
 EXPOSE 8080

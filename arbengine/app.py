@@ -81,6 +81,7 @@ from arbengine.runtime.supervisor import (
 from arbengine.settings import LiveSettings, Settings, live_endpoints, shipped, strategies_dir
 from arbengine.signals import Collected, StrategySet, load_strategy_set
 from arbengine.store.admin_records import AdminRecords
+from arbengine.store.archive_sealer import ArchiveSealer
 from arbengine.store.continuity_records import ContinuityRecords
 from arbengine.store.control_commands import CommandListener, CommandRow, ControlCommands
 from arbengine.store.database import Database, DatabaseUnavailable, open_database
@@ -96,6 +97,7 @@ from arbengine.store.market_sql import (
 from arbengine.store.market_writer import MarketWriter, WriterPolicy
 from arbengine.store.partitions import maintain_partitions
 from arbengine.store.risk_records import RiskRecords
+from arbengine.store.tape_archive import TapeArchive
 from arbengine.trading.live_controls import LiveControls
 from arbengine.trading.live_executor import ExecutorSettings, LiveExecutor
 from arbengine.trading.live_reconciler import LiveReconciler, ReconcileSettings
@@ -223,6 +225,18 @@ class Daemon:
             if created or dropped:
                 log.info("partitions.maintained", created=created, dropped=dropped)
             await asyncio.sleep(interval)
+
+    def _add_sealer(self, db: Database, archive: TapeArchive) -> None:
+        """Seal the configured symbols' complete days into the tape archive (collecting or
+        not: days counted before, or imported, are sealed all the same)."""
+        sealer = ArchiveSealer(
+            db,
+            archive,
+            self.settings.collect.symbols,
+            self.settings.archive.seal_interval.seconds,
+        )
+        self.log.info("archive.ready", location=archive.location)
+        self.supervisor.add(Component("archive", sealer.run, drain=sealer.request_stop))
 
     async def _reload_loop(self, reload: asyncio.Event) -> None:
         """SIGHUP: run every reload hook (strategies plug in here); never stops the daemon."""
@@ -914,6 +928,8 @@ class Daemon:
                 self.strategies_at_start = load_strategy_set(directory, self.collected())
             if settings.live.enabled:
                 self._check_live_strategies()
+            # A URL pyarrow has no filesystem for is a configuration error: exit 2 now.
+            archive = TapeArchive(settings.archive.dir) if settings.archive.dir else None
             async with contextlib.AsyncExitStack() as stack:
                 if self.sim_config is not None:
                     settings = self.settings = await self._start_sim(stack)
@@ -951,6 +967,8 @@ class Daemon:
                     self.log.info("partitions.maintained", created=created, dropped=dropped)
 
                 self.supervisor.add(Component("partitions", lambda: self._partitions_loop(db)))
+                if archive is not None:
+                    self._add_sealer(db, archive)
                 self._add_notify()
                 self.supervisor.add(Component("reload", lambda: self._reload_loop(sig.reload)))
                 if settings.live.enabled and not await self._add_live(stack, db, sig.stop):

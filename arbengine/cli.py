@@ -1,5 +1,5 @@
-"""Command line: ``arbengine run | migrate | import | backtest | admin | config | bench | sim |
-live``.
+"""Command line: ``arbengine run | migrate | import | backtest | archive | admin | config |
+bench | sim | live``.
 
 Mistakes a user can make (a bad setting, an unknown benchmark) end with one
 line on stderr and exit status 2, never a traceback.
@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from arbengine import __version__, admin_cli
+from arbengine import __version__, admin_cli, archive_cli
 from arbengine.domain.errors import ConfigError, FatalError
 from arbengine.logs import configure_logging
 from arbengine.settings import Settings, load_settings, shipped, strategies_dir
@@ -39,7 +39,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     ),
     "backtest": (
         "arbengine.benchmarks.backtest_bench",
-        "trades/s through the backtester from PostgreSQL",
+        "trades/s through the backtester, reading included (tape archive and PostgreSQL)",
     ),
     "engine": (
         "arbengine.benchmarks.engine_bench",
@@ -115,6 +115,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_admin(args: argparse.Namespace) -> int:
     return admin_cli.run(args, _settings(args))
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging("warning", pretty=args.pretty or None)
+    return archive_cli.run(args, settings)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -243,6 +249,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from arbengine.pipeline.backtest import EvaluationsCsv, run_backtest, write_outputs
     from arbengine.signals import StrategySet, check_files, load_strategy_set, parse_strategy
     from arbengine.store.database import open_database
+    from arbengine.store.tape_archive import TapeArchive
     from arbengine.trading.report import summary_table
 
     try:
@@ -252,6 +259,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return _fail(f"--from/--to: {exc}")
     if to_ms <= from_ms:
         return _fail("--to must be after --from")
+    archive = TapeArchive(settings.archive.dir) if settings.archive.dir else None
     if args.strategy:
         problems = check_files(args.strategy)
         if problems:
@@ -280,7 +288,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                     result = await run_backtest(
                         conn, strategies, from_ms, to_ms, symbols=symbols,
                         on_progress=lambda _trades, _end: bar.update(1),
-                        database_url=db.url, evaluations=evaluations,
+                        database_url=db.url, evaluations=evaluations, archive=archive,
                     )  # fmt: skip
             return result
 
@@ -298,6 +306,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         f"({result.trades / max(result.seconds, 1e-9):,.0f} trades/s), "
         f"{result.evaluations:,} evaluations, {len(result.signals)} signals"
     )
+    if archive is not None and result.replay.archived_trades:
+        print(
+            f"{result.replay.archived_trades:,} of the trades read from the tape archive "
+            f"({archive.location})"
+        )
     for path in files:
         print(f"wrote {path}")
     return 0
@@ -589,6 +602,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write every evaluation (features, factors, gates) to evaluations.csv",
     )  # fmt: skip
     backtest.set_defaults(handler=cmd_backtest)
+
+    archive = command("archive", "the tape archive: what is sealed, seal now, verify the files")
+    archive_cli.add_arguments(archive)
+    archive.set_defaults(handler=cmd_archive)
 
     importer = command("import", "load downloaded market data")
     import_kinds = importer.add_subparsers(dest="import_kind", required=True, metavar="KIND")

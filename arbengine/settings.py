@@ -79,6 +79,27 @@ class DatabaseSettings(_Section, frozen=True):
             raise ValueError("pool_min_size must not exceed pool_max_size")
 
 
+class ArchiveSettings(_Section, frozen=True):
+    """The tape archive (``store/tape_archive.py``): days of ``agg_trades`` the continuity
+    check has proven complete, sealed once into one Parquet file per symbol-day, which
+    backtests read instead of PostgreSQL."""
+
+    dir: str = "./var/archive"
+    """A directory, or a URL pyarrow's filesystems open (``s3://bucket/prefix``,
+    ``gs://bucket/prefix``, ``file:///path``). Empty: no archive (nothing is sealed,
+    backtests read PostgreSQL only)."""
+    seal_interval: Duration = Duration("10m")
+    """How often the daemon looks for days to seal (each pass runs in a worker process)."""
+
+    def __post_init__(self) -> None:
+        if self.seal_interval.ms < 1000:
+            raise ValueError("seal_interval must be at least 1s")
+        if "://" in self.dir:
+            parts = urllib.parse.urlsplit(self.dir)
+            if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme):
+                raise ValueError("dir: not a directory or a URL like s3://bucket/prefix")
+
+
 class HttpSettings(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 8080
@@ -441,6 +462,7 @@ def live_endpoints(settings: Settings) -> LiveEndpoints:
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    archive: ArchiveSettings = msgspec.field(default_factory=ArchiveSettings)
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
     exchange: ExchangeSettings = msgspec.field(default_factory=ExchangeSettings)

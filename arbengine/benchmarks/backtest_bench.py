@@ -1,4 +1,4 @@
-"""``arbengine bench backtest``: trades/s through the backtester, end to end from PostgreSQL.
+"""``arbengine bench backtest``: trades/s through the backtester, end to end, reading included.
 
 Generates ``--days`` of trades for 4 symbols (binary COPY straight from numpy,
 so generation is quick) plus premiumIndex readings every 2 s, in a private
@@ -6,6 +6,17 @@ embedded PostgreSQL (or ``--database-url``), then runs the shipped strategies
 over the whole period exactly as ``arbengine backtest`` does and reports
 trades replayed per second (reading included), evaluations per second, and
 where the time went.
+
+With ``--source archive`` (the default) the generated days are first counted
+as the continuity check counts them and sealed into a tape archive in a
+temporary directory, as the daemon would have done, and the backtest reads
+their trades from it; ``--source postgres`` reads everything from PostgreSQL
+(the figure before the archive). A few trades after the last day stand for
+the day after, whose first trade proves the last day complete. Reported
+besides: how long after the replay began its first trade was replayed (the
+first day's read), how long the replay waited for reads in all (reading that
+did not overlap replaying), the trades read from the archive, and what
+sealing took (time, bytes per trade).
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import struct
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,14 +35,19 @@ from arbengine.benchmarks import bench_database
 from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.pipeline.backtest import run_backtest
 from arbengine.signals import load_strategy_set
+from arbengine.store.archive_sealer import seal_ready_days
+from arbengine.store.continuity_sql import refresh_daily_completeness
 from arbengine.store.migrations import apply_migrations
 from arbengine.store.partitions import ensure_partitions_covering
+from arbengine.store.tape_archive import TapeArchive
 
 DAY_MS = 86_400_000
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00Z
 # Relative trade rates of the 4 symbols: BTC about 3 M aggTrades a day, the others fewer.
 SYMBOLS = {"BTCUSDT": 1.0, "ETHUSDT": 0.67, "SOLUSDT": 0.4, "XRPUSDT": 0.3}
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+TAIL_TRADES = 1000
+"""Trades in the first minute after the last day: the day after, as far as sealing needs."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--strategies", default="strategies", help="strategy directory")
     parser.add_argument("--database-url", help="use this PostgreSQL instead of a private one")
+    parser.add_argument(
+        "--source", choices=("archive", "postgres"), default="archive",
+        help="read the trades of the sealed days from a tape archive (default), or all from "
+        "PostgreSQL",
+    )  # fmt: skip
 
 
 def _row_dtype(columns: tuple[tuple[str, str], ...]) -> np.dtype[np.void]:
@@ -70,7 +92,7 @@ def _copy_payload(symbol: str, ids: np.ndarray, ts: np.ndarray, price: np.ndarra
 
 
 async def _generate(conn: asyncpg.Connection, days: int, per_day: float) -> int:
-    await ensure_partitions_covering(conn, START_MS, START_MS + days * DAY_MS)
+    await ensure_partitions_covering(conn, START_MS, START_MS + (days + 1) * DAY_MS)
     rng = np.random.default_rng(7)
     total = 0
     for k, (symbol, share) in enumerate(SYMBOLS.items()):
@@ -101,6 +123,16 @@ async def _generate(conn: asyncpg.Connection, days: int, per_day: float) -> int:
                 ],
             )
             total += n
+        # The first minute of the day after (its own generator: the days above stay the same).
+        tail = np.random.default_rng(8 + k)
+        ts = START_MS + days * DAY_MS + np.sort(tail.integers(0, 60_000, TAIL_TRADES))
+        ids = np.arange(next_id, next_id + TAIL_TRADES, dtype=np.int64)
+        price = np.full(TAIL_TRADES, np.round(np.exp(log_price), 2 if price0 > 10 else 4))
+        payload = _copy_payload(symbol, ids, ts, price, np.full(TAIL_TRADES, 0.001),
+                                tail.random(TAIL_TRADES) < 0.5)  # fmt: skip
+        await conn.copy_to_table("agg_trades", source=io.BytesIO(payload), format="binary")
+        # Counted as the continuity check counts each day (agg_trades_daily).
+        await refresh_daily_completeness(conn, symbol, START_MS, START_MS + (days + 1) * DAY_MS)
     # Stored history has long been vacuumed by the time anyone backtests it; freshly copied
     # rows have not. Without this the first reads set every row's hint bits and race
     # autovacuum over the whole month, which measures the load, not the backtester.
@@ -110,19 +142,54 @@ async def _generate(conn: asyncpg.Connection, days: int, per_day: float) -> int:
 
 async def _bench(args: argparse.Namespace) -> BenchReport:
     strategies = load_strategy_set(Path(args.strategies))
-    async with bench_database(args.database_url) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            await apply_migrations(conn)
-            began = time.perf_counter()
-            generated = await _generate(conn, args.days, args.trades_per_day)
-            generation_s = time.perf_counter() - began
-            from_ms = START_MS + DAY_MS  # the first day is the history horizon
-            to_ms = START_MS + args.days * DAY_MS
-            result = await run_backtest(conn, strategies, from_ms, to_ms, database_url=url)
-        finally:
-            await conn.close()
+    with tempfile.TemporaryDirectory(prefix="arbengine-bench-archive-") as archive_dir:
+        archive = TapeArchive(archive_dir) if args.source == "archive" else None
+        async with bench_database(args.database_url) as url:
+            conn = await asyncpg.connect(url)
+            try:
+                await apply_migrations(conn)
+                began = time.perf_counter()
+                generated = await _generate(conn, args.days, args.trades_per_day)
+                generation_s = time.perf_counter() - began
+                began = time.perf_counter()
+                sealed = [] if archive is None else await seal_ready_days(conn, archive)
+                seal_s = time.perf_counter() - began
+                from_ms = START_MS + DAY_MS  # the first day is the history horizon
+                to_ms = START_MS + args.days * DAY_MS
+                result = await run_backtest(
+                    conn, strategies, from_ms, to_ms, database_url=url, archive=archive
+                )
+            finally:
+                await conn.close()
     rate = result.trades / result.seconds
+    replay = result.replay
+    first = replay.first_trade_s if replay.first_trade_s is not None else float("nan")
+    sealed_rows = sum(o.rows for o in sealed)
+    rows = [
+        BenchRow("trades replayed", float(result.trades), "trades"),
+        BenchRow("backtest time", result.seconds, "s"),
+        BenchRow("throughput", rate, "trades/s", ">= 3000000", rate >= 3_000_000),
+        BenchRow("first trade replayed after", first, "s", "<= 0.5", first <= 0.5),
+        BenchRow("replay waiting for reads", replay.waited_s, "s"),
+        BenchRow("trades read from the archive", float(replay.archived_trades), "trades"),
+        BenchRow("evaluations", float(result.evaluations), "evaluations"),
+        BenchRow("evaluations/s", result.evaluations / result.seconds, "evaluations/s"),
+        BenchRow("signals", float(len(result.signals)), "signals"),
+        BenchRow("paper trades", float(len(result.positions)), "trades"),
+        BenchRow("data generated", float(generated), "trades"),
+        BenchRow("generation and VACUUM time", generation_s, "s"),
+    ]
+    if archive is not None:
+        rows += [
+            BenchRow("symbol-days sealed", float(len(sealed)), "files"),
+            BenchRow("sealing time", seal_s, "s"),
+            BenchRow("sealing rate", sealed_rows / max(seal_s, 1e-9), "trades/s"),
+            BenchRow(
+                "archive size per trade",
+                sum(o.bytes for o in sealed) / max(sealed_rows, 1),
+                "bytes",
+            ),
+        ]
     return BenchReport(
         name="backtest",
         params={
@@ -130,18 +197,9 @@ async def _bench(args: argparse.Namespace) -> BenchReport:
             "symbols": len(SYMBOLS),
             "busiest_trades_per_day": int(args.trades_per_day),
             "strategies": ",".join(strategies.names),
+            "source": args.source,
         },
-        rows=[
-            BenchRow("trades replayed", float(result.trades), "trades"),
-            BenchRow("backtest time", result.seconds, "s"),
-            BenchRow("throughput", rate, "trades/s", ">= 1000000", rate >= 1_000_000),
-            BenchRow("evaluations", float(result.evaluations), "evaluations"),
-            BenchRow("evaluations/s", result.evaluations / result.seconds, "evaluations/s"),
-            BenchRow("signals", float(len(result.signals)), "signals"),
-            BenchRow("paper trades", float(len(result.positions)), "trades"),
-            BenchRow("data generated", float(generated), "trades"),
-            BenchRow("generation and VACUUM time", generation_s, "s"),
-        ],
+        rows=rows,
     )
 
 

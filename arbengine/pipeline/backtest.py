@@ -24,10 +24,11 @@ import msgspec
 
 from arbengine.domain.engine_rows import EvaluationRow
 from arbengine.pipeline.records import evaluation_row
-from arbengine.pipeline.replay import replay_history
+from arbengine.pipeline.replay import ReplayStats, replay_history
 from arbengine.pipeline.signal_pipeline import SignalPipeline
 from arbengine.signals import StrategySet
 from arbengine.signals.scoring import Evaluation
+from arbengine.store.tape_archive import TapeArchive
 from arbengine.trading.paper import PaperPosition
 from arbengine.trading.report import (
     SummaryRow,
@@ -83,6 +84,8 @@ class BacktestResult:
     trades: int = 0
     seconds: float = 0.0
     rows: list[SummaryRow] = field(default_factory=list)
+    replay: ReplayStats = field(default_factory=ReplayStats)
+    """Where the trades came from (the archive or PostgreSQL) and how long reading waited."""
 
 
 async def run_backtest(
@@ -95,9 +98,12 @@ async def run_backtest(
     on_progress: Callable[[int, int], None] | None = None,
     database_url: str | None = None,
     evaluations: EvaluationsCsv | None = None,
+    archive: TapeArchive | None = None,
 ) -> BacktestResult:
     """With ``database_url`` the next day is read on a second connection while one is replayed;
-    with ``evaluations`` every evaluation is written there as the replay goes."""
+    with ``evaluations`` every evaluation is written there as the replay goes; with
+    ``archive`` the trades of sealed days are read from the tape archive. Without
+    ``symbols``, the strategies' symbols that have trades in ``[from_ms, to_ms)``."""
     pipeline = SignalPipeline(strategies)
     chosen = sorted(pipeline.core.symbols if symbols is None else
                     set(symbols) & pipeline.core.symbols)  # fmt: skip
@@ -123,10 +129,16 @@ async def run_backtest(
         to_ms,
         on_chunk=chunk_done,
         prefetch_url=database_url,
+        archive=archive,
     )
-    pipeline.finish(to_ms)
+    if symbols is None:
+        # Without a choice of symbols, only those that traded in the range are replayed:
+        # one with no trade there would only evaluate ticks without a price.
+        result.symbols = pipeline.traded_since(from_ms)
+    pipeline.finish(to_ms, result.symbols)
     chunk_done(0, to_ms)
     result.trades = stats.trades
+    result.replay = stats
     result.positions = sorted(
         [*pipeline.book.closed, *pipeline.book.open],
         key=lambda p: (p.entry_tick, p.strategy, p.symbol),

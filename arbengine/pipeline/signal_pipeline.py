@@ -79,6 +79,7 @@ class SignalPipeline:
         self.book = PaperBook()
         self.grace_ms = grace_ms
         self._next_tick: dict[str, int] = {}
+        self._last_trade_ms: dict[str, int] = {}
         self._out = PipelineOutput()
 
     # -- set-up -------------------------------------------------------------------
@@ -160,6 +161,9 @@ class SignalPipeline:
         result = self.core.add_trades(trades)
         if result is not None:
             self._out.late_trades += result.late
+        newest = int(trades.ts.max())
+        if newest > self._last_trade_ms.get(symbol, newest - 1):
+            self._last_trade_ms[symbol] = newest
         self.book.note_trades(symbol, trades.ts, trades.price)
         times = trades.ts
         n = len(trades)
@@ -200,9 +204,15 @@ class SignalPipeline:
             if symbols is None or symbol in symbols:
                 self._evaluate_due(symbol, latest_trade_ms=None, wall_ms=wall_ms)
 
-    def finish(self, to_ms: int) -> None:
-        """End of a replay: evaluate every tick before ``to_ms`` not yet evaluated."""
-        for symbol in sorted(self._next_tick):
+    def traded_since(self, from_ms: int) -> list[str]:
+        """The symbols with a trade at or after ``from_ms`` fed so far, sorted."""
+        return sorted(s for s, newest in self._last_trade_ms.items() if newest >= from_ms)
+
+    def finish(self, to_ms: int, symbols: Iterable[str] | None = None) -> None:
+        """End of a replay: evaluate every tick before ``to_ms`` not yet evaluated (of the
+        ``symbols`` given, default all)."""
+        chosen = set(self._next_tick if symbols is None else symbols) & set(self._next_tick)
+        for symbol in sorted(chosen):
             self._evaluate_due(symbol, latest_trade_ms=None, wall_ms=to_ms - 1 + self.grace_ms)
 
     def _evaluate_due(self, symbol: str, latest_trade_ms: int | None, wall_ms: int | None) -> None:

@@ -1,34 +1,42 @@
 """The large-order threshold (exact nearest-rank 99th percentile) and imbalance.
 
 The threshold is the ⌈0.99·N⌉-th smallest trade notional over the day
-window, exact (the backtester must match live to 1e-9), for N up to ~3
-million and every 15 s. Re-selecting over 3 M values per tick costs ~70 ms;
-instead the tracker keeps only the *upper tail*: every trade in the window
-whose notional is ≥ a floor ``L``, in a sorted multiset. The threshold is
-the r-th largest (r = N − ⌈0.99·N⌉ + 1) and lies in the tail as long as the
-tail holds at least r values, so it is read off exactly. Per tick only
-the trades entering and leaving the window touch the tail (about 2–3 % of
-them). ``L`` is raised cheaply when the tail grows past 4·r and lowered by
-one scan of the window when it shrinks below r, which a stationary market
-never triggers.
+window, exact (the backtester must match live to 1e-9, and today's floats
+to the bit), for N up to ~3 million and every 15 s. Re-selecting over 3 M
+values per tick costs ~70 ms, so the tracker keeps only the *upper tail*:
+the trades of the window whose notional is ≥ a floor ``L``, in time order
+(:class:`_Members`). The threshold is the r-th largest (r = N − ⌈0.99·N⌉ +
+1) and lies in the tail while the tail holds at least r values. ``L`` is
+raised when the tail grows past 3·r and lowered by one scan of the window
+when it shrinks below r, which a stationary market never triggers.
 
-The same tail, kept in time order, serves ``large_imbalance_fast``: every
-large trade (≥ threshold ≥ L) of the fast window is a tail member.
+Per tick only the trades entering and leaving the window touch the tail
+(2–3 % of them), and nothing is kept sorted but a narrow **band** of values
+around the threshold (:class:`_Band`): a count of the tail values above the
+band, and the band's few hundred values in order. The r-th largest is then
+one index into the band; only when the threshold drifts out of it (about
+once a day on a busy symbol) is the band re-cut from the tail with one
+``np.partition``. Per tick that is a handful of comparisons, whatever the
+window holds, so the cost does not grow as the 24 h window fills.
 
-Per tick the work is a few list operations, never a pass over the window:
-candidates entering the tail are found by one numpy scan of up to 65 536
-trades ahead (a backtest stores a day before its ticks), and the members of
-each fast window are also kept sorted, so the large buys and sells at any
-threshold are a suffix and a prefix summed by ``fsum`` (exact, so the same
-float as summing them in time order).
+``large_imbalance_fast`` sums the large buys and large sells of the fast
+window exactly rounded (``math.fsum`` defines it; any exactly rounded sum
+is the same float). Every double ≥ x is an integer multiple of x's unit in
+the last place, so each fast window keeps the exact integer sums of its
+members above the band (large at any threshold the band can give), in
+units of the band bottom's last place, updated as members enter and leave
+it; at a tick only the band's members in the window are compared with the
+threshold, and the integer total divided once (Python's int division is
+correctly rounded) is the fsum, bit for bit.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from array import array
-from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left, insort
+from collections import deque
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +48,20 @@ I64 = NDArray[np.int64]
 
 MIN_TRADES = 1000
 _CHUNK = 1 << 20
+_SCAN = 1 << 16
+"""Trades scanned ahead for tail candidates at a time (see ``LargeTracker._entering``)."""
+_PRUNE_FAST_SEC = 300
+"""Every this many seconds, fast windows not read in the last minute are dropped (memory
+only: one read again is rebuilt from the members)."""
+_SMALL = 48
+"""Below this many values a Python loop beats numpy's per-call overhead."""
+_BULK = 256
+"""More members than this entering or leaving at once: rebuilding the band or a fast
+window's sums from the members in one vectorised pass is cheaper than one by one."""
+_BAND_RANKS = 1024
+"""The band holds about this many ranks on either side of the threshold when it is cut."""
+_NO_SECS: array[int] = array("I")
+_NO_VALUES: array[float] = array("d")
 
 
 def nearest_rank_from_top(n: int) -> int:
@@ -47,91 +69,26 @@ def nearest_rank_from_top(n: int) -> int:
     return n - (99 * n + 99) // 100 + 1
 
 
-class SortedFloats:
-    """A sorted multiset of floats: O(log n) add/remove, r-th largest in O(n / load).
+def exact_scale(smallest: float) -> int:
+    """k ≥ 0 such that every double ≥ ``smallest`` is an integer multiple of 2⁻ᵏ."""
+    if not smallest >= sys.float_info.min:
+        return 1074  # zero or subnormal: the finest grid of all
+    return max(0, 53 - math.frexp(smallest)[1])
 
-    Bucketed sorted lists (the sortedcontainers layout): small lists keep
-    inserts cheap, and a select scans at most a few hundred list lengths.
-    """
 
-    _LOAD = 512
+def exact_units(value: float, k: int) -> int:
+    """|value| in units of 2⁻ᵏ, exactly (``value`` finite, |value| on that grid)."""
+    v = abs(value)
+    try:
+        return int(v * 2.0**k)  # a power-of-two scaling is exact unless it overflows
+    except OverflowError:
+        num, den = v.as_integer_ratio()
+        return num << (k + 1 - den.bit_length())
 
-    def __init__(self, values: Iterable[float] = ()) -> None:
-        ordered = sorted(values)
-        self._lists: list[list[float]] = [
-            ordered[i : i + self._LOAD] for i in range(0, len(ordered), self._LOAD)
-        ]
-        self._maxes: list[float] = [lst[-1] for lst in self._lists]
-        self._len = len(ordered)
 
-    def __len__(self) -> int:
-        return self._len
-
-    def __iter__(self) -> Iterator[float]:
-        for lst in self._lists:
-            yield from lst
-
-    def add(self, value: float) -> None:
-        if not self._lists:
-            self._lists.append([value])
-            self._maxes.append(value)
-        else:
-            i = bisect_left(self._maxes, value)
-            if i == len(self._lists):
-                i -= 1
-                self._lists[i].append(value)
-                self._maxes[i] = value
-            else:
-                insort(self._lists[i], value)
-            lst = self._lists[i]
-            if len(lst) > 2 * self._LOAD:
-                half = lst[self._LOAD :]
-                del lst[self._LOAD :]
-                self._lists.insert(i + 1, half)
-                self._maxes[i] = lst[-1]
-                self._maxes.insert(i + 1, half[-1])
-        self._len += 1
-
-    def remove(self, value: float) -> None:
-        i = bisect_left(self._maxes, value)
-        if i == len(self._lists):
-            raise KeyError(value)
-        lst = self._lists[i]
-        j = bisect_left(lst, value)
-        if j == len(lst) or lst[j] != value:
-            raise KeyError(value)
-        del lst[j]
-        self._len -= 1
-        if not lst:
-            del self._lists[i]
-            del self._maxes[i]
-        else:
-            self._maxes[i] = lst[-1]
-
-    def kth_largest(self, r: int) -> float:
-        """The r-th largest value, r counted from 1."""
-        if not 1 <= r <= self._len:
-            raise IndexError(r)
-        for lst in reversed(self._lists):
-            if r <= len(lst):
-                return lst[-r]
-            r -= len(lst)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def drop_below(self, floor: float) -> None:
-        while self._lists and self._maxes[0] < floor:
-            self._len -= len(self._lists[0])
-            del self._lists[0]
-            del self._maxes[0]
-        if self._lists:
-            lst = self._lists[0]
-            j = bisect_left(lst, floor)
-            del lst[:j]
-            self._len -= j
-
-    @property
-    def approx_nbytes(self) -> int:
-        return self._len * 32 + len(self._lists) * 64
+def rounded(units: int, k: int) -> float:
+    """The double nearest ``units`` · 2⁻ᵏ (ties to even), as ``math.fsum`` rounds."""
+    return units / (1 << k)
 
 
 class _Members:
@@ -139,33 +96,59 @@ class _Members:
 
     Compact typed arrays (8 bytes a value, like numpy) that plain Python reads
     without a numpy call: a tick touches only a handful of members, and numpy's
-    per-call overhead would dominate. Members leave at the front by moving
-    ``lo``; ``gen`` changes whenever indices are reorganised, so readers that
-    remember an index know to start over.
+    per-call overhead would dominate. Members are addressed by *logical* index
+    (physical index + ``base``), so dropping leavers at the front never moves a
+    member's index; ``gen`` changes when members are inserted or removed
+    elsewhere (late trades, a new floor), so readers that remember indices know
+    to start over.
     """
 
     def __init__(self) -> None:
-        self.sec: array[int] = array("q")
+        self.sec: array[int] = array("I")
+        """Epoch seconds, 4 bytes each (good until 2106)."""
         self.x: array[float] = array("d")
         self.lo = 0
+        """Physical index of the first member still in the window."""
+        self.base = 0
         self.gen = 0
 
     def __len__(self) -> int:
         return len(self.sec) - self.lo
 
     @property
+    def start(self) -> int:
+        """Logical index of the first member."""
+        return self.base + self.lo
+
+    @property
+    def end(self) -> int:
+        """Logical index one past the last member."""
+        return self.base + len(self.sec)
+
+    @property
     def nbytes(self) -> int:
-        return 8 * (len(self.sec) + len(self.x))
+        return 4 * len(self.sec) + 8 * len(self.x)
 
     def secs(self) -> I64:
-        return np.array(self.sec[self.lo :], np.int64)
+        return np.frombuffer(self.sec, np.uint32)[self.lo :].astype(np.int64)
 
     def values(self) -> F64:
-        return np.array(self.x[self.lo :], np.float64)
+        return np.frombuffer(self.x, np.float64)[self.lo :].copy()
+
+    def first_at_or_after(self, sec: int, start: int) -> int:
+        """Logical index of the first member from ``start`` on in second ``sec`` or later."""
+        base = self.base
+        return bisect_left(self.sec, sec, max(start - base, self.lo)) + base
+
+    def between(self, lo: int, hi: int) -> array[float]:
+        """Signed notionals of the members at logical indices ``[lo, hi)``."""
+        base = self.base
+        return self.x[lo - base : hi - base]
 
     def reset(self, sec: I64, x: F64) -> None:
-        self.sec = array("q", np.ascontiguousarray(sec, np.int64).tobytes())
+        self.sec = array("I", np.ascontiguousarray(sec, np.uint32).tobytes())
         self.x = array("d", np.ascontiguousarray(x, np.float64).tobytes())
+        self.base += self.lo
         self.lo = 0
         self.gen += 1
 
@@ -178,8 +161,8 @@ class _Members:
         if self.lo > 4096 and 2 * self.lo > len(self.sec):
             del self.sec[: self.lo]
             del self.x[: self.lo]
+            self.base += self.lo
             self.lo = 0
-            self.gen += 1
 
     def insert(self, sec: I64, x: F64) -> None:
         old_s, old_x = self.secs(), self.values()
@@ -190,47 +173,179 @@ class _Members:
         self.reset(self.secs()[mask], self.values()[mask])
 
 
-class _FastWindow:
-    """The tail members of one fast window, sorted by signed notional.
+class _Band:
+    """The tail's values near the threshold, in order, and a count of those above them.
 
-    Large buys (x ≥ threshold) are then a suffix and large sells (x ≤ −threshold) a
-    prefix, whatever the threshold at the tick, so each side is one ``fsum`` over a
-    slice. ``fsum`` is exactly rounded, hence independent of order: the same float as
-    summing the members in time order. Holds the members with index in ``[lo, hi)``.
+    Holds ``above`` = how many tail values are ≥ ``hi``, and ``values``: every tail value
+    in ``[lo, hi)``, ascending. The r-th largest of the tail is then ``values[-(r −
+    above)]`` whenever 1 ≤ r − above ≤ len(values); otherwise (or after members were
+    reorganised) the band is cut again around rank r. ``epoch`` changes at every cut, so
+    readers that classified members by ``lo`` and ``hi`` know to redo it.
     """
 
-    __slots__ = ("gen", "hi", "lo", "sorted", "used_at")
+    __slots__ = ("above", "epoch", "hi", "lo", "ranks", "valid", "values")
 
-    def __init__(self, members: _Members, lo_sec: int) -> None:
+    def __init__(self, ranks: int = _BAND_RANKS) -> None:
+        self.ranks = ranks
+        self.lo = math.inf
+        self.hi = math.inf
+        self.above = 0
+        self.values: list[float] = []
+        self.valid = False
+        self.epoch = 0
+
+    def add(self, xs: array[float] | F64) -> None:
+        if not self.valid:
+            return
+        if len(xs) > _BULK:
+            self.valid = False
+            return
+        lo, hi, values = self.lo, self.hi, self.values
+        for x in xs:
+            v = abs(x)
+            if v >= hi:
+                self.above += 1
+            elif v >= lo:
+                insort(values, v)
+
+    def remove(self, xs: array[float]) -> None:
+        if not self.valid:
+            return
+        if len(xs) > _BULK:
+            self.valid = False
+            return
+        lo, hi, values = self.lo, self.hi, self.values
+        for x in xs:
+            v = abs(x)
+            if v >= hi:
+                self.above -= 1
+            elif v >= lo:
+                del values[bisect_left(values, v)]
+
+    def kth_largest(self, r: int, members: _Members) -> float:
+        """The r-th largest |notional| of the members (1 ≤ r ≤ their number)."""
+        if self.valid:
+            k = r - self.above
+            values = self.values
+            if 0 < k <= len(values):
+                return values[-k]
+        self._cut(r, np.abs(members.values()))
+        return self.values[len(self.values) - (r - self.above)]
+
+    def _cut(self, r: int, absx: F64) -> None:
+        n = len(absx)
+        at_thr = n - r
+        at_hi = min(n - 1, at_thr + self.ranks)
+        at_lo = max(0, at_thr - self.ranks)
+        part = np.partition(absx, sorted({at_lo, at_thr, at_hi}))
+        thr = float(part[at_thr])
+        hi = float(part[at_hi])
+        if not hi > thr:
+            # Ties up to the band's top: the band must end above every copy of the
+            # threshold, at the next larger value (or hold everything above).
+            greater = absx[absx > thr]
+            hi = float(greater.min()) if len(greater) else math.inf
+        lo = float(part[at_lo])
+        inside = absx[(absx >= lo) & (absx < hi)]
+        self.lo, self.hi = lo, hi
+        self.above = int(np.count_nonzero(absx >= hi))
+        self.values = np.sort(inside).tolist()
+        self.valid = True
+        self.epoch += 1
+
+    @property
+    def nbytes(self) -> int:
+        return 32 * len(self.values)
+
+
+class _FastWindow:
+    """Exact sums of one fast window's large members, kept as members enter and leave.
+
+    Members above the band are large at any threshold the band can give, so their
+    |notional|s are summed exactly (as integers, see :func:`exact_units`) per side as
+    they come and go; the band's members in the window are kept in time order and
+    compared with the threshold at the tick; members below the band are never large.
+    Holds the members with logical index in ``[lo, hi)``.
+    """
+
+    __slots__ = ("buy", "epoch", "gen", "hi", "inband", "k", "lo", "scale", "sell", "used_at")
+
+    def __init__(self, members: _Members, band: _Band, lo_sec: int) -> None:
         self.gen = members.gen
-        self.lo = bisect_left(members.sec, lo_sec, members.lo)
-        self.hi = len(members.sec)
-        self.sorted: list[float] = sorted(members.x[self.lo :])
+        self.epoch = band.epoch
+        self.k = exact_scale(band.lo)
+        """Sums are integers of 2⁻ᵏ: every member the window sums is ≥ the band's bottom."""
+        self.scale = 2.0**self.k
+        self.lo = members.first_at_or_after(lo_sec, members.start)
+        self.hi = members.end
+        self.buy = 0
+        self.sell = 0
+        self.inband: deque[tuple[int, float, int]] = deque()
+        """(logical index, signed notional, exact |notional|) of band members."""
         self.used_at = 0
+        self._enter(self.lo, members.between(self.lo, self.hi), band)
 
-    def update(self, members: _Members, lo_sec: int) -> None:
-        srt = self.sorted
-        xs = members.x
-        for v in xs[self.hi :]:
-            insort(srt, v)
-        self.hi = len(xs)
-        sec = members.sec
-        i = self.lo
-        while i < self.hi and sec[i] < lo_sec:
-            del srt[bisect_left(srt, xs[i])]
-            i += 1
-        self.lo = i
+    def current(self, members: _Members, band: _Band) -> bool:
+        return self.gen == members.gen and self.epoch == band.epoch
 
+    def _enter(self, first: int, xs: array[float], band: _Band) -> None:
+        lo, hi, k = band.lo, band.hi, self.k
+        buy = sell = 0
+        inband = self.inband
+        for i, x in enumerate(xs, first):
+            v = abs(x)
+            if v >= hi:
+                if x > 0:
+                    buy += exact_units(v, k)
+                else:
+                    sell += exact_units(v, k)
+            elif v >= lo:
+                inband.append((i, x, exact_units(v, k)))
+        self.buy += buy
+        self.sell += sell
 
-_SCAN = 1 << 16
-"""Trades scanned ahead for tail candidates at a time (see ``LargeTracker._entering``)."""
-_PRUNE_FAST_SEC = 300
-"""Every this many seconds, fast windows not read in the last minute are dropped (memory
-only: one read again is rebuilt from the members)."""
-_SMALL = 48
-"""Below this many values a Python loop beats numpy's per-call overhead."""
-_NO_SECS: array[int] = array("q")
-_NO_VALUES: array[float] = array("d")
+    def update(self, members: _Members, band: _Band, lo_sec: int) -> bool:
+        """Move to the window starting at ``lo_sec``; False when it must be rebuilt."""
+        if self.lo < members.start:
+            return False  # not read while members it held left the day window
+        end = members.end
+        new_lo = members.first_at_or_after(lo_sec, self.lo)
+        if (end - self.hi) + (new_lo - self.lo) > _BULK:
+            return False
+        if end > self.hi:
+            self._enter(self.hi, members.between(self.hi, end), band)
+            self.hi = end
+        if new_lo > self.lo:
+            lo, hi, k = band.lo, band.hi, self.k
+            inband = self.inband
+            for x in members.between(self.lo, new_lo):
+                v = abs(x)
+                if v >= hi:
+                    if x > 0:
+                        self.buy -= exact_units(v, k)
+                    else:
+                        self.sell -= exact_units(v, k)
+                elif v >= lo:
+                    inband.popleft()
+            self.lo = new_lo
+        return True
+
+    def imbalance(self, threshold: float) -> float:
+        buy, sell = self.buy, self.sell
+        for _, x, units in self.inband:
+            # The sign carries the side and notionals are ≥ 0, so x ≥ thr is a large buy
+            # and x ≤ −thr a large sell (a zero notional adds nothing either way).
+            if x >= threshold:
+                buy += units
+            elif x <= -threshold:
+                sell += units
+        b, s = rounded(buy, self.k), rounded(sell, self.k)
+        total = b + s
+        return 0.0 if total == 0 else (b - s) / total
+
+    @property
+    def nbytes(self) -> int:
+        return 64 + 96 * len(self.inband)
 
 
 class LargeTracker:
@@ -244,8 +359,8 @@ class LargeTracker:
         self._start = 0
         self._end = 0
         self._floor = -math.inf
-        self._tail = SortedFloats()
         self._members = _Members()
+        self._band = _Band()
         self._fast: dict[int, _FastWindow] = {}
         self._prune_fast_at = 0
         self._scan: tuple[int, float, int, int, array[int], array[int], array[float]] | None = None
@@ -259,7 +374,7 @@ class LargeTracker:
 
     @property
     def tail_size(self) -> int:
-        return len(self._tail)
+        return len(self._members)
 
     @property
     def floor(self) -> float:
@@ -269,8 +384,8 @@ class LargeTracker:
     @property
     def nbytes(self) -> int:
         scan = 0 if self._scan is None else 24 * len(self._scan[4])
-        fast = sum(32 * len(f.sorted) for f in self._fast.values())
-        return self._tail.approx_nbytes + self._members.nbytes + scan + fast
+        fast = sum(f.nbytes for f in self._fast.values())
+        return self._members.nbytes + self._band.nbytes + scan + fast
 
     def advance(self, tape: TradeWindow, t_sec: int) -> None:
         lo = t_sec - self.window_sec
@@ -290,17 +405,13 @@ class LargeTracker:
             first = members.lo
             k = bisect_left(members.sec, lo, first) - first
             if k:
-                remove = self._tail.remove
-                for v in members.x[first : first + k]:
-                    remove(abs(v))
+                self._band.remove(members.x[first : first + k])
                 members.pop_front(k)
             if new_end > self._end:
                 secs, xs = self._entering(tape, self._end, new_end)
                 if xs:
                     members.append(secs, xs)
-                    add = self._tail.add
-                    for v in xs:
-                        add(abs(v))
+                    self._band.add(xs)
             self._start, self._end, self._t_sec = new_start, new_end, t_sec
         self._rebalance(tape)
 
@@ -334,8 +445,8 @@ class LargeTracker:
                     sel = np.flatnonzero(np.abs(xs) >= floor)
                 if not len(sel):
                     return _NO_SECS, _NO_VALUES
-                secs = tape.secs_of(sel + lo).astype(np.int64)
-                return array("q", secs.tobytes()), array("d", xs[sel].tobytes())
+                secs = tape.secs_of(sel + lo).astype(np.uint32)
+                return array("I", secs.tobytes()), array("d", xs[sel].tobytes())
             xs = tape.ring.get(lo, end)
             sel = np.flatnonzero(np.abs(xs) >= self._floor)
             pos = sel + lo
@@ -345,7 +456,7 @@ class LargeTracker:
                 lo,
                 end,
                 array("q", pos.astype(np.int64).tobytes()),
-                array("q", tape.secs_of(pos).astype(np.int64).tobytes()),
+                array("I", tape.secs_of(pos).astype(np.uint32).tobytes()),
                 array("d", xs[sel].tobytes()),
             )
             self._scan = scan
@@ -364,23 +475,24 @@ class LargeTracker:
         m = (secs >= lo) & (secs < self._t_sec) & (np.abs(xs) >= self._floor)
         if m.any():
             self._members.insert(secs[m], xs[m])
-            for v in np.abs(xs[m]).tolist():
-                self._tail.add(v)
+            self._band.valid = False
 
     def _rebalance(self, tape: TradeWindow) -> None:
         n = self._end - self._start
         if n < MIN_TRADES:
             return
         r = n - (99 * n + 99) // 100 + 1  # nearest_rank_from_top(n), inlined
-        size = self._tail._len
-        if r <= size <= 4 * r + 64:
+        size = len(self._members)
+        if r <= size <= 3 * r + 64:
             return
         if size < r:
             self._refloor(tape)
-        elif len(self._tail) > 4 * r + 64:
-            floor = self._tail.kth_largest(2 * r + 32)
-            self._tail.drop_below(floor)
-            self._members.keep(np.abs(self._members.values()) >= floor)
+        else:
+            absx = np.abs(self._members.values())
+            keep = 2 * r + 32
+            floor = float(np.partition(absx, len(absx) - keep)[len(absx) - keep])
+            self._members.keep(absx >= floor)
+            self._band.valid = False
             self._floor = floor
 
     def _refloor(self, tape: TradeWindow) -> None:
@@ -396,9 +508,8 @@ class LargeTracker:
             else:
                 floor = self._estimate_floor(xs, target, nearest_rank_from_top(n))
         sel = _select_at_least(xs, floor)
-        chosen = xs[sel]
-        self._members.reset(tape.secs_of(self._start + sel), chosen)
-        self._tail = SortedFloats(np.abs(chosen).tolist())
+        self._members.reset(tape.secs_of(self._start + sel), xs[sel])
+        self._band.valid = False
         self._floor = floor
 
     @staticmethod
@@ -407,7 +518,7 @@ class LargeTracker:
         n = len(xs)
         step = max(1, n // 4096)
         sample = np.sort(np.abs(xs[::step]))
-        j = math.ceil(1.5 * target / step) + 8
+        j = math.ceil(1.25 * target / step) + 8
         while j < len(sample):
             floor = float(sample[len(sample) - j])
             if _count_at_least(xs, floor) >= need:
@@ -419,27 +530,25 @@ class LargeTracker:
         n = self._end - self._start
         if n < MIN_TRADES:
             return None
-        return self._tail.kth_largest(n - (99 * n + 99) // 100 + 1)
+        return self._band.kth_largest(n - (99 * n + 99) // 100 + 1, self._members)
 
     def imbalance(self, fast_sec: int, threshold: float) -> float:
-        """(large buy − large sell notional) / their sum over the last ``fast_sec`` seconds."""
+        """(large buy − large sell notional) / their sum over the last ``fast_sec`` seconds.
+
+        ``threshold`` is this tick's :meth:`threshold` (so it lies in the band)."""
         t_sec = self._t_sec
         assert t_sec is not None
         lo_sec = t_sec - fast_sec
-        members = self._members
+        members, band = self._members, self._band
         window = self._fast.get(fast_sec)
-        if window is None or window.gen != members.gen:
-            window = self._fast[fast_sec] = _FastWindow(members, lo_sec)
-        else:
-            window.update(members, lo_sec)
+        if (
+            window is None
+            or not window.current(members, band)
+            or not window.update(members, band, lo_sec)
+        ):
+            window = self._fast[fast_sec] = _FastWindow(members, band, lo_sec)
         window.used_at = t_sec
-        srt = window.sorted
-        # The sign carries the side and notionals are ≥ 0, so x ≥ thr is a large buy and
-        # x ≤ −thr a large sell (a zero notional on the wrong side adds nothing).
-        buy = math.fsum(srt[bisect_left(srt, threshold) :])
-        sell = -math.fsum(srt[: bisect_right(srt, -threshold)])
-        total = buy + sell
-        return 0.0 if total == 0 else (buy - sell) / total
+        return window.imbalance(threshold)
 
 
 def _count_at_least(xs: F64, floor: float) -> int:

@@ -10,9 +10,9 @@ Why this shape:
 - Windows are closed-open on whole-second tick boundaries, so per-second
   aggregates are exact: ``[t − w, t)`` is a whole number of seconds.
 - Results must not depend on how the stream is cut into batches: every
-  per-second sum is accumulated with ``np.add.at`` (sequential adds in
-  stream order), so a second split over two batches sums exactly like one
-  batch. A window sum is a fixed reduction over the rows in the window (or,
+  per-second sum is accumulated by sequential adds in stream order (one
+  ``np.bincount`` a column per batch), so a second split over two batches
+  sums exactly like one batch. A window sum is a fixed reduction over the rows in the window (or,
   for long windows, over whole-minute blocks plus the two partial minutes
   at its edges), split only by the window's own bounds: its value depends
   on those rows alone, never on batching, on which ticks were evaluated
@@ -31,6 +31,7 @@ Why this shape:
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -73,6 +74,10 @@ class IdSet:
 
     def __len__(self) -> int:
         return len(self._lo)
+
+    def all_above(self, agg_id: int) -> bool:
+        """Whether ``agg_id`` is above every id seen (a tape's next batch usually is)."""
+        return not len(self._hi) or agg_id > int(self._hi[-1])
 
     def unseen(self, ids: I64) -> B8:
         if not len(self._lo):
@@ -119,17 +124,25 @@ class IdSet:
 
 
 class Ring:
-    """A growable circular float64 buffer addressed by *logical* position.
+    """A growable float64 buffer addressed by *logical* position, in blocks.
 
     Logical positions only ever grow (popping the front raises ``base``), so
-    a position taken before a pop still names the same value after it.
+    a position taken before a pop still names the same value after it. The
+    values live in blocks that grow with the buffer up to 64 Ki values (512 kB)
+    each: memory follows what is held (a block is freed as soon as it is
+    popped) with at most a block to spare, where one buffer would keep its
+    peak size and up to a quarter of growth slack (7 MB on a busy symbol).
     """
 
+    _MAX_BLOCK = 1 << 16
+
     def __init__(self, capacity: int = 1024) -> None:
-        self._buf: F64 = np.empty(max(16, capacity), np.float64)
-        self._head = 0
+        self._min_block = max(16, capacity)
+        self._blocks: list[F64] = []
+        self._starts: list[int] = []
+        """Logical position of each block's first slot."""
         self._base = 0
-        self._size = 0
+        self._end = 0
 
     @property
     def base(self) -> int:
@@ -137,64 +150,67 @@ class Ring:
 
     @property
     def end(self) -> int:
-        return self._base + self._size
+        return self._end
 
     def __len__(self) -> int:
-        return self._size
+        return self._end - self._base
 
     @property
     def nbytes(self) -> int:
-        return int(self._buf.nbytes)
-
-    def _reserve(self, extra: int) -> None:
-        need = self._size + extra
-        cap = len(self._buf)
-        if need <= cap:
-            return
-        new_cap = max(need, cap + cap // 4, 1024)
-        new = np.empty(new_cap, np.float64)
-        new[: self._size] = self.get(self._base, self.end)
-        self._buf, self._head = new, 0
+        return sum(int(b.nbytes) for b in self._blocks)
 
     def append(self, values: F64) -> None:
         n = len(values)
-        if n == 0:
-            return
-        self._reserve(n)
-        cap = len(self._buf)
-        start = (self._head + self._size) % cap
-        first = min(n, cap - start)
-        self._buf[start : start + first] = values[:first]
-        if first < n:
-            self._buf[: n - first] = values[first:]
-        self._size += n
+        done = 0
+        while done < n:
+            blocks = self._blocks
+            room = self._starts[-1] + len(blocks[-1]) - self._end if blocks else 0
+            if room == 0:
+                size = min(self._MAX_BLOCK, max(self._min_block, len(self) // 4, n - done))
+                blocks.append(np.empty(size, np.float64))
+                self._starts.append(self._end)
+                room = size
+            at = self._end - self._starts[-1]
+            take = min(room, n - done)
+            blocks[-1][at : at + take] = values[done : done + take]
+            done += take
+            self._end += take
 
     def get(self, lo: int, hi: int) -> F64:
-        """Values at logical positions ``[lo, hi)``; a view when not wrapped."""
-        if not self._base <= lo <= hi <= self.end:
-            raise IndexError(f"ring range [{lo}, {hi}) outside [{self._base}, {self.end})")
-        cap = len(self._buf)
-        start = (self._head + lo - self._base) % cap
-        n = hi - lo
-        if start + n <= cap:
-            return self._buf[start : start + n]
-        return np.concatenate((self._buf[start:], self._buf[: n - (cap - start)]))
+        """Values at logical positions ``[lo, hi)``; a view when they lie in one block."""
+        if not self._base <= lo <= hi <= self._end:
+            raise IndexError(f"ring range [{lo}, {hi}) outside [{self._base}, {self._end})")
+        if lo == hi:
+            return np.empty(0, np.float64)
+        starts = self._starts
+        i = bisect_right(starts, lo) - 1
+        j = bisect_right(starts, hi - 1, i) - 1
+        if i == j:
+            return self._blocks[i][lo - starts[i] : hi - starts[i]]
+        parts = [self._blocks[i][lo - starts[i] :], *self._blocks[i + 1 : j]]
+        parts.append(self._blocks[j][: hi - starts[j]])
+        return np.concatenate(parts)
 
     def pop_to(self, pos: int) -> None:
         """Forget everything before logical position ``pos``."""
-        n = min(max(0, pos - self._base), self._size)
-        self._head = (self._head + n) % len(self._buf)
-        self._base += n
-        self._size -= n
+        self._base = min(max(self._base, pos), self._end)
+        starts = self._starts
+        drop = bisect_right(starts, self._base) - 1
+        if drop > 0:
+            del starts[:drop]
+            del self._blocks[:drop]
 
     def insert(self, positions: NDArray[np.int64], values: F64) -> None:
         """Insert ``values[i]`` before the value now at ``positions[i]`` (non-decreasing)."""
         if len(values) == 0:
             return
         p0 = int(positions[0])
-        tail = self.get(p0, self.end).copy()
+        tail = self.get(p0, self._end).copy()
         merged = np.insert(tail, positions - p0, values)
-        self._size = p0 - self._base
+        keep = max(1, bisect_right(self._starts, p0 - 1) if p0 > self._base else 1)
+        del self._starts[keep:]
+        del self._blocks[keep:]
+        self._end = p0
         self.append(merged)
 
 
@@ -229,17 +245,18 @@ class Rows:
         return self._i[_END, self._lo : self._hi]
 
     def _reserve(self, extra: int) -> None:
+        """Room for ``extra`` rows at the end: rows dropped at the front are reused once
+        they are 1/32 of the buffer, and a full buffer grows by an eighth (a day of a
+        busy symbol is 86,400 rows of 64 bytes: slack is memory)."""
         cap = self._i.shape[1]
         if self._hi + extra <= cap:
             return
         size = self._hi - self._lo
-        new_cap = cap
-        while size + extra > new_cap * 3 // 4:
-            new_cap = new_cap * 3 // 2
-        if new_cap == cap:
+        if size + extra <= cap and 32 * self._lo >= cap:
             self._i[:, :size] = self._i[:, self._lo : self._hi]
             self._f[:, :size] = self._f[:, self._lo : self._hi]
         else:
+            new_cap = max(1024, (size + extra) * 9 // 8)
             i_new = np.zeros((4, new_cap), np.int64)
             f_new = np.zeros((4, new_cap), np.float64)
             i_new[:, :size] = self._i[:, self._lo : self._hi]
@@ -279,9 +296,18 @@ class Rows:
         self._hi += n
 
     def pop_before(self, sec: int) -> int:
-        """Drop rows with second < ``sec``; returns how many."""
+        """Drop rows with second < ``sec``; returns how many.
+
+        A buffer left much larger than its rows (it grew while more than a day was
+        held, as at start-up) is cut back to them and a sixteenth."""
         k = int(np.searchsorted(self.secs, sec, side="left"))
         self._lo += k
+        size = self._hi - self._lo
+        if self._i.shape[1] > size * 9 // 8 + 1024:
+            cap = size + size // 16 + 1024
+            self._i = np.ascontiguousarray(self._i[:, self._lo : self._lo + cap])
+            self._f = np.ascontiguousarray(self._f[:, self._lo : self._lo + cap])
+            self._lo, self._hi = 0, size
         return k
 
 
@@ -716,12 +742,22 @@ class TradeWindow:
         return starts, lasts, lasts - starts + 1
 
     @staticmethod
-    def _accumulate(floats: F64, rix: NDArray[np.intp] | I64, q: F64, sq: F64, x: F64) -> None:
-        # np.add.at adds one value at a time in stream order: a second split over
-        # two batches sums to exactly the same float as in one batch.
-        np.add.at(floats[_VOL], rix, q)
-        np.add.at(floats[_CVD], rix, sq)
-        np.add.at(floats[_PQ], rix, np.abs(x))
+    def _accumulate(floats: F64, rows: I64, counts: I64, q: F64, sq: F64, x: F64) -> None:
+        """Add each trade into its row's Σq, Σ signed q and Σ p·q, one at a time in stream
+        order after the row's current sum, so a second split over two batches sums to
+        exactly the float of one batch. ``rows`` are distinct row indices, ``counts`` the
+        number of consecutive trades for each.
+
+        ``np.bincount`` adds its weights into each bin one by one in index order from
+        0.0; each row's current sum goes first (0.0 + s is s: a sum started at 0.0 is
+        never −0.0), then its trades: the additions ``np.add.at`` made, vectorised.
+        """
+        g = len(rows)
+        bins = np.concatenate((np.arange(g), np.repeat(np.arange(g), counts)))
+        for col, values in ((_VOL, q), (_CVD, sq), (_PQ, np.abs(x))):
+            floats[col, rows] = np.bincount(
+                bins, np.concatenate((floats[col, rows], values)), minlength=g
+            )
 
     def _append(self, secs: I64, t: I64, ids: I64, p: F64, q: F64, sq: F64, x: F64) -> None:
         rows = self.rows
@@ -744,7 +780,7 @@ class TradeWindow:
         ri[_LAST_T, phys] = t[lasts]
         ri[_LAST_ID, phys] = ids[lasts]
         rf[_LAST_P, phys] = p[lasts]
-        self._accumulate(rf, np.repeat(phys, counts), q, sq, x)
+        self._accumulate(rf, phys, counts, q, sq, x)
         self.ring.append(x)
 
     def _insert(self, secs: I64, t: I64, ids: I64, p: F64, q: F64, sq: F64, x: F64) -> None:
@@ -777,7 +813,7 @@ class TradeWindow:
         cnt[pos_old] = old_counts
         cnt[pos_new] += counts
         ints[_END] = base_end + np.cumsum(cnt)
-        self._accumulate(floats, np.repeat(pos_new, counts), q, sq, x)
+        self._accumulate(floats, pos_new, counts, q, sq, x)
         # Last trade of each second by (T, agg_id).
         st, sid = ints[_LAST_T, pos_new], ints[_LAST_ID, pos_new]
         ct, cid = t[lasts], ids[lasts]

@@ -8,7 +8,9 @@ Each file is parsed and checked completely before anything of it is written,
 then copied in one transaction (``ON CONFLICT DO NOTHING``, so importing a
 file twice changes nothing). A bad row stops the import with the file and
 line named; files imported before it stay imported, whole; the bad file
-writes nothing.
+writes nothing. The days it covers are counted as the continuity check counts
+them (``agg_trades_daily``), so complete imported days can be sealed into the
+tape archive.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import numpy as np
 
 from arbengine.domain.errors import FatalError
 from arbengine.domain.market import TradeBatch
+from arbengine.store.continuity_sql import refresh_daily_completeness
 from arbengine.store.market_sql import insert_trades, update_trade_meta
 from arbengine.store.partitions import ensure_partitions_covering
 
+DAY_MS = 86_400_000
 HEADER = (
     "agg_trade_id",
     "price",
@@ -162,6 +166,10 @@ async def import_file(
             inserted_total += inserted.get(symbol, 0)
             if progress is not None:
                 progress(len(part))
+        if inserted_total:
+            first_day = int(batch.ts.min()) // DAY_MS * DAY_MS
+            last_day = int(batch.ts.max()) // DAY_MS * DAY_MS
+            await refresh_daily_completeness(conn, symbol, first_day, last_day + DAY_MS)
     return ImportedFile(
         path,
         symbol,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
 
 import asyncpg
+import numpy as np
 import orjson
 
 from arbengine.domain.market import (
@@ -22,6 +24,9 @@ from arbengine.domain.market import (
     TapeGap,
     TradeBatch,
 )
+
+DAY_MS = 86_400_000
+EPOCH_DAY = date(1970, 1, 1)
 
 TRADE_COLUMNS = (
     "symbol",
@@ -36,7 +41,10 @@ TRADE_COLUMNS = (
 
 
 async def insert_trades(conn: asyncpg.Connection, batches: Sequence[TradeBatch]) -> dict[str, int]:
-    """Store trades; return rows actually inserted per symbol. Call inside a transaction."""
+    """Store trades; return rows actually inserted per symbol. Call inside a transaction.
+
+    The days that got rows are touched (``agg_trades_archive_touch``, migration 0020): a
+    sealed day written into is read from the table again until it is sealed anew."""
     records = [row for batch in batches for row in batch.rows()]
     inserted: dict[str, int] = defaultdict(int)
     if not records:
@@ -44,11 +52,13 @@ async def insert_trades(conn: asyncpg.Connection, batches: Sequence[TradeBatch])
     try:
         async with conn.transaction():
             await conn.copy_records_to_table("agg_trades", records=records, columns=TRADE_COLUMNS)
-        for batch in batches:
-            inserted[batch.symbol] += len(batch)
-        return inserted
     except asyncpg.UniqueViolationError:
         pass
+    else:
+        for batch in batches:
+            inserted[batch.symbol] += len(batch)
+        await _touch_days(conn, {(b.symbol, day) for b in batches for day in _days_of(b)})
+        return inserted
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS agg_trades_incoming "
         "(LIKE agg_trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -59,13 +69,36 @@ async def insert_trades(conn: asyncpg.Connection, batches: Sequence[TradeBatch])
         """
         WITH ins AS (
             INSERT INTO agg_trades SELECT * FROM agg_trades_incoming
-            ON CONFLICT DO NOTHING RETURNING symbol
-        ) SELECT symbol, count(*) AS n FROM ins GROUP BY symbol
-        """
+            ON CONFLICT DO NOTHING RETURNING symbol, ts
+        ) SELECT symbol, ts / $1 AS day, count(*) AS n FROM ins GROUP BY 1, 2
+        """,
+        DAY_MS,
     )
     for row in rows:
         inserted[row["symbol"]] += int(row["n"])
+    await _touch_days(conn, {(row["symbol"], int(row["day"])) for row in rows})
     return inserted
+
+
+def _days_of(batch: TradeBatch) -> list[int]:
+    """The UTC days (days since the epoch) of a batch's trades."""
+    if not len(batch):
+        return []
+    first, last = int(batch.ts.min()) // DAY_MS, int(batch.ts.max()) // DAY_MS
+    if first == last:  # the common case: no need to look at every trade
+        return [first]
+    return [int(day) for day in np.unique(batch.ts // DAY_MS)]
+
+
+async def _touch_days(conn: asyncpg.Connection, days: set[tuple[str, int]]) -> None:
+    if not days:
+        return
+    pairs = sorted(days)
+    await conn.execute(
+        "SELECT agg_trades_archive_touch($1::text[], $2::date[])",
+        [symbol for symbol, _ in pairs],
+        [EPOCH_DAY + timedelta(days=day) for _, day in pairs],
+    )
 
 
 async def update_trade_meta(

@@ -1,7 +1,8 @@
 """Monthly partitions of ``agg_trades``: created ahead of time, dropped after retention.
 
 Partitions are named ``agg_trades_YYYYMM`` and cover ``[first ms of month,
-first ms of next month)`` in UTC. Inserting a trade whose month has no
+first ms of next month)`` in UTC. Dropping one also drops the tape archive's seals
+of its days (their files stay where they are, no longer read). Inserting a trade whose month has no
 partition fails loudly (there is deliberately no DEFAULT partition, which
 would make every later partition creation scan it); writers that may meet
 old data (backfills, imports) call ``ensure_partitions_covering`` first.
@@ -13,6 +14,8 @@ import re
 from datetime import UTC, datetime
 
 import asyncpg
+
+from arbengine.store.archive_sql import drop_seals_before
 
 _NAME = re.compile(r"^agg_trades_(\d{4})(\d{2})$")
 
@@ -114,8 +117,12 @@ async def maintain_partitions(
         conn, month_start_ms(year, month), month_start_ms(*last)
     )
     dropped = []
-    for old in expired_months(await existing_partitions(conn), now_ms, retention_months):
+    expired = expired_months(await existing_partitions(conn), now_ms, retention_months)
+    for old in expired:
         name = partition_name(*old)
-        await conn.execute(f"DROP TABLE IF EXISTS {name}")
+        async with conn.transaction():
+            await conn.execute(f"DROP TABLE IF EXISTS {name}")
+            # The archive is read only where it equals the table: those days' seals go too.
+            await drop_seals_before(conn, month_start_ms(*add_months(*old, 1)))
         dropped.append(name)
     return created, dropped

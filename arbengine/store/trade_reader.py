@@ -8,11 +8,16 @@ column itself (``string_agg`` of the type's binary send function, grouped
 by symbol), so a day of a busy symbol arrives as a few large values which
 numpy views as big-endian arrays: the client's share of a read falls from
 about 0.6 µs to 0.05 µs per trade.
+
+Sealed days (``store/tape_archive.py``) need no server at all: ``sealed_days_of`` says
+which symbol-days of a range have a file, and ``read_sealed`` reads one (checked
+against its manifest row), cut to the range asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -20,6 +25,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from arbengine.domain.market import TradeBatch
+from arbengine.store.archive_sql import sealed_in
+from arbengine.store.tape_archive import (
+    DAY_MS,
+    SealedFile,
+    TapeArchive,
+    day_of_ms,
+    day_start_ms,
+)
 
 # Column kind → (PostgreSQL's binary send function, numpy's big-endian dtype, native dtype).
 _KINDS = {
@@ -110,3 +123,26 @@ async def read_trades_of(
             (), (), cols["is_buyer_maker"],
         )  # fmt: skip
     return out
+
+
+async def sealed_days_of(
+    conn: asyncpg.Connection, symbols: Sequence[str], from_ms: int, to_ms: int
+) -> dict[tuple[str, date], SealedFile]:
+    """The symbol-days of ``[from_ms, to_ms)`` whose trades are to be read from the archive:
+    sealed, and not written into since."""
+    if to_ms <= from_ms or not symbols:
+        return {}
+    found = await sealed_in(conn, symbols, day_of_ms(from_ms), day_of_ms(to_ms - 1))
+    return {(f.symbol, f.day): f for f in found}
+
+
+def read_sealed(archive: TapeArchive, sealed: SealedFile, from_ms: int, to_ms: int) -> TradeBatch:
+    """The trades of a sealed day with ``from_ms ≤ ts < to_ms``, in (ts, agg_id) order: what
+    ``read_trades_of`` gives for that day. A file that fails its checks raises
+    ``ArchiveFileRejected`` (the caller reads the day from PostgreSQL)."""
+    trades = archive.read(sealed)
+    start = day_start_ms(sealed.day)
+    if from_ms <= start and to_ms >= start + DAY_MS:
+        return trades
+    low, high = np.searchsorted(trades.ts, [from_ms, to_ms], side="left")
+    return trades.take(slice(int(low), int(high)))

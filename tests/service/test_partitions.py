@@ -104,3 +104,19 @@ async def test_retention_drops_old_partitions_and_their_rows(conn: asyncpg.Conne
     assert created == ["agg_trades_202612", "agg_trades_202701"]
     assert dropped == ["agg_trades_202606", "agg_trades_202607", "agg_trades_202608"]
     assert await conn.fetchval("SELECT array_agg(agg_id) FROM agg_trades") == [2]
+
+
+async def test_retention_drops_the_archive_seals_of_the_days_it_drops(
+    conn: asyncpg.Connection,
+) -> None:
+    """The archive is read only where it equals the table: a dropped month's seals go too."""
+    await ensure_partitions_covering(conn, ms(2026, 6, 1), ms(2026, 11, 1))
+    for day in ("2026-08-31", "2026-09-01"):
+        await conn.execute(
+            "INSERT INTO agg_trades_archive (symbol, day, rows, first_id, last_id, bytes, sha256,"
+            " path) VALUES ('BTCUSDT', $1::text::date, 1, 1, 1, 1, 'x', 'p')",
+            day,
+        )
+    await maintain_partitions(conn, ms(2026, 11, 26), retention_months=2)
+    kept = await conn.fetch("SELECT day::text FROM agg_trades_archive")
+    assert [r["day"] for r in kept] == ["2026-09-01"]

@@ -110,6 +110,14 @@ def test_secrets_redacted_in_repr_and_display() -> None:
             {"ARB_DATABASE_POOL_MIN_SIZE": "20"},
             "settings [database]: pool_min_size must not exceed pool_max_size",
         ),
+        (
+            {"ARB_ARCHIVE_SEAL_INTERVAL": "500ms"},
+            "settings [archive]: seal_interval must be at least 1s",
+        ),
+        (
+            {"ARB_ARCHIVE_DIR": "3d://bucket"},
+            "settings [archive]: dir: not a directory or a URL like s3://bucket/prefix",
+        ),
     ],
 )
 def test_bad_environment_values_name_the_key(env: dict[str, str], message: str) -> None:

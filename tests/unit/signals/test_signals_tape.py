@@ -123,3 +123,24 @@ def test_memory_per_trade_is_bounded_and_old_trades_are_forgotten() -> None:
     # large-order tail: under 2 MB here.
     seconds = len(np.unique(t // 1000))
     assert s.nbytes < 1.25 * 8 * s.trade_count + 2 * 64 * seconds + 2_000_000
+
+
+def test_a_busy_day_held_costs_under_32_mb_per_3_million_trades() -> None:
+    # The bench's BTC-like symbol: 26 h at 3 M trades a day fed an hour at a time, then a
+    # few ticks. Held: a day of trades. Each costs its 8-byte notional plus its share of
+    # the per-second rows (86,400 of them), the index and the large-order tail: the ring
+    # in blocks and buffers cut back to what they hold, not to their peak.
+    rng = np.random.default_rng(3)
+    s = SymbolFeatures("X")
+    per_hour = 125_000
+    for h in range(26):
+        t = np.sort(rng.integers(T0 + h * HOUR, T0 + (h + 1) * HOUR, per_hour))
+        ids = np.arange(h * per_hour, (h + 1) * per_hour)
+        qty = np.round(rng.lognormal(-3.0, 1.6, per_hour), 3)
+        s.add_trades(
+            columns(ids, t, 30_000 + rng.random(per_hour), qty, rng.random(per_hour) < 0.5)
+        )
+    for k in range(9):
+        s.evaluate(T0 + 26 * HOUR + k * 15 * SEC)
+    assert 2_900_000 < s.trade_count < 3_100_000
+    assert s.nbytes / s.trade_count <= 32e6 / 3e6

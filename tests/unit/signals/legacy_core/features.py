@@ -1,0 +1,539 @@
+"""Per-symbol features at a tick, exactly as SIGNALS.md defines them.
+
+One :class:`SymbolFeatures` per symbol serves every strategy: the data it
+keeps does not depend on any strategy (24 h of trades, 26 h of candles,
+indicator values), and each strategy's window lengths, staleness and
+percentile minimum are a :class:`FeatureSpec` passed at evaluation, so a
+reloaded strategy with other windows is served from the next tick on.
+
+Pure and synchronous: no clock, no I/O. Time is the tick ``t`` (epoch ms,
+whole seconds) and the event times of the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from math import isfinite as _isfinite
+from typing import NamedTuple
+
+import numpy as np
+
+from arbengine.domain.market import Indicator, Liquidation, MarkPrice, RateSnapshot, TradeBatch
+from arbengine.signals.candles import HORIZON_MS, AtrState, Candles
+from arbengine.signals.series import (
+    MARKET_KINDS,
+    AsOfSeries,
+    InputSeries,
+    LiquidationSeries,
+    asof_each,
+)
+from tests.unit.signals.legacy_core.large import LargeTracker
+from tests.unit.signals.legacy_core.trade_window import AddResult, TickOrderError, TradeWindow
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+MAX_WINDOW_MS = DAY_MS
+MAX_STALENESS_MS = HORIZON_MS
+DEFAULT_FUNDING_INTERVAL_HOURS = 8.0
+_HOUSEKEEPING_MS = 5 * 60_000
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "price",
+    "cvd_fast",
+    "cvd_mid",
+    "cvd_day",
+    "flow_fast",
+    "flow_mid",
+    "vwap_fast",
+    "vwap_mid",
+    "vwap_day",
+    "vwap_dev_fast",
+    "vwap_dev_mid",
+    "atr",
+    "atr_pct",
+    "atr_percentile",
+    "large_threshold",
+    "large_imbalance_fast",
+    "funding_rate",
+    "funding_annualised",
+    "oi_change_1h",
+    "ls_global",
+    "ls_top",
+    "taker_ratio",
+    "coinbase_premium_bps",
+    "liq_imbalance_fast",
+    "trades_fast",
+)
+_FEATURE_SET = frozenset(FEATURE_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    """The strategy keys that change how features are computed."""
+
+    fast_ms: int = 30 * MINUTE_MS
+    mid_ms: int = 4 * HOUR_MS
+    day_ms: int = DAY_MS
+    max_staleness_ms: int = 5 * MINUTE_MS
+    atr_percentile_min_values: int = 288
+
+    def __post_init__(self) -> None:
+        for name in ("fast_ms", "mid_ms", "day_ms"):
+            value = getattr(self, name)
+            if value <= 0 or value % SECOND_MS or value > MAX_WINDOW_MS:
+                raise ValueError(f"{name} must be whole seconds in (0, 24h], got {value}")
+        if not self.fast_ms <= self.day_ms:
+            raise ValueError("the fast window must not be longer than the day window")
+        s = self.max_staleness_ms
+        if s <= 0 or s % SECOND_MS or s > MAX_STALENESS_MS:
+            raise ValueError(f"max_staleness_ms must be whole seconds in (0, 26h], got {s}")
+        if not 12 <= self.atr_percentile_min_values <= 288:
+            raise ValueError("atr_percentile_min_values must be within 12..288")
+
+
+DEFAULT_SPEC = FeatureSpec()
+
+
+class Features(Mapping[str, float]):
+    """Feature name → value at one tick for one symbol; an absent feature is missing."""
+
+    __slots__ = ("_values", "symbol", "t_ms")
+
+    def __init__(self, symbol: str, t_ms: int, values: Mapping[str, float]) -> None:
+        self.symbol = symbol
+        self.t_ms = t_ms
+        self._values = {k: float(values[k]) for k in FEATURE_NAMES if k in values}
+        unknown = set(values) - _FEATURE_SET
+        if unknown:
+            raise KeyError(f"unknown features: {sorted(unknown)}")
+
+    @classmethod
+    def _trusted(cls, symbol: str, t_ms: int, values: dict[str, float]) -> Features:
+        """Adopt ``values`` (known names, canonical order) without copying."""
+        out = cls.__new__(cls)
+        out.symbol, out.t_ms, out._values = symbol, t_ms, values
+        return out
+
+    def __getitem__(self, key: str) -> float:
+        return self._values[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def get(self, key: str, default: float | None = None) -> float | None:  # type: ignore[override]
+        return self._values.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Features({self.symbol!r}, {self.t_ms}, {self._values!r})"
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self._values)
+
+    @property
+    def mapping(self) -> Mapping[str, float]:
+        """The values without a copy (read-only by contract), for hot loops."""
+        return self._values
+
+
+_SERIES = tuple(InputSeries)
+"""The indicator series in a fixed order: per-tick as-of values are a tuple in this order."""
+_FUNDING, _INTERVAL, _OI, _INDEX, _COINBASE, _LS_GLOBAL, _LS_TOP, _TAKER = (
+    _SERIES.index(k)
+    for k in (
+        InputSeries.FUNDING_RATE,
+        InputSeries.FUNDING_INTERVAL_HOURS,
+        InputSeries.OPEN_INTEREST,
+        InputSeries.INDEX_PRICE,
+        InputSeries.COINBASE_PRICE,
+        InputSeries.LS_GLOBAL,
+        InputSeries.LS_TOP,
+        InputSeries.TAKER_RATIO,
+    )
+)
+_LOG_RATIOS = (("ls_global", _LS_GLOBAL), ("ls_top", _LS_TOP), ("taker_ratio", _TAKER))
+
+Window = tuple[int, float, float, float]
+"""Trade count, Σq, Σ signed q, Σ p·q over one window."""
+
+
+class _TickBase(NamedTuple):
+    """What every spec reads the same way at one tick, computed once per tick."""
+
+    last: tuple[int, float] | None
+    """(time, price) of the last trade before the tick."""
+    atr: AtrState
+    asof: tuple[tuple[int, float] | None, ...]
+    """As-of (known time, value) per series, in :data:`_SERIES` order."""
+    oi_then: tuple[int, float] | None
+
+
+class SymbolFeatures:
+    """All the state the features of one symbol need, fed by events, read at ticks.
+
+    Ticks must be evaluated in non-decreasing order. Trades may run ahead of
+    the evaluated tick (live, the trade that makes a tick due is itself
+    later than the tick) by up to about two days.
+    """
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self._tape = TradeWindow()
+        self._candles = Candles()
+        self._trackers: dict[int, LargeTracker] = {}
+        self._series: dict[InputSeries, AsOfSeries] = {k: AsOfSeries() for k in _SERIES}
+        self._series_list = tuple(self._series[k] for k in _SERIES)
+        self._liq = LiquidationSeries()
+        self._last_eval_ms: int | None = None
+        self._housekeep_at = zlib.crc32(symbol.encode()) % _HOUSEKEEPING_MS
+        self._late_trades = 0
+        # Per-tick memos, dropped by _invalidate (a new tick or any new input).
+        self._memo: dict[int, tuple[FeatureSpec, Features]] = {}
+        """Features by ``id(spec)`` (the spec is kept to check identity)."""
+        self._win_memo: dict[int, Window] = {}
+        self._base: _TickBase | None = None
+        self._large_memo: dict[int, float | None] = {}
+        self._lengths_now: dict[int, None] = {}
+        """Window lengths (s) asked for at the current tick."""
+        self._lengths_before: dict[int, None] = {}
+        """Window lengths asked for at the previous tick: all are summed in one pass at the
+        first evaluation of a tick, since every strategy is evaluated at (almost) every tick."""
+
+    # ---- inputs --------------------------------------------------------------------------
+
+    @property
+    def late_trades(self) -> int:
+        """Trades accepted after their tick was evaluated, since start."""
+        return self._late_trades
+
+    def _invalidate(self) -> None:
+        self._memo.clear()
+        self._win_memo.clear()
+        self._base = None
+        self._large_memo.clear()
+
+    def add_trades(self, batch: TradeBatch) -> AddResult:
+        """Add trades in any order and any batching; repeated agg_ids count once."""
+        n = len(batch)
+        if n == 0:
+            return AddResult(0, 0, 0, 0)
+        if not (np.isfinite(batch.price).all() and np.isfinite(batch.qty).all()):
+            raise ValueError("trade price and quantity must be finite")
+        if (batch.price <= 0).any() or (batch.qty < 0).any():
+            raise ValueError("trade price must be > 0 and quantity >= 0")
+        order = np.argsort(batch.agg_id, kind="stable")
+        sid = batch.agg_id[order]
+        first = np.ones(n, np.bool_)
+        first[1:] = sid[1:] != sid[:-1]
+        keep = first & self._tape.ids.unseen(sid)
+        duplicates = n - int(np.count_nonzero(keep))
+        idx = order[keep]
+        t_all = batch.ts[idx]
+        too_old = 0
+        if self._last_eval_ms is not None:
+            fresh = t_all >= self._last_eval_ms - HORIZON_MS
+            too_old = len(idx) - int(np.count_nonzero(fresh))
+            idx, t_all = idx[fresh], t_all[fresh]
+        if len(idx) == 0:
+            return AddResult(0, duplicates, 0, too_old)
+        self._tape.ids.add(batch.agg_id[idx], t_all)  # idx is ascending by agg_id
+        o = np.lexsort((batch.agg_id[idx], t_all))
+        idx = idx[o]
+        t = batch.ts[idx]
+        ids = batch.agg_id[idx]
+        p = batch.price[idx]
+        q = batch.qty[idx]
+        m = batch.is_buyer_maker[idx]
+        pq = p * q
+        sq = np.where(m, -q, q)
+        x = np.where(m, -pq, pq)
+        self._candles.add(t, ids, p)
+        late = 0
+        last_eval = self._last_eval_ms
+        if last_eval is not None:
+            late = int(np.count_nonzero(t < last_eval))
+        floor = self._tape.floor_sec
+        start = 0
+        if floor is not None:
+            start = int(np.searchsorted(t, floor * SECOND_MS, side="left"))
+            if start:
+                self._tape.note_old_trade(
+                    int(t[start - 1]), int(ids[start - 1]), float(p[start - 1])
+                )
+        if start < len(t):
+            s = slice(start, None)
+            self._tape.store(t[s], ids[s], p[s], q[s], sq[s], x[s])
+            if late and last_eval is not None and self._trackers:
+                lt = t[s] < last_eval
+                secs, xs = t[s][lt] // SECOND_MS, x[s][lt]
+                for tracker in self._trackers.values():
+                    tracker.on_insert(secs, xs)
+        self._late_trades += late
+        self._invalidate()
+        return AddResult(len(idx), duplicates, late, too_old)
+
+    def add_value(self, series: InputSeries, known_ms: int, value: float) -> None:
+        """One indicator value and the time it became known; a NaN or ∞ is no value."""
+        if _isfinite(value):
+            self._series[series].add(known_ms, value)
+            self._invalidate()
+
+    def add_indicator(self, indicator: Indicator) -> bool:
+        """A collector indicator; False when it is of a kind no feature reads."""
+        series = MARKET_KINDS.get(indicator.kind)
+        if series is None or indicator.value is None:
+            return False
+        self.add_value(series, indicator.known_at, indicator.value)
+        return True
+
+    def add_mark_price(self, mark: MarkPrice | RateSnapshot) -> None:
+        """A markPrice update or premiumIndex reading: funding rate and index price.
+
+        A premiumIndex reading counts from when it became visible (``visible_at``: its
+        own time, or its arrival when later), so live and backtest see the same values.
+        """
+        known = mark.visible_at if isinstance(mark, RateSnapshot) else mark.ts
+        # add_value twice, inlined: a backtest feeds one reading per 2 s per symbol.
+        rate, index = mark.funding_rate, mark.index_price
+        if _isfinite(rate):
+            self._series_list[_FUNDING].add(known, rate)
+        if _isfinite(index):
+            self._series_list[_INDEX].add(known, index)
+        self._invalidate()
+
+    def add_rate_columns(
+        self, known_ms: Sequence[int], funding_rate: Sequence[float], index_price: Sequence[float]
+    ) -> None:
+        """Many premiumIndex readings at once (a backtest or warm start reads them by the
+        hundred thousand): the same values ``add_mark_price`` would add, one by one."""
+        funding = self._series_list[_FUNDING]
+        index = self._series_list[_INDEX]
+        for known, rate, idx in zip(known_ms, funding_rate, index_price, strict=True):
+            if _isfinite(rate):
+                funding.add(known, rate)
+            if _isfinite(idx):
+                index.add(known, idx)
+        self._invalidate()
+
+    def add_liquidation(self, liq: Liquidation) -> None:
+        """A forceOrder: BUY liquidates a short, SELL a long; its time is the order time."""
+        notional = liq.avg_price * liq.filled_qty
+        if math.isfinite(notional):
+            self._liq.add(liq.ts, notional if liq.side == "BUY" else -notional)
+            self._invalidate()
+
+    # ---- evaluation ----------------------------------------------------------------------
+
+    def _advance(self, t_ms: int) -> None:
+        if t_ms % SECOND_MS:
+            raise ValueError(f"ticks are whole seconds, got t={t_ms}")
+        last = self._last_eval_ms
+        if last is not None and t_ms < last:
+            raise TickOrderError(f"tick {t_ms} is before the last evaluated tick {last}")
+        if last == t_ms:
+            return
+        self._last_eval_ms = t_ms
+        if t_ms >= self._housekeep_at:
+            # Forgetting is only about memory (every read is bounded by the tick), so it
+            # runs once per period, at a per-symbol phase: not all symbols in one tick.
+            phase = self._housekeep_at % _HOUSEKEEPING_MS
+            self._housekeep_at = t_ms - (t_ms - phase) % _HOUSEKEEPING_MS + _HOUSEKEEPING_MS
+            self._tape.set_floor((t_ms - MAX_WINDOW_MS) // SECOND_MS)
+            self._tape.ids.prune(t_ms - HORIZON_MS)
+            self._liq.prune(t_ms - MAX_WINDOW_MS)
+            for series in self._series_list:
+                series.prune(t_ms - HOUR_MS)
+        if self._lengths_now:
+            self._lengths_before, self._lengths_now = self._lengths_now, {}
+        self._invalidate()
+
+    def forget_windows(self, day_windows_ms: Iterable[int]) -> None:
+        """Drop large-order trackers for day windows no strategy uses any more."""
+        keep = set(day_windows_ms)
+        for day in list(self._trackers):
+            if day not in keep:
+                del self._trackers[day]
+
+    def evaluate(self, t_ms: int, spec: FeatureSpec = DEFAULT_SPEC) -> Features:
+        """Features at tick ``t_ms``: trades with T < t, indicator values known before t."""
+        if t_ms != self._last_eval_ms:
+            self._advance(t_ms)
+        hit = self._memo.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        features = self._compute(t_ms, spec)
+        self._memo[id(spec)] = (spec, features)
+        return features
+
+    def _compute(self, t_ms: int, spec: FeatureSpec) -> Features:
+        t_sec = t_ms // SECOND_MS
+        fast_sec = spec.fast_ms // SECOND_MS
+        mid_sec = spec.mid_ms // SECOND_MS
+        day_sec = spec.day_ms // SECOND_MS
+        wins = self._win_memo
+        # Windows first: their one search for rows also answers the last price's.
+        if fast_sec not in wins or mid_sec not in wins or day_sec not in wins:
+            self._sum_windows(t_sec, (fast_sec, mid_sec, day_sec))
+        else:
+            self._lengths_now.update(((fast_sec, None), (mid_sec, None), (day_sec, None)))
+        base = self._base
+        if base is None:
+            base = self._tick_base(t_ms)
+        v: dict[str, float] = {}
+
+        last = base.last
+        price: float | None = None
+        if last is not None and last[0] >= t_ms - spec.max_staleness_ms:
+            price = last[1]
+            v["price"] = price
+        n_fast, vol_f, cvd_f, pq_f = wins[fast_sec]
+        _, vol_m, cvd_m, pq_m = wins[mid_sec]
+        _, vol_d, cvd_d, pq_d = wins[day_sec]
+        v["cvd_fast"] = cvd_f
+        v["cvd_mid"] = cvd_m
+        v["cvd_day"] = cvd_d
+        v["flow_fast"] = cvd_f / vol_f if vol_f > 0 else 0.0
+        v["flow_mid"] = cvd_m / vol_m if vol_m > 0 else 0.0
+        vwap_f = pq_f / vol_f if vol_f > 0 else None
+        vwap_m = pq_m / vol_m if vol_m > 0 else None
+        if vwap_f is not None:
+            v["vwap_fast"] = vwap_f
+        if vwap_m is not None:
+            v["vwap_mid"] = vwap_m
+        if vol_d > 0:
+            v["vwap_day"] = pq_d / vol_d
+        if price is not None:
+            if vwap_f is not None and vwap_f > 0:
+                v["vwap_dev_fast"] = (price - vwap_f) / vwap_f
+            if vwap_m is not None and vwap_m > 0:
+                v["vwap_dev_mid"] = (price - vwap_m) / vwap_m
+
+        atr_state = base.atr
+        atr = atr_state.atr
+        if atr is not None:
+            v["atr"] = atr
+            if price is not None:
+                v["atr_pct"] = atr / price
+            n_atr = atr_state.count  # AtrState.percentile, inlined
+            if n_atr >= spec.atr_percentile_min_values:
+                v["atr_percentile"] = 100.0 * atr_state.at_or_below / n_atr
+
+        tracker, threshold = self._large(t_sec, spec.day_ms)
+        if threshold is not None:
+            v["large_threshold"] = threshold
+            v["large_imbalance_fast"] = tracker.imbalance(fast_sec, threshold)
+
+        self._indicator_features(t_ms, spec, base, v)
+        v["liq_imbalance_fast"] = self._liq.imbalance(t_ms - spec.fast_ms, t_ms)
+        v["trades_fast"] = float(n_fast)
+        return Features._trusted(self.symbol, t_ms, v)
+
+    def _tick_base(self, t_ms: int) -> _TickBase:
+        """What every spec reads the same way at this tick, computed once."""
+        base = _TickBase(
+            self._tape.last_time_price(t_ms // SECOND_MS),
+            self._candles.state(t_ms),
+            asof_each(self._series_list, t_ms),
+            self._series_list[_OI].asof(t_ms - HOUR_MS),
+        )
+        self._base = base
+        return base
+
+    def _sum_windows(self, t_sec: int, lengths: tuple[int, ...]) -> None:
+        """Sum the given windows, and any other asked for at the previous tick, in one pass.
+
+        Each window is summed on its own whatever else is summed with it, so summing one
+        that no spec reads after all changes nothing but the time spent.
+        """
+        memo = self._win_memo
+        asked = self._lengths_now
+        asked.update(dict.fromkeys(lengths))
+        missing = [w for w in dict.fromkeys([*lengths, *self._lengths_before]) if w not in memo]
+        for w, got in zip(missing, self._tape.windows(t_sec, missing), strict=True):
+            memo[w] = got
+
+    def _large(self, t_sec: int, day_ms: int) -> tuple[LargeTracker, float | None]:
+        tracker = self._trackers.get(day_ms)
+        if tracker is None:
+            tracker = self._trackers[day_ms] = LargeTracker(day_ms)
+        memo = self._large_memo
+        if day_ms in memo:
+            return tracker, memo[day_ms]
+        tracker.advance(self._tape, t_sec)
+        threshold = memo[day_ms] = tracker.threshold()
+        return tracker, threshold
+
+    @staticmethod
+    def _fresh(
+        got: tuple[int, float] | None, at_ms: int, t_ms: int, staleness_ms: int
+    ) -> float | None:
+        """The as-of value, unless stale at ``at_ms`` or known before t's history horizon."""
+        if got is None:
+            return None
+        known, value = got
+        if known < at_ms - staleness_ms or known < t_ms - HORIZON_MS:
+            return None
+        return value
+
+    def _indicator_features(
+        self, t_ms: int, spec: FeatureSpec, base: _TickBase, v: dict[str, float]
+    ) -> None:
+        stale = spec.max_staleness_ms
+        asof = base.asof
+        # A value known at or after this is fresh at t (never before t's horizon: the
+        # staleness is at most the horizon).
+        oldest = max(t_ms - stale, t_ms - HORIZON_MS)
+        got = asof[_FUNDING]
+        if got is not None and got[0] >= oldest:
+            funding = got[1]
+            v["funding_rate"] = funding
+            interval = self._fresh(asof[_INTERVAL], t_ms, t_ms, HORIZON_MS)
+            hours = DEFAULT_FUNDING_INTERVAL_HOURS if interval is None else interval
+            if hours > 0:
+                v["funding_annualised"] = funding * (24.0 / hours) * 365.0
+        got = asof[_OI]
+        oi_now = got[1] if got is not None and got[0] >= oldest else None
+        oi_then = self._fresh(base.oi_then, t_ms - HOUR_MS, t_ms, stale)
+        if oi_now is not None and oi_then is not None and oi_now > 0 and oi_then > 0:
+            v["oi_change_1h"] = oi_now / oi_then - 1.0
+        for name, k in _LOG_RATIOS:
+            got = asof[k]
+            if got is not None and got[0] >= oldest and got[1] > 0:
+                v[name] = math.log(got[1])
+        got = asof[_COINBASE]
+        idx = asof[_INDEX]
+        if got is not None and idx is not None and got[0] >= oldest and idx[0] >= oldest:
+            coinbase, index = got[1], idx[1]
+            if index > 0:
+                v["coinbase_premium_bps"] = (coinbase - index) / index * 1e4
+
+    # ---- introspection -------------------------------------------------------------------
+
+    def large_tail(self, day_ms: int) -> tuple[float, int] | None:
+        """(floor, size) of the large-order tail for a day window, for diagnostics."""
+        tracker = self._trackers.get(day_ms)
+        return None if tracker is None else (tracker.floor, tracker.tail_size)
+
+    @property
+    def trade_count(self) -> int:
+        """Trades retained (the last 24 h, plus any ahead of the last tick)."""
+        return len(self._tape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the per-symbol structures (numpy buffers and the large-order tails)."""
+        return (
+            self._tape.nbytes
+            + self._candles.nbytes
+            + sum(t.nbytes for t in self._trackers.values())
+        )
