@@ -27,10 +27,27 @@ async def browser() -> AsyncIterator[Any]:
             await launched.close()
 
 
+# Seeded rows are what the pages show: the engine, with no market data, would store an
+# evaluation of every pair each tick beside them.
+ENGINE_OFF = {"ARB_ENGINE_ENABLED": "false"}
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiUnderTest]:
-    """A daemon without collection on a fresh database; each module seeds what it shows."""
-    async with running_api(pg_server, tmp_path_factory.mktemp("dashboard")) as under_test:
+    """A daemon without collection or engine on a fresh database; each module seeds what it
+    shows."""
+    async with running_api(
+        pg_server, tmp_path_factory.mktemp("dashboard"), ENGINE_OFF
+    ) as under_test:
+        yield under_test
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def empty_api(
+    pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ApiUnderTest]:
+    """A deployment nothing was written to yet."""
+    async with running_api(pg_server, tmp_path_factory.mktemp("empty"), ENGINE_OFF) as under_test:
         yield under_test

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import expect
 
-from tests.e2e.api.harness import ApiUnderTest, running_api
+from tests.e2e.api.harness import ApiUnderTest
 from tests.e2e.dashboard.browser import (
     NEEDS_BROWSER,
     PageUnderTest,
@@ -28,7 +27,6 @@ from tests.e2e.dashboard.browser import (
     log_in,
     open_page,
 )
-from tests.support.postgres import PgTestServer
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), NEEDS_BROWSER]
 
@@ -93,18 +91,6 @@ async def seed(conn: asyncpg.Connection, now: int) -> Seeded:
     return Seeded(now, recent + old, ytd)
 
 
-# Nothing here needs the engine, which would evaluate every tick (15 s) on a busy machine.
-ENGINE_OFF = {"ARB_ENGINE_ENABLED": "false"}
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def api(
-    pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ApiUnderTest]:
-    async with running_api(pg_server, tmp_path_factory.mktemp("funding"), ENGINE_OFF) as under_test:
-        yield under_test
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def seeded(api: ApiUnderTest) -> Seeded:
     conn = await asyncpg.connect(api.db_url)
@@ -112,17 +98,6 @@ async def seeded(api: ApiUnderTest) -> Seeded:
         return await seed(conn, int(time.time() * 1000))
     finally:
         await conn.close()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def empty_api(
-    pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ApiUnderTest]:
-    """A deployment nothing was written to yet."""
-    async with running_api(
-        pg_server, tmp_path_factory.mktemp("funding-empty"), ENGINE_OFF
-    ) as under_test:
-        yield under_test
 
 
 def now_stat(tab: PageUnderTest, key: str) -> Any:

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,7 @@ from arbengine.domain.engine_rows import (
 from arbengine.domain.live_rows import LiveOrderRow, LiveTradeRow
 from arbengine.store import engine_sql, live_sql
 from tests.conftest import REPO
-from tests.e2e.api.harness import ApiUnderTest, running_api
+from tests.e2e.api.harness import ApiUnderTest
 from tests.e2e.dashboard.browser import (
     NEEDS_BROWSER,
     PageUnderTest,
@@ -46,7 +45,6 @@ from tests.e2e.dashboard.browser import (
     log_in,
     open_page,
 )
-from tests.support.postgres import PgTestServer
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), NEEDS_BROWSER]
 
@@ -245,20 +243,6 @@ async def seed(conn: asyncpg.Connection, now: int) -> Seeded:
 
 
 # The engine is off: it would store evaluations of its own every tick (15 s), in place
-# of the seeded ones and in the empty deployment.
-ENGINE_OFF = {"ARB_ENGINE_ENABLED": "false"}
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def api(
-    pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ApiUnderTest]:
-    async with running_api(
-        pg_server, tmp_path_factory.mktemp("overview"), ENGINE_OFF
-    ) as under_test:
-        yield under_test
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def seeded(api: ApiUnderTest) -> Seeded:
     conn = await asyncpg.connect(api.db_url)
@@ -266,17 +250,6 @@ async def seeded(api: ApiUnderTest) -> Seeded:
         return await seed(conn, int(time.time() * 1000))
     finally:
         await conn.close()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def empty_api(
-    pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ApiUnderTest]:
-    """A deployment nothing was written to yet."""
-    async with running_api(
-        pg_server, tmp_path_factory.mktemp("overview-empty"), ENGINE_OFF
-    ) as under_test:
-        yield under_test
 
 
 def card(tab: PageUnderTest, symbol: str, key: str) -> Any:
