@@ -236,12 +236,11 @@ async function openView(content, state, definition, onState) {
     if (trade) await showSignal(trade);
   }
   // Trades fill and close as the market moves: refreshed from then on (the first load is above).
-  let stopPolling = () => {};
-  const timer = setTimeout(() => {
-    stopPolling = poll(load, EVERY_MS, { onError: (err) => fill(status, failed(err)) });
-  }, EVERY_MS);
+  const stopPolling = poll(load, EVERY_MS, {
+    immediate: false,
+    onError: (err) => fill(status, failed(err)),
+  });
   return () => {
-    clearTimeout(timer);
     stopPolling();
     chart?.chart.remove();
   };

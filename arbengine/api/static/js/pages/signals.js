@@ -330,20 +330,16 @@ async function openView(content, state, definition, latest, onState) {
 
   // Live: a new tick every few seconds; a view pinned to a time keeps its range.
   const every = Math.max(5000, definition ? definition.tick_ms : 15000);
-  let stopPolling = () => {};
-  const timer = setTimeout(() => {
-    stopPolling = poll(
-      async () => {
-        const before = selected;
-        await load();
-        if (follow && selected !== before) await showBreakdown(selected);
-      },
-      every,
-      { onError: (err) => fill(status, failed(err)) },
-    );
-  }, every);
+  const stopPolling = poll(
+    async () => {
+      const before = selected;
+      await load();
+      if (follow && selected !== before) await showBreakdown(selected);
+    },
+    every,
+    { immediate: false, onError: (err) => fill(status, failed(err)) },
+  );
   return () => {
-    clearTimeout(timer);
     stopPolling();
     scoreChart?.chart.remove();
     priceChart?.chart.remove();
