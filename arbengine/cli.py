@@ -240,6 +240,17 @@ def _parse_when(text: str, *, end_of_day: bool) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _count(text: str) -> int:
+    """An argument that counts something: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log.level, pretty=args.pretty or None)
@@ -247,6 +258,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from arbengine.pipeline.backtest import EvaluationsCsv, run_backtest, write_outputs
+    from arbengine.pipeline.backtest_split import available_cores
     from arbengine.signals import StrategySet, check_files, load_strategy_set, parse_strategy
     from arbengine.store.database import open_database
     from arbengine.store.tape_archive import TapeArchive
@@ -273,6 +285,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         strategies = load_strategy_set(strategies_dir(settings.engine))
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
     names = "+".join(strategies.names) or "none"
+    workers = args.workers or available_cores()
     days = max(1, -(-(to_ms - from_ms) // 86_400_000))
     out_dir = Path(args.out) if args.out else Path(f"backtest-{names}")
     evaluations = None
@@ -289,6 +302,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                         conn, strategies, from_ms, to_ms, symbols=symbols,
                         on_progress=lambda _trades, _end: bar.update(1),
                         database_url=db.url, evaluations=evaluations, archive=archive,
+                        workers=workers,
                     )  # fmt: skip
             return result
 
@@ -305,6 +319,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         f"\n{result.trades:,} trades replayed in {result.seconds:.1f} s "
         f"({result.trades / max(result.seconds, 1e-9):,.0f} trades/s), "
         f"{result.evaluations:,} evaluations, {len(result.signals)} signals"
+        + (f", {result.workers} processes" if result.workers > 1 else "")
     )
     if archive is not None and result.replay.archived_trades:
         print(
@@ -600,6 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument(
         "--evaluations", action="store_true",
         help="also write every evaluation (features, factors, gates) to evaluations.csv",
+    )  # fmt: skip
+    backtest.add_argument(
+        "--workers", type=_count, metavar="N",
+        help="processes to split the symbols between (default: the cores it may use)",
     )  # fmt: skip
     backtest.set_defaults(handler=cmd_backtest)
 

@@ -21,6 +21,7 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+_in_force: tuple[str, bool] | None = None
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
@@ -51,8 +52,10 @@ def configure_logging(level: str = "info", pretty: bool | None = None) -> None:
 
     ``pretty=None`` means: human console only when stdout is a terminal.
     """
+    global _in_force
     if pretty is None:
         pretty = sys.stdout.isatty()
+    _in_force = (level, pretty)
     numeric = _LEVELS[level]
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -91,6 +94,12 @@ def configure_logging(level: str = "info", pretty: bool | None = None) -> None:
     # Chatty libraries: their debug output is not ours to show at info level.
     for name in ("asyncio", "aiohttp.access", "websockets", "pgserver"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+
+
+def logging_in_force() -> tuple[str, bool] | None:
+    """``configure_logging``'s arguments as last applied (None: never called), so that a
+    child process can log exactly as its parent does."""
+    return _in_force
 
 
 def get_logger(component: str, **context: Any) -> Any:

@@ -34,6 +34,7 @@ import numpy as np
 from arbengine.benchmarks import bench_database
 from arbengine.benchmarks.bench_report import BenchReport, BenchRow
 from arbengine.pipeline.backtest import run_backtest
+from arbengine.pipeline.backtest_split import available_cores
 from arbengine.signals import load_strategy_set
 from arbengine.store.archive_sealer import seal_ready_days
 from arbengine.store.continuity_sql import refresh_daily_completeness
@@ -62,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--source", choices=("archive", "postgres"), default="archive",
         help="read the trades of the sealed days from a tape archive (default), or all from "
         "PostgreSQL",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=0,
+        help="processes to split the symbols between (default: the cores it may use)",
     )  # fmt: skip
 
 
@@ -142,6 +147,7 @@ async def _generate(conn: asyncpg.Connection, days: int, per_day: float) -> int:
 
 async def _bench(args: argparse.Namespace) -> BenchReport:
     strategies = load_strategy_set(Path(args.strategies))
+    workers = args.workers or available_cores()
     with tempfile.TemporaryDirectory(prefix="arbengine-bench-archive-") as archive_dir:
         archive = TapeArchive(archive_dir) if args.source == "archive" else None
         async with bench_database(args.database_url) as url:
@@ -157,8 +163,9 @@ async def _bench(args: argparse.Namespace) -> BenchReport:
                 from_ms = START_MS + DAY_MS  # the first day is the history horizon
                 to_ms = START_MS + args.days * DAY_MS
                 result = await run_backtest(
-                    conn, strategies, from_ms, to_ms, database_url=url, archive=archive
-                )
+                    conn, strategies, from_ms, to_ms, database_url=url, archive=archive,
+                    workers=workers,
+                )  # fmt: skip
             finally:
                 await conn.close()
     rate = result.trades / result.seconds
@@ -198,6 +205,8 @@ async def _bench(args: argparse.Namespace) -> BenchReport:
             "busiest_trades_per_day": int(args.trades_per_day),
             "strategies": ",".join(strategies.names),
             "source": args.source,
+            "workers": result.workers,
+            "cores": available_cores(),
         },
         rows=rows,
     )

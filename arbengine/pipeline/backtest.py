@@ -8,6 +8,9 @@ request every evaluation too (``evaluations.csv``: what the daemon stores in
 ``signal_indicators``, written as the replay goes, so a long period does not
 have to fit in memory). Positions still open at ``to`` are reported open,
 with their funding so far.
+
+With more than one worker (``--workers``, by default the cores it may use) the symbols
+are split between processes (``backtest_split``): the results are the same, file for file.
 """
 
 from __future__ import annotations
@@ -20,12 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-import msgspec
 
-from arbengine.domain.engine_rows import EvaluationRow
-from arbengine.pipeline.records import evaluation_row
-from arbengine.pipeline.replay import ReplayStats, replay_history
-from arbengine.pipeline.signal_pipeline import SignalPipeline
+from arbengine.pipeline.backtest_part import HORIZON_MS, EvaluationsCsv, replay_part
+from arbengine.pipeline.backtest_split import plan_groups, replay_split
+from arbengine.pipeline.replay import ReplayStats
 from arbengine.signals import StrategySet
 from arbengine.signals.scoring import Evaluation
 from arbengine.store.tape_archive import TapeArchive
@@ -39,38 +40,13 @@ from arbengine.trading.report import (
     write_trades_csv,
 )
 
-HORIZON_MS = 26 * 3_600_000
+__all__ = ["BacktestResult", "EvaluationsCsv", "run_backtest", "write_outputs"]
 DAY_MS = 86_400_000
 
 SIGNAL_COLUMNS = (
     "tick", "time", "symbol", "strategy", "strategy_hash", "direction", "score", "coverage",
     "price", "atr", "contributions",
 )  # fmt: skip
-EVALUATION_COLUMNS: tuple[str, ...] = EvaluationRow.__struct_fields__
-"""``signal_indicators`` columns, in its order; JSON columns as JSON, floats exact."""
-_JSON_FROM = EVALUATION_COLUMNS.index("features")
-
-
-class EvaluationsCsv:
-    """Every evaluation as a CSV row in ``signal_indicators`` form, written as they come."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle = path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._handle)
-        self._writer.writerow(EVALUATION_COLUMNS)
-
-    def write(self, evaluations: Sequence[Evaluation]) -> None:
-        for e in sorted(evaluations, key=lambda e: (e.tick_ms, e.symbol, e.strategy)):
-            row = msgspec.structs.astuple(evaluation_row(e))
-            self._writer.writerow(
-                [*(repr(v) if isinstance(v, float) else v for v in row[:_JSON_FROM]),
-                 *(json.dumps(v, sort_keys=True, default=msgspec.structs.asdict)
-                   for v in row[_JSON_FROM:])]
-            )  # fmt: skip
-
-    def close(self) -> None:
-        self._handle.close()
 
 
 @dataclass
@@ -86,6 +62,8 @@ class BacktestResult:
     rows: list[SummaryRow] = field(default_factory=list)
     replay: ReplayStats = field(default_factory=ReplayStats)
     """Where the trades came from (the archive or PostgreSQL) and how long reading waited."""
+    workers: int = 1
+    """Processes the symbols were split between."""
 
 
 async def run_backtest(
@@ -99,53 +77,68 @@ async def run_backtest(
     database_url: str | None = None,
     evaluations: EvaluationsCsv | None = None,
     archive: TapeArchive | None = None,
+    workers: int = 1,
 ) -> BacktestResult:
-    """With ``database_url`` the next day is read on a second connection while one is replayed;
-    with ``evaluations`` every evaluation is written there as the replay goes; with
-    ``archive`` the trades of sealed days are read from the tape archive. Without
-    ``symbols``, the strategies' symbols that have trades in ``[from_ms, to_ms)``."""
-    pipeline = SignalPipeline(strategies)
-    chosen = sorted(pipeline.core.symbols if symbols is None else
-                    set(symbols) & pipeline.core.symbols)  # fmt: skip
-    pipeline.start_ticks_at(from_ms, chosen)
-    result = BacktestResult(from_ms, to_ms, chosen, [], [])
+    """With ``database_url`` the next day is read on a second connection while one is replayed,
+    and with ``workers`` > 1 too the symbols are split between that many processes; with
+    ``evaluations`` every evaluation is written there as the replay goes; with ``archive``
+    the trades of sealed days are read from the tape archive. Without ``symbols``, the
+    strategies' symbols that have trades in ``[from_ms, to_ms)``."""
+    chosen = sorted(strategies.symbols if symbols is None else set(symbols) & strategies.symbols)
     began = time.perf_counter()
-
-    def chunk_done(trades: int, chunk_end: int) -> None:
-        # Keep the fired evaluations only: a month of every evaluation would not fit.
-        out = pipeline.drain()
-        result.evaluations += len(out.evaluations)
-        if evaluations is not None:
-            evaluations.write(out.evaluations)
-        result.signals += [e for e in out.evaluations if e.fired]
-        if on_progress is not None:
-            on_progress(trades, chunk_end)
-
-    stats = await replay_history(
-        pipeline,
-        conn,
-        chosen,
-        from_ms - HORIZON_MS,
-        to_ms,
-        on_chunk=chunk_done,
-        prefetch_url=database_url,
-        archive=archive,
+    groups = (
+        await plan_groups(conn, chosen, from_ms - HORIZON_MS, to_ms, workers)
+        if database_url is not None
+        else [chosen]
     )
-    if symbols is None:
-        # Without a choice of symbols, only those that traded in the range are replayed:
-        # one with no trade there would only evaluate ticks without a price.
-        result.symbols = pipeline.traded_since(from_ms)
-    pipeline.finish(to_ms, result.symbols)
-    chunk_done(0, to_ms)
-    result.trades = stats.trades
-    result.replay = stats
+    if len(groups) > 1 and database_url is not None:
+        parts = await replay_split(
+            conn, strategies, groups, from_ms, to_ms, only_traded=symbols is None,
+            database_url=database_url, archive=archive, evaluations=evaluations,
+            on_progress=on_progress,
+        )  # fmt: skip
+    else:
+        report = on_progress
+
+        def chunk_done(_k: int, trades: int, chunk_end: int) -> None:
+            if report is not None:
+                report(trades, chunk_end)
+
+        part = await replay_part(
+            conn, strategies, chosen, from_ms, to_ms, only_traded=symbols is None,
+            database_url=database_url, archive=archive, evaluations=evaluations,
+            on_chunk=chunk_done,
+        )  # fmt: skip
+        parts = [part]
+    result = BacktestResult(from_ms, to_ms, sorted(s for p in parts for s in p.symbols), [], [])
     result.positions = sorted(
-        [*pipeline.book.closed, *pipeline.book.open],
+        (position for p in parts for position in p.positions),
         key=lambda p: (p.entry_tick, p.strategy, p.symbol),
     )
+    result.signals = sorted(
+        (e for p in parts for e in p.signals), key=lambda e: (e.tick_ms, e.symbol, e.strategy)
+    )
+    result.evaluations = sum(p.evaluations for p in parts)
+    result.replay = _combined([p.stats for p in parts])
+    result.trades = result.replay.trades
+    result.workers = len(parts)
     result.seconds = time.perf_counter() - began
     result.rows = summary_rows(result.positions, from_ms, to_ms)
     return result
+
+
+def _combined(stats: Sequence[ReplayStats]) -> ReplayStats:
+    """The replays of all groups as one: counts summed; the first trade and the waiting for
+    reads as the first group (replayed in this process) saw them."""
+    own = stats[0] if stats else ReplayStats()
+    return ReplayStats(
+        trades=sum(s.trades for s in stats),
+        events=sum(s.events for s in stats),
+        archived_trades=sum(s.archived_trades for s in stats),
+        rejected_files=sum(s.rejected_files for s in stats),
+        first_trade_s=own.first_trade_s,
+        waited_s=own.waited_s,
+    )
 
 
 def write_signals_csv(signals: Sequence[Evaluation], path: Path) -> None:

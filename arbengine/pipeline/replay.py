@@ -198,7 +198,7 @@ async def _next_chunk(ahead: Any, reader: BaseProcess, start_ms: int) -> _Chunk:
                 item = ahead.get(timeout=READER_POLL_S)
             except queue.Empty:
                 raise ReplayReaderFailed(
-                    f"replay reader process {_how_it_ended(reader.exitcode)} before {where}"
+                    f"replay reader process {describe_exit(reader.exitcode)} before {where}"
                 ) from None
         if item is None:
             raise ReplayReaderFailed(f"replay reader process ended early, before {where}")
@@ -208,7 +208,8 @@ async def _next_chunk(ahead: Any, reader: BaseProcess, start_ms: int) -> _Chunk:
         return item
 
 
-def _how_it_ended(exitcode: int) -> str:
+def describe_exit(exitcode: int) -> str:
+    """How a child process ended, for an error message: its exit status or the signal."""
     if exitcode < 0:
         try:
             return f"was killed by {signal.Signals(-exitcode).name}"
@@ -355,13 +356,14 @@ async def replay_history(
                 context = multiprocessing.get_context("spawn")
                 ahead = context.Queue(maxsize=1)
                 stop = context.Event()
-                reader = context.Process(
+                starting = context.Process(
                     target=_reader_process,
                     args=(prefetch_url, list(symbols), spans[READ_HERE:], ahead, stop),
                     name="replay-reader",
                     daemon=True,
                 )
-                reader.start()
+                starting.start()
+                reader = starting
             if stats.first_trade_s is None and chunk.trades:
                 stats.first_trade_s = time.perf_counter() - began
             done = _feed(pipeline, chunk, stats)

@@ -146,3 +146,21 @@ def read_sealed(archive: TapeArchive, sealed: SealedFile, from_ms: int, to_ms: i
         return trades
     low, high = np.searchsorted(trades.ts, [from_ms, to_ms], side="left")
     return trades.take(slice(int(low), int(high)))
+
+
+async def stored_trade_counts(
+    conn: asyncpg.Connection, symbols: Sequence[str], from_ms: int, to_ms: int
+) -> dict[str, int]:
+    """Trades stored per symbol over the UTC days that ``[from_ms, to_ms)`` touches, as the
+    continuity check counted them (``agg_trades_daily``; days it has not counted yet are
+    missing): a cheap estimate of each symbol's share of a replay, not a count to trust."""
+    if to_ms <= from_ms or not symbols:
+        return {}
+    rows = await conn.fetch(
+        "SELECT symbol, sum(rows)::bigint AS trades FROM agg_trades_daily "
+        "WHERE symbol = ANY($1::text[]) AND day >= $2 AND day <= $3 GROUP BY symbol",
+        list(symbols),
+        day_of_ms(from_ms),
+        day_of_ms(to_ms - 1),
+    )
+    return {r["symbol"]: int(r["trades"]) for r in rows}

@@ -32,6 +32,7 @@ async def test_a_killed_replay_reader_ends_the_backtest_with_one_clear_line(
     backtest = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "arbengine", "backtest",
         "--from", "2023-01-01", "--to", "2025-12-31",  # ~1,100 day chunks: the reader is busy
+        "--workers", "1",  # one replay, so its one spawned child is the reader
         cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={"PATH": "/usr/bin:/bin", "ARB_DATABASE_URL": url,
              "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
