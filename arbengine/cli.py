@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sim = None
     if args.sim:
         from arbengine.sim.server import SimConfig
-        from arbengine.sim.sim_command import parse_speed, parse_trade_history
+        from arbengine.sim.sim_args import parse_speed, parse_trade_history
 
         try:
             speed, manual = parse_speed(args.sim_speed)
@@ -258,7 +258,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from arbengine.pipeline.backtest import EvaluationsCsv, run_backtest, write_outputs
-    from arbengine.pipeline.backtest_split import available_cores
     from arbengine.signals import StrategySet, check_files, load_strategy_set, parse_strategy
     from arbengine.store.database import open_database
     from arbengine.store.tape_archive import TapeArchive
@@ -285,7 +284,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         strategies = load_strategy_set(strategies_dir(settings.engine))
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
     names = "+".join(strategies.names) or "none"
-    workers = args.workers or available_cores()
     days = max(1, -(-(to_ms - from_ms) // 86_400_000))
     out_dir = Path(args.out) if args.out else Path(f"backtest-{names}")
     evaluations = None
@@ -302,7 +300,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                         conn, strategies, from_ms, to_ms, symbols=symbols,
                         on_progress=lambda _trades, _end: bar.update(1),
                         database_url=db.url, evaluations=evaluations, archive=archive,
-                        workers=workers,
+                        workers=args.workers,
                     )  # fmt: skip
             return result
 
@@ -618,7 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     backtest.add_argument(
         "--workers", type=_count, metavar="N",
-        help="processes to split the symbols between (default: the cores it may use)",
+        help="processes to split the symbols between (default: the cores it may use, when "
+        "over 2 M trades are stored in the range)",
     )  # fmt: skip
     backtest.set_defaults(handler=cmd_backtest)
 
@@ -682,10 +681,10 @@ def build_parser() -> argparse.ArgumentParser:
             )  # fmt: skip
         sub.set_defaults(handler=cmd_live_control)
 
-    from arbengine.sim import sim_command as sim_cli  # the exchange the tests and benchmarks run
+    from arbengine.sim import sim_args  # the exchange the tests and benchmarks run
 
     sim = command("sim", "run the simulated Binance USD-M exchange")
-    sim_cli.add_arguments(sim)
+    sim_args.add_arguments(sim)
     sim.set_defaults(handler=_run_sim)
     return parser
 

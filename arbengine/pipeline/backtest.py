@@ -77,10 +77,11 @@ async def run_backtest(
     database_url: str | None = None,
     evaluations: EvaluationsCsv | None = None,
     archive: TapeArchive | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
 ) -> BacktestResult:
     """With ``database_url`` the next day is read on a second connection while one is replayed,
-    and with ``workers`` > 1 too the symbols are split between that many processes; with
+    and with ``workers`` > 1 too the symbols are split between that many processes (``None``:
+    between the cores it may use, if the backtest is big enough to gain from it); with
     ``evaluations`` every evaluation is written there as the replay goes; with ``archive``
     the trades of sealed days are read from the tape archive. Without ``symbols``, the
     strategies' symbols that have trades in ``[from_ms, to_ms)``."""

@@ -61,13 +61,27 @@ def split_symbols(weights: Mapping[str, int], groups: int) -> list[list[str]]:
     return [sorted(m) for m in members if m]
 
 
+SPLIT_FROM_TRADES = 2_000_000
+"""Without a number of workers asked for, a backtest of fewer stored trades is not split: a
+worker's start-up (about half a second of importing) costs more than it would save."""
+
+
 async def plan_groups(
-    conn: asyncpg.Connection, symbols: Sequence[str], from_ms: int, to_ms: int, workers: int
+    conn: asyncpg.Connection,
+    symbols: Sequence[str],
+    from_ms: int,
+    to_ms: int,
+    workers: int | None,
 ) -> list[list[str]]:
-    """``symbols`` in up to ``workers`` groups balanced by their stored trades in range."""
-    if workers <= 1 or len(symbols) <= 1:
+    """``symbols`` in up to ``workers`` groups balanced by their stored trades in range
+    (``None``: as many as there are cores, for a backtest of ``SPLIT_FROM_TRADES`` or more)."""
+    if workers == 1 or len(symbols) <= 1 or (workers is None and available_cores() == 1):
         return [list(symbols)] if symbols else []
     counts = await stored_trade_counts(conn, symbols, from_ms, to_ms)
+    if workers is None:
+        if sum(counts.values()) < SPLIT_FROM_TRADES:
+            return [list(symbols)]
+        workers = available_cores()
     return split_symbols({s: counts.get(s, 0) for s in symbols}, workers)
 
 

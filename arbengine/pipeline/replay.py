@@ -25,7 +25,8 @@ from PostgreSQL: the table is the source of truth, the archive a faster copy.
 The first two chunks are read here, and the reader process is started as
 their replay begins: its start-up (about a second of a core) then overlaps the
 replay instead of the first reads, and the first trade is replayed as soon as
-they are read.
+they are read. With only one chunk left after them it is read here too: a
+reader would take longer to start than to read it, and the replay would wait.
 """
 
 from __future__ import annotations
@@ -350,7 +351,7 @@ async def replay_history(
                 await _with_sealed(chunk, span, symbols, await files.get(k), conn, stats)
                 files.prefetch(k + 1)
             stats.waited_s += time.perf_counter() - waiting
-            if k == READ_HERE - 1 and prefetch_url is not None and len(spans) > READ_HERE:
+            if k == READ_HERE - 1 and prefetch_url is not None and len(spans) > READ_HERE + 1:
                 # Started once the first chunks are read, so that its start-up (a second of
                 # a core) overlaps their replay rather than slowing their reading.
                 context = multiprocessing.get_context("spawn")

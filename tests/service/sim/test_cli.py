@@ -22,9 +22,9 @@ from tests.service.sim.simclient import WAIT, wait_for
 CLI = (  # what ``arbengine sim`` does, without depending on the rest of the CLI
     "import argparse, sys\n"
     "from arbengine.domain.errors import ConfigError\n"
-    "from arbengine.sim import sim_command as cli\n"
+    "from arbengine.sim import sim_args, sim_command as cli\n"
     "parser = argparse.ArgumentParser()\n"
-    "cli.add_arguments(parser)\n"
+    "sim_args.add_arguments(parser)\n"
     "try:\n"
     "    sys.exit(cli.run(parser.parse_args(sys.argv[1:])))\n"
     "except ConfigError as exc:\n"

@@ -6,13 +6,8 @@ import argparse
 
 import pytest
 
-from arbengine.sim.sim_command import (
-    add_arguments,
-    config_from_args,
-    parse_rates,
-    parse_speed,
-    parse_start,
-)
+from arbengine.sim.sim_args import add_arguments, parse_rates, parse_speed, parse_start
+from arbengine.sim.sim_command import config_from_args
 
 
 def parse(*argv: str) -> argparse.Namespace:
