@@ -15,8 +15,9 @@ their trades from it; ``--source postgres`` reads everything from PostgreSQL
 the day after, whose first trade proves the last day complete. Reported
 besides: how long after the replay began its first trade was replayed (the
 first day's read), how long the replay waited for reads in all (reading that
-did not overlap replaying), the trades read from the archive, and what
-sealing took (time, bytes per trade).
+did not overlap replaying), the trades read from the archive, what sealing
+took (time, bytes per trade), and the table's size per trade (indexes included).
+``--workers`` (default: the cores it may use) splits the symbols between processes.
 """
 
 from __future__ import annotations
@@ -157,6 +158,10 @@ async def _bench(args: argparse.Namespace) -> BenchReport:
                 began = time.perf_counter()
                 generated = await _generate(conn, args.days, args.trades_per_day)
                 generation_s = time.perf_counter() - began
+                table_bytes = await conn.fetchval(
+                    "SELECT sum(pg_total_relation_size(inhrelid))::bigint FROM pg_inherits "
+                    "WHERE inhparent = 'agg_trades'::regclass"
+                )
                 began = time.perf_counter()
                 sealed = [] if archive is None else await seal_ready_days(conn, archive)
                 seal_s = time.perf_counter() - began
@@ -187,6 +192,7 @@ async def _bench(args: argparse.Namespace) -> BenchReport:
         BenchRow("paper trades", float(len(result.positions)), "trades"),
         BenchRow("data generated", float(generated), "trades"),
         BenchRow("generation and VACUUM time", generation_s, "s"),
+        BenchRow("PostgreSQL size per trade", table_bytes / max(generated, 1), "bytes"),
     ]
     if archive is not None:
         rows += [
