@@ -11,10 +11,15 @@ from arbengine.store.embedded import embedded_server
 
 
 @contextlib.asynccontextmanager
-async def bench_database(url: str | None) -> AsyncIterator[str]:
-    """The given PostgreSQL, or a private embedded one in a temporary directory."""
+async def bench_database(url: str | None, keep: Path | None = None) -> AsyncIterator[str]:
+    """The given PostgreSQL, or a private embedded one: in ``keep`` (kept for the next run)
+    or in a temporary directory."""
     if url:
         yield url
+        return
+    if keep is not None:
+        async with embedded_server(keep / "pg") as server:
+            yield server.url
         return
     with tempfile.TemporaryDirectory(prefix="arbengine-bench-") as tmp:
         async with embedded_server(Path(tmp) / "pg") as server:

@@ -23,7 +23,9 @@ took (time, bytes per trade), and the table's size per trade (indexes included).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import json
 import struct
 import tempfile
 import time
@@ -34,6 +36,7 @@ import numpy as np
 
 from arbengine.benchmarks import bench_database
 from arbengine.benchmarks.bench_report import BenchReport, BenchRow
+from arbengine.domain.errors import ConfigError
 from arbengine.pipeline.backtest import run_backtest
 from arbengine.pipeline.backtest_split import available_cores
 from arbengine.signals import load_strategy_set
@@ -66,9 +69,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "PostgreSQL",
     )  # fmt: skip
     parser.add_argument(
+        "--keep", metavar="DIR",
+        help="keep the generated database and archive in DIR, and reuse them when run again "
+        "with the same --days and --trades-per-day (compare code or --workers on one dataset)",
+    )  # fmt: skip
+    parser.add_argument(
         "--workers", type=int, default=0,
         help="processes to split the symbols between (default: the cores it may use)",
     )  # fmt: skip
+
+
+MADE = "generated.json"
+"""In a ``--keep`` directory: what was generated there (days, trades a day, trades)."""
+
+
+def _kept(keep: Path | None, made: dict[str, float]) -> int | None:
+    """The trades generated in ``keep`` by an earlier run with the same options (None: none
+    yet, generate them); a run with other options there is a mistake."""
+    if keep is None or not (keep / MADE).exists():
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+        return None
+    found = json.loads((keep / MADE).read_text())
+    if {k: found.get(k) for k in made} != made:
+        raise ConfigError(
+            f"--keep {keep}: it holds {found.get('days')} days at "
+            f"{found.get('trades_per_day'):,.0f} trades a day; use another directory for other "
+            "options"
+        )
+    return int(found["trades"])
 
 
 def _row_dtype(columns: tuple[tuple[str, str], ...]) -> np.dtype[np.void]:
@@ -149,14 +178,27 @@ async def _generate(conn: asyncpg.Connection, days: int, per_day: float) -> int:
 async def _bench(args: argparse.Namespace) -> BenchReport:
     strategies = load_strategy_set(Path(args.strategies))
     workers = args.workers or available_cores()
-    with tempfile.TemporaryDirectory(prefix="arbengine-bench-archive-") as archive_dir:
+    keep = Path(args.keep) if args.keep else None
+    made = {"days": args.days, "trades_per_day": args.trades_per_day}
+    kept = _kept(keep, made)
+    with contextlib.ExitStack() as stack:
+        archive_dir = (
+            str(keep / "archive")
+            if keep is not None
+            else stack.enter_context(tempfile.TemporaryDirectory(prefix="arbengine-bench-archive-"))
+        )
         archive = TapeArchive(archive_dir) if args.source == "archive" else None
-        async with bench_database(args.database_url) as url:
+        async with bench_database(args.database_url, keep) as url:
             conn = await asyncpg.connect(url)
             try:
                 await apply_migrations(conn)
                 began = time.perf_counter()
-                generated = await _generate(conn, args.days, args.trades_per_day)
+                if kept is None:
+                    generated = await _generate(conn, args.days, args.trades_per_day)
+                    if keep is not None:
+                        (keep / MADE).write_text(json.dumps({**made, "trades": generated}))
+                else:
+                    generated = kept
                 generation_s = time.perf_counter() - began
                 table_bytes = await conn.fetchval(
                     "SELECT sum(pg_total_relation_size(inhrelid))::bigint FROM pg_inherits "
@@ -194,7 +236,7 @@ async def _bench(args: argparse.Namespace) -> BenchReport:
         BenchRow("generation and VACUUM time", generation_s, "s"),
         BenchRow("PostgreSQL size per trade", table_bytes / max(generated, 1), "bytes"),
     ]
-    if archive is not None:
+    if archive is not None and sealed:  # (nothing to seal in a kept, sealed archive)
         rows += [
             BenchRow("symbol-days sealed", float(len(sealed)), "files"),
             BenchRow("sealing time", seal_s, "s"),
