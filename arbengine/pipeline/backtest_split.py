@@ -19,7 +19,6 @@ import asyncio
 import multiprocessing
 import os
 import queue
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -31,7 +30,7 @@ import asyncpg
 from arbengine.domain.errors import FatalError
 from arbengine.logs import configure_logging, logging_in_force
 from arbengine.pipeline.backtest_part import EvaluationsCsv, PartResult, replay_part
-from arbengine.pipeline.replay import describe_exit
+from arbengine.pipeline.replay import describe_exit, exit_with_parent
 from arbengine.signals import StrategySet
 from arbengine.store.tape_archive import TapeArchive
 from arbengine.store.trade_reader import stored_trade_counts
@@ -101,14 +100,7 @@ class _Job:
 
 def _work(job: _Job, messages: Any) -> None:
     """A worker process: replay ``job.symbols``; report each chunk, then the result."""
-    parent = multiprocessing.parent_process()
-    if parent is not None:  # the queue's reader is gone with it: end rather than block on it
-
-        def exit_with_parent() -> None:
-            parent.join()
-            os._exit(1)
-
-        threading.Thread(target=exit_with_parent, daemon=True, name="parent-watch").start()
+    exit_with_parent()
     if job.logging is not None:
         configure_logging(*job.logging)
     try:
@@ -211,6 +203,16 @@ async def replay_split(
             except queue.Empty:
                 return
 
+    def check_workers() -> None:
+        """Between the chunks of the first group: a worker that died is an error now, not
+        when that group is done (its last messages are in the pipe once it has ended)."""
+        take_waiting()
+        for g, worker in workers.items():
+            if g not in results and worker.exitcode is not None:
+                take_waiting()
+                if g not in results:
+                    raise BacktestWorkerFailed(_ended(groups[g], worker))
+
     try:
         for g in range(1, len(groups)):
             job = _Job(
@@ -229,7 +231,7 @@ async def replay_split(
 
             def own_chunk(k: int, trades: int, chunk_end: int) -> None:
                 progress.add(k, trades, chunk_end)
-                take_waiting()
+                check_workers()
 
             results[0] = await replay_part(
                 conn, strategies, groups[0], from_ms, to_ms, only_traded=only_traded,
@@ -247,6 +249,7 @@ async def replay_split(
                 await asyncio.to_thread(worker.join, POLL_S)
             if worker.is_alive():
                 worker.terminate()
+                await asyncio.to_thread(worker.join, POLL_S)
         if len(results) < len(groups) and parts is not None:
             for part in parts:
                 part.unlink(missing_ok=True)
@@ -273,8 +276,11 @@ async def _next_message(
                 message = messages.get(timeout=POLL_S)
                 return message
             except queue.Empty:
-                g = dead[0]
-                raise BacktestWorkerFailed(
-                    f"backtest worker for {', '.join(groups[g])} "
-                    f"{describe_exit(workers[g].exitcode or 0)} before it finished"
-                ) from None
+                raise BacktestWorkerFailed(_ended(groups[dead[0]], workers[dead[0]])) from None
+
+
+def _ended(symbols: Sequence[str], worker: BaseProcess) -> str:
+    return (
+        f"backtest worker for {', '.join(symbols)} {describe_exit(worker.exitcode or 0)} "
+        "before it finished"
+    )

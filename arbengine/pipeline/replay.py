@@ -34,8 +34,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
+import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -153,10 +155,25 @@ def _feed(pipeline: ReplayTarget, chunk: _Chunk, stats: ReplayStats) -> int:
     return trades
 
 
+def exit_with_parent() -> None:
+    """In a spawned child: end at once when the parent process ends, however it ends (a
+    SIGKILL included), rather than work on for a queue nobody will read."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def _reader_process(
     url: str, symbols: list[str], spans: list[_Span], ahead: Any, stop: Any
 ) -> None:
     """Read every chunk in order into ``ahead``; ``None`` at the end, a message on failure."""
+    exit_with_parent()
 
     async def read_all() -> None:
         conn = await asyncpg.connect(url)

@@ -65,3 +65,45 @@ async def test_a_killed_replay_reader_ends_the_backtest_with_one_clear_line(
 
 
 pytestmark = pytest.mark.timeout(180)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_a_killed_backtest_leaves_no_worker_or_reader_behind(database_url: str) -> None:
+    url = await migrated_url(database_url)
+    backtest = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "arbengine", "backtest",
+        "--from", "2023-01-01", "--to", "2025-12-31", "--workers", "2",
+        cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "ARB_DATABASE_URL": url,
+             "ARB_CONFIG": str(REPO / "config" / "arbengine.toml")},
+    )  # fmt: skip
+
+    async def worker_and_readers() -> list[psutil.Process]:
+        # The worker, its reader and the backtest's own reader: three spawned processes.
+        spawned = []
+        for child in psutil.Process(backtest.pid).children(recursive=True):
+            try:
+                if any("spawn_main" in part for part in child.cmdline()):
+                    spawned.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return spawned if len(spawned) == 3 else []
+
+    try:
+        spawned = await eventually(worker_and_readers, 60, interval=0.01, what="3 children")
+        backtest.kill()
+        await backtest.wait()
+        await eventually(
+            lambda: asyncio.sleep(0, not any(_alive(p) for p in spawned)), 30,
+            what="the backtest's children gone",
+        )  # fmt: skip
+    finally:
+        if backtest.returncode is None:
+            backtest.kill()
+            await backtest.wait()
