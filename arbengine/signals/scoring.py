@@ -192,17 +192,24 @@ def factor_score(factor: Factor, x: float, d: int) -> float:
     return min(1.0, max(0.0, raw))
 
 
-_PLAIN, _CONTRARIAN, _UNSIGNED = 0, 1, 2
-
-
 class _ScorePlan(NamedTuple):
     """A strategy's scoring inputs as flat tuples, built once per strategy object."""
 
     strategy: Strategy
-    factors: tuple[tuple[str, float, int, float], ...]
-    """(feature, weight, kind, full) per factor, in strategy order."""
+    direction: tuple[str, float, tuple[str, ...]]
+    """(feature, min, confirm features)."""
+    weights: tuple[tuple[str, float], ...]
+    """(feature, weight) per factor, in strategy order."""
+    signed: tuple[tuple[tuple[str, float, int, float], ...], ...]
+    """(feature, weight, m, full) per factor, for direction +1 (index 1) and −1 (index 2):
+    the factor's raw score is ``m · x / full``, the very expression (and float) of
+    ``d·x/full``, ``−d·x/full`` or ``x/full`` (±1 times a float is exact)."""
     total_w: float
     gates: tuple[tuple[str, float | None, float | None], ...]
+    threshold: float
+    min_coverage: float
+    cooldown_ms: int
+    max_open: int | None
 
 
 _PLANS: dict[int, _ScorePlan] = {}
@@ -215,13 +222,30 @@ def _plan(strategy: Strategy) -> _ScorePlan:
     if plan is not None and plan.strategy is strategy:
         return plan
     total_w = 0.0
-    factors = []
     for f in strategy.factors:
         total_w += f.weight  # the same additions, in the same order, as a per-call sum
-        kind = _UNSIGNED if f.unsigned else _CONTRARIAN if f.contrarian else _PLAIN
-        factors.append((f.feature, f.weight, kind, f.full))
-    gates = tuple((g.feature, g.low, g.high) for g in strategy.gates)
-    plan = _ScorePlan(strategy, tuple(factors), total_w, gates)
+    signed: list[tuple[tuple[str, float, int, float], ...]] = [()]
+    for d in (1, -1):
+        signed.append(
+            tuple(
+                (f.feature, f.weight, 1 if f.unsigned else -d if f.contrarian else d, f.full)
+                for f in strategy.factors
+            )
+        )
+    entry = strategy.entry
+    direction = strategy.direction
+    plan = _ScorePlan(
+        strategy,
+        (direction.feature, direction.min, tuple(direction.confirm)),
+        tuple((f.feature, f.weight) for f in strategy.factors),
+        tuple(signed),
+        total_w,
+        tuple((g.feature, g.low, g.high) for g in strategy.gates),
+        entry.threshold,
+        entry.min_coverage,
+        entry.cooldown_ms,
+        entry.max_open_per_symbol,
+    )
     if len(_PLANS) >= 1024:
         _PLANS.clear()  # reloads create new strategy objects; never let old ones pile up
     _PLANS[id(strategy)] = plan
@@ -241,34 +265,6 @@ def _plan(strategy: Strategy) -> _ScorePlan:
 _object_new = object.__new__
 
 
-def _new_evaluation(
-    tick_ms: int,
-    symbol: str,
-    definition: Strategy,
-    direction: int,
-    score: float | None,
-    coverage: float,
-    factor_scores: tuple[float | None, ...],
-    features: Features,
-    fired: bool,
-    reason: NoFire | None,
-) -> Evaluation:
-    """``Evaluation(...)`` through its slots, skipping the frozen dataclass ``__init__``
-    (``object.__setattr__`` once per field: a third of the cost of scoring a strategy)."""
-    out: Evaluation = _object_new(Evaluation)
-    _set_tick(out, tick_ms)
-    _set_symbol(out, symbol)
-    _set_definition(out, definition)
-    _set_direction(out, direction)
-    _set_score(out, score)
-    _set_coverage(out, coverage)
-    _set_factor_scores(out, factor_scores)
-    _set_features(out, features)
-    _set_fired(out, fired)
-    _set_reason(out, reason)
-    return out
-
-
 def evaluate_strategy(
     strategy: Strategy,
     features: Features,
@@ -281,40 +277,53 @@ def evaluate_strategy(
     ``open_count`` (a number or a callable asked only when it matters) is the
     number of this strategy's paper positions on this symbol open at the tick.
     """
-    plan = _plan(strategy)
+    plan = _PLANS.get(id(strategy))
+    if plan is None or plan.strategy is not strategy:
+        plan = _plan(strategy)
     t = features.t_ms
     values = features.mapping
     get = values.get
-    d = direction_of(strategy.direction, values)
-    scores: list[float | None] = []
+    # direction_of(), inlined.
+    feature, minimum, confirm = plan.direction
+    x = get(feature)
+    d = 0
+    if not (x is None or x == 0 or abs(x) < minimum):
+        d = 1 if x > 0 else -1
+        for name in confirm:
+            c = get(name)
+            if c is None or c == 0 or (c > 0) != (d > 0):
+                d = 0
+                break
     present_w = 0.0
-    weighted = 0.0
-    # factor_score() and the clamp, inlined: max(0.0, raw) is raw only when raw > 0.0,
-    # and min(1.0, s) is s only when s < 1.0 (so a NaN gives 0.0, as with max/min).
-    for feature, w, kind, full in plan.factors:
-        x = get(feature)
-        if x is None:
-            scores.append(None)
-            continue
-        present_w += w
-        if d == 0:
-            scores.append(None)
-            continue
-        if kind == _UNSIGNED:
-            raw = x / full
-        elif kind == _CONTRARIAN:
-            raw = -d * x / full
-        else:
-            raw = d * x / full
-        sc = raw if raw > 0.0 else 0.0
-        if not sc < 1.0:
-            sc = 1.0
-        weighted += w * sc
-        scores.append(sc)
+    score: float | None = None
+    scores: tuple[float | None, ...]
+    if d == 0:
+        for feature, w in plan.weights:
+            if get(feature) is not None:
+                present_w += w
+        scores = (None,) * len(plan.weights)
+    else:
+        got: list[float | None] = []
+        weighted = 0.0
+        # factor_score() and the clamp, inlined: max(0.0, raw) is raw only when raw > 0.0,
+        # and min(1.0, s) is s only when s < 1.0 (so a NaN gives 0.0, as with max/min).
+        for feature, w, m, full in plan.signed[d]:
+            x = get(feature)
+            if x is None:
+                got.append(None)
+                continue
+            present_w += w
+            raw = m * x / full
+            sc = raw if raw > 0.0 else 0.0
+            if not sc < 1.0:
+                sc = 1.0
+            weighted += w * sc
+            got.append(sc)
+        scores = tuple(got)
+        if present_w > 0:
+            score = 100.0 * weighted / present_w
     coverage = 100.0 * present_w / plan.total_w
-    score = 100.0 * weighted / present_w if d != 0 and present_w > 0 else None
 
-    entry = strategy.entry
     reason: NoFire | None = None
     if "price" not in values:
         reason = NoFire.NO_PRICE
@@ -324,23 +333,33 @@ def evaluate_strategy(
         reason = NoFire.NO_DIRECTION
     elif score is None:
         reason = NoFire.NO_FACTORS
-    elif score < entry.threshold:
+    elif score < plan.threshold:
         reason = NoFire.BELOW_THRESHOLD
-    elif coverage < entry.min_coverage:
+    elif coverage < plan.min_coverage:
         reason = NoFire.LOW_COVERAGE
     elif not all(_gate_passes(g, values) for g in plan.gates):
         reason = NoFire.GATE_FAILED
-    elif last_fired_ms is not None and t - last_fired_ms < entry.cooldown_ms:
+    elif last_fired_ms is not None and t - last_fired_ms < plan.cooldown_ms:
         reason = NoFire.COOLDOWN
-    elif entry.max_open_per_symbol is not None:
+    elif plan.max_open is not None:
         n_open = open_count() if callable(open_count) else open_count
-        if n_open >= entry.max_open_per_symbol:
+        if n_open >= plan.max_open:
             reason = NoFire.MAX_OPEN
 
-    return _new_evaluation(
-        t, features.symbol, strategy, d, score, coverage, tuple(scores), features,
-        reason is None, reason,
-    )  # fmt: skip
+    # Evaluation(...) through its slots, skipping the frozen dataclass __init__
+    # (object.__setattr__ once per field: a third of the cost of scoring a strategy).
+    out: Evaluation = _object_new(Evaluation)
+    _set_tick(out, t)
+    _set_symbol(out, features.symbol)
+    _set_definition(out, strategy)
+    _set_direction(out, d)
+    _set_score(out, score)
+    _set_coverage(out, coverage)
+    _set_factor_scores(out, scores)
+    _set_features(out, features)
+    _set_fired(out, reason is None)
+    _set_reason(out, reason)
+    return out
 
 
 def _gate_passes(gate: tuple[str, float | None, float | None], values: Mapping[str, float]) -> bool:
