@@ -108,12 +108,14 @@ DEFAULT_SPEC = FeatureSpec()
 class Features(Mapping[str, float]):
     """Feature name → value at one tick for one symbol; an absent feature is missing."""
 
-    __slots__ = ("_values", "symbol", "t_ms")
+    __slots__ = ("_values", "mapping", "symbol", "t_ms")
 
     def __init__(self, symbol: str, t_ms: int, values: Mapping[str, float]) -> None:
         self.symbol = symbol
         self.t_ms = t_ms
         self._values = {k: float(values[k]) for k in FEATURE_NAMES if k in values}
+        self.mapping: Mapping[str, float] = self._values
+        """The values without a copy (read-only by contract), for hot loops."""
         unknown = set(values) - _FEATURE_SET
         if unknown:
             raise KeyError(f"unknown features: {sorted(unknown)}")
@@ -122,7 +124,7 @@ class Features(Mapping[str, float]):
     def _trusted(cls, symbol: str, t_ms: int, values: dict[str, float]) -> Features:
         """Adopt ``values`` (known names, canonical order) without copying."""
         out = cls.__new__(cls)
-        out.symbol, out.t_ms, out._values = symbol, t_ms, values
+        out.symbol, out.t_ms, out._values, out.mapping = symbol, t_ms, values, values
         return out
 
     def __getitem__(self, key: str) -> float:
@@ -146,11 +148,6 @@ class Features(Mapping[str, float]):
     def as_dict(self) -> dict[str, float]:
         return dict(self._values)
 
-    @property
-    def mapping(self) -> Mapping[str, float]:
-        """The values without a copy (read-only by contract), for hot loops."""
-        return self._values
-
 
 _SERIES = tuple(InputSeries)
 """The indicator series in a fixed order: per-tick as-of values are a tuple in this order."""
@@ -172,15 +169,65 @@ Window = tuple[int, float, float, float]
 """Trade count, Σq, Σ signed q, Σ p·q over one window."""
 
 
+IndicatorValue = tuple[str, int, float]
+"""(feature, known, value): the feature is present under staleness s at t when
+``known >= max(t − s, t − 26 h)``."""
+
+
 class _TickBase(NamedTuple):
     """What every spec reads the same way at one tick, computed once per tick."""
 
     last: tuple[int, float] | None
     """(time, price) of the last trade before the tick."""
     atr: AtrState
-    asof: tuple[tuple[int, float] | None, ...]
-    """As-of (known time, value) per series, in :data:`_SERIES` order."""
-    oi_then: tuple[int, float] | None
+    indicators: tuple[IndicatorValue, ...]
+    """The indicator features that can be present at this tick, in feature order."""
+
+
+def _indicator_values(
+    t_ms: int, asof: tuple[tuple[int, float] | None, ...], oi_then: tuple[int, float] | None
+) -> tuple[IndicatorValue, ...]:
+    """Each indicator feature computable at t, with the time from which it is fresh.
+
+    A series value counts under staleness s when known at or after ``t − s`` (never
+    before t's history horizon: the staleness is at most the horizon), the OI an hour
+    ago when known at or after ``t − 1h − s`` and within the horizon, the funding
+    interval when known within the horizon. A feature reading two values is fresh when
+    both are: from the later of the two times they must be known by.
+    """
+    horizon = t_ms - HORIZON_MS
+    out: list[IndicatorValue] = []
+    got = asof[_FUNDING]
+    if got is not None:
+        known, funding = got
+        out.append(("funding_rate", known, funding))
+        interval = asof[_INTERVAL]
+        if interval is not None and interval[0] >= horizon:
+            hours = interval[1]
+        else:
+            hours = DEFAULT_FUNDING_INTERVAL_HOURS
+        if hours > 0:
+            out.append(("funding_annualised", known, funding * (24.0 / hours) * 365.0))
+    now = asof[_OI]
+    if (
+        now is not None
+        and oi_then is not None
+        and now[0] >= horizon
+        and oi_then[0] >= horizon
+        and now[1] > 0
+        and oi_then[1] > 0
+    ):
+        out.append(("oi_change_1h", min(now[0], oi_then[0] + HOUR_MS), now[1] / oi_then[1] - 1.0))
+    for name, k in (("ls_global", _LS_GLOBAL), ("ls_top", _LS_TOP), ("taker_ratio", _TAKER)):
+        got = asof[k]
+        if got is not None and got[1] > 0:
+            out.append((name, got[0], math.log(got[1])))
+    got, idx = asof[_COINBASE], asof[_INDEX]
+    if got is not None and idx is not None and idx[1] > 0:
+        coinbase, index = got[1], idx[1]
+        premium = (coinbase - index) / index * 1e4
+        out.append(("coinbase_premium_bps", min(got[0], idx[0]), premium))
+    return tuple(out)
 
 
 class _TickCache:
@@ -444,61 +491,96 @@ class SymbolFeatures:
         base = cache.base
         if base is None:
             base = cache.base = self._tick_base(t_ms)
-        v: dict[str, float] = {}
-
         last = base.last
-        price: float | None = None
-        if last is not None and last[0] >= t_ms - spec.max_staleness_ms:
-            price = last[1]
-            v["price"] = price
+        price = last[1] if last is not None and last[0] >= t_ms - spec.max_staleness_ms else None
         n_fast, vol_f, cvd_f, pq_f = wins[fast_sec]
         _, vol_m, cvd_m, pq_m = wins[mid_sec]
         _, vol_d, cvd_d, pq_d = wins[day_sec]
-        v["cvd_fast"] = cvd_f
-        v["cvd_mid"] = cvd_m
-        v["cvd_day"] = cvd_d
-        v["flow_fast"] = cvd_f / vol_f if vol_f > 0 else 0.0
-        v["flow_mid"] = cvd_m / vol_m if vol_m > 0 else 0.0
-        vwap_f = pq_f / vol_f if vol_f > 0 else None
-        vwap_m = pq_m / vol_m if vol_m > 0 else None
-        if vwap_f is not None:
-            v["vwap_fast"] = vwap_f
-        if vwap_m is not None:
-            v["vwap_mid"] = vwap_m
-        if vol_d > 0:
-            v["vwap_day"] = pq_d / vol_d
-        if price is not None:
-            if vwap_f is not None and vwap_f > 0:
-                v["vwap_dev_fast"] = (price - vwap_f) / vwap_f
-            if vwap_m is not None and vwap_m > 0:
-                v["vwap_dev_mid"] = (price - vwap_m) / vwap_m
-
         atr_state = base.atr
         atr = atr_state.atr
-        if atr is not None:
-            v["atr"] = atr
-            if price is not None:
-                v["atr_pct"] = atr / price
-            n_atr = atr_state.count  # AtrState.percentile, inlined
-            if n_atr >= spec.atr_percentile_min_values:
-                v["atr_percentile"] = 100.0 * atr_state.at_or_below / n_atr
-
+        n_atr = atr_state.count
         day_ms = spec.day_ms
         large = cache.large
         if day_ms in large:
             threshold = large[day_ms]
         else:
             threshold = large[day_ms] = self._large_threshold(t_sec, day_ms)
-        if threshold is not None:
-            v["large_threshold"] = threshold
-            v["large_imbalance_fast"] = self._trackers[day_ms].imbalance(fast_sec, threshold)
-
         stale = spec.max_staleness_ms
         indicators = cache.indicators.get(stale)
         if indicators is None:
             indicators = cache.indicators[stale] = self._indicator_features(t_ms, stale, base)
+        liq = self._liq.imbalance(t_ms - spec.fast_ms, t_ms)
+
+        if (
+            price is not None
+            and vol_f > 0
+            and vol_m > 0
+            and vol_d > 0
+            and pq_f > 0
+            and pq_m > 0
+            and atr is not None
+            and n_atr >= spec.atr_percentile_min_values
+            and threshold is not None
+        ):
+            # Every feature present (the usual tick): one dict display, in feature order,
+            # of the very values the general path below computes.
+            vwap_f = pq_f / vol_f
+            vwap_m = pq_m / vol_m
+            v = {
+                "price": price,
+                "cvd_fast": cvd_f,
+                "cvd_mid": cvd_m,
+                "cvd_day": cvd_d,
+                "flow_fast": cvd_f / vol_f,
+                "flow_mid": cvd_m / vol_m,
+                "vwap_fast": vwap_f,
+                "vwap_mid": vwap_m,
+                "vwap_day": pq_d / vol_d,
+                "vwap_dev_fast": (price - vwap_f) / vwap_f,
+                "vwap_dev_mid": (price - vwap_m) / vwap_m,
+                "atr": atr,
+                "atr_pct": atr / price,
+                "atr_percentile": 100.0 * atr_state.at_or_below / n_atr,
+                "large_threshold": threshold,
+                "large_imbalance_fast": self._trackers[day_ms].imbalance(fast_sec, threshold),
+                **indicators,
+                "liq_imbalance_fast": liq,
+                "trades_fast": float(n_fast),
+            }
+            return Features._trusted(self.symbol, t_ms, v)
+
+        v = {}
+        if price is not None:
+            v["price"] = price
+        v["cvd_fast"] = cvd_f
+        v["cvd_mid"] = cvd_m
+        v["cvd_day"] = cvd_d
+        v["flow_fast"] = cvd_f / vol_f if vol_f > 0 else 0.0
+        v["flow_mid"] = cvd_m / vol_m if vol_m > 0 else 0.0
+        vwap_f_or = pq_f / vol_f if vol_f > 0 else None
+        vwap_m_or = pq_m / vol_m if vol_m > 0 else None
+        if vwap_f_or is not None:
+            v["vwap_fast"] = vwap_f_or
+        if vwap_m_or is not None:
+            v["vwap_mid"] = vwap_m_or
+        if vol_d > 0:
+            v["vwap_day"] = pq_d / vol_d
+        if price is not None:
+            if vwap_f_or is not None and vwap_f_or > 0:
+                v["vwap_dev_fast"] = (price - vwap_f_or) / vwap_f_or
+            if vwap_m_or is not None and vwap_m_or > 0:
+                v["vwap_dev_mid"] = (price - vwap_m_or) / vwap_m_or
+        if atr is not None:
+            v["atr"] = atr
+            if price is not None:
+                v["atr_pct"] = atr / price
+            if n_atr >= spec.atr_percentile_min_values:  # AtrState.percentile, inlined
+                v["atr_percentile"] = 100.0 * atr_state.at_or_below / n_atr
+        if threshold is not None:
+            v["large_threshold"] = threshold
+            v["large_imbalance_fast"] = self._trackers[day_ms].imbalance(fast_sec, threshold)
         v.update(indicators)
-        v["liq_imbalance_fast"] = self._liq.imbalance(t_ms - spec.fast_ms, t_ms)
+        v["liq_imbalance_fast"] = liq
         v["trades_fast"] = float(n_fast)
         return Features._trusted(self.symbol, t_ms, v)
 
@@ -507,8 +589,11 @@ class SymbolFeatures:
         return _TickBase(
             self._tape.last_time_price(t_ms // SECOND_MS),
             self._candles.state(t_ms),
-            asof_each(self._series_list, t_ms),
-            self._series_list[_OI].asof(t_ms - HOUR_MS),
+            _indicator_values(
+                t_ms,
+                asof_each(self._series_list, t_ms),
+                self._series_list[_OI].asof(t_ms - HOUR_MS),
+            ),
         )
 
     def _sum_windows(
@@ -519,9 +604,10 @@ class SymbolFeatures:
         Each window is summed on its own whatever else is summed with it, so summing one
         that is read by another spec only changes the time spent.
         """
-        missing = [w for w in dict.fromkeys(w for s in specs for w in s.seconds) if w not in memo]
-        for w, got in zip(missing, self._tape.windows(t_sec, missing), strict=True):
-            memo[w] = got
+        lengths = list(dict.fromkeys([w for s in specs for w in s.seconds]))
+        if memo:
+            lengths = [w for w in lengths if w not in memo]
+        memo.update(zip(lengths, self._tape.windows(t_sec, lengths), strict=True))
 
     def _large_threshold(self, t_sec: int, day_ms: int) -> float | None:
         tracker = self._trackers.get(day_ms)
@@ -532,56 +618,9 @@ class SymbolFeatures:
 
     @staticmethod
     def _indicator_features(t_ms: int, stale: int, base: _TickBase) -> dict[str, float]:
-        """The features read from indicator series, under staleness ``stale`` (ms), in
-        feature order.
-
-        A value counts when known at or after ``t − stale`` (never before t's history
-        horizon: the staleness is at most the horizon); the OI an hour ago when known at
-        or after ``t − 1h − stale`` and within the horizon; the funding interval when
-        known within the horizon.
-        """
-        v: dict[str, float] = {}
-        asof = base.asof
+        """The indicator features present under staleness ``stale`` (ms), in feature order."""
         oldest = max(t_ms - stale, t_ms - HORIZON_MS)
-        got = asof[_FUNDING]
-        if got is not None and got[0] >= oldest:
-            funding = got[1]
-            v["funding_rate"] = funding
-            got = asof[_INTERVAL]
-            if got is not None and got[0] >= t_ms - HORIZON_MS:
-                hours = got[1]
-            else:
-                hours = DEFAULT_FUNDING_INTERVAL_HOURS
-            if hours > 0:
-                v["funding_annualised"] = funding * (24.0 / hours) * 365.0
-        got = asof[_OI]
-        if got is not None and got[0] >= oldest:
-            then = base.oi_then
-            oi_now = got[1]
-            if (
-                then is not None
-                and then[0] >= t_ms - HOUR_MS - stale
-                and then[0] >= t_ms - HORIZON_MS
-                and oi_now > 0
-                and then[1] > 0
-            ):
-                v["oi_change_1h"] = oi_now / then[1] - 1.0
-        got = asof[_LS_GLOBAL]
-        if got is not None and got[0] >= oldest and got[1] > 0:
-            v["ls_global"] = math.log(got[1])
-        got = asof[_LS_TOP]
-        if got is not None and got[0] >= oldest and got[1] > 0:
-            v["ls_top"] = math.log(got[1])
-        got = asof[_TAKER]
-        if got is not None and got[0] >= oldest and got[1] > 0:
-            v["taker_ratio"] = math.log(got[1])
-        got = asof[_COINBASE]
-        idx = asof[_INDEX]
-        if got is not None and idx is not None and got[0] >= oldest and idx[0] >= oldest:
-            coinbase, index = got[1], idx[1]
-            if index > 0:
-                v["coinbase_premium_bps"] = (coinbase - index) / index * 1e4
-        return v
+        return {name: value for name, known, value in base.indicators if known >= oldest}
 
     # ---- introspection -------------------------------------------------------------------
 

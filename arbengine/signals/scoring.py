@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import NamedTuple
+
+import msgspec
 
 from arbengine.domain.events import Signal
 from arbengine.signals.features import Features
@@ -53,19 +54,20 @@ class GateResult(NamedTuple):
     passed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
+class Evaluation(msgspec.Struct, frozen=True):
     """One strategy on one symbol at one tick: everything needed to store and explain it.
 
     Per-factor and per-gate detail is derived on demand from the strategy
     definition, the features and the factor scores, so evaluating hundreds
-    of strategy×symbol pairs per tick does not build objects nobody reads.
+    of strategy×symbol pairs per tick does not build objects nobody reads (a
+    msgspec struct: built in one C call, where a frozen dataclass sets each field
+    through ``object.__setattr__``).
     """
 
     tick_ms: int
     symbol: str
-    definition: Strategy = field(repr=False)
-    """The strategy exactly as evaluated (its hash identifies it)."""
+    definition: Strategy
+    """The strategy exactly as evaluated (its hash identifies it); left out of the repr."""
     direction: int
     """+1 long, −1 short, 0 no direction."""
     score: float | None
@@ -79,6 +81,10 @@ class Evaluation:
     fired: bool
     reason: NoFire | None
     """Why it did not fire; None when it fired."""
+
+    def __repr__(self) -> str:
+        shown = (name for name in self.__struct_fields__ if name != "definition")
+        return f"Evaluation({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
 
     @property
     def strategy(self) -> str:
@@ -200,10 +206,11 @@ class _ScorePlan(NamedTuple):
     """(feature, min, confirm features)."""
     weights: tuple[tuple[str, float], ...]
     """(feature, weight) per factor, in strategy order."""
-    signed: tuple[tuple[tuple[str, float, int, float], ...], ...]
-    """(feature, weight, m, full) per factor, for direction +1 (index 1) and −1 (index 2):
-    the factor's raw score is ``m · x / full``, the very expression (and float) of
-    ``d·x/full``, ``−d·x/full`` or ``x/full`` (±1 times a float is exact)."""
+    signed: tuple[tuple[tuple[str, float, float], ...], ...]
+    """(feature, weight, m · full) per factor, for direction +1 (index 1) and −1 (index 2),
+    m being −d for a contrarian factor, 1 for an unsigned one and d otherwise: the factor's
+    raw score ``d·x/full``, ``−d·x/full`` or ``x/full`` is ``x / (m · full)`` to the last
+    bit (±1 times a float is exact, and x / (−f) = −(x / f) = (−x) / f)."""
     total_w: float
     gates: tuple[tuple[str, float | None, float | None], ...]
     threshold: float
@@ -224,11 +231,11 @@ def _plan(strategy: Strategy) -> _ScorePlan:
     total_w = 0.0
     for f in strategy.factors:
         total_w += f.weight  # the same additions, in the same order, as a per-call sum
-    signed: list[tuple[tuple[str, float, int, float], ...]] = [()]
+    signed: list[tuple[tuple[str, float, float], ...]] = [()]
     for d in (1, -1):
         signed.append(
             tuple(
-                (f.feature, f.weight, 1 if f.unsigned else -d if f.contrarian else d, f.full)
+                (f.feature, f.weight, (1 if f.unsigned else -d if f.contrarian else d) * f.full)
                 for f in strategy.factors
             )
         )
@@ -252,17 +259,11 @@ def _plan(strategy: Strategy) -> _ScorePlan:
     return plan
 
 
-(
-    _set_tick, _set_symbol, _set_definition, _set_direction, _set_score, _set_coverage,
-    _set_factor_scores, _set_features, _set_fired, _set_reason,
-) = (
-    Evaluation.__dict__[name].__set__
-    for name in (
-        "tick_ms", "symbol", "definition", "direction", "score", "coverage",
-        "factor_scores", "features", "fired", "reason",
-    )
-)  # fmt: skip
-_object_new = object.__new__
+# The reasons as module constants: looking an enum member up is not free on every call.
+_NO_PRICE, _NO_ATR, _NO_DIRECTION = NoFire.NO_PRICE, NoFire.NO_ATR, NoFire.NO_DIRECTION
+_NO_FACTORS, _BELOW_THRESHOLD = NoFire.NO_FACTORS, NoFire.BELOW_THRESHOLD
+_LOW_COVERAGE, _GATE_FAILED = NoFire.LOW_COVERAGE, NoFire.GATE_FAILED
+_COOLDOWN, _MAX_OPEN = NoFire.COOLDOWN, NoFire.MAX_OPEN
 
 
 def evaluate_strategy(
@@ -306,17 +307,15 @@ def evaluate_strategy(
         got: list[float | None] = []
         weighted = 0.0
         # factor_score() and the clamp, inlined: max(0.0, raw) is raw only when raw > 0.0,
-        # and min(1.0, s) is s only when s < 1.0 (so a NaN gives 0.0, as with max/min).
-        for feature, w, m, full in plan.signed[d]:
+        # then min(1.0, raw) is raw only when raw < 1.0 (a NaN gives 0.0, as with max/min).
+        for feature, w, divisor in plan.signed[d]:
             x = get(feature)
             if x is None:
                 got.append(None)
                 continue
             present_w += w
-            raw = m * x / full
-            sc = raw if raw > 0.0 else 0.0
-            if not sc < 1.0:
-                sc = 1.0
+            raw = x / divisor
+            sc = (raw if raw < 1.0 else 1.0) if raw > 0.0 else 0.0
             weighted += w * sc
             got.append(sc)
         scores = tuple(got)
@@ -326,43 +325,37 @@ def evaluate_strategy(
 
     reason: NoFire | None = None
     if "price" not in values:
-        reason = NoFire.NO_PRICE
+        reason = _NO_PRICE
     elif "atr" not in values:
-        reason = NoFire.NO_ATR
+        reason = _NO_ATR
     elif d == 0:
-        reason = NoFire.NO_DIRECTION
+        reason = _NO_DIRECTION
     elif score is None:
-        reason = NoFire.NO_FACTORS
+        reason = _NO_FACTORS
     elif score < plan.threshold:
-        reason = NoFire.BELOW_THRESHOLD
+        reason = _BELOW_THRESHOLD
     elif coverage < plan.min_coverage:
-        reason = NoFire.LOW_COVERAGE
-    elif not all(_gate_passes(g, values) for g in plan.gates):
-        reason = NoFire.GATE_FAILED
+        reason = _LOW_COVERAGE
+    elif not _gates_pass(plan.gates, get):
+        reason = _GATE_FAILED
     elif last_fired_ms is not None and t - last_fired_ms < plan.cooldown_ms:
-        reason = NoFire.COOLDOWN
+        reason = _COOLDOWN
     elif plan.max_open is not None:
         n_open = open_count() if callable(open_count) else open_count
         if n_open >= plan.max_open:
-            reason = NoFire.MAX_OPEN
+            reason = _MAX_OPEN
 
-    # Evaluation(...) through its slots, skipping the frozen dataclass __init__
-    # (object.__setattr__ once per field: a third of the cost of scoring a strategy).
-    out: Evaluation = _object_new(Evaluation)
-    _set_tick(out, t)
-    _set_symbol(out, features.symbol)
-    _set_definition(out, strategy)
-    _set_direction(out, d)
-    _set_score(out, score)
-    _set_coverage(out, coverage)
-    _set_factor_scores(out, scores)
-    _set_features(out, features)
-    _set_fired(out, reason is None)
-    _set_reason(out, reason)
-    return out
+    return Evaluation(
+        t, features.symbol, strategy, d, score, coverage, scores, features, reason is None, reason
+    )
 
 
-def _gate_passes(gate: tuple[str, float | None, float | None], values: Mapping[str, float]) -> bool:
-    feature, low, high = gate
-    v = values.get(feature)
-    return v is not None and (low is None or v >= low) and (high is None or v <= high)
+def _gates_pass(
+    gates: tuple[tuple[str, float | None, float | None], ...],
+    get: Callable[[str], float | None],
+) -> bool:
+    for feature, low, high in gates:
+        v = get(feature)
+        if not (v is not None and (low is None or v >= low) and (high is None or v <= high)):
+            return False
+    return True

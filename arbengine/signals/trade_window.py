@@ -46,6 +46,9 @@ B8 = NDArray[np.bool_]
 _SEC, _END, _LAST_T, _LAST_ID = 0, 1, 2, 3
 # Float columns of the per-second rows.
 _VOL, _CVD, _PQ, _LAST_P = 0, 1, 2, 3
+_FIRST = np.zeros(1, np.int64)
+"""The start of a single group, for ``np.add.reduceat``."""
+_FIRST.setflags(write=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +363,7 @@ class MinuteBlocks:
             for key in [key for key in self._memo if key[0] < minute]:
                 del self._memo[key]
 
-    def _append(self, minutes: I64, sums: F64) -> None:
+    def _append(self, minutes: I64 | list[int], sums: F64) -> None:
         n = len(minutes)
         if self._hi + n > len(self._min):
             size = self._hi - self._lo
@@ -386,16 +389,18 @@ class MinuteBlocks:
             start = int(secs[0]) // 60
         a, b = secs.searchsorted((start * 60, upto * 60)).tolist()
         if b > a:
-            minutes = secs[a:b] // 60
-            if minutes[0] == minutes[-1]:
-                starts = np.zeros(1, np.int64)
-            else:
-                starts = np.concatenate(
-                    (np.zeros(1, np.int64), np.flatnonzero(np.diff(minutes)) + 1)
-                )
             pa = rows.physical(a)
             block = rows.raw_float[_VOL : _PQ + 1, pa : pa + b - a]
-            self._append(minutes[starts], np.add.reduceat(block, starts, axis=1))
+            if upto - start == 1:
+                # One minute (a tick's usual case): one block, no minute boundaries to find.
+                self._append([start], np.add.reduceat(block, _FIRST, axis=1))
+            else:
+                minutes = secs[a:b] // 60
+                if minutes[0] == minutes[-1]:
+                    starts = _FIRST
+                else:
+                    starts = np.concatenate((_FIRST, np.flatnonzero(np.diff(minutes)) + 1))
+                self._append(minutes[starts], np.add.reduceat(block, starts, axis=1))
         self._built = max(upto, start)
 
     def sum(self, m_lo: int, m_hi: int) -> tuple[float, float, float]:
@@ -645,9 +650,12 @@ class TradeWindow:
         index = self.index
         if index.stale:
             index.rebuild(rows.secs)
-        row_at = index.row_at
         n_rows = len(rows)
-        j = row_at(hi_sec, n_rows)
+        # SecondIndex.row_at, inlined (a handful of bounds per symbol and tick).
+        first, by_sec, popped = index._first, index._rows, index._popped
+        size = len(by_sec)
+        k = hi_sec - first
+        j = n_rows if k >= size else 0 if k < 0 else max(by_sec[k] - popped, 0)
         self._at = (hi_sec, j)
         start = rows.physical(0)
         end_item = rows.raw_int.item  # .item(_END, row): a Python int without a numpy scalar
@@ -661,7 +669,8 @@ class TradeWindow:
         out: list[tuple[int, float, float, float]] = []
         for w in lengths:
             lo = hi_sec - w
-            i = row_at(lo, n_rows)
+            k = lo - first
+            i = n_rows if k >= size else 0 if k < 0 else max(by_sec[k] - popped, 0)
             if j <= i:
                 out.append(_EMPTY)
                 continue
@@ -673,8 +682,8 @@ class TradeWindow:
                 continue
             if right is None:
                 self.blocks.ensure(rows, m_hi)
-                right = self._right_edge(start, row_at(m_hi * 60, n_rows), j)
-            i2 = row_at(m_lo * 60, n_rows)
+                right = self._right_edge(start, index.row_at(m_hi * 60, n_rows), j)
+            i2 = index.row_at(m_lo * 60, n_rows)
             left = (
                 _add_reduce(raw[_VOL : _PQ + 1, start + i : start + i2], 1).tolist()
                 if i2 > i
