@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import isfinite as _isfinite
 from typing import NamedTuple
 
@@ -83,6 +83,8 @@ class FeatureSpec:
     day_ms: int = DAY_MS
     max_staleness_ms: int = 5 * MINUTE_MS
     atr_percentile_min_values: int = 288
+    seconds: tuple[int, int, int] = field(init=False, repr=False, compare=False)
+    """(fast, mid, day) in seconds, as a tick reads them (derived once, not per tick)."""
 
     def __post_init__(self) -> None:
         for name in ("fast_ms", "mid_ms", "day_ms"):
@@ -96,6 +98,8 @@ class FeatureSpec:
             raise ValueError(f"max_staleness_ms must be whole seconds in (0, 26h], got {s}")
         if not 12 <= self.atr_percentile_min_values <= 288:
             raise ValueError("atr_percentile_min_values must be within 12..288")
+        lengths = (self.fast_ms // SECOND_MS, self.mid_ms // SECOND_MS, self.day_ms // SECOND_MS)
+        object.__setattr__(self, "seconds", lengths)
 
 
 DEFAULT_SPEC = FeatureSpec()
@@ -104,12 +108,14 @@ DEFAULT_SPEC = FeatureSpec()
 class Features(Mapping[str, float]):
     """Feature name → value at one tick for one symbol; an absent feature is missing."""
 
-    __slots__ = ("_values", "symbol", "t_ms")
+    __slots__ = ("_values", "mapping", "symbol", "t_ms")
 
     def __init__(self, symbol: str, t_ms: int, values: Mapping[str, float]) -> None:
         self.symbol = symbol
         self.t_ms = t_ms
         self._values = {k: float(values[k]) for k in FEATURE_NAMES if k in values}
+        self.mapping: Mapping[str, float] = self._values
+        """The values without a copy (read-only by contract), for hot loops."""
         unknown = set(values) - _FEATURE_SET
         if unknown:
             raise KeyError(f"unknown features: {sorted(unknown)}")
@@ -118,7 +124,7 @@ class Features(Mapping[str, float]):
     def _trusted(cls, symbol: str, t_ms: int, values: dict[str, float]) -> Features:
         """Adopt ``values`` (known names, canonical order) without copying."""
         out = cls.__new__(cls)
-        out.symbol, out.t_ms, out._values = symbol, t_ms, values
+        out.symbol, out.t_ms, out._values, out.mapping = symbol, t_ms, values, values
         return out
 
     def __getitem__(self, key: str) -> float:
@@ -142,11 +148,6 @@ class Features(Mapping[str, float]):
     def as_dict(self) -> dict[str, float]:
         return dict(self._values)
 
-    @property
-    def mapping(self) -> Mapping[str, float]:
-        """The values without a copy (read-only by contract), for hot loops."""
-        return self._values
-
 
 _SERIES = tuple(InputSeries)
 """The indicator series in a fixed order: per-tick as-of values are a tuple in this order."""
@@ -163,10 +164,14 @@ _FUNDING, _INTERVAL, _OI, _INDEX, _COINBASE, _LS_GLOBAL, _LS_TOP, _TAKER = (
         InputSeries.TAKER_RATIO,
     )
 )
-_LOG_RATIOS = (("ls_global", _LS_GLOBAL), ("ls_top", _LS_TOP), ("taker_ratio", _TAKER))
 
 Window = tuple[int, float, float, float]
 """Trade count, Σq, Σ signed q, Σ p·q over one window."""
+
+
+IndicatorValue = tuple[str, int, float]
+"""(feature, known, value): the feature is present under staleness s at t when
+``known >= max(t − s, t − 26 h)``."""
 
 
 class _TickBase(NamedTuple):
@@ -175,9 +180,71 @@ class _TickBase(NamedTuple):
     last: tuple[int, float] | None
     """(time, price) of the last trade before the tick."""
     atr: AtrState
-    asof: tuple[tuple[int, float] | None, ...]
-    """As-of (known time, value) per series, in :data:`_SERIES` order."""
-    oi_then: tuple[int, float] | None
+    indicators: tuple[IndicatorValue, ...]
+    """The indicator features that can be present at this tick, in feature order."""
+
+
+def _indicator_values(
+    t_ms: int, asof: tuple[tuple[int, float] | None, ...], oi_then: tuple[int, float] | None
+) -> tuple[IndicatorValue, ...]:
+    """Each indicator feature computable at t, with the time from which it is fresh.
+
+    A series value counts under staleness s when known at or after ``t − s`` (never
+    before t's history horizon: the staleness is at most the horizon), the OI an hour
+    ago when known at or after ``t − 1h − s`` and within the horizon, the funding
+    interval when known within the horizon. A feature reading two values is fresh when
+    both are: from the later of the two times they must be known by.
+    """
+    horizon = t_ms - HORIZON_MS
+    out: list[IndicatorValue] = []
+    got = asof[_FUNDING]
+    if got is not None:
+        known, funding = got
+        out.append(("funding_rate", known, funding))
+        interval = asof[_INTERVAL]
+        if interval is not None and interval[0] >= horizon:
+            hours = interval[1]
+        else:
+            hours = DEFAULT_FUNDING_INTERVAL_HOURS
+        if hours > 0:
+            out.append(("funding_annualised", known, funding * (24.0 / hours) * 365.0))
+    now = asof[_OI]
+    if (
+        now is not None
+        and oi_then is not None
+        and now[0] >= horizon
+        and oi_then[0] >= horizon
+        and now[1] > 0
+        and oi_then[1] > 0
+    ):
+        out.append(("oi_change_1h", min(now[0], oi_then[0] + HOUR_MS), now[1] / oi_then[1] - 1.0))
+    for name, k in (("ls_global", _LS_GLOBAL), ("ls_top", _LS_TOP), ("taker_ratio", _TAKER)):
+        got = asof[k]
+        if got is not None and got[1] > 0:
+            out.append((name, got[0], math.log(got[1])))
+    got, idx = asof[_COINBASE], asof[_INDEX]
+    if got is not None and idx is not None and idx[1] > 0:
+        coinbase, index = got[1], idx[1]
+        premium = (coinbase - index) / index * 1e4
+        out.append(("coinbase_premium_bps", min(got[0], idx[0]), premium))
+    return tuple(out)
+
+
+class _TickCache:
+    """What the current tick has computed so far; any new input or a new tick drops it."""
+
+    __slots__ = ("base", "features", "indicators", "large", "windows")
+
+    def __init__(self) -> None:
+        self.features: dict[int, tuple[FeatureSpec, Features]] = {}
+        """Features by ``id(spec)`` (the spec is kept to check identity)."""
+        self.windows: dict[int, Window] = {}
+        """Window sums by length (s)."""
+        self.base: _TickBase | None = None
+        self.large: dict[int, float | None] = {}
+        """Large-order threshold by day window (ms)."""
+        self.indicators: dict[int, dict[str, float]] = {}
+        """Indicator features by staleness (ms)."""
 
 
 class SymbolFeatures:
@@ -199,17 +266,8 @@ class SymbolFeatures:
         self._last_eval_ms: int | None = None
         self._housekeep_at = zlib.crc32(symbol.encode()) % _HOUSEKEEPING_MS
         self._late_trades = 0
-        # Per-tick memos, dropped by _invalidate (a new tick or any new input).
-        self._memo: dict[int, tuple[FeatureSpec, Features]] = {}
-        """Features by ``id(spec)`` (the spec is kept to check identity)."""
-        self._win_memo: dict[int, Window] = {}
-        self._base: _TickBase | None = None
-        self._large_memo: dict[int, float | None] = {}
-        self._lengths_now: dict[int, None] = {}
-        """Window lengths (s) asked for at the current tick."""
-        self._lengths_before: dict[int, None] = {}
-        """Window lengths asked for at the previous tick: all are summed in one pass at the
-        first evaluation of a tick, since every strategy is evaluated at (almost) every tick."""
+        self._cache: _TickCache | None = None
+        """Per-tick memos, dropped by ``_invalidate`` (a new tick or any new input)."""
 
     # ---- inputs --------------------------------------------------------------------------
 
@@ -219,10 +277,7 @@ class SymbolFeatures:
         return self._late_trades
 
     def _invalidate(self) -> None:
-        self._memo.clear()
-        self._win_memo.clear()
-        self._base = None
-        self._large_memo.clear()
+        self._cache = None
 
     def add_trades(self, batch: TradeBatch) -> AddResult:
         """Add trades in any order and any batching; repeated agg_ids count once."""
@@ -391,8 +446,6 @@ class SymbolFeatures:
             self._liq.prune(t_ms - MAX_WINDOW_MS)
             for series in self._series_list:
                 series.prune(t_ms - HOUR_MS)
-        if self._lengths_now:
-            self._lengths_before, self._lengths_now = self._lengths_now, {}
         self._invalidate()
 
     def forget_windows(self, day_windows_ms: Iterable[int]) -> None:
@@ -404,156 +457,170 @@ class SymbolFeatures:
 
     def evaluate(self, t_ms: int, spec: FeatureSpec = DEFAULT_SPEC) -> Features:
         """Features at tick ``t_ms``: trades with T < t, indicator values known before t."""
+        return self.evaluate_each(t_ms, (spec,))[0]
+
+    def evaluate_each(self, t_ms: int, specs: Sequence[FeatureSpec]) -> list[Features]:
+        """:meth:`evaluate` under each of ``specs``, what they share computed once.
+
+        Every value is the one :meth:`evaluate` gives for that spec alone: the specs
+        share sums and searches, never each other's results.
+        """
         if t_ms != self._last_eval_ms:
             self._advance(t_ms)
-        hit = self._memo.get(id(spec))
-        if hit is not None and hit[0] is spec:
-            return hit[1]
-        features = self._compute(t_ms, spec)
-        self._memo[id(spec)] = (spec, features)
-        return features
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = _TickCache()
+        done = cache.features
+        out = []
+        for spec in specs:
+            hit = done.get(id(spec))
+            if hit is None or hit[0] is not spec:
+                hit = done[id(spec)] = (spec, self._compute(t_ms, spec, specs, cache))
+            out.append(hit[1])
+        return out
 
-    def _compute(self, t_ms: int, spec: FeatureSpec) -> Features:
+    def _compute(
+        self, t_ms: int, spec: FeatureSpec, specs: Sequence[FeatureSpec], cache: _TickCache
+    ) -> Features:
         t_sec = t_ms // SECOND_MS
-        fast_sec = spec.fast_ms // SECOND_MS
-        mid_sec = spec.mid_ms // SECOND_MS
-        day_sec = spec.day_ms // SECOND_MS
-        wins = self._win_memo
+        fast_sec, mid_sec, day_sec = spec.seconds
+        wins = cache.windows
         # Windows first: their one search for rows also answers the last price's.
         if fast_sec not in wins or mid_sec not in wins or day_sec not in wins:
-            self._sum_windows(t_sec, (fast_sec, mid_sec, day_sec))
-        else:
-            self._lengths_now.update(((fast_sec, None), (mid_sec, None), (day_sec, None)))
-        base = self._base
+            self._sum_windows(t_sec, specs, wins)
+        base = cache.base
         if base is None:
-            base = self._tick_base(t_ms)
-        v: dict[str, float] = {}
-
+            base = cache.base = self._tick_base(t_ms)
         last = base.last
-        price: float | None = None
-        if last is not None and last[0] >= t_ms - spec.max_staleness_ms:
-            price = last[1]
-            v["price"] = price
+        price = last[1] if last is not None and last[0] >= t_ms - spec.max_staleness_ms else None
         n_fast, vol_f, cvd_f, pq_f = wins[fast_sec]
         _, vol_m, cvd_m, pq_m = wins[mid_sec]
         _, vol_d, cvd_d, pq_d = wins[day_sec]
+        atr_state = base.atr
+        atr = atr_state.atr
+        n_atr = atr_state.count
+        day_ms = spec.day_ms
+        large = cache.large
+        if day_ms in large:
+            threshold = large[day_ms]
+        else:
+            threshold = large[day_ms] = self._large_threshold(t_sec, day_ms)
+        stale = spec.max_staleness_ms
+        indicators = cache.indicators.get(stale)
+        if indicators is None:
+            indicators = cache.indicators[stale] = self._indicator_features(t_ms, stale, base)
+        liq = self._liq.imbalance(t_ms - spec.fast_ms, t_ms)
+
+        if (
+            price is not None
+            and vol_f > 0
+            and vol_m > 0
+            and vol_d > 0
+            and pq_f > 0
+            and pq_m > 0
+            and atr is not None
+            and n_atr >= spec.atr_percentile_min_values
+            and threshold is not None
+        ):
+            # Every feature present (the usual tick): one dict display, in feature order,
+            # of the very values the general path below computes.
+            vwap_f = pq_f / vol_f
+            vwap_m = pq_m / vol_m
+            v = {
+                "price": price,
+                "cvd_fast": cvd_f,
+                "cvd_mid": cvd_m,
+                "cvd_day": cvd_d,
+                "flow_fast": cvd_f / vol_f,
+                "flow_mid": cvd_m / vol_m,
+                "vwap_fast": vwap_f,
+                "vwap_mid": vwap_m,
+                "vwap_day": pq_d / vol_d,
+                "vwap_dev_fast": (price - vwap_f) / vwap_f,
+                "vwap_dev_mid": (price - vwap_m) / vwap_m,
+                "atr": atr,
+                "atr_pct": atr / price,
+                "atr_percentile": 100.0 * atr_state.at_or_below / n_atr,
+                "large_threshold": threshold,
+                "large_imbalance_fast": self._trackers[day_ms].imbalance(fast_sec, threshold),
+                **indicators,
+                "liq_imbalance_fast": liq,
+                "trades_fast": float(n_fast),
+            }
+            return Features._trusted(self.symbol, t_ms, v)
+
+        v = {}
+        if price is not None:
+            v["price"] = price
         v["cvd_fast"] = cvd_f
         v["cvd_mid"] = cvd_m
         v["cvd_day"] = cvd_d
         v["flow_fast"] = cvd_f / vol_f if vol_f > 0 else 0.0
         v["flow_mid"] = cvd_m / vol_m if vol_m > 0 else 0.0
-        vwap_f = pq_f / vol_f if vol_f > 0 else None
-        vwap_m = pq_m / vol_m if vol_m > 0 else None
-        if vwap_f is not None:
-            v["vwap_fast"] = vwap_f
-        if vwap_m is not None:
-            v["vwap_mid"] = vwap_m
+        vwap_f_or = pq_f / vol_f if vol_f > 0 else None
+        vwap_m_or = pq_m / vol_m if vol_m > 0 else None
+        if vwap_f_or is not None:
+            v["vwap_fast"] = vwap_f_or
+        if vwap_m_or is not None:
+            v["vwap_mid"] = vwap_m_or
         if vol_d > 0:
             v["vwap_day"] = pq_d / vol_d
         if price is not None:
-            if vwap_f is not None and vwap_f > 0:
-                v["vwap_dev_fast"] = (price - vwap_f) / vwap_f
-            if vwap_m is not None and vwap_m > 0:
-                v["vwap_dev_mid"] = (price - vwap_m) / vwap_m
-
-        atr_state = base.atr
-        atr = atr_state.atr
+            if vwap_f_or is not None and vwap_f_or > 0:
+                v["vwap_dev_fast"] = (price - vwap_f_or) / vwap_f_or
+            if vwap_m_or is not None and vwap_m_or > 0:
+                v["vwap_dev_mid"] = (price - vwap_m_or) / vwap_m_or
         if atr is not None:
             v["atr"] = atr
             if price is not None:
                 v["atr_pct"] = atr / price
-            n_atr = atr_state.count  # AtrState.percentile, inlined
-            if n_atr >= spec.atr_percentile_min_values:
+            if n_atr >= spec.atr_percentile_min_values:  # AtrState.percentile, inlined
                 v["atr_percentile"] = 100.0 * atr_state.at_or_below / n_atr
-
-        tracker, threshold = self._large(t_sec, spec.day_ms)
         if threshold is not None:
             v["large_threshold"] = threshold
-            v["large_imbalance_fast"] = tracker.imbalance(fast_sec, threshold)
-
-        self._indicator_features(t_ms, spec, base, v)
-        v["liq_imbalance_fast"] = self._liq.imbalance(t_ms - spec.fast_ms, t_ms)
+            v["large_imbalance_fast"] = self._trackers[day_ms].imbalance(fast_sec, threshold)
+        v.update(indicators)
+        v["liq_imbalance_fast"] = liq
         v["trades_fast"] = float(n_fast)
         return Features._trusted(self.symbol, t_ms, v)
 
     def _tick_base(self, t_ms: int) -> _TickBase:
         """What every spec reads the same way at this tick, computed once."""
-        base = _TickBase(
+        return _TickBase(
             self._tape.last_time_price(t_ms // SECOND_MS),
             self._candles.state(t_ms),
-            asof_each(self._series_list, t_ms),
-            self._series_list[_OI].asof(t_ms - HOUR_MS),
+            _indicator_values(
+                t_ms,
+                asof_each(self._series_list, t_ms),
+                self._series_list[_OI].asof(t_ms - HOUR_MS),
+            ),
         )
-        self._base = base
-        return base
 
-    def _sum_windows(self, t_sec: int, lengths: tuple[int, ...]) -> None:
-        """Sum the given windows, and any other asked for at the previous tick, in one pass.
+    def _sum_windows(
+        self, t_sec: int, specs: Sequence[FeatureSpec], memo: dict[int, Window]
+    ) -> None:
+        """Sum every window of ``specs`` not summed yet at this tick, in one pass.
 
         Each window is summed on its own whatever else is summed with it, so summing one
-        that no spec reads after all changes nothing but the time spent.
+        that is read by another spec only changes the time spent.
         """
-        memo = self._win_memo
-        asked = self._lengths_now
-        asked.update(dict.fromkeys(lengths))
-        missing = [w for w in dict.fromkeys([*lengths, *self._lengths_before]) if w not in memo]
-        for w, got in zip(missing, self._tape.windows(t_sec, missing), strict=True):
-            memo[w] = got
+        lengths = list(dict.fromkeys([w for s in specs for w in s.seconds]))
+        if memo:
+            lengths = [w for w in lengths if w not in memo]
+        memo.update(zip(lengths, self._tape.windows(t_sec, lengths), strict=True))
 
-    def _large(self, t_sec: int, day_ms: int) -> tuple[LargeTracker, float | None]:
+    def _large_threshold(self, t_sec: int, day_ms: int) -> float | None:
         tracker = self._trackers.get(day_ms)
         if tracker is None:
             tracker = self._trackers[day_ms] = LargeTracker(day_ms)
-        memo = self._large_memo
-        if day_ms in memo:
-            return tracker, memo[day_ms]
         tracker.advance(self._tape, t_sec)
-        threshold = memo[day_ms] = tracker.threshold()
-        return tracker, threshold
+        return tracker.threshold()
 
     @staticmethod
-    def _fresh(
-        got: tuple[int, float] | None, at_ms: int, t_ms: int, staleness_ms: int
-    ) -> float | None:
-        """The as-of value, unless stale at ``at_ms`` or known before t's history horizon."""
-        if got is None:
-            return None
-        known, value = got
-        if known < at_ms - staleness_ms or known < t_ms - HORIZON_MS:
-            return None
-        return value
-
-    def _indicator_features(
-        self, t_ms: int, spec: FeatureSpec, base: _TickBase, v: dict[str, float]
-    ) -> None:
-        stale = spec.max_staleness_ms
-        asof = base.asof
-        # A value known at or after this is fresh at t (never before t's horizon: the
-        # staleness is at most the horizon).
+    def _indicator_features(t_ms: int, stale: int, base: _TickBase) -> dict[str, float]:
+        """The indicator features present under staleness ``stale`` (ms), in feature order."""
         oldest = max(t_ms - stale, t_ms - HORIZON_MS)
-        got = asof[_FUNDING]
-        if got is not None and got[0] >= oldest:
-            funding = got[1]
-            v["funding_rate"] = funding
-            interval = self._fresh(asof[_INTERVAL], t_ms, t_ms, HORIZON_MS)
-            hours = DEFAULT_FUNDING_INTERVAL_HOURS if interval is None else interval
-            if hours > 0:
-                v["funding_annualised"] = funding * (24.0 / hours) * 365.0
-        got = asof[_OI]
-        oi_now = got[1] if got is not None and got[0] >= oldest else None
-        oi_then = self._fresh(base.oi_then, t_ms - HOUR_MS, t_ms, stale)
-        if oi_now is not None and oi_then is not None and oi_now > 0 and oi_then > 0:
-            v["oi_change_1h"] = oi_now / oi_then - 1.0
-        for name, k in _LOG_RATIOS:
-            got = asof[k]
-            if got is not None and got[0] >= oldest and got[1] > 0:
-                v[name] = math.log(got[1])
-        got = asof[_COINBASE]
-        idx = asof[_INDEX]
-        if got is not None and idx is not None and got[0] >= oldest and idx[0] >= oldest:
-            coinbase, index = got[1], idx[1]
-            if index > 0:
-                v["coinbase_premium_bps"] = (coinbase - index) / index * 1e4
+        return {name: value for name, known, value in base.indicators if known >= oldest}
 
     # ---- introspection -------------------------------------------------------------------
 

@@ -268,7 +268,9 @@ class _FastWindow:
     Holds the members with logical index in ``[lo, hi)``.
     """
 
-    __slots__ = ("buy", "epoch", "gen", "hi", "inband", "k", "lo", "scale", "sell", "used_at")
+    __slots__ = (
+        "buy", "epoch", "gen", "hi", "inband", "k", "last", "lo", "scale", "sell", "used_at",
+    )  # fmt: skip
 
     def __init__(self, members: _Members, band: _Band, lo_sec: int) -> None:
         self.gen = members.gen
@@ -283,6 +285,10 @@ class _FastWindow:
         self.inband: deque[tuple[int, float, int]] = deque()
         """(logical index, signed notional, exact |notional|) of band members."""
         self.used_at = 0
+        self.last: tuple[float, float] | None = None
+        """(threshold, imbalance) last computed; dropped when members enter or leave.
+        A quiet symbol's fast window mostly keeps its members from one tick to the next,
+        and the same members at the same threshold give the same imbalance."""
         self._enter(self.lo, members.between(self.lo, self.hi), band)
 
     def current(self, members: _Members, band: _Band) -> bool:
@@ -306,12 +312,21 @@ class _FastWindow:
 
     def update(self, members: _Members, band: _Band, lo_sec: int) -> bool:
         """Move to the window starting at ``lo_sec``; False when it must be rebuilt."""
-        if self.lo < members.start:
+        base = members.base
+        at = self.lo - base
+        if at < members.lo:
             return False  # not read while members it held left the day window
-        end = members.end
-        new_lo = members.first_at_or_after(lo_sec, self.lo)
+        sec = members.sec
+        end = base + len(sec)
+        # Nothing leaves unless the first member is older than the window: one comparison.
+        new_lo = (
+            bisect_left(sec, lo_sec, at) + base if at < len(sec) and sec[at] < lo_sec else self.lo
+        )
+        if end == self.hi and new_lo == self.lo:
+            return True
         if (end - self.hi) + (new_lo - self.lo) > _BULK:
             return False
+        self.last = None
         if end > self.hi:
             self._enter(self.hi, members.between(self.hi, end), band)
             self.hi = end
@@ -331,6 +346,9 @@ class _FastWindow:
         return True
 
     def imbalance(self, threshold: float) -> float:
+        last = self.last
+        if last is not None and last[0] == threshold:
+            return last[1]
         buy, sell = self.buy, self.sell
         for _, x, units in self.inband:
             # The sign carries the side and notionals are ≥ 0, so x ≥ thr is a large buy
@@ -341,7 +359,9 @@ class _FastWindow:
                 sell += units
         b, s = rounded(buy, self.k), rounded(sell, self.k)
         total = b + s
-        return 0.0 if total == 0 else (b - s) / total
+        got = 0.0 if total == 0 else (b - s) / total
+        self.last = (threshold, got)
+        return got
 
     @property
     def nbytes(self) -> int:
@@ -403,8 +423,10 @@ class LargeTracker:
         if t_sec > self._t_sec:
             members = self._members
             first = members.lo
-            k = bisect_left(members.sec, lo, first) - first
-            if k:
+            sec = members.sec
+            # Most ticks of a quiet symbol, no member leaves: one comparison says so.
+            if first < len(sec) and sec[first] < lo:
+                k = bisect_left(sec, lo, first) - first
                 self._band.remove(members.x[first : first + k])
                 members.pop_front(k)
             if new_end > self._end:
@@ -438,8 +460,11 @@ class LargeTracker:
                 xs = tape.ring.get(lo, hi)
                 floor = self._floor
                 if hi - lo <= _SMALL:
-                    # A handful of trades (most symbols, most ticks): plain Python is cheaper.
+                    # A handful of trades (most symbols, most ticks): plain Python is cheaper,
+                    # and most often none of them is a candidate.
                     picked = [i for i, x in enumerate(xs.tolist()) if abs(x) >= floor]
+                    if not picked:
+                        return _NO_SECS, _NO_VALUES
                     sel = np.array(picked, np.int64)
                 else:
                     sel = np.flatnonzero(np.abs(xs) >= floor)
@@ -482,7 +507,8 @@ class LargeTracker:
         if n < MIN_TRADES:
             return
         r = n - (99 * n + 99) // 100 + 1  # nearest_rank_from_top(n), inlined
-        size = len(self._members)
+        members = self._members
+        size = len(members.sec) - members.lo  # len(members), inlined
         if r <= size <= 3 * r + 64:
             return
         if size < r:
@@ -543,7 +569,8 @@ class LargeTracker:
         window = self._fast.get(fast_sec)
         if (
             window is None
-            or not window.current(members, band)
+            or window.gen != members.gen  # window.current(), inlined
+            or window.epoch != band.epoch
             or not window.update(members, band, lo_sec)
         ):
             window = self._fast[fast_sec] = _FastWindow(members, band, lo_sec)

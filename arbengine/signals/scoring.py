@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import NamedTuple
+
+import msgspec
 
 from arbengine.domain.events import Signal
 from arbengine.signals.features import Features
@@ -53,19 +54,20 @@ class GateResult(NamedTuple):
     passed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
+class Evaluation(msgspec.Struct, frozen=True):
     """One strategy on one symbol at one tick: everything needed to store and explain it.
 
     Per-factor and per-gate detail is derived on demand from the strategy
     definition, the features and the factor scores, so evaluating hundreds
-    of strategy×symbol pairs per tick does not build objects nobody reads.
+    of strategy×symbol pairs per tick does not build objects nobody reads (a
+    msgspec struct: built in one C call, where a frozen dataclass sets each field
+    through ``object.__setattr__``).
     """
 
     tick_ms: int
     symbol: str
-    definition: Strategy = field(repr=False)
-    """The strategy exactly as evaluated (its hash identifies it)."""
+    definition: Strategy
+    """The strategy exactly as evaluated (its hash identifies it); left out of the repr."""
     direction: int
     """+1 long, −1 short, 0 no direction."""
     score: float | None
@@ -79,6 +81,10 @@ class Evaluation:
     fired: bool
     reason: NoFire | None
     """Why it did not fire; None when it fired."""
+
+    def __repr__(self) -> str:
+        shown = (name for name in self.__struct_fields__ if name != "definition")
+        return f"Evaluation({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
 
     @property
     def strategy(self) -> str:
@@ -192,17 +198,25 @@ def factor_score(factor: Factor, x: float, d: int) -> float:
     return min(1.0, max(0.0, raw))
 
 
-_PLAIN, _CONTRARIAN, _UNSIGNED = 0, 1, 2
-
-
 class _ScorePlan(NamedTuple):
     """A strategy's scoring inputs as flat tuples, built once per strategy object."""
 
     strategy: Strategy
-    factors: tuple[tuple[str, float, int, float], ...]
-    """(feature, weight, kind, full) per factor, in strategy order."""
+    direction: tuple[str, float, tuple[str, ...]]
+    """(feature, min, confirm features)."""
+    weights: tuple[tuple[str, float], ...]
+    """(feature, weight) per factor, in strategy order."""
+    signed: tuple[tuple[tuple[str, float, float], ...], ...]
+    """(feature, weight, m · full) per factor, for direction +1 (index 1) and −1 (index 2),
+    m being −d for a contrarian factor, 1 for an unsigned one and d otherwise: the factor's
+    raw score ``d·x/full``, ``−d·x/full`` or ``x/full`` is ``x / (m · full)`` to the last
+    bit (±1 times a float is exact, and x / (−f) = −(x / f) = (−x) / f)."""
     total_w: float
     gates: tuple[tuple[str, float | None, float | None], ...]
+    threshold: float
+    min_coverage: float
+    cooldown_ms: int
+    max_open: int | None
 
 
 _PLANS: dict[int, _ScorePlan] = {}
@@ -215,58 +229,41 @@ def _plan(strategy: Strategy) -> _ScorePlan:
     if plan is not None and plan.strategy is strategy:
         return plan
     total_w = 0.0
-    factors = []
     for f in strategy.factors:
         total_w += f.weight  # the same additions, in the same order, as a per-call sum
-        kind = _UNSIGNED if f.unsigned else _CONTRARIAN if f.contrarian else _PLAIN
-        factors.append((f.feature, f.weight, kind, f.full))
-    gates = tuple((g.feature, g.low, g.high) for g in strategy.gates)
-    plan = _ScorePlan(strategy, tuple(factors), total_w, gates)
+    signed: list[tuple[tuple[str, float, float], ...]] = [()]
+    for d in (1, -1):
+        signed.append(
+            tuple(
+                (f.feature, f.weight, (1 if f.unsigned else -d if f.contrarian else d) * f.full)
+                for f in strategy.factors
+            )
+        )
+    entry = strategy.entry
+    direction = strategy.direction
+    plan = _ScorePlan(
+        strategy,
+        (direction.feature, direction.min, tuple(direction.confirm)),
+        tuple((f.feature, f.weight) for f in strategy.factors),
+        tuple(signed),
+        total_w,
+        tuple((g.feature, g.low, g.high) for g in strategy.gates),
+        entry.threshold,
+        entry.min_coverage,
+        entry.cooldown_ms,
+        entry.max_open_per_symbol,
+    )
     if len(_PLANS) >= 1024:
         _PLANS.clear()  # reloads create new strategy objects; never let old ones pile up
     _PLANS[id(strategy)] = plan
     return plan
 
 
-(
-    _set_tick, _set_symbol, _set_definition, _set_direction, _set_score, _set_coverage,
-    _set_factor_scores, _set_features, _set_fired, _set_reason,
-) = (
-    Evaluation.__dict__[name].__set__
-    for name in (
-        "tick_ms", "symbol", "definition", "direction", "score", "coverage",
-        "factor_scores", "features", "fired", "reason",
-    )
-)  # fmt: skip
-_object_new = object.__new__
-
-
-def _new_evaluation(
-    tick_ms: int,
-    symbol: str,
-    definition: Strategy,
-    direction: int,
-    score: float | None,
-    coverage: float,
-    factor_scores: tuple[float | None, ...],
-    features: Features,
-    fired: bool,
-    reason: NoFire | None,
-) -> Evaluation:
-    """``Evaluation(...)`` through its slots, skipping the frozen dataclass ``__init__``
-    (``object.__setattr__`` once per field: a third of the cost of scoring a strategy)."""
-    out: Evaluation = _object_new(Evaluation)
-    _set_tick(out, tick_ms)
-    _set_symbol(out, symbol)
-    _set_definition(out, definition)
-    _set_direction(out, direction)
-    _set_score(out, score)
-    _set_coverage(out, coverage)
-    _set_factor_scores(out, factor_scores)
-    _set_features(out, features)
-    _set_fired(out, fired)
-    _set_reason(out, reason)
-    return out
+# The reasons as module constants: looking an enum member up is not free on every call.
+_NO_PRICE, _NO_ATR, _NO_DIRECTION = NoFire.NO_PRICE, NoFire.NO_ATR, NoFire.NO_DIRECTION
+_NO_FACTORS, _BELOW_THRESHOLD = NoFire.NO_FACTORS, NoFire.BELOW_THRESHOLD
+_LOW_COVERAGE, _GATE_FAILED = NoFire.LOW_COVERAGE, NoFire.GATE_FAILED
+_COOLDOWN, _MAX_OPEN = NoFire.COOLDOWN, NoFire.MAX_OPEN
 
 
 def evaluate_strategy(
@@ -281,69 +278,84 @@ def evaluate_strategy(
     ``open_count`` (a number or a callable asked only when it matters) is the
     number of this strategy's paper positions on this symbol open at the tick.
     """
-    plan = _plan(strategy)
+    plan = _PLANS.get(id(strategy))
+    if plan is None or plan.strategy is not strategy:
+        plan = _plan(strategy)
     t = features.t_ms
     values = features.mapping
     get = values.get
-    d = direction_of(strategy.direction, values)
-    scores: list[float | None] = []
+    # direction_of(), inlined.
+    feature, minimum, confirm = plan.direction
+    x = get(feature)
+    d = 0
+    if not (x is None or x == 0 or abs(x) < minimum):
+        d = 1 if x > 0 else -1
+        for name in confirm:
+            c = get(name)
+            if c is None or c == 0 or (c > 0) != (d > 0):
+                d = 0
+                break
     present_w = 0.0
-    weighted = 0.0
-    # factor_score() and the clamp, inlined: max(0.0, raw) is raw only when raw > 0.0,
-    # and min(1.0, s) is s only when s < 1.0 (so a NaN gives 0.0, as with max/min).
-    for feature, w, kind, full in plan.factors:
-        x = get(feature)
-        if x is None:
-            scores.append(None)
-            continue
-        present_w += w
-        if d == 0:
-            scores.append(None)
-            continue
-        if kind == _UNSIGNED:
-            raw = x / full
-        elif kind == _CONTRARIAN:
-            raw = -d * x / full
-        else:
-            raw = d * x / full
-        sc = raw if raw > 0.0 else 0.0
-        if not sc < 1.0:
-            sc = 1.0
-        weighted += w * sc
-        scores.append(sc)
+    score: float | None = None
+    scores: tuple[float | None, ...]
+    if d == 0:
+        for feature, w in plan.weights:
+            if get(feature) is not None:
+                present_w += w
+        scores = (None,) * len(plan.weights)
+    else:
+        got: list[float | None] = []
+        weighted = 0.0
+        # factor_score() and the clamp, inlined: max(0.0, raw) is raw only when raw > 0.0,
+        # then min(1.0, raw) is raw only when raw < 1.0 (a NaN gives 0.0, as with max/min).
+        for feature, w, divisor in plan.signed[d]:
+            x = get(feature)
+            if x is None:
+                got.append(None)
+                continue
+            present_w += w
+            raw = x / divisor
+            sc = (raw if raw < 1.0 else 1.0) if raw > 0.0 else 0.0
+            weighted += w * sc
+            got.append(sc)
+        scores = tuple(got)
+        if present_w > 0:
+            score = 100.0 * weighted / present_w
     coverage = 100.0 * present_w / plan.total_w
-    score = 100.0 * weighted / present_w if d != 0 and present_w > 0 else None
 
-    entry = strategy.entry
     reason: NoFire | None = None
     if "price" not in values:
-        reason = NoFire.NO_PRICE
+        reason = _NO_PRICE
     elif "atr" not in values:
-        reason = NoFire.NO_ATR
+        reason = _NO_ATR
     elif d == 0:
-        reason = NoFire.NO_DIRECTION
+        reason = _NO_DIRECTION
     elif score is None:
-        reason = NoFire.NO_FACTORS
-    elif score < entry.threshold:
-        reason = NoFire.BELOW_THRESHOLD
-    elif coverage < entry.min_coverage:
-        reason = NoFire.LOW_COVERAGE
-    elif not all(_gate_passes(g, values) for g in plan.gates):
-        reason = NoFire.GATE_FAILED
-    elif last_fired_ms is not None and t - last_fired_ms < entry.cooldown_ms:
-        reason = NoFire.COOLDOWN
-    elif entry.max_open_per_symbol is not None:
+        reason = _NO_FACTORS
+    elif score < plan.threshold:
+        reason = _BELOW_THRESHOLD
+    elif coverage < plan.min_coverage:
+        reason = _LOW_COVERAGE
+    elif not _gates_pass(plan.gates, get):
+        reason = _GATE_FAILED
+    elif last_fired_ms is not None and t - last_fired_ms < plan.cooldown_ms:
+        reason = _COOLDOWN
+    elif plan.max_open is not None:
         n_open = open_count() if callable(open_count) else open_count
-        if n_open >= entry.max_open_per_symbol:
-            reason = NoFire.MAX_OPEN
+        if n_open >= plan.max_open:
+            reason = _MAX_OPEN
 
-    return _new_evaluation(
-        t, features.symbol, strategy, d, score, coverage, tuple(scores), features,
-        reason is None, reason,
-    )  # fmt: skip
+    return Evaluation(
+        t, features.symbol, strategy, d, score, coverage, scores, features, reason is None, reason
+    )
 
 
-def _gate_passes(gate: tuple[str, float | None, float | None], values: Mapping[str, float]) -> bool:
-    feature, low, high = gate
-    v = values.get(feature)
-    return v is not None and (low is None or v >= low) and (high is None or v <= high)
+def _gates_pass(
+    gates: tuple[tuple[str, float | None, float | None], ...],
+    get: Callable[[str], float | None],
+) -> bool:
+    for feature, low, high in gates:
+        v = get(feature)
+        if not (v is not None and (low is None or v >= low) and (high is None or v <= high)):
+            return False
+    return True

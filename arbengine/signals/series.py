@@ -122,8 +122,13 @@ def asof_each(series: Iterable[AsOfSeries], t_ms: int) -> tuple[tuple[int, float
     out: list[tuple[int, float] | None] = []
     for s in series:
         known = s._known
-        i = bisect_left(known, t_ms) if known else 0
-        out.append((known[i - 1], s._values[i - 1]) if i else None)
+        if not known:
+            out.append(None)
+        elif known[-1] < t_ms:  # the usual case: everything known is known before t
+            out.append((known[-1], s._values[-1]))
+        else:
+            i = bisect_left(known, t_ms)
+            out.append((known[i - 1], s._values[i - 1]) if i else None)
     return tuple(out)
 
 

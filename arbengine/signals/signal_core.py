@@ -8,7 +8,7 @@ the same stored trades give the same signals live and in a backtest.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 
 from arbengine.domain.market import (
@@ -76,7 +76,9 @@ class SignalCore:
         self._set = StrategySet(())
         self._states: dict[str, SymbolFeatures] = {}
         self._by_symbol: dict[str, tuple[Strategy, ...]] = {}
-        self._specs: dict[str, FeatureSpec] = {}
+        self._plans: dict[str, _SymbolPlan] = {}
+        self._order: tuple[str, ...] = ()
+        """Every symbol followed, sorted: the order of a tick's evaluations."""
         self._last_fired: dict[tuple[str, str], int] = {}
         self.replace_strategies(strategies)
 
@@ -118,7 +120,12 @@ class SignalCore:
             )
             for symbol in wanted
         }
-        self._specs = {s.name: s.feature_spec for s in strategies}
+        specs = {s.name: s.feature_spec for s in strategies}
+        self._plans = {
+            symbol: _SymbolPlan.of(self._states[symbol], symbol, self._by_symbol[symbol], specs)
+            for symbol in self._states
+        }
+        self._order = tuple(sorted(self._states))
         for symbol, state in self._states.items():
             state.forget_windows(s.windows.day_ms for s in self._by_symbol[symbol])
         self._set = strategies
@@ -200,26 +207,62 @@ class SignalCore:
         on its own). Results are ordered by symbol, then strategy name.
         Firing updates the cooldown state.
         """
-        chosen = sorted(self._states if symbols is None else symbols)
+        chosen = self._order if symbols is None else sorted(symbols)
         out: list[Evaluation] = []
-        states, specs, last_fired = self._states, self._specs, self._last_fired
+        plans, last_fired = self._plans, self._last_fired
         for symbol in chosen:
-            state = states.get(symbol)
-            if state is None:
+            plan = plans.get(symbol)
+            if plan is None:
                 continue
-            for strategy in self._by_symbol.get(symbol, ()):
-                if t_ms % strategy.tick_ms:
-                    continue
-                name = strategy.name
-                features = state.evaluate(t_ms, specs[name])
-                key = (name, symbol)
+            due = plan.due(t_ms)
+            if not due:
+                continue
+            specs = plan.specs if len(due) == len(plan.strategies) else [d[1] for d in due]
+            features = plan.state.evaluate_each(t_ms, specs)
+            for (strategy, _, key), feats in zip(due, features, strict=True):
                 open_count: int | Callable[[], int] = 0
                 if open_positions is not None:
-                    open_count = partial(open_positions, name, symbol, t_ms)
+                    open_count = partial(open_positions, key[0], symbol, t_ms)
                 evaluation = evaluate_strategy(
-                    strategy, features, last_fired_ms=last_fired.get(key), open_count=open_count
+                    strategy, feats, last_fired_ms=last_fired.get(key), open_count=open_count
                 )
                 if evaluation.fired:
                     last_fired[key] = t_ms
                 out.append(evaluation)
         return out
+
+
+class _SymbolPlan:
+    """One symbol's state and strategies as a tick walks them, built once per strategy set."""
+
+    __slots__ = ("every", "specs", "state", "strategies")
+
+    def __init__(
+        self,
+        state: SymbolFeatures,
+        strategies: tuple[tuple[Strategy, FeatureSpec, tuple[str, str]], ...],
+    ) -> None:
+        self.state = state
+        self.strategies = strategies
+        """(strategy, its feature spec, its cooldown key) by strategy name."""
+        self.specs = tuple(spec for _, spec, _ in strategies)
+        ticks = {strategy.tick_ms for strategy, _, _ in strategies}
+        self.every = ticks.pop() if len(ticks) == 1 else None
+        """The one tick every strategy of the symbol shares, if they do."""
+
+    @classmethod
+    def of(
+        cls,
+        state: SymbolFeatures,
+        symbol: str,
+        strategies: Sequence[Strategy],
+        specs: Mapping[str, FeatureSpec],
+    ) -> _SymbolPlan:
+        return cls(state, tuple((s, specs[s.name], (s.name, symbol)) for s in strategies))
+
+    def due(self, t_ms: int) -> Sequence[tuple[Strategy, FeatureSpec, tuple[str, str]]]:
+        """The strategies with ``t_ms`` on their tick grid."""
+        every = self.every
+        if every is not None:
+            return () if t_ms % every else self.strategies
+        return [entry for entry in self.strategies if not t_ms % entry[0].tick_ms]

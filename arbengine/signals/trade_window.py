@@ -46,6 +46,9 @@ B8 = NDArray[np.bool_]
 _SEC, _END, _LAST_T, _LAST_ID = 0, 1, 2, 3
 # Float columns of the per-second rows.
 _VOL, _CVD, _PQ, _LAST_P = 0, 1, 2, 3
+_FIRST = np.zeros(1, np.int64)
+"""The start of a single group, for ``np.add.reduceat``."""
+_FIRST.setflags(write=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,9 @@ class Ring:
         if lo == hi:
             return np.empty(0, np.float64)
         starts = self._starts
+        last = starts[-1]
+        if lo >= last:  # the usual case: the newest trades, in the last block
+            return self._blocks[-1][lo - last : hi - last]
         i = bisect_right(starts, lo) - 1
         j = bisect_right(starts, hi - 1, i) - 1
         if i == j:
@@ -357,7 +363,7 @@ class MinuteBlocks:
             for key in [key for key in self._memo if key[0] < minute]:
                 del self._memo[key]
 
-    def _append(self, minutes: I64, sums: F64) -> None:
+    def _append(self, minutes: I64 | list[int], sums: F64) -> None:
         n = len(minutes)
         if self._hi + n > len(self._min):
             size = self._hi - self._lo
@@ -383,16 +389,18 @@ class MinuteBlocks:
             start = int(secs[0]) // 60
         a, b = secs.searchsorted((start * 60, upto * 60)).tolist()
         if b > a:
-            minutes = secs[a:b] // 60
-            if minutes[0] == minutes[-1]:
-                starts = np.zeros(1, np.int64)
-            else:
-                starts = np.concatenate(
-                    (np.zeros(1, np.int64), np.flatnonzero(np.diff(minutes)) + 1)
-                )
             pa = rows.physical(a)
             block = rows.raw_float[_VOL : _PQ + 1, pa : pa + b - a]
-            self._append(minutes[starts], np.add.reduceat(block, starts, axis=1))
+            if upto - start == 1:
+                # One minute (a tick's usual case): one block, no minute boundaries to find.
+                self._append([start], np.add.reduceat(block, _FIRST, axis=1))
+            else:
+                minutes = secs[a:b] // 60
+                if minutes[0] == minutes[-1]:
+                    starts = _FIRST
+                else:
+                    starts = np.concatenate((_FIRST, np.flatnonzero(np.diff(minutes)) + 1))
+                self._append(minutes[starts], np.add.reduceat(block, starts, axis=1))
         self._built = max(upto, start)
 
     def sum(self, m_lo: int, m_hi: int) -> tuple[float, float, float]:
@@ -483,6 +491,17 @@ class SecondIndex:
             del self._rows[:drop]
             self._first += drop
 
+    def row_at(self, sec: int, n_rows: int) -> int:
+        """:meth:`rows_at` of one second (a tick looks up a handful, one by one)."""
+        k = sec - self._first
+        if k < 0:
+            return 0
+        rows = self._rows
+        if k >= len(rows):
+            return n_rows
+        i = rows[k] - self._popped
+        return i if i > 0 else 0
+
     def rows_at(self, secs: list[int], n_rows: int) -> list[int]:
         first, rows, popped = self._first, self._rows, self._popped
         size = len(rows)
@@ -507,6 +526,8 @@ _add_reduce = np.add.reduce
 sum along each row, started from 0), so the same floats, a microsecond cheaper."""
 _ZERO3 = (0.0, 0.0, 0.0)
 """The sum over no rows, exactly what the reduction of an empty slice gives."""
+_EMPTY = (0, 0.0, 0.0, 0.0)
+"""A window without trades."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -538,6 +559,12 @@ class TradeWindow:
         self.index = SecondIndex()
         self._right: tuple[int, int, tuple[float, float, float]] | None = None
         """Memo of the last right-edge partial minute: (first row, end row, sums)."""
+        self._at: tuple[int, int] | None = None
+        """(second, index of the first row at or after it) of the windows' last end."""
+        self._positions: dict[int, int] = {}
+        """Ring position of the first trade at or after a second, for the seconds the
+        windows looked up since the last change: the large-order tracker asks for the
+        same bounds right after."""
 
     @property
     def floor_sec(self) -> int | None:
@@ -569,14 +596,36 @@ class TradeWindow:
             index.rebuild(self.rows.secs)
         return index.rows_at(secs, len(self.rows))
 
+    def row_at(self, sec: int) -> int:
+        """Index of the first row at or after ``sec``."""
+        index = self.index
+        if index.stale:
+            index.rebuild(self.rows.secs)
+        return index.row_at(sec, len(self.rows))
+
     def _changed(self) -> None:
         self._right = None
+        self._at = None
+        self._positions.clear()
 
     def positions_before(self, secs: tuple[int, ...]) -> list[int]:
         """Ring position of the first trade at or after each of the given seconds."""
-        ends = self.rows.ends
+        known = self._positions
+        out = [known.get(sec, -1) for sec in secs]
+        if -1 not in out:
+            return out
+        rows = self.rows
+        index = self.index
+        if index.stale:
+            index.rebuild(rows.secs)
+        row_at, n_rows = index.row_at, len(rows)
+        ends = rows.ends
         base = self.ring.base
-        return [int(ends[i - 1]) if i else base for i in self.rows_at(list(secs))]
+        for k, sec in enumerate(secs):
+            if out[k] < 0:
+                i = row_at(sec, n_rows)
+                out[k] = int(ends[i - 1]) if i else base
+        return out
 
     def window(self, lo_sec: int, hi_sec: int) -> tuple[int, float, float, float]:
         """Trade count, Σq, Σ signed q and Σ p·q over seconds ``[lo_sec, hi_sec)``."""
@@ -592,46 +641,58 @@ class TradeWindow:
         plus the partial minute at its end, added in that order. The partial
         minute at the end and the block sums are the same reductions whichever
         window or tick asks, so they are computed once and reused.
+
+        Row bounds are looked up only where a window needs them (a direct window
+        needs its two ends, not its whole minutes): every tick of every symbol
+        comes through here.
         """
         rows = self.rows
-        ws = list(lengths)
-        m_hi = hi_sec // 60
-        los = [hi_sec - w for w in ws]
-        m_los = [-(-lo // 60) for lo in los]
-        idx = self.rows_at([hi_sec, m_hi * 60, *los, *(m * 60 for m in m_los)])
-        j, j2 = idx[0], idx[1]
-        ends = rows.ends
-        base = self.ring.base
-        end_j = int(ends[j - 1]) if j else base
-        raw = rows.raw_float
+        index = self.index
+        if index.stale:
+            index.rebuild(rows.secs)
+        n_rows = len(rows)
+        # SecondIndex.row_at, inlined (a handful of bounds per symbol and tick).
+        first, by_sec, popped = index._first, index._rows, index._popped
+        size = len(by_sec)
+        k = hi_sec - first
+        j = n_rows if k >= size else 0 if k < 0 else max(by_sec[k] - popped, 0)
+        self._at = (hi_sec, j)
         start = rows.physical(0)
-        nw = len(ws)
+        end_item = rows.raw_int.item  # .item(_END, row): a Python int without a numpy scalar
+        base = self.ring.base
+        end_j = end_item(_END, start + j - 1) if j else base
+        positions = self._positions
+        positions[hi_sec] = end_j
+        raw = rows.raw_float
+        m_hi = hi_sec // 60
+        right: tuple[float, float, float] | None = None
         out: list[tuple[int, float, float, float]] = []
-        for k in range(nw):
-            i = idx[2 + k]
+        for w in lengths:
+            lo = hi_sec - w
+            k = lo - first
+            i = n_rows if k >= size else 0 if k < 0 else max(by_sec[k] - popped, 0)
             if j <= i:
-                out.append((0, 0.0, 0.0, 0.0))
+                out.append(_EMPTY)
                 continue
-            n = end_j - (int(ends[i - 1]) if i else base)
-            m_lo = m_los[k]
+            begin = positions[lo] = end_item(_END, start + i - 1) if i else base
+            m_lo = -(-lo // 60)
             if j - i <= _DIRECT_ROWS or m_lo >= m_hi:
-                vol, cvd, pq = _add_reduce(
-                    raw[_VOL : _PQ + 1, start + i : start + j], axis=1
-                ).tolist()
-                out.append((n, vol, cvd, pq))
+                vol, cvd, pq = _add_reduce(raw[_VOL : _PQ + 1, start + i : start + j], 1).tolist()
+                out.append((end_j - begin, vol, cvd, pq))
                 continue
-            self.blocks.ensure(rows, m_hi)
-            i2 = idx[2 + nw + k]
+            if right is None:
+                self.blocks.ensure(rows, m_hi)
+                right = self._right_edge(start, index.row_at(m_hi * 60, n_rows), j)
+            i2 = index.row_at(m_lo * 60, n_rows)
             left = (
-                _add_reduce(raw[_VOL : _PQ + 1, start + i : start + i2], axis=1).tolist()
+                _add_reduce(raw[_VOL : _PQ + 1, start + i : start + i2], 1).tolist()
                 if i2 > i
                 else _ZERO3
             )
-            right = self._right_edge(start, j2, j)
             mid = self.blocks.sum(m_lo, m_hi)
             out.append(
                 (
-                    n,
+                    end_j - begin,
                     (left[0] + mid[0]) + right[0],
                     (left[1] + mid[1]) + right[1],
                     (left[2] + mid[2]) + right[2],
@@ -655,7 +716,7 @@ class TradeWindow:
 
     def last_before(self, sec: int) -> LastTrade | None:
         """The last trade (by ``(T, agg_id)``) in a second before ``sec``."""
-        j = self.rows_at([sec])[0] - 1
+        j = self.row_at(sec) - 1
         if j < 0:
             return self._carry
         p = self.rows.physical(j)
@@ -664,12 +725,13 @@ class TradeWindow:
 
     def last_time_price(self, sec: int) -> tuple[int, float] | None:
         """(time, price) of :meth:`last_before`, without building a LastTrade."""
-        j = self.rows_at([sec])[0] - 1
+        at = self._at
+        j = (at[1] if at is not None and at[0] == sec else self.row_at(sec)) - 1
         if j < 0:
             c = self._carry
             return None if c is None else (c.time_ms, c.price)
         p = self.rows.physical(j)
-        return int(self.rows.raw_int[_LAST_T, p]), float(self.rows.raw_float[_LAST_P, p])
+        return self.rows.raw_int.item(_LAST_T, p), self.rows.raw_float.item(_LAST_P, p)
 
     def secs_of(self, positions: I64) -> I64:
         """Second of each trade at the given logical ring positions."""
