@@ -317,13 +317,13 @@ class _FastWindow:
         if at < members.lo:
             return False  # not read while members it held left the day window
         sec = members.sec
-        end = base + len(sec)
+        n = len(sec)
         # Nothing leaves unless the first member is older than the window: one comparison.
-        new_lo = (
-            bisect_left(sec, lo_sec, at) + base if at < len(sec) and sec[at] < lo_sec else self.lo
-        )
-        if end == self.hi and new_lo == self.lo:
-            return True
+        leaving = at < n and sec[at] < lo_sec
+        end = base + n
+        if end == self.hi and not leaving:
+            return True  # the usual tick of a quiet symbol: nothing entered, nothing left
+        new_lo = bisect_left(sec, lo_sec, at) + base if leaving else self.lo
         if (end - self.hi) + (new_lo - self.lo) > _BULK:
             return False
         self.last = None
