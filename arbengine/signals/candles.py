@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import reduce
+from operator import add
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -34,15 +37,19 @@ _USED = ATR_CLOSES + ATR_PERIOD - 1  # 301 candles feed the 288 ATR values
 _SLOTS = 1024
 _NO_TIME = np.iinfo(np.int64).min
 _FOREVER = 2**63 - 1
+_min_of = np.minimum.reduce
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 B8 = NDArray[np.bool_]
 
 
-@dataclass(frozen=True, slots=True)
-class AtrState:
-    """ATR at the last candle close ≤ t, and the valid ATR values at the last 288 closes."""
+class AtrState(msgspec.Struct, frozen=True):
+    """ATR at the last candle close ≤ t, and the valid ATR values at the last 288 closes.
+
+    A msgspec struct (built in one C call): every symbol builds one at each candle close,
+    all in the same tick.
+    """
 
     atr: float | None
     values: F64
@@ -182,23 +189,23 @@ class Candles:
         tr_arr, ex_arr, atr_arr = self._tr, self._exists, self._atr_after
         while k < upto:
             slot = k % _SLOTS
-            if int(ks[slot]) != k:
-                if int(ks[slot]) > k:
+            if ks.item(slot) != k:
+                if ks.item(slot) > k:
                     # The slot already serves a candle ≥ 85 h newer: nothing still needs k,
                     # and a tick that would is refused in state().
                     k += 1
                     continue
                 ks[slot], ns[slot] = k, 0
             self._prev_t[slot], self._prev_c[slot] = carry_t, carry_c
-            if ns[slot] > 0:
-                h, lo = float(hs[slot]), float(ls[slot])
+            if ns.item(slot) > 0:
+                h, lo = hs.item(slot), ls.item(slot)
                 hl = h - lo
                 if carry_t != _NO_TIME:
                     tr = max(hl, max(abs(h - carry_c), abs(lo - carry_c)))
                 else:
                     tr = hl
                 exists = True
-                carry_t, carry_c = int(cts[slot]), float(cs[slot])
+                carry_t, carry_c = cts.item(slot), cs.item(slot)
             else:
                 tr, exists = 0.0, carry_t != _NO_TIME
             tr_arr[slot], ex_arr[slot] = tr, exists
@@ -206,12 +213,15 @@ class Candles:
             if (
                 self._chain_start is not None
                 and first >= self._chain_start
-                and ex_arr[first % _SLOTS]
+                and ex_arr.item(first % _SLOTS)
             ):
-                total = float(tr_arr[first % _SLOTS])
-                for i in range(first + 1, k + 1):
-                    total += float(tr_arr[i % _SLOTS])
-                atr_arr[slot] = total / ATR_PERIOD
+                at = first % _SLOTS
+                if at + ATR_PERIOD <= _SLOTS:
+                    trs = tr_arr[at : at + ATR_PERIOD].tolist()
+                else:
+                    trs = [tr_arr.item(i % _SLOTS) for i in range(first, k + 1)]
+                # Added one by one, oldest first: ((tr₀ + tr₁) + tr₂) + …
+                atr_arr[slot] = reduce(add, trs) / ATR_PERIOD
             else:
                 atr_arr[slot] = np.nan
             k += 1
@@ -290,11 +300,21 @@ class Candles:
                     "evaluate ticks while feeding trades"
                 )
         if chain_ok:
-            closes = np.arange(big_k - ATR_CLOSES, big_k, dtype=np.int64)
-            values = np.where(closes >= self._chain_start, self._atr_after[closes % _SLOTS], np.nan)
-            current = float(values[-1])
+            at = (big_k - ATR_CLOSES) % _SLOTS
+            if big_k - ATR_CLOSES >= self._chain_start and at + ATR_CLOSES <= _SLOTS:
+                # Every close in the chain and none wrapping round the slots (the usual
+                # case): the stored ATR values as they are.
+                values = self._atr_after[at : at + ATR_CLOSES].copy()
+            else:
+                closes = np.arange(big_k - ATR_CLOSES, big_k, dtype=np.int64)
+                values = np.where(
+                    closes >= self._chain_start, self._atr_after[closes % _SLOTS], np.nan
+                )
+            current = values.item(-1)
             atr = None if math.isnan(current) else current
-            self._state = AtrState.of(atr, values[~np.isnan(values)])
+            if math.isnan(_min_of(values)):  # the minimum is NaN exactly when a value is
+                values = values[~np.isnan(values)]
+            self._state = AtrState.of(atr, values)
         else:
             self._state = self._strict_state(t_ms)
         self._state_key = key

@@ -182,6 +182,10 @@ class _TickBase(NamedTuple):
     atr: AtrState
     indicators: tuple[IndicatorValue, ...]
     """The indicator features that can be present at this tick, in feature order."""
+    all_indicators: dict[str, float]
+    """Those features by name: every spec's when all are fresh for it (the usual case)."""
+    fresh_from: int
+    """All of them are fresh under a staleness s with ``max(t − s, t − 26 h)`` at most this."""
 
 
 def _indicator_values(
@@ -266,6 +270,8 @@ class SymbolFeatures:
         self._last_eval_ms: int | None = None
         self._housekeep_at = zlib.crc32(symbol.encode()) % _HOUSEKEEPING_MS
         self._late_trades = 0
+        self._lengths: tuple[Sequence[FeatureSpec], tuple[int, ...]] = ((), ())
+        """The last specs evaluated together and their window lengths (s), in first-use order."""
         self._cache: _TickCache | None = None
         """Per-tick memos, dropped by ``_invalidate`` (a new tick or any new input)."""
 
@@ -586,14 +592,16 @@ class SymbolFeatures:
 
     def _tick_base(self, t_ms: int) -> _TickBase:
         """What every spec reads the same way at this tick, computed once."""
+        series = self._series_list
+        indicators = _indicator_values(
+            t_ms, asof_each(series, t_ms), series[_OI].asof(t_ms - HOUR_MS)
+        )
         return _TickBase(
             self._tape.last_time_price(t_ms // SECOND_MS),
             self._candles.state(t_ms),
-            _indicator_values(
-                t_ms,
-                asof_each(self._series_list, t_ms),
-                self._series_list[_OI].asof(t_ms - HOUR_MS),
-            ),
+            indicators,
+            {name: value for name, _, value in indicators},
+            min([known for _, known, _ in indicators], default=t_ms),
         )
 
     def _sum_windows(
@@ -604,10 +612,16 @@ class SymbolFeatures:
         Each window is summed on its own whatever else is summed with it, so summing one
         that is read by another spec only changes the time spent.
         """
-        lengths = list(dict.fromkeys([w for s in specs for w in s.seconds]))
+        group = self._lengths
+        if group[0] is not specs:  # the engine passes the same specs at every tick
+            group = self._lengths = (
+                specs,
+                tuple(dict.fromkeys([w for s in specs for w in s.seconds])),
+            )
+        lengths = group[1]
         if memo:
-            lengths = [w for w in lengths if w not in memo]
-        memo.update(zip(lengths, self._tape.windows(t_sec, lengths), strict=True))
+            lengths = tuple(w for w in lengths if w not in memo)
+        memo.update(zip(lengths, self._tape.windows(t_sec, lengths)))  # noqa: B905 (equal lengths)
 
     def _large_threshold(self, t_sec: int, day_ms: int) -> float | None:
         tracker = self._trackers.get(day_ms)
@@ -620,6 +634,8 @@ class SymbolFeatures:
     def _indicator_features(t_ms: int, stale: int, base: _TickBase) -> dict[str, float]:
         """The indicator features present under staleness ``stale`` (ms), in feature order."""
         oldest = max(t_ms - stale, t_ms - HORIZON_MS)
+        if base.fresh_from >= oldest:
+            return base.all_indicators
         return {name: value for name, known, value in base.indicators if known >= oldest}
 
     # ---- introspection -------------------------------------------------------------------

@@ -317,13 +317,13 @@ class _FastWindow:
         if at < members.lo:
             return False  # not read while members it held left the day window
         sec = members.sec
-        end = base + len(sec)
+        n = len(sec)
         # Nothing leaves unless the first member is older than the window: one comparison.
-        new_lo = (
-            bisect_left(sec, lo_sec, at) + base if at < len(sec) and sec[at] < lo_sec else self.lo
-        )
-        if end == self.hi and new_lo == self.lo:
-            return True
+        leaving = at < n and sec[at] < lo_sec
+        end = base + n
+        if end == self.hi and not leaving:
+            return True  # the usual tick of a quiet symbol: nothing entered, nothing left
+        new_lo = bisect_left(sec, lo_sec, at) + base if leaving else self.lo
         if (end - self.hi) + (new_lo - self.lo) > _BULK:
             return False
         self.last = None
@@ -435,7 +435,13 @@ class LargeTracker:
                     members.append(secs, xs)
                     self._band.add(xs)
             self._start, self._end, self._t_sec = new_start, new_end, t_sec
-        self._rebalance(tape)
+        n = self._end - self._start
+        if n >= MIN_TRADES:
+            # _rebalance()'s test, inlined: most ticks the tail is within its bounds.
+            r = n - (99 * n + 99) // 100 + 1  # nearest_rank_from_top(n), inlined
+            members = self._members
+            if not r <= len(members.sec) - members.lo <= 3 * r + 64:
+                self._rebalance(tape)
 
     def _entering(self, tape: TradeWindow, lo: int, hi: int) -> tuple[array[int], array[float]]:
         """Second and notional of the trades at ring positions ``[lo, hi)`` with |x| ≥ floor.
@@ -452,19 +458,24 @@ class LargeTracker:
             or scan[1] != self._floor
             or not scan[2] <= lo <= hi <= scan[3]
         ):
-            end = min(tape.ring.end, max(hi, lo + _SCAN))
+            ring = tape.ring
+            end = lo + _SCAN if lo + _SCAN > hi else hi
+            if ring.end < end:
+                end = ring.end
             if end - hi < hi - lo:
                 # Little stored ahead (live: trades reach just past the tick): scanning
                 # ahead would be redone at the next tick anyway.
                 self._scan = None
-                xs = tape.ring.get(lo, hi)
+                xs = ring.get(lo, hi)
                 floor = self._floor
                 if hi - lo <= _SMALL:
                     # A handful of trades (most symbols, most ticks): plain Python is cheaper,
-                    # and most often none of them is a candidate.
-                    picked = [i for i, x in enumerate(xs.tolist()) if abs(x) >= floor]
-                    if not picked:
+                    # and most often none of them is a candidate (every |x| < floor), which
+                    # two C loops tell.
+                    values = xs.tolist()
+                    if max(values) < floor and min(values) > -floor:
                         return _NO_SECS, _NO_VALUES
+                    picked = [i for i, x in enumerate(values) if abs(x) >= floor]
                     sel = np.array(picked, np.int64)
                 else:
                     sel = np.flatnonzero(np.abs(xs) >= floor)
@@ -556,7 +567,14 @@ class LargeTracker:
         n = self._end - self._start
         if n < MIN_TRADES:
             return None
-        return self._band.kth_largest(n - (99 * n + 99) // 100 + 1, self._members)
+        r = n - (99 * n + 99) // 100 + 1
+        band = self._band
+        if band.valid:  # _Band.kth_largest's usual case, inlined
+            k = r - band.above
+            values = band.values
+            if 0 < k <= len(values):
+                return values[-k]
+        return band.kth_largest(r, self._members)
 
     def imbalance(self, fast_sec: int, threshold: float) -> float:
         """(large buy − large sell notional) / their sum over the last ``fast_sec`` seconds.

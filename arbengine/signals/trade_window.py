@@ -611,9 +611,11 @@ class TradeWindow:
     def positions_before(self, secs: tuple[int, ...]) -> list[int]:
         """Ring position of the first trade at or after each of the given seconds."""
         known = self._positions
+        try:
+            return list(map(known.__getitem__, secs))  # the windows just looked them up
+        except KeyError:
+            pass
         out = [known.get(sec, -1) for sec in secs]
-        if -1 not in out:
-            return out
         rows = self.rows
         index = self.index
         if index.stale:
