@@ -593,6 +593,9 @@ class LargeTracker:
         ):
             window = self._fast[fast_sec] = _FastWindow(members, band, lo_sec)
         window.used_at = t_sec
+        last = window.last  # _FastWindow.imbalance's memo, inlined
+        if last is not None and last[0] == threshold:
+            return last[1]
         return window.imbalance(threshold)
 
 

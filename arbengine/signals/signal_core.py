@@ -214,10 +214,18 @@ class SignalCore:
             plan = plans.get(symbol)
             if plan is None:
                 continue
-            due = plan.due(t_ms)
-            if not due:
+            every = plan.every
+            due: Sequence[tuple[Strategy, FeatureSpec, tuple[str, str]]]
+            specs: Sequence[FeatureSpec]
+            if every is None:
+                due = plan.due(t_ms)
+                if not due:
+                    continue
+                specs = [d[1] for d in due]
+            elif t_ms % every:
                 continue
-            specs = plan.specs if len(due) == len(plan.strategies) else [d[1] for d in due]
+            else:  # every strategy of the symbol shares its tick (the usual case)
+                due, specs = plan.strategies, plan.specs
             features = plan.state.evaluate_each(t_ms, specs)
             for (strategy, _, key), feats in zip(due, features, strict=True):
                 open_count: int | Callable[[], int] = 0
@@ -260,9 +268,6 @@ class _SymbolPlan:
     ) -> _SymbolPlan:
         return cls(state, tuple((s, specs[s.name], (s.name, symbol)) for s in strategies))
 
-    def due(self, t_ms: int) -> Sequence[tuple[Strategy, FeatureSpec, tuple[str, str]]]:
+    def due(self, t_ms: int) -> list[tuple[Strategy, FeatureSpec, tuple[str, str]]]:
         """The strategies with ``t_ms`` on their tick grid."""
-        every = self.every
-        if every is not None:
-            return () if t_ms % every else self.strategies
         return [entry for entry in self.strategies if not t_ms % entry[0].tick_ms]
