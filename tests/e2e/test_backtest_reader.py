@@ -99,10 +99,11 @@ async def test_a_killed_backtest_leaves_no_worker_or_reader_behind(database_url:
         spawned = await eventually(worker_and_readers, 60, interval=0.01, what="3 children")
         backtest.kill()
         await backtest.wait()
-        await eventually(
-            lambda: asyncio.sleep(0, not any(_alive(p) for p in spawned)), 30,
-            what="the backtest's children gone",
-        )  # fmt: skip
+
+        async def all_gone() -> bool:
+            return not any(_alive(p) for p in spawned)
+
+        await eventually(all_gone, 30, what="the backtest's children gone")
     finally:
         if backtest.returncode is None:
             backtest.kill()
