@@ -41,7 +41,6 @@ from arbengine.trading.report import (
 )
 
 __all__ = ["BacktestResult", "EvaluationsCsv", "run_backtest", "write_outputs"]
-DAY_MS = 86_400_000
 
 SIGNAL_COLUMNS = (
     "tick", "time", "symbol", "strategy", "strategy_hash", "direction", "score", "coverage",
